@@ -1,0 +1,44 @@
+#!/bin/sh
+# The whole test suite, as `make test` runs it. Every step records its counts
+# in build/results.txt; the last line printed is "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+RES=build/results.txt
+mkdir -p build/tests build/asan
+: > "$RES"
+WARN="-Wall -Wextra -Wpedantic -Werror"
+LIBS="-lm -lpthread"
+R() { tests/run.sh "$RES" "$@"; }
+
+# 1. The committed bitnet.h must be a fresh amalgamation of src/.
+R amalgamation python3 amalgamate.py --check
+python3 amalgamate.py # test the sources as they are, even if the committed header is stale
+
+# 2. The header compiles warning-free as C99 and C++, with gcc and clang, in each configuration.
+for cc in "gcc -std=c99" "clang -std=c99" "g++ -std=c++11 -x c++" "clang++ -std=c++11 -x c++"; do
+    for defs in "" "-DBITNET_STATIC" "-DBITNET_NO_THREADS -DBITNET_NO_SIMD -DBITNET_NO_MMAP"; do
+        label="warnings:$(echo "$cc $defs" | sed 's/ -x c++//; s/ -D/+/g; s/ /_/g')"
+        R "$label" $cc -O2 $WARN $defs -c tests/compile_check.c -o build/compile_check.o
+    done
+done
+
+# 3. Unit tests, optimized, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
+for src in tests/test_*.c; do
+    name=$(basename "$src" .c)
+    if R "build:$name" gcc -std=c99 -O2 -g $WARN "$src" -o "build/tests/$name" $LIBS; then :; fi
+    [ -x "build/tests/$name" ] && R "$name" "build/tests/$name"
+done
+for src in tests/test_*.c; do
+    name=$(basename "$src" .c)
+    R "build-asan:$name" clang -std=c99 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+        -fno-omit-frame-pointer $WARN "$src" -o "build/asan/$name" $LIBS
+    [ -x "build/asan/$name" ] && ASAN_OPTIONS=detect_leaks=1 R "asan:$name" "build/asan/$name"
+done
+
+# 4. Script tests (command-line programs): each prints its own "name: N passed, M failed".
+for t in tests/test_*.sh; do
+    [ -f "$t" ] || continue
+    R "$(basename "$t" .sh)" sh "$t"
+done
+
+sh tests/summary.sh "$RES"

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Install the packages the build and test suite need (Debian/Ubuntu), skipping
+# what is already there. Run as root or with sudo available.
+set -e
+need=""
+have() { command -v "$1" >/dev/null 2>&1; }
+have gcc || need="$need gcc"
+have g++ || need="$need g++"
+have clang || need="$need clang"
+have make || need="$need make"
+have python3 || need="$need python3"
+have qemu-aarch64 || need="$need qemu-user"
+have aarch64-linux-gnu-gcc || need="$need gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+if [ -z "$need" ]; then echo "deps: all present"; exit 0; fi
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+echo "deps: installing$need"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
