@@ -180,16 +180,196 @@ BN_EXTERN_C_END
 /* SafeTensors reader (mmap, validation) and writer (issue: core). */
 
 /* ==================== ternary_matmul.h ==================================== */
-/* Ternary weight layouts, activation quantization, scalar reference kernels (issues: core, kernels). */
+/* Matrices the transformer multiplies by, and the kernels that do it.
+
+   A ternary linear layer y = W x (W is rows x cols, values in {-1, 0, +1}
+   times one float scale) is computed the BitNet b1.58 way:
+     1. the input x of each token is quantized to int8 with its own scale
+        a = 127 / max(max|x|, 1e-5), q = clamp(round_half_even(x * a), -128, 127)
+     2. the integer dot products sum_c W[r][c] * q[c] are exact (int32)
+     3. y[r] = dot * scale / a
+   The weights live in memory in a layout made for the kernels (bn_tlayout),
+   built once at load. The scalar kernel is the reference: every SIMD kernel
+   must give bit-identical integer results.
+
+   Float matrices (embeddings, lm_head) are bn_fmat: f32, bf16, f16 or int8
+   with one scale per row. */
+
+typedef enum bn_tlayout {
+    BN_TLAYOUT_DEFAULT = 0, /* the layout chosen by measurement (see README) */
+    BN_TLAYOUT_I2,          /* 2 bits per weight */
+    BN_TLAYOUT_TQ1          /* 5 weights per byte in base 3: ~1.6 bits per weight */
+} bn_tlayout;
+
+typedef enum bn_kernel {
+    BN_KERNEL_AUTO = 0, /* best for this CPU, detected at run time */
+    BN_KERNEL_SCALAR,
+    BN_KERNEL_AVX2,
+    BN_KERNEL_AVX512, /* AVX-512 BW (+VNNI where present) */
+    BN_KERNEL_NEON,
+    BN_KERNEL_NEON_DOT
+} bn_kernel;
+
+typedef struct bn_tmat {
+    int rows, cols;    /* rows = output features, cols = input features */
+    bn_tlayout layout; /* never BN_TLAYOUT_DEFAULT once packed */
+    float scale;       /* effective weight = ternary value * scale */
+    uint8_t *data;     /* packed weights, owned (BN_FREE) */
+    size_t nbytes;
+} bn_tmat;
+
+typedef enum bn_ftype { BN_FTYPE_F32 = 0, BN_FTYPE_BF16, BN_FTYPE_F16, BN_FTYPE_I8 } bn_ftype;
+
+typedef struct bn_fmat {
+    int rows, cols;
+    bn_ftype type;
+    const void *data;       /* rows x cols elements of `type`, row-major */
+    const float *row_scale; /* BN_FTYPE_I8 only: value = data * row_scale[row] */
+    void *owned;            /* memory to BN_FREE with the matrix (NULL when data is mapped) */
+    float *owned_scale;
+} bn_fmat;
+
+BN_EXTERN_C_BEGIN
+/* Pack a row-major rows x cols matrix of ternary values (-1, 0, 1). */
+BN_API bn_status bn_tmat_pack(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
+                              bn_tlayout layout, bn_error *err);
+BN_API void bn_tmat_free(bn_tmat *m);
+/* The ternary value at (r, c), for tests and conversions. */
+BN_API int bn_tmat_get(const bn_tmat *m, int r, int c);
+
+/* Quantize one token's n activations as HF's BitLinear does; returns the scale a. */
+BN_API float bn_quantize_act(const float *x, int n, int8_t *q);
+
+/* out[t * m->rows + r] = sum_c W[r][c] * xq[t * m->cols + c], exact, for t < n_tokens. */
+BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
+                               bn_kernel kernel);
+/* y[t * m->rows + r] = dot * m->scale / act_scale[t]. */
+BN_API void bn_tmat_matmul(const bn_tmat *m, const int8_t *xq, const float *act_scale, int n_tokens, float *y,
+                           bn_pool *pool, bn_kernel kernel);
+
+/* y[t * m->rows + r] = sum_c M[r][c] * x[t * m->cols + c] in float. */
+BN_API void bn_fmat_matmul(const bn_fmat *m, const float *x, int n_tokens, float *y, bn_pool *pool);
+/* Row r as floats (embedding lookup). */
+BN_API void bn_fmat_row(const bn_fmat *m, int r, float *out);
+BN_API void bn_fmat_free(bn_fmat *m);
+
+BN_API bn_kernel bn_kernel_detect(void); /* best kernel this CPU (and this build) supports */
+BN_API const char *bn_kernel_name(bn_kernel kernel);
+BN_EXTERN_C_END
 
 /* ==================== ternary_simd.h ====================================== */
 /* AVX2 / AVX-512 VNNI / NEON ternary kernels (issue: kernels). Empty until written. */
 
 /* ==================== model.h ============================================= */
-/* config.json, architectures, weight variants, model loading (issue: core). */
+/* A loaded model: its configuration (from config.json) and its weights in the
+   layouts the kernels want. Read-only once loaded: one model can serve many
+   contexts on many threads.
+
+   Supported (see README): model_type "bitnet" (BitNetForCausalLM, as
+   microsoft/bitnet-b1.58-2B-4T) and "llama" with a bitnet quantization_config
+   (tiiuae/Falcon3-*-1.58bit, HF1BitLLM/Llama3-8B-1.58), each as bf16 master
+   weights (quantized at load), packed `bitlinear` or packed `autobitlinear`. */
+
+typedef enum bn_arch { BN_ARCH_BITNET = 0, BN_ARCH_LLAMA } bn_arch;
+typedef enum bn_act { BN_ACT_RELU2 = 0, BN_ACT_SILU } bn_act;
+
+/* How the ternary linears are stored on disk. */
+typedef enum bn_weight_variant {
+    BN_WEIGHTS_MASTER = 0,     /* bf16/f32 master weights, quantized online at load (absmean) */
+    BN_WEIGHTS_BITLINEAR,      /* packed uint8 codes; weight_scale = 1/mean|W| (divides) */
+    BN_WEIGHTS_AUTOBITLINEAR   /* packed uint8 codes; weight_scale = mean|W| (multiplies) */
+} bn_weight_variant;
+
+#define BN_MAX_EOS 8
+
+typedef struct bn_config {
+    bn_arch arch;
+    bn_act act;
+    bn_weight_variant variant;
+    int vocab_size;
+    int hidden_size;
+    int intermediate_size;
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;
+    int head_dim;             /* explicit in config.json or hidden_size / n_heads */
+    int max_seq_len;          /* max_position_embeddings */
+    float rope_theta;
+    float rms_norm_eps;
+    int tie_word_embeddings;
+    int has_sub_norms;        /* attn_sub_norm + ffn_sub_norm (bitnet arch) */
+    int bos_token_id;         /* -1 when absent */
+    int n_eos;
+    int eos_token_ids[BN_MAX_EOS]; /* config.json and generation_config.json, merged */
+} bn_config;
+
+typedef struct bn_model_params {
+    bn_tlayout layout;  /* in-memory ternary layout; BN_TLAYOUT_DEFAULT picks the measured best */
+    bn_ftype head_type; /* lm_head (and untied embeddings kept as-is on disk when possible) */
+    int head_type_set;  /* 0: the library's measured default for head_type */
+} bn_model_params;
+
+typedef struct bn_model bn_model; /* defined in the implementation; see bn_model_config */
+
+BN_EXTERN_C_BEGIN
+BN_API bn_model_params bn_model_default_params(void);
+/* Load an HF model folder (config.json + model.safetensors or a sharded
+   model.safetensors.index.json; generation_config.json when present), or a
+   .safetensors file with config.json beside it. params may be NULL. */
+BN_API bn_status bn_model_load(bn_model **out, const char *path, const bn_model_params *params, bn_error *err);
+BN_API void bn_model_free(bn_model *model);
+BN_API const bn_config *bn_model_config(const bn_model *model);
+/* Bytes of files mapped and bytes allocated (converted weights) by the load. */
+BN_API void bn_model_memory(const bn_model *model, size_t *bytes_mapped, size_t *bytes_allocated);
+BN_EXTERN_C_END
 
 /* ==================== forward.h =========================================== */
-/* Context, KV cache, batched transformer forward (issue: core). */
+/* A context holds what one or more sequences need to run through a model:
+   the KV cache (one slot per sequence), scratch buffers, the thread pool and
+   the logits of the last forward.
+
+   bn_forward runs a batch of tokens, each tagged with its sequence and
+   position, through the transformer in one pass over the weights: prompt
+   processing is a batch of many tokens of one sequence; batched decoding is a
+   batch of one token for each of many sequences. */
+
+typedef struct bn_context bn_context;
+
+typedef struct bn_context_params {
+    int n_ctx;     /* positions per sequence; 0 = the model's max_seq_len */
+    int n_seq;     /* sequences (KV slots) the context holds; default 1 */
+    int n_batch;   /* most tokens one bn_forward call takes; default 512 */
+    int n_threads; /* 0 = one per core */
+    bn_kernel kernel; /* BN_KERNEL_AUTO unless testing */
+} bn_context_params;
+
+/* One bn_forward call's input. Tokens of the same sequence must come in
+   order, and pos[i] must equal that sequence's length so far (use
+   bn_seq_truncate to rewind). want_logits may be NULL: logits for the last
+   token of the batch only. */
+typedef struct bn_batch {
+    int n_tokens;
+    const int32_t *token;
+    const int32_t *pos;
+    const int32_t *seq;        /* NULL: all sequence 0 */
+    const int8_t *want_logits; /* NULL: only the last token */
+} bn_batch;
+
+BN_EXTERN_C_BEGIN
+BN_API bn_context_params bn_context_default_params(void);
+BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const bn_context_params *params,
+                                bn_error *err);
+BN_API void bn_context_free(bn_context *ctx);
+BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *batch, bn_error *err);
+/* Logits (vocab_size floats) of batch token i, or NULL if they were not asked for. */
+BN_API const float *bn_get_logits(const bn_context *ctx, int i);
+/* Append n tokens to sequence seq (prompt or one decode step); logits of the last. */
+BN_API bn_status bn_eval(bn_context *ctx, int seq, const int32_t *tokens, int n, bn_error *err);
+BN_API int bn_seq_len(const bn_context *ctx, int seq);
+BN_API void bn_seq_truncate(bn_context *ctx, int seq, int len);
+BN_API bn_status bn_seq_copy(bn_context *ctx, int src, int dst, bn_error *err);
+BN_API void bn_context_reset(bn_context *ctx); /* all sequences empty */
+BN_EXTERN_C_END
 
 /* ==================== unicode_tables.h ==================================== */
 /* Unicode category range tables, generated by tools/gen_unicode_tables.py (issue: tokenizer). */
