@@ -160,24 +160,111 @@ BN_EXTERN_C_END
    are done. A NULL pool runs fn(arg, 0, 1) on the caller: every parallel
    function in this library also works single-threaded.
 
-   (Serial placeholder: the kernels issue replaces the implementation with
-   pthreads / Win32 threads; the API stays.) */
+   One pool serves one caller at a time (a context owns its pool); fn must not
+   call bn_pool_run on the same pool. Workers wait for work by spinning
+   briefly (a decode step runs hundreds of short parallel regions, and a
+   sleeping thread takes tens of microseconds to wake) and then sleep on a
+   condition variable, so an idle pool costs no CPU.
+
+   pthreads on POSIX, Win32 threads on Windows; BITNET_NO_THREADS builds a
+   pool of one thread (the caller). */
 
 typedef struct bn_pool bn_pool;
 typedef void (*bn_pool_fn)(void *arg, int ith, int nth);
 
 BN_EXTERN_C_BEGIN
-/* n_threads <= 0 means one per available core. */
+/* n_threads <= 0 means one per available core. NULL when out of memory or
+   when no thread could be created. */
 BN_API bn_pool *bn_pool_new(int n_threads);
 BN_API void bn_pool_free(bn_pool *pool);
 BN_API int bn_pool_size(const bn_pool *pool); /* 1 for NULL */
 BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg);
 /* Split [0, n) into nth nearly equal parts; part ith is [*lo, *hi). */
 BN_API void bn_split_range(int n, int ith, int nth, int *lo, int *hi);
+/* Online CPU cores (1 when unknown or BITNET_NO_THREADS). */
+BN_API int bn_cpu_count(void);
 BN_EXTERN_C_END
 
 /* ==================== safetensors.h ======================================= */
-/* SafeTensors reader (mmap, validation) and writer (issue: core). */
+/* SafeTensors reader and writer.
+
+   A .safetensors file is: 8 bytes little-endian header length N, N bytes of
+   JSON {"name": {"dtype": "BF16", "shape": [r, c], "data_offsets": [b, e]},
+   ..., "__metadata__": {"k": "v"}}, then the data section; tensor bytes are
+   data[b..e). The reader maps the file (read-only, zero-copy) and validates
+   every entry before anyone touches the data, so a bad file gives an error
+   naming the file, the tensor and the byte offset, never a crash.
+
+   bn_st_open accepts a .safetensors file, a sharded
+   model.safetensors.index.json, or a folder holding either. Tensors of every
+   shard appear in one list. Tensor data may be unaligned inside the map: read
+   it with memcpy or bn_st_read_f32 unless you checked the alignment. */
+
+typedef enum bn_dtype {
+    BN_DTYPE_F32 = 0,
+    BN_DTYPE_F16,
+    BN_DTYPE_BF16,
+    BN_DTYPE_F64,
+    BN_DTYPE_U8,
+    BN_DTYPE_I8,
+    BN_DTYPE_I16,
+    BN_DTYPE_I32,
+    BN_DTYPE_I64,
+    BN_DTYPE_BOOL
+} bn_dtype;
+
+#define BN_ST_MAX_DIMS 8
+#define BN_ST_MAX_HEADER (100u * 1024u * 1024u) /* larger headers are refused */
+
+typedef struct bn_st_tensor {
+    const char *name;
+    bn_dtype dtype;
+    int n_dims;
+    int64_t shape[BN_ST_MAX_DIMS];
+    const void *data; /* reader: points into the mapped file; writer: the caller's data */
+    size_t nbytes;    /* reader: bytes in the file; writer: ignored (computed) */
+    int file;         /* reader: index into bn_safetensors.files */
+    size_t offset;    /* reader: absolute byte offset of the data in its file */
+} bn_st_tensor;
+
+typedef struct bn_st_file {
+    char *path;
+    const uint8_t *bytes; /* the whole file */
+    size_t size;
+    void *handle_;        /* internal: mapping or owned buffer */
+    int mapped_;
+} bn_st_file;
+
+typedef struct bn_safetensors {
+    int n_tensors;
+    bn_st_tensor *tensors; /* sorted by name */
+    int n_files;
+    bn_st_file *files;
+    bn_json_doc *headers_;  /* internal: the parsed header of each file (names point into them) */
+    size_t bytes_mapped;    /* sum of the file sizes that are mapped (or read) */
+} bn_safetensors;
+
+BN_EXTERN_C_BEGIN
+BN_API bn_status bn_st_open(bn_safetensors **out, const char *path, bn_error *err);
+BN_API void bn_st_close(bn_safetensors *st);
+/* The tensor with that name, or NULL. */
+BN_API const bn_st_tensor *bn_st_find(const bn_safetensors *st, const char *name);
+/* A string from the "__metadata__" object of the first file, or NULL. */
+BN_API const char *bn_st_metadata(const bn_safetensors *st, const char *key);
+BN_API int64_t bn_st_numel(const bn_st_tensor *t);
+/* Convert a float or integer tensor to f32 (out holds bn_st_numel floats). */
+BN_API bn_status bn_st_read_f32(const bn_st_tensor *t, float *out, bn_error *err);
+
+BN_API size_t bn_dtype_size(bn_dtype dtype);
+BN_API const char *bn_dtype_name(bn_dtype dtype); /* "F32", "BF16", ... as in the file format */
+
+/* Write tensors (name, dtype, n_dims, shape, data of each) to path. metadata
+   is NULL or a NULL-terminated list of key, value strings, e.g.
+   {"format", "pt", NULL}. The header is padded to a multiple of 8 bytes so
+   the data section is aligned, as the reference implementation does. */
+BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int n, const char *const *metadata,
+                             bn_error *err);
+BN_EXTERN_C_END
 
 /* ==================== ternary_matmul.h ==================================== */
 /* Matrices the transformer multiplies by, and the kernels that do it.
@@ -386,7 +473,92 @@ BN_EXTERN_C_END
 /* HF tokenizer.json: BPE, normalizers, pre-tokenizers, decoders, chat templates (issue: tokenizer). */
 
 /* ==================== sampler.h =========================================== */
-/* Sampler chain (issue: generation). */
+/* Sampler chain: turns one row of logits into the next token.
+
+   The chain runs in llama.cpp's order, each step a small function on a list
+   of candidates (token id, logit, probability):
+
+       logit bias -> repetition / presence / frequency penalties
+       -> (temperature <= 0: argmax, done)
+       -> top-k -> top-p -> min-p -> temperature -> draw from the softmax
+
+   top-k and top-p keep a sorted prefix with a partial selection (a heap of
+   the k best), never a full sort of the vocabulary (128256 for 2B4T). The
+   random numbers come from a small PRNG kept in the sampler (splitmix64), so
+   the same seed and the same logits give the same tokens on any thread count.
+
+   A sampler remembers the last penalty_last_n tokens it was told about
+   (bn_sampler_accept): the penalties look at that window. */
+
+typedef struct bn_logit_bias {
+    int32_t token;
+    float bias; /* added to the logit; -INFINITY bans the token */
+} bn_logit_bias;
+
+typedef struct bn_sampler_params {
+    float temperature;       /* <= 0: greedy (argmax after bias and penalties). Default 0.8 */
+    int top_k;               /* keep the k most likely tokens; <= 0: off. Default 40 */
+    float top_p;             /* keep the smallest set whose probability reaches top_p; >= 1: off. Default 0.95 */
+    float min_p;             /* drop tokens with p < min_p * p(most likely); <= 0: off. Default 0.05 */
+    float repeat_penalty;    /* seen tokens: positive logits divided, negative multiplied by it; 1: off (default) */
+    float presence_penalty;  /* subtracted once from the logit of every seen token; 0: off (default) */
+    float frequency_penalty; /* subtracted once per occurrence in the window; 0: off (default) */
+    int penalty_last_n;      /* how many recent tokens the penalties look at; 0: none. Default 64 */
+    uint64_t seed;           /* default 0x5EED; the same seed gives the same draws */
+    const bn_logit_bias *logit_bias; /* copied by bn_sampler_new; may be NULL */
+    int n_logit_bias;
+} bn_sampler_params;
+
+/* One candidate token. p is filled by bn_sample_softmax. */
+typedef struct bn_candidate {
+    int32_t id;
+    float logit;
+    float p;
+} bn_candidate;
+
+/* A list of candidates. sorted: data is ordered by logit, highest first
+   (ties: lower id first). A fresh list holds the whole vocabulary in id order. */
+typedef struct bn_candidates {
+    bn_candidate *data;
+    int n;
+    int sorted;
+} bn_candidates;
+
+typedef struct bn_sampler bn_sampler;
+
+BN_EXTERN_C_BEGIN
+BN_API bn_sampler_params bn_sampler_default_params(void);
+BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *params, int n_vocab, bn_error *err);
+BN_API void bn_sampler_free(bn_sampler *s);
+/* Forget the token window and restart the random numbers from the seed. */
+BN_API void bn_sampler_reset(bn_sampler *s);
+/* Tell the sampler a token became part of the text (prompt or generated). */
+BN_API void bn_sampler_accept(bn_sampler *s, int32_t token);
+/* Pick the next token from n_vocab logits (not modified). Does not accept it. */
+BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits);
+/* The candidates of the last bn_sampler_sample (after the chain), for display or tests. */
+BN_API const bn_candidates *bn_sampler_candidates(const bn_sampler *s);
+
+/* The steps, usable on their own. */
+/* Fill c (c->data has room for n_vocab) with every token in id order. */
+BN_API void bn_candidates_init(bn_candidates *c, const float *logits, int n_vocab);
+/* Add biases; needs c in id order (as bn_candidates_init leaves it). */
+BN_API void bn_sample_logit_bias(bn_candidates *c, const bn_logit_bias *bias, int n_bias);
+/* tokens[i] occurred counts[i] times in the window (tokens distinct). Needs c in id order. */
+BN_API void bn_sample_penalties(bn_candidates *c, const int32_t *tokens, const int *counts, int n,
+                                float repeat_penalty, float frequency_penalty, float presence_penalty);
+BN_API int32_t bn_sample_argmax(const bn_candidates *c); /* highest logit; ties: lowest id */
+BN_API void bn_sample_top_k(bn_candidates *c, int k);    /* leaves c sorted, n = min(k, n) */
+BN_API void bn_sample_softmax(bn_candidates *c);          /* p from logits, in place */
+BN_API void bn_sample_top_p(bn_candidates *c, float top_p, int min_keep); /* leaves c sorted */
+BN_API void bn_sample_min_p(bn_candidates *c, float min_p, int min_keep);
+BN_API void bn_sample_temperature(bn_candidates *c, float temperature);
+/* Draw a token from the softmax of the candidates using u in [0, 1). */
+BN_API int32_t bn_sample_draw(bn_candidates *c, double u);
+/* The PRNG: splitmix64 on *state, and a double in [0, 1) from it. */
+BN_API uint64_t bn_rng_next(uint64_t *state);
+BN_API double bn_rng_uniform(uint64_t *state);
+BN_EXTERN_C_END
 
 /* ==================== generate.h ========================================== */
 /* Generation loop, stop conditions, streaming, beam search, batch scheduler (issue: generation). */
@@ -1068,9 +1240,23 @@ BN_API int bn_json_streq(const bn_json *v, const char *s) {
 }
 
 /* ==================== threads.h =========================================== */
+BN_API void bn_split_range(int n, int ith, int nth, int *lo, int *hi) {
+    int base = n / nth, rem = n % nth;
+    *lo = ith * base + BN_MIN(ith, rem);
+    *hi = *lo + base + (ith < rem ? 1 : 0);
+}
+
+#define BN__POOL_MAX_THREADS 256
+/* Polls of the shared counters before a waiting thread goes to sleep. */
+#define BN__POOL_SPIN 20000
+
+#if defined(BITNET_NO_THREADS)
+
 struct bn_pool {
     int n_threads;
 };
+
+BN_API int bn_cpu_count(void) { return 1; }
 
 BN_API bn_pool *bn_pool_new(int n_threads) {
     bn_pool *p = BN_ZALLOC(bn_pool, 1);
@@ -1081,17 +1267,807 @@ BN_API bn_pool *bn_pool_new(int n_threads) {
 
 BN_API void bn_pool_free(bn_pool *pool) { BN_FREE(pool); }
 
+BN_API int bn_pool_size(const bn_pool *pool) { BN_UNUSED(pool); return 1; }
+
+BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
+    BN_UNUSED(pool);
+    fn(arg, 0, 1);
+}
+
+#else /* real threads */
+
+/* ---- the few platform primitives the pool needs ---- */
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+typedef HANDLE bn__thread;
+typedef CRITICAL_SECTION bn__mutex;
+typedef CONDITION_VARIABLE bn__cond;
+#define bn__mutex_init(m) InitializeCriticalSection(m)
+#define bn__mutex_destroy(m) DeleteCriticalSection(m)
+#define bn__mutex_lock(m) EnterCriticalSection(m)
+#define bn__mutex_unlock(m) LeaveCriticalSection(m)
+#define bn__cond_init(c) InitializeConditionVariable(c)
+#define bn__cond_destroy(c) ((void)(c))
+#define bn__cond_wait(c, m) SleepConditionVariableCS(c, m, INFINITE)
+#define bn__cond_broadcast(c) WakeAllConditionVariable(c)
+#define bn__atomic_load(p) InterlockedCompareExchange((volatile LONG *)(p), 0, 0)
+#define bn__atomic_store(p, v) InterlockedExchange((volatile LONG *)(p), (LONG)(v))
+#define bn__atomic_dec(p) InterlockedDecrement((volatile LONG *)(p)) /* returns the new value */
+#define bn__cpu_relax() YieldProcessor()
+#define bn__yield() SwitchToThread()
+#else
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+typedef pthread_t bn__thread;
+typedef pthread_mutex_t bn__mutex;
+typedef pthread_cond_t bn__cond;
+#define bn__mutex_init(m) pthread_mutex_init(m, NULL)
+#define bn__mutex_destroy(m) pthread_mutex_destroy(m)
+#define bn__mutex_lock(m) pthread_mutex_lock(m)
+#define bn__mutex_unlock(m) pthread_mutex_unlock(m)
+#define bn__cond_init(c) pthread_cond_init(c, NULL)
+#define bn__cond_destroy(c) pthread_cond_destroy(c)
+#define bn__cond_wait(c, m) pthread_cond_wait(c, m)
+#define bn__cond_broadcast(c) pthread_cond_broadcast(c)
+#define bn__yield() sched_yield()
+#define bn__atomic_load(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
+#define bn__atomic_store(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
+#define bn__atomic_dec(p) __atomic_sub_fetch(p, 1, __ATOMIC_ACQ_REL)
+#if defined(__x86_64__) || defined(__i386__)
+#define bn__cpu_relax() __asm__ __volatile__("pause")
+#elif defined(__aarch64__)
+#define bn__cpu_relax() __asm__ __volatile__("yield")
+#else
+#define bn__cpu_relax() ((void)0)
+#endif
+#endif
+
+typedef struct bn__worker {
+    bn_pool *pool;
+    int ith;
+} bn__worker;
+
+struct bn_pool {
+    int n_threads;
+    int n_started;          /* worker threads created (n_threads - 1 when all went well) */
+    bn_pool_fn fn;          /* the current parallel region */
+    void *arg;
+    /* Shared counters, read with atomic loads while spinning and changed
+       under `mutex` so that a thread about to sleep cannot miss a change. */
+    long generation;        /* incremented once per bn_pool_run */
+    long pending;           /* workers still running the current region */
+    long stop;
+    bn__mutex mutex;
+    bn__cond wake;          /* generation or stop changed */
+    bn__cond done;          /* pending reached 0 */
+    bn__thread *threads;
+    bn__worker *workers;
+};
+
+BN_API int bn_cpu_count(void) {
+#if defined(_WIN32)
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    return si.dwNumberOfProcessors > 0 ? (int)si.dwNumberOfProcessors : 1;
+#elif defined(_SC_NPROCESSORS_ONLN)
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)BN_MIN(n, BN__POOL_MAX_THREADS) : 1;
+#else
+    return 1;
+#endif
+}
+
+/* Spin while *p == value (or, with until_equal, while *p != value) until the
+   spin budget runs out; returns the last value read. */
+static long bn__spin(long *p, long value, int until_equal) {
+    long v = bn__atomic_load(p);
+    int i;
+    for (i = 0; i < BN__POOL_SPIN && (v == value) != until_equal; i++) {
+        /* Now and then let another thread run: with more threads than free
+           cores, the one we wait for may be waiting for our core. */
+        if (i % 64 == 63)
+            bn__yield();
+        else
+            bn__cpu_relax();
+        v = bn__atomic_load(p);
+    }
+    return v;
+}
+
+static void bn__pool_worker_loop(bn__worker *w) {
+    bn_pool *p = w->pool;
+    long seen = 0;
+    for (;;) {
+        long gen = bn__spin(&p->generation, seen, 0);
+        if (gen == seen && !bn__atomic_load(&p->stop)) {
+            bn__mutex_lock(&p->mutex);
+            while (bn__atomic_load(&p->generation) == seen && !bn__atomic_load(&p->stop))
+                bn__cond_wait(&p->wake, &p->mutex);
+            bn__mutex_unlock(&p->mutex);
+        }
+        if (bn__atomic_load(&p->stop)) return;
+        seen = bn__atomic_load(&p->generation);
+        p->fn(p->arg, w->ith, p->n_threads);
+        if (bn__atomic_dec(&p->pending) == 0) {
+            bn__mutex_lock(&p->mutex);
+            bn__cond_broadcast(&p->done);
+            bn__mutex_unlock(&p->mutex);
+        }
+    }
+}
+
+#if defined(_WIN32)
+static DWORD WINAPI bn__pool_thread_main(LPVOID arg) {
+    bn__pool_worker_loop((bn__worker *)arg);
+    return 0;
+}
+static int bn__thread_start(bn__thread *t, bn__worker *w) {
+    *t = CreateThread(NULL, 0, bn__pool_thread_main, w, 0, NULL);
+    return *t != NULL;
+}
+static void bn__thread_join(bn__thread t) {
+    WaitForSingleObject(t, INFINITE);
+    CloseHandle(t);
+}
+#else
+static void *bn__pool_thread_main(void *arg) {
+    bn__pool_worker_loop((bn__worker *)arg);
+    return NULL;
+}
+static int bn__thread_start(bn__thread *t, bn__worker *w) {
+    return pthread_create(t, NULL, bn__pool_thread_main, w) == 0;
+}
+static void bn__thread_join(bn__thread t) { pthread_join(t, NULL); }
+#endif
+
+BN_API bn_pool *bn_pool_new(int n_threads) {
+    bn_pool *p = BN_ZALLOC(bn_pool, 1);
+    int i;
+    if (!p) return NULL;
+    if (n_threads <= 0) n_threads = bn_cpu_count();
+    n_threads = BN_MIN(n_threads, BN__POOL_MAX_THREADS);
+    p->threads = BN_ZALLOC(bn__thread, n_threads);
+    p->workers = BN_ZALLOC(bn__worker, n_threads);
+    if (!p->threads || !p->workers) {
+        BN_FREE(p->threads);
+        BN_FREE(p->workers);
+        BN_FREE(p);
+        return NULL;
+    }
+    bn__mutex_init(&p->mutex);
+    bn__cond_init(&p->wake);
+    bn__cond_init(&p->done);
+    /* Workers read n_threads in every region: fix it before they start, then
+       shrink it if some thread could not be created. */
+    p->n_threads = n_threads;
+    for (i = 1; i < n_threads; i++) {
+        p->workers[i].pool = p;
+        p->workers[i].ith = i;
+        if (!bn__thread_start(&p->threads[i], &p->workers[i])) break;
+        p->n_started++;
+    }
+    p->n_threads = p->n_started + 1; /* no region has run yet, so no worker has read it */
+    return p;
+}
+
+BN_API void bn_pool_free(bn_pool *pool) {
+    int i;
+    if (!pool) return;
+    bn__mutex_lock(&pool->mutex);
+    bn__atomic_store(&pool->stop, 1);
+    bn__cond_broadcast(&pool->wake);
+    bn__mutex_unlock(&pool->mutex);
+    for (i = 1; i <= pool->n_started; i++) bn__thread_join(pool->threads[i]);
+    bn__cond_destroy(&pool->wake);
+    bn__cond_destroy(&pool->done);
+    bn__mutex_destroy(&pool->mutex);
+    BN_FREE(pool->threads);
+    BN_FREE(pool->workers);
+    BN_FREE(pool);
+}
+
 BN_API int bn_pool_size(const bn_pool *pool) { return pool ? pool->n_threads : 1; }
 
 BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
-    int i, n = bn_pool_size(pool);
-    for (i = 0; i < n; i++) fn(arg, i, n);
+    long left;
+    if (!pool || pool->n_threads == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    pool->fn = fn;
+    pool->arg = arg;
+    bn__atomic_store(&pool->pending, (long)(pool->n_threads - 1));
+    bn__mutex_lock(&pool->mutex);
+    bn__atomic_store(&pool->generation, pool->generation + 1); /* publishes fn and arg */
+    bn__cond_broadcast(&pool->wake);
+    bn__mutex_unlock(&pool->mutex);
+
+    fn(arg, 0, pool->n_threads);
+
+    left = bn__spin(&pool->pending, 0, 1);
+    if (left != 0) {
+        bn__mutex_lock(&pool->mutex);
+        while (bn__atomic_load(&pool->pending) != 0) bn__cond_wait(&pool->done, &pool->mutex);
+        bn__mutex_unlock(&pool->mutex);
+    }
 }
 
-BN_API void bn_split_range(int n, int ith, int nth, int *lo, int *hi) {
-    int base = n / nth, rem = n % nth;
-    *lo = ith * base + BN_MIN(ith, rem);
-    *hi = *lo + base + (ith < rem ? 1 : 0);
+#endif /* BITNET_NO_THREADS */
+
+/* ==================== safetensors.h ======================================= */
+#if !defined(BITNET_NO_MMAP) && !defined(_WIN32)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
+static const char *const bn__dtype_names[] = {"F32", "F16", "BF16", "F64", "U8", "I8", "I16", "I32", "I64", "BOOL"};
+static const size_t bn__dtype_sizes[] = {4, 2, 2, 8, 1, 1, 2, 4, 8, 1};
+
+BN_API size_t bn_dtype_size(bn_dtype dtype) {
+    return (unsigned)dtype < sizeof bn__dtype_sizes / sizeof bn__dtype_sizes[0] ? bn__dtype_sizes[dtype] : 0;
+}
+
+BN_API const char *bn_dtype_name(bn_dtype dtype) {
+    return (unsigned)dtype < sizeof bn__dtype_names / sizeof bn__dtype_names[0] ? bn__dtype_names[dtype] : "?";
+}
+
+static int bn__dtype_parse(const bn_json *v, bn_dtype *out) {
+    int i;
+    for (i = 0; i < (int)(sizeof bn__dtype_names / sizeof bn__dtype_names[0]); i++)
+        if (bn_json_streq(v, bn__dtype_names[i])) {
+            *out = (bn_dtype)i;
+            return 1;
+        }
+    return 0;
+}
+
+BN_API int64_t bn_st_numel(const bn_st_tensor *t) {
+    int64_t n = 1;
+    int i;
+    for (i = 0; i < t->n_dims; i++) n *= t->shape[i];
+    return n;
+}
+
+/* ---- mapping a file --------------------------------------------------------
+   Three ways: POSIX mmap, Win32 file mapping, or (BITNET_NO_MMAP) reading the
+   whole file into memory. Each fills f->bytes and f->size. */
+
+#if defined(BITNET_NO_MMAP)
+static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
+    char *data;
+    size_t len;
+    bn_status st = bn_read_file(f->path, &data, &len, err);
+    if (st) return st;
+    f->bytes = (const uint8_t *)data;
+    f->size = len;
+    f->handle_ = data;
+    f->mapped_ = 0;
+    return BN_OK;
+}
+static void bn__file_unmap(bn_st_file *f) { BN_FREE(f->handle_); }
+#elif defined(_WIN32)
+static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
+    HANDLE h, m;
+    LARGE_INTEGER size;
+    void *p;
+    h = CreateFileA(f->path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    if (h == INVALID_HANDLE_VALUE) return bn_errorf(err, BN_ERR_IO, "%s: cannot open file", f->path);
+    if (!GetFileSizeEx(h, &size)) {
+        CloseHandle(h);
+        return bn_errorf(err, BN_ERR_IO, "%s: cannot determine file size", f->path);
+    }
+    f->size = (size_t)size.QuadPart;
+    if (f->size == 0) { /* an empty file cannot be mapped; it is invalid anyway */
+        CloseHandle(h);
+        f->bytes = (const uint8_t *)"";
+        return BN_OK;
+    }
+    m = CreateFileMappingA(h, NULL, PAGE_READONLY, 0, 0, NULL);
+    CloseHandle(h);
+    if (!m) return bn_errorf(err, BN_ERR_IO, "%s: cannot map file", f->path);
+    p = MapViewOfFile(m, FILE_MAP_READ, 0, 0, 0);
+    CloseHandle(m);
+    if (!p) return bn_errorf(err, BN_ERR_IO, "%s: cannot map file", f->path);
+    f->bytes = (const uint8_t *)p;
+    f->handle_ = p;
+    f->mapped_ = 1;
+    return BN_OK;
+}
+static void bn__file_unmap(bn_st_file *f) {
+    if (f->handle_) UnmapViewOfFile(f->handle_);
+}
+#else
+static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
+    struct stat sb;
+    void *p;
+    int fd = open(f->path, O_RDONLY);
+    if (fd < 0) return bn_errorf(err, BN_ERR_IO, "%s: cannot open file", f->path);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return bn_errorf(err, BN_ERR_IO, "%s: not a regular file", f->path);
+    }
+    f->size = (size_t)sb.st_size;
+    if (f->size == 0) { /* mmap refuses length 0; an empty file is invalid anyway */
+        close(fd);
+        f->bytes = (const uint8_t *)"";
+        return BN_OK;
+    }
+    p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return bn_errorf(err, BN_ERR_IO, "%s: cannot map file", f->path);
+    f->bytes = (const uint8_t *)p;
+    f->handle_ = p;
+    f->mapped_ = 1;
+    return BN_OK;
+}
+static void bn__file_unmap(bn_st_file *f) {
+    if (f->handle_) munmap(f->handle_, f->size);
+}
+#endif
+
+/* ---- validating one file's header ------------------------------------------ */
+
+static uint64_t bn__le64(const uint8_t *p) {
+    uint64_t v = 0;
+    int i;
+    for (i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+/* A non-negative integer from JSON that fits in 53 bits (all sizes we accept). */
+static int bn__json_u53(const bn_json *v, uint64_t *out) {
+    if (!v || v->type != BN_JSON_NUMBER || v->num < 0 || v->num != floor(v->num) || v->num > 9007199254740992.0)
+        return 0;
+    *out = (uint64_t)v->num;
+    return 1;
+}
+
+static int bn__st_cmp_offset(const void *a, const void *b) {
+    const bn_st_tensor *x = (const bn_st_tensor *)a, *y = (const bn_st_tensor *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset ? 1 : (x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes);
+}
+
+static int bn__st_cmp_name(const void *a, const void *b) {
+    return strcmp(((const bn_st_tensor *)a)->name, ((const bn_st_tensor *)b)->name);
+}
+
+/* Parse one tensor entry of file `fi` into *t (offsets relative to the data section). */
+static bn_status bn__st_parse_entry(const bn_st_file *f, int fi, const bn_json *e, uint64_t data_size,
+                                    bn_st_tensor *t, bn_error *err) {
+    const bn_json *dt = bn_json_get(e, "dtype"), *shape = bn_json_get(e, "shape"), *offs = bn_json_get(e, "data_offsets");
+    uint64_t begin, end, numel = 1, nbytes;
+    int d;
+    memset(t, 0, sizeof *t);
+    t->name = e->key;
+    t->file = fi;
+    if (e->type != BN_JSON_OBJECT)
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': header entry is not an object", f->path, e->key);
+    if (!dt || dt->type != BN_JSON_STRING)
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': missing \"dtype\"", f->path, e->key);
+    if (!bn__dtype_parse(dt, &t->dtype))
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: tensor '%s': unknown dtype '%s'", f->path, e->key, dt->str);
+    if (!shape || shape->type != BN_JSON_ARRAY)
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': missing \"shape\" array", f->path, e->key);
+    if (shape->len > BN_ST_MAX_DIMS)
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: tensor '%s': %d dimensions (at most %d)", f->path, e->key,
+                         shape->len, BN_ST_MAX_DIMS);
+    t->n_dims = shape->len;
+    for (d = 0; d < shape->len; d++) {
+        uint64_t dim;
+        if (!bn__json_u53(&shape->child[d], &dim) || dim > ((uint64_t)1 << 40))
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': bad shape dimension %d", f->path, e->key, d);
+        t->shape[d] = (int64_t)dim;
+        /* numel stays below 2^53 or we stop: no overflow in the product */
+        if (dim && numel > ((uint64_t)1 << 53) / dim)
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': shape too large", f->path, e->key);
+        numel *= dim;
+    }
+    if (!offs || offs->type != BN_JSON_ARRAY || offs->len != 2 || !bn__json_u53(&offs->child[0], &begin) ||
+        !bn__json_u53(&offs->child[1], &end) || end < begin)
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': bad \"data_offsets\" (need [begin, end], begin <= end)",
+                         f->path, e->key);
+    nbytes = numel * bn_dtype_size(t->dtype);
+    if (end - begin != nbytes)
+        return bn_errorf(err, BN_ERR_FORMAT,
+                         "%s: tensor '%s': shape x dtype is %llu bytes but data_offsets [%llu, %llu] hold %llu", f->path,
+                         e->key, (unsigned long long)nbytes, (unsigned long long)begin, (unsigned long long)end,
+                         (unsigned long long)(end - begin));
+    if (end > data_size)
+        return bn_errorf(err, BN_ERR_FORMAT,
+                         "%s: tensor '%s': data_offsets [%llu, %llu] run past the data section (%llu bytes)", f->path,
+                         e->key, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)data_size);
+    t->offset = (size_t)begin;
+    t->nbytes = (size_t)nbytes;
+    return BN_OK;
+}
+
+/* Validate file f (already mapped) and append its tensors to *list. */
+static bn_status bn__st_parse_file(bn_st_file *f, int fi, bn_json_doc *doc, bn_st_tensor **list, int *n_list,
+                                   bn_error *err) {
+    uint64_t hlen, data_start, data_size;
+    const bn_json *root;
+    bn_st_tensor *ts;
+    int i, n = 0, base = *n_list;
+    bn_status st;
+    if (f->size < 8) return bn_errorf(err, BN_ERR_FORMAT, "%s: %lu bytes is too short for a SafeTensors file", f->path, (unsigned long)f->size);
+    hlen = bn__le64(f->bytes);
+    if (hlen > BN_ST_MAX_HEADER)
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: header length %llu is over the 100 MB limit", f->path, (unsigned long long)hlen);
+    if (hlen > f->size - 8)
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: header length %llu is larger than the file (%lu bytes)", f->path,
+                         (unsigned long long)hlen, (unsigned long)f->size);
+    st = bn_json_parse(doc, (const char *)f->bytes + 8, (size_t)hlen, f->path, err);
+    if (st) return st; /* the message names the file and the byte offset in the header */
+    root = doc->root;
+    if (root->type != BN_JSON_OBJECT) return bn_errorf(err, BN_ERR_FORMAT, "%s: header is not a JSON object", f->path);
+    data_start = 8 + hlen;
+    data_size = f->size - data_start;
+    for (i = 0; i < root->len; i++) {
+        const bn_json *e = &root->child[i];
+        if (e->key_len == 12 && memcmp(e->key, "__metadata__", 12) == 0) {
+            int j;
+            if (e->type != BN_JSON_OBJECT) return bn_errorf(err, BN_ERR_FORMAT, "%s: __metadata__ is not an object", f->path);
+            for (j = 0; j < e->len; j++)
+                if (e->child[j].type != BN_JSON_STRING)
+                    return bn_errorf(err, BN_ERR_FORMAT, "%s: __metadata__ value '%s' is not a string", f->path, e->child[j].key);
+            continue;
+        }
+        n++;
+    }
+    ts = (bn_st_tensor *)BN_REALLOC(*list, sizeof(bn_st_tensor) * (size_t)(base + n + 1));
+    if (!ts) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory for %d tensors", f->path, n);
+    *list = ts;
+    for (i = 0; i < root->len; i++) {
+        const bn_json *e = &root->child[i];
+        if (e->key_len == 12 && memcmp(e->key, "__metadata__", 12) == 0) continue;
+        if ((size_t)e->key_len != strlen(e->key))
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: a tensor name contains a NUL character", f->path);
+        st = bn__st_parse_entry(f, fi, e, data_size, &ts[*n_list], err);
+        if (st) return st;
+        (*n_list)++;
+    }
+    /* No two tensors may share bytes: sort by offset and compare neighbours. */
+    qsort(ts + base, (size_t)n, sizeof *ts, bn__st_cmp_offset);
+    for (i = base + 1; i < base + n; i++)
+        if (ts[i].nbytes && ts[i - 1].offset + ts[i - 1].nbytes > ts[i].offset)
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: tensors '%s' [%lu, %lu) and '%s' [%lu, %lu) overlap", f->path,
+                             ts[i - 1].name, (unsigned long)ts[i - 1].offset,
+                             (unsigned long)(ts[i - 1].offset + ts[i - 1].nbytes), ts[i].name, (unsigned long)ts[i].offset,
+                             (unsigned long)(ts[i].offset + ts[i].nbytes));
+    for (i = base; i < base + n; i++) {
+        ts[i].offset += (size_t)data_start;
+        ts[i].data = f->bytes + ts[i].offset;
+    }
+    return BN_OK;
+}
+
+/* ---- opening a file, an index or a folder ---------------------------------- */
+
+static int bn__file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+static int bn__ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* The folder part of a path ("" when none), BN_MALLOC'd. */
+static char *bn__dirname(const char *path) {
+    size_t n = strlen(path);
+    while (n > 0 && path[n - 1] != '/' && path[n - 1] != '\\') n--;
+    return bn__strndup(path, n);
+}
+
+/* Collect the distinct shard file names of an index's weight_map, in order of appearance. */
+static bn_status bn__st_index_shards(const char *index_path, const bn_json *map, char ***names, int *n, bn_error *err) {
+    int i, j;
+    *names = BN_ALLOC(char *, map->len + 1);
+    *n = 0;
+    if (!*names) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", index_path);
+    for (i = 0; i < map->len; i++) {
+        const bn_json *v = &map->child[i];
+        int seen = 0;
+        if (v->type != BN_JSON_STRING || v->len == 0 || strchr(v->str, '/') || strchr(v->str, '\\'))
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: weight_map entry '%s' is not a file name in the same folder",
+                             index_path, v->key);
+        for (j = 0; j < *n && !seen; j++) seen = strcmp((*names)[j], v->str) == 0;
+        if (!seen) (*names)[(*n)++] = (char *)v->str;
+    }
+    return BN_OK;
+}
+
+static bn_status bn__st_open_files(bn_safetensors *st, char **paths, int n, bn_error *err) {
+    int i;
+    bn_status s;
+    st->files = BN_ZALLOC(bn_st_file, n);
+    st->headers_ = BN_ZALLOC(bn_json_doc, n);
+    if (!st->files || !st->headers_) return bn_errorf(err, BN_ERR_NOMEM, "out of memory opening %d files", n);
+    for (i = 0; i < n; i++) {
+        bn_st_file *f = &st->files[i];
+        f->path = paths[i];
+        paths[i] = NULL;
+        st->n_files = i + 1;
+        s = bn__file_map(f, err);
+        if (s) return s;
+        st->bytes_mapped += f->size;
+        s = bn__st_parse_file(f, i, &st->headers_[i], &st->tensors, &st->n_tensors, err);
+        if (s) return s;
+    }
+    return BN_OK;
+}
+
+/* Sort the tensors by name for bn_st_find; a name may appear only once. */
+static bn_status bn__st_sort_names(bn_safetensors *st, bn_error *err) {
+    int i;
+    qsort(st->tensors, (size_t)st->n_tensors, sizeof *st->tensors, bn__st_cmp_name);
+    for (i = 1; i < st->n_tensors; i++)
+        if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0)
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s' appears twice (also in %s)",
+                             st->files[st->tensors[i].file].path, st->tensors[i].name,
+                             st->files[st->tensors[i - 1].file].path);
+    return BN_OK;
+}
+
+/* Every tensor of the weight_map must be in the shard it names. */
+static bn_status bn__st_check_index(const bn_safetensors *st, const char *index_path, const bn_json *map, bn_error *err) {
+    int i;
+    for (i = 0; i < map->len; i++) {
+        const bn_st_tensor *t = bn_st_find(st, map->child[i].key);
+        const char *shard = st->files[t ? t->file : 0].path;
+        if (!t || !bn__ends_with(shard, map->child[i].str))
+            return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is not in shard '%s'", index_path, map->child[i].key,
+                             map->child[i].str);
+    }
+    return BN_OK;
+}
+
+static bn_status bn__st_open(bn_safetensors *st, const char *path, bn_error *err) {
+    char *file = NULL, *index = NULL, **paths = NULL, **names = NULL, *dir = NULL, *text = NULL;
+    int i, n = 0;
+    bn_json_doc doc;
+    const bn_json *map;
+    bn_status s = BN_OK;
+    memset(&doc, 0, sizeof doc);
+    /* A folder: model.safetensors, else model.safetensors.index.json. */
+    file = bn__path_join(path, "model.safetensors");
+    index = bn__path_join(path, "model.safetensors.index.json");
+    if (!file || !index) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
+    if (!bn__file_exists(file)) {
+        BN_FREE(file);
+        file = NULL;
+        if (!bn__file_exists(index)) {
+            BN_FREE(index);
+            index = NULL;
+            if (bn__ends_with(path, ".json")) index = bn__strndup(path, strlen(path));
+            else file = bn__strndup(path, strlen(path));
+            if (!index && !file) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
+        }
+    }
+    if (file) { /* one file */
+        paths = BN_ALLOC(char *, 1);
+        if (!paths) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
+        paths[0] = file;
+        file = NULL;
+        n = 1;
+        if ((s = bn__st_open_files(st, paths, n, err)) == BN_OK) s = bn__st_sort_names(st, err);
+        goto done;
+    }
+    /* An index: {"metadata": {...}, "weight_map": {"tensor": "shard file"}} */
+    if ((s = bn_read_file(index, &text, NULL, err)) != BN_OK) goto done;
+    if ((s = bn_json_parse(&doc, text, strlen(text), index, err)) != BN_OK) goto done;
+    map = bn_json_get(doc.root, "weight_map");
+    if (!map || map->type != BN_JSON_OBJECT || map->len == 0) {
+        s = bn_errorf(err, BN_ERR_FORMAT, "%s: no \"weight_map\" object", index);
+        goto done;
+    }
+    if ((s = bn__st_index_shards(index, map, &names, &n, err)) != BN_OK) goto done;
+    dir = bn__dirname(index);
+    paths = BN_ZALLOC(char *, n);
+    if (!dir || !paths) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
+    for (i = 0; i < n; i++)
+        if (!(paths[i] = bn__path_join(dir, names[i]))) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
+    if ((s = bn__st_open_files(st, paths, n, err)) != BN_OK) goto done;
+    if ((s = bn__st_sort_names(st, err)) != BN_OK) goto done;
+    s = bn__st_check_index(st, index, map, err);
+done:
+    if (paths)
+        for (i = 0; i < n; i++) BN_FREE(paths[i]);
+    BN_FREE(paths);
+    BN_FREE(names);
+    BN_FREE(dir);
+    BN_FREE(text);
+    BN_FREE(file);
+    BN_FREE(index);
+    bn_json_free(&doc);
+    return s;
+}
+
+BN_API bn_status bn_st_open(bn_safetensors **out, const char *path, bn_error *err) {
+    bn_safetensors *st;
+    bn_status s;
+    *out = NULL;
+    if (!path) return bn_errorf(err, BN_ERR_ARG, "bn_st_open: path is NULL");
+    st = BN_ZALLOC(bn_safetensors, 1);
+    if (!st) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", path);
+    s = bn__st_open(st, path, err);
+    if (s) {
+        bn_st_close(st);
+        return s;
+    }
+    *out = st;
+    return BN_OK;
+}
+
+BN_API void bn_st_close(bn_safetensors *st) {
+    int i;
+    if (!st) return;
+    for (i = 0; i < st->n_files; i++) {
+        bn__file_unmap(&st->files[i]);
+        BN_FREE(st->files[i].path);
+        bn_json_free(&st->headers_[i]);
+    }
+    BN_FREE(st->files);
+    BN_FREE(st->headers_);
+    BN_FREE(st->tensors);
+    BN_FREE(st);
+}
+
+BN_API const bn_st_tensor *bn_st_find(const bn_safetensors *st, const char *name) {
+    int lo = 0, hi = st ? st->n_tensors - 1 : -1;
+    while (lo <= hi) { /* tensors are sorted by name */
+        int mid = lo + (hi - lo) / 2, c = strcmp(st->tensors[mid].name, name);
+        if (c == 0) return &st->tensors[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
+}
+
+BN_API const char *bn_st_metadata(const bn_safetensors *st, const char *key) {
+    if (!st || st->n_files == 0) return NULL;
+    return bn_json_string(bn_json_get(st->headers_[0].root, "__metadata__"), key, NULL);
+}
+
+BN_API bn_status bn_st_read_f32(const bn_st_tensor *t, float *out, bn_error *err) {
+    size_t i, n = (size_t)bn_st_numel(t), sz = bn_dtype_size(t->dtype);
+    const uint8_t *p = (const uint8_t *)t->data;
+    for (i = 0; i < n; i++, p += sz) {
+        uint16_t h;
+        uint32_t u32;
+        uint64_t u64;
+        float f;
+        double d;
+        switch (t->dtype) {
+        case BN_DTYPE_F32: memcpy(&f, p, 4); out[i] = f; break;
+        case BN_DTYPE_F16: memcpy(&h, p, 2); out[i] = bn_f16_to_f32(h); break;
+        case BN_DTYPE_BF16: memcpy(&h, p, 2); out[i] = bn_bf16_to_f32(h); break;
+        case BN_DTYPE_F64: memcpy(&d, p, 8); out[i] = (float)d; break;
+        case BN_DTYPE_U8: case BN_DTYPE_BOOL: out[i] = (float)*p; break;
+        case BN_DTYPE_I8: out[i] = (float)(int8_t)*p; break;
+        case BN_DTYPE_I16: memcpy(&h, p, 2); out[i] = (float)(int16_t)h; break;
+        case BN_DTYPE_I32: memcpy(&u32, p, 4); out[i] = (float)(int32_t)u32; break;
+        case BN_DTYPE_I64: memcpy(&u64, p, 8); out[i] = (float)(int64_t)u64; break;
+        default: return bn_errorf(err, BN_ERR_UNSUPPORTED, "tensor '%s': dtype %d", t->name, (int)t->dtype);
+        }
+    }
+    return BN_OK;
+}
+
+/* ---- writer ---------------------------------------------------------------- */
+
+/* A growing text buffer for the JSON header. */
+typedef struct bn__sbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} bn__sbuf;
+
+static void bn__sbuf_put(bn__sbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *ns = (char *)BN_REALLOC(b->s, cap);
+        if (!ns) { b->oom = 1; return; }
+        b->s = ns;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+static void bn__sbuf_str(bn__sbuf *b, const char *s) { bn__sbuf_put(b, s, strlen(s)); }
+
+/* A JSON string literal with the escapes JSON requires. */
+static void bn__sbuf_jstr(bn__sbuf *b, const char *s) {
+    bn__sbuf_put(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[8];
+        if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; bn__sbuf_put(b, esc, 2); }
+        else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); bn__sbuf_put(b, esc, 6); }
+        else bn__sbuf_put(b, (const char *)&c, 1);
+    }
+    bn__sbuf_put(b, "\"", 1);
+}
+
+BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int n, const char *const *metadata,
+                             bn_error *err) {
+    bn__sbuf h;
+    FILE *f;
+    uint64_t offset = 0, hlen;
+    uint8_t len8[8];
+    int i, d, ok;
+    char num[64];
+    memset(&h, 0, sizeof h);
+    if (!path || n < 0 || (n > 0 && !tensors)) return bn_errorf(err, BN_ERR_ARG, "bn_st_write: bad arguments");
+    bn__sbuf_str(&h, "{");
+    if (metadata && metadata[0]) {
+        bn__sbuf_str(&h, "\"__metadata__\":{");
+        for (i = 0; metadata[i] && metadata[i + 1]; i += 2) {
+            if (i) bn__sbuf_str(&h, ",");
+            bn__sbuf_jstr(&h, metadata[i]);
+            bn__sbuf_str(&h, ":");
+            bn__sbuf_jstr(&h, metadata[i + 1]);
+        }
+        bn__sbuf_str(&h, "}");
+    }
+    for (i = 0; i < n; i++) {
+        const bn_st_tensor *t = &tensors[i];
+        uint64_t nbytes;
+        if (!t->name || bn_dtype_size(t->dtype) == 0 || t->n_dims < 0 || t->n_dims > BN_ST_MAX_DIMS ||
+            (bn_st_numel(t) > 0 && !t->data)) {
+            BN_FREE(h.s);
+            return bn_errorf(err, BN_ERR_ARG, "%s: tensor %d ('%s') has a bad name, dtype, shape or no data", path, i,
+                             t->name ? t->name : "(null)");
+        }
+        nbytes = (uint64_t)bn_st_numel(t) * bn_dtype_size(t->dtype);
+        if (i || (metadata && metadata[0])) bn__sbuf_str(&h, ",");
+        bn__sbuf_jstr(&h, t->name);
+        bn__sbuf_str(&h, ":{\"dtype\":\"");
+        bn__sbuf_str(&h, bn_dtype_name(t->dtype));
+        bn__sbuf_str(&h, "\",\"shape\":[");
+        for (d = 0; d < t->n_dims; d++) {
+            snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+            bn__sbuf_str(&h, num);
+        }
+        snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset,
+                 (unsigned long long)(offset + nbytes));
+        bn__sbuf_str(&h, num);
+        offset += nbytes;
+    }
+    bn__sbuf_str(&h, "}");
+    while (!h.oom && (8 + h.len) % 8) bn__sbuf_str(&h, " "); /* pad: the data section starts 8-aligned */
+    if (h.oom) {
+        BN_FREE(h.s);
+        return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory building the header", path);
+    }
+    f = fopen(path, "wb");
+    if (!f) {
+        BN_FREE(h.s);
+        return bn_errorf(err, BN_ERR_IO, "%s: cannot create file", path);
+    }
+    hlen = h.len;
+    for (i = 0; i < 8; i++) len8[i] = (uint8_t)(hlen >> (8 * i));
+    ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.s, 1, h.len, f) == h.len;
+    for (i = 0; ok && i < n; i++) {
+        size_t nbytes = (size_t)bn_st_numel(&tensors[i]) * bn_dtype_size(tensors[i].dtype);
+        ok = nbytes == 0 || fwrite(tensors[i].data, 1, nbytes, f) == nbytes;
+    }
+    ok = (fclose(f) == 0) && ok;
+    BN_FREE(h.s);
+    if (!ok) return bn_errorf(err, BN_ERR_IO, "%s: write failed", path);
+    return BN_OK;
 }
 
 /* ==================== ternary_matmul.h ==================================== */
@@ -1226,6 +2202,349 @@ BN_API const char *bn_kernel_name(bn_kernel kernel) {
     case BN_KERNEL_NEON_DOT: return "neon-dotprod";
     }
     return "unknown";
+}
+
+/* ==================== sampler.h =========================================== */
+struct bn_sampler {
+    bn_sampler_params params;
+    bn_logit_bias *bias;  /* own copy of params.logit_bias */
+    int n_vocab;
+    bn_candidates cands;
+    int32_t *window;      /* ring of the last penalty_last_n accepted tokens */
+    int window_len, window_next;
+    int32_t *scratch_tokens; /* penalty_last_n: sorted copy of the window */
+    int *scratch_counts;
+    uint64_t rng;
+};
+
+BN_API bn_sampler_params bn_sampler_default_params(void) {
+    bn_sampler_params p;
+    memset(&p, 0, sizeof p);
+    p.temperature = 0.8f;
+    p.top_k = 40;
+    p.top_p = 0.95f;
+    p.min_p = 0.05f;
+    p.repeat_penalty = 1.0f;
+    p.presence_penalty = 0.0f;
+    p.frequency_penalty = 0.0f;
+    p.penalty_last_n = 64;
+    p.seed = 0x5EED;
+    p.logit_bias = NULL;
+    p.n_logit_bias = 0;
+    return p;
+}
+
+BN_API uint64_t bn_rng_next(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+BN_API double bn_rng_uniform(uint64_t *state) {
+    return (double)(bn_rng_next(state) >> 11) * (1.0 / 9007199254740992.0); /* 53 bits / 2^53 */
+}
+
+BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *params, int n_vocab, bn_error *err) {
+    bn_sampler *s;
+    bn_sampler_params p = params ? *params : bn_sampler_default_params();
+    int i, w;
+    *out = NULL;
+    if (n_vocab <= 0) return bn_errorf(err, BN_ERR_ARG, "sampler: n_vocab must be positive (got %d)", n_vocab);
+    if (p.n_logit_bias < 0 || (p.n_logit_bias > 0 && !p.logit_bias))
+        return bn_errorf(err, BN_ERR_ARG, "sampler: n_logit_bias %d without a logit_bias array", p.n_logit_bias);
+    for (i = 0; i < p.n_logit_bias; i++)
+        if (p.logit_bias[i].token < 0 || p.logit_bias[i].token >= n_vocab)
+            return bn_errorf(err, BN_ERR_ARG, "sampler: logit bias for token %d, outside the vocabulary [0, %d)",
+                             (int)p.logit_bias[i].token, n_vocab);
+    if (p.repeat_penalty <= 0.0f)
+        return bn_errorf(err, BN_ERR_ARG, "sampler: repeat_penalty must be > 0 (got %g; 1 = off)",
+                         (double)p.repeat_penalty);
+    if (p.penalty_last_n < 0) p.penalty_last_n = 0;
+    w = p.penalty_last_n;
+    s = BN_ZALLOC(bn_sampler, 1);
+    if (!s) return bn_errorf(err, BN_ERR_NOMEM, "sampler: out of memory");
+    s->n_vocab = n_vocab;
+    s->cands.data = BN_ALLOC(bn_candidate, n_vocab);
+    s->window = BN_ALLOC(int32_t, w + 1);
+    s->scratch_tokens = BN_ALLOC(int32_t, w + 1);
+    s->scratch_counts = BN_ALLOC(int, w + 1);
+    s->bias = BN_ALLOC(bn_logit_bias, p.n_logit_bias + 1);
+    if (!s->cands.data || !s->window || !s->scratch_tokens || !s->scratch_counts || !s->bias) {
+        bn_sampler_free(s);
+        return bn_errorf(err, BN_ERR_NOMEM, "sampler: out of memory for %d candidates", n_vocab);
+    }
+    for (i = 0; i < p.n_logit_bias; i++) s->bias[i] = p.logit_bias[i];
+    p.logit_bias = s->bias;
+    s->params = p;
+    bn_sampler_reset(s);
+    *out = s;
+    return BN_OK;
+}
+
+BN_API void bn_sampler_free(bn_sampler *s) {
+    if (!s) return;
+    BN_FREE(s->cands.data);
+    BN_FREE(s->window);
+    BN_FREE(s->scratch_tokens);
+    BN_FREE(s->scratch_counts);
+    BN_FREE(s->bias);
+    BN_FREE(s);
+}
+
+BN_API void bn_sampler_reset(bn_sampler *s) {
+    s->window_len = 0;
+    s->window_next = 0;
+    s->rng = s->params.seed;
+    s->cands.n = 0;
+    s->cands.sorted = 0;
+}
+
+BN_API void bn_sampler_accept(bn_sampler *s, int32_t token) {
+    int w = s->params.penalty_last_n;
+    if (w <= 0) return;
+    s->window[s->window_next] = token;
+    s->window_next = (s->window_next + 1) % w;
+    if (s->window_len < w) s->window_len++;
+}
+
+BN_API const bn_candidates *bn_sampler_candidates(const bn_sampler *s) { return &s->cands; }
+
+/* ---- the steps ---- */
+
+BN_API void bn_candidates_init(bn_candidates *c, const float *logits, int n_vocab) {
+    int i;
+    for (i = 0; i < n_vocab; i++) {
+        c->data[i].id = i;
+        c->data[i].logit = logits[i];
+        c->data[i].p = 0.0f;
+    }
+    c->n = n_vocab;
+    c->sorted = 0;
+}
+
+/* The id-order steps index data by token id; a list that was cut or sorted cannot be. */
+static int bn__cands_in_id_order(const bn_candidates *c, int32_t id) {
+    return id >= 0 && id < c->n && c->data[id].id == id;
+}
+
+BN_API void bn_sample_logit_bias(bn_candidates *c, const bn_logit_bias *bias, int n_bias) {
+    int i;
+    for (i = 0; i < n_bias; i++)
+        if (bn__cands_in_id_order(c, bias[i].token)) c->data[bias[i].token].logit += bias[i].bias;
+}
+
+BN_API void bn_sample_penalties(bn_candidates *c, const int32_t *tokens, const int *counts, int n,
+                                float repeat_penalty, float frequency_penalty, float presence_penalty) {
+    int i;
+    for (i = 0; i < n; i++) {
+        float *logit;
+        if (!bn__cands_in_id_order(c, tokens[i]) || counts[i] <= 0) continue;
+        logit = &c->data[tokens[i]].logit;
+        /* CTRL's repetition penalty: push the logit toward "less likely" whatever its sign */
+        if (*logit > 0.0f) *logit /= repeat_penalty;
+        else *logit *= repeat_penalty;
+        *logit -= (float)counts[i] * frequency_penalty + presence_penalty;
+    }
+}
+
+/* a ranks before b: higher logit, or the same logit and a lower id. A total
+   order, so every selection below has one well-defined answer. */
+static int bn__cand_before(const bn_candidate *a, const bn_candidate *b) {
+    return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
+}
+
+BN_API int32_t bn_sample_argmax(const bn_candidates *c) {
+    int i, best = 0;
+    if (c->n <= 0) return -1;
+    for (i = 1; i < c->n; i++)
+        if (bn__cand_before(&c->data[i], &c->data[best])) best = i;
+    return c->data[best].id;
+}
+
+static void bn__cand_swap(bn_candidate *a, bn_candidate *b) {
+    bn_candidate t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Restore the heap property of h[0..n) below node i. The heap's root is the
+   candidate that ranks *last*, so the heap holds the best ones seen so far. */
+static void bn__heap_sift_down(bn_candidate *h, int n, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, worst = i;
+        if (l < n && bn__cand_before(&h[worst], &h[l])) worst = l;
+        if (r < n && bn__cand_before(&h[worst], &h[r])) worst = r;
+        if (worst == i) return;
+        bn__cand_swap(&h[i], &h[worst]);
+        i = worst;
+    }
+}
+
+/* Partial selection: move the m best candidates to the front of c->data,
+   sorted best first; the others stay behind them in some order.
+   O(n log m), and for logits (few newcomers beat the heap's root) close to O(n). */
+static void bn__sort_prefix(bn_candidates *c, int m) {
+    bn_candidate *h = c->data;
+    int i;
+    if (m > c->n) m = c->n;
+    if (m <= 0) return;
+    for (i = m / 2 - 1; i >= 0; i--) bn__heap_sift_down(h, m, i);
+    for (i = m; i < c->n; i++) {
+        if (bn__cand_before(&h[i], &h[0])) {
+            bn__cand_swap(&h[i], &h[0]);
+            bn__heap_sift_down(h, m, 0);
+        }
+    }
+    /* heap sort: repeatedly move the worst to the end of the prefix */
+    for (i = m - 1; i > 0; i--) {
+        bn__cand_swap(&h[0], &h[i]);
+        bn__heap_sift_down(h, i, 0);
+    }
+}
+
+BN_API void bn_sample_top_k(bn_candidates *c, int k) {
+    if (k <= 0) return;
+    if (k > c->n) k = c->n;
+    if (!c->sorted) bn__sort_prefix(c, k);
+    c->n = k;
+    c->sorted = 1;
+}
+
+BN_API void bn_sample_softmax(bn_candidates *c) {
+    double sum = 0.0;
+    float max;
+    int i;
+    if (c->n <= 0) return;
+    max = c->data[0].logit;
+    for (i = 1; i < c->n; i++)
+        if (c->data[i].logit > max) max = c->data[i].logit;
+    for (i = 0; i < c->n; i++) {
+        float e = expf(c->data[i].logit - max);
+        c->data[i].p = e;
+        sum += e;
+    }
+    for (i = 0; i < c->n; i++) c->data[i].p = (float)(c->data[i].p / sum);
+}
+
+/* With c sorted: how many leading candidates reach probability top_p (at least min_keep),
+   or 0 if the first m do not. */
+static int bn__nucleus_size(const bn_candidates *c, int m, float top_p, int min_keep) {
+    double cum = 0.0;
+    int i;
+    for (i = 0; i < m; i++) {
+        cum += c->data[i].p;
+        if (cum >= top_p && i + 1 >= min_keep) return i + 1;
+    }
+    return m == c->n ? m : 0;
+}
+
+BN_API void bn_sample_top_p(bn_candidates *c, float top_p, int min_keep) {
+    int m, keep;
+    if (top_p >= 1.0f || c->n <= 0) return;
+    bn_sample_softmax(c);
+    if (c->sorted) {
+        keep = bn__nucleus_size(c, c->n, top_p, min_keep);
+    } else {
+        /* sort a prefix big enough to hold the nucleus: try 64 candidates, then 4x more */
+        m = 64;
+        for (;;) {
+            if (m > c->n) m = c->n;
+            bn__sort_prefix(c, m);
+            keep = bn__nucleus_size(c, m, top_p, min_keep);
+            if (keep > 0) break;
+            m *= 4;
+        }
+        c->sorted = 1;
+    }
+    c->n = keep;
+}
+
+BN_API void bn_sample_min_p(bn_candidates *c, float min_p, int min_keep) {
+    float max, threshold;
+    int i, kept = 0;
+    if (min_p <= 0.0f || c->n <= 0) return;
+    /* p_i >= min_p * p_max  <=>  logit_i >= logit_max + log(min_p): no softmax needed */
+    max = c->data[0].logit;
+    for (i = 1; i < c->n; i++)
+        if (c->data[i].logit > max) max = c->data[i].logit;
+    threshold = max + logf(min_p);
+    if (c->sorted) {
+        while (kept < c->n && (c->data[kept].logit >= threshold || kept < min_keep)) kept++;
+    } else {
+        int n_above = 0;
+        for (i = 0; i < c->n; i++) n_above += c->data[i].logit >= threshold;
+        if (n_above < min_keep) { /* rare: keep the min_keep best instead */
+            bn_sample_top_k(c, min_keep);
+            return;
+        }
+        for (i = 0; i < c->n; i++) /* compact, keeping the order */
+            if (c->data[i].logit >= threshold) c->data[kept++] = c->data[i];
+    }
+    c->n = kept;
+}
+
+BN_API void bn_sample_temperature(bn_candidates *c, float temperature) {
+    int i;
+    if (temperature <= 0.0f || temperature == 1.0f) return;
+    for (i = 0; i < c->n; i++) c->data[i].logit /= temperature;
+}
+
+BN_API int32_t bn_sample_draw(bn_candidates *c, double u) {
+    double cum = 0.0;
+    int i;
+    if (c->n <= 0) return -1;
+    bn_sample_softmax(c);
+    for (i = 0; i < c->n; i++) {
+        cum += c->data[i].p;
+        if (u < cum) return c->data[i].id;
+    }
+    return c->data[c->n - 1].id; /* u within rounding of 1 */
+}
+
+static int bn__cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The window as (distinct token, count) pairs, from a sorted copy. */
+static int bn__window_counts(bn_sampler *s) {
+    int i, n = 0;
+    memcpy(s->scratch_tokens, s->window, sizeof(int32_t) * (size_t)s->window_len);
+    qsort(s->scratch_tokens, (size_t)s->window_len, sizeof(int32_t), bn__cmp_i32);
+    for (i = 0; i < s->window_len; i++) {
+        if (n > 0 && s->scratch_tokens[n - 1] == s->scratch_tokens[i]) {
+            s->scratch_counts[n - 1]++;
+        } else {
+            s->scratch_tokens[n] = s->scratch_tokens[i];
+            s->scratch_counts[n] = 1;
+            n++;
+        }
+    }
+    return n;
+}
+
+static int bn__penalties_on(const bn_sampler_params *p) {
+    return p->penalty_last_n > 0 &&
+           (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
+}
+
+BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
+    const bn_sampler_params *p = &s->params;
+    bn_candidates *c = &s->cands;
+    bn_candidates_init(c, logits, s->n_vocab);
+    bn_sample_logit_bias(c, s->bias, p->n_logit_bias);
+    if (bn__penalties_on(p) && s->window_len > 0) {
+        int n = bn__window_counts(s);
+        bn_sample_penalties(c, s->scratch_tokens, s->scratch_counts, n, p->repeat_penalty, p->frequency_penalty,
+                            p->presence_penalty);
+    }
+    if (p->temperature <= 0.0f) return bn_sample_argmax(c);
+    bn_sample_top_k(c, p->top_k);
+    bn_sample_top_p(c, p->top_p, 1);
+    bn_sample_min_p(c, p->min_p, 1);
+    bn_sample_temperature(c, p->temperature);
+    return bn_sample_draw(c, bn_rng_uniform(&s->rng));
 }
 
 /* ==================== autograd.h ========================================== */
