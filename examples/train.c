@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* mallopt: keep freed step buffers in the heap instead of unmapping them */
+#endif
 
 typedef struct options {
     const char *data, *out, *ckpt;
@@ -47,7 +50,8 @@ static void usage(void) {
             "  --lr X --min-lr X --warmup N --wd X --clip X   AdamW (2e-3 2e-4 50 0.1 1.0)\n"
             "  --threads N       threads (0 = all cores)\n"
             "  --eval-every N    validation every N steps (250); --ckpt-every N (250)\n"
-            "  --time-limit S    stop (and save) after S seconds\n"
+            "  --time-limit S    stop (and save) after S seconds; with --steps 0 the LR schedule runs\n"
+            "                    over the time instead (total steps estimated from the speed so far)\n"
             "  --seed N\n");
     exit(2);
 }
@@ -75,7 +79,7 @@ static void parse_args(int argc, char **argv, options *o) {
         fprintf(stderr, "train: unknown or incomplete option '%s'\n", a);
         usage();
     }
-    if (!o->data) usage();
+    if (!o->data || (o->steps <= 0 && o->time_limit <= 0)) usage();
 }
 
 /* uint16 token ids of a .bin file, widened to int32. */
@@ -151,9 +155,13 @@ int main(int argc, char **argv) {
     bn_error err;
     int32_t *tokens, *targets;
     double t_start, t_train = 0.0, nats, bpb, train_loss_avg = 0.0;
-    int64_t step, first_step;
+    int64_t step, first_step, total_steps;
     size_t tokens_seen = 0;
     parse_args(argc, argv, &o);
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 512 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
     load_dataset(o.data, &d);
     pool = bn_pool_new(o.threads);
     if (o.resume) {
@@ -190,10 +198,19 @@ int main(int argc, char **argv) {
     targets = (int32_t *)malloc(sizeof(int32_t) * (size_t)o.batch * o.seq);
     t_start = bn_time_s();
     first_step = opt.step;
-    for (step = opt.step; step < o.steps; step++) {
+    total_steps = o.steps > 0 ? o.steps : INT64_MAX;
+    for (step = opt.step; step < total_steps; step++) {
         uint64_t rng = ((uint64_t)o.seed << 32) ^ (uint64_t)(step + 1) * 0x9E3779B97F4A7C15ull;
         double t0 = bn_time_s(), dt;
-        float lr = bn_train_lr(step, o.warmup, o.steps, o.lr, o.min_lr), gnorm, loss_value;
+        float lr, gnorm, loss_value;
+        if (o.steps <= 0) { /* time-based schedule: the steps that fit in the time left at the speed so far */
+            double elapsed = t0 - t_start;
+            total_steps = step < first_step + 3 ? INT64_MAX
+                                                : step + 1 + (int64_t)((o.time_limit - elapsed) / (elapsed / (step - first_step)));
+            lr = bn_train_lr(step, o.warmup, step < first_step + 3 ? step + 1000000 : total_steps, o.lr, o.min_lr);
+        } else {
+            lr = bn_train_lr(step, o.warmup, o.steps, o.lr, o.min_lr);
+        }
         bn_ag_tensor *loss;
         int b, t;
         for (b = 0; b < o.batch; b++) { /* random windows of seq + 1 tokens */
@@ -217,15 +234,15 @@ int main(int argc, char **argv) {
         dt = bn_time_s() - t0;
         t_train += dt;
         tokens_seen += (size_t)o.batch * o.seq;
-        fprintf(stderr, "step %5lld/%d  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.0f tok/s  %.0fs\n", (long long)step + 1,
-                o.steps, loss_value, train_loss_avg, lr, gnorm, o.batch * o.seq / dt, bn_time_s() - t_start);
-        if ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || step + 1 == o.steps) {
+        fprintf(stderr, "step %5lld/%lld  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.0f tok/s  %.0fs\n", (long long)step + 1,
+                (long long)(total_steps == INT64_MAX ? 0 : total_steps), loss_value, train_loss_avg, lr, gnorm, o.batch * o.seq / dt, bn_time_s() - t_start);
+        if ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || step + 1 == total_steps) {
             evaluate(m, pool, &d, m->cfg.max_seq_len, &nats, &bpb);
             printf("step %lld: train loss %.4f (avg of recent steps), val loss %.4f nats/token = %.4f bits/byte\n",
                    (long long)step + 1, train_loss_avg, nats, bpb);
             fflush(stdout);
         }
-        if ((o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0) || step + 1 == o.steps) {
+        if ((o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0) || step + 1 == total_steps) {
             if (bn_train_checkpoint_save(m, &opt, o.ckpt, &err)) fprintf(stderr, "train: checkpoint: %s\n", err.msg);
         }
         if (o.time_limit > 0 && bn_time_s() - t_start > o.time_limit) {
