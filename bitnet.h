@@ -301,8 +301,9 @@ typedef struct bn_tmat {
     int rows, cols;    /* rows = output features, cols = input features */
     bn_tlayout layout; /* never BN_TLAYOUT_DEFAULT once packed */
     float scale;       /* effective weight = ternary value * scale */
-    uint8_t *data;     /* packed weights, owned (BN_FREE) */
-    size_t nbytes;
+    uint8_t *data;     /* packed weights (64-byte aligned inside `owned`) */
+    size_t nbytes;     /* bytes of packed weights: rows * row bytes */
+    void *owned;       /* the allocation, freed by bn_tmat_free */
 } bn_tmat;
 
 typedef enum bn_ftype { BN_FTYPE_F32 = 0, BN_FTYPE_BF16, BN_FTYPE_F16, BN_FTYPE_I8 } bn_ftype;
@@ -345,7 +346,17 @@ BN_API const char *bn_kernel_name(bn_kernel kernel);
 BN_EXTERN_C_END
 
 /* ==================== ternary_simd.h ====================================== */
-/* AVX2 / AVX-512 VNNI / NEON ternary kernels (issue: kernels). Empty until written. */
+/* SIMD ternary kernels: AVX2 (maddubs), AVX-512 BW + VNNI (vpdpbusd), NEON
+   (smull/smlal) and NEON dotprod (sdot), for both weight layouts, chosen at
+   run time (bn_kernel_detect) and compiled with per-function target
+   attributes, so that the header needs no -m flags. Each kernel computes
+   exactly what the scalar reference in ternary_matmul.h computes: integer
+   sums, bit-identical. BITNET_NO_SIMD leaves only the scalar kernels. */
+
+BN_EXTERN_C_BEGIN
+/* 1 when this build has the kernel and this CPU can run it. */
+BN_API int bn_kernel_supported(bn_kernel kernel);
+BN_EXTERN_C_END
 
 /* ==================== model.h ============================================= */
 /* A loaded model: its configuration (from config.json) and its weights in the
@@ -398,9 +409,6 @@ typedef struct bn_model_params {
 
 typedef struct bn_model bn_model; /* defined in the implementation; see bn_model_config */
 
-/* BN_CONTRACT_PENDING: declared ahead of the implementation (issue: core);
-   remove this guard when the functions exist. */
-#ifdef BN_CONTRACT_PENDING
 BN_EXTERN_C_BEGIN
 BN_API bn_model_params bn_model_default_params(void);
 /* Load an HF model folder (config.json + model.safetensors or a sharded
@@ -411,8 +419,13 @@ BN_API void bn_model_free(bn_model *model);
 BN_API const bn_config *bn_model_config(const bn_model *model);
 /* Bytes of files mapped and bytes allocated (converted weights) by the load. */
 BN_API void bn_model_memory(const bn_model *model, size_t *bytes_mapped, size_t *bytes_allocated);
+/* Parse and validate a config.json text (and generation_config.json, may be
+   NULL) into *cfg without loading weights; `what` names the file in errors. */
+BN_API bn_status bn_config_parse(bn_config *cfg, const char *config_json, const char *generation_config_json,
+                                 const char *what, bn_error *err);
+BN_API const char *bn_arch_name(bn_arch arch);
+BN_API const char *bn_weight_variant_name(bn_weight_variant variant);
 BN_EXTERN_C_END
-#endif /* BN_CONTRACT_PENDING */
 
 /* ==================== forward.h =========================================== */
 /* A context holds what one or more sequences need to run through a model:
@@ -446,25 +459,34 @@ typedef struct bn_batch {
     const int8_t *want_logits; /* NULL: only the last token */
 } bn_batch;
 
-/* BN_CONTRACT_PENDING: declared ahead of the implementation (issue: core);
-   remove this guard when the functions exist. */
-#ifdef BN_CONTRACT_PENDING
 BN_EXTERN_C_BEGIN
 BN_API bn_context_params bn_context_default_params(void);
 BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const bn_context_params *params,
                                 bn_error *err);
 BN_API void bn_context_free(bn_context *ctx);
+/* Run a batch. Everything is checked before anything changes: on error the
+   context is as it was. BN_ERR_CONTEXT_FULL when a position reaches n_ctx. */
 BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *batch, bn_error *err);
-/* Logits (vocab_size floats) of batch token i, or NULL if they were not asked for. */
+/* Logits (vocab_size floats) of batch token i of the last bn_forward, or NULL
+   if they were not asked for. i = -1: the last token that has logits (after
+   bn_eval, the logits of its last token). */
 BN_API const float *bn_get_logits(const bn_context *ctx, int i);
-/* Append n tokens to sequence seq (prompt or one decode step); logits of the last. */
+/* Append n tokens to sequence seq (prompt or one decode step), in batches of
+   n_batch; logits of the last token via bn_get_logits(ctx, -1). */
 BN_API bn_status bn_eval(bn_context *ctx, int seq, const int32_t *tokens, int n, bn_error *err);
 BN_API int bn_seq_len(const bn_context *ctx, int seq);
-BN_API void bn_seq_truncate(bn_context *ctx, int seq, int len);
-BN_API bn_status bn_seq_copy(bn_context *ctx, int src, int dst, bn_error *err);
+BN_API void bn_seq_truncate(bn_context *ctx, int seq, int len); /* keep the first len positions */
+BN_API bn_status bn_seq_copy(bn_context *ctx, int src, int dst, bn_error *err); /* dst := src (KV and length) */
 BN_API void bn_context_reset(bn_context *ctx); /* all sequences empty */
+BN_API const bn_model *bn_context_model(const bn_context *ctx);
+BN_API const bn_context_params *bn_context_get_params(const bn_context *ctx);
+/* Hidden-state capture for tests (HF's output_hidden_states). When out is not
+   NULL, each later bn_forward writes n_layers + 1 slices of n_tokens x hidden
+   floats: out[(l * n_tokens + t) * hidden + i], l = 0 the embeddings, l = 1 ..
+   n_layers - 1 the output of layer l, l = n_layers the output after the final
+   norm. The caller sizes out for its largest batch. NULL turns it off. */
+BN_API void bn_context_capture_hidden(bn_context *ctx, float *out);
 BN_EXTERN_C_END
-#endif /* BN_CONTRACT_PENDING */
 
 /* ==================== unicode_tables.h ==================================== */
 /* Unicode category range tables, generated by tools/gen_unicode_tables.py (issue: tokenizer). */
@@ -561,7 +583,176 @@ BN_API double bn_rng_uniform(uint64_t *state);
 BN_EXTERN_C_END
 
 /* ==================== generate.h ========================================== */
-/* Generation loop, stop conditions, streaming, beam search, batch scheduler (issue: generation). */
+/* Generation on top of bn_forward: the decode loop with stop conditions and
+   streaming text, beam search, and a scheduler that decodes many sequences
+   together (continuous batching).
+
+   Text streaming: bn_text_stream holds back what is not yet safe to show -
+   the start of a UTF-8 character split across tokens, and any tail that may
+   be the beginning of a stop string - and emits the rest as soon as it is. */
+
+/* ---- text streaming (no model needed) ---- */
+
+/* Length of the longest prefix of s[0..n) that does not end inside a UTF-8
+   character: an incomplete multi-byte sequence at the end (at most 3 bytes)
+   is left out. Invalid bytes count as complete (they are passed on, not held). */
+BN_EXTERN_C_BEGIN
+BN_API size_t bn_utf8_complete_prefix(const char *s, size_t n);
+BN_EXTERN_C_END
+
+typedef struct bn_text_stream {
+    const char *const *stop; /* stop strings (not copied: keep them alive) */
+    int n_stop;
+    char *held;   /* text received but not yet emitted */
+    size_t n_held, cap_held;
+    char *out;    /* the text returned by the last push / flush */
+    size_t cap_out;
+    int stopped;  /* a stop string was seen: nothing more is emitted */
+} bn_text_stream;
+
+BN_EXTERN_C_BEGIN
+BN_API void bn_text_stream_init(bn_text_stream *ts, const char *const *stop, int n_stop);
+BN_API void bn_text_stream_free(bn_text_stream *ts);
+/* Append n bytes of generated text. *text / *len: what is now safe to show
+   (valid until the next call). *stop_hit becomes 1 when a stop string is
+   complete: the text before it is returned and the stop string is not. */
+BN_API bn_status bn_text_stream_push(bn_text_stream *ts, const char *bytes, size_t n, const char **text,
+                                     size_t *len, int *stop_hit, bn_error *err);
+/* Generation ended: return everything still held (unless stopped). */
+BN_API void bn_text_stream_flush(bn_text_stream *ts, const char **text, size_t *len);
+BN_EXTERN_C_END
+
+/* ---- the decode loop ---- */
+
+typedef enum bn_stop_reason {
+    BN_STOP_NONE = 0,
+    BN_STOP_EOS,          /* an end-of-sequence token was sampled */
+    BN_STOP_STRING,       /* a stop string appeared in the text */
+    BN_STOP_MAX_TOKENS,   /* max_new_tokens generated */
+    BN_STOP_CONTEXT_FULL, /* the sequence reached the context length */
+    BN_STOP_CANCELLED     /* the callback asked to stop */
+} bn_stop_reason;
+
+/* Called once per generated token with the text that became safe to show
+   (often all of the token's text; empty while a character or a possible stop
+   string is held back). After the last token it is called once more with
+   token -1 and whatever was still held. Return nonzero to stop. */
+typedef int (*bn_token_fn)(void *user, int32_t token, const char *text, size_t len);
+
+/* A token's text as bytes, for streaming and stop strings. prev is the token
+   before it (-1 at the start of generation): decoders such as SentencePiece's
+   drop a leading space only at the very start of a text. */
+typedef const char *(*bn_token_text_fn)(void *user, int32_t token, int32_t prev, size_t *len);
+
+typedef struct bn_generate_params {
+    int max_new_tokens;              /* < 0: until EOS, a stop string or the context is full. Default -1 */
+    const int32_t *eos;              /* end tokens; NULL: the model's (config.json + generation_config.json) */
+    int n_eos;
+    int ignore_eos;                  /* keep going past EOS tokens */
+    const char *const *stop;         /* stop strings (need token_text) */
+    int n_stop;
+    bn_token_text_fn token_text;     /* NULL: no text is produced (callbacks get len 0) */
+    void *token_text_user;
+    bn_token_fn on_token;            /* may be NULL */
+    void *user;
+} bn_generate_params;
+
+typedef struct bn_generate_result {
+    bn_stop_reason reason;
+    int n_prompt;     /* prompt tokens evaluated */
+    int n_generated;  /* tokens sampled (written to out when given) */
+    double prompt_s;  /* seconds in prompt processing */
+    double gen_s;     /* seconds generating (sampling + decoding) */
+} bn_generate_result;
+
+/* The KV-cache slots of a context that beam search and the batcher use. */
+typedef struct bn_beam_params {
+    int n_beams;           /* width; default 4 */
+    int max_new_tokens;    /* default 32 */
+    float length_penalty;  /* score = sum of log-probs / (generated length ^ length_penalty); default 1 */
+    int early_stopping;    /* 1: stop once n_beams hypotheses ended with EOS (default);
+                              0: stop when no running beam can beat the worst finished one */
+    const int32_t *eos;    /* NULL: the model's */
+    int n_eos;
+    const bn_logit_bias *logit_bias; /* added to the logits before the log-softmax; may be NULL */
+    int n_logit_bias;
+} bn_beam_params;
+
+typedef struct bn_beam_hyp {
+    int32_t *tokens;  /* generated tokens (an ending EOS included) */
+    int n_tokens;
+    float sum_logprob;
+    float score;      /* sum_logprob / n_tokens ^ length_penalty */
+} bn_beam_hyp;
+
+typedef struct bn_beam_result {
+    int n;             /* hypotheses, best first */
+    bn_beam_hyp *hyps;
+} bn_beam_result;
+
+BN_EXTERN_C_BEGIN
+BN_API bn_generate_params bn_generate_default_params(void);
+BN_API bn_beam_params bn_beam_default_params(void);
+BN_API void bn_beam_result_free(bn_beam_result *r);
+BN_API const char *bn_stop_reason_str(bn_stop_reason reason);
+BN_EXTERN_C_END
+
+/* The functions that run the model are declared with the forward pass. */
+#ifdef BN_CONTRACT_PENDING
+typedef struct bn_batcher bn_batcher;
+
+/* One sequence in a bn_batcher. on_token gets each sampled token and the
+   logits it was sampled from; return nonzero to stop that sequence. on_done
+   is called once when it ends (its slot is then free again). */
+typedef struct bn_request_params {
+    bn_sampler_params sampler;
+    int max_new_tokens;  /* < 0: until EOS or context full */
+    int ignore_eos;
+    int (*on_token)(void *user, int id, int32_t token, const float *logits);
+    void (*on_done)(void *user, int id, bn_stop_reason reason, int n_generated);
+    void *user;
+} bn_request_params;
+
+typedef struct bn_batcher_params {
+    int n_slots;        /* sequences at once: slots 0..n_slots-1 of the context; default: the context's n_seq */
+    int n_batch;        /* most tokens per step; default: the context's n_batch */
+    int prefill_chunk;  /* most prompt tokens one step takes (shared by joining sequences); default 128 */
+    const int32_t *eos; /* NULL: the model's */
+    int n_eos;
+} bn_batcher_params;
+
+BN_EXTERN_C_BEGIN
+/* Append prompt to sequence seq of ctx, then sample and decode until a stop
+   condition. out (may be NULL) receives up to max_out generated tokens.
+   Afterwards the sequence holds the prompt and every generated token but the
+   last one sampled (its logits are never needed to stop); append it yourself
+   to continue the conversation. Errors leave the tokens evaluated so far. */
+BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, const int32_t *prompt, int n_prompt,
+                             const bn_generate_params *params, int32_t *out, int max_out, bn_generate_result *res,
+                             bn_error *err);
+
+/* Beam search from prompt, using KV slots first_seq .. first_seq + n_beams - 1
+   (their contents are replaced). Fills r with up to n_beams hypotheses, best first. */
+BN_API bn_status bn_beam_search(bn_context *ctx, int first_seq, const int32_t *prompt, int n_prompt,
+                                const bn_beam_params *params, bn_beam_result *r, bn_error *err);
+
+BN_API bn_batcher_params bn_batcher_default_params(void);
+BN_API bn_request_params bn_request_default_params(void);
+BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batcher_params *params, bn_error *err);
+BN_API void bn_batcher_free(bn_batcher *b);
+/* Queue a sequence: it joins at the next step. BN_ERR_CONTEXT_FULL when every
+   slot is taken, BN_ERR_ARG when the prompt does not fit a slot. *id names it. */
+BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prompt, const bn_request_params *params,
+                                int *id, bn_error *err);
+/* Stop a sequence now (on_done gets BN_STOP_CANCELLED); 0 if id is not active. */
+BN_API int bn_batcher_cancel(bn_batcher *b, int id);
+/* One bn_forward call: one token for every decoding sequence plus a chunk of
+   the prompts of joining ones. Returns the number of sequences still active
+   through *n_active (may be NULL). */
+BN_API bn_status bn_batcher_step(bn_batcher *b, int *n_active, bn_error *err);
+BN_API int bn_batcher_n_active(const bn_batcher *b);
+BN_EXTERN_C_END
+#endif /* BN_CONTRACT_PENDING */
 
 /* ==================== autograd.h ========================================== */
 /* Tape-based reverse-mode autograd over float tensors: enough to train a small
@@ -2172,50 +2363,116 @@ BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int 
 }
 
 /* ==================== ternary_matmul.h ==================================== */
-/* ---- BN_TLAYOUT_I2, scalar reference ------------------------------------
-   Row-major, 4 weights per byte, weight c of a row in bits 2*(c%4)..+1 of
-   byte c/4, stored as value + 1 (0, 1, 2). Rows are padded to whole bytes.
-   (The kernels issue replaces this with layouts designed for SIMD.) */
+/* ---- Weight layouts ------------------------------------------------------
+   Both layouts cut each row into blocks along K. A block is 64 bytes and
+   byte j of a block holds one weight from each 64-wide stripe of it: weight
+   64*k + j of the block is "digit" k of byte j. So one SIMD load of 64 (or 32
+   or 16) bytes and one shift/mask (I2) or compare (TQ1) per digit gives
+   weights for 64 (32, 16) consecutive columns, which line up with a plain
+   load of the activations.
+   Weights are stored as codes = value + 1 in {0, 1, 2}. Kernels compute
+   sum code * x with unsigned x signed byte products (maddubs / vpdpbusd /
+   sdot) and subtract sum x once per token.
 
-static size_t bn__i2_row_bytes(int cols) { return ((size_t)cols + 3) / 4; }
+   BN_TLAYOUT_I2:  256 weights per block, 2 bits each: digit k of byte j is
+                   bits 2k..2k+1 (k = 0..3).
+   BN_TLAYOUT_TQ1: 320 weights per block, 5 weights per byte (1.6 bits): the
+                   base-3 number v = sum_k code_k * 3^(4-k) (k = 0..4) is
+                   stored as q = ceil(v * 256 / 243), so that digit k is
+                   ((q * 3^k mod 256) * 3) >> 8: multiplications and
+                   compares, no division (the trick of llama.cpp's TQ1_0);
+                   and v = (q * 243) >> 8.
+   Columns past `cols` in the last block hold code 1 (weight 0); rows are
+   cols_padded / block_weights * 64 bytes apart. */
+
+#define BN__TBLOCK_BYTES 64
+
+static int bn__tlayout_block_weights(bn_tlayout layout) { return layout == BN_TLAYOUT_TQ1 ? 320 : 256; }
+static int bn__tmat_blocks(const bn_tmat *m) {
+    int bw = bn__tlayout_block_weights(m->layout);
+    return (m->cols + bw - 1) / bw;
+}
+static size_t bn__tmat_row_bytes(const bn_tmat *m) { return (size_t)bn__tmat_blocks(m) * BN__TBLOCK_BYTES; }
+
+/* The code (value + 1) of weight `i` of a block. */
+static int bn__tblock_code(bn_tlayout layout, const uint8_t *block, int i) {
+    int j = i % 64, k = i / 64;
+    if (layout == BN_TLAYOUT_TQ1) {
+        int v = (block[j] * 243) >> 8, d;
+        for (d = 4; d > k; d--) v /= 3;
+        return v % 3;
+    }
+    return (block[j] >> (2 * k)) & 3;
+}
+
+static void bn__tblock_encode(bn_tlayout layout, uint8_t *block, const int8_t *codes) {
+    int j, k;
+    for (j = 0; j < 64; j++) {
+        if (layout == BN_TLAYOUT_TQ1) {
+            int v = 0;
+            for (k = 0; k < 5; k++) v = v * 3 + codes[64 * k + j];
+            block[j] = (uint8_t)((v * 256 + 242) / 243);
+        } else {
+            int b = 0;
+            for (k = 0; k < 4; k++) b |= codes[64 * k + j] << (2 * k);
+            block[j] = (uint8_t)b;
+        }
+    }
+}
 
 BN_API bn_status bn_tmat_pack(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
                               bn_tlayout layout, bn_error *err) {
-    size_t rb = bn__i2_row_bytes(cols);
-    int r, c;
+    int8_t codes[320];
+    size_t rb;
+    int r, b, i, nblocks, bw;
     memset(m, 0, sizeof *m);
     if (rows <= 0 || cols <= 0) return bn_errorf(err, BN_ERR_ARG, "bn_tmat_pack: bad shape %d x %d", rows, cols);
-    if (layout != BN_TLAYOUT_DEFAULT && layout != BN_TLAYOUT_I2)
+    if (layout == BN_TLAYOUT_DEFAULT) layout = BN_TLAYOUT_I2;
+    if (layout != BN_TLAYOUT_I2 && layout != BN_TLAYOUT_TQ1)
         return bn_errorf(err, BN_ERR_UNSUPPORTED, "bn_tmat_pack: layout %d not available", (int)layout);
-    m->data = BN_ZALLOC(uint8_t, rb * (size_t)rows);
-    if (!m->data) return bn_errorf(err, BN_ERR_NOMEM, "bn_tmat_pack: out of memory for %d x %d", rows, cols);
-    for (r = 0; r < rows; r++)
-        for (c = 0; c < cols; c++) {
-            int v = values[(size_t)r * cols + c];
-            if (v < -1 || v > 1) {
-                BN_FREE(m->data);
-                m->data = NULL;
-                return bn_errorf(err, BN_ERR_ARG, "bn_tmat_pack: value %d at (%d, %d) is not ternary", v, r, c);
-            }
-            m->data[(size_t)r * rb + (size_t)c / 4] |= (uint8_t)((v + 1) << (2 * (c % 4)));
-        }
     m->rows = rows;
     m->cols = cols;
-    m->layout = BN_TLAYOUT_I2;
+    m->layout = layout;
     m->scale = scale;
+    bw = bn__tlayout_block_weights(layout);
+    nblocks = bn__tmat_blocks(m);
+    rb = bn__tmat_row_bytes(m);
     m->nbytes = rb * (size_t)rows;
+    /* 64-byte aligned so that no SIMD load straddles two cache lines */
+    m->owned = BN_MALLOC(m->nbytes + 63);
+    if (!m->owned) {
+        memset(m, 0, sizeof *m);
+        return bn_errorf(err, BN_ERR_NOMEM, "bn_tmat_pack: out of memory for %d x %d", rows, cols);
+    }
+    m->data = (uint8_t *)m->owned + ((64 - (uintptr_t)m->owned % 64) % 64);
+    for (r = 0; r < rows; r++) {
+        const int8_t *row = values + (size_t)r * cols;
+        for (b = 0; b < nblocks; b++) {
+            for (i = 0; i < bw; i++) {
+                int c = b * bw + i, v = c < cols ? row[c] : 0;
+                if (v < -1 || v > 1) {
+                    bn_errorf(err, BN_ERR_ARG, "bn_tmat_pack: value %d at (%d, %d) is not ternary", v, r, c);
+                    bn_tmat_free(m);
+                    return BN_ERR_ARG;
+                }
+                codes[i] = (int8_t)(v + 1);
+            }
+            bn__tblock_encode(layout, m->data + (size_t)r * rb + (size_t)b * BN__TBLOCK_BYTES, codes);
+        }
+    }
     return BN_OK;
 }
 
 BN_API void bn_tmat_free(bn_tmat *m) {
     if (!m) return;
-    BN_FREE(m->data);
+    BN_FREE(m->owned);
     memset(m, 0, sizeof *m);
 }
 
 BN_API int bn_tmat_get(const bn_tmat *m, int r, int c) {
-    uint8_t b = m->data[(size_t)r * bn__i2_row_bytes(m->cols) + (size_t)c / 4];
-    return ((b >> (2 * (c % 4))) & 3) - 1;
+    int bw = bn__tlayout_block_weights(m->layout);
+    const uint8_t *block = m->data + (size_t)r * bn__tmat_row_bytes(m) + (size_t)(c / bw) * BN__TBLOCK_BYTES;
+    return bn__tblock_code(m->layout, block, c % bw) - 1;
 }
 
 BN_API float bn_quantize_act(const float *x, int n, int8_t *q) {
@@ -2230,31 +2487,125 @@ BN_API float bn_quantize_act(const float *x, int n, int8_t *q) {
     return a;
 }
 
-BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
-                               bn_kernel kernel) {
-    size_t rb = bn__i2_row_bytes(m->cols);
-    int t, r, c;
-    BN_UNUSED(pool);
-    BN_UNUSED(kernel);
-    for (t = 0; t < n_tokens; t++) {
-        const int8_t *x = xq + (size_t)t * m->cols;
-        for (r = 0; r < m->rows; r++) {
+/* ---- Kernels -------------------------------------------------------------
+   A kernel computes, for one packed row and nt tokens (nt = 1 or
+   BN__TTILE), out[t] = sum over nblocks blocks of code * x[t][...]: the
+   activations of block b start at x[t] + b * block_weights. The row's blocks
+   are unpacked once for the whole tile of tokens (the GEMM case); with one
+   token it is a GEMV that streams the weights once. */
+#define BN__TTILE 4
+typedef void (*bn__tdot_fn)(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out);
+
+/* The scalar kernel: the reference every SIMD kernel must match exactly. */
+static void bn__tdot_scalar(bn_tlayout layout, const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                            int32_t *out) {
+    int bw = bn__tlayout_block_weights(layout), t, b, i;
+    for (t = 0; t < nt; t++) {
+        int32_t acc = 0;
+        for (b = 0; b < nblocks; b++)
+            for (i = 0; i < bw; i++) acc += bn__tblock_code(layout, w + (size_t)b * 64, i) * x[t][b * bw + i];
+        out[t] = acc;
+    }
+}
+static void bn__tdot_i2_scalar(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+    bn__tdot_scalar(BN_TLAYOUT_I2, w, nblocks, x, nt, out);
+}
+static void bn__tdot_tq1_scalar(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+    bn__tdot_scalar(BN_TLAYOUT_TQ1, w, nblocks, x, nt, out);
+}
+
+/* Defined in ternary_simd.h: the SIMD kernel for (kernel, layout), or NULL. */
+static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout);
+
+static bn__tdot_fn bn__tdot_select(bn_kernel kernel, bn_tlayout layout) {
+    bn__tdot_fn f;
+    if (kernel == BN_KERNEL_AUTO) kernel = bn_kernel_detect();
+    f = bn__tdot_simd(kernel, layout);
+    if (f) return f;
+    return layout == BN_TLAYOUT_TQ1 ? bn__tdot_tq1_scalar : bn__tdot_i2_scalar;
+}
+
+typedef struct bn__tmatmul_job {
+    const bn_tmat *m;
+    const int8_t *xq;
+    int n_tokens;
+    bn__tdot_fn dot;
+    int32_t *out_i32;        /* either this ... */
+    float *out_f32;          /* ... or this, with act_scale */
+    const float *act_scale;
+} bn__tmatmul_job;
+
+/* One thread: rows [lo, hi) of the matrix for every token, BN__TTILE tokens
+   at a time. The last, partial block of a row reads a zero-padded copy of
+   the activations' tail, so kernels never read past `cols`. */
+static void bn__tmatmul_worker(void *arg, int ith, int nth) {
+    const bn__tmatmul_job *job = (const bn__tmatmul_job *)arg;
+    const bn_tmat *m = job->m;
+    int bw = bn__tlayout_block_weights(m->layout), nblocks = bn__tmat_blocks(m);
+    int nfull = m->cols / bw, has_tail = nfull < nblocks;
+    size_t rb = bn__tmat_row_bytes(m);
+    int8_t tails[BN__TTILE][320];
+    const int8_t *xs[BN__TTILE], *tailp[BN__TTILE];
+    int32_t sumx[BN__TTILE], dots[BN__TTILE], tdots[BN__TTILE];
+    int lo, hi, t0, nt, t, r, c;
+    bn_split_range(m->rows, ith, nth, &lo, &hi);
+    if (lo >= hi) return;
+    for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
+        nt = job->n_tokens - t0 >= BN__TTILE ? BN__TTILE : 1;
+        for (t = 0; t < nt; t++) {
+            const int8_t *x = job->xq + (size_t)(t0 + t) * m->cols;
+            int32_t s = 0;
+            for (c = 0; c < m->cols; c++) s += x[c];
+            sumx[t] = s;
+            xs[t] = x;
+            if (has_tail) {
+                memset(tails[t], 0, sizeof tails[t]);
+                memcpy(tails[t], x + (size_t)nfull * bw, (size_t)(m->cols - nfull * bw));
+            }
+            tailp[t] = tails[t];
+        }
+        for (r = lo; r < hi; r++) {
             const uint8_t *w = m->data + (size_t)r * rb;
-            int32_t acc = 0;
-            for (c = 0; c < m->cols; c++) acc += (((w[c / 4] >> (2 * (c % 4))) & 3) - 1) * x[c];
-            out[(size_t)t * m->rows + r] = acc;
+            for (t = 0; t < nt; t++) dots[t] = 0;
+            if (nfull) job->dot(w, nfull, xs, nt, dots);
+            if (has_tail) {
+                job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, 1, tailp, nt, tdots);
+                for (t = 0; t < nt; t++) dots[t] += tdots[t];
+            }
+            for (t = 0; t < nt; t++) {
+                size_t o = (size_t)(t0 + t) * m->rows + r;
+                int32_t d = dots[t] - sumx[t]; /* codes are value + 1 */
+                if (job->out_f32)
+                    job->out_f32[o] = (float)d * m->scale / job->act_scale[t0 + t];
+                else
+                    job->out_i32[o] = d;
+            }
         }
     }
 }
 
+static void bn__tmatmul_run(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out_i32, float *out_f32,
+                            const float *act_scale, bn_pool *pool, bn_kernel kernel) {
+    bn__tmatmul_job job;
+    job.m = m;
+    job.xq = xq;
+    job.n_tokens = n_tokens;
+    job.dot = bn__tdot_select(kernel, m->layout);
+    job.out_i32 = out_i32;
+    job.out_f32 = out_f32;
+    job.act_scale = act_scale;
+    if (n_tokens <= 0) return;
+    bn_pool_run(pool, bn__tmatmul_worker, &job);
+}
+
+BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
+                               bn_kernel kernel) {
+    bn__tmatmul_run(m, xq, n_tokens, out, NULL, NULL, pool, kernel);
+}
+
 BN_API void bn_tmat_matmul(const bn_tmat *m, const int8_t *xq, const float *act_scale, int n_tokens, float *y,
                            bn_pool *pool, bn_kernel kernel) {
-    int32_t *dots = BN_ALLOC(int32_t, (size_t)n_tokens * m->rows);
-    size_t i, n = (size_t)n_tokens * m->rows;
-    BN_ASSERT(dots);
-    bn_tmat_matmul_i32(m, xq, n_tokens, dots, pool, kernel);
-    for (i = 0; i < n; i++) y[i] = (float)dots[i] * m->scale / act_scale[i / m->rows];
-    BN_FREE(dots);
+    bn__tmatmul_run(m, xq, n_tokens, NULL, y, act_scale, pool, kernel);
 }
 
 static float bn__fmat_at(const bn_fmat *m, size_t r, size_t c) {
@@ -2291,8 +2642,6 @@ BN_API void bn_fmat_free(bn_fmat *m) {
     memset(m, 0, sizeof *m);
 }
 
-BN_API bn_kernel bn_kernel_detect(void) { return BN_KERNEL_SCALAR; }
-
 BN_API const char *bn_kernel_name(bn_kernel kernel) {
     switch (kernel) {
     case BN_KERNEL_AUTO: return "auto";
@@ -2303,6 +2652,1348 @@ BN_API const char *bn_kernel_name(bn_kernel kernel) {
     case BN_KERNEL_NEON_DOT: return "neon-dotprod";
     }
     return "unknown";
+}
+
+/* ==================== ternary_simd.h ====================================== */
+#if !defined(BITNET_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define BN__SIMD_X86 1
+#include <immintrin.h>
+#define BN__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define BN__TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define BN__INLINE static inline __attribute__((always_inline))
+#endif
+
+#if !defined(BITNET_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__) && \
+    defined(__ARM_NEON)
+#define BN__SIMD_NEON 1
+#include <arm_neon.h>
+#define BN__INLINE static inline __attribute__((always_inline))
+#if defined(__ARM_FEATURE_DOTPROD)
+#define BN__TARGET_DOTPROD
+#define BN__SIMD_NEON_DOT 1
+#elif defined(__clang__)
+#define BN__TARGET_DOTPROD __attribute__((target("dotprod")))
+#define BN__SIMD_NEON_DOT 1
+#elif defined(__GNUC__) && __GNUC__ >= 10
+#define BN__TARGET_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#define BN__SIMD_NEON_DOT 1
+#endif
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
+#endif
+
+/* ---- CPU detection (asked each time: no global cache) ---- */
+#if defined(BN__SIMD_X86)
+static void bn__cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
+    __asm__ __volatile__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+}
+static unsigned bn__xgetbv0(void) {
+    unsigned a, d;
+    __asm__ __volatile__("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+    return a;
+}
+BN_API bn_kernel bn_kernel_detect(void) {
+    unsigned r[4], max_leaf, xcr0;
+    int avx2, avx512;
+    bn__cpuid(0, 0, r);
+    max_leaf = r[0];
+    if (max_leaf < 7) return BN_KERNEL_SCALAR;
+    bn__cpuid(1, 0, r);
+    /* OSXSAVE, AVX, FMA, F16C */
+    if (!(r[2] & (1u << 27)) || !(r[2] & (1u << 28)) || !(r[2] & (1u << 12)) || !(r[2] & (1u << 29)))
+        return BN_KERNEL_SCALAR;
+    xcr0 = bn__xgetbv0();
+    if ((xcr0 & 6u) != 6u) return BN_KERNEL_SCALAR; /* the OS saves xmm + ymm */
+    bn__cpuid(7, 0, r);
+    avx2 = (r[1] >> 5) & 1;
+    /* AVX-512 F, BW, VL and VNNI, and the OS saves opmask + zmm state */
+    avx512 = ((r[1] >> 16) & 1) && ((r[1] >> 30) & 1) && ((r[1] >> 31) & 1) && ((r[2] >> 11) & 1) &&
+             (xcr0 & 0xe0u) == 0xe0u;
+    if (avx512 && avx2) return BN_KERNEL_AVX512;
+    return avx2 ? BN_KERNEL_AVX2 : BN_KERNEL_SCALAR;
+}
+#elif defined(BN__SIMD_NEON)
+BN_API bn_kernel bn_kernel_detect(void) {
+#if defined(BN__SIMD_NEON_DOT) && defined(__ARM_FEATURE_DOTPROD)
+    return BN_KERNEL_NEON_DOT; /* built for a CPU that has it */
+#elif defined(BN__SIMD_NEON_DOT) && defined(__linux__) && defined(AT_HWCAP)
+    return (getauxval(AT_HWCAP) & (1ul << 20)) ? BN_KERNEL_NEON_DOT : BN_KERNEL_NEON; /* HWCAP_ASIMDDP */
+#elif defined(BN__SIMD_NEON_DOT) && defined(__APPLE__)
+    return BN_KERNEL_NEON_DOT; /* every Apple arm64 CPU has it */
+#else
+    return BN_KERNEL_NEON;
+#endif
+}
+#else
+BN_API bn_kernel bn_kernel_detect(void) { return BN_KERNEL_SCALAR; }
+#endif
+
+BN_API int bn_kernel_supported(bn_kernel kernel) {
+    bn_kernel best = bn_kernel_detect();
+    switch (kernel) {
+    case BN_KERNEL_AUTO:
+    case BN_KERNEL_SCALAR: return 1;
+    case BN_KERNEL_AVX2: return best == BN_KERNEL_AVX2 || best == BN_KERNEL_AVX512;
+    case BN_KERNEL_AVX512: return best == BN_KERNEL_AVX512;
+    case BN_KERNEL_NEON: return best == BN_KERNEL_NEON || best == BN_KERNEL_NEON_DOT;
+    case BN_KERNEL_NEON_DOT: return best == BN_KERNEL_NEON_DOT;
+    }
+    return 0;
+}
+
+/* ---- x86 kernels ----
+   Each core function is written for a compile-time number of tokens NT
+   (1 or BN__TTILE) so that the accumulators stay in registers. */
+#if defined(BN__SIMD_X86)
+
+BN__TARGET_AVX2 static int32_t bn__hsum_256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Through memory: the AVX-512 extract/shuffle intrinsics of g++ 12 start
+   from an "undefined" vector, which -Wmaybe-uninitialized reports. */
+BN__TARGET_AVX512 static int32_t bn__hsum_512(__m512i v) {
+    int32_t lanes[16];
+    _mm512_storeu_si512((void *)lanes, v);
+    return bn__hsum_256(_mm256_add_epi32(_mm256_loadu_si256((const __m256i *)lanes),
+                                         _mm256_loadu_si256((const __m256i *)(lanes + 8))));
+}
+
+/* I2 with AVX-512 VNNI: one 64-byte load is one block; digit k is
+   (v >> 2k) & 3, 64 codes for the 64 activations at 64k. */
+BN__TARGET_AVX512 BN__INLINE void bn__i2_avx512_core(const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                      const int NT, int32_t *out) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i acc[BN__TTILE][4];
+    int b, t, k;
+    for (t = 0; t < NT; t++)
+        for (k = 0; k < 4; k++) acc[t][k] = _mm512_setzero_si512();
+    for (b = 0; b < nblocks; b++) {
+        __m512i v = _mm512_loadu_si512((const void *)(w + (size_t)b * 64)), d[4];
+        d[0] = _mm512_and_si512(v, m3);
+        d[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+        d[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+        d[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+        for (t = 0; t < NT; t++) {
+            const int8_t *xb = x[t] + (size_t)b * 256;
+            for (k = 0; k < 4; k++)
+                acc[t][k] = _mm512_dpbusd_epi32(acc[t][k], d[k], _mm512_loadu_si512((const void *)(xb + 64 * k)));
+        }
+    }
+    for (t = 0; t < NT; t++)
+        out[t] = bn__hsum_512(_mm512_add_epi32(_mm512_add_epi32(acc[t][0], acc[t][1]),
+                                               _mm512_add_epi32(acc[t][2], acc[t][3])));
+}
+
+BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                                 int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__i2_avx512_core(w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__i2_avx512_core(w, nblocks, x + t, 1, out + t);
+}
+
+/* TQ1 with AVX-512: t = q * 3^k mod 256 (bytes wrap), digit = (t >= 86) + (t >= 171). */
+BN__TARGET_AVX512 BN__INLINE void bn__tq1_avx512_core(const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                       const int NT, int32_t *out) {
+    const __m512i one = _mm512_set1_epi8(1), c86 = _mm512_set1_epi8((char)86), c171 = _mm512_set1_epi8((char)171);
+    __m512i acc[BN__TTILE][2];
+    int b, t, k;
+    for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm512_setzero_si512();
+    for (b = 0; b < nblocks; b++) {
+        __m512i q = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
+        for (k = 0; k < 5; k++) {
+            __m512i d = _mm512_maskz_mov_epi8(_mm512_cmpge_epu8_mask(q, c86), one);
+            d = _mm512_mask_add_epi8(d, _mm512_cmpge_epu8_mask(q, c171), d, one);
+            for (t = 0; t < NT; t++) {
+                const int8_t *xb = x[t] + (size_t)b * 320 + 64 * k;
+                acc[t][k & 1] = _mm512_dpbusd_epi32(acc[t][k & 1], d, _mm512_loadu_si512((const void *)xb));
+            }
+            q = _mm512_add_epi8(_mm512_add_epi8(q, q), q);
+        }
+    }
+    for (t = 0; t < NT; t++) out[t] = bn__hsum_512(_mm512_add_epi32(acc[t][0], acc[t][1]));
+}
+
+BN__TARGET_AVX512 static void bn__tdot_tq1_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                                  int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__tq1_avx512_core(w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__tq1_avx512_core(w, nblocks, x + t, 1, out + t);
+}
+
+/* I2 with AVX2: each block is two 32-byte halves. maddubs gives int16 sums
+   of two products (|sum| <= 512); the 8 of one block are added in int16
+   (<= 4096) and widened to int32 once per block. */
+BN__TARGET_AVX2 BN__INLINE void bn__i2_avx2_core(const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                  const int NT, int32_t *out) {
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i acc[BN__TTILE], s16[BN__TTILE];
+    int b, t, h, k;
+    for (t = 0; t < NT; t++) acc[t] = _mm256_setzero_si256();
+    for (b = 0; b < nblocks; b++) {
+        for (t = 0; t < NT; t++) s16[t] = _mm256_setzero_si256();
+        for (h = 0; h < 2; h++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h)), d[4];
+            d[0] = _mm256_and_si256(v, m3);
+            d[1] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
+            d[2] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
+            d[3] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
+            for (t = 0; t < NT; t++) {
+                const int8_t *xb = x[t] + (size_t)b * 256 + 32 * h;
+                for (k = 0; k < 4; k++)
+                    s16[t] = _mm256_add_epi16(
+                        s16[t], _mm256_maddubs_epi16(d[k], _mm256_loadu_si256((const __m256i *)(xb + 64 * k))));
+            }
+        }
+        for (t = 0; t < NT; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s16[t], ones));
+    }
+    for (t = 0; t < NT; t++) out[t] = bn__hsum_256(acc[t]);
+}
+
+BN__TARGET_AVX2 static void bn__tdot_i2_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                             int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__i2_avx2_core(w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__i2_avx2_core(w, nblocks, x + t, 1, out + t);
+}
+
+/* TQ1 with AVX2, which lacks unsigned byte compares: keep u = t ^ 0x80, for
+   which signed compares order like unsigned ones on t, and 3u = 3t ^ 0x80
+   (mod 256). digit = -(u > 85 - 128) - (u > 170 - 128). */
+BN__TARGET_AVX2 BN__INLINE void bn__tq1_avx2_core(const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                   const int NT, int32_t *out) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    const __m256i lo = _mm256_set1_epi8(85 - 128), hi = _mm256_set1_epi8(170 - 128), zero = _mm256_setzero_si256();
+    __m256i acc[BN__TTILE], s16[BN__TTILE];
+    int b, t, h, k;
+    for (t = 0; t < NT; t++) acc[t] = _mm256_setzero_si256();
+    for (b = 0; b < nblocks; b++) {
+        for (t = 0; t < NT; t++) s16[t] = _mm256_setzero_si256();
+        for (h = 0; h < 2; h++) {
+            __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h)), flip);
+            for (k = 0; k < 5; k++) {
+                __m256i d = _mm256_sub_epi8(_mm256_sub_epi8(zero, _mm256_cmpgt_epi8(u, lo)), _mm256_cmpgt_epi8(u, hi));
+                for (t = 0; t < NT; t++) {
+                    const int8_t *xb = x[t] + (size_t)b * 320 + 64 * k + 32 * h;
+                    s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(d, _mm256_loadu_si256((const __m256i *)xb)));
+                }
+                u = _mm256_add_epi8(_mm256_add_epi8(u, u), u);
+            }
+        }
+        for (t = 0; t < NT; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s16[t], ones));
+    }
+    for (t = 0; t < NT; t++) out[t] = bn__hsum_256(acc[t]);
+}
+
+BN__TARGET_AVX2 static void bn__tdot_tq1_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                              int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__tq1_avx2_core(w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__tq1_avx2_core(w, nblocks, x + t, 1, out + t);
+}
+
+static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
+    int tq1 = layout == BN_TLAYOUT_TQ1;
+    if (kernel == BN_KERNEL_AVX512) return tq1 ? bn__tdot_tq1_avx512 : bn__tdot_i2_avx512;
+    if (kernel == BN_KERNEL_AVX2) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avx2;
+    return NULL;
+}
+
+/* ---- NEON kernels ---- */
+#elif defined(BN__SIMD_NEON)
+
+/* The 16 codes of digit k of a 16-byte quarter, as signed bytes. */
+BN__INLINE int8x16_t bn__i2_neon_digit(uint8x16_t v, int k) {
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    switch (k) {
+    case 0: return vreinterpretq_s8_u8(vandq_u8(v, m3));
+    case 1: return vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v, 2), m3));
+    case 2: return vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v, 4), m3));
+    default: return vreinterpretq_s8_u8(vshrq_n_u8(v, 6));
+    }
+}
+
+/* digit = (t >= 86) + (t >= 171); compare masks are -1 as signed bytes. */
+BN__INLINE int8x16_t bn__tq1_neon_digit(uint8x16_t t) {
+    int8x16_t m = vaddq_s8(vreinterpretq_s8_u8(vcgeq_u8(t, vdupq_n_u8(86))),
+                           vreinterpretq_s8_u8(vcgeq_u8(t, vdupq_n_u8(171))));
+    return vnegq_s8(m);
+}
+
+/* Without dotprod: smull/smlal into int16 (a block adds at most 32 products
+   of |v| <= 256 per lane: <= 8192), widened into int32 once per block. */
+BN__INLINE int16x8_t bn__neon_mla(int16x8_t acc, int8x16_t d, const int8_t *x) {
+    int8x16_t xv = vld1q_s8(x);
+    acc = vmlal_s8(acc, vget_low_s8(d), vget_low_s8(xv));
+    return vmlal_s8(acc, vget_high_s8(d), vget_high_s8(xv));
+}
+
+BN__INLINE void bn__neon_core(int tq1, const uint8_t *w, int nblocks, const int8_t *const *x, const int NT,
+                              int32_t *out) {
+    const int bw = tq1 ? 320 : 256, nd = tq1 ? 5 : 4;
+    int32x4_t acc[BN__TTILE];
+    int16x8_t s16[BN__TTILE];
+    int b, t, q, k;
+    for (t = 0; t < NT; t++) acc[t] = vdupq_n_s32(0);
+    for (b = 0; b < nblocks; b++) {
+        for (t = 0; t < NT; t++) s16[t] = vdupq_n_s16(0);
+        for (q = 0; q < 4; q++) {
+            uint8x16_t v = vld1q_u8(w + (size_t)b * 64 + 16 * q);
+            for (k = 0; k < nd; k++) {
+                int8x16_t d = tq1 ? bn__tq1_neon_digit(v) : bn__i2_neon_digit(v, k);
+                for (t = 0; t < NT; t++) s16[t] = bn__neon_mla(s16[t], d, x[t] + (size_t)b * bw + 64 * k + 16 * q);
+                if (tq1) v = vmulq_u8(v, vdupq_n_u8(3));
+            }
+        }
+        for (t = 0; t < NT; t++) acc[t] = vpadalq_s16(acc[t], s16[t]);
+    }
+    for (t = 0; t < NT; t++) out[t] = vaddvq_s32(acc[t]);
+}
+
+static void bn__tdot_i2_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__neon_core(0, w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__neon_core(0, w, nblocks, x + t, 1, out + t);
+}
+
+static void bn__tdot_tq1_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__neon_core(1, w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__neon_core(1, w, nblocks, x + t, 1, out + t);
+}
+
+#if defined(BN__SIMD_NEON_DOT)
+/* With dotprod: sdot adds 4 products into each int32 lane. */
+BN__TARGET_DOTPROD BN__INLINE void bn__neondot_core(int tq1, const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                    const int NT, int32_t *out) {
+    const int bw = tq1 ? 320 : 256, nd = tq1 ? 5 : 4;
+    int32x4_t acc[BN__TTILE];
+    int b, t, q, k;
+    for (t = 0; t < NT; t++) acc[t] = vdupq_n_s32(0);
+    for (b = 0; b < nblocks; b++)
+        for (q = 0; q < 4; q++) {
+            uint8x16_t v = vld1q_u8(w + (size_t)b * 64 + 16 * q);
+            for (k = 0; k < nd; k++) {
+                int8x16_t d = tq1 ? bn__tq1_neon_digit(v) : bn__i2_neon_digit(v, k);
+                for (t = 0; t < NT; t++)
+                    acc[t] = vdotq_s32(acc[t], d, vld1q_s8(x[t] + (size_t)b * bw + 64 * k + 16 * q));
+                if (tq1) v = vmulq_u8(v, vdupq_n_u8(3));
+            }
+        }
+    for (t = 0; t < NT; t++) out[t] = vaddvq_s32(acc[t]);
+}
+
+BN__TARGET_DOTPROD static void bn__tdot_i2_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                                   int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__neondot_core(0, w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__neondot_core(0, w, nblocks, x + t, 1, out + t);
+}
+
+BN__TARGET_DOTPROD static void bn__tdot_tq1_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                                    int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__neondot_core(1, w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__neondot_core(1, w, nblocks, x + t, 1, out + t);
+}
+#endif
+
+static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
+    int tq1 = layout == BN_TLAYOUT_TQ1;
+#if defined(BN__SIMD_NEON_DOT)
+    if (kernel == BN_KERNEL_NEON_DOT) return tq1 ? bn__tdot_tq1_neondot : bn__tdot_i2_neondot;
+#endif
+    if (kernel == BN_KERNEL_NEON) return tq1 ? bn__tdot_tq1_neon : bn__tdot_i2_neon;
+    return NULL;
+}
+
+#else /* no SIMD in this build */
+
+static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
+    BN_UNUSED(kernel);
+    BN_UNUSED(layout);
+    return NULL;
+}
+
+#endif
+
+/* ==================== model.h ============================================= */
+/* ---- the model in memory -------------------------------------------------
+   One transformer block's weights. The ternary linears are bn_tmat in the
+   kernels' layout; norms are f32 copies; attn_sub_norm/ffn_sub_norm are NULL
+   for architectures without them (llama). */
+typedef struct bn_layer {
+    float *attn_norm;     /* input_layernorm [hidden] */
+    float *ffn_norm;      /* post_attention_layernorm [hidden] */
+    float *attn_sub_norm; /* [n_heads * head_dim] or NULL */
+    float *ffn_sub_norm;  /* [intermediate] or NULL */
+    bn_tmat wq, wk, wv, wo, w_gate, w_up, w_down;
+} bn_layer;
+
+struct bn_model {
+    bn_config config;
+    bn_fmat embed;      /* [vocab, hidden], usually bf16 pointing into the mapped file */
+    bn_fmat lm_head;    /* [vocab, hidden]; when tied, the same data as embed (not owned) */
+    float *final_norm;  /* model.norm [hidden] */
+    bn_layer *layers;
+    bn_safetensors *st; /* the mapped checkpoint, kept open while embed/lm_head point into it */
+    size_t bytes_allocated;
+};
+
+BN_API const char *bn_arch_name(bn_arch arch) { return arch == BN_ARCH_BITNET ? "bitnet" : "llama"; }
+
+BN_API const char *bn_weight_variant_name(bn_weight_variant variant) {
+    switch (variant) {
+    case BN_WEIGHTS_MASTER: return "master (quantized at load)";
+    case BN_WEIGHTS_BITLINEAR: return "packed bitlinear";
+    case BN_WEIGHTS_AUTOBITLINEAR: return "packed autobitlinear";
+    }
+    return "?";
+}
+
+BN_API bn_model_params bn_model_default_params(void) {
+    bn_model_params p;
+    memset(&p, 0, sizeof p);
+    p.layout = BN_TLAYOUT_DEFAULT;
+    p.head_type = BN_FTYPE_BF16;
+    p.head_type_set = 0;
+    return p;
+}
+
+/* ---- config.json ---------------------------------------------------------- */
+
+/* A required positive integer; *out untouched and an error when absent or bad. */
+static bn_status bn__cfg_int(const bn_json *root, const char *key, int *out, int dflt, int limit, const char *what,
+                             bn_error *err) {
+    const bn_json *v = bn_json_get(root, key);
+    if (!v || v->type == BN_JSON_NULL) {
+        if (dflt > 0) {
+            *out = dflt;
+            return BN_OK;
+        }
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is missing", what, key);
+    }
+    if (!bn_json_is_int(v)) return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is not an integer", what, key);
+    if (v->num <= 0 || v->num > limit)
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" = %g is out of range (1..%d)", what, key, v->num, limit);
+    *out = (int)v->num;
+    return BN_OK;
+}
+
+/* Append the ids of an int-or-list value to the EOS list, without duplicates. */
+static void bn__cfg_add_eos(bn_config *cfg, const bn_json *v) {
+    int i, j, n = 1;
+    if (!v) return;
+    if (v->type == BN_JSON_ARRAY) n = v->len;
+    for (i = 0; i < n; i++) {
+        const bn_json *e = v->type == BN_JSON_ARRAY ? &v->child[i] : v;
+        int dup = 0;
+        if (!bn_json_is_int(e) || e->num < 0) continue;
+        for (j = 0; j < cfg->n_eos; j++) dup |= cfg->eos_token_ids[j] == (int)e->num;
+        if (!dup && cfg->n_eos < BN_MAX_EOS) cfg->eos_token_ids[cfg->n_eos++] = (int)e->num;
+    }
+}
+
+/* quantization_config: which weight variant the checkpoint holds. */
+static bn_status bn__cfg_quant(bn_config *cfg, const bn_json *q, const char *what, bn_error *err) {
+    const char *method = bn_json_string(q, "quant_method", "bitnet");
+    const char *cls = bn_json_string(q, "linear_class", "bitlinear");
+    const char *mode = bn_json_string(q, "quantization_mode", "offline");
+    const bn_json *skip = bn_json_get(q, "modules_to_not_convert");
+    int i;
+    if (strcmp(method, "bitnet") != 0)
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: quantization_config.quant_method \"%s\" (only \"bitnet\")", what,
+                         method);
+    if (strcmp(cls, "bitlinear") != 0 && strcmp(cls, "autobitlinear") != 0)
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: quantization_config.linear_class \"%s\"", what, cls);
+    if (strcmp(mode, "online") == 0) cfg->variant = BN_WEIGHTS_MASTER;
+    else if (strcmp(mode, "offline") == 0)
+        cfg->variant = strcmp(cls, "bitlinear") == 0 ? BN_WEIGHTS_BITLINEAR : BN_WEIGHTS_AUTOBITLINEAR;
+    else return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: quantization_config.quantization_mode \"%s\"", what, mode);
+    /* lm_head is never quantized here; a projection left in float is not supported. */
+    if (skip && skip->type == BN_JSON_ARRAY)
+        for (i = 0; i < skip->len; i++)
+            if (skip->child[i].type == BN_JSON_STRING && strstr(skip->child[i].str, "proj"))
+                return bn_errorf(err, BN_ERR_UNSUPPORTED,
+                                 "%s: modules_to_not_convert lists \"%s\": float projections are not supported", what,
+                                 skip->child[i].str);
+    return BN_OK;
+}
+
+/* RoPE: a top-level rope_theta (older checkpoints) or transformers-5
+   rope_parameters.rope_theta; only the default (unscaled) RoPE is supported. */
+static bn_status bn__cfg_rope(bn_config *cfg, const bn_json *root, const char *what, bn_error *err) {
+    const bn_json *params = bn_json_get(root, "rope_parameters"), *scaling = bn_json_get(root, "rope_scaling");
+    const char *type;
+    double theta = bn_json_number(root, "rope_theta", 10000.0);
+    if (params && params->type == BN_JSON_OBJECT) {
+        theta = bn_json_number(params, "rope_theta", theta);
+        type = bn_json_string(params, "rope_type", "default");
+        if (strcmp(type, "default") != 0)
+            return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: rope_parameters.rope_type \"%s\" (only \"default\")", what, type);
+    }
+    if (scaling && scaling->type == BN_JSON_OBJECT) {
+        type = bn_json_string(scaling, "rope_type", bn_json_string(scaling, "type", "default"));
+        if (strcmp(type, "default") != 0)
+            return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: rope_scaling type \"%s\" (only default RoPE)", what, type);
+    }
+    if (!(theta > 0.0) || theta > 1e12) return bn_errorf(err, BN_ERR_CONFIG, "%s: rope_theta = %g must be > 0", what, theta);
+    cfg->rope_theta = (float)theta;
+    return BN_OK;
+}
+
+static bn_status bn__cfg_from_json(bn_config *cfg, const bn_json *root, const bn_json *gen, const char *what,
+                                   bn_error *err) {
+    const char *model_type = bn_json_string(root, "model_type", NULL), *act;
+    const bn_json *q = bn_json_get(root, "quantization_config"), *hd = bn_json_get(root, "head_dim");
+    double eps;
+    bn_status s;
+    memset(cfg, 0, sizeof *cfg);
+    if (!root || root->type != BN_JSON_OBJECT) return bn_errorf(err, BN_ERR_CONFIG, "%s: not a JSON object", what);
+    if (!model_type) return bn_errorf(err, BN_ERR_CONFIG, "%s: \"model_type\" is missing", what);
+    if (strcmp(model_type, "bitnet") == 0) {
+        cfg->arch = BN_ARCH_BITNET;
+        cfg->has_sub_norms = 1;
+        act = "relu2";
+    } else if (strcmp(model_type, "llama") == 0) {
+        cfg->arch = BN_ARCH_LLAMA;
+        act = "silu";
+        /* A plain llama is a float model; only BitNet-quantized ones run here. */
+        if (!q || q->type != BN_JSON_OBJECT)
+            return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: model_type \"llama\" without a bitnet quantization_config", what);
+    } else {
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: model_type \"%s\" (supported: bitnet, llama with bitnet quantization)",
+                         what, model_type);
+    }
+    cfg->variant = BN_WEIGHTS_BITLINEAR; /* bitnet checkpoints without quantization_config ship packed */
+    if (q && q->type == BN_JSON_OBJECT && (s = bn__cfg_quant(cfg, q, what, err)) != BN_OK) return s;
+    act = bn_json_string(root, "hidden_act", act);
+    if (strcmp(act, "relu2") == 0) cfg->act = BN_ACT_RELU2;
+    else if (strcmp(act, "silu") == 0) cfg->act = BN_ACT_SILU;
+    else return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" (supported: relu2, silu)", what, act);
+
+    if ((s = bn__cfg_int(root, "vocab_size", &cfg->vocab_size, 0, 1 << 24, what, err)) ||
+        (s = bn__cfg_int(root, "hidden_size", &cfg->hidden_size, 0, 1 << 16, what, err)) ||
+        (s = bn__cfg_int(root, "intermediate_size", &cfg->intermediate_size, 0, 1 << 18, what, err)) ||
+        (s = bn__cfg_int(root, "num_hidden_layers", &cfg->n_layers, 0, 1024, what, err)) ||
+        (s = bn__cfg_int(root, "num_attention_heads", &cfg->n_heads, 0, 1024, what, err)))
+        return s;
+    if ((s = bn__cfg_int(root, "num_key_value_heads", &cfg->n_kv_heads, cfg->n_heads, 1024, what, err)) ||
+        (s = bn__cfg_int(root, "max_position_embeddings", &cfg->max_seq_len, 2048, 1 << 24, what, err)))
+        return s;
+    if (hd && hd->type != BN_JSON_NULL) {
+        if ((s = bn__cfg_int(root, "head_dim", &cfg->head_dim, 0, 1 << 14, what, err))) return s;
+    } else {
+        if (cfg->hidden_size % cfg->n_heads != 0)
+            return bn_errorf(err, BN_ERR_CONFIG,
+                             "%s: hidden_size %d is not divisible by num_attention_heads %d (and no head_dim is given)",
+                             what, cfg->hidden_size, cfg->n_heads);
+        cfg->head_dim = cfg->hidden_size / cfg->n_heads;
+    }
+    if (cfg->n_heads % cfg->n_kv_heads != 0)
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: num_key_value_heads %d does not divide num_attention_heads %d", what,
+                         cfg->n_kv_heads, cfg->n_heads);
+    if (cfg->head_dim % 2 != 0) return bn_errorf(err, BN_ERR_CONFIG, "%s: head_dim %d must be even for RoPE", what, cfg->head_dim);
+    if ((double)cfg->n_heads * cfg->head_dim > (1 << 16))
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: num_attention_heads x head_dim is too large", what);
+    if ((s = bn__cfg_rope(cfg, root, what, err))) return s;
+    eps = bn_json_number(root, "rms_norm_eps", cfg->arch == BN_ARCH_BITNET ? 1e-5 : 1e-6);
+    if (!(eps > 0.0) || eps >= 1.0) return bn_errorf(err, BN_ERR_CONFIG, "%s: rms_norm_eps = %g must be in (0, 1)", what, eps);
+    cfg->rms_norm_eps = (float)eps;
+    cfg->tie_word_embeddings = bn_json_bool(root, "tie_word_embeddings", 0);
+    cfg->bos_token_id = -1;
+    if (bn_json_is_int(bn_json_get(root, "bos_token_id"))) cfg->bos_token_id = (int)bn_json_number(root, "bos_token_id", -1);
+    if (gen && bn_json_is_int(bn_json_get(gen, "bos_token_id"))) cfg->bos_token_id = (int)bn_json_number(gen, "bos_token_id", -1);
+    bn__cfg_add_eos(cfg, bn_json_get(root, "eos_token_id"));
+    if (gen) bn__cfg_add_eos(cfg, bn_json_get(gen, "eos_token_id"));
+    return BN_OK;
+}
+
+BN_API bn_status bn_config_parse(bn_config *cfg, const char *config_json, const char *generation_config_json,
+                                 const char *what, bn_error *err) {
+    bn_json_doc doc, gdoc;
+    bn_status s;
+    char gwhat[600];
+    memset(&gdoc, 0, sizeof gdoc);
+    what = what ? what : "config.json";
+    if ((s = bn_json_parse(&doc, config_json, strlen(config_json), what, err))) return s;
+    if (generation_config_json) {
+        snprintf(gwhat, sizeof gwhat, "generation_config.json beside %s", what);
+        if ((s = bn_json_parse(&gdoc, generation_config_json, strlen(generation_config_json), gwhat, err))) {
+            bn_json_free(&doc);
+            return s;
+        }
+    }
+    s = bn__cfg_from_json(cfg, doc.root, gdoc.root, what, err);
+    bn_json_free(&doc);
+    bn_json_free(&gdoc);
+    return s;
+}
+
+/* ---- tensors ---------------------------------------------------------------- */
+
+/* A tensor the architecture needs, with the expected dtype class and shape. */
+static bn_status bn__need(const bn_safetensors *st, const char *name, int n_dims, int64_t d0, int64_t d1,
+                          const bn_st_tensor **out, bn_error *err) {
+    const bn_st_tensor *t = bn_st_find(st, name);
+    *out = NULL;
+    if (!t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", st->files[0].path, name);
+    if (t->n_dims != n_dims || t->shape[0] != d0 || (n_dims > 1 && t->shape[1] != d1)) {
+        if (n_dims == 1)
+            return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has shape %s[%lld%s], expected [%lld]",
+                             st->files[t->file].path, name, "", (long long)t->shape[0], t->n_dims > 1 ? ", ..." : "",
+                             (long long)d0);
+        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has shape [%lld, %lld]%s, expected [%lld, %lld]",
+                         st->files[t->file].path, name, (long long)t->shape[0],
+                         (long long)(t->n_dims > 1 ? t->shape[1] : 0), t->n_dims != 2 ? " (not 2-D)" : "",
+                         (long long)d0, (long long)d1);
+    }
+    *out = t;
+    return BN_OK;
+}
+
+static int bn__is_float(bn_dtype d) { return d == BN_DTYPE_F32 || d == BN_DTYPE_F16 || d == BN_DTYPE_BF16; }
+
+/* A norm weight as a new f32 array. */
+static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out, bn_error *err) {
+    const bn_st_tensor *t;
+    bn_status s = bn__need(m->st, name, 1, n, 0, &t, err);
+    if (s) return s;
+    if (!bn__is_float(t->dtype))
+        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected a float type",
+                         m->st->files[t->file].path, name, bn_dtype_name(t->dtype));
+    *out = BN_ALLOC(float, n);
+    if (!*out) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for '%s'", name);
+    m->bytes_allocated += sizeof(float) * (size_t)n;
+    return bn_st_read_f32(t, *out, err);
+}
+
+/* bf16/f16/f32 rows x cols as a bn_fmat: in place in the map when the
+   alignment allows, else copied; converted when the caller asks for another type. */
+static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out, const bn_model_params *p, bn_error *err) {
+    size_t n = (size_t)bn_st_numel(t), i;
+    bn_ftype disk;
+    memset(out, 0, sizeof *out);
+    out->rows = (int)t->shape[0];
+    out->cols = (int)t->shape[1];
+    if (t->dtype == BN_DTYPE_F32) disk = BN_FTYPE_F32;
+    else if (t->dtype == BN_DTYPE_BF16) disk = BN_FTYPE_BF16;
+    else if (t->dtype == BN_DTYPE_F16) disk = BN_FTYPE_F16;
+    else return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16",
+                          m->st->files[t->file].path, t->name, bn_dtype_name(t->dtype));
+    if (!p->head_type_set || p->head_type == disk) {
+        out->type = disk;
+        if (((uintptr_t)t->data % bn_dtype_size(t->dtype)) == 0) {
+            out->data = t->data; /* zero-copy: points into the mapped file */
+            return BN_OK;
+        }
+        out->owned = BN_MALLOC(t->nbytes);
+        if (!out->owned) return bn_errorf(err, BN_ERR_NOMEM, "out of memory copying '%s'", t->name);
+        memcpy(out->owned, t->data, t->nbytes);
+        out->data = out->owned;
+        m->bytes_allocated += t->nbytes;
+        return BN_OK;
+    }
+    /* Convert through f32. */
+    {
+        float *f = BN_ALLOC(float, n);
+        bn_status s;
+        if (!f) return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
+        if ((s = bn_st_read_f32(t, f, err))) { BN_FREE(f); return s; }
+        out->type = p->head_type;
+        if (p->head_type == BN_FTYPE_F32) {
+            out->owned = f;
+            m->bytes_allocated += n * 4;
+        } else if (p->head_type == BN_FTYPE_BF16 || p->head_type == BN_FTYPE_F16) {
+            uint16_t *h = BN_ALLOC(uint16_t, n);
+            if (!h) { BN_FREE(f); return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name); }
+            for (i = 0; i < n; i++) h[i] = p->head_type == BN_FTYPE_BF16 ? bn_f32_to_bf16(f[i]) : bn_f32_to_f16(f[i]);
+            BN_FREE(f);
+            out->owned = h;
+            m->bytes_allocated += n * 2;
+        } else { /* BN_FTYPE_I8: one absmax scale per row */
+            int8_t *q = BN_ALLOC(int8_t, n);
+            int r, c;
+            out->owned_scale = BN_ALLOC(float, out->rows);
+            if (!q || !out->owned_scale) {
+                BN_FREE(f); BN_FREE(q);
+                return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
+            }
+            for (r = 0; r < out->rows; r++) {
+                const float *row = f + (size_t)r * out->cols;
+                float amax = 0.0f;
+                for (c = 0; c < out->cols; c++) amax = BN_MAX(amax, fabsf(row[c]));
+                out->owned_scale[r] = amax > 0.0f ? amax / 127.0f : 1.0f;
+                for (c = 0; c < out->cols; c++) q[(size_t)r * out->cols + c] = (int8_t)rintf(row[c] / out->owned_scale[r]);
+            }
+            BN_FREE(f);
+            out->owned = q;
+            out->row_scale = out->owned_scale;
+            m->bytes_allocated += n + sizeof(float) * (size_t)out->rows;
+        }
+        out->data = out->owned;
+    }
+    return BN_OK;
+}
+
+/* bf16/f32 master weights, quantized as HF's online AutoBitLinear does:
+   s = 1 / max(mean|W|, 1e-5), Wq = clamp(round(W * s), -1, 1), W ~ Wq / s. */
+static bn_status bn__quantize_master(const bn_st_tensor *t, int rows, int cols, bn_tmat *out, bn_tlayout layout,
+                                     bn_error *err) {
+    size_t n = (size_t)rows * cols, i;
+    float *w = BN_ALLOC(float, n), s;
+    int8_t *q = BN_ALLOC(int8_t, n);
+    double sum = 0.0;
+    bn_status st = BN_OK;
+    if (!w || !q) st = bn_errorf(err, BN_ERR_NOMEM, "out of memory quantizing '%s'", t->name);
+    if (!st) st = bn_st_read_f32(t, w, err);
+    if (!st) {
+        for (i = 0; i < n; i++) sum += fabs((double)w[i]);
+        s = 1.0f / BN_MAX((float)(sum / (double)n), 1e-5f);
+        for (i = 0; i < n; i++) {
+            float v = rintf(w[i] * s); /* round half to even, as torch.round */
+            q[i] = (int8_t)(v > 1.0f ? 1 : v < -1.0f ? -1 : v);
+        }
+        st = bn_tmat_pack(out, q, rows, cols, 1.0f / s, layout, err);
+    }
+    BN_FREE(w);
+    BN_FREE(q);
+    return st;
+}
+
+/* Packed uint8 [ceil(rows/4), cols]: byte [r, c] holds the codes (value + 1)
+   of rows r + i * ceil(rows/4), i = 0..3, in bits 2i..2i+1. */
+static bn_status bn__unpack_codes(const bn_safetensors *st, const bn_st_tensor *t, int rows, int cols, int8_t *q,
+                                  bn_error *err) {
+    int prow = (rows + 3) / 4, r, c, i;
+    const uint8_t *b = (const uint8_t *)t->data;
+    for (r = 0; r < prow; r++)
+        for (c = 0; c < cols; c++) {
+            uint8_t byte = b[(size_t)r * cols + c];
+            for (i = 0; i < 4; i++) {
+                int code = (byte >> (2 * i)) & 3, row = r + i * prow;
+                if (row >= rows) continue;
+                if (code == 3)
+                    return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': invalid ternary code 3 at byte offset %lu",
+                                     st->files[t->file].path, t->name,
+                                     (unsigned long)(t->offset + (size_t)r * cols + (size_t)c));
+                q[(size_t)row * cols + c] = (int8_t)(code - 1);
+            }
+        }
+    return BN_OK;
+}
+
+/* One ternary linear "<prefix>.weight" of shape [rows, cols] in any variant. */
+static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int cols, bn_tmat *out,
+                                 const bn_model_params *p, bn_error *err) {
+    char name[256], sname[256];
+    const bn_st_tensor *t, *ts;
+    const char *path = m->st->files[0].path;
+    bn_status s;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    snprintf(sname, sizeof sname, "%s.weight_scale", prefix);
+    t = bn_st_find(m->st, name);
+    if (!t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", path, name);
+    path = m->st->files[t->file].path;
+    if (bn__is_float(t->dtype)) { /* master weights: quantize now */
+        if ((s = bn__need(m->st, name, 2, rows, cols, &t, err))) return s;
+        s = bn__quantize_master(t, rows, cols, out, p->layout, err);
+    } else if (t->dtype == BN_DTYPE_U8) { /* packed codes + weight_scale */
+        float scale;
+        int8_t *q;
+        if ((s = bn__need(m->st, name, 2, (rows + 3) / 4, cols, &t, err))) return s;
+        ts = bn_st_find(m->st, sname);
+        if (!ts) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing (packed weights need it)", path, sname);
+        if (bn_st_numel(ts) != 1 || !bn__is_float(ts->dtype))
+            return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' must hold one float", m->st->files[ts->file].path, sname);
+        if ((s = bn_st_read_f32(ts, &scale, err))) return s;
+        if (!(scale > 0.0f) || !isfinite(scale))
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s' = %g is not a positive number",
+                             m->st->files[ts->file].path, sname, (double)scale);
+        /* bitlinear stores 1/mean|W| and divides by it; autobitlinear stores mean|W| and multiplies. */
+        if (m->config.variant == BN_WEIGHTS_BITLINEAR) scale = 1.0f / scale;
+        q = BN_ALLOC(int8_t, (size_t)rows * cols);
+        if (!q) return bn_errorf(err, BN_ERR_NOMEM, "out of memory unpacking '%s'", name);
+        s = bn__unpack_codes(m->st, t, rows, cols, q, err);
+        if (!s) s = bn_tmat_pack(out, q, rows, cols, scale, p->layout, err);
+        BN_FREE(q);
+    } else {
+        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected BF16/F16/F32 master or U8 packed",
+                         path, name, bn_dtype_name(t->dtype));
+    }
+    if (!s) m->bytes_allocated += out->nbytes;
+    return s;
+}
+
+static bn_status bn__load_layer(bn_model *m, int l, const bn_model_params *p, bn_error *err) {
+    const bn_config *c = &m->config;
+    bn_layer *L = &m->layers[l];
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim, h = c->hidden_size,
+        f = c->intermediate_size;
+    char pre[128], name[192];
+    bn_status s;
+#define BN__NAME(suffix) (snprintf(name, sizeof name, "%s.%s", pre, suffix), name)
+    snprintf(pre, sizeof pre, "model.layers.%d", l);
+    if ((s = bn__load_norm(m, BN__NAME("input_layernorm.weight"), h, &L->attn_norm, err)) ||
+        (s = bn__load_norm(m, BN__NAME("post_attention_layernorm.weight"), h, &L->ffn_norm, err)) ||
+        (s = bn__load_linear(m, BN__NAME("self_attn.q_proj"), q_dim, h, &L->wq, p, err)) ||
+        (s = bn__load_linear(m, BN__NAME("self_attn.k_proj"), kv_dim, h, &L->wk, p, err)) ||
+        (s = bn__load_linear(m, BN__NAME("self_attn.v_proj"), kv_dim, h, &L->wv, p, err)) ||
+        (s = bn__load_linear(m, BN__NAME("self_attn.o_proj"), h, q_dim, &L->wo, p, err)) ||
+        (s = bn__load_linear(m, BN__NAME("mlp.gate_proj"), f, h, &L->w_gate, p, err)) ||
+        (s = bn__load_linear(m, BN__NAME("mlp.up_proj"), f, h, &L->w_up, p, err)) ||
+        (s = bn__load_linear(m, BN__NAME("mlp.down_proj"), h, f, &L->w_down, p, err)))
+        return s;
+    if (c->has_sub_norms &&
+        ((s = bn__load_norm(m, BN__NAME("self_attn.attn_sub_norm.weight"), q_dim, &L->attn_sub_norm, err)) ||
+         (s = bn__load_norm(m, BN__NAME("mlp.ffn_sub_norm.weight"), f, &L->ffn_sub_norm, err))))
+        return s;
+#undef BN__NAME
+    return BN_OK;
+}
+
+static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_error *err) {
+    const bn_config *c = &m->config;
+    const bn_st_tensor *t;
+    bn_model_params embed_p = *p;
+    bn_status s;
+    int l;
+    embed_p.head_type_set = 0; /* embeddings stay as on disk; head_type applies to lm_head */
+    if ((s = bn__need(m->st, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
+        (s = bn__load_fmat(m, t, &m->embed, c->tie_word_embeddings ? p : &embed_p, err)))
+        return s;
+    if (c->tie_word_embeddings) {
+        m->lm_head = m->embed;
+        m->lm_head.owned = NULL; /* owned by embed */
+        m->lm_head.owned_scale = NULL;
+    } else if ((s = bn__need(m->st, "lm_head.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
+               (s = bn__load_fmat(m, t, &m->lm_head, p, err))) {
+        return s;
+    }
+    if ((s = bn__load_norm(m, "model.norm.weight", c->hidden_size, &m->final_norm, err))) return s;
+    m->layers = BN_ZALLOC(bn_layer, c->n_layers);
+    if (!m->layers) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for %d layers", c->n_layers);
+    for (l = 0; l < c->n_layers; l++)
+        if ((s = bn__load_layer(m, l, p, err))) return s;
+    return BN_OK;
+}
+
+/* The folder holding config.json: path itself, or the folder of a file path. */
+static char *bn__model_dir(const char *path) {
+    if (bn__ends_with(path, ".safetensors") || bn__ends_with(path, ".json")) {
+        char *d = bn__dirname(path);
+        if (d && !d[0]) { BN_FREE(d); return bn__strndup(".", 1); }
+        return d;
+    }
+    return bn__strndup(path, strlen(path));
+}
+
+static bn_status bn__model_load(bn_model *m, const char *path, const bn_model_params *p, bn_error *err) {
+    char *dir = bn__model_dir(path), *cfg_path = NULL, *gen_path = NULL, *cfg_text = NULL, *gen_text = NULL;
+    bn_status s;
+    if (!dir) return bn_errorf(err, BN_ERR_NOMEM, "out of memory");
+    cfg_path = bn__path_join(dir, "config.json");
+    gen_path = bn__path_join(dir, "generation_config.json");
+    if (!cfg_path || !gen_path) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
+    if (!bn__file_exists(cfg_path)) { s = bn_errorf(err, BN_ERR_MISSING, "%s: no config.json", cfg_path); goto done; }
+    if ((s = bn_read_file(cfg_path, &cfg_text, NULL, err))) goto done;
+    if (bn__file_exists(gen_path) && (s = bn_read_file(gen_path, &gen_text, NULL, err))) goto done;
+    if ((s = bn_config_parse(&m->config, cfg_text, gen_text, cfg_path, err))) goto done;
+    if ((s = bn_st_open(&m->st, path, err))) goto done;
+    s = bn__load_weights(m, p, err);
+done:
+    BN_FREE(dir);
+    BN_FREE(cfg_path);
+    BN_FREE(gen_path);
+    BN_FREE(cfg_text);
+    BN_FREE(gen_text);
+    return s;
+}
+
+BN_API bn_status bn_model_load(bn_model **out, const char *path, const bn_model_params *params, bn_error *err) {
+    bn_model_params p = params ? *params : bn_model_default_params();
+    bn_model *m;
+    bn_status s;
+    *out = NULL;
+    if (!path) return bn_errorf(err, BN_ERR_ARG, "bn_model_load: path is NULL");
+    m = BN_ZALLOC(bn_model, 1);
+    if (!m) return bn_errorf(err, BN_ERR_NOMEM, "out of memory");
+    s = bn__model_load(m, path, &p, err);
+    if (s) {
+        bn_model_free(m);
+        return s;
+    }
+    *out = m;
+    return BN_OK;
+}
+
+BN_API void bn_model_free(bn_model *m) {
+    int l;
+    if (!m) return;
+    if (m->layers)
+        for (l = 0; l < m->config.n_layers; l++) {
+            bn_layer *L = &m->layers[l];
+            BN_FREE(L->attn_norm);
+            BN_FREE(L->ffn_norm);
+            BN_FREE(L->attn_sub_norm);
+            BN_FREE(L->ffn_sub_norm);
+            bn_tmat_free(&L->wq);
+            bn_tmat_free(&L->wk);
+            bn_tmat_free(&L->wv);
+            bn_tmat_free(&L->wo);
+            bn_tmat_free(&L->w_gate);
+            bn_tmat_free(&L->w_up);
+            bn_tmat_free(&L->w_down);
+        }
+    BN_FREE(m->layers);
+    BN_FREE(m->final_norm);
+    bn_fmat_free(&m->lm_head);
+    bn_fmat_free(&m->embed);
+    bn_st_close(m->st);
+    BN_FREE(m);
+}
+
+BN_API const bn_config *bn_model_config(const bn_model *model) { return &model->config; }
+
+BN_API void bn_model_memory(const bn_model *model, size_t *bytes_mapped, size_t *bytes_allocated) {
+    if (bytes_mapped) *bytes_mapped = model->st ? model->st->bytes_mapped : 0;
+    if (bytes_allocated) *bytes_allocated = model->bytes_allocated;
+}
+
+/* ==================== forward.h =========================================== */
+struct bn_context {
+    const bn_model *model;
+    bn_context_params params;
+    bn_pool *pool;
+    /* KV cache: [n_seq][n_layers][n_ctx][kv_dim] each, f32. */
+    float *k_cache, *v_cache;
+    int *seq_len; /* [n_seq] positions filled */
+    /* Scratch for one batch of up to n_batch tokens. */
+    float *x;         /* residual stream [n_batch][hidden] */
+    float *xn;        /* normed input of a block [n_batch][max(hidden, q_dim)] */
+    float *q, *k, *v; /* [n_batch][q_dim], [n_batch][kv_dim] x 2 */
+    float *att;       /* attention output [n_batch][q_dim] */
+    float *gate, *up; /* [n_batch][intermediate] */
+    float *proj;      /* output of o_proj / down_proj [n_batch][hidden] */
+    int8_t *xq;       /* quantized activations [n_batch][max(hidden, q_dim, intermediate)] */
+    float *act_scale; /* [n_batch] */
+    float *scores;    /* attention scores, one row of n_ctx per thread */
+    /* Logits of the tokens that asked for them. */
+    float *logits;
+    int logits_cap; /* rows allocated */
+    int *logits_row; /* [n_batch] row of each batch token, or -1 */
+    int n_batch_last, last_row;
+    float *capture; /* see bn_context_capture_hidden */
+};
+
+BN_API bn_context_params bn_context_default_params(void) {
+    bn_context_params p;
+    memset(&p, 0, sizeof p);
+    p.n_ctx = 0;
+    p.n_seq = 1;
+    p.n_batch = 512;
+    p.n_threads = 0;
+    p.kernel = BN_KERNEL_AUTO;
+    return p;
+}
+
+static size_t bn__kv_dim(const bn_config *c) { return (size_t)c->n_kv_heads * c->head_dim; }
+
+/* Start of the cache rows of (seq, layer). */
+static size_t bn__kv_offset(const bn_context *ctx, int seq, int layer) {
+    const bn_config *c = &ctx->model->config;
+    return (((size_t)seq * c->n_layers + layer) * ctx->params.n_ctx) * bn__kv_dim(c);
+}
+
+BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const bn_context_params *params,
+                                bn_error *err) {
+    bn_context_params p = params ? *params : bn_context_default_params();
+    const bn_config *c;
+    bn_context *ctx;
+    size_t nb, q_dim, kv_dim, wide, kv_elems;
+    *out = NULL;
+    if (!model) return bn_errorf(err, BN_ERR_ARG, "bn_context_new: model is NULL");
+    c = &model->config;
+    if (p.n_ctx <= 0) p.n_ctx = c->max_seq_len;
+    if (p.n_seq <= 0) p.n_seq = 1;
+    if (p.n_batch <= 0) p.n_batch = 512;
+    if (p.n_ctx > c->max_seq_len)
+        return bn_errorf(err, BN_ERR_ARG, "bn_context_new: n_ctx %d is larger than the model's max_position_embeddings %d",
+                         p.n_ctx, c->max_seq_len);
+    ctx = BN_ZALLOC(bn_context, 1);
+    if (!ctx) return bn_errorf(err, BN_ERR_NOMEM, "out of memory");
+    ctx->model = model;
+    ctx->params = p;
+    nb = (size_t)p.n_batch;
+    q_dim = (size_t)c->n_heads * c->head_dim;
+    kv_dim = bn__kv_dim(c);
+    wide = BN_MAX(BN_MAX((size_t)c->hidden_size, q_dim), (size_t)c->intermediate_size);
+    kv_elems = (size_t)p.n_seq * c->n_layers * p.n_ctx * kv_dim;
+    ctx->pool = bn_pool_new(p.n_threads);
+    ctx->k_cache = BN_ALLOC(float, kv_elems);
+    ctx->v_cache = BN_ALLOC(float, kv_elems);
+    ctx->seq_len = BN_ZALLOC(int, p.n_seq);
+    ctx->x = BN_ALLOC(float, nb * c->hidden_size);
+    ctx->xn = BN_ALLOC(float, nb * wide);
+    ctx->q = BN_ALLOC(float, nb * q_dim);
+    ctx->k = BN_ALLOC(float, nb * kv_dim);
+    ctx->v = BN_ALLOC(float, nb * kv_dim);
+    ctx->att = BN_ALLOC(float, nb * q_dim);
+    ctx->gate = BN_ALLOC(float, nb * c->intermediate_size);
+    ctx->up = BN_ALLOC(float, nb * c->intermediate_size);
+    ctx->proj = BN_ALLOC(float, nb * c->hidden_size);
+    ctx->xq = BN_ALLOC(int8_t, nb * wide);
+    ctx->act_scale = BN_ALLOC(float, nb);
+    ctx->scores = BN_ALLOC(float, (size_t)bn_pool_size(ctx->pool) * p.n_ctx);
+    ctx->logits_row = BN_ALLOC(int, nb);
+    if (!ctx->pool || !ctx->k_cache || !ctx->v_cache || !ctx->seq_len || !ctx->x || !ctx->xn || !ctx->q || !ctx->k ||
+        !ctx->v || !ctx->att || !ctx->gate || !ctx->up || !ctx->proj || !ctx->xq || !ctx->act_scale || !ctx->scores ||
+        !ctx->logits_row) {
+        bn_context_free(ctx);
+        return bn_errorf(err, BN_ERR_NOMEM, "bn_context_new: out of memory (KV cache of %lu MB for %d x %d positions)",
+                         (unsigned long)(kv_elems * 8 >> 20), p.n_seq, p.n_ctx);
+    }
+    ctx->last_row = -1;
+    *out = ctx;
+    return BN_OK;
+}
+
+BN_API void bn_context_free(bn_context *ctx) {
+    if (!ctx) return;
+    bn_pool_free(ctx->pool);
+    BN_FREE(ctx->k_cache);
+    BN_FREE(ctx->v_cache);
+    BN_FREE(ctx->seq_len);
+    BN_FREE(ctx->x);
+    BN_FREE(ctx->xn);
+    BN_FREE(ctx->q);
+    BN_FREE(ctx->k);
+    BN_FREE(ctx->v);
+    BN_FREE(ctx->att);
+    BN_FREE(ctx->gate);
+    BN_FREE(ctx->up);
+    BN_FREE(ctx->proj);
+    BN_FREE(ctx->xq);
+    BN_FREE(ctx->act_scale);
+    BN_FREE(ctx->scores);
+    BN_FREE(ctx->logits);
+    BN_FREE(ctx->logits_row);
+    BN_FREE(ctx);
+}
+
+BN_API const bn_model *bn_context_model(const bn_context *ctx) { return ctx->model; }
+BN_API const bn_context_params *bn_context_get_params(const bn_context *ctx) { return &ctx->params; }
+BN_API void bn_context_capture_hidden(bn_context *ctx, float *out) { ctx->capture = out; }
+
+BN_API int bn_seq_len(const bn_context *ctx, int seq) {
+    return seq >= 0 && seq < ctx->params.n_seq ? ctx->seq_len[seq] : 0;
+}
+
+BN_API void bn_seq_truncate(bn_context *ctx, int seq, int len) {
+    if (seq < 0 || seq >= ctx->params.n_seq || len < 0) return;
+    if (len < ctx->seq_len[seq]) ctx->seq_len[seq] = len;
+}
+
+BN_API bn_status bn_seq_copy(bn_context *ctx, int src, int dst, bn_error *err) {
+    const bn_config *c = &ctx->model->config;
+    size_t n;
+    int l;
+    if (src < 0 || src >= ctx->params.n_seq || dst < 0 || dst >= ctx->params.n_seq)
+        return bn_errorf(err, BN_ERR_ARG, "bn_seq_copy: sequence %d or %d is not in [0, %d)", src, dst, ctx->params.n_seq);
+    if (src == dst) return BN_OK;
+    n = (size_t)ctx->seq_len[src] * bn__kv_dim(c);
+    for (l = 0; l < c->n_layers; l++) {
+        memcpy(ctx->k_cache + bn__kv_offset(ctx, dst, l), ctx->k_cache + bn__kv_offset(ctx, src, l), n * sizeof(float));
+        memcpy(ctx->v_cache + bn__kv_offset(ctx, dst, l), ctx->v_cache + bn__kv_offset(ctx, src, l), n * sizeof(float));
+    }
+    ctx->seq_len[dst] = ctx->seq_len[src];
+    return BN_OK;
+}
+
+BN_API void bn_context_reset(bn_context *ctx) {
+    memset(ctx->seq_len, 0, sizeof(int) * (size_t)ctx->params.n_seq);
+    ctx->n_batch_last = 0;
+    ctx->last_row = -1;
+}
+
+/* ---- the building blocks -------------------------------------------------- */
+
+/* out = x * rsqrt(mean(x^2) + eps) * w, for one vector of n (HF's RMSNorm in f32). */
+static void bn__rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    float ss = 0.0f, inv;
+    int i;
+    for (i = 0; i < n; i++) ss += x[i] * x[i];
+    inv = 1.0f / sqrtf(ss / (float)n + eps);
+    for (i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
+}
+
+static void bn__rmsnorm_rows(float *out, const float *x, const float *w, int n_tokens, int n, float eps) {
+    int t;
+    for (t = 0; t < n_tokens; t++) bn__rmsnorm(out + (size_t)t * n, x + (size_t)t * n, w, n, eps);
+}
+
+/* Quantize each token's activations once; every linear that reads this input shares them. */
+static void bn__quantize_rows(const float *x, int n_tokens, int n, int8_t *xq, float *act_scale) {
+    int t;
+    for (t = 0; t < n_tokens; t++) act_scale[t] = bn_quantize_act(x + (size_t)t * n, n, xq + (size_t)t * n);
+}
+
+/* RoPE, HF's rotate-half convention: dimension i pairs with i + head_dim/2
+   (not with i + 1 as in the interleaved GPT-J/llama.cpp style). The angle is
+   computed in f32 as HF does: pos * theta^(-2i/head_dim). */
+static void bn__rope(float *v, int n_heads, int head_dim, int pos, float theta) {
+    int h, i, half = head_dim / 2;
+    for (i = 0; i < half; i++) {
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        float angle = (float)pos * inv_freq;
+        float c = (float)cos((double)angle), s = (float)sin((double)angle);
+        for (h = 0; h < n_heads; h++) {
+            float *x = v + (size_t)h * head_dim;
+            float x1 = x[i], x2 = x[i + half];
+            x[i] = x1 * c - x2 * s;
+            x[i + half] = x2 * c + x1 * s;
+        }
+    }
+}
+
+/* Attention for the (token, head) pairs of a batch, spread over the pool's threads. */
+typedef struct bn__attn_job {
+    bn_context *ctx;
+    int layer, n_tokens;
+    const int32_t *pos, *seq;
+} bn__attn_job;
+
+static void bn__attn_worker(void *arg, int ith, int nth) {
+    const bn__attn_job *job = (const bn__attn_job *)arg;
+    bn_context *ctx = job->ctx;
+    const bn_config *c = &ctx->model->config;
+    int hd = c->head_dim, n_heads = c->n_heads, group = c->n_heads / c->n_kv_heads, lo, hi, task;
+    size_t kv_dim = bn__kv_dim(c), q_dim = (size_t)n_heads * hd;
+    float *scores = ctx->scores + (size_t)ith * ctx->params.n_ctx, scale = 1.0f / sqrtf((float)hd);
+    bn_split_range(job->n_tokens * n_heads, ith, nth, &lo, &hi);
+    for (task = lo; task < hi; task++) {
+        int t = task / n_heads, h = task % n_heads, kvh = h / group, n_keys = job->pos[t] + 1, p, i;
+        int seq = job->seq ? job->seq[t] : 0;
+        const float *q = ctx->q + (size_t)t * q_dim + (size_t)h * hd;
+        const float *kc = ctx->k_cache + bn__kv_offset(ctx, seq, job->layer) + (size_t)kvh * hd;
+        const float *vc = ctx->v_cache + bn__kv_offset(ctx, seq, job->layer) + (size_t)kvh * hd;
+        float *out = ctx->att + (size_t)t * q_dim + (size_t)h * hd, max = -INFINITY, sum = 0.0f;
+        /* causal: this token sees positions 0..pos of its own sequence */
+        for (p = 0; p < n_keys; p++) {
+            const float *k = kc + (size_t)p * kv_dim;
+            float dot = 0.0f;
+            for (i = 0; i < hd; i++) dot += q[i] * k[i];
+            scores[p] = dot * scale;
+            max = BN_MAX(max, scores[p]);
+        }
+        for (p = 0; p < n_keys; p++) {
+            scores[p] = expf(scores[p] - max);
+            sum += scores[p];
+        }
+        for (i = 0; i < hd; i++) out[i] = 0.0f;
+        for (p = 0; p < n_keys; p++) {
+            const float *v = vc + (size_t)p * kv_dim;
+            float w = scores[p] / sum;
+            for (i = 0; i < hd; i++) out[i] += w * v[i];
+        }
+    }
+}
+
+static void bn__capture(bn_context *ctx, int slot, const float *x, int n_tokens) {
+    size_t n = (size_t)n_tokens * ctx->model->config.hidden_size;
+    if (ctx->capture) memcpy(ctx->capture + (size_t)slot * n, x, n * sizeof(float));
+}
+
+/* One transformer block over the batch: x += attn(norm(x)); x += ffn(norm(x)). */
+static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
+    const bn_model *m = ctx->model;
+    const bn_config *c = &m->config;
+    const bn_layer *L = &m->layers[l];
+    int n = b->n_tokens, t, hid = c->hidden_size, f = c->intermediate_size;
+    int q_dim = c->n_heads * c->head_dim, kv_dim = (int)bn__kv_dim(c);
+    bn_kernel kern = ctx->params.kernel;
+    bn__attn_job job;
+    size_t i;
+
+    /* attention: q, k, v from one quantization of the normed input */
+    bn__rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm, n, hid, c->rms_norm_eps);
+    bn__quantize_rows(ctx->xn, n, hid, ctx->xq, ctx->act_scale);
+    bn_tmat_matmul(&L->wq, ctx->xq, ctx->act_scale, n, ctx->q, ctx->pool, kern);
+    bn_tmat_matmul(&L->wk, ctx->xq, ctx->act_scale, n, ctx->k, ctx->pool, kern);
+    bn_tmat_matmul(&L->wv, ctx->xq, ctx->act_scale, n, ctx->v, ctx->pool, kern);
+    for (t = 0; t < n; t++) {
+        int seq = b->seq ? b->seq[t] : 0;
+        size_t at = bn__kv_offset(ctx, seq, l) + (size_t)b->pos[t] * kv_dim;
+        bn__rope(ctx->q + (size_t)t * q_dim, c->n_heads, c->head_dim, b->pos[t], c->rope_theta);
+        bn__rope(ctx->k + (size_t)t * kv_dim, c->n_kv_heads, c->head_dim, b->pos[t], c->rope_theta);
+        memcpy(ctx->k_cache + at, ctx->k + (size_t)t * kv_dim, sizeof(float) * (size_t)kv_dim);
+        memcpy(ctx->v_cache + at, ctx->v + (size_t)t * kv_dim, sizeof(float) * (size_t)kv_dim);
+    }
+    job.ctx = ctx;
+    job.layer = l;
+    job.n_tokens = n;
+    job.pos = b->pos;
+    job.seq = b->seq;
+    bn_pool_run(ctx->pool, bn__attn_worker, &job);
+    if (L->attn_sub_norm) bn__rmsnorm_rows(ctx->att, ctx->att, L->attn_sub_norm, n, q_dim, c->rms_norm_eps);
+    bn__quantize_rows(ctx->att, n, q_dim, ctx->xq, ctx->act_scale);
+    bn_tmat_matmul(&L->wo, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
+    for (i = 0; i < (size_t)n * hid; i++) ctx->x[i] += ctx->proj[i];
+
+    /* feed-forward: gate and up from one quantization */
+    bn__rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm, n, hid, c->rms_norm_eps);
+    bn__quantize_rows(ctx->xn, n, hid, ctx->xq, ctx->act_scale);
+    bn_tmat_matmul(&L->w_gate, ctx->xq, ctx->act_scale, n, ctx->gate, ctx->pool, kern);
+    bn_tmat_matmul(&L->w_up, ctx->xq, ctx->act_scale, n, ctx->up, ctx->pool, kern);
+    for (i = 0; i < (size_t)n * f; i++) {
+        float g = ctx->gate[i];
+        if (c->act == BN_ACT_RELU2) g = g > 0.0f ? g * g : 0.0f; /* relu(g)^2 */
+        else g = g / (1.0f + expf(-g));                          /* silu(g) */
+        ctx->gate[i] = g * ctx->up[i];
+    }
+    if (L->ffn_sub_norm) bn__rmsnorm_rows(ctx->gate, ctx->gate, L->ffn_sub_norm, n, f, c->rms_norm_eps);
+    bn__quantize_rows(ctx->gate, n, f, ctx->xq, ctx->act_scale);
+    bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
+    for (i = 0; i < (size_t)n * hid; i++) ctx->x[i] += ctx->proj[i];
+}
+
+/* Check the whole batch before touching any state. */
+static bn_status bn__check_batch(const bn_context *ctx, const bn_batch *b, bn_error *err) {
+    const bn_config *c = &ctx->model->config;
+    int t, u;
+    if (!b || b->n_tokens <= 0 || !b->token || !b->pos)
+        return bn_errorf(err, BN_ERR_ARG, "bn_forward: empty batch or NULL token/pos arrays");
+    if (b->n_tokens > ctx->params.n_batch)
+        return bn_errorf(err, BN_ERR_ARG, "bn_forward: %d tokens is more than n_batch %d", b->n_tokens, ctx->params.n_batch);
+    for (t = 0; t < b->n_tokens; t++) {
+        int seq = b->seq ? b->seq[t] : 0, expect = ctx->seq_len[seq >= 0 && seq < ctx->params.n_seq ? seq : 0];
+        if (b->token[t] < 0 || b->token[t] >= c->vocab_size)
+            return bn_errorf(err, BN_ERR_ARG, "bn_forward: token %d (batch index %d) is not in [0, %d)", b->token[t], t,
+                             c->vocab_size);
+        if (seq < 0 || seq >= ctx->params.n_seq)
+            return bn_errorf(err, BN_ERR_ARG, "bn_forward: sequence %d (batch index %d) is not in [0, %d)", seq, t,
+                             ctx->params.n_seq);
+        for (u = 0; u < t; u++) expect += (b->seq ? b->seq[u] : 0) == seq;
+        if (b->pos[t] != expect)
+            return bn_errorf(err, BN_ERR_ARG, "bn_forward: batch index %d has position %d, sequence %d expects %d", t,
+                             b->pos[t], seq, expect);
+        if (b->pos[t] >= ctx->params.n_ctx)
+            return bn_errorf(err, BN_ERR_CONTEXT_FULL,
+                             "bn_forward: sequence %d is full: position %d does not fit a context of %d tokens", seq,
+                             b->pos[t], ctx->params.n_ctx);
+    }
+    return BN_OK;
+}
+
+BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
+    const bn_model *m = ctx->model;
+    const bn_config *c = &m->config;
+    int n, t, l, n_out = 0, hid = c->hidden_size;
+    bn_status s = bn__check_batch(ctx, b, err);
+    if (s) return s;
+    n = b->n_tokens;
+    /* which tokens get logits */
+    for (t = 0; t < n; t++) {
+        int want = b->want_logits ? b->want_logits[t] != 0 : t == n - 1;
+        ctx->logits_row[t] = want ? n_out++ : -1;
+    }
+    if (n_out > ctx->logits_cap) {
+        float *nl = (float *)BN_REALLOC(ctx->logits, sizeof(float) * (size_t)n_out * c->vocab_size);
+        if (!nl) return bn_errorf(err, BN_ERR_NOMEM, "bn_forward: out of memory for %d rows of logits", n_out);
+        ctx->logits = nl;
+        ctx->logits_cap = n_out;
+    }
+    /* the sequence lengths grow only once the batch is known to be valid */
+    ctx->n_batch_last = n;
+    ctx->last_row = -1;
+    for (t = 0; t < n; t++) {
+        bn_fmat_row(&m->embed, b->token[t], ctx->x + (size_t)t * hid);
+        if (ctx->logits_row[t] >= 0) ctx->last_row = ctx->logits_row[t];
+    }
+    bn__capture(ctx, 0, ctx->x, n);
+    for (l = 0; l < c->n_layers; l++) {
+        bn__block(ctx, l, b);
+        if (l < c->n_layers - 1) bn__capture(ctx, l + 1, ctx->x, n);
+    }
+    bn__rmsnorm_rows(ctx->xn, ctx->x, m->final_norm, n, hid, c->rms_norm_eps);
+    bn__capture(ctx, c->n_layers, ctx->xn, n);
+    /* lm_head over the tokens that want logits, gathered into contiguous rows */
+    for (t = 0; t < n; t++)
+        if (ctx->logits_row[t] >= 0 && ctx->logits_row[t] != t)
+            memmove(ctx->xn + (size_t)ctx->logits_row[t] * hid, ctx->xn + (size_t)t * hid, sizeof(float) * (size_t)hid);
+    if (n_out) bn_fmat_matmul(&m->lm_head, ctx->xn, n_out, ctx->logits, ctx->pool);
+    for (t = 0; t < n; t++) ctx->seq_len[b->seq ? b->seq[t] : 0]++;
+    return BN_OK;
+}
+
+BN_API const float *bn_get_logits(const bn_context *ctx, int i) {
+    int row;
+    if (i == -1) row = ctx->last_row;
+    else if (i < 0 || i >= ctx->n_batch_last) return NULL;
+    else row = ctx->logits_row[i];
+    return row < 0 ? NULL : ctx->logits + (size_t)row * ctx->model->config.vocab_size;
+}
+
+BN_API bn_status bn_eval(bn_context *ctx, int seq, const int32_t *tokens, int n, bn_error *err) {
+    int32_t *pos, *seqs;
+    int done = 0, i;
+    bn_status s = BN_OK;
+    if (n <= 0 || !tokens) return bn_errorf(err, BN_ERR_ARG, "bn_eval: no tokens");
+    if (seq < 0 || seq >= ctx->params.n_seq)
+        return bn_errorf(err, BN_ERR_ARG, "bn_eval: sequence %d is not in [0, %d)", seq, ctx->params.n_seq);
+    if (ctx->seq_len[seq] + n > ctx->params.n_ctx)
+        return bn_errorf(err, BN_ERR_CONTEXT_FULL,
+                         "bn_eval: sequence %d has %d tokens; %d more do not fit a context of %d tokens", seq,
+                         ctx->seq_len[seq], n, ctx->params.n_ctx);
+    pos = BN_ALLOC(int32_t, ctx->params.n_batch);
+    seqs = BN_ALLOC(int32_t, ctx->params.n_batch);
+    if (!pos || !seqs) s = bn_errorf(err, BN_ERR_NOMEM, "bn_eval: out of memory");
+    while (!s && done < n) {
+        bn_batch b;
+        int chunk = BN_MIN(n - done, ctx->params.n_batch);
+        for (i = 0; i < chunk; i++) {
+            pos[i] = ctx->seq_len[seq] + i;
+            seqs[i] = seq;
+        }
+        memset(&b, 0, sizeof b);
+        b.n_tokens = chunk;
+        b.token = tokens + done;
+        b.pos = pos;
+        b.seq = seqs;
+        s = bn_forward(ctx, &b, err);
+        done += chunk;
+    }
+    BN_FREE(pos);
+    BN_FREE(seqs);
+    return s;
 }
 
 /* ==================== sampler.h =========================================== */
@@ -2647,6 +4338,863 @@ BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
     bn_sample_temperature(c, p->temperature);
     return bn_sample_draw(c, bn_rng_uniform(&s->rng));
 }
+
+/* ==================== generate.h ========================================== */
+/* ---- text streaming ---- */
+
+/* Bytes a UTF-8 character with this lead byte has, or 0 for a continuation / invalid byte. */
+static int bn__utf8_char_len(unsigned char c) {
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c >= 0xE0 && c <= 0xEF) return 3;
+    if (c >= 0xF0 && c <= 0xF4) return 4;
+    return 0;
+}
+
+BN_API size_t bn_utf8_complete_prefix(const char *s, size_t n) {
+    size_t i, back;
+    /* look back at most 3 bytes for the lead byte of the last character */
+    for (back = 1; back <= 3 && back <= n; back++) {
+        unsigned char c = (unsigned char)s[n - back];
+        int need;
+        if ((c & 0xC0) == 0x80) continue; /* continuation byte: keep looking */
+        need = bn__utf8_char_len(c);
+        if (need > (int)back) {
+            /* incomplete only if the bytes after the lead are all continuations (they are) */
+            for (i = n - back + 1; i < n; i++)
+                if (((unsigned char)s[i] & 0xC0) != 0x80) return n;
+            return n - back;
+        }
+        return n;
+    }
+    return n;
+}
+
+BN_API void bn_text_stream_init(bn_text_stream *ts, const char *const *stop, int n_stop) {
+    memset(ts, 0, sizeof *ts);
+    ts->stop = stop;
+    ts->n_stop = stop ? n_stop : 0;
+}
+
+BN_API void bn_text_stream_free(bn_text_stream *ts) {
+    BN_FREE(ts->held);
+    BN_FREE(ts->out);
+    memset(ts, 0, sizeof *ts);
+}
+
+static int bn__grow(char **buf, size_t *cap, size_t need) {
+    char *p;
+    size_t c = *cap ? *cap : 64;
+    if (need <= *cap) return 1;
+    while (c < need) c *= 2;
+    p = (char *)BN_REALLOC(*buf, c);
+    if (!p) return 0;
+    *buf = p;
+    *cap = c;
+    return 1;
+}
+
+/* Earliest position where a stop string occurs in s[0..n), and its length; -1 if none. */
+static long bn__find_stop(const bn_text_stream *ts, const char *s, size_t n, size_t *stop_len) {
+    long best = -1;
+    int k;
+    for (k = 0; k < ts->n_stop; k++) {
+        size_t m = strlen(ts->stop[k]), i;
+        if (m == 0 || m > n) continue;
+        for (i = 0; i + m <= n && (best < 0 || (long)i < best); i++) {
+            if (memcmp(s + i, ts->stop[k], m) == 0) {
+                best = (long)i;
+                *stop_len = m;
+                break;
+            }
+        }
+    }
+    return best;
+}
+
+/* Length of the longest tail of s[0..n) that is the start of some stop string
+   (it may still grow into one, so it must not be shown yet). */
+static size_t bn__stop_prefix_tail(const bn_text_stream *ts, const char *s, size_t n) {
+    size_t best = 0;
+    int k;
+    for (k = 0; k < ts->n_stop; k++) {
+        size_t m = strlen(ts->stop[k]), t;
+        for (t = (m - 1 < n ? m - 1 : n); t > best; t--)
+            if (memcmp(s + n - t, ts->stop[k], t) == 0) {
+                best = t;
+                break;
+            }
+    }
+    return best;
+}
+
+/* Move the first n held bytes to ts->out. */
+static bn_status bn__emit(bn_text_stream *ts, size_t n, const char **text, size_t *len, bn_error *err) {
+    if (!bn__grow(&ts->out, &ts->cap_out, n + 1)) return bn_errorf(err, BN_ERR_NOMEM, "text stream: out of memory");
+    memcpy(ts->out, ts->held, n);
+    ts->out[n] = 0;
+    memmove(ts->held, ts->held + n, ts->n_held - n);
+    ts->n_held -= n;
+    *text = ts->out;
+    *len = n;
+    return BN_OK;
+}
+
+BN_API bn_status bn_text_stream_push(bn_text_stream *ts, const char *bytes, size_t n, const char **text,
+                                     size_t *len, int *stop_hit, bn_error *err) {
+    size_t safe, stop_len = 0, tail;
+    long at;
+    *text = "";
+    *len = 0;
+    *stop_hit = ts->stopped;
+    if (ts->stopped) return BN_OK;
+    if (!bn__grow(&ts->held, &ts->cap_held, ts->n_held + n + 1))
+        return bn_errorf(err, BN_ERR_NOMEM, "text stream: out of memory");
+    memcpy(ts->held + ts->n_held, bytes, n);
+    ts->n_held += n;
+    at = bn__find_stop(ts, ts->held, ts->n_held, &stop_len);
+    if (at >= 0) {
+        ts->stopped = 1;
+        *stop_hit = 1;
+        return bn__emit(ts, (size_t)at, text, len, err);
+    }
+    safe = bn_utf8_complete_prefix(ts->held, ts->n_held);
+    tail = bn__stop_prefix_tail(ts, ts->held, ts->n_held);
+    if (ts->n_held - tail < safe) safe = ts->n_held - tail;
+    return bn__emit(ts, safe, text, len, err);
+}
+
+BN_API void bn_text_stream_flush(bn_text_stream *ts, const char **text, size_t *len) {
+    *text = "";
+    *len = 0;
+    if (ts->stopped || ts->n_held == 0) return;
+    if (bn__emit(ts, ts->n_held, text, len, NULL) != BN_OK) { /* out of memory: hand out the held buffer */
+        *text = ts->held;
+        *len = ts->n_held;
+        ts->n_held = 0;
+    }
+}
+
+BN_API const char *bn_stop_reason_str(bn_stop_reason reason) {
+    switch (reason) {
+    case BN_STOP_NONE: return "none";
+    case BN_STOP_EOS: return "eos";
+    case BN_STOP_STRING: return "stop string";
+    case BN_STOP_MAX_TOKENS: return "max tokens";
+    case BN_STOP_CONTEXT_FULL: return "context full";
+    case BN_STOP_CANCELLED: return "cancelled";
+    }
+    return "unknown";
+}
+
+BN_API bn_generate_params bn_generate_default_params(void) {
+    bn_generate_params p;
+    memset(&p, 0, sizeof p);
+    p.max_new_tokens = -1;
+    return p;
+}
+
+BN_API bn_beam_params bn_beam_default_params(void) {
+    bn_beam_params p;
+    memset(&p, 0, sizeof p);
+    p.n_beams = 4;
+    p.max_new_tokens = 32;
+    p.length_penalty = 1.0f;
+    p.early_stopping = 1;
+    return p;
+}
+
+BN_API void bn_beam_result_free(bn_beam_result *r) {
+    int i;
+    if (!r) return;
+    for (i = 0; i < r->n; i++) BN_FREE(r->hyps[i].tokens);
+    BN_FREE(r->hyps);
+    r->hyps = NULL;
+    r->n = 0;
+}
+
+#ifdef BN_CONTRACT_PENDING
+
+static int bn__is_eos(int32_t token, const int32_t *eos, int n_eos) {
+    int i;
+    for (i = 0; i < n_eos; i++)
+        if (eos[i] == token) return 1;
+    return 0;
+}
+
+/* The model's end tokens unless the caller gave some. */
+static void bn__pick_eos(const bn_context *ctx, const int32_t *eos, int n_eos, const int32_t **out, int *n_out) {
+    if (eos) {
+        *out = eos;
+        *n_out = n_eos;
+    } else {
+        const bn_config *cfg = bn_model_config(bn_context_model(ctx));
+        *out = cfg->eos_token_ids;
+        *n_out = cfg->n_eos;
+    }
+}
+
+/* ---- bn_generate ---- */
+
+/* State of one bn_generate call, so that each step is a small function. */
+typedef struct bn__gen {
+    bn_context *ctx;
+    int seq;
+    bn_sampler *sampler;
+    const bn_generate_params *p;
+    const int32_t *eos;
+    int n_eos;
+    bn_text_stream ts;
+    int32_t prev;
+} bn__gen;
+
+/* Feed a token's text to the stream and the emitted part to the callback.
+   Returns 1 when generation must stop (stop string or callback). */
+static bn_status bn__gen_emit(bn__gen *g, int32_t token, int is_eos, bn_stop_reason *reason, bn_error *err) {
+    const char *text = "";
+    size_t len = 0;
+    int stop_hit = 0;
+    if (g->p->token_text && !is_eos) {
+        size_t n = 0;
+        const char *piece = g->p->token_text(g->p->token_text_user, token, g->prev, &n);
+        bn_status st = bn_text_stream_push(&g->ts, piece ? piece : "", piece ? n : 0, &text, &len, &stop_hit, err);
+        if (st) return st;
+        if (stop_hit) *reason = BN_STOP_STRING;
+    }
+    g->prev = token;
+    if (g->p->on_token && g->p->on_token(g->p->user, token, text, len) && !*reason) *reason = BN_STOP_CANCELLED;
+    return BN_OK;
+}
+
+static bn_status bn__gen_prompt(bn__gen *g, const int32_t *prompt, int n_prompt, bn_error *err) {
+    int i;
+    if (n_prompt <= 0) return BN_OK;
+    for (i = 0; i < n_prompt; i++) bn_sampler_accept(g->sampler, prompt[i]);
+    return bn_eval(g->ctx, g->seq, prompt, n_prompt, err);
+}
+
+BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, const int32_t *prompt, int n_prompt,
+                             const bn_generate_params *params, int32_t *out, int max_out, bn_generate_result *res,
+                             bn_error *err) {
+    bn_generate_params defaults = bn_generate_default_params();
+    bn_generate_result r;
+    bn__gen g;
+    bn_status st;
+    double t0 = bn_time_s();
+    memset(&r, 0, sizeof r);
+    memset(&g, 0, sizeof g);
+    g.ctx = ctx;
+    g.seq = seq;
+    g.sampler = sampler;
+    g.p = params ? params : &defaults;
+    g.prev = -1;
+    bn__pick_eos(ctx, g.p->eos, g.p->n_eos, &g.eos, &g.n_eos);
+    if (n_prompt <= 0 && bn_seq_len(ctx, seq) <= 0)
+        return bn_errorf(err, BN_ERR_ARG, "generate: empty prompt and empty sequence %d: nothing to continue", seq);
+    bn_text_stream_init(&g.ts, g.p->stop, g.p->n_stop);
+    st = bn__gen_prompt(&g, prompt, n_prompt, err);
+    r.n_prompt = st ? 0 : n_prompt;
+    r.prompt_s = bn_time_s() - t0;
+    t0 = bn_time_s();
+    while (!st && !r.reason) {
+        int32_t token;
+        int is_eos;
+        if (g.p->max_new_tokens >= 0 && r.n_generated >= g.p->max_new_tokens) {
+            r.reason = BN_STOP_MAX_TOKENS;
+            break;
+        }
+        if (r.n_generated > 0) { /* the previous token goes in only now: the last one never needs to */
+            if (bn_seq_len(ctx, seq) >= bn_context_n_ctx(ctx)) {
+                r.reason = BN_STOP_CONTEXT_FULL;
+                break;
+            }
+            st = bn_eval(ctx, seq, &g.prev, 1, err);
+            if (st) break;
+        }
+        token = bn_sampler_sample(sampler, bn_get_logits(ctx, -1));
+        bn_sampler_accept(sampler, token);
+        if (out && r.n_generated < max_out) out[r.n_generated] = token;
+        r.n_generated++;
+        is_eos = !g.p->ignore_eos && bn__is_eos(token, g.eos, g.n_eos);
+        st = bn__gen_emit(&g, token, is_eos, &r.reason, err);
+        if (!r.reason && is_eos) r.reason = BN_STOP_EOS;
+    }
+    if (!st && r.reason != BN_STOP_STRING && g.p->on_token) {
+        const char *text;
+        size_t len;
+        bn_text_stream_flush(&g.ts, &text, &len);
+        g.p->on_token(g.p->user, -1, text, len);
+    }
+    bn_text_stream_free(&g.ts);
+    r.gen_s = bn_time_s() - t0;
+    if (res) *res = r;
+    return st;
+}
+
+
+/* ---- beam search ---- */
+
+typedef struct bn__beam {
+    int slot;        /* KV slot holding the prompt and tokens[0..n-1) (the last token goes in next step) */
+    int32_t *tokens; /* generated so far */
+    int n;
+    double sum;      /* sum of log-probabilities of tokens */
+} bn__beam;
+
+typedef struct bn__beam_cand {
+    int beam;
+    int32_t token;
+    double sum;      /* the beam's sum plus log p(token) */
+} bn__beam_cand;
+
+/* Best first; ties by beam, then token, so that the order is fully defined. */
+static int bn__beam_cand_cmp(const void *a, const void *b) {
+    const bn__beam_cand *x = (const bn__beam_cand *)a, *y = (const bn__beam_cand *)b;
+    if (x->sum != y->sum) return x->sum > y->sum ? -1 : 1;
+    if (x->beam != y->beam) return x->beam < y->beam ? -1 : 1;
+    return (x->token > y->token) - (x->token < y->token);
+}
+
+typedef struct bn__beam_state {
+    bn_context *ctx;
+    const bn_beam_params *p;
+    const int32_t *eos;
+    int n_eos, n_vocab, n_beams, first_seq;
+    bn__beam *beams, *next;
+    int n_live;
+    bn_candidates cands;
+    bn__beam_cand *pool;  /* n_beams * 2 * n_beams */
+    int n_pool;
+    bn_beam_hyp *done;    /* the n_beams best finished hypotheses so far */
+    int n_done;
+    int32_t *b_tok, *b_pos, *b_seq;
+    int8_t *b_want;
+} bn__beam_state;
+
+static double bn__beam_score(const bn_beam_params *p, double sum, int len) {
+    return sum / pow((double)(len > 0 ? len : 1), (double)p->length_penalty);
+}
+
+/* Keep a finished hypothesis if there is room or it beats the worst kept one. */
+static bn_status bn__beam_add_done(bn__beam_state *s, const int32_t *tokens, int n, double sum, bn_error *err) {
+    double score = bn__beam_score(s->p, sum, n);
+    int i, slot = s->n_done;
+    if (s->n_done == s->n_beams) {
+        slot = 0;
+        for (i = 1; i < s->n_done; i++)
+            if (s->done[i].score < s->done[slot].score) slot = i;
+        if (score <= s->done[slot].score) return BN_OK;
+        BN_FREE(s->done[slot].tokens);
+    } else {
+        s->n_done++;
+    }
+    s->done[slot].tokens = BN_ALLOC(int32_t, n > 0 ? n : 1);
+    if (!s->done[slot].tokens) {
+        s->done[slot].n_tokens = 0;
+        return bn_errorf(err, BN_ERR_NOMEM, "beam search: out of memory");
+    }
+    memcpy(s->done[slot].tokens, tokens, sizeof(int32_t) * (size_t)n);
+    s->done[slot].n_tokens = n;
+    s->done[slot].sum_logprob = (float)sum;
+    s->done[slot].score = (float)score;
+    return BN_OK;
+}
+
+/* For every live beam: its 2*n_beams best next tokens by log-probability. */
+static void bn__beam_expand(bn__beam_state *s, const float *const *logits) {
+    int b, i, k = 2 * s->n_beams;
+    s->n_pool = 0;
+    for (b = 0; b < s->n_live; b++) {
+        bn_candidates *c = &s->cands;
+        double max, sum = 0.0, lse;
+        bn_candidates_init(c, logits[b], s->n_vocab);
+        bn_sample_logit_bias(c, s->p->logit_bias, s->p->n_logit_bias);
+        max = c->data[bn_sample_argmax(c)].logit;
+        for (i = 0; i < c->n; i++) sum += exp((double)c->data[i].logit - max);
+        lse = max + log(sum);
+        bn_sample_top_k(c, k);
+        for (i = 0; i < c->n; i++) {
+            bn__beam_cand *pc = &s->pool[s->n_pool++];
+            pc->beam = b;
+            pc->token = c->data[i].id;
+            pc->sum = s->beams[b].sum + ((double)c->data[i].logit - lse);
+        }
+    }
+    qsort(s->pool, (size_t)s->n_pool, sizeof *s->pool, bn__beam_cand_cmp);
+}
+
+/* Walk the best candidates: EOS ones become finished hypotheses (if they rank
+   among the first n_beams, as in HF), the others the next live beams. */
+static bn_status bn__beam_select(bn__beam_state *s, int *n_next, bn_error *err) {
+    int r, n = 0, k = 2 * s->n_beams;
+    for (r = 0; r < s->n_pool && r < k && n < s->n_beams; r++) {
+        const bn__beam_cand *c = &s->pool[r];
+        bn__beam *parent = &s->beams[c->beam];
+        if (!(c->sum > -1e300)) break; /* banned tokens (-inf) never make a beam */
+        if (bn__is_eos(c->token, s->eos, s->n_eos)) {
+            bn_status st;
+            if (r >= s->n_beams) continue;
+            parent->tokens[parent->n] = c->token; /* room: tokens hold max_new_tokens */
+            st = bn__beam_add_done(s, parent->tokens, parent->n + 1, c->sum, err);
+            if (st) return st;
+            continue;
+        }
+        memcpy(s->next[n].tokens, parent->tokens, sizeof(int32_t) * (size_t)parent->n);
+        s->next[n].tokens[parent->n] = c->token;
+        s->next[n].n = parent->n + 1;
+        s->next[n].sum = c->sum;
+        s->next[n].slot = c->beam; /* parent index for now; bn__beam_assign_slots maps it */
+        n++;
+    }
+    *n_next = n;
+    return BN_OK;
+}
+
+static int bn__beam_is_done(const bn__beam_state *s, int n_next, int cur_len) {
+    double worst;
+    int i;
+    if (n_next == 0) return 1;
+    if (s->n_done < s->n_beams) return 0;
+    if (s->p->early_stopping) return 1;
+    worst = s->done[0].score;
+    for (i = 1; i < s->n_done; i++)
+        if (s->done[i].score < worst) worst = s->done[i].score;
+    /* HF's heuristic: the best live beam, scored at the current length */
+    return worst >= bn__beam_score(s->p, s->next[0].sum, cur_len);
+}
+
+/* Give each next beam a KV slot: a parent's first child keeps the parent's
+   slot; further children get a copy of the parent in a slot whose beam died. */
+static bn_status bn__beam_assign_slots(bn__beam_state *s, int n_next, bn_error *err) {
+    int used[64], taken[64], j, f;
+    for (j = 0; j < s->n_beams; j++) used[j] = taken[j] = 0;
+    for (j = 0; j < n_next; j++) {
+        int parent = s->next[j].slot;
+        if (!taken[parent]) {
+            taken[parent] = 1;
+            s->next[j].slot = s->beams[parent].slot;
+            used[s->next[j].slot - s->first_seq] = 1;
+        } else {
+            s->next[j].slot = -1 - parent;
+        }
+    }
+    for (j = 0; j < n_next; j++) {
+        int parent;
+        bn_status st;
+        if (s->next[j].slot >= 0) continue;
+        parent = -1 - s->next[j].slot;
+        for (f = 0; used[f]; f++) {
+        }
+        used[f] = 1;
+        s->next[j].slot = s->first_seq + f;
+        st = bn_seq_copy(s->ctx, s->beams[parent].slot, s->next[j].slot, err);
+        if (st) return st;
+    }
+    return BN_OK;
+}
+
+/* Run the last token of every live beam through the model in one batch. */
+static bn_status bn__beam_decode(bn__beam_state *s, const float **logits, int *full, bn_error *err) {
+    bn_batch batch;
+    bn_status st;
+    int j;
+    for (j = 0; j < s->n_live; j++) {
+        const bn__beam *b = &s->beams[j];
+        if (bn_seq_len(s->ctx, b->slot) >= bn_context_n_ctx(s->ctx)) {
+            *full = 1;
+            return BN_OK;
+        }
+        s->b_tok[j] = b->tokens[b->n - 1];
+        s->b_pos[j] = bn_seq_len(s->ctx, b->slot);
+        s->b_seq[j] = b->slot;
+        s->b_want[j] = 1;
+    }
+    memset(&batch, 0, sizeof batch);
+    batch.n_tokens = s->n_live;
+    batch.token = s->b_tok;
+    batch.pos = s->b_pos;
+    batch.seq = s->b_seq;
+    batch.want_logits = s->b_want;
+    st = bn_forward(s->ctx, &batch, err);
+    for (j = 0; !st && j < s->n_live; j++) logits[j] = bn_get_logits(s->ctx, j);
+    return st;
+}
+
+static void bn__beam_state_free(bn__beam_state *s) {
+    int i;
+    if (s->beams)
+        for (i = 0; i < s->n_beams; i++) BN_FREE(s->beams[i].tokens);
+    if (s->next)
+        for (i = 0; i < s->n_beams; i++) BN_FREE(s->next[i].tokens);
+    BN_FREE(s->beams);
+    BN_FREE(s->next);
+    BN_FREE(s->cands.data);
+    BN_FREE(s->pool);
+    BN_FREE(s->b_tok);
+    BN_FREE(s->b_pos);
+    BN_FREE(s->b_seq);
+    BN_FREE(s->b_want);
+}
+
+static bn_status bn__beam_state_alloc(bn__beam_state *s, int max_new, bn_error *err) {
+    int i, n = s->n_beams, ok = 1;
+    s->beams = BN_ZALLOC(bn__beam, n);
+    s->next = BN_ZALLOC(bn__beam, n);
+    s->cands.data = BN_ALLOC(bn_candidate, s->n_vocab);
+    s->pool = BN_ALLOC(bn__beam_cand, 2 * n * n);
+    s->done = BN_ZALLOC(bn_beam_hyp, n);
+    s->b_tok = BN_ALLOC(int32_t, n);
+    s->b_pos = BN_ALLOC(int32_t, n);
+    s->b_seq = BN_ALLOC(int32_t, n);
+    s->b_want = BN_ALLOC(int8_t, n);
+    ok = s->beams && s->next && s->cands.data && s->pool && s->done && s->b_tok && s->b_pos && s->b_seq && s->b_want;
+    for (i = 0; ok && i < n; i++) {
+        s->beams[i].tokens = BN_ALLOC(int32_t, max_new + 1);
+        s->next[i].tokens = BN_ALLOC(int32_t, max_new + 1);
+        ok = s->beams[i].tokens && s->next[i].tokens;
+    }
+    return ok ? BN_OK : bn_errorf(err, BN_ERR_NOMEM, "beam search: out of memory for %d beams", n);
+}
+
+static int bn__hyp_cmp(const void *a, const void *b) {
+    const bn_beam_hyp *x = (const bn_beam_hyp *)a, *y = (const bn_beam_hyp *)b;
+    return (x->score < y->score) - (x->score > y->score);
+}
+
+/* The search itself, with s allocated and the prompt evaluated. */
+static bn_status bn__beam_run(bn__beam_state *s, bn_error *err) {
+    const float *logits[64];
+    int step, max_new = s->p->max_new_tokens, finished = 0, full = 0;
+    bn_status st = BN_OK;
+    logits[0] = bn_get_logits(s->ctx, -1);
+    s->beams[0].slot = s->first_seq;
+    s->beams[0].n = 0;
+    s->beams[0].sum = 0.0;
+    s->n_live = 1;
+    for (step = 0; step < max_new && !finished && !full; step++) {
+        int n_next;
+        bn__beam *tmp;
+        bn__beam_expand(s, logits);
+        st = bn__beam_select(s, &n_next, err);
+        if (st) return st;
+        finished = bn__beam_is_done(s, n_next, step + 1);
+        if (!finished && step + 1 < max_new) st = bn__beam_assign_slots(s, n_next, err);
+        if (st) return st;
+        tmp = s->beams;
+        s->beams = s->next;
+        s->next = tmp;
+        s->n_live = n_next;
+        if (!finished && step + 1 < max_new) st = bn__beam_decode(s, logits, &full, err);
+        if (st) return st;
+    }
+    if (!finished) { /* out of length: the live beams count as they are */
+        int j;
+        for (j = 0; j < s->n_live && !st; j++)
+            st = bn__beam_add_done(s, s->beams[j].tokens, s->beams[j].n, s->beams[j].sum, err);
+    }
+    return st;
+}
+
+BN_API bn_status bn_beam_search(bn_context *ctx, int first_seq, const int32_t *prompt, int n_prompt,
+                                const bn_beam_params *params, bn_beam_result *r, bn_error *err) {
+    bn_beam_params defaults = bn_beam_default_params();
+    bn__beam_state s;
+    bn_status st;
+    int i;
+    memset(&s, 0, sizeof s);
+    r->n = 0;
+    r->hyps = NULL;
+    s.ctx = ctx;
+    s.p = params ? params : &defaults;
+    s.n_beams = s.p->n_beams;
+    s.first_seq = first_seq;
+    s.n_vocab = bn_model_config(bn_context_model(ctx))->vocab_size;
+    bn__pick_eos(ctx, s.p->eos, s.p->n_eos, &s.eos, &s.n_eos);
+    if (s.n_beams < 1 || s.n_beams > 64)
+        return bn_errorf(err, BN_ERR_ARG, "beam search: n_beams must be in 1..64 (got %d)", s.n_beams);
+    if (first_seq < 0 || first_seq + s.n_beams > bn_context_n_seq(ctx))
+        return bn_errorf(err, BN_ERR_ARG,
+                         "beam search: %d beams from slot %d need a context with at least %d sequences (it has %d)",
+                         s.n_beams, first_seq, first_seq + s.n_beams, bn_context_n_seq(ctx));
+    if (n_prompt <= 0 || s.p->max_new_tokens <= 0)
+        return bn_errorf(err, BN_ERR_ARG, "beam search: needs a prompt and max_new_tokens > 0");
+    st = bn__beam_state_alloc(&s, s.p->max_new_tokens, err);
+    if (!st) {
+        for (i = 0; i < s.n_beams; i++) bn_seq_truncate(ctx, first_seq + i, 0);
+        st = bn_eval(ctx, first_seq, prompt, n_prompt, err);
+    }
+    if (!st) st = bn__beam_run(&s, err);
+    if (!st) {
+        qsort(s.done, (size_t)s.n_done, sizeof *s.done, bn__hyp_cmp);
+        r->hyps = s.done;
+        r->n = s.n_done;
+    } else {
+        for (i = 0; s.done && i < s.n_done; i++) BN_FREE(s.done[i].tokens);
+        BN_FREE(s.done);
+    }
+    bn__beam_state_free(&s);
+    return st;
+}
+
+/* ---- the batcher: many sequences, one forward per step ---- */
+
+typedef struct bn__request {
+    int active;
+    int id;
+    int join_order;
+    int32_t *prompt;
+    int n_prompt, n_fed; /* prompt tokens, and how many are in the KV cache */
+    int32_t last;        /* the token sampled last, fed at the next step */
+    int has_last;
+    int n_generated;
+    bn_sampler *sampler;
+    bn_request_params p;
+} bn__request;
+
+struct bn_batcher {
+    bn_context *ctx;
+    bn_batcher_params p;
+    const int32_t *eos;
+    int n_eos, n_vocab, n_ctx;
+    bn__request *req; /* one per slot: req[i] uses KV slot i */
+    int next_id, joins;
+    int32_t *b_tok, *b_pos, *b_seq;
+    int8_t *b_want;
+    int *b_owner;     /* slot of the request each batch token belongs to */
+};
+
+BN_API bn_batcher_params bn_batcher_default_params(void) {
+    bn_batcher_params p;
+    memset(&p, 0, sizeof p);
+    p.prefill_chunk = 128;
+    return p;
+}
+
+BN_API bn_request_params bn_request_default_params(void) {
+    bn_request_params p;
+    memset(&p, 0, sizeof p);
+    p.sampler = bn_sampler_default_params();
+    p.sampler.temperature = 0.0f;
+    p.max_new_tokens = -1;
+    return p;
+}
+
+BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batcher_params *params, bn_error *err) {
+    bn_batcher *b;
+    bn_batcher_params p = params ? *params : bn_batcher_default_params();
+    int nb;
+    *out = NULL;
+    if (p.n_slots <= 0) p.n_slots = bn_context_n_seq(ctx);
+    if (p.n_batch <= 0) p.n_batch = bn_context_n_batch(ctx);
+    if (p.prefill_chunk <= 0) p.prefill_chunk = 128;
+    if (p.n_slots > bn_context_n_seq(ctx))
+        return bn_errorf(err, BN_ERR_ARG, "batcher: %d slots but the context holds %d sequences (raise n_seq)",
+                         p.n_slots, bn_context_n_seq(ctx));
+    if (p.n_batch > bn_context_n_batch(ctx) || p.n_batch < p.n_slots)
+        return bn_errorf(err, BN_ERR_ARG, "batcher: n_batch %d must be in [n_slots %d, the context's n_batch %d]",
+                         p.n_batch, p.n_slots, bn_context_n_batch(ctx));
+    b = BN_ZALLOC(bn_batcher, 1);
+    if (!b) return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory");
+    b->ctx = ctx;
+    b->p = p;
+    b->n_vocab = bn_model_config(bn_context_model(ctx))->vocab_size;
+    b->n_ctx = bn_context_n_ctx(ctx);
+    bn__pick_eos(ctx, p.eos, p.n_eos, &b->eos, &b->n_eos);
+    nb = p.n_batch;
+    b->req = BN_ZALLOC(bn__request, p.n_slots);
+    b->b_tok = BN_ALLOC(int32_t, nb);
+    b->b_pos = BN_ALLOC(int32_t, nb);
+    b->b_seq = BN_ALLOC(int32_t, nb);
+    b->b_want = BN_ALLOC(int8_t, nb);
+    b->b_owner = BN_ALLOC(int, nb);
+    if (!b->req || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->b_owner) {
+        bn_batcher_free(b);
+        return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory");
+    }
+    *out = b;
+    return BN_OK;
+}
+
+static void bn__request_finish(bn_batcher *b, int slot, bn_stop_reason reason) {
+    bn__request *r = &b->req[slot];
+    bn_request_params p = r->p;
+    int id = r->id, n = r->n_generated;
+    bn_sampler_free(r->sampler);
+    BN_FREE(r->prompt);
+    memset(r, 0, sizeof *r);
+    bn_seq_truncate(b->ctx, slot, 0);
+    if (p.on_done) p.on_done(p.user, id, reason, n);
+}
+
+BN_API void bn_batcher_free(bn_batcher *b) {
+    int i;
+    if (!b) return;
+    for (i = 0; b->req && i < b->p.n_slots; i++) {
+        if (!b->req[i].active) continue;
+        bn_sampler_free(b->req[i].sampler);
+        BN_FREE(b->req[i].prompt);
+        bn_seq_truncate(b->ctx, i, 0);
+    }
+    BN_FREE(b->req);
+    BN_FREE(b->b_tok);
+    BN_FREE(b->b_pos);
+    BN_FREE(b->b_seq);
+    BN_FREE(b->b_want);
+    BN_FREE(b->b_owner);
+    BN_FREE(b);
+}
+
+BN_API int bn_batcher_n_active(const bn_batcher *b) {
+    int i, n = 0;
+    for (i = 0; i < b->p.n_slots; i++) n += b->req[i].active;
+    return n;
+}
+
+BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prompt, const bn_request_params *params,
+                                int *id, bn_error *err) {
+    bn_request_params dp = bn_request_default_params();
+    bn__request *r;
+    bn_status st;
+    int slot, i;
+    if (id) *id = -1;
+    if (n_prompt <= 0 || n_prompt >= b->n_ctx)
+        return bn_errorf(err, BN_ERR_ARG, "batcher: a prompt of %d tokens does not fit a context of %d", n_prompt,
+                         b->n_ctx);
+    for (slot = 0; slot < b->p.n_slots && b->req[slot].active; slot++) {
+    }
+    if (slot == b->p.n_slots)
+        return bn_errorf(err, BN_ERR_CONTEXT_FULL,
+                         "batcher: all %d sequence slots are busy; wait for one to finish or create the context with a "
+                         "larger n_seq", b->p.n_slots);
+    r = &b->req[slot];
+    memset(r, 0, sizeof *r);
+    r->p = params ? *params : dp;
+    st = bn_sampler_new(&r->sampler, &r->p.sampler, b->n_vocab, err);
+    if (st) return st;
+    r->prompt = BN_ALLOC(int32_t, n_prompt);
+    if (!r->prompt) {
+        bn_sampler_free(r->sampler);
+        r->sampler = NULL;
+        return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory for a prompt of %d tokens", n_prompt);
+    }
+    memcpy(r->prompt, prompt, sizeof(int32_t) * (size_t)n_prompt);
+    for (i = 0; i < n_prompt; i++) bn_sampler_accept(r->sampler, prompt[i]);
+    r->n_prompt = n_prompt;
+    r->id = b->next_id++;
+    r->join_order = b->joins++;
+    r->active = 1;
+    bn_seq_truncate(b->ctx, slot, 0);
+    if (id) *id = r->id;
+    return BN_OK;
+}
+
+BN_API int bn_batcher_cancel(bn_batcher *b, int id) {
+    int i;
+    for (i = 0; i < b->p.n_slots; i++)
+        if (b->req[i].active && b->req[i].id == id) {
+            bn__request_finish(b, i, BN_STOP_CANCELLED);
+            return 1;
+        }
+    return 0;
+}
+
+static void bn__batch_push(bn_batcher *b, int *n, int slot, int32_t token, int pos, int want) {
+    b->b_tok[*n] = token;
+    b->b_pos[*n] = pos;
+    b->b_seq[*n] = slot;
+    b->b_want[*n] = (int8_t)want;
+    b->b_owner[*n] = slot;
+    (*n)++;
+}
+
+/* One token for each sequence that is decoding. */
+static void bn__batch_decodes(bn_batcher *b, int *n) {
+    int i;
+    for (i = 0; i < b->p.n_slots; i++) {
+        bn__request *r = &b->req[i];
+        if (!r->active || !r->has_last) continue;
+        if (r->n_prompt + r->n_generated > b->n_ctx) {
+            bn__request_finish(b, i, BN_STOP_CONTEXT_FULL);
+            continue;
+        }
+        bn__batch_push(b, n, i, r->last, r->n_prompt + r->n_generated - 1, 1);
+    }
+}
+
+/* Then prompt tokens of joining sequences, oldest first, within the chunk budget. */
+static void bn__batch_prefills(bn_batcher *b, int *n) {
+    int budget = BN_MIN(b->p.n_batch - *n, b->p.prefill_chunk);
+    while (budget > 0) {
+        int i, pick = -1, k, j;
+        for (i = 0; i < b->p.n_slots; i++) {
+            const bn__request *r = &b->req[i];
+            int queued = 0;
+            if (!r->active || r->n_fed == r->n_prompt) continue;
+            for (j = 0; j < *n; j++) queued += b->b_owner[j] == i;
+            if (r->n_fed + queued == r->n_prompt) continue;
+            if (pick < 0 || r->join_order < b->req[pick].join_order) pick = i;
+        }
+        if (pick < 0) return;
+        k = BN_MIN(budget, b->req[pick].n_prompt - b->req[pick].n_fed);
+        for (j = 0; j < k; j++) {
+            const bn__request *r = &b->req[pick];
+            int pos = r->n_fed + j;
+            bn__batch_push(b, n, pick, r->prompt[pos], pos, pos == r->n_prompt - 1);
+        }
+        budget -= k;
+    }
+}
+
+/* After the forward: account for what went in, sample where logits came out. */
+static void bn__batch_collect(bn_batcher *b, int n) {
+    int i;
+    for (i = 0; i < n; i++) { /* prompt tokens are now in the cache */
+        bn__request *r = &b->req[b->b_owner[i]];
+        if (r->active && r->n_fed < r->n_prompt) r->n_fed++;
+    }
+    for (i = 0; i < n; i++) {
+        int slot = b->b_owner[i];
+        bn__request *r = &b->req[slot];
+        const float *logits;
+        int32_t token;
+        int stop;
+        if (!b->b_want[i] || !r->active) continue;
+        logits = bn_get_logits(b->ctx, i);
+        token = bn_sampler_sample(r->sampler, logits);
+        bn_sampler_accept(r->sampler, token);
+        r->last = token;
+        r->has_last = 1;
+        r->n_generated++;
+        stop = r->p.on_token ? r->p.on_token(r->p.user, r->id, token, logits) : 0;
+        if (stop) bn__request_finish(b, slot, BN_STOP_CANCELLED);
+        else if (!r->p.ignore_eos && bn__is_eos(token, b->eos, b->n_eos)) bn__request_finish(b, slot, BN_STOP_EOS);
+        else if (r->p.max_new_tokens >= 0 && r->n_generated >= r->p.max_new_tokens)
+            bn__request_finish(b, slot, BN_STOP_MAX_TOKENS);
+    }
+}
+
+BN_API bn_status bn_batcher_step(bn_batcher *b, int *n_active, bn_error *err) {
+    bn_batch batch;
+    bn_status st;
+    int n = 0;
+    bn__batch_decodes(b, &n);
+    bn__batch_prefills(b, &n);
+    if (n > 0) {
+        memset(&batch, 0, sizeof batch);
+        batch.n_tokens = n;
+        batch.token = b->b_tok;
+        batch.pos = b->b_pos;
+        batch.seq = b->b_seq;
+        batch.want_logits = b->b_want;
+        st = bn_forward(b->ctx, &batch, err);
+        if (st) return st;
+        bn__batch_collect(b, n);
+    }
+    if (n_active) *n_active = bn_batcher_n_active(b);
+    return BN_OK;
+}
+
+#endif /* BN_CONTRACT_PENDING */
 
 /* ==================== autograd.h ========================================== */
 enum {
