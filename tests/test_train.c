@@ -312,6 +312,66 @@ static void test_save_hf_layout(void) {
     bn_train_model_free(m);
 }
 
+/* The same function family: a model trained here, saved in the HF layout and
+   loaded by the inference path (bn_model_load + bn_forward: packed ternary
+   weights, integer kernels) gives the logits of the training forward. */
+static void test_saved_model_matches_inference(void) {
+    bn_train_config c = bn_train_config_default();
+    bn_train_model *m = NULL;
+    bn_adamw opt;
+    bn_model *model = NULL;
+    bn_context *ctx = NULL;
+    bn_context_params cp = bn_context_default_params();
+    bn_ag_graph *g = bn_ag_graph_new(NULL);
+    bn_ag_tensor *logits = NULL;
+    bn_batch batch;
+    bn_error err;
+    int32_t tokens[16], pos[16], t, i, bad = 0;
+    int8_t want_logits[16];
+    double worst = 0.0;
+    c.vocab_size = 96, c.hidden_size = 128, c.intermediate_size = 256, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2;
+    c.max_seq_len = 16;
+    c.rope_theta = 10000.0f;
+    BNT_CHECK(bn_train_model_new(&m, &c, 21, &err) == BN_OK);
+    BNT_CHECK(bn_adamw_init(&opt, m, 0.9f, 0.95f, 1e-8f, 0.1f, &err) == BN_OK);
+    train_steps(m, &opt, 0, 8, NULL); /* move the weights away from their initialization */
+    BNT_CHECKF(bn_train_save_hf(m, "build", &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_model_load(&model, "build", NULL, &err) == BN_OK, "%s", err.msg);
+    if (!model) goto done;
+    BNT_CHECK(bn_model_config(model)->variant == BN_WEIGHTS_BITLINEAR && bn_model_config(model)->tie_word_embeddings);
+    cp.n_threads = 1;
+    BNT_CHECKF(bn_context_new(&ctx, model, &cp, &err) == BN_OK, "%s", err.msg);
+    if (!ctx) goto done;
+    for (t = 0; t < 16; t++) {
+        tokens[t] = (t * 37 + 5) % 96;
+        pos[t] = t;
+        want_logits[t] = 1;
+    }
+    memset(&batch, 0, sizeof batch);
+    batch.n_tokens = 16;
+    batch.token = tokens;
+    batch.pos = pos;
+    batch.want_logits = want_logits;
+    BNT_CHECKF(bn_forward(ctx, &batch, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECK(bn_train_forward(m, g, tokens, 1, 16, NULL, &logits) != NULL);
+    for (t = 0; logits && t < 16; t++) {
+        const float *inf = bn_get_logits(ctx, t);
+        BNT_CHECK(inf != NULL);
+        for (i = 0; inf && i < 96; i++) {
+            double d = fabs((double)inf[i] - logits->data[t * 96 + i]);
+            if (d > worst) worst = d;
+            if (d > 1e-3 * (1.0 + fabs(inf[i]))) bad++;
+        }
+    }
+    BNT_CHECKF(bad == 0, "%d of %d logits differ between training and inference (worst %.3g)", bad, 16 * 96, worst);
+done:
+    bn_context_free(ctx);
+    bn_model_free(model);
+    bn_ag_graph_free(g);
+    bn_adamw_free(&opt);
+    bn_train_model_free(m);
+}
+
 static void test_bad_config(void) {
     bn_train_config c = bn_train_config_default();
     bn_train_model *m = NULL;
@@ -334,6 +394,7 @@ int main(void) {
     BNT_RUN(test_loss_drops);
     BNT_RUN(test_checkpoint_resume);
     BNT_RUN(test_save_hf_layout);
+    BNT_RUN(test_saved_model_matches_inference);
     BNT_RUN(test_bad_config);
     return bnt_finish("train");
 }
