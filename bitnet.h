@@ -160,24 +160,111 @@ BN_EXTERN_C_END
    are done. A NULL pool runs fn(arg, 0, 1) on the caller: every parallel
    function in this library also works single-threaded.
 
-   (Serial placeholder: the kernels issue replaces the implementation with
-   pthreads / Win32 threads; the API stays.) */
+   One pool serves one caller at a time (a context owns its pool); fn must not
+   call bn_pool_run on the same pool. Workers wait for work by spinning
+   briefly (a decode step runs hundreds of short parallel regions, and a
+   sleeping thread takes tens of microseconds to wake) and then sleep on a
+   condition variable, so an idle pool costs no CPU.
+
+   pthreads on POSIX, Win32 threads on Windows; BITNET_NO_THREADS builds a
+   pool of one thread (the caller). */
 
 typedef struct bn_pool bn_pool;
 typedef void (*bn_pool_fn)(void *arg, int ith, int nth);
 
 BN_EXTERN_C_BEGIN
-/* n_threads <= 0 means one per available core. */
+/* n_threads <= 0 means one per available core. NULL when out of memory or
+   when no thread could be created. */
 BN_API bn_pool *bn_pool_new(int n_threads);
 BN_API void bn_pool_free(bn_pool *pool);
 BN_API int bn_pool_size(const bn_pool *pool); /* 1 for NULL */
 BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg);
 /* Split [0, n) into nth nearly equal parts; part ith is [*lo, *hi). */
 BN_API void bn_split_range(int n, int ith, int nth, int *lo, int *hi);
+/* Online CPU cores (1 when unknown or BITNET_NO_THREADS). */
+BN_API int bn_cpu_count(void);
 BN_EXTERN_C_END
 
 /* ==================== safetensors.h ======================================= */
-/* SafeTensors reader (mmap, validation) and writer (issue: core). */
+/* SafeTensors reader and writer.
+
+   A .safetensors file is: 8 bytes little-endian header length N, N bytes of
+   JSON {"name": {"dtype": "BF16", "shape": [r, c], "data_offsets": [b, e]},
+   ..., "__metadata__": {"k": "v"}}, then the data section; tensor bytes are
+   data[b..e). The reader maps the file (read-only, zero-copy) and validates
+   every entry before anyone touches the data, so a bad file gives an error
+   naming the file, the tensor and the byte offset, never a crash.
+
+   bn_st_open accepts a .safetensors file, a sharded
+   model.safetensors.index.json, or a folder holding either. Tensors of every
+   shard appear in one list. Tensor data may be unaligned inside the map: read
+   it with memcpy or bn_st_read_f32 unless you checked the alignment. */
+
+typedef enum bn_dtype {
+    BN_DTYPE_F32 = 0,
+    BN_DTYPE_F16,
+    BN_DTYPE_BF16,
+    BN_DTYPE_F64,
+    BN_DTYPE_U8,
+    BN_DTYPE_I8,
+    BN_DTYPE_I16,
+    BN_DTYPE_I32,
+    BN_DTYPE_I64,
+    BN_DTYPE_BOOL
+} bn_dtype;
+
+#define BN_ST_MAX_DIMS 8
+#define BN_ST_MAX_HEADER (100u * 1024u * 1024u) /* larger headers are refused */
+
+typedef struct bn_st_tensor {
+    const char *name;
+    bn_dtype dtype;
+    int n_dims;
+    int64_t shape[BN_ST_MAX_DIMS];
+    const void *data; /* reader: points into the mapped file; writer: the caller's data */
+    size_t nbytes;    /* reader: bytes in the file; writer: ignored (computed) */
+    int file;         /* reader: index into bn_safetensors.files */
+    size_t offset;    /* reader: absolute byte offset of the data in its file */
+} bn_st_tensor;
+
+typedef struct bn_st_file {
+    char *path;
+    const uint8_t *bytes; /* the whole file */
+    size_t size;
+    void *handle_;        /* internal: mapping or owned buffer */
+    int mapped_;
+} bn_st_file;
+
+typedef struct bn_safetensors {
+    int n_tensors;
+    bn_st_tensor *tensors; /* sorted by name */
+    int n_files;
+    bn_st_file *files;
+    bn_json_doc *headers_;  /* internal: the parsed header of each file (names point into them) */
+    size_t bytes_mapped;    /* sum of the file sizes that are mapped (or read) */
+} bn_safetensors;
+
+BN_EXTERN_C_BEGIN
+BN_API bn_status bn_st_open(bn_safetensors **out, const char *path, bn_error *err);
+BN_API void bn_st_close(bn_safetensors *st);
+/* The tensor with that name, or NULL. */
+BN_API const bn_st_tensor *bn_st_find(const bn_safetensors *st, const char *name);
+/* A string from the "__metadata__" object of the first file, or NULL. */
+BN_API const char *bn_st_metadata(const bn_safetensors *st, const char *key);
+BN_API int64_t bn_st_numel(const bn_st_tensor *t);
+/* Convert a float or integer tensor to f32 (out holds bn_st_numel floats). */
+BN_API bn_status bn_st_read_f32(const bn_st_tensor *t, float *out, bn_error *err);
+
+BN_API size_t bn_dtype_size(bn_dtype dtype);
+BN_API const char *bn_dtype_name(bn_dtype dtype); /* "F32", "BF16", ... as in the file format */
+
+/* Write tensors (name, dtype, n_dims, shape, data of each) to path. metadata
+   is NULL or a NULL-terminated list of key, value strings, e.g.
+   {"format", "pt", NULL}. The header is padded to a multiple of 8 bytes so
+   the data section is aligned, as the reference implementation does. */
+BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int n, const char *const *metadata,
+                             bn_error *err);
+BN_EXTERN_C_END
 
 /* ==================== ternary_matmul.h ==================================== */
 /* Matrices the transformer multiplies by, and the kernels that do it.
@@ -497,13 +584,373 @@ BN_API bn_status bn_chat_format(const bn_tokenizer *tok, bn_chat_template tmpl, 
 BN_EXTERN_C_END
 
 /* ==================== sampler.h =========================================== */
-/* Sampler chain (issue: generation). */
+/* Sampler chain: turns one row of logits into the next token.
+
+   The chain runs in llama.cpp's order, each step a small function on a list
+   of candidates (token id, logit, probability):
+
+       logit bias -> repetition / presence / frequency penalties
+       -> (temperature <= 0: argmax, done)
+       -> top-k -> top-p -> min-p -> temperature -> draw from the softmax
+
+   top-k and top-p keep a sorted prefix with a partial selection (a heap of
+   the k best), never a full sort of the vocabulary (128256 for 2B4T). The
+   random numbers come from a small PRNG kept in the sampler (splitmix64), so
+   the same seed and the same logits give the same tokens on any thread count.
+
+   A sampler remembers the last penalty_last_n tokens it was told about
+   (bn_sampler_accept): the penalties look at that window. */
+
+typedef struct bn_logit_bias {
+    int32_t token;
+    float bias; /* added to the logit; -INFINITY bans the token */
+} bn_logit_bias;
+
+typedef struct bn_sampler_params {
+    float temperature;       /* <= 0: greedy (argmax after bias and penalties). Default 0.8 */
+    int top_k;               /* keep the k most likely tokens; <= 0: off. Default 40 */
+    float top_p;             /* keep the smallest set whose probability reaches top_p; >= 1: off. Default 0.95 */
+    float min_p;             /* drop tokens with p < min_p * p(most likely); <= 0: off. Default 0.05 */
+    float repeat_penalty;    /* seen tokens: positive logits divided, negative multiplied by it; 1: off (default) */
+    float presence_penalty;  /* subtracted once from the logit of every seen token; 0: off (default) */
+    float frequency_penalty; /* subtracted once per occurrence in the window; 0: off (default) */
+    int penalty_last_n;      /* how many recent tokens the penalties look at; 0: none. Default 64 */
+    uint64_t seed;           /* default 0x5EED; the same seed gives the same draws */
+    const bn_logit_bias *logit_bias; /* copied by bn_sampler_new; may be NULL */
+    int n_logit_bias;
+} bn_sampler_params;
+
+/* One candidate token. p is filled by bn_sample_softmax. */
+typedef struct bn_candidate {
+    int32_t id;
+    float logit;
+    float p;
+} bn_candidate;
+
+/* A list of candidates. sorted: data is ordered by logit, highest first
+   (ties: lower id first). A fresh list holds the whole vocabulary in id order. */
+typedef struct bn_candidates {
+    bn_candidate *data;
+    int n;
+    int sorted;
+} bn_candidates;
+
+typedef struct bn_sampler bn_sampler;
+
+BN_EXTERN_C_BEGIN
+BN_API bn_sampler_params bn_sampler_default_params(void);
+BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *params, int n_vocab, bn_error *err);
+BN_API void bn_sampler_free(bn_sampler *s);
+/* Forget the token window and restart the random numbers from the seed. */
+BN_API void bn_sampler_reset(bn_sampler *s);
+/* Tell the sampler a token became part of the text (prompt or generated). */
+BN_API void bn_sampler_accept(bn_sampler *s, int32_t token);
+/* Pick the next token from n_vocab logits (not modified). Does not accept it. */
+BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits);
+/* The candidates of the last bn_sampler_sample (after the chain), for display or tests. */
+BN_API const bn_candidates *bn_sampler_candidates(const bn_sampler *s);
+
+/* The steps, usable on their own. */
+/* Fill c (c->data has room for n_vocab) with every token in id order. */
+BN_API void bn_candidates_init(bn_candidates *c, const float *logits, int n_vocab);
+/* Add biases; needs c in id order (as bn_candidates_init leaves it). */
+BN_API void bn_sample_logit_bias(bn_candidates *c, const bn_logit_bias *bias, int n_bias);
+/* tokens[i] occurred counts[i] times in the window (tokens distinct). Needs c in id order. */
+BN_API void bn_sample_penalties(bn_candidates *c, const int32_t *tokens, const int *counts, int n,
+                                float repeat_penalty, float frequency_penalty, float presence_penalty);
+BN_API int32_t bn_sample_argmax(const bn_candidates *c); /* highest logit; ties: lowest id */
+BN_API void bn_sample_top_k(bn_candidates *c, int k);    /* leaves c sorted, n = min(k, n) */
+BN_API void bn_sample_softmax(bn_candidates *c);          /* p from logits, in place */
+BN_API void bn_sample_top_p(bn_candidates *c, float top_p, int min_keep); /* leaves c sorted */
+BN_API void bn_sample_min_p(bn_candidates *c, float min_p, int min_keep);
+BN_API void bn_sample_temperature(bn_candidates *c, float temperature);
+/* Draw a token from the softmax of the candidates using u in [0, 1). */
+BN_API int32_t bn_sample_draw(bn_candidates *c, double u);
+/* The PRNG: splitmix64 on *state, and a double in [0, 1) from it. */
+BN_API uint64_t bn_rng_next(uint64_t *state);
+BN_API double bn_rng_uniform(uint64_t *state);
+BN_EXTERN_C_END
 
 /* ==================== generate.h ========================================== */
-/* Generation loop, stop conditions, streaming, beam search, batch scheduler (issue: generation). */
+/* Generation on top of bn_forward: the decode loop with stop conditions and
+   streaming text, beam search, and a scheduler that decodes many sequences
+   together (continuous batching).
+
+   Text streaming: bn_text_stream holds back what is not yet safe to show -
+   the start of a UTF-8 character split across tokens, and any tail that may
+   be the beginning of a stop string - and emits the rest as soon as it is. */
+
+/* ---- text streaming (no model needed) ---- */
+
+/* Length of the longest prefix of s[0..n) that does not end inside a UTF-8
+   character: an incomplete multi-byte sequence at the end (at most 3 bytes)
+   is left out. Invalid bytes count as complete (they are passed on, not held). */
+BN_EXTERN_C_BEGIN
+BN_API size_t bn_utf8_complete_prefix(const char *s, size_t n);
+BN_EXTERN_C_END
+
+typedef struct bn_text_stream {
+    const char *const *stop; /* stop strings (not copied: keep them alive) */
+    int n_stop;
+    char *held;   /* text received but not yet emitted */
+    size_t n_held, cap_held;
+    char *out;    /* the text returned by the last push / flush */
+    size_t cap_out;
+    int stopped;  /* a stop string was seen: nothing more is emitted */
+} bn_text_stream;
+
+BN_EXTERN_C_BEGIN
+BN_API void bn_text_stream_init(bn_text_stream *ts, const char *const *stop, int n_stop);
+BN_API void bn_text_stream_free(bn_text_stream *ts);
+/* Append n bytes of generated text. *text / *len: what is now safe to show
+   (valid until the next call). *stop_hit becomes 1 when a stop string is
+   complete: the text before it is returned and the stop string is not. */
+BN_API bn_status bn_text_stream_push(bn_text_stream *ts, const char *bytes, size_t n, const char **text,
+                                     size_t *len, int *stop_hit, bn_error *err);
+/* Generation ended: return everything still held (unless stopped). */
+BN_API void bn_text_stream_flush(bn_text_stream *ts, const char **text, size_t *len);
+BN_EXTERN_C_END
+
+/* ---- the decode loop ---- */
+
+typedef enum bn_stop_reason {
+    BN_STOP_NONE = 0,
+    BN_STOP_EOS,          /* an end-of-sequence token was sampled */
+    BN_STOP_STRING,       /* a stop string appeared in the text */
+    BN_STOP_MAX_TOKENS,   /* max_new_tokens generated */
+    BN_STOP_CONTEXT_FULL, /* the sequence reached the context length */
+    BN_STOP_CANCELLED     /* the callback asked to stop */
+} bn_stop_reason;
+
+/* Called once per generated token with the text that became safe to show
+   (often all of the token's text; empty while a character or a possible stop
+   string is held back). After the last token it is called once more with
+   token -1 and whatever was still held. Return nonzero to stop. */
+typedef int (*bn_token_fn)(void *user, int32_t token, const char *text, size_t len);
+
+/* A token's text as bytes, for streaming and stop strings. prev is the token
+   before it (-1 at the start of generation): decoders such as SentencePiece's
+   drop a leading space only at the very start of a text. */
+typedef const char *(*bn_token_text_fn)(void *user, int32_t token, int32_t prev, size_t *len);
+
+typedef struct bn_generate_params {
+    int max_new_tokens;              /* < 0: until EOS, a stop string or the context is full. Default -1 */
+    const int32_t *eos;              /* end tokens; NULL: the model's (config.json + generation_config.json) */
+    int n_eos;
+    int ignore_eos;                  /* keep going past EOS tokens */
+    const char *const *stop;         /* stop strings (need token_text) */
+    int n_stop;
+    bn_token_text_fn token_text;     /* NULL: no text is produced (callbacks get len 0) */
+    void *token_text_user;
+    bn_token_fn on_token;            /* may be NULL */
+    void *user;
+} bn_generate_params;
+
+typedef struct bn_generate_result {
+    bn_stop_reason reason;
+    int n_prompt;     /* prompt tokens evaluated */
+    int n_generated;  /* tokens sampled (written to out when given) */
+    double prompt_s;  /* seconds in prompt processing */
+    double gen_s;     /* seconds generating (sampling + decoding) */
+} bn_generate_result;
+
+/* The KV-cache slots of a context that beam search and the batcher use. */
+typedef struct bn_beam_params {
+    int n_beams;           /* width; default 4 */
+    int max_new_tokens;    /* default 32 */
+    float length_penalty;  /* score = sum of log-probs / (generated length ^ length_penalty); default 1 */
+    int early_stopping;    /* 1: stop once n_beams hypotheses ended with EOS (default);
+                              0: stop when no running beam can beat the worst finished one */
+    const int32_t *eos;    /* NULL: the model's */
+    int n_eos;
+    const bn_logit_bias *logit_bias; /* added to the logits before the log-softmax; may be NULL */
+    int n_logit_bias;
+} bn_beam_params;
+
+typedef struct bn_beam_hyp {
+    int32_t *tokens;  /* generated tokens (an ending EOS included) */
+    int n_tokens;
+    float sum_logprob;
+    float score;      /* sum_logprob / n_tokens ^ length_penalty */
+} bn_beam_hyp;
+
+typedef struct bn_beam_result {
+    int n;             /* hypotheses, best first */
+    bn_beam_hyp *hyps;
+} bn_beam_result;
+
+BN_EXTERN_C_BEGIN
+BN_API bn_generate_params bn_generate_default_params(void);
+BN_API bn_beam_params bn_beam_default_params(void);
+BN_API void bn_beam_result_free(bn_beam_result *r);
+BN_API const char *bn_stop_reason_str(bn_stop_reason reason);
+BN_EXTERN_C_END
+
+/* The functions that run the model are declared with the forward pass. */
+#ifdef BN_CONTRACT_PENDING
+typedef struct bn_batcher bn_batcher;
+
+/* One sequence in a bn_batcher. on_token gets each sampled token and the
+   logits it was sampled from; return nonzero to stop that sequence. on_done
+   is called once when it ends (its slot is then free again). */
+typedef struct bn_request_params {
+    bn_sampler_params sampler;
+    int max_new_tokens;  /* < 0: until EOS or context full */
+    int ignore_eos;
+    int (*on_token)(void *user, int id, int32_t token, const float *logits);
+    void (*on_done)(void *user, int id, bn_stop_reason reason, int n_generated);
+    void *user;
+} bn_request_params;
+
+typedef struct bn_batcher_params {
+    int n_slots;        /* sequences at once: slots 0..n_slots-1 of the context; default: the context's n_seq */
+    int n_batch;        /* most tokens per step; default: the context's n_batch */
+    int prefill_chunk;  /* most prompt tokens one step takes (shared by joining sequences); default 128 */
+    const int32_t *eos; /* NULL: the model's */
+    int n_eos;
+} bn_batcher_params;
+
+BN_EXTERN_C_BEGIN
+/* Append prompt to sequence seq of ctx, then sample and decode until a stop
+   condition. out (may be NULL) receives up to max_out generated tokens.
+   Afterwards the sequence holds the prompt and every generated token but the
+   last one sampled (its logits are never needed to stop); append it yourself
+   to continue the conversation. Errors leave the tokens evaluated so far. */
+BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, const int32_t *prompt, int n_prompt,
+                             const bn_generate_params *params, int32_t *out, int max_out, bn_generate_result *res,
+                             bn_error *err);
+
+/* Beam search from prompt, using KV slots first_seq .. first_seq + n_beams - 1
+   (their contents are replaced). Fills r with up to n_beams hypotheses, best first. */
+BN_API bn_status bn_beam_search(bn_context *ctx, int first_seq, const int32_t *prompt, int n_prompt,
+                                const bn_beam_params *params, bn_beam_result *r, bn_error *err);
+
+BN_API bn_batcher_params bn_batcher_default_params(void);
+BN_API bn_request_params bn_request_default_params(void);
+BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batcher_params *params, bn_error *err);
+BN_API void bn_batcher_free(bn_batcher *b);
+/* Queue a sequence: it joins at the next step. BN_ERR_CONTEXT_FULL when every
+   slot is taken, BN_ERR_ARG when the prompt does not fit a slot. *id names it. */
+BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prompt, const bn_request_params *params,
+                                int *id, bn_error *err);
+/* Stop a sequence now (on_done gets BN_STOP_CANCELLED); 0 if id is not active. */
+BN_API int bn_batcher_cancel(bn_batcher *b, int id);
+/* One bn_forward call: one token for every decoding sequence plus a chunk of
+   the prompts of joining ones. Returns the number of sequences still active
+   through *n_active (may be NULL). */
+BN_API bn_status bn_batcher_step(bn_batcher *b, int *n_active, bn_error *err);
+BN_API int bn_batcher_n_active(const bn_batcher *b);
+BN_EXTERN_C_END
+#endif /* BN_CONTRACT_PENDING */
 
 /* ==================== autograd.h ========================================== */
-/* Tape-based reverse-mode autograd (issue: training). */
+/* Tape-based reverse-mode autograd over float tensors: enough to train a small
+   BitNet b1.58 transformer with quantization-aware training.
+
+   The idea is micrograd's, the shapes are ggml's. Every op computes its
+   result at once (eager) and records itself on the graph's tape: which op,
+   which inputs, and whatever it kept for the backward pass. bn_ag_backward
+   walks the tape in reverse from a scalar loss and *accumulates* into each
+   input's grad. bn_ag_graph_reset frees every node of the step, so a training
+   loop rebuilds the graph each step; parameters live outside any graph.
+
+   Shapes follow ggml: ne[0] is the contiguous (innermost) dimension, so a
+   tensor of T tokens with D features each is ne = {D, T, 1, 1} and row t is
+   data + t * D.
+
+   Errors: an op that cannot run (bad shapes, no memory, a NULL input) returns
+   NULL and records why in the graph (bn_ag_graph_error), so a forward pass can
+   be written straight through and checked once at the end. */
+
+typedef struct bn_ag_graph bn_ag_graph;
+typedef struct bn_ag_tensor bn_ag_tensor;
+
+struct bn_ag_tensor {
+    int ne[4];         /* shape; unused dimensions are 1 */
+    size_t n;          /* number of elements */
+    float *data;
+    float *grad;       /* same size as data; params: allocated at creation; nodes: by backward */
+    int requires_grad; /* params, and every node computed from one */
+    /* how the node was made (leaves: op 0, no sources) */
+    int op;
+    bn_ag_tensor *src[3];
+    int iparam[4];
+    float fparam[2];
+    float *saved;      /* what the op keeps for its backward pass (owned) */
+    int32_t *ids;      /* token ids, targets or positions the op keeps (owned) */
+};
+
+/* Ways the gated FFN activates its gate: act(gate) * up. */
+typedef enum bn_ag_act { BN_AG_RELU2 = 0, BN_AG_SILU } bn_ag_act;
+
+BN_EXTERN_C_BEGIN
+/* A graph (tape) whose ops run their matrix work on pool (may be NULL). */
+BN_API bn_ag_graph *bn_ag_graph_new(bn_pool *pool);
+/* Free every node of the graph (not the parameters) and clear its error. */
+BN_API void bn_ag_graph_reset(bn_ag_graph *g);
+BN_API void bn_ag_graph_free(bn_ag_graph *g);
+/* The first error since the last reset, or NULL. */
+BN_API const bn_error *bn_ag_graph_error(const bn_ag_graph *g);
+
+/* A parameter: zero-filled data and grad, owned by the caller. */
+BN_API bn_ag_tensor *bn_ag_param_new(int ne0, int ne1, int ne2, int ne3);
+BN_API void bn_ag_param_free(bn_ag_tensor *t);
+BN_API void bn_ag_zero_grad(bn_ag_tensor *t);
+/* A constant input on the graph (copied from data when not NULL, else zeros). */
+BN_API bn_ag_tensor *bn_ag_input(bn_ag_graph *g, int ne0, int ne1, int ne2, int ne3, const float *data);
+
+/* Back-propagate from a one-element tensor: its grad is seeded with 1 and
+   every tensor it depends on gets d loss / d tensor added to its grad. */
+BN_API bn_status bn_ag_backward(bn_ag_graph *g, bn_ag_tensor *loss, bn_error *err);
+
+/* ---- ops ---------------------------------------------------------------- */
+/* out[b][m][n] = sum_k a[b][m][k] * w[b][n][k]: a is {K, M, B}, w is {K, N, B}
+   or {K, N, 1} (shared by the batch); out is {N, M, B}. With a = activations
+   and w = a weight matrix stored as PyTorch's [out, in], this is x W^T. */
+BN_API bn_ag_tensor *bn_ag_matmul(bn_ag_graph *g, bn_ag_tensor *a, bn_ag_tensor *w);
+BN_API bn_ag_tensor *bn_ag_add(bn_ag_graph *g, bn_ag_tensor *a, bn_ag_tensor *b);  /* same shape */
+BN_API bn_ag_tensor *bn_ag_mul(bn_ag_graph *g, bn_ag_tensor *a, bn_ag_tensor *b);  /* elementwise */
+BN_API bn_ag_tensor *bn_ag_scale(bn_ag_graph *g, bn_ag_tensor *a, float s);
+BN_API bn_ag_tensor *bn_ag_sum(bn_ag_graph *g, bn_ag_tensor *a); /* one element */
+/* Each row of x (ne[0] values) as HF's RMSNorm: x / sqrt(mean(x^2) + eps) * w. */
+BN_API bn_ag_tensor *bn_ag_rmsnorm(bn_ag_graph *g, bn_ag_tensor *x, bn_ag_tensor *w, float eps);
+/* Rotary embedding, HF "rotate half" convention: x is {n_head * head_dim, T};
+   row t is rotated by angle pos[t] * theta^(-2i / head_dim) in each head. */
+BN_API bn_ag_tensor *bn_ag_rope(bn_ag_graph *g, bn_ag_tensor *x, int n_head, const int32_t *pos, float theta);
+/* Causal softmax attention with grouped-query heads. q is {n_head * hd, T},
+   k and v are {n_kv_head * hd, T}; the T rows are T / seq_len sequences of
+   seq_len tokens each, and a token attends to itself and the tokens before it
+   in its own sequence. Query head h reads kv head h / (n_head / n_kv_head).
+   Scores are scaled by 1 / sqrt(hd). Output {n_head * hd, T}. */
+BN_API bn_ag_tensor *bn_ag_attention(bn_ag_graph *g, bn_ag_tensor *q, bn_ag_tensor *k, bn_ag_tensor *v, int n_head,
+                                     int n_kv_head, int seq_len);
+BN_API bn_ag_tensor *bn_ag_relu2(bn_ag_graph *g, bn_ag_tensor *x); /* relu(x)^2 */
+BN_API bn_ag_tensor *bn_ag_silu(bn_ag_graph *g, bn_ag_tensor *x);  /* x * sigmoid(x) */
+/* Gated FFN core: act(gate) * up, elementwise (the two FFN input projections). */
+BN_API bn_ag_tensor *bn_ag_gated(bn_ag_graph *g, bn_ag_tensor *gate, bn_ag_tensor *up, bn_ag_act act);
+/* Rows of table ({D, V}) for n token ids: {D, n}. Ids are checked against V. */
+BN_API bn_ag_tensor *bn_ag_embed(bn_ag_graph *g, bn_ag_tensor *table, const int32_t *ids, int n);
+/* Mean over the rows of logits ({V, T}) of -log softmax(row)[target]; rows
+   whose target is negative are skipped. One element. */
+BN_API bn_ag_tensor *bn_ag_cross_entropy(bn_ag_graph *g, bn_ag_tensor *logits, const int32_t *targets);
+
+/* BitNet b1.58 fake quantization with straight-through gradients (HF's
+   WeightQuant / ActQuant): the forward rounds, the backward passes the
+   gradient through unchanged.
+   Weights, per tensor: s = 1 / max(mean|W|, 1e-5), W' = clamp(round(W s), -1, 1) / s.
+   Activations, per row: a = 127 / max(max|x|, 1e-5),
+   x' = clamp(round_half_even(x a), -128, 127) / a. */
+BN_API bn_ag_tensor *bn_ag_weight_quant(bn_ag_graph *g, bn_ag_tensor *w);
+BN_API bn_ag_tensor *bn_ag_act_quant(bn_ag_graph *g, bn_ag_tensor *x);
+/* The scale s and the ternary values of W (n values), as bn_ag_weight_quant computes them. */
+BN_API float bn_ag_ternarize(const float *w, size_t n, int8_t *q);
+
+/* C[M x N] (+)= A[M x K] B[K x N] with any strides: A(i, k) = a[i * a_rs + k * a_cs],
+   B(k, j) = b[k * b_rs + j * b_cs], C row-major with ldc. The blocked, threaded
+   matrix product the ops use; exposed for tests and benchmarks. */
+BN_API bn_status bn_ag_gemm(bn_pool *pool, int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b,
+                            size_t b_rs, size_t b_cs, float *c, size_t ldc, int accumulate);
+BN_EXTERN_C_END
 
 /* ==================== train.h ============================================= */
 /* BitNet quantization-aware training, AdamW, HF-layout checkpoints (issue: training). */
@@ -1073,9 +1520,23 @@ BN_API int bn_json_streq(const bn_json *v, const char *s) {
 }
 
 /* ==================== threads.h =========================================== */
+BN_API void bn_split_range(int n, int ith, int nth, int *lo, int *hi) {
+    int base = n / nth, rem = n % nth;
+    *lo = ith * base + BN_MIN(ith, rem);
+    *hi = *lo + base + (ith < rem ? 1 : 0);
+}
+
+#define BN__POOL_MAX_THREADS 256
+/* Polls of the shared counters before a waiting thread goes to sleep. */
+#define BN__POOL_SPIN 20000
+
+#if defined(BITNET_NO_THREADS)
+
 struct bn_pool {
     int n_threads;
 };
+
+BN_API int bn_cpu_count(void) { return 1; }
 
 BN_API bn_pool *bn_pool_new(int n_threads) {
     bn_pool *p = BN_ZALLOC(bn_pool, 1);
@@ -1086,17 +1547,807 @@ BN_API bn_pool *bn_pool_new(int n_threads) {
 
 BN_API void bn_pool_free(bn_pool *pool) { BN_FREE(pool); }
 
+BN_API int bn_pool_size(const bn_pool *pool) { BN_UNUSED(pool); return 1; }
+
+BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
+    BN_UNUSED(pool);
+    fn(arg, 0, 1);
+}
+
+#else /* real threads */
+
+/* ---- the few platform primitives the pool needs ---- */
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+typedef HANDLE bn__thread;
+typedef CRITICAL_SECTION bn__mutex;
+typedef CONDITION_VARIABLE bn__cond;
+#define bn__mutex_init(m) InitializeCriticalSection(m)
+#define bn__mutex_destroy(m) DeleteCriticalSection(m)
+#define bn__mutex_lock(m) EnterCriticalSection(m)
+#define bn__mutex_unlock(m) LeaveCriticalSection(m)
+#define bn__cond_init(c) InitializeConditionVariable(c)
+#define bn__cond_destroy(c) ((void)(c))
+#define bn__cond_wait(c, m) SleepConditionVariableCS(c, m, INFINITE)
+#define bn__cond_broadcast(c) WakeAllConditionVariable(c)
+#define bn__atomic_load(p) InterlockedCompareExchange((volatile LONG *)(p), 0, 0)
+#define bn__atomic_store(p, v) InterlockedExchange((volatile LONG *)(p), (LONG)(v))
+#define bn__atomic_dec(p) InterlockedDecrement((volatile LONG *)(p)) /* returns the new value */
+#define bn__cpu_relax() YieldProcessor()
+#define bn__yield() SwitchToThread()
+#else
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+typedef pthread_t bn__thread;
+typedef pthread_mutex_t bn__mutex;
+typedef pthread_cond_t bn__cond;
+#define bn__mutex_init(m) pthread_mutex_init(m, NULL)
+#define bn__mutex_destroy(m) pthread_mutex_destroy(m)
+#define bn__mutex_lock(m) pthread_mutex_lock(m)
+#define bn__mutex_unlock(m) pthread_mutex_unlock(m)
+#define bn__cond_init(c) pthread_cond_init(c, NULL)
+#define bn__cond_destroy(c) pthread_cond_destroy(c)
+#define bn__cond_wait(c, m) pthread_cond_wait(c, m)
+#define bn__cond_broadcast(c) pthread_cond_broadcast(c)
+#define bn__yield() sched_yield()
+#define bn__atomic_load(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
+#define bn__atomic_store(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
+#define bn__atomic_dec(p) __atomic_sub_fetch(p, 1, __ATOMIC_ACQ_REL)
+#if defined(__x86_64__) || defined(__i386__)
+#define bn__cpu_relax() __asm__ __volatile__("pause")
+#elif defined(__aarch64__)
+#define bn__cpu_relax() __asm__ __volatile__("yield")
+#else
+#define bn__cpu_relax() ((void)0)
+#endif
+#endif
+
+typedef struct bn__worker {
+    bn_pool *pool;
+    int ith;
+} bn__worker;
+
+struct bn_pool {
+    int n_threads;
+    int n_started;          /* worker threads created (n_threads - 1 when all went well) */
+    bn_pool_fn fn;          /* the current parallel region */
+    void *arg;
+    /* Shared counters, read with atomic loads while spinning and changed
+       under `mutex` so that a thread about to sleep cannot miss a change. */
+    long generation;        /* incremented once per bn_pool_run */
+    long pending;           /* workers still running the current region */
+    long stop;
+    bn__mutex mutex;
+    bn__cond wake;          /* generation or stop changed */
+    bn__cond done;          /* pending reached 0 */
+    bn__thread *threads;
+    bn__worker *workers;
+};
+
+BN_API int bn_cpu_count(void) {
+#if defined(_WIN32)
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    return si.dwNumberOfProcessors > 0 ? (int)si.dwNumberOfProcessors : 1;
+#elif defined(_SC_NPROCESSORS_ONLN)
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)BN_MIN(n, BN__POOL_MAX_THREADS) : 1;
+#else
+    return 1;
+#endif
+}
+
+/* Spin while *p == value (or, with until_equal, while *p != value) until the
+   spin budget runs out; returns the last value read. */
+static long bn__spin(long *p, long value, int until_equal) {
+    long v = bn__atomic_load(p);
+    int i;
+    for (i = 0; i < BN__POOL_SPIN && (v == value) != until_equal; i++) {
+        /* Now and then let another thread run: with more threads than free
+           cores, the one we wait for may be waiting for our core. */
+        if (i % 64 == 63)
+            bn__yield();
+        else
+            bn__cpu_relax();
+        v = bn__atomic_load(p);
+    }
+    return v;
+}
+
+static void bn__pool_worker_loop(bn__worker *w) {
+    bn_pool *p = w->pool;
+    long seen = 0;
+    for (;;) {
+        long gen = bn__spin(&p->generation, seen, 0);
+        if (gen == seen && !bn__atomic_load(&p->stop)) {
+            bn__mutex_lock(&p->mutex);
+            while (bn__atomic_load(&p->generation) == seen && !bn__atomic_load(&p->stop))
+                bn__cond_wait(&p->wake, &p->mutex);
+            bn__mutex_unlock(&p->mutex);
+        }
+        if (bn__atomic_load(&p->stop)) return;
+        seen = bn__atomic_load(&p->generation);
+        p->fn(p->arg, w->ith, p->n_threads);
+        if (bn__atomic_dec(&p->pending) == 0) {
+            bn__mutex_lock(&p->mutex);
+            bn__cond_broadcast(&p->done);
+            bn__mutex_unlock(&p->mutex);
+        }
+    }
+}
+
+#if defined(_WIN32)
+static DWORD WINAPI bn__pool_thread_main(LPVOID arg) {
+    bn__pool_worker_loop((bn__worker *)arg);
+    return 0;
+}
+static int bn__thread_start(bn__thread *t, bn__worker *w) {
+    *t = CreateThread(NULL, 0, bn__pool_thread_main, w, 0, NULL);
+    return *t != NULL;
+}
+static void bn__thread_join(bn__thread t) {
+    WaitForSingleObject(t, INFINITE);
+    CloseHandle(t);
+}
+#else
+static void *bn__pool_thread_main(void *arg) {
+    bn__pool_worker_loop((bn__worker *)arg);
+    return NULL;
+}
+static int bn__thread_start(bn__thread *t, bn__worker *w) {
+    return pthread_create(t, NULL, bn__pool_thread_main, w) == 0;
+}
+static void bn__thread_join(bn__thread t) { pthread_join(t, NULL); }
+#endif
+
+BN_API bn_pool *bn_pool_new(int n_threads) {
+    bn_pool *p = BN_ZALLOC(bn_pool, 1);
+    int i;
+    if (!p) return NULL;
+    if (n_threads <= 0) n_threads = bn_cpu_count();
+    n_threads = BN_MIN(n_threads, BN__POOL_MAX_THREADS);
+    p->threads = BN_ZALLOC(bn__thread, n_threads);
+    p->workers = BN_ZALLOC(bn__worker, n_threads);
+    if (!p->threads || !p->workers) {
+        BN_FREE(p->threads);
+        BN_FREE(p->workers);
+        BN_FREE(p);
+        return NULL;
+    }
+    bn__mutex_init(&p->mutex);
+    bn__cond_init(&p->wake);
+    bn__cond_init(&p->done);
+    /* Workers read n_threads in every region: fix it before they start, then
+       shrink it if some thread could not be created. */
+    p->n_threads = n_threads;
+    for (i = 1; i < n_threads; i++) {
+        p->workers[i].pool = p;
+        p->workers[i].ith = i;
+        if (!bn__thread_start(&p->threads[i], &p->workers[i])) break;
+        p->n_started++;
+    }
+    p->n_threads = p->n_started + 1; /* no region has run yet, so no worker has read it */
+    return p;
+}
+
+BN_API void bn_pool_free(bn_pool *pool) {
+    int i;
+    if (!pool) return;
+    bn__mutex_lock(&pool->mutex);
+    bn__atomic_store(&pool->stop, 1);
+    bn__cond_broadcast(&pool->wake);
+    bn__mutex_unlock(&pool->mutex);
+    for (i = 1; i <= pool->n_started; i++) bn__thread_join(pool->threads[i]);
+    bn__cond_destroy(&pool->wake);
+    bn__cond_destroy(&pool->done);
+    bn__mutex_destroy(&pool->mutex);
+    BN_FREE(pool->threads);
+    BN_FREE(pool->workers);
+    BN_FREE(pool);
+}
+
 BN_API int bn_pool_size(const bn_pool *pool) { return pool ? pool->n_threads : 1; }
 
 BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
-    int i, n = bn_pool_size(pool);
-    for (i = 0; i < n; i++) fn(arg, i, n);
+    long left;
+    if (!pool || pool->n_threads == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    pool->fn = fn;
+    pool->arg = arg;
+    bn__atomic_store(&pool->pending, (long)(pool->n_threads - 1));
+    bn__mutex_lock(&pool->mutex);
+    bn__atomic_store(&pool->generation, pool->generation + 1); /* publishes fn and arg */
+    bn__cond_broadcast(&pool->wake);
+    bn__mutex_unlock(&pool->mutex);
+
+    fn(arg, 0, pool->n_threads);
+
+    left = bn__spin(&pool->pending, 0, 1);
+    if (left != 0) {
+        bn__mutex_lock(&pool->mutex);
+        while (bn__atomic_load(&pool->pending) != 0) bn__cond_wait(&pool->done, &pool->mutex);
+        bn__mutex_unlock(&pool->mutex);
+    }
 }
 
-BN_API void bn_split_range(int n, int ith, int nth, int *lo, int *hi) {
-    int base = n / nth, rem = n % nth;
-    *lo = ith * base + BN_MIN(ith, rem);
-    *hi = *lo + base + (ith < rem ? 1 : 0);
+#endif /* BITNET_NO_THREADS */
+
+/* ==================== safetensors.h ======================================= */
+#if !defined(BITNET_NO_MMAP) && !defined(_WIN32)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
+static const char *const bn__dtype_names[] = {"F32", "F16", "BF16", "F64", "U8", "I8", "I16", "I32", "I64", "BOOL"};
+static const size_t bn__dtype_sizes[] = {4, 2, 2, 8, 1, 1, 2, 4, 8, 1};
+
+BN_API size_t bn_dtype_size(bn_dtype dtype) {
+    return (unsigned)dtype < sizeof bn__dtype_sizes / sizeof bn__dtype_sizes[0] ? bn__dtype_sizes[dtype] : 0;
+}
+
+BN_API const char *bn_dtype_name(bn_dtype dtype) {
+    return (unsigned)dtype < sizeof bn__dtype_names / sizeof bn__dtype_names[0] ? bn__dtype_names[dtype] : "?";
+}
+
+static int bn__dtype_parse(const bn_json *v, bn_dtype *out) {
+    int i;
+    for (i = 0; i < (int)(sizeof bn__dtype_names / sizeof bn__dtype_names[0]); i++)
+        if (bn_json_streq(v, bn__dtype_names[i])) {
+            *out = (bn_dtype)i;
+            return 1;
+        }
+    return 0;
+}
+
+BN_API int64_t bn_st_numel(const bn_st_tensor *t) {
+    int64_t n = 1;
+    int i;
+    for (i = 0; i < t->n_dims; i++) n *= t->shape[i];
+    return n;
+}
+
+/* ---- mapping a file --------------------------------------------------------
+   Three ways: POSIX mmap, Win32 file mapping, or (BITNET_NO_MMAP) reading the
+   whole file into memory. Each fills f->bytes and f->size. */
+
+#if defined(BITNET_NO_MMAP)
+static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
+    char *data;
+    size_t len;
+    bn_status st = bn_read_file(f->path, &data, &len, err);
+    if (st) return st;
+    f->bytes = (const uint8_t *)data;
+    f->size = len;
+    f->handle_ = data;
+    f->mapped_ = 0;
+    return BN_OK;
+}
+static void bn__file_unmap(bn_st_file *f) { BN_FREE(f->handle_); }
+#elif defined(_WIN32)
+static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
+    HANDLE h, m;
+    LARGE_INTEGER size;
+    void *p;
+    h = CreateFileA(f->path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    if (h == INVALID_HANDLE_VALUE) return bn_errorf(err, BN_ERR_IO, "%s: cannot open file", f->path);
+    if (!GetFileSizeEx(h, &size)) {
+        CloseHandle(h);
+        return bn_errorf(err, BN_ERR_IO, "%s: cannot determine file size", f->path);
+    }
+    f->size = (size_t)size.QuadPart;
+    if (f->size == 0) { /* an empty file cannot be mapped; it is invalid anyway */
+        CloseHandle(h);
+        f->bytes = (const uint8_t *)"";
+        return BN_OK;
+    }
+    m = CreateFileMappingA(h, NULL, PAGE_READONLY, 0, 0, NULL);
+    CloseHandle(h);
+    if (!m) return bn_errorf(err, BN_ERR_IO, "%s: cannot map file", f->path);
+    p = MapViewOfFile(m, FILE_MAP_READ, 0, 0, 0);
+    CloseHandle(m);
+    if (!p) return bn_errorf(err, BN_ERR_IO, "%s: cannot map file", f->path);
+    f->bytes = (const uint8_t *)p;
+    f->handle_ = p;
+    f->mapped_ = 1;
+    return BN_OK;
+}
+static void bn__file_unmap(bn_st_file *f) {
+    if (f->handle_) UnmapViewOfFile(f->handle_);
+}
+#else
+static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
+    struct stat sb;
+    void *p;
+    int fd = open(f->path, O_RDONLY);
+    if (fd < 0) return bn_errorf(err, BN_ERR_IO, "%s: cannot open file", f->path);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return bn_errorf(err, BN_ERR_IO, "%s: not a regular file", f->path);
+    }
+    f->size = (size_t)sb.st_size;
+    if (f->size == 0) { /* mmap refuses length 0; an empty file is invalid anyway */
+        close(fd);
+        f->bytes = (const uint8_t *)"";
+        return BN_OK;
+    }
+    p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return bn_errorf(err, BN_ERR_IO, "%s: cannot map file", f->path);
+    f->bytes = (const uint8_t *)p;
+    f->handle_ = p;
+    f->mapped_ = 1;
+    return BN_OK;
+}
+static void bn__file_unmap(bn_st_file *f) {
+    if (f->handle_) munmap(f->handle_, f->size);
+}
+#endif
+
+/* ---- validating one file's header ------------------------------------------ */
+
+static uint64_t bn__le64(const uint8_t *p) {
+    uint64_t v = 0;
+    int i;
+    for (i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+/* A non-negative integer from JSON that fits in 53 bits (all sizes we accept). */
+static int bn__json_u53(const bn_json *v, uint64_t *out) {
+    if (!v || v->type != BN_JSON_NUMBER || v->num < 0 || v->num != floor(v->num) || v->num > 9007199254740992.0)
+        return 0;
+    *out = (uint64_t)v->num;
+    return 1;
+}
+
+static int bn__st_cmp_offset(const void *a, const void *b) {
+    const bn_st_tensor *x = (const bn_st_tensor *)a, *y = (const bn_st_tensor *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset ? 1 : (x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes);
+}
+
+static int bn__st_cmp_name(const void *a, const void *b) {
+    return strcmp(((const bn_st_tensor *)a)->name, ((const bn_st_tensor *)b)->name);
+}
+
+/* Parse one tensor entry of file `fi` into *t (offsets relative to the data section). */
+static bn_status bn__st_parse_entry(const bn_st_file *f, int fi, const bn_json *e, uint64_t data_size,
+                                    bn_st_tensor *t, bn_error *err) {
+    const bn_json *dt = bn_json_get(e, "dtype"), *shape = bn_json_get(e, "shape"), *offs = bn_json_get(e, "data_offsets");
+    uint64_t begin, end, numel = 1, nbytes;
+    int d;
+    memset(t, 0, sizeof *t);
+    t->name = e->key;
+    t->file = fi;
+    if (e->type != BN_JSON_OBJECT)
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': header entry is not an object", f->path, e->key);
+    if (!dt || dt->type != BN_JSON_STRING)
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': missing \"dtype\"", f->path, e->key);
+    if (!bn__dtype_parse(dt, &t->dtype))
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: tensor '%s': unknown dtype '%s'", f->path, e->key, dt->str);
+    if (!shape || shape->type != BN_JSON_ARRAY)
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': missing \"shape\" array", f->path, e->key);
+    if (shape->len > BN_ST_MAX_DIMS)
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: tensor '%s': %d dimensions (at most %d)", f->path, e->key,
+                         shape->len, BN_ST_MAX_DIMS);
+    t->n_dims = shape->len;
+    for (d = 0; d < shape->len; d++) {
+        uint64_t dim;
+        if (!bn__json_u53(&shape->child[d], &dim) || dim > ((uint64_t)1 << 40))
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': bad shape dimension %d", f->path, e->key, d);
+        t->shape[d] = (int64_t)dim;
+        /* numel stays below 2^53 or we stop: no overflow in the product */
+        if (dim && numel > ((uint64_t)1 << 53) / dim)
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': shape too large", f->path, e->key);
+        numel *= dim;
+    }
+    if (!offs || offs->type != BN_JSON_ARRAY || offs->len != 2 || !bn__json_u53(&offs->child[0], &begin) ||
+        !bn__json_u53(&offs->child[1], &end) || end < begin)
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': bad \"data_offsets\" (need [begin, end], begin <= end)",
+                         f->path, e->key);
+    nbytes = numel * bn_dtype_size(t->dtype);
+    if (end - begin != nbytes)
+        return bn_errorf(err, BN_ERR_FORMAT,
+                         "%s: tensor '%s': shape x dtype is %llu bytes but data_offsets [%llu, %llu] hold %llu", f->path,
+                         e->key, (unsigned long long)nbytes, (unsigned long long)begin, (unsigned long long)end,
+                         (unsigned long long)(end - begin));
+    if (end > data_size)
+        return bn_errorf(err, BN_ERR_FORMAT,
+                         "%s: tensor '%s': data_offsets [%llu, %llu] run past the data section (%llu bytes)", f->path,
+                         e->key, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)data_size);
+    t->offset = (size_t)begin;
+    t->nbytes = (size_t)nbytes;
+    return BN_OK;
+}
+
+/* Validate file f (already mapped) and append its tensors to *list. */
+static bn_status bn__st_parse_file(bn_st_file *f, int fi, bn_json_doc *doc, bn_st_tensor **list, int *n_list,
+                                   bn_error *err) {
+    uint64_t hlen, data_start, data_size;
+    const bn_json *root;
+    bn_st_tensor *ts;
+    int i, n = 0, base = *n_list;
+    bn_status st;
+    if (f->size < 8) return bn_errorf(err, BN_ERR_FORMAT, "%s: %lu bytes is too short for a SafeTensors file", f->path, (unsigned long)f->size);
+    hlen = bn__le64(f->bytes);
+    if (hlen > BN_ST_MAX_HEADER)
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: header length %llu is over the 100 MB limit", f->path, (unsigned long long)hlen);
+    if (hlen > f->size - 8)
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: header length %llu is larger than the file (%lu bytes)", f->path,
+                         (unsigned long long)hlen, (unsigned long)f->size);
+    st = bn_json_parse(doc, (const char *)f->bytes + 8, (size_t)hlen, f->path, err);
+    if (st) return st; /* the message names the file and the byte offset in the header */
+    root = doc->root;
+    if (root->type != BN_JSON_OBJECT) return bn_errorf(err, BN_ERR_FORMAT, "%s: header is not a JSON object", f->path);
+    data_start = 8 + hlen;
+    data_size = f->size - data_start;
+    for (i = 0; i < root->len; i++) {
+        const bn_json *e = &root->child[i];
+        if (e->key_len == 12 && memcmp(e->key, "__metadata__", 12) == 0) {
+            int j;
+            if (e->type != BN_JSON_OBJECT) return bn_errorf(err, BN_ERR_FORMAT, "%s: __metadata__ is not an object", f->path);
+            for (j = 0; j < e->len; j++)
+                if (e->child[j].type != BN_JSON_STRING)
+                    return bn_errorf(err, BN_ERR_FORMAT, "%s: __metadata__ value '%s' is not a string", f->path, e->child[j].key);
+            continue;
+        }
+        n++;
+    }
+    ts = (bn_st_tensor *)BN_REALLOC(*list, sizeof(bn_st_tensor) * (size_t)(base + n + 1));
+    if (!ts) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory for %d tensors", f->path, n);
+    *list = ts;
+    for (i = 0; i < root->len; i++) {
+        const bn_json *e = &root->child[i];
+        if (e->key_len == 12 && memcmp(e->key, "__metadata__", 12) == 0) continue;
+        if ((size_t)e->key_len != strlen(e->key))
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: a tensor name contains a NUL character", f->path);
+        st = bn__st_parse_entry(f, fi, e, data_size, &ts[*n_list], err);
+        if (st) return st;
+        (*n_list)++;
+    }
+    /* No two tensors may share bytes: sort by offset and compare neighbours. */
+    qsort(ts + base, (size_t)n, sizeof *ts, bn__st_cmp_offset);
+    for (i = base + 1; i < base + n; i++)
+        if (ts[i].nbytes && ts[i - 1].offset + ts[i - 1].nbytes > ts[i].offset)
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: tensors '%s' [%lu, %lu) and '%s' [%lu, %lu) overlap", f->path,
+                             ts[i - 1].name, (unsigned long)ts[i - 1].offset,
+                             (unsigned long)(ts[i - 1].offset + ts[i - 1].nbytes), ts[i].name, (unsigned long)ts[i].offset,
+                             (unsigned long)(ts[i].offset + ts[i].nbytes));
+    for (i = base; i < base + n; i++) {
+        ts[i].offset += (size_t)data_start;
+        ts[i].data = f->bytes + ts[i].offset;
+    }
+    return BN_OK;
+}
+
+/* ---- opening a file, an index or a folder ---------------------------------- */
+
+static int bn__file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+static int bn__ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* The folder part of a path ("" when none), BN_MALLOC'd. */
+static char *bn__dirname(const char *path) {
+    size_t n = strlen(path);
+    while (n > 0 && path[n - 1] != '/' && path[n - 1] != '\\') n--;
+    return bn__strndup(path, n);
+}
+
+/* Collect the distinct shard file names of an index's weight_map, in order of appearance. */
+static bn_status bn__st_index_shards(const char *index_path, const bn_json *map, char ***names, int *n, bn_error *err) {
+    int i, j;
+    *names = BN_ALLOC(char *, map->len + 1);
+    *n = 0;
+    if (!*names) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", index_path);
+    for (i = 0; i < map->len; i++) {
+        const bn_json *v = &map->child[i];
+        int seen = 0;
+        if (v->type != BN_JSON_STRING || v->len == 0 || strchr(v->str, '/') || strchr(v->str, '\\'))
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: weight_map entry '%s' is not a file name in the same folder",
+                             index_path, v->key);
+        for (j = 0; j < *n && !seen; j++) seen = strcmp((*names)[j], v->str) == 0;
+        if (!seen) (*names)[(*n)++] = (char *)v->str;
+    }
+    return BN_OK;
+}
+
+static bn_status bn__st_open_files(bn_safetensors *st, char **paths, int n, bn_error *err) {
+    int i;
+    bn_status s;
+    st->files = BN_ZALLOC(bn_st_file, n);
+    st->headers_ = BN_ZALLOC(bn_json_doc, n);
+    if (!st->files || !st->headers_) return bn_errorf(err, BN_ERR_NOMEM, "out of memory opening %d files", n);
+    for (i = 0; i < n; i++) {
+        bn_st_file *f = &st->files[i];
+        f->path = paths[i];
+        paths[i] = NULL;
+        st->n_files = i + 1;
+        s = bn__file_map(f, err);
+        if (s) return s;
+        st->bytes_mapped += f->size;
+        s = bn__st_parse_file(f, i, &st->headers_[i], &st->tensors, &st->n_tensors, err);
+        if (s) return s;
+    }
+    return BN_OK;
+}
+
+/* Sort the tensors by name for bn_st_find; a name may appear only once. */
+static bn_status bn__st_sort_names(bn_safetensors *st, bn_error *err) {
+    int i;
+    qsort(st->tensors, (size_t)st->n_tensors, sizeof *st->tensors, bn__st_cmp_name);
+    for (i = 1; i < st->n_tensors; i++)
+        if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0)
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s' appears twice (also in %s)",
+                             st->files[st->tensors[i].file].path, st->tensors[i].name,
+                             st->files[st->tensors[i - 1].file].path);
+    return BN_OK;
+}
+
+/* Every tensor of the weight_map must be in the shard it names. */
+static bn_status bn__st_check_index(const bn_safetensors *st, const char *index_path, const bn_json *map, bn_error *err) {
+    int i;
+    for (i = 0; i < map->len; i++) {
+        const bn_st_tensor *t = bn_st_find(st, map->child[i].key);
+        const char *shard = st->files[t ? t->file : 0].path;
+        if (!t || !bn__ends_with(shard, map->child[i].str))
+            return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is not in shard '%s'", index_path, map->child[i].key,
+                             map->child[i].str);
+    }
+    return BN_OK;
+}
+
+static bn_status bn__st_open(bn_safetensors *st, const char *path, bn_error *err) {
+    char *file = NULL, *index = NULL, **paths = NULL, **names = NULL, *dir = NULL, *text = NULL;
+    int i, n = 0;
+    bn_json_doc doc;
+    const bn_json *map;
+    bn_status s = BN_OK;
+    memset(&doc, 0, sizeof doc);
+    /* A folder: model.safetensors, else model.safetensors.index.json. */
+    file = bn__path_join(path, "model.safetensors");
+    index = bn__path_join(path, "model.safetensors.index.json");
+    if (!file || !index) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
+    if (!bn__file_exists(file)) {
+        BN_FREE(file);
+        file = NULL;
+        if (!bn__file_exists(index)) {
+            BN_FREE(index);
+            index = NULL;
+            if (bn__ends_with(path, ".json")) index = bn__strndup(path, strlen(path));
+            else file = bn__strndup(path, strlen(path));
+            if (!index && !file) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
+        }
+    }
+    if (file) { /* one file */
+        paths = BN_ALLOC(char *, 1);
+        if (!paths) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
+        paths[0] = file;
+        file = NULL;
+        n = 1;
+        if ((s = bn__st_open_files(st, paths, n, err)) == BN_OK) s = bn__st_sort_names(st, err);
+        goto done;
+    }
+    /* An index: {"metadata": {...}, "weight_map": {"tensor": "shard file"}} */
+    if ((s = bn_read_file(index, &text, NULL, err)) != BN_OK) goto done;
+    if ((s = bn_json_parse(&doc, text, strlen(text), index, err)) != BN_OK) goto done;
+    map = bn_json_get(doc.root, "weight_map");
+    if (!map || map->type != BN_JSON_OBJECT || map->len == 0) {
+        s = bn_errorf(err, BN_ERR_FORMAT, "%s: no \"weight_map\" object", index);
+        goto done;
+    }
+    if ((s = bn__st_index_shards(index, map, &names, &n, err)) != BN_OK) goto done;
+    dir = bn__dirname(index);
+    paths = BN_ZALLOC(char *, n);
+    if (!dir || !paths) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
+    for (i = 0; i < n; i++)
+        if (!(paths[i] = bn__path_join(dir, names[i]))) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
+    if ((s = bn__st_open_files(st, paths, n, err)) != BN_OK) goto done;
+    if ((s = bn__st_sort_names(st, err)) != BN_OK) goto done;
+    s = bn__st_check_index(st, index, map, err);
+done:
+    if (paths)
+        for (i = 0; i < n; i++) BN_FREE(paths[i]);
+    BN_FREE(paths);
+    BN_FREE(names);
+    BN_FREE(dir);
+    BN_FREE(text);
+    BN_FREE(file);
+    BN_FREE(index);
+    bn_json_free(&doc);
+    return s;
+}
+
+BN_API bn_status bn_st_open(bn_safetensors **out, const char *path, bn_error *err) {
+    bn_safetensors *st;
+    bn_status s;
+    *out = NULL;
+    if (!path) return bn_errorf(err, BN_ERR_ARG, "bn_st_open: path is NULL");
+    st = BN_ZALLOC(bn_safetensors, 1);
+    if (!st) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", path);
+    s = bn__st_open(st, path, err);
+    if (s) {
+        bn_st_close(st);
+        return s;
+    }
+    *out = st;
+    return BN_OK;
+}
+
+BN_API void bn_st_close(bn_safetensors *st) {
+    int i;
+    if (!st) return;
+    for (i = 0; i < st->n_files; i++) {
+        bn__file_unmap(&st->files[i]);
+        BN_FREE(st->files[i].path);
+        bn_json_free(&st->headers_[i]);
+    }
+    BN_FREE(st->files);
+    BN_FREE(st->headers_);
+    BN_FREE(st->tensors);
+    BN_FREE(st);
+}
+
+BN_API const bn_st_tensor *bn_st_find(const bn_safetensors *st, const char *name) {
+    int lo = 0, hi = st ? st->n_tensors - 1 : -1;
+    while (lo <= hi) { /* tensors are sorted by name */
+        int mid = lo + (hi - lo) / 2, c = strcmp(st->tensors[mid].name, name);
+        if (c == 0) return &st->tensors[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
+}
+
+BN_API const char *bn_st_metadata(const bn_safetensors *st, const char *key) {
+    if (!st || st->n_files == 0) return NULL;
+    return bn_json_string(bn_json_get(st->headers_[0].root, "__metadata__"), key, NULL);
+}
+
+BN_API bn_status bn_st_read_f32(const bn_st_tensor *t, float *out, bn_error *err) {
+    size_t i, n = (size_t)bn_st_numel(t), sz = bn_dtype_size(t->dtype);
+    const uint8_t *p = (const uint8_t *)t->data;
+    for (i = 0; i < n; i++, p += sz) {
+        uint16_t h;
+        uint32_t u32;
+        uint64_t u64;
+        float f;
+        double d;
+        switch (t->dtype) {
+        case BN_DTYPE_F32: memcpy(&f, p, 4); out[i] = f; break;
+        case BN_DTYPE_F16: memcpy(&h, p, 2); out[i] = bn_f16_to_f32(h); break;
+        case BN_DTYPE_BF16: memcpy(&h, p, 2); out[i] = bn_bf16_to_f32(h); break;
+        case BN_DTYPE_F64: memcpy(&d, p, 8); out[i] = (float)d; break;
+        case BN_DTYPE_U8: case BN_DTYPE_BOOL: out[i] = (float)*p; break;
+        case BN_DTYPE_I8: out[i] = (float)(int8_t)*p; break;
+        case BN_DTYPE_I16: memcpy(&h, p, 2); out[i] = (float)(int16_t)h; break;
+        case BN_DTYPE_I32: memcpy(&u32, p, 4); out[i] = (float)(int32_t)u32; break;
+        case BN_DTYPE_I64: memcpy(&u64, p, 8); out[i] = (float)(int64_t)u64; break;
+        default: return bn_errorf(err, BN_ERR_UNSUPPORTED, "tensor '%s': dtype %d", t->name, (int)t->dtype);
+        }
+    }
+    return BN_OK;
+}
+
+/* ---- writer ---------------------------------------------------------------- */
+
+/* A growing text buffer for the JSON header. */
+typedef struct bn__sbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} bn__sbuf;
+
+static void bn__sbuf_put(bn__sbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *ns = (char *)BN_REALLOC(b->s, cap);
+        if (!ns) { b->oom = 1; return; }
+        b->s = ns;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+static void bn__sbuf_str(bn__sbuf *b, const char *s) { bn__sbuf_put(b, s, strlen(s)); }
+
+/* A JSON string literal with the escapes JSON requires. */
+static void bn__sbuf_jstr(bn__sbuf *b, const char *s) {
+    bn__sbuf_put(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[8];
+        if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; bn__sbuf_put(b, esc, 2); }
+        else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); bn__sbuf_put(b, esc, 6); }
+        else bn__sbuf_put(b, (const char *)&c, 1);
+    }
+    bn__sbuf_put(b, "\"", 1);
+}
+
+BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int n, const char *const *metadata,
+                             bn_error *err) {
+    bn__sbuf h;
+    FILE *f;
+    uint64_t offset = 0, hlen;
+    uint8_t len8[8];
+    int i, d, ok;
+    char num[64];
+    memset(&h, 0, sizeof h);
+    if (!path || n < 0 || (n > 0 && !tensors)) return bn_errorf(err, BN_ERR_ARG, "bn_st_write: bad arguments");
+    bn__sbuf_str(&h, "{");
+    if (metadata && metadata[0]) {
+        bn__sbuf_str(&h, "\"__metadata__\":{");
+        for (i = 0; metadata[i] && metadata[i + 1]; i += 2) {
+            if (i) bn__sbuf_str(&h, ",");
+            bn__sbuf_jstr(&h, metadata[i]);
+            bn__sbuf_str(&h, ":");
+            bn__sbuf_jstr(&h, metadata[i + 1]);
+        }
+        bn__sbuf_str(&h, "}");
+    }
+    for (i = 0; i < n; i++) {
+        const bn_st_tensor *t = &tensors[i];
+        uint64_t nbytes;
+        if (!t->name || bn_dtype_size(t->dtype) == 0 || t->n_dims < 0 || t->n_dims > BN_ST_MAX_DIMS ||
+            (bn_st_numel(t) > 0 && !t->data)) {
+            BN_FREE(h.s);
+            return bn_errorf(err, BN_ERR_ARG, "%s: tensor %d ('%s') has a bad name, dtype, shape or no data", path, i,
+                             t->name ? t->name : "(null)");
+        }
+        nbytes = (uint64_t)bn_st_numel(t) * bn_dtype_size(t->dtype);
+        if (i || (metadata && metadata[0])) bn__sbuf_str(&h, ",");
+        bn__sbuf_jstr(&h, t->name);
+        bn__sbuf_str(&h, ":{\"dtype\":\"");
+        bn__sbuf_str(&h, bn_dtype_name(t->dtype));
+        bn__sbuf_str(&h, "\",\"shape\":[");
+        for (d = 0; d < t->n_dims; d++) {
+            snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+            bn__sbuf_str(&h, num);
+        }
+        snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset,
+                 (unsigned long long)(offset + nbytes));
+        bn__sbuf_str(&h, num);
+        offset += nbytes;
+    }
+    bn__sbuf_str(&h, "}");
+    while (!h.oom && (8 + h.len) % 8) bn__sbuf_str(&h, " "); /* pad: the data section starts 8-aligned */
+    if (h.oom) {
+        BN_FREE(h.s);
+        return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory building the header", path);
+    }
+    f = fopen(path, "wb");
+    if (!f) {
+        BN_FREE(h.s);
+        return bn_errorf(err, BN_ERR_IO, "%s: cannot create file", path);
+    }
+    hlen = h.len;
+    for (i = 0; i < 8; i++) len8[i] = (uint8_t)(hlen >> (8 * i));
+    ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.s, 1, h.len, f) == h.len;
+    for (i = 0; ok && i < n; i++) {
+        size_t nbytes = (size_t)bn_st_numel(&tensors[i]) * bn_dtype_size(tensors[i].dtype);
+        ok = nbytes == 0 || fwrite(tensors[i].data, 1, nbytes, f) == nbytes;
+    }
+    ok = (fclose(f) == 0) && ok;
+    BN_FREE(h.s);
+    if (!ok) return bn_errorf(err, BN_ERR_IO, "%s: write failed", path);
+    return BN_OK;
 }
 
 /* ==================== ternary_matmul.h ==================================== */
@@ -3361,6 +4612,2023 @@ BN_API bn_status bn_chat_format(const bn_tokenizer *t, bn_chat_template tmpl, co
     }
     *out = b.p;
     if (out_len) *out_len = b.len;
+    return BN_OK;
+}
+
+/* ==================== sampler.h =========================================== */
+struct bn_sampler {
+    bn_sampler_params params;
+    bn_logit_bias *bias;  /* own copy of params.logit_bias */
+    int n_vocab;
+    bn_candidates cands;
+    int32_t *window;      /* ring of the last penalty_last_n accepted tokens */
+    int window_len, window_next;
+    int32_t *scratch_tokens; /* penalty_last_n: sorted copy of the window */
+    int *scratch_counts;
+    uint64_t rng;
+};
+
+BN_API bn_sampler_params bn_sampler_default_params(void) {
+    bn_sampler_params p;
+    memset(&p, 0, sizeof p);
+    p.temperature = 0.8f;
+    p.top_k = 40;
+    p.top_p = 0.95f;
+    p.min_p = 0.05f;
+    p.repeat_penalty = 1.0f;
+    p.presence_penalty = 0.0f;
+    p.frequency_penalty = 0.0f;
+    p.penalty_last_n = 64;
+    p.seed = 0x5EED;
+    p.logit_bias = NULL;
+    p.n_logit_bias = 0;
+    return p;
+}
+
+BN_API uint64_t bn_rng_next(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+BN_API double bn_rng_uniform(uint64_t *state) {
+    return (double)(bn_rng_next(state) >> 11) * (1.0 / 9007199254740992.0); /* 53 bits / 2^53 */
+}
+
+BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *params, int n_vocab, bn_error *err) {
+    bn_sampler *s;
+    bn_sampler_params p = params ? *params : bn_sampler_default_params();
+    int i, w;
+    *out = NULL;
+    if (n_vocab <= 0) return bn_errorf(err, BN_ERR_ARG, "sampler: n_vocab must be positive (got %d)", n_vocab);
+    if (p.n_logit_bias < 0 || (p.n_logit_bias > 0 && !p.logit_bias))
+        return bn_errorf(err, BN_ERR_ARG, "sampler: n_logit_bias %d without a logit_bias array", p.n_logit_bias);
+    for (i = 0; i < p.n_logit_bias; i++)
+        if (p.logit_bias[i].token < 0 || p.logit_bias[i].token >= n_vocab)
+            return bn_errorf(err, BN_ERR_ARG, "sampler: logit bias for token %d, outside the vocabulary [0, %d)",
+                             (int)p.logit_bias[i].token, n_vocab);
+    if (p.repeat_penalty <= 0.0f)
+        return bn_errorf(err, BN_ERR_ARG, "sampler: repeat_penalty must be > 0 (got %g; 1 = off)",
+                         (double)p.repeat_penalty);
+    if (p.penalty_last_n < 0) p.penalty_last_n = 0;
+    w = p.penalty_last_n;
+    s = BN_ZALLOC(bn_sampler, 1);
+    if (!s) return bn_errorf(err, BN_ERR_NOMEM, "sampler: out of memory");
+    s->n_vocab = n_vocab;
+    s->cands.data = BN_ALLOC(bn_candidate, n_vocab);
+    s->window = BN_ALLOC(int32_t, w + 1);
+    s->scratch_tokens = BN_ALLOC(int32_t, w + 1);
+    s->scratch_counts = BN_ALLOC(int, w + 1);
+    s->bias = BN_ALLOC(bn_logit_bias, p.n_logit_bias + 1);
+    if (!s->cands.data || !s->window || !s->scratch_tokens || !s->scratch_counts || !s->bias) {
+        bn_sampler_free(s);
+        return bn_errorf(err, BN_ERR_NOMEM, "sampler: out of memory for %d candidates", n_vocab);
+    }
+    for (i = 0; i < p.n_logit_bias; i++) s->bias[i] = p.logit_bias[i];
+    p.logit_bias = s->bias;
+    s->params = p;
+    bn_sampler_reset(s);
+    *out = s;
+    return BN_OK;
+}
+
+BN_API void bn_sampler_free(bn_sampler *s) {
+    if (!s) return;
+    BN_FREE(s->cands.data);
+    BN_FREE(s->window);
+    BN_FREE(s->scratch_tokens);
+    BN_FREE(s->scratch_counts);
+    BN_FREE(s->bias);
+    BN_FREE(s);
+}
+
+BN_API void bn_sampler_reset(bn_sampler *s) {
+    s->window_len = 0;
+    s->window_next = 0;
+    s->rng = s->params.seed;
+    s->cands.n = 0;
+    s->cands.sorted = 0;
+}
+
+BN_API void bn_sampler_accept(bn_sampler *s, int32_t token) {
+    int w = s->params.penalty_last_n;
+    if (w <= 0) return;
+    s->window[s->window_next] = token;
+    s->window_next = (s->window_next + 1) % w;
+    if (s->window_len < w) s->window_len++;
+}
+
+BN_API const bn_candidates *bn_sampler_candidates(const bn_sampler *s) { return &s->cands; }
+
+/* ---- the steps ---- */
+
+BN_API void bn_candidates_init(bn_candidates *c, const float *logits, int n_vocab) {
+    int i;
+    for (i = 0; i < n_vocab; i++) {
+        c->data[i].id = i;
+        c->data[i].logit = logits[i];
+        c->data[i].p = 0.0f;
+    }
+    c->n = n_vocab;
+    c->sorted = 0;
+}
+
+/* The id-order steps index data by token id; a list that was cut or sorted cannot be. */
+static int bn__cands_in_id_order(const bn_candidates *c, int32_t id) {
+    return id >= 0 && id < c->n && c->data[id].id == id;
+}
+
+BN_API void bn_sample_logit_bias(bn_candidates *c, const bn_logit_bias *bias, int n_bias) {
+    int i;
+    for (i = 0; i < n_bias; i++)
+        if (bn__cands_in_id_order(c, bias[i].token)) c->data[bias[i].token].logit += bias[i].bias;
+}
+
+BN_API void bn_sample_penalties(bn_candidates *c, const int32_t *tokens, const int *counts, int n,
+                                float repeat_penalty, float frequency_penalty, float presence_penalty) {
+    int i;
+    for (i = 0; i < n; i++) {
+        float *logit;
+        if (!bn__cands_in_id_order(c, tokens[i]) || counts[i] <= 0) continue;
+        logit = &c->data[tokens[i]].logit;
+        /* CTRL's repetition penalty: push the logit toward "less likely" whatever its sign */
+        if (*logit > 0.0f) *logit /= repeat_penalty;
+        else *logit *= repeat_penalty;
+        *logit -= (float)counts[i] * frequency_penalty + presence_penalty;
+    }
+}
+
+/* a ranks before b: higher logit, or the same logit and a lower id. A total
+   order, so every selection below has one well-defined answer. */
+static int bn__cand_before(const bn_candidate *a, const bn_candidate *b) {
+    return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
+}
+
+BN_API int32_t bn_sample_argmax(const bn_candidates *c) {
+    int i, best = 0;
+    if (c->n <= 0) return -1;
+    for (i = 1; i < c->n; i++)
+        if (bn__cand_before(&c->data[i], &c->data[best])) best = i;
+    return c->data[best].id;
+}
+
+static void bn__cand_swap(bn_candidate *a, bn_candidate *b) {
+    bn_candidate t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Restore the heap property of h[0..n) below node i. The heap's root is the
+   candidate that ranks *last*, so the heap holds the best ones seen so far. */
+static void bn__heap_sift_down(bn_candidate *h, int n, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, worst = i;
+        if (l < n && bn__cand_before(&h[worst], &h[l])) worst = l;
+        if (r < n && bn__cand_before(&h[worst], &h[r])) worst = r;
+        if (worst == i) return;
+        bn__cand_swap(&h[i], &h[worst]);
+        i = worst;
+    }
+}
+
+/* Partial selection: move the m best candidates to the front of c->data,
+   sorted best first; the others stay behind them in some order.
+   O(n log m), and for logits (few newcomers beat the heap's root) close to O(n). */
+static void bn__sort_prefix(bn_candidates *c, int m) {
+    bn_candidate *h = c->data;
+    int i;
+    if (m > c->n) m = c->n;
+    if (m <= 0) return;
+    for (i = m / 2 - 1; i >= 0; i--) bn__heap_sift_down(h, m, i);
+    for (i = m; i < c->n; i++) {
+        if (bn__cand_before(&h[i], &h[0])) {
+            bn__cand_swap(&h[i], &h[0]);
+            bn__heap_sift_down(h, m, 0);
+        }
+    }
+    /* heap sort: repeatedly move the worst to the end of the prefix */
+    for (i = m - 1; i > 0; i--) {
+        bn__cand_swap(&h[0], &h[i]);
+        bn__heap_sift_down(h, i, 0);
+    }
+}
+
+BN_API void bn_sample_top_k(bn_candidates *c, int k) {
+    if (k <= 0) return;
+    if (k > c->n) k = c->n;
+    if (!c->sorted) bn__sort_prefix(c, k);
+    c->n = k;
+    c->sorted = 1;
+}
+
+BN_API void bn_sample_softmax(bn_candidates *c) {
+    double sum = 0.0;
+    float max;
+    int i;
+    if (c->n <= 0) return;
+    max = c->data[0].logit;
+    for (i = 1; i < c->n; i++)
+        if (c->data[i].logit > max) max = c->data[i].logit;
+    for (i = 0; i < c->n; i++) {
+        float e = expf(c->data[i].logit - max);
+        c->data[i].p = e;
+        sum += e;
+    }
+    for (i = 0; i < c->n; i++) c->data[i].p = (float)(c->data[i].p / sum);
+}
+
+/* With c sorted: how many leading candidates reach probability top_p (at least min_keep),
+   or 0 if the first m do not. */
+static int bn__nucleus_size(const bn_candidates *c, int m, float top_p, int min_keep) {
+    double cum = 0.0;
+    int i;
+    for (i = 0; i < m; i++) {
+        cum += c->data[i].p;
+        if (cum >= top_p && i + 1 >= min_keep) return i + 1;
+    }
+    return m == c->n ? m : 0;
+}
+
+BN_API void bn_sample_top_p(bn_candidates *c, float top_p, int min_keep) {
+    int m, keep;
+    if (top_p >= 1.0f || c->n <= 0) return;
+    bn_sample_softmax(c);
+    if (c->sorted) {
+        keep = bn__nucleus_size(c, c->n, top_p, min_keep);
+    } else {
+        /* sort a prefix big enough to hold the nucleus: try 64 candidates, then 4x more */
+        m = 64;
+        for (;;) {
+            if (m > c->n) m = c->n;
+            bn__sort_prefix(c, m);
+            keep = bn__nucleus_size(c, m, top_p, min_keep);
+            if (keep > 0) break;
+            m *= 4;
+        }
+        c->sorted = 1;
+    }
+    c->n = keep;
+}
+
+BN_API void bn_sample_min_p(bn_candidates *c, float min_p, int min_keep) {
+    float max, threshold;
+    int i, kept = 0;
+    if (min_p <= 0.0f || c->n <= 0) return;
+    /* p_i >= min_p * p_max  <=>  logit_i >= logit_max + log(min_p): no softmax needed */
+    max = c->data[0].logit;
+    for (i = 1; i < c->n; i++)
+        if (c->data[i].logit > max) max = c->data[i].logit;
+    threshold = max + logf(min_p);
+    if (c->sorted) {
+        while (kept < c->n && (c->data[kept].logit >= threshold || kept < min_keep)) kept++;
+    } else {
+        int n_above = 0;
+        for (i = 0; i < c->n; i++) n_above += c->data[i].logit >= threshold;
+        if (n_above < min_keep) { /* rare: keep the min_keep best instead */
+            bn_sample_top_k(c, min_keep);
+            return;
+        }
+        for (i = 0; i < c->n; i++) /* compact, keeping the order */
+            if (c->data[i].logit >= threshold) c->data[kept++] = c->data[i];
+    }
+    c->n = kept;
+}
+
+BN_API void bn_sample_temperature(bn_candidates *c, float temperature) {
+    int i;
+    if (temperature <= 0.0f || temperature == 1.0f) return;
+    for (i = 0; i < c->n; i++) c->data[i].logit /= temperature;
+}
+
+BN_API int32_t bn_sample_draw(bn_candidates *c, double u) {
+    double cum = 0.0;
+    int i;
+    if (c->n <= 0) return -1;
+    bn_sample_softmax(c);
+    for (i = 0; i < c->n; i++) {
+        cum += c->data[i].p;
+        if (u < cum) return c->data[i].id;
+    }
+    return c->data[c->n - 1].id; /* u within rounding of 1 */
+}
+
+static int bn__cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The window as (distinct token, count) pairs, from a sorted copy. */
+static int bn__window_counts(bn_sampler *s) {
+    int i, n = 0;
+    memcpy(s->scratch_tokens, s->window, sizeof(int32_t) * (size_t)s->window_len);
+    qsort(s->scratch_tokens, (size_t)s->window_len, sizeof(int32_t), bn__cmp_i32);
+    for (i = 0; i < s->window_len; i++) {
+        if (n > 0 && s->scratch_tokens[n - 1] == s->scratch_tokens[i]) {
+            s->scratch_counts[n - 1]++;
+        } else {
+            s->scratch_tokens[n] = s->scratch_tokens[i];
+            s->scratch_counts[n] = 1;
+            n++;
+        }
+    }
+    return n;
+}
+
+static int bn__penalties_on(const bn_sampler_params *p) {
+    return p->penalty_last_n > 0 &&
+           (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
+}
+
+BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
+    const bn_sampler_params *p = &s->params;
+    bn_candidates *c = &s->cands;
+    bn_candidates_init(c, logits, s->n_vocab);
+    bn_sample_logit_bias(c, s->bias, p->n_logit_bias);
+    if (bn__penalties_on(p) && s->window_len > 0) {
+        int n = bn__window_counts(s);
+        bn_sample_penalties(c, s->scratch_tokens, s->scratch_counts, n, p->repeat_penalty, p->frequency_penalty,
+                            p->presence_penalty);
+    }
+    if (p->temperature <= 0.0f) return bn_sample_argmax(c);
+    bn_sample_top_k(c, p->top_k);
+    bn_sample_top_p(c, p->top_p, 1);
+    bn_sample_min_p(c, p->min_p, 1);
+    bn_sample_temperature(c, p->temperature);
+    return bn_sample_draw(c, bn_rng_uniform(&s->rng));
+}
+
+/* ==================== generate.h ========================================== */
+/* ---- text streaming ---- */
+
+/* Bytes a UTF-8 character with this lead byte has, or 0 for a continuation / invalid byte. */
+static int bn__utf8_char_len(unsigned char c) {
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c >= 0xE0 && c <= 0xEF) return 3;
+    if (c >= 0xF0 && c <= 0xF4) return 4;
+    return 0;
+}
+
+BN_API size_t bn_utf8_complete_prefix(const char *s, size_t n) {
+    size_t i, back;
+    /* look back at most 3 bytes for the lead byte of the last character */
+    for (back = 1; back <= 3 && back <= n; back++) {
+        unsigned char c = (unsigned char)s[n - back];
+        int need;
+        if ((c & 0xC0) == 0x80) continue; /* continuation byte: keep looking */
+        need = bn__utf8_char_len(c);
+        if (need > (int)back) {
+            /* incomplete only if the bytes after the lead are all continuations (they are) */
+            for (i = n - back + 1; i < n; i++)
+                if (((unsigned char)s[i] & 0xC0) != 0x80) return n;
+            return n - back;
+        }
+        return n;
+    }
+    return n;
+}
+
+BN_API void bn_text_stream_init(bn_text_stream *ts, const char *const *stop, int n_stop) {
+    memset(ts, 0, sizeof *ts);
+    ts->stop = stop;
+    ts->n_stop = stop ? n_stop : 0;
+}
+
+BN_API void bn_text_stream_free(bn_text_stream *ts) {
+    BN_FREE(ts->held);
+    BN_FREE(ts->out);
+    memset(ts, 0, sizeof *ts);
+}
+
+static int bn__grow(char **buf, size_t *cap, size_t need) {
+    char *p;
+    size_t c = *cap ? *cap : 64;
+    if (need <= *cap) return 1;
+    while (c < need) c *= 2;
+    p = (char *)BN_REALLOC(*buf, c);
+    if (!p) return 0;
+    *buf = p;
+    *cap = c;
+    return 1;
+}
+
+/* Earliest position where a stop string occurs in s[0..n), and its length; -1 if none. */
+static long bn__find_stop(const bn_text_stream *ts, const char *s, size_t n, size_t *stop_len) {
+    long best = -1;
+    int k;
+    for (k = 0; k < ts->n_stop; k++) {
+        size_t m = strlen(ts->stop[k]), i;
+        if (m == 0 || m > n) continue;
+        for (i = 0; i + m <= n && (best < 0 || (long)i < best); i++) {
+            if (memcmp(s + i, ts->stop[k], m) == 0) {
+                best = (long)i;
+                *stop_len = m;
+                break;
+            }
+        }
+    }
+    return best;
+}
+
+/* Length of the longest tail of s[0..n) that is the start of some stop string
+   (it may still grow into one, so it must not be shown yet). */
+static size_t bn__stop_prefix_tail(const bn_text_stream *ts, const char *s, size_t n) {
+    size_t best = 0;
+    int k;
+    for (k = 0; k < ts->n_stop; k++) {
+        size_t m = strlen(ts->stop[k]), t;
+        for (t = (m - 1 < n ? m - 1 : n); t > best; t--)
+            if (memcmp(s + n - t, ts->stop[k], t) == 0) {
+                best = t;
+                break;
+            }
+    }
+    return best;
+}
+
+/* Move the first n held bytes to ts->out. */
+static bn_status bn__emit(bn_text_stream *ts, size_t n, const char **text, size_t *len, bn_error *err) {
+    if (!bn__grow(&ts->out, &ts->cap_out, n + 1)) return bn_errorf(err, BN_ERR_NOMEM, "text stream: out of memory");
+    memcpy(ts->out, ts->held, n);
+    ts->out[n] = 0;
+    memmove(ts->held, ts->held + n, ts->n_held - n);
+    ts->n_held -= n;
+    *text = ts->out;
+    *len = n;
+    return BN_OK;
+}
+
+BN_API bn_status bn_text_stream_push(bn_text_stream *ts, const char *bytes, size_t n, const char **text,
+                                     size_t *len, int *stop_hit, bn_error *err) {
+    size_t safe, stop_len = 0, tail;
+    long at;
+    *text = "";
+    *len = 0;
+    *stop_hit = ts->stopped;
+    if (ts->stopped) return BN_OK;
+    if (!bn__grow(&ts->held, &ts->cap_held, ts->n_held + n + 1))
+        return bn_errorf(err, BN_ERR_NOMEM, "text stream: out of memory");
+    memcpy(ts->held + ts->n_held, bytes, n);
+    ts->n_held += n;
+    at = bn__find_stop(ts, ts->held, ts->n_held, &stop_len);
+    if (at >= 0) {
+        ts->stopped = 1;
+        *stop_hit = 1;
+        return bn__emit(ts, (size_t)at, text, len, err);
+    }
+    safe = bn_utf8_complete_prefix(ts->held, ts->n_held);
+    tail = bn__stop_prefix_tail(ts, ts->held, ts->n_held);
+    if (ts->n_held - tail < safe) safe = ts->n_held - tail;
+    return bn__emit(ts, safe, text, len, err);
+}
+
+BN_API void bn_text_stream_flush(bn_text_stream *ts, const char **text, size_t *len) {
+    *text = "";
+    *len = 0;
+    if (ts->stopped || ts->n_held == 0) return;
+    if (bn__emit(ts, ts->n_held, text, len, NULL) != BN_OK) { /* out of memory: hand out the held buffer */
+        *text = ts->held;
+        *len = ts->n_held;
+        ts->n_held = 0;
+    }
+}
+
+BN_API const char *bn_stop_reason_str(bn_stop_reason reason) {
+    switch (reason) {
+    case BN_STOP_NONE: return "none";
+    case BN_STOP_EOS: return "eos";
+    case BN_STOP_STRING: return "stop string";
+    case BN_STOP_MAX_TOKENS: return "max tokens";
+    case BN_STOP_CONTEXT_FULL: return "context full";
+    case BN_STOP_CANCELLED: return "cancelled";
+    }
+    return "unknown";
+}
+
+BN_API bn_generate_params bn_generate_default_params(void) {
+    bn_generate_params p;
+    memset(&p, 0, sizeof p);
+    p.max_new_tokens = -1;
+    return p;
+}
+
+BN_API bn_beam_params bn_beam_default_params(void) {
+    bn_beam_params p;
+    memset(&p, 0, sizeof p);
+    p.n_beams = 4;
+    p.max_new_tokens = 32;
+    p.length_penalty = 1.0f;
+    p.early_stopping = 1;
+    return p;
+}
+
+BN_API void bn_beam_result_free(bn_beam_result *r) {
+    int i;
+    if (!r) return;
+    for (i = 0; i < r->n; i++) BN_FREE(r->hyps[i].tokens);
+    BN_FREE(r->hyps);
+    r->hyps = NULL;
+    r->n = 0;
+}
+
+#ifdef BN_CONTRACT_PENDING
+
+static int bn__is_eos(int32_t token, const int32_t *eos, int n_eos) {
+    int i;
+    for (i = 0; i < n_eos; i++)
+        if (eos[i] == token) return 1;
+    return 0;
+}
+
+/* The model's end tokens unless the caller gave some. */
+static void bn__pick_eos(const bn_context *ctx, const int32_t *eos, int n_eos, const int32_t **out, int *n_out) {
+    if (eos) {
+        *out = eos;
+        *n_out = n_eos;
+    } else {
+        const bn_config *cfg = bn_model_config(bn_context_model(ctx));
+        *out = cfg->eos_token_ids;
+        *n_out = cfg->n_eos;
+    }
+}
+
+/* ---- bn_generate ---- */
+
+/* State of one bn_generate call, so that each step is a small function. */
+typedef struct bn__gen {
+    bn_context *ctx;
+    int seq;
+    bn_sampler *sampler;
+    const bn_generate_params *p;
+    const int32_t *eos;
+    int n_eos;
+    bn_text_stream ts;
+    int32_t prev;
+} bn__gen;
+
+/* Feed a token's text to the stream and the emitted part to the callback.
+   Returns 1 when generation must stop (stop string or callback). */
+static bn_status bn__gen_emit(bn__gen *g, int32_t token, int is_eos, bn_stop_reason *reason, bn_error *err) {
+    const char *text = "";
+    size_t len = 0;
+    int stop_hit = 0;
+    if (g->p->token_text && !is_eos) {
+        size_t n = 0;
+        const char *piece = g->p->token_text(g->p->token_text_user, token, g->prev, &n);
+        bn_status st = bn_text_stream_push(&g->ts, piece ? piece : "", piece ? n : 0, &text, &len, &stop_hit, err);
+        if (st) return st;
+        if (stop_hit) *reason = BN_STOP_STRING;
+    }
+    g->prev = token;
+    if (g->p->on_token && g->p->on_token(g->p->user, token, text, len) && !*reason) *reason = BN_STOP_CANCELLED;
+    return BN_OK;
+}
+
+static bn_status bn__gen_prompt(bn__gen *g, const int32_t *prompt, int n_prompt, bn_error *err) {
+    int i;
+    if (n_prompt <= 0) return BN_OK;
+    for (i = 0; i < n_prompt; i++) bn_sampler_accept(g->sampler, prompt[i]);
+    return bn_eval(g->ctx, g->seq, prompt, n_prompt, err);
+}
+
+BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, const int32_t *prompt, int n_prompt,
+                             const bn_generate_params *params, int32_t *out, int max_out, bn_generate_result *res,
+                             bn_error *err) {
+    bn_generate_params defaults = bn_generate_default_params();
+    bn_generate_result r;
+    bn__gen g;
+    bn_status st;
+    double t0 = bn_time_s();
+    memset(&r, 0, sizeof r);
+    memset(&g, 0, sizeof g);
+    g.ctx = ctx;
+    g.seq = seq;
+    g.sampler = sampler;
+    g.p = params ? params : &defaults;
+    g.prev = -1;
+    bn__pick_eos(ctx, g.p->eos, g.p->n_eos, &g.eos, &g.n_eos);
+    if (n_prompt <= 0 && bn_seq_len(ctx, seq) <= 0)
+        return bn_errorf(err, BN_ERR_ARG, "generate: empty prompt and empty sequence %d: nothing to continue", seq);
+    bn_text_stream_init(&g.ts, g.p->stop, g.p->n_stop);
+    st = bn__gen_prompt(&g, prompt, n_prompt, err);
+    r.n_prompt = st ? 0 : n_prompt;
+    r.prompt_s = bn_time_s() - t0;
+    t0 = bn_time_s();
+    while (!st && !r.reason) {
+        int32_t token;
+        int is_eos;
+        if (g.p->max_new_tokens >= 0 && r.n_generated >= g.p->max_new_tokens) {
+            r.reason = BN_STOP_MAX_TOKENS;
+            break;
+        }
+        if (r.n_generated > 0) { /* the previous token goes in only now: the last one never needs to */
+            if (bn_seq_len(ctx, seq) >= bn_context_n_ctx(ctx)) {
+                r.reason = BN_STOP_CONTEXT_FULL;
+                break;
+            }
+            st = bn_eval(ctx, seq, &g.prev, 1, err);
+            if (st) break;
+        }
+        token = bn_sampler_sample(sampler, bn_get_logits(ctx, -1));
+        bn_sampler_accept(sampler, token);
+        if (out && r.n_generated < max_out) out[r.n_generated] = token;
+        r.n_generated++;
+        is_eos = !g.p->ignore_eos && bn__is_eos(token, g.eos, g.n_eos);
+        st = bn__gen_emit(&g, token, is_eos, &r.reason, err);
+        if (!r.reason && is_eos) r.reason = BN_STOP_EOS;
+    }
+    if (!st && r.reason != BN_STOP_STRING && g.p->on_token) {
+        const char *text;
+        size_t len;
+        bn_text_stream_flush(&g.ts, &text, &len);
+        g.p->on_token(g.p->user, -1, text, len);
+    }
+    bn_text_stream_free(&g.ts);
+    r.gen_s = bn_time_s() - t0;
+    if (res) *res = r;
+    return st;
+}
+
+
+/* ---- beam search ---- */
+
+typedef struct bn__beam {
+    int slot;        /* KV slot holding the prompt and tokens[0..n-1) (the last token goes in next step) */
+    int32_t *tokens; /* generated so far */
+    int n;
+    double sum;      /* sum of log-probabilities of tokens */
+} bn__beam;
+
+typedef struct bn__beam_cand {
+    int beam;
+    int32_t token;
+    double sum;      /* the beam's sum plus log p(token) */
+} bn__beam_cand;
+
+/* Best first; ties by beam, then token, so that the order is fully defined. */
+static int bn__beam_cand_cmp(const void *a, const void *b) {
+    const bn__beam_cand *x = (const bn__beam_cand *)a, *y = (const bn__beam_cand *)b;
+    if (x->sum != y->sum) return x->sum > y->sum ? -1 : 1;
+    if (x->beam != y->beam) return x->beam < y->beam ? -1 : 1;
+    return (x->token > y->token) - (x->token < y->token);
+}
+
+typedef struct bn__beam_state {
+    bn_context *ctx;
+    const bn_beam_params *p;
+    const int32_t *eos;
+    int n_eos, n_vocab, n_beams, first_seq;
+    bn__beam *beams, *next;
+    int n_live;
+    bn_candidates cands;
+    bn__beam_cand *pool;  /* n_beams * 2 * n_beams */
+    int n_pool;
+    bn_beam_hyp *done;    /* the n_beams best finished hypotheses so far */
+    int n_done;
+    int32_t *b_tok, *b_pos, *b_seq;
+    int8_t *b_want;
+} bn__beam_state;
+
+static double bn__beam_score(const bn_beam_params *p, double sum, int len) {
+    return sum / pow((double)(len > 0 ? len : 1), (double)p->length_penalty);
+}
+
+/* Keep a finished hypothesis if there is room or it beats the worst kept one. */
+static bn_status bn__beam_add_done(bn__beam_state *s, const int32_t *tokens, int n, double sum, bn_error *err) {
+    double score = bn__beam_score(s->p, sum, n);
+    int i, slot = s->n_done;
+    if (s->n_done == s->n_beams) {
+        slot = 0;
+        for (i = 1; i < s->n_done; i++)
+            if (s->done[i].score < s->done[slot].score) slot = i;
+        if (score <= s->done[slot].score) return BN_OK;
+        BN_FREE(s->done[slot].tokens);
+    } else {
+        s->n_done++;
+    }
+    s->done[slot].tokens = BN_ALLOC(int32_t, n > 0 ? n : 1);
+    if (!s->done[slot].tokens) {
+        s->done[slot].n_tokens = 0;
+        return bn_errorf(err, BN_ERR_NOMEM, "beam search: out of memory");
+    }
+    memcpy(s->done[slot].tokens, tokens, sizeof(int32_t) * (size_t)n);
+    s->done[slot].n_tokens = n;
+    s->done[slot].sum_logprob = (float)sum;
+    s->done[slot].score = (float)score;
+    return BN_OK;
+}
+
+/* For every live beam: its 2*n_beams best next tokens by log-probability. */
+static void bn__beam_expand(bn__beam_state *s, const float *const *logits) {
+    int b, i, k = 2 * s->n_beams;
+    s->n_pool = 0;
+    for (b = 0; b < s->n_live; b++) {
+        bn_candidates *c = &s->cands;
+        double max, sum = 0.0, lse;
+        bn_candidates_init(c, logits[b], s->n_vocab);
+        bn_sample_logit_bias(c, s->p->logit_bias, s->p->n_logit_bias);
+        max = c->data[bn_sample_argmax(c)].logit;
+        for (i = 0; i < c->n; i++) sum += exp((double)c->data[i].logit - max);
+        lse = max + log(sum);
+        bn_sample_top_k(c, k);
+        for (i = 0; i < c->n; i++) {
+            bn__beam_cand *pc = &s->pool[s->n_pool++];
+            pc->beam = b;
+            pc->token = c->data[i].id;
+            pc->sum = s->beams[b].sum + ((double)c->data[i].logit - lse);
+        }
+    }
+    qsort(s->pool, (size_t)s->n_pool, sizeof *s->pool, bn__beam_cand_cmp);
+}
+
+/* Walk the best candidates: EOS ones become finished hypotheses (if they rank
+   among the first n_beams, as in HF), the others the next live beams. */
+static bn_status bn__beam_select(bn__beam_state *s, int *n_next, bn_error *err) {
+    int r, n = 0, k = 2 * s->n_beams;
+    for (r = 0; r < s->n_pool && r < k && n < s->n_beams; r++) {
+        const bn__beam_cand *c = &s->pool[r];
+        bn__beam *parent = &s->beams[c->beam];
+        if (!(c->sum > -1e300)) break; /* banned tokens (-inf) never make a beam */
+        if (bn__is_eos(c->token, s->eos, s->n_eos)) {
+            bn_status st;
+            if (r >= s->n_beams) continue;
+            parent->tokens[parent->n] = c->token; /* room: tokens hold max_new_tokens */
+            st = bn__beam_add_done(s, parent->tokens, parent->n + 1, c->sum, err);
+            if (st) return st;
+            continue;
+        }
+        memcpy(s->next[n].tokens, parent->tokens, sizeof(int32_t) * (size_t)parent->n);
+        s->next[n].tokens[parent->n] = c->token;
+        s->next[n].n = parent->n + 1;
+        s->next[n].sum = c->sum;
+        s->next[n].slot = c->beam; /* parent index for now; bn__beam_assign_slots maps it */
+        n++;
+    }
+    *n_next = n;
+    return BN_OK;
+}
+
+static int bn__beam_is_done(const bn__beam_state *s, int n_next, int cur_len) {
+    double worst;
+    int i;
+    if (n_next == 0) return 1;
+    if (s->n_done < s->n_beams) return 0;
+    if (s->p->early_stopping) return 1;
+    worst = s->done[0].score;
+    for (i = 1; i < s->n_done; i++)
+        if (s->done[i].score < worst) worst = s->done[i].score;
+    /* HF's heuristic: the best live beam, scored at the current length */
+    return worst >= bn__beam_score(s->p, s->next[0].sum, cur_len);
+}
+
+/* Give each next beam a KV slot: a parent's first child keeps the parent's
+   slot; further children get a copy of the parent in a slot whose beam died. */
+static bn_status bn__beam_assign_slots(bn__beam_state *s, int n_next, bn_error *err) {
+    int used[64], taken[64], j, f;
+    for (j = 0; j < s->n_beams; j++) used[j] = taken[j] = 0;
+    for (j = 0; j < n_next; j++) {
+        int parent = s->next[j].slot;
+        if (!taken[parent]) {
+            taken[parent] = 1;
+            s->next[j].slot = s->beams[parent].slot;
+            used[s->next[j].slot - s->first_seq] = 1;
+        } else {
+            s->next[j].slot = -1 - parent;
+        }
+    }
+    for (j = 0; j < n_next; j++) {
+        int parent;
+        bn_status st;
+        if (s->next[j].slot >= 0) continue;
+        parent = -1 - s->next[j].slot;
+        for (f = 0; used[f]; f++) {
+        }
+        used[f] = 1;
+        s->next[j].slot = s->first_seq + f;
+        st = bn_seq_copy(s->ctx, s->beams[parent].slot, s->next[j].slot, err);
+        if (st) return st;
+    }
+    return BN_OK;
+}
+
+/* Run the last token of every live beam through the model in one batch. */
+static bn_status bn__beam_decode(bn__beam_state *s, const float **logits, int *full, bn_error *err) {
+    bn_batch batch;
+    bn_status st;
+    int j;
+    for (j = 0; j < s->n_live; j++) {
+        const bn__beam *b = &s->beams[j];
+        if (bn_seq_len(s->ctx, b->slot) >= bn_context_n_ctx(s->ctx)) {
+            *full = 1;
+            return BN_OK;
+        }
+        s->b_tok[j] = b->tokens[b->n - 1];
+        s->b_pos[j] = bn_seq_len(s->ctx, b->slot);
+        s->b_seq[j] = b->slot;
+        s->b_want[j] = 1;
+    }
+    memset(&batch, 0, sizeof batch);
+    batch.n_tokens = s->n_live;
+    batch.token = s->b_tok;
+    batch.pos = s->b_pos;
+    batch.seq = s->b_seq;
+    batch.want_logits = s->b_want;
+    st = bn_forward(s->ctx, &batch, err);
+    for (j = 0; !st && j < s->n_live; j++) logits[j] = bn_get_logits(s->ctx, j);
+    return st;
+}
+
+static void bn__beam_state_free(bn__beam_state *s) {
+    int i;
+    if (s->beams)
+        for (i = 0; i < s->n_beams; i++) BN_FREE(s->beams[i].tokens);
+    if (s->next)
+        for (i = 0; i < s->n_beams; i++) BN_FREE(s->next[i].tokens);
+    BN_FREE(s->beams);
+    BN_FREE(s->next);
+    BN_FREE(s->cands.data);
+    BN_FREE(s->pool);
+    BN_FREE(s->b_tok);
+    BN_FREE(s->b_pos);
+    BN_FREE(s->b_seq);
+    BN_FREE(s->b_want);
+}
+
+static bn_status bn__beam_state_alloc(bn__beam_state *s, int max_new, bn_error *err) {
+    int i, n = s->n_beams, ok = 1;
+    s->beams = BN_ZALLOC(bn__beam, n);
+    s->next = BN_ZALLOC(bn__beam, n);
+    s->cands.data = BN_ALLOC(bn_candidate, s->n_vocab);
+    s->pool = BN_ALLOC(bn__beam_cand, 2 * n * n);
+    s->done = BN_ZALLOC(bn_beam_hyp, n);
+    s->b_tok = BN_ALLOC(int32_t, n);
+    s->b_pos = BN_ALLOC(int32_t, n);
+    s->b_seq = BN_ALLOC(int32_t, n);
+    s->b_want = BN_ALLOC(int8_t, n);
+    ok = s->beams && s->next && s->cands.data && s->pool && s->done && s->b_tok && s->b_pos && s->b_seq && s->b_want;
+    for (i = 0; ok && i < n; i++) {
+        s->beams[i].tokens = BN_ALLOC(int32_t, max_new + 1);
+        s->next[i].tokens = BN_ALLOC(int32_t, max_new + 1);
+        ok = s->beams[i].tokens && s->next[i].tokens;
+    }
+    return ok ? BN_OK : bn_errorf(err, BN_ERR_NOMEM, "beam search: out of memory for %d beams", n);
+}
+
+static int bn__hyp_cmp(const void *a, const void *b) {
+    const bn_beam_hyp *x = (const bn_beam_hyp *)a, *y = (const bn_beam_hyp *)b;
+    return (x->score < y->score) - (x->score > y->score);
+}
+
+/* The search itself, with s allocated and the prompt evaluated. */
+static bn_status bn__beam_run(bn__beam_state *s, bn_error *err) {
+    const float *logits[64];
+    int step, max_new = s->p->max_new_tokens, finished = 0, full = 0;
+    bn_status st = BN_OK;
+    logits[0] = bn_get_logits(s->ctx, -1);
+    s->beams[0].slot = s->first_seq;
+    s->beams[0].n = 0;
+    s->beams[0].sum = 0.0;
+    s->n_live = 1;
+    for (step = 0; step < max_new && !finished && !full; step++) {
+        int n_next;
+        bn__beam *tmp;
+        bn__beam_expand(s, logits);
+        st = bn__beam_select(s, &n_next, err);
+        if (st) return st;
+        finished = bn__beam_is_done(s, n_next, step + 1);
+        if (!finished && step + 1 < max_new) st = bn__beam_assign_slots(s, n_next, err);
+        if (st) return st;
+        tmp = s->beams;
+        s->beams = s->next;
+        s->next = tmp;
+        s->n_live = n_next;
+        if (!finished && step + 1 < max_new) st = bn__beam_decode(s, logits, &full, err);
+        if (st) return st;
+    }
+    if (!finished) { /* out of length: the live beams count as they are */
+        int j;
+        for (j = 0; j < s->n_live && !st; j++)
+            st = bn__beam_add_done(s, s->beams[j].tokens, s->beams[j].n, s->beams[j].sum, err);
+    }
+    return st;
+}
+
+BN_API bn_status bn_beam_search(bn_context *ctx, int first_seq, const int32_t *prompt, int n_prompt,
+                                const bn_beam_params *params, bn_beam_result *r, bn_error *err) {
+    bn_beam_params defaults = bn_beam_default_params();
+    bn__beam_state s;
+    bn_status st;
+    int i;
+    memset(&s, 0, sizeof s);
+    r->n = 0;
+    r->hyps = NULL;
+    s.ctx = ctx;
+    s.p = params ? params : &defaults;
+    s.n_beams = s.p->n_beams;
+    s.first_seq = first_seq;
+    s.n_vocab = bn_model_config(bn_context_model(ctx))->vocab_size;
+    bn__pick_eos(ctx, s.p->eos, s.p->n_eos, &s.eos, &s.n_eos);
+    if (s.n_beams < 1 || s.n_beams > 64)
+        return bn_errorf(err, BN_ERR_ARG, "beam search: n_beams must be in 1..64 (got %d)", s.n_beams);
+    if (first_seq < 0 || first_seq + s.n_beams > bn_context_n_seq(ctx))
+        return bn_errorf(err, BN_ERR_ARG,
+                         "beam search: %d beams from slot %d need a context with at least %d sequences (it has %d)",
+                         s.n_beams, first_seq, first_seq + s.n_beams, bn_context_n_seq(ctx));
+    if (n_prompt <= 0 || s.p->max_new_tokens <= 0)
+        return bn_errorf(err, BN_ERR_ARG, "beam search: needs a prompt and max_new_tokens > 0");
+    st = bn__beam_state_alloc(&s, s.p->max_new_tokens, err);
+    if (!st) {
+        for (i = 0; i < s.n_beams; i++) bn_seq_truncate(ctx, first_seq + i, 0);
+        st = bn_eval(ctx, first_seq, prompt, n_prompt, err);
+    }
+    if (!st) st = bn__beam_run(&s, err);
+    if (!st) {
+        qsort(s.done, (size_t)s.n_done, sizeof *s.done, bn__hyp_cmp);
+        r->hyps = s.done;
+        r->n = s.n_done;
+    } else {
+        for (i = 0; s.done && i < s.n_done; i++) BN_FREE(s.done[i].tokens);
+        BN_FREE(s.done);
+    }
+    bn__beam_state_free(&s);
+    return st;
+}
+
+/* ---- the batcher: many sequences, one forward per step ---- */
+
+typedef struct bn__request {
+    int active;
+    int id;
+    int join_order;
+    int32_t *prompt;
+    int n_prompt, n_fed; /* prompt tokens, and how many are in the KV cache */
+    int32_t last;        /* the token sampled last, fed at the next step */
+    int has_last;
+    int n_generated;
+    bn_sampler *sampler;
+    bn_request_params p;
+} bn__request;
+
+struct bn_batcher {
+    bn_context *ctx;
+    bn_batcher_params p;
+    const int32_t *eos;
+    int n_eos, n_vocab, n_ctx;
+    bn__request *req; /* one per slot: req[i] uses KV slot i */
+    int next_id, joins;
+    int32_t *b_tok, *b_pos, *b_seq;
+    int8_t *b_want;
+    int *b_owner;     /* slot of the request each batch token belongs to */
+};
+
+BN_API bn_batcher_params bn_batcher_default_params(void) {
+    bn_batcher_params p;
+    memset(&p, 0, sizeof p);
+    p.prefill_chunk = 128;
+    return p;
+}
+
+BN_API bn_request_params bn_request_default_params(void) {
+    bn_request_params p;
+    memset(&p, 0, sizeof p);
+    p.sampler = bn_sampler_default_params();
+    p.sampler.temperature = 0.0f;
+    p.max_new_tokens = -1;
+    return p;
+}
+
+BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batcher_params *params, bn_error *err) {
+    bn_batcher *b;
+    bn_batcher_params p = params ? *params : bn_batcher_default_params();
+    int nb;
+    *out = NULL;
+    if (p.n_slots <= 0) p.n_slots = bn_context_n_seq(ctx);
+    if (p.n_batch <= 0) p.n_batch = bn_context_n_batch(ctx);
+    if (p.prefill_chunk <= 0) p.prefill_chunk = 128;
+    if (p.n_slots > bn_context_n_seq(ctx))
+        return bn_errorf(err, BN_ERR_ARG, "batcher: %d slots but the context holds %d sequences (raise n_seq)",
+                         p.n_slots, bn_context_n_seq(ctx));
+    if (p.n_batch > bn_context_n_batch(ctx) || p.n_batch < p.n_slots)
+        return bn_errorf(err, BN_ERR_ARG, "batcher: n_batch %d must be in [n_slots %d, the context's n_batch %d]",
+                         p.n_batch, p.n_slots, bn_context_n_batch(ctx));
+    b = BN_ZALLOC(bn_batcher, 1);
+    if (!b) return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory");
+    b->ctx = ctx;
+    b->p = p;
+    b->n_vocab = bn_model_config(bn_context_model(ctx))->vocab_size;
+    b->n_ctx = bn_context_n_ctx(ctx);
+    bn__pick_eos(ctx, p.eos, p.n_eos, &b->eos, &b->n_eos);
+    nb = p.n_batch;
+    b->req = BN_ZALLOC(bn__request, p.n_slots);
+    b->b_tok = BN_ALLOC(int32_t, nb);
+    b->b_pos = BN_ALLOC(int32_t, nb);
+    b->b_seq = BN_ALLOC(int32_t, nb);
+    b->b_want = BN_ALLOC(int8_t, nb);
+    b->b_owner = BN_ALLOC(int, nb);
+    if (!b->req || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->b_owner) {
+        bn_batcher_free(b);
+        return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory");
+    }
+    *out = b;
+    return BN_OK;
+}
+
+static void bn__request_finish(bn_batcher *b, int slot, bn_stop_reason reason) {
+    bn__request *r = &b->req[slot];
+    bn_request_params p = r->p;
+    int id = r->id, n = r->n_generated;
+    bn_sampler_free(r->sampler);
+    BN_FREE(r->prompt);
+    memset(r, 0, sizeof *r);
+    bn_seq_truncate(b->ctx, slot, 0);
+    if (p.on_done) p.on_done(p.user, id, reason, n);
+}
+
+BN_API void bn_batcher_free(bn_batcher *b) {
+    int i;
+    if (!b) return;
+    for (i = 0; b->req && i < b->p.n_slots; i++) {
+        if (!b->req[i].active) continue;
+        bn_sampler_free(b->req[i].sampler);
+        BN_FREE(b->req[i].prompt);
+        bn_seq_truncate(b->ctx, i, 0);
+    }
+    BN_FREE(b->req);
+    BN_FREE(b->b_tok);
+    BN_FREE(b->b_pos);
+    BN_FREE(b->b_seq);
+    BN_FREE(b->b_want);
+    BN_FREE(b->b_owner);
+    BN_FREE(b);
+}
+
+BN_API int bn_batcher_n_active(const bn_batcher *b) {
+    int i, n = 0;
+    for (i = 0; i < b->p.n_slots; i++) n += b->req[i].active;
+    return n;
+}
+
+BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prompt, const bn_request_params *params,
+                                int *id, bn_error *err) {
+    bn_request_params dp = bn_request_default_params();
+    bn__request *r;
+    bn_status st;
+    int slot, i;
+    if (id) *id = -1;
+    if (n_prompt <= 0 || n_prompt >= b->n_ctx)
+        return bn_errorf(err, BN_ERR_ARG, "batcher: a prompt of %d tokens does not fit a context of %d", n_prompt,
+                         b->n_ctx);
+    for (slot = 0; slot < b->p.n_slots && b->req[slot].active; slot++) {
+    }
+    if (slot == b->p.n_slots)
+        return bn_errorf(err, BN_ERR_CONTEXT_FULL,
+                         "batcher: all %d sequence slots are busy; wait for one to finish or create the context with a "
+                         "larger n_seq", b->p.n_slots);
+    r = &b->req[slot];
+    memset(r, 0, sizeof *r);
+    r->p = params ? *params : dp;
+    st = bn_sampler_new(&r->sampler, &r->p.sampler, b->n_vocab, err);
+    if (st) return st;
+    r->prompt = BN_ALLOC(int32_t, n_prompt);
+    if (!r->prompt) {
+        bn_sampler_free(r->sampler);
+        r->sampler = NULL;
+        return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory for a prompt of %d tokens", n_prompt);
+    }
+    memcpy(r->prompt, prompt, sizeof(int32_t) * (size_t)n_prompt);
+    for (i = 0; i < n_prompt; i++) bn_sampler_accept(r->sampler, prompt[i]);
+    r->n_prompt = n_prompt;
+    r->id = b->next_id++;
+    r->join_order = b->joins++;
+    r->active = 1;
+    bn_seq_truncate(b->ctx, slot, 0);
+    if (id) *id = r->id;
+    return BN_OK;
+}
+
+BN_API int bn_batcher_cancel(bn_batcher *b, int id) {
+    int i;
+    for (i = 0; i < b->p.n_slots; i++)
+        if (b->req[i].active && b->req[i].id == id) {
+            bn__request_finish(b, i, BN_STOP_CANCELLED);
+            return 1;
+        }
+    return 0;
+}
+
+static void bn__batch_push(bn_batcher *b, int *n, int slot, int32_t token, int pos, int want) {
+    b->b_tok[*n] = token;
+    b->b_pos[*n] = pos;
+    b->b_seq[*n] = slot;
+    b->b_want[*n] = (int8_t)want;
+    b->b_owner[*n] = slot;
+    (*n)++;
+}
+
+/* One token for each sequence that is decoding. */
+static void bn__batch_decodes(bn_batcher *b, int *n) {
+    int i;
+    for (i = 0; i < b->p.n_slots; i++) {
+        bn__request *r = &b->req[i];
+        if (!r->active || !r->has_last) continue;
+        if (r->n_prompt + r->n_generated > b->n_ctx) {
+            bn__request_finish(b, i, BN_STOP_CONTEXT_FULL);
+            continue;
+        }
+        bn__batch_push(b, n, i, r->last, r->n_prompt + r->n_generated - 1, 1);
+    }
+}
+
+/* Then prompt tokens of joining sequences, oldest first, within the chunk budget. */
+static void bn__batch_prefills(bn_batcher *b, int *n) {
+    int budget = BN_MIN(b->p.n_batch - *n, b->p.prefill_chunk);
+    while (budget > 0) {
+        int i, pick = -1, k, j;
+        for (i = 0; i < b->p.n_slots; i++) {
+            const bn__request *r = &b->req[i];
+            int queued = 0;
+            if (!r->active || r->n_fed == r->n_prompt) continue;
+            for (j = 0; j < *n; j++) queued += b->b_owner[j] == i;
+            if (r->n_fed + queued == r->n_prompt) continue;
+            if (pick < 0 || r->join_order < b->req[pick].join_order) pick = i;
+        }
+        if (pick < 0) return;
+        k = BN_MIN(budget, b->req[pick].n_prompt - b->req[pick].n_fed);
+        for (j = 0; j < k; j++) {
+            const bn__request *r = &b->req[pick];
+            int pos = r->n_fed + j;
+            bn__batch_push(b, n, pick, r->prompt[pos], pos, pos == r->n_prompt - 1);
+        }
+        budget -= k;
+    }
+}
+
+/* After the forward: account for what went in, sample where logits came out. */
+static void bn__batch_collect(bn_batcher *b, int n) {
+    int i;
+    for (i = 0; i < n; i++) { /* prompt tokens are now in the cache */
+        bn__request *r = &b->req[b->b_owner[i]];
+        if (r->active && r->n_fed < r->n_prompt) r->n_fed++;
+    }
+    for (i = 0; i < n; i++) {
+        int slot = b->b_owner[i];
+        bn__request *r = &b->req[slot];
+        const float *logits;
+        int32_t token;
+        int stop;
+        if (!b->b_want[i] || !r->active) continue;
+        logits = bn_get_logits(b->ctx, i);
+        token = bn_sampler_sample(r->sampler, logits);
+        bn_sampler_accept(r->sampler, token);
+        r->last = token;
+        r->has_last = 1;
+        r->n_generated++;
+        stop = r->p.on_token ? r->p.on_token(r->p.user, r->id, token, logits) : 0;
+        if (stop) bn__request_finish(b, slot, BN_STOP_CANCELLED);
+        else if (!r->p.ignore_eos && bn__is_eos(token, b->eos, b->n_eos)) bn__request_finish(b, slot, BN_STOP_EOS);
+        else if (r->p.max_new_tokens >= 0 && r->n_generated >= r->p.max_new_tokens)
+            bn__request_finish(b, slot, BN_STOP_MAX_TOKENS);
+    }
+}
+
+BN_API bn_status bn_batcher_step(bn_batcher *b, int *n_active, bn_error *err) {
+    bn_batch batch;
+    bn_status st;
+    int n = 0;
+    bn__batch_decodes(b, &n);
+    bn__batch_prefills(b, &n);
+    if (n > 0) {
+        memset(&batch, 0, sizeof batch);
+        batch.n_tokens = n;
+        batch.token = b->b_tok;
+        batch.pos = b->b_pos;
+        batch.seq = b->b_seq;
+        batch.want_logits = b->b_want;
+        st = bn_forward(b->ctx, &batch, err);
+        if (st) return st;
+        bn__batch_collect(b, n);
+    }
+    if (n_active) *n_active = bn_batcher_n_active(b);
+    return BN_OK;
+}
+
+#endif /* BN_CONTRACT_PENDING */
+
+/* ==================== autograd.h ========================================== */
+enum {
+    BN__AG_LEAF = 0,
+    BN__AG_MATMUL,
+    BN__AG_ADD,
+    BN__AG_MUL,
+    BN__AG_SCALE,
+    BN__AG_SUM,
+    BN__AG_RMSNORM,
+    BN__AG_ROPE,
+    BN__AG_ATTENTION,
+    BN__AG_RELU2,
+    BN__AG_SILU,
+    BN__AG_GATED,
+    BN__AG_EMBED,
+    BN__AG_CROSS_ENTROPY,
+    BN__AG_STE /* weight_quant and act_quant: identity backward */
+};
+
+struct bn_ag_graph {
+    bn_ag_tensor **nodes; /* the tape, in the order the ops ran */
+    int n_nodes, cap;
+    bn_pool *pool;
+    bn_error err;
+    int failed;
+};
+
+BN_API bn_ag_graph *bn_ag_graph_new(bn_pool *pool) {
+    bn_ag_graph *g = BN_ZALLOC(bn_ag_graph, 1);
+    if (g) g->pool = pool;
+    return g;
+}
+
+static void bn__ag_tensor_free(bn_ag_tensor *t) {
+    if (!t) return;
+    BN_FREE(t->data);
+    BN_FREE(t->grad);
+    BN_FREE(t->saved);
+    BN_FREE(t->ids);
+    BN_FREE(t);
+}
+
+BN_API void bn_ag_graph_reset(bn_ag_graph *g) {
+    int i;
+    if (!g) return;
+    for (i = 0; i < g->n_nodes; i++) bn__ag_tensor_free(g->nodes[i]);
+    g->n_nodes = 0;
+    g->failed = 0;
+    g->err.status = BN_OK;
+    g->err.msg[0] = 0;
+}
+
+BN_API void bn_ag_graph_free(bn_ag_graph *g) {
+    if (!g) return;
+    bn_ag_graph_reset(g);
+    BN_FREE(g->nodes);
+    BN_FREE(g);
+}
+
+BN_API const bn_error *bn_ag_graph_error(const bn_ag_graph *g) { return g && g->failed ? &g->err : NULL; }
+
+/* Record the first failure of the step; ops then return NULL. */
+static bn_ag_tensor *bn__ag_fail(bn_ag_graph *g, bn_status st, const char *op, const char *why) {
+    if (g && !g->failed) {
+        bn_errorf(&g->err, st, "autograd %s: %s", op, why);
+        g->failed = 1;
+    }
+    return NULL;
+}
+
+static bn_ag_tensor *bn__ag_alloc(int ne0, int ne1, int ne2, int ne3, int with_grad) {
+    bn_ag_tensor *t;
+    size_t n;
+    if (ne0 <= 0 || ne1 <= 0 || ne2 <= 0 || ne3 <= 0) return NULL;
+    n = (size_t)ne0 * (size_t)ne1 * (size_t)ne2 * (size_t)ne3;
+    t = BN_ZALLOC(bn_ag_tensor, 1);
+    if (!t) return NULL;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1;
+    t->ne[2] = ne2;
+    t->ne[3] = ne3;
+    t->n = n;
+    t->data = BN_ZALLOC(float, n);
+    if (with_grad) t->grad = BN_ZALLOC(float, n);
+    if (!t->data || (with_grad && !t->grad)) {
+        bn__ag_tensor_free(t);
+        return NULL;
+    }
+    t->requires_grad = with_grad;
+    return t;
+}
+
+BN_API bn_ag_tensor *bn_ag_param_new(int ne0, int ne1, int ne2, int ne3) { return bn__ag_alloc(ne0, ne1, ne2, ne3, 1); }
+
+BN_API void bn_ag_param_free(bn_ag_tensor *t) { bn__ag_tensor_free(t); }
+
+BN_API void bn_ag_zero_grad(bn_ag_tensor *t) {
+    if (t && t->grad) memset(t->grad, 0, t->n * sizeof(float));
+}
+
+/* Put a new node on the tape. */
+static bn_ag_tensor *bn__ag_push(bn_ag_graph *g, bn_ag_tensor *t, const char *op) {
+    if (!t) return bn__ag_fail(g, BN_ERR_NOMEM, op, "out of memory");
+    if (g->n_nodes == g->cap) {
+        int cap = g->cap ? g->cap * 2 : 256;
+        bn_ag_tensor **nodes = (bn_ag_tensor **)BN_REALLOC(g->nodes, sizeof(bn_ag_tensor *) * (size_t)cap);
+        if (!nodes) {
+            bn__ag_tensor_free(t);
+            return bn__ag_fail(g, BN_ERR_NOMEM, op, "out of memory for the tape");
+        }
+        g->nodes = nodes;
+        g->cap = cap;
+    }
+    g->nodes[g->n_nodes++] = t;
+    return t;
+}
+
+/* A new result node of op over sources a, b, c (b and c may be NULL). */
+static bn_ag_tensor *bn__ag_node(bn_ag_graph *g, const char *name, int op, const int ne[4], bn_ag_tensor *a, bn_ag_tensor *b,
+                                 bn_ag_tensor *c) {
+    bn_ag_tensor *t = bn__ag_alloc(ne[0], ne[1], ne[2], ne[3], 0);
+    if (!bn__ag_push(g, t, name)) return NULL;
+    t->op = op;
+    t->src[0] = a;
+    t->src[1] = b;
+    t->src[2] = c;
+    t->requires_grad = (a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad);
+    return t;
+}
+
+BN_API bn_ag_tensor *bn_ag_input(bn_ag_graph *g, int ne0, int ne1, int ne2, int ne3, const float *data) {
+    bn_ag_tensor *t;
+    if (!g || g->failed) return NULL;
+    t = bn__ag_push(g, bn__ag_alloc(ne0, ne1, ne2, ne3, 0), "input");
+    if (t && data) memcpy(t->data, data, t->n * sizeof(float));
+    return t;
+}
+
+static int bn__ag_same_shape(const bn_ag_tensor *a, const bn_ag_tensor *b) {
+    return a->ne[0] == b->ne[0] && a->ne[1] == b->ne[1] && a->ne[2] == b->ne[2] && a->ne[3] == b->ne[3];
+}
+
+/* Inputs must exist and the graph must be healthy. */
+static int bn__ag_ok(bn_ag_graph *g, const char *op, const bn_ag_tensor *a, const bn_ag_tensor *b) {
+    if (!g || g->failed) return 0;
+    if (!a || !b) {
+        bn__ag_fail(g, BN_ERR_ARG, op, "NULL input");
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- blocked matrix product ---------------------------------------------
+   B is copied into panels of BN__NR columns (zero padded at the right edge),
+   laid out k-major so the inner loop reads it contiguously; a tile of
+   BN__MR x BN__NR results stays in registers while k runs. Threads take
+   disjoint blocks of MR rows. */
+#define BN__MR 4
+#define BN__NR 32
+#define BN__CHUNK 16
+
+typedef struct bn__gemm_job {
+    int M, N, K, accumulate;
+    const float *a;
+    size_t a_rs, a_cs;
+    const float *panels; /* ceil(N / NR) panels of K x NR */
+    float *c;
+    size_t ldc;
+} bn__gemm_job;
+
+static void bn__gemm_tile(const bn__gemm_job *j, int i0, int mr, int p) {
+    float acc[BN__MR][BN__NR];
+    const float *bp = j->panels + (size_t)p * (size_t)j->K * BN__NR;
+    int j0 = p * BN__NR, nr = BN_MIN(BN__NR, j->N - j0), r, k, jj;
+    memset(acc, 0, sizeof acc);
+    if (mr == BN__MR) {
+        for (k = 0; k < j->K; k++) {
+            const float *b = bp + (size_t)k * BN__NR;
+            const float *ak = j->a + (size_t)k * j->a_cs + (size_t)i0 * j->a_rs;
+            float a0 = ak[0], a1 = ak[j->a_rs], a2 = ak[2 * j->a_rs], a3 = ak[3 * j->a_rs];
+            for (jj = 0; jj < BN__NR; jj++) {
+                acc[0][jj] += a0 * b[jj];
+                acc[1][jj] += a1 * b[jj];
+                acc[2][jj] += a2 * b[jj];
+                acc[3][jj] += a3 * b[jj];
+            }
+        }
+    } else {
+        for (r = 0; r < mr; r++)
+            for (k = 0; k < j->K; k++) {
+                const float *b = bp + (size_t)k * BN__NR;
+                float av = j->a[(size_t)(i0 + r) * j->a_rs + (size_t)k * j->a_cs];
+                for (jj = 0; jj < BN__NR; jj++) acc[r][jj] += av * b[jj];
+            }
+    }
+    for (r = 0; r < mr; r++) {
+        float *c = j->c + (size_t)(i0 + r) * j->ldc + j0;
+        if (j->accumulate)
+            for (jj = 0; jj < nr; jj++) c[jj] += acc[r][jj];
+        else
+            for (jj = 0; jj < nr; jj++) c[jj] = acc[r][jj];
+    }
+}
+
+static void bn__gemm_worker(void *arg, int ith, int nth) {
+    const bn__gemm_job *j = (const bn__gemm_job *)arg;
+    int n_blocks = (j->M + BN__MR - 1) / BN__MR, n_panels = (j->N + BN__NR - 1) / BN__NR, lo, hi, chunk, blk, p;
+    bn_split_range(n_blocks, ith, nth, &lo, &hi);
+    /* a chunk of BN__CHUNK row blocks of A and one panel of B stay in cache together */
+    for (chunk = lo; chunk < hi; chunk += BN__CHUNK)
+        for (p = 0; p < n_panels; p++)
+            for (blk = chunk; blk < BN_MIN(hi, chunk + BN__CHUNK); blk++) {
+                int i0 = blk * BN__MR;
+                bn__gemm_tile(j, i0, BN_MIN(BN__MR, j->M - i0), p);
+            }
+}
+
+BN_API bn_status bn_ag_gemm(bn_pool *pool, int M, int N, int K, const float *a, size_t a_rs, size_t a_cs, const float *b,
+                            size_t b_rs, size_t b_cs, float *c, size_t ldc, int accumulate) {
+    int n_panels = (N + BN__NR - 1) / BN__NR, p, k, jj;
+    float *panels;
+    bn__gemm_job job;
+    if (M <= 0 || N <= 0) return BN_OK;
+    if (K <= 0) {
+        int i, j;
+        if (!accumulate)
+            for (i = 0; i < M; i++)
+                for (j = 0; j < N; j++) c[(size_t)i * ldc + j] = 0.0f;
+        return BN_OK;
+    }
+    panels = BN_ALLOC(float, (size_t)n_panels * (size_t)K * BN__NR);
+    if (!panels) return BN_ERR_NOMEM;
+    for (p = 0; p < n_panels; p++)
+        for (k = 0; k < K; k++) {
+            float *dst = panels + ((size_t)p * (size_t)K + (size_t)k) * BN__NR;
+            for (jj = 0; jj < BN__NR; jj++) {
+                int j = p * BN__NR + jj;
+                dst[jj] = j < N ? b[(size_t)k * b_rs + (size_t)j * b_cs] : 0.0f;
+            }
+        }
+    job.M = M;
+    job.N = N;
+    job.K = K;
+    job.accumulate = accumulate;
+    job.a = a;
+    job.a_rs = a_rs;
+    job.a_cs = a_cs;
+    job.panels = panels;
+    job.c = c;
+    job.ldc = ldc;
+    bn_pool_run(pool, bn__gemm_worker, &job);
+    BN_FREE(panels);
+    return BN_OK;
+}
+
+/* ---- matmul ------------------------------------------------------------- */
+BN_API bn_ag_tensor *bn_ag_matmul(bn_ag_graph *g, bn_ag_tensor *a, bn_ag_tensor *w) {
+    int ne[4], K, M, N, B, bi;
+    bn_ag_tensor *out;
+    if (!bn__ag_ok(g, "matmul", a, w)) return NULL;
+    K = a->ne[0];
+    M = a->ne[1];
+    B = a->ne[2];
+    N = w->ne[1];
+    if (w->ne[0] != K || (w->ne[2] != B && w->ne[2] != 1) || a->ne[3] != 1 || w->ne[3] != 1)
+        return bn__ag_fail(g, BN_ERR_SHAPE, "matmul", "shapes do not match ({K,M,B} x {K,N,B or 1})");
+    ne[0] = N;
+    ne[1] = M;
+    ne[2] = B;
+    ne[3] = 1;
+    out = bn__ag_node(g, "matmul", BN__AG_MATMUL, ne, a, w, NULL);
+    if (!out) return NULL;
+    for (bi = 0; bi < B; bi++) {
+        const float *ab = a->data + (size_t)bi * K * M;
+        const float *wb = w->data + (w->ne[2] == 1 ? 0 : (size_t)bi * K * N);
+        if (bn_ag_gemm(g->pool, M, N, K, ab, (size_t)K, 1, wb, 1, (size_t)K, out->data + (size_t)bi * M * N, (size_t)N, 0))
+            return bn__ag_fail(g, BN_ERR_NOMEM, "matmul", "out of memory");
+    }
+    return out;
+}
+
+static bn_status bn__ag_matmul_back(bn_ag_graph *g, bn_ag_tensor *out) {
+    bn_ag_tensor *a = out->src[0], *w = out->src[1];
+    int K = a->ne[0], M = a->ne[1], N = w->ne[1], B = a->ne[2], bi;
+    for (bi = 0; bi < B; bi++) {
+        const float *dy = out->grad + (size_t)bi * M * N;
+        size_t woff = w->ne[2] == 1 ? 0 : (size_t)bi * K * N;
+        if (a->grad) /* dA[M x K] += dY[M x N] W[N x K] */
+            if (bn_ag_gemm(g->pool, M, K, N, dy, (size_t)N, 1, w->data + woff, (size_t)K, 1, a->grad + (size_t)bi * K * M,
+                           (size_t)K, 1))
+                return BN_ERR_NOMEM;
+        if (w->grad) /* dW[N x K] += dY^T[N x M] A[M x K] */
+            if (bn_ag_gemm(g->pool, N, K, M, dy, 1, (size_t)N, a->data + (size_t)bi * K * M, (size_t)K, 1,
+                           w->grad + woff, (size_t)K, 1))
+                return BN_ERR_NOMEM;
+    }
+    return BN_OK;
+}
+
+/* ---- elementwise -------------------------------------------------------- */
+BN_API bn_ag_tensor *bn_ag_add(bn_ag_graph *g, bn_ag_tensor *a, bn_ag_tensor *b) {
+    bn_ag_tensor *out;
+    size_t i;
+    if (!bn__ag_ok(g, "add", a, b)) return NULL;
+    if (!bn__ag_same_shape(a, b)) return bn__ag_fail(g, BN_ERR_SHAPE, "add", "shapes differ");
+    out = bn__ag_node(g, "add", BN__AG_ADD, a->ne, a, b, NULL);
+    if (!out) return NULL;
+    for (i = 0; i < a->n; i++) out->data[i] = a->data[i] + b->data[i];
+    return out;
+}
+
+BN_API bn_ag_tensor *bn_ag_mul(bn_ag_graph *g, bn_ag_tensor *a, bn_ag_tensor *b) {
+    bn_ag_tensor *out;
+    size_t i;
+    if (!bn__ag_ok(g, "mul", a, b)) return NULL;
+    if (!bn__ag_same_shape(a, b)) return bn__ag_fail(g, BN_ERR_SHAPE, "mul", "shapes differ");
+    out = bn__ag_node(g, "mul", BN__AG_MUL, a->ne, a, b, NULL);
+    if (!out) return NULL;
+    for (i = 0; i < a->n; i++) out->data[i] = a->data[i] * b->data[i];
+    return out;
+}
+
+BN_API bn_ag_tensor *bn_ag_scale(bn_ag_graph *g, bn_ag_tensor *a, float s) {
+    bn_ag_tensor *out;
+    size_t i;
+    if (!bn__ag_ok(g, "scale", a, a)) return NULL;
+    out = bn__ag_node(g, "scale", BN__AG_SCALE, a->ne, a, NULL, NULL);
+    if (!out) return NULL;
+    out->fparam[0] = s;
+    for (i = 0; i < a->n; i++) out->data[i] = a->data[i] * s;
+    return out;
+}
+
+BN_API bn_ag_tensor *bn_ag_sum(bn_ag_graph *g, bn_ag_tensor *a) {
+    static const int one[4] = {1, 1, 1, 1};
+    bn_ag_tensor *out;
+    double s = 0.0;
+    size_t i;
+    if (!bn__ag_ok(g, "sum", a, a)) return NULL;
+    out = bn__ag_node(g, "sum", BN__AG_SUM, one, a, NULL, NULL);
+    if (!out) return NULL;
+    for (i = 0; i < a->n; i++) s += a->data[i];
+    out->data[0] = (float)s;
+    return out;
+}
+
+static float bn__relu2(float x) { return x > 0.0f ? x * x : 0.0f; }
+static float bn__relu2_grad(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
+static float bn__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+static float bn__silu(float x) { return x * bn__sigmoid(x); }
+static float bn__silu_grad(float x) {
+    float s = bn__sigmoid(x);
+    return s * (1.0f + x * (1.0f - s));
+}
+
+BN_API bn_ag_tensor *bn_ag_relu2(bn_ag_graph *g, bn_ag_tensor *x) {
+    bn_ag_tensor *out;
+    size_t i;
+    if (!bn__ag_ok(g, "relu2", x, x)) return NULL;
+    out = bn__ag_node(g, "relu2", BN__AG_RELU2, x->ne, x, NULL, NULL);
+    if (!out) return NULL;
+    for (i = 0; i < x->n; i++) out->data[i] = bn__relu2(x->data[i]);
+    return out;
+}
+
+BN_API bn_ag_tensor *bn_ag_silu(bn_ag_graph *g, bn_ag_tensor *x) {
+    bn_ag_tensor *out;
+    size_t i;
+    if (!bn__ag_ok(g, "silu", x, x)) return NULL;
+    out = bn__ag_node(g, "silu", BN__AG_SILU, x->ne, x, NULL, NULL);
+    if (!out) return NULL;
+    for (i = 0; i < x->n; i++) out->data[i] = bn__silu(x->data[i]);
+    return out;
+}
+
+BN_API bn_ag_tensor *bn_ag_gated(bn_ag_graph *g, bn_ag_tensor *gate, bn_ag_tensor *up, bn_ag_act act) {
+    bn_ag_tensor *out;
+    size_t i;
+    if (!bn__ag_ok(g, "gated", gate, up)) return NULL;
+    if (!bn__ag_same_shape(gate, up)) return bn__ag_fail(g, BN_ERR_SHAPE, "gated", "gate and up shapes differ");
+    out = bn__ag_node(g, "gated", BN__AG_GATED, gate->ne, gate, up, NULL);
+    if (!out) return NULL;
+    out->iparam[0] = (int)act;
+    for (i = 0; i < gate->n; i++)
+        out->data[i] = (act == BN_AG_SILU ? bn__silu(gate->data[i]) : bn__relu2(gate->data[i])) * up->data[i];
+    return out;
+}
+
+static void bn__ag_elementwise_back(bn_ag_tensor *out) {
+    bn_ag_tensor *a = out->src[0], *b = out->src[1];
+    const float *dy = out->grad;
+    size_t i, n = out->n;
+    switch (out->op) {
+    case BN__AG_ADD:
+        if (a->grad)
+            for (i = 0; i < n; i++) a->grad[i] += dy[i];
+        if (b->grad)
+            for (i = 0; i < n; i++) b->grad[i] += dy[i];
+        break;
+    case BN__AG_MUL:
+        if (a->grad)
+            for (i = 0; i < n; i++) a->grad[i] += dy[i] * b->data[i];
+        if (b->grad)
+            for (i = 0; i < n; i++) b->grad[i] += dy[i] * a->data[i];
+        break;
+    case BN__AG_SCALE:
+        for (i = 0; i < n; i++) a->grad[i] += dy[i] * out->fparam[0];
+        break;
+    case BN__AG_SUM:
+        for (i = 0; i < a->n; i++) a->grad[i] += dy[0];
+        break;
+    case BN__AG_RELU2:
+        for (i = 0; i < n; i++) a->grad[i] += dy[i] * bn__relu2_grad(a->data[i]);
+        break;
+    case BN__AG_SILU:
+        for (i = 0; i < n; i++) a->grad[i] += dy[i] * bn__silu_grad(a->data[i]);
+        break;
+    case BN__AG_GATED: {
+        int silu = out->iparam[0] == BN_AG_SILU;
+        for (i = 0; i < n; i++) {
+            float x = a->data[i];
+            if (a->grad) a->grad[i] += dy[i] * b->data[i] * (silu ? bn__silu_grad(x) : bn__relu2_grad(x));
+            if (b->grad) b->grad[i] += dy[i] * (silu ? bn__silu(x) : bn__relu2(x));
+        }
+        break;
+    }
+    case BN__AG_STE:
+        for (i = 0; i < n; i++) a->grad[i] += dy[i];
+        break;
+    default: break;
+    }
+}
+
+/* ---- RMSNorm ------------------------------------------------------------ */
+BN_API bn_ag_tensor *bn_ag_rmsnorm(bn_ag_graph *g, bn_ag_tensor *x, bn_ag_tensor *w, float eps) {
+    bn_ag_tensor *out;
+    int D, rows, r, i;
+    if (!bn__ag_ok(g, "rmsnorm", x, w)) return NULL;
+    D = x->ne[0];
+    rows = (int)(x->n / (size_t)D);
+    if ((int)w->n != D) return bn__ag_fail(g, BN_ERR_SHAPE, "rmsnorm", "weight length differs from the row length");
+    out = bn__ag_node(g, "rmsnorm", BN__AG_RMSNORM, x->ne, x, w, NULL);
+    if (!out) return NULL;
+    out->saved = BN_ALLOC(float, rows); /* 1 / rms of each row */
+    if (!out->saved) return bn__ag_fail(g, BN_ERR_NOMEM, "rmsnorm", "out of memory");
+    for (r = 0; r < rows; r++) {
+        const float *xr = x->data + (size_t)r * D;
+        float *y = out->data + (size_t)r * D, inv;
+        double ss = 0.0;
+        for (i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
+        inv = 1.0f / sqrtf((float)(ss / D) + eps);
+        out->saved[r] = inv;
+        for (i = 0; i < D; i++) y[i] = w->data[i] * (xr[i] * inv);
+    }
+    return out;
+}
+
+/* y = w * x * inv with inv = (mean(x^2) + eps)^-1/2:
+   dx_i = inv * w_i dy_i - inv^3 / D * x_i * sum_j w_j dy_j x_j,  dw_i = sum_rows dy_i x_i inv. */
+static void bn__ag_rmsnorm_back(bn_ag_tensor *out) {
+    bn_ag_tensor *x = out->src[0], *w = out->src[1];
+    int D = x->ne[0], rows = (int)(x->n / (size_t)D), r, i;
+    for (r = 0; r < rows; r++) {
+        const float *xr = x->data + (size_t)r * D, *dy = out->grad + (size_t)r * D;
+        float inv = out->saved[r];
+        if (x->grad) {
+            float *dx = x->grad + (size_t)r * D, k;
+            double dot = 0.0;
+            for (i = 0; i < D; i++) dot += (double)w->data[i] * dy[i] * xr[i];
+            k = (float)dot * inv * inv * inv / (float)D;
+            for (i = 0; i < D; i++) dx[i] += inv * w->data[i] * dy[i] - k * xr[i];
+        }
+        if (w->grad)
+            for (i = 0; i < D; i++) w->grad[i] += dy[i] * xr[i] * inv;
+    }
+}
+
+/* ---- RoPE --------------------------------------------------------------- */
+/* cos/sin tables: for each row t and i < hd/2, angle pos[t] * theta^(-2i/hd), as HF's
+   inv_freq = 1 / theta^(arange(0, hd, 2) / hd) in float. */
+static void bn__rope_angles(float *cs, const int32_t *pos, int rows, int hd, float theta) {
+    int t, i, half = hd / 2;
+    for (t = 0; t < rows; t++)
+        for (i = 0; i < half; i++) {
+            float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
+            float ang = (float)pos[t] * inv_freq;
+            cs[((size_t)t * half + i) * 2] = cosf(ang);
+            cs[((size_t)t * half + i) * 2 + 1] = sinf(ang);
+        }
+}
+
+/* Rotate each head of each row; sign = +1 forward, -1 for the backward (transpose) rotation. */
+static void bn__rope_apply(const float *cs, const float *x, float *y, int rows, int n_head, int hd, float sign, int accumulate) {
+    int t, h, i, half = hd / 2;
+    for (t = 0; t < rows; t++)
+        for (h = 0; h < n_head; h++) {
+            const float *xh = x + (size_t)t * n_head * hd + (size_t)h * hd;
+            float *yh = y + (size_t)t * n_head * hd + (size_t)h * hd;
+            for (i = 0; i < half; i++) {
+                float c = cs[((size_t)t * half + i) * 2], s = sign * cs[((size_t)t * half + i) * 2 + 1];
+                float x0 = xh[i], x1 = xh[i + half];
+                float y0 = x0 * c - x1 * s, y1 = x1 * c + x0 * s;
+                if (accumulate) {
+                    yh[i] += y0;
+                    yh[i + half] += y1;
+                } else {
+                    yh[i] = y0;
+                    yh[i + half] = y1;
+                }
+            }
+        }
+}
+
+BN_API bn_ag_tensor *bn_ag_rope(bn_ag_graph *g, bn_ag_tensor *x, int n_head, const int32_t *pos, float theta) {
+    bn_ag_tensor *out;
+    int rows, hd;
+    if (!bn__ag_ok(g, "rope", x, x)) return NULL;
+    if (n_head <= 0 || x->ne[0] % n_head || (x->ne[0] / n_head) % 2)
+        return bn__ag_fail(g, BN_ERR_SHAPE, "rope", "row length is not n_head times an even head_dim");
+    rows = (int)(x->n / (size_t)x->ne[0]);
+    hd = x->ne[0] / n_head;
+    out = bn__ag_node(g, "rope", BN__AG_ROPE, x->ne, x, NULL, NULL);
+    if (!out) return NULL;
+    out->iparam[0] = n_head;
+    out->saved = BN_ALLOC(float, (size_t)rows * hd); /* (cos, sin) pairs */
+    if (!out->saved) return bn__ag_fail(g, BN_ERR_NOMEM, "rope", "out of memory");
+    bn__rope_angles(out->saved, pos, rows, hd, theta);
+    bn__rope_apply(out->saved, x->data, out->data, rows, n_head, hd, 1.0f, 0);
+    return out;
+}
+
+static void bn__ag_rope_back(bn_ag_tensor *out) {
+    bn_ag_tensor *x = out->src[0];
+    int n_head = out->iparam[0], rows = (int)(x->n / (size_t)x->ne[0]);
+    bn__rope_apply(out->saved, out->grad, x->grad, rows, n_head, x->ne[0] / n_head, -1.0f, 1);
+}
+
+/* ---- causal attention with GQA ------------------------------------------
+   Per (sequence, head) it is three small matrix products, so it runs on the
+   same blocked gemm as matmul (threaded inside):
+     scores = Q K^T * scale (the masked upper triangle is computed and dropped),
+     P = causal softmax(scores) (kept for backward), O = P V. */
+typedef struct bn__attn_dims {
+    int n_head, n_kv, hd, seq_len, n_seq;
+    size_t qw, kw; /* row strides of q/out and of k/v */
+} bn__attn_dims;
+
+static bn__attn_dims bn__attn_dims_of(const bn_ag_tensor *q, int n_head, int n_kv, int seq_len) {
+    bn__attn_dims d;
+    d.n_head = n_head;
+    d.n_kv = n_kv;
+    d.hd = q->ne[0] / n_head;
+    d.seq_len = seq_len;
+    d.n_seq = (int)(q->n / (size_t)q->ne[0]) / seq_len;
+    d.qw = (size_t)q->ne[0];
+    d.kw = (size_t)n_kv * d.hd;
+    return d;
+}
+
+/* Where head h of sequence s starts in q (or out), and its kv head in k/v. */
+static size_t bn__attn_qoff(const bn__attn_dims *d, int s, int h) { return (size_t)s * d->seq_len * d->qw + (size_t)h * d->hd; }
+static size_t bn__attn_koff(const bn__attn_dims *d, int s, int h) {
+    return (size_t)s * d->seq_len * d->kw + (size_t)(h / (d->n_head / d->n_kv)) * d->hd;
+}
+
+BN_API bn_ag_tensor *bn_ag_attention(bn_ag_graph *g, bn_ag_tensor *q, bn_ag_tensor *k, bn_ag_tensor *v, int n_head,
+                                     int n_kv_head, int seq_len) {
+    bn_ag_tensor *out;
+    bn__attn_dims d;
+    int T, s, h, i, j;
+    float scale;
+    if (!bn__ag_ok(g, "attention", q, k) || !bn__ag_ok(g, "attention", v, v)) return NULL;
+    T = (int)(q->n / (size_t)q->ne[0]);
+    if (n_head <= 0 || n_kv_head <= 0 || n_head % n_kv_head || q->ne[0] % n_head || seq_len <= 0 || T % seq_len)
+        return bn__ag_fail(g, BN_ERR_SHAPE, "attention", "bad head counts or sequence length");
+    if (!bn__ag_same_shape(k, v) || k->ne[0] != q->ne[0] / n_head * n_kv_head || (int)(k->n / (size_t)k->ne[0]) != T)
+        return bn__ag_fail(g, BN_ERR_SHAPE, "attention", "k/v shapes do not match q");
+    out = bn__ag_node(g, "attention", BN__AG_ATTENTION, q->ne, q, k, v);
+    if (!out) return NULL;
+    out->iparam[0] = n_head;
+    out->iparam[1] = n_kv_head;
+    out->iparam[2] = seq_len;
+    d = bn__attn_dims_of(q, n_head, n_kv_head, seq_len);
+    scale = 1.0f / sqrtf((float)d.hd);
+    /* P for every (sequence, head): seq_len x seq_len, zero above the diagonal */
+    out->saved = BN_ALLOC(float, (size_t)d.n_seq * n_head * seq_len * seq_len);
+    if (!out->saved) return bn__ag_fail(g, BN_ERR_NOMEM, "attention", "out of memory for the attention weights");
+    for (s = 0; s < d.n_seq; s++)
+        for (h = 0; h < n_head; h++) {
+            float *P = out->saved + ((size_t)s * n_head + h) * seq_len * seq_len;
+            const float *qs = q->data + bn__attn_qoff(&d, s, h), *ks = k->data + bn__attn_koff(&d, s, h);
+            const float *vs = v->data + bn__attn_koff(&d, s, h);
+            if (bn_ag_gemm(g->pool, seq_len, seq_len, d.hd, qs, d.qw, 1, ks, 1, d.kw, P, (size_t)seq_len, 0))
+                return bn__ag_fail(g, BN_ERR_NOMEM, "attention", "out of memory");
+            for (i = 0; i < seq_len; i++) {
+                float *p = P + (size_t)i * seq_len, mx = -INFINITY, sum = 0.0f;
+                for (j = 0; j <= i; j++) mx = BN_MAX(mx, p[j] * scale);
+                for (j = 0; j <= i; j++) {
+                    p[j] = expf(p[j] * scale - mx);
+                    sum += p[j];
+                }
+                for (j = 0; j <= i; j++) p[j] /= sum;
+                for (j = i + 1; j < seq_len; j++) p[j] = 0.0f;
+            }
+            if (bn_ag_gemm(g->pool, seq_len, d.hd, seq_len, P, (size_t)seq_len, 1, vs, d.kw, 1,
+                           out->data + bn__attn_qoff(&d, s, h), d.qw, 0))
+                return bn__ag_fail(g, BN_ERR_NOMEM, "attention", "out of memory");
+        }
+    return out;
+}
+
+/* Backward of one (sequence, head), with dO its output grad:
+   dV += P^T dO,  dP = dO V^T,  dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij) * scale,
+   dQ += dS K,  dK += dS^T Q. Heads run one after another, so heads that share
+   a kv head add into dK/dV in turn. */
+static bn_status bn__ag_attention_back(bn_ag_graph *g, bn_ag_tensor *out) {
+    bn_ag_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
+    bn__attn_dims d = bn__attn_dims_of(q, out->iparam[0], out->iparam[1], out->iparam[2]);
+    int S = d.seq_len, s, h, i, j;
+    float scale = 1.0f / sqrtf((float)d.hd);
+    float *dS = BN_ALLOC(float, (size_t)S * S);
+    bn_status st = BN_OK;
+    if (!dS) return BN_ERR_NOMEM;
+    for (s = 0; s < d.n_seq && !st; s++)
+        for (h = 0; h < d.n_head && !st; h++) {
+            const float *P = out->saved + ((size_t)s * d.n_head + h) * S * S;
+            size_t qo = bn__attn_qoff(&d, s, h), ko = bn__attn_koff(&d, s, h);
+            const float *dO = out->grad + qo;
+            if (v->grad) st = bn_ag_gemm(g->pool, S, d.hd, S, P, 1, (size_t)S, dO, d.qw, 1, v->grad + ko, d.kw, 1);
+            if (!q->grad && !k->grad) continue;
+            if (!st) st = bn_ag_gemm(g->pool, S, S, d.hd, dO, d.qw, 1, v->data + ko, 1, d.kw, dS, (size_t)S, 0);
+            for (i = 0; i < S && !st; i++) {
+                const float *p = P + (size_t)i * S;
+                float *ds = dS + (size_t)i * S, rowdot = 0.0f;
+                for (j = 0; j <= i; j++) rowdot += p[j] * ds[j];
+                for (j = 0; j <= i; j++) ds[j] = p[j] * (ds[j] - rowdot) * scale;
+                for (j = i + 1; j < S; j++) ds[j] = 0.0f;
+            }
+            if (!st && q->grad) st = bn_ag_gemm(g->pool, S, d.hd, S, dS, (size_t)S, 1, k->data + ko, d.kw, 1, q->grad + qo, d.qw, 1);
+            if (!st && k->grad) st = bn_ag_gemm(g->pool, S, d.hd, S, dS, 1, (size_t)S, q->data + qo, d.qw, 1, k->grad + ko, d.kw, 1);
+        }
+    BN_FREE(dS);
+    return st;
+}
+
+/* ---- embedding ---------------------------------------------------------- */
+BN_API bn_ag_tensor *bn_ag_embed(bn_ag_graph *g, bn_ag_tensor *table, const int32_t *ids, int n) {
+    bn_ag_tensor *out;
+    int ne[4], i, D;
+    if (!bn__ag_ok(g, "embed", table, table)) return NULL;
+    if (!ids || n <= 0) return bn__ag_fail(g, BN_ERR_ARG, "embed", "no ids");
+    D = table->ne[0];
+    for (i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= table->ne[1]) return bn__ag_fail(g, BN_ERR_ARG, "embed", "token id out of range");
+    ne[0] = D;
+    ne[1] = n;
+    ne[2] = ne[3] = 1;
+    out = bn__ag_node(g, "embed", BN__AG_EMBED, ne, table, NULL, NULL);
+    if (!out) return NULL;
+    out->ids = BN_ALLOC(int32_t, n);
+    if (!out->ids) return bn__ag_fail(g, BN_ERR_NOMEM, "embed", "out of memory");
+    memcpy(out->ids, ids, sizeof(int32_t) * (size_t)n);
+    for (i = 0; i < n; i++) memcpy(out->data + (size_t)i * D, table->data + (size_t)ids[i] * D, sizeof(float) * (size_t)D);
+    return out;
+}
+
+static void bn__ag_embed_back(bn_ag_tensor *out) {
+    bn_ag_tensor *table = out->src[0];
+    int D = table->ne[0], n = out->ne[1], i, d;
+    for (i = 0; i < n; i++) {
+        float *dst = table->grad + (size_t)out->ids[i] * D;
+        const float *src = out->grad + (size_t)i * D;
+        for (d = 0; d < D; d++) dst[d] += src[d];
+    }
+}
+
+/* ---- cross-entropy fused with log-softmax -------------------------------- */
+BN_API bn_ag_tensor *bn_ag_cross_entropy(bn_ag_graph *g, bn_ag_tensor *logits, const int32_t *targets) {
+    static const int one[4] = {1, 1, 1, 1};
+    bn_ag_tensor *out;
+    int V, T, t, i, n_valid = 0;
+    double total = 0.0;
+    if (!bn__ag_ok(g, "cross_entropy", logits, logits)) return NULL;
+    if (!targets) return bn__ag_fail(g, BN_ERR_ARG, "cross_entropy", "no targets");
+    V = logits->ne[0];
+    T = (int)(logits->n / (size_t)V);
+    for (t = 0; t < T; t++)
+        if (targets[t] >= V) return bn__ag_fail(g, BN_ERR_ARG, "cross_entropy", "target id out of range");
+    out = bn__ag_node(g, "cross_entropy", BN__AG_CROSS_ENTROPY, one, logits, NULL, NULL);
+    if (!out) return NULL;
+    out->saved = BN_ALLOC(float, logits->n); /* softmax probabilities */
+    out->ids = BN_ALLOC(int32_t, T);
+    if (!out->saved || !out->ids) return bn__ag_fail(g, BN_ERR_NOMEM, "cross_entropy", "out of memory");
+    memcpy(out->ids, targets, sizeof(int32_t) * (size_t)T);
+    for (t = 0; t < T; t++) {
+        const float *z = logits->data + (size_t)t * V;
+        float *p = out->saved + (size_t)t * V, mx = z[0];
+        double sum = 0.0;
+        for (i = 1; i < V; i++) mx = BN_MAX(mx, z[i]);
+        for (i = 0; i < V; i++) {
+            p[i] = expf(z[i] - mx);
+            sum += p[i];
+        }
+        for (i = 0; i < V; i++) p[i] = (float)(p[i] / sum);
+        if (targets[t] >= 0) {
+            total += log(sum) + mx - z[targets[t]];
+            n_valid++;
+        }
+    }
+    out->iparam[0] = n_valid;
+    out->data[0] = n_valid ? (float)(total / n_valid) : 0.0f;
+    return out;
+}
+
+static void bn__ag_cross_entropy_back(bn_ag_tensor *out) {
+    bn_ag_tensor *logits = out->src[0];
+    int V = logits->ne[0], T = (int)(logits->n / (size_t)V), t, i;
+    float k;
+    if (!out->iparam[0]) return;
+    k = out->grad[0] / (float)out->iparam[0];
+    for (t = 0; t < T; t++) {
+        const float *p = out->saved + (size_t)t * V;
+        float *dz = logits->grad + (size_t)t * V;
+        if (out->ids[t] < 0) continue;
+        for (i = 0; i < V; i++) dz[i] += k * p[i];
+        dz[out->ids[t]] -= k;
+    }
+}
+
+/* ---- BitNet fake quantization ------------------------------------------- */
+BN_API float bn_ag_ternarize(const float *w, size_t n, int8_t *q) {
+    double sum = 0.0;
+    float s;
+    size_t i;
+    for (i = 0; i < n; i++) sum += fabs((double)w[i]);
+    s = 1.0f / BN_MAX((float)(n ? sum / (double)n : 0.0), 1e-5f);
+    for (i = 0; i < n; i++) {
+        float v = rintf(w[i] * s);
+        q[i] = (int8_t)(v > 1.0f ? 1 : v < -1.0f ? -1 : v);
+    }
+    return s;
+}
+
+BN_API bn_ag_tensor *bn_ag_weight_quant(bn_ag_graph *g, bn_ag_tensor *w) {
+    bn_ag_tensor *out;
+    int8_t *q;
+    float s;
+    size_t i;
+    if (!bn__ag_ok(g, "weight_quant", w, w)) return NULL;
+    out = bn__ag_node(g, "weight_quant", BN__AG_STE, w->ne, w, NULL, NULL);
+    if (!out) return NULL;
+    q = BN_ALLOC(int8_t, w->n);
+    if (!q) return bn__ag_fail(g, BN_ERR_NOMEM, "weight_quant", "out of memory");
+    s = bn_ag_ternarize(w->data, w->n, q);
+    for (i = 0; i < w->n; i++) out->data[i] = (float)q[i] / s;
+    out->fparam[0] = s;
+    BN_FREE(q);
+    return out;
+}
+
+BN_API bn_ag_tensor *bn_ag_act_quant(bn_ag_graph *g, bn_ag_tensor *x) {
+    bn_ag_tensor *out;
+    int D, rows, r, i;
+    if (!bn__ag_ok(g, "act_quant", x, x)) return NULL;
+    out = bn__ag_node(g, "act_quant", BN__AG_STE, x->ne, x, NULL, NULL);
+    if (!out) return NULL;
+    D = x->ne[0];
+    rows = (int)(x->n / (size_t)D);
+    for (r = 0; r < rows; r++) {
+        const float *xr = x->data + (size_t)r * D;
+        float *y = out->data + (size_t)r * D, amax = 0.0f, a;
+        for (i = 0; i < D; i++) amax = BN_MAX(amax, fabsf(xr[i]));
+        a = 127.0f / BN_MAX(amax, 1e-5f);
+        for (i = 0; i < D; i++) {
+            float v = rintf(xr[i] * a); /* round half to even, as torch.round */
+            y[i] = (v > 127.0f ? 127.0f : v < -128.0f ? -128.0f : v) / a;
+        }
+    }
+    return out;
+}
+
+/* ---- backward ----------------------------------------------------------- */
+BN_API bn_status bn_ag_backward(bn_ag_graph *g, bn_ag_tensor *loss, bn_error *err) {
+    int i;
+    if (!g) return bn_errorf(err, BN_ERR_ARG, "bn_ag_backward: NULL graph");
+    if (g->failed) return bn_errorf(err, g->err.status, "%s", g->err.msg);
+    if (!loss || loss->n != 1) return bn_errorf(err, BN_ERR_ARG, "bn_ag_backward: the loss must be one element");
+    if (!loss->requires_grad) return bn_errorf(err, BN_ERR_ARG, "bn_ag_backward: the loss depends on no parameter");
+    /* every node on the way gets a zeroed grad (parameters already have theirs) */
+    for (i = 0; i < g->n_nodes; i++) {
+        bn_ag_tensor *t = g->nodes[i];
+        if (t->requires_grad && !t->grad) {
+            t->grad = BN_ZALLOC(float, t->n);
+            if (!t->grad) return bn_errorf(err, BN_ERR_NOMEM, "bn_ag_backward: out of memory");
+        }
+    }
+    loss->grad[0] += 1.0f;
+    for (i = g->n_nodes - 1; i >= 0; i--) {
+        bn_ag_tensor *t = g->nodes[i];
+        if (!t->requires_grad || t->op == BN__AG_LEAF) continue;
+        switch (t->op) {
+        case BN__AG_MATMUL:
+            if (bn__ag_matmul_back(g, t)) return bn_errorf(err, BN_ERR_NOMEM, "bn_ag_backward: out of memory");
+            break;
+        case BN__AG_RMSNORM: bn__ag_rmsnorm_back(t); break;
+        case BN__AG_ROPE: bn__ag_rope_back(t); break;
+        case BN__AG_ATTENTION:
+            if (bn__ag_attention_back(g, t)) return bn_errorf(err, BN_ERR_NOMEM, "bn_ag_backward: out of memory");
+            break;
+        case BN__AG_EMBED: bn__ag_embed_back(t); break;
+        case BN__AG_CROSS_ENTROPY: bn__ag_cross_entropy_back(t); break;
+        default: bn__ag_elementwise_back(t); break;
+        }
+    }
     return BN_OK;
 }
 

@@ -1,5 +1,1033 @@
 #ifndef BN_PART_GENERATE_H
 #define BN_PART_GENERATE_H
-/* Generation loop, stop conditions, streaming, beam search, batch scheduler (issue: generation). */
+/* Generation on top of bn_forward: the decode loop with stop conditions and
+   streaming text, beam search, and a scheduler that decodes many sequences
+   together (continuous batching).
 
+   Text streaming: bn_text_stream holds back what is not yet safe to show -
+   the start of a UTF-8 character split across tokens, and any tail that may
+   be the beginning of a stop string - and emits the rest as soon as it is. */
+
+/* ---- text streaming (no model needed) ---- */
+
+/* Length of the longest prefix of s[0..n) that does not end inside a UTF-8
+   character: an incomplete multi-byte sequence at the end (at most 3 bytes)
+   is left out. Invalid bytes count as complete (they are passed on, not held). */
+BN_EXTERN_C_BEGIN
+BN_API size_t bn_utf8_complete_prefix(const char *s, size_t n);
+BN_EXTERN_C_END
+
+typedef struct bn_text_stream {
+    const char *const *stop; /* stop strings (not copied: keep them alive) */
+    int n_stop;
+    char *held;   /* text received but not yet emitted */
+    size_t n_held, cap_held;
+    char *out;    /* the text returned by the last push / flush */
+    size_t cap_out;
+    int stopped;  /* a stop string was seen: nothing more is emitted */
+} bn_text_stream;
+
+BN_EXTERN_C_BEGIN
+BN_API void bn_text_stream_init(bn_text_stream *ts, const char *const *stop, int n_stop);
+BN_API void bn_text_stream_free(bn_text_stream *ts);
+/* Append n bytes of generated text. *text / *len: what is now safe to show
+   (valid until the next call). *stop_hit becomes 1 when a stop string is
+   complete: the text before it is returned and the stop string is not. */
+BN_API bn_status bn_text_stream_push(bn_text_stream *ts, const char *bytes, size_t n, const char **text,
+                                     size_t *len, int *stop_hit, bn_error *err);
+/* Generation ended: return everything still held (unless stopped). */
+BN_API void bn_text_stream_flush(bn_text_stream *ts, const char **text, size_t *len);
+BN_EXTERN_C_END
+
+/* ---- the decode loop ---- */
+
+typedef enum bn_stop_reason {
+    BN_STOP_NONE = 0,
+    BN_STOP_EOS,          /* an end-of-sequence token was sampled */
+    BN_STOP_STRING,       /* a stop string appeared in the text */
+    BN_STOP_MAX_TOKENS,   /* max_new_tokens generated */
+    BN_STOP_CONTEXT_FULL, /* the sequence reached the context length */
+    BN_STOP_CANCELLED     /* the callback asked to stop */
+} bn_stop_reason;
+
+/* Called once per generated token with the text that became safe to show
+   (often all of the token's text; empty while a character or a possible stop
+   string is held back). After the last token it is called once more with
+   token -1 and whatever was still held. Return nonzero to stop. */
+typedef int (*bn_token_fn)(void *user, int32_t token, const char *text, size_t len);
+
+/* A token's text as bytes, for streaming and stop strings. prev is the token
+   before it (-1 at the start of generation): decoders such as SentencePiece's
+   drop a leading space only at the very start of a text. */
+typedef const char *(*bn_token_text_fn)(void *user, int32_t token, int32_t prev, size_t *len);
+
+typedef struct bn_generate_params {
+    int max_new_tokens;              /* < 0: until EOS, a stop string or the context is full. Default -1 */
+    const int32_t *eos;              /* end tokens; NULL: the model's (config.json + generation_config.json) */
+    int n_eos;
+    int ignore_eos;                  /* keep going past EOS tokens */
+    const char *const *stop;         /* stop strings (need token_text) */
+    int n_stop;
+    bn_token_text_fn token_text;     /* NULL: no text is produced (callbacks get len 0) */
+    void *token_text_user;
+    bn_token_fn on_token;            /* may be NULL */
+    void *user;
+} bn_generate_params;
+
+typedef struct bn_generate_result {
+    bn_stop_reason reason;
+    int n_prompt;     /* prompt tokens evaluated */
+    int n_generated;  /* tokens sampled (written to out when given) */
+    double prompt_s;  /* seconds in prompt processing */
+    double gen_s;     /* seconds generating (sampling + decoding) */
+} bn_generate_result;
+
+/* The KV-cache slots of a context that beam search and the batcher use. */
+typedef struct bn_beam_params {
+    int n_beams;           /* width; default 4 */
+    int max_new_tokens;    /* default 32 */
+    float length_penalty;  /* score = sum of log-probs / (generated length ^ length_penalty); default 1 */
+    int early_stopping;    /* 1: stop once n_beams hypotheses ended with EOS (default);
+                              0: stop when no running beam can beat the worst finished one */
+    const int32_t *eos;    /* NULL: the model's */
+    int n_eos;
+    const bn_logit_bias *logit_bias; /* added to the logits before the log-softmax; may be NULL */
+    int n_logit_bias;
+} bn_beam_params;
+
+typedef struct bn_beam_hyp {
+    int32_t *tokens;  /* generated tokens (an ending EOS included) */
+    int n_tokens;
+    float sum_logprob;
+    float score;      /* sum_logprob / n_tokens ^ length_penalty */
+} bn_beam_hyp;
+
+typedef struct bn_beam_result {
+    int n;             /* hypotheses, best first */
+    bn_beam_hyp *hyps;
+} bn_beam_result;
+
+BN_EXTERN_C_BEGIN
+BN_API bn_generate_params bn_generate_default_params(void);
+BN_API bn_beam_params bn_beam_default_params(void);
+BN_API void bn_beam_result_free(bn_beam_result *r);
+BN_API const char *bn_stop_reason_str(bn_stop_reason reason);
+BN_EXTERN_C_END
+
+/* The functions that run the model are declared with the forward pass. */
+#ifdef BN_CONTRACT_PENDING
+typedef struct bn_batcher bn_batcher;
+
+/* One sequence in a bn_batcher. on_token gets each sampled token and the
+   logits it was sampled from; return nonzero to stop that sequence. on_done
+   is called once when it ends (its slot is then free again). */
+typedef struct bn_request_params {
+    bn_sampler_params sampler;
+    int max_new_tokens;  /* < 0: until EOS or context full */
+    int ignore_eos;
+    int (*on_token)(void *user, int id, int32_t token, const float *logits);
+    void (*on_done)(void *user, int id, bn_stop_reason reason, int n_generated);
+    void *user;
+} bn_request_params;
+
+typedef struct bn_batcher_params {
+    int n_slots;        /* sequences at once: slots 0..n_slots-1 of the context; default: the context's n_seq */
+    int n_batch;        /* most tokens per step; default: the context's n_batch */
+    int prefill_chunk;  /* most prompt tokens one step takes (shared by joining sequences); default 128 */
+    const int32_t *eos; /* NULL: the model's */
+    int n_eos;
+} bn_batcher_params;
+
+BN_EXTERN_C_BEGIN
+/* Append prompt to sequence seq of ctx, then sample and decode until a stop
+   condition. out (may be NULL) receives up to max_out generated tokens.
+   Afterwards the sequence holds the prompt and every generated token but the
+   last one sampled (its logits are never needed to stop); append it yourself
+   to continue the conversation. Errors leave the tokens evaluated so far. */
+BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, const int32_t *prompt, int n_prompt,
+                             const bn_generate_params *params, int32_t *out, int max_out, bn_generate_result *res,
+                             bn_error *err);
+
+/* Beam search from prompt, using KV slots first_seq .. first_seq + n_beams - 1
+   (their contents are replaced). Fills r with up to n_beams hypotheses, best first. */
+BN_API bn_status bn_beam_search(bn_context *ctx, int first_seq, const int32_t *prompt, int n_prompt,
+                                const bn_beam_params *params, bn_beam_result *r, bn_error *err);
+
+BN_API bn_batcher_params bn_batcher_default_params(void);
+BN_API bn_request_params bn_request_default_params(void);
+BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batcher_params *params, bn_error *err);
+BN_API void bn_batcher_free(bn_batcher *b);
+/* Queue a sequence: it joins at the next step. BN_ERR_CONTEXT_FULL when every
+   slot is taken, BN_ERR_ARG when the prompt does not fit a slot. *id names it. */
+BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prompt, const bn_request_params *params,
+                                int *id, bn_error *err);
+/* Stop a sequence now (on_done gets BN_STOP_CANCELLED); 0 if id is not active. */
+BN_API int bn_batcher_cancel(bn_batcher *b, int id);
+/* One bn_forward call: one token for every decoding sequence plus a chunk of
+   the prompts of joining ones. Returns the number of sequences still active
+   through *n_active (may be NULL). */
+BN_API bn_status bn_batcher_step(bn_batcher *b, int *n_active, bn_error *err);
+BN_API int bn_batcher_n_active(const bn_batcher *b);
+BN_EXTERN_C_END
+#endif /* BN_CONTRACT_PENDING */
+
+#ifdef BITNET_IMPLEMENTATION
+
+/* ---- text streaming ---- */
+
+/* Bytes a UTF-8 character with this lead byte has, or 0 for a continuation / invalid byte. */
+static int bn__utf8_char_len(unsigned char c) {
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c >= 0xE0 && c <= 0xEF) return 3;
+    if (c >= 0xF0 && c <= 0xF4) return 4;
+    return 0;
+}
+
+BN_API size_t bn_utf8_complete_prefix(const char *s, size_t n) {
+    size_t i, back;
+    /* look back at most 3 bytes for the lead byte of the last character */
+    for (back = 1; back <= 3 && back <= n; back++) {
+        unsigned char c = (unsigned char)s[n - back];
+        int need;
+        if ((c & 0xC0) == 0x80) continue; /* continuation byte: keep looking */
+        need = bn__utf8_char_len(c);
+        if (need > (int)back) {
+            /* incomplete only if the bytes after the lead are all continuations (they are) */
+            for (i = n - back + 1; i < n; i++)
+                if (((unsigned char)s[i] & 0xC0) != 0x80) return n;
+            return n - back;
+        }
+        return n;
+    }
+    return n;
+}
+
+BN_API void bn_text_stream_init(bn_text_stream *ts, const char *const *stop, int n_stop) {
+    memset(ts, 0, sizeof *ts);
+    ts->stop = stop;
+    ts->n_stop = stop ? n_stop : 0;
+}
+
+BN_API void bn_text_stream_free(bn_text_stream *ts) {
+    BN_FREE(ts->held);
+    BN_FREE(ts->out);
+    memset(ts, 0, sizeof *ts);
+}
+
+static int bn__grow(char **buf, size_t *cap, size_t need) {
+    char *p;
+    size_t c = *cap ? *cap : 64;
+    if (need <= *cap) return 1;
+    while (c < need) c *= 2;
+    p = (char *)BN_REALLOC(*buf, c);
+    if (!p) return 0;
+    *buf = p;
+    *cap = c;
+    return 1;
+}
+
+/* Earliest position where a stop string occurs in s[0..n), and its length; -1 if none. */
+static long bn__find_stop(const bn_text_stream *ts, const char *s, size_t n, size_t *stop_len) {
+    long best = -1;
+    int k;
+    for (k = 0; k < ts->n_stop; k++) {
+        size_t m = strlen(ts->stop[k]), i;
+        if (m == 0 || m > n) continue;
+        for (i = 0; i + m <= n && (best < 0 || (long)i < best); i++) {
+            if (memcmp(s + i, ts->stop[k], m) == 0) {
+                best = (long)i;
+                *stop_len = m;
+                break;
+            }
+        }
+    }
+    return best;
+}
+
+/* Length of the longest tail of s[0..n) that is the start of some stop string
+   (it may still grow into one, so it must not be shown yet). */
+static size_t bn__stop_prefix_tail(const bn_text_stream *ts, const char *s, size_t n) {
+    size_t best = 0;
+    int k;
+    for (k = 0; k < ts->n_stop; k++) {
+        size_t m = strlen(ts->stop[k]), t;
+        for (t = (m - 1 < n ? m - 1 : n); t > best; t--)
+            if (memcmp(s + n - t, ts->stop[k], t) == 0) {
+                best = t;
+                break;
+            }
+    }
+    return best;
+}
+
+/* Move the first n held bytes to ts->out. */
+static bn_status bn__emit(bn_text_stream *ts, size_t n, const char **text, size_t *len, bn_error *err) {
+    if (!bn__grow(&ts->out, &ts->cap_out, n + 1)) return bn_errorf(err, BN_ERR_NOMEM, "text stream: out of memory");
+    memcpy(ts->out, ts->held, n);
+    ts->out[n] = 0;
+    memmove(ts->held, ts->held + n, ts->n_held - n);
+    ts->n_held -= n;
+    *text = ts->out;
+    *len = n;
+    return BN_OK;
+}
+
+BN_API bn_status bn_text_stream_push(bn_text_stream *ts, const char *bytes, size_t n, const char **text,
+                                     size_t *len, int *stop_hit, bn_error *err) {
+    size_t safe, stop_len = 0, tail;
+    long at;
+    *text = "";
+    *len = 0;
+    *stop_hit = ts->stopped;
+    if (ts->stopped) return BN_OK;
+    if (!bn__grow(&ts->held, &ts->cap_held, ts->n_held + n + 1))
+        return bn_errorf(err, BN_ERR_NOMEM, "text stream: out of memory");
+    memcpy(ts->held + ts->n_held, bytes, n);
+    ts->n_held += n;
+    at = bn__find_stop(ts, ts->held, ts->n_held, &stop_len);
+    if (at >= 0) {
+        ts->stopped = 1;
+        *stop_hit = 1;
+        return bn__emit(ts, (size_t)at, text, len, err);
+    }
+    safe = bn_utf8_complete_prefix(ts->held, ts->n_held);
+    tail = bn__stop_prefix_tail(ts, ts->held, ts->n_held);
+    if (ts->n_held - tail < safe) safe = ts->n_held - tail;
+    return bn__emit(ts, safe, text, len, err);
+}
+
+BN_API void bn_text_stream_flush(bn_text_stream *ts, const char **text, size_t *len) {
+    *text = "";
+    *len = 0;
+    if (ts->stopped || ts->n_held == 0) return;
+    if (bn__emit(ts, ts->n_held, text, len, NULL) != BN_OK) { /* out of memory: hand out the held buffer */
+        *text = ts->held;
+        *len = ts->n_held;
+        ts->n_held = 0;
+    }
+}
+
+BN_API const char *bn_stop_reason_str(bn_stop_reason reason) {
+    switch (reason) {
+    case BN_STOP_NONE: return "none";
+    case BN_STOP_EOS: return "eos";
+    case BN_STOP_STRING: return "stop string";
+    case BN_STOP_MAX_TOKENS: return "max tokens";
+    case BN_STOP_CONTEXT_FULL: return "context full";
+    case BN_STOP_CANCELLED: return "cancelled";
+    }
+    return "unknown";
+}
+
+BN_API bn_generate_params bn_generate_default_params(void) {
+    bn_generate_params p;
+    memset(&p, 0, sizeof p);
+    p.max_new_tokens = -1;
+    return p;
+}
+
+BN_API bn_beam_params bn_beam_default_params(void) {
+    bn_beam_params p;
+    memset(&p, 0, sizeof p);
+    p.n_beams = 4;
+    p.max_new_tokens = 32;
+    p.length_penalty = 1.0f;
+    p.early_stopping = 1;
+    return p;
+}
+
+BN_API void bn_beam_result_free(bn_beam_result *r) {
+    int i;
+    if (!r) return;
+    for (i = 0; i < r->n; i++) BN_FREE(r->hyps[i].tokens);
+    BN_FREE(r->hyps);
+    r->hyps = NULL;
+    r->n = 0;
+}
+
+#ifdef BN_CONTRACT_PENDING
+
+static int bn__is_eos(int32_t token, const int32_t *eos, int n_eos) {
+    int i;
+    for (i = 0; i < n_eos; i++)
+        if (eos[i] == token) return 1;
+    return 0;
+}
+
+/* The model's end tokens unless the caller gave some. */
+static void bn__pick_eos(const bn_context *ctx, const int32_t *eos, int n_eos, const int32_t **out, int *n_out) {
+    if (eos) {
+        *out = eos;
+        *n_out = n_eos;
+    } else {
+        const bn_config *cfg = bn_model_config(bn_context_model(ctx));
+        *out = cfg->eos_token_ids;
+        *n_out = cfg->n_eos;
+    }
+}
+
+/* ---- bn_generate ---- */
+
+/* State of one bn_generate call, so that each step is a small function. */
+typedef struct bn__gen {
+    bn_context *ctx;
+    int seq;
+    bn_sampler *sampler;
+    const bn_generate_params *p;
+    const int32_t *eos;
+    int n_eos;
+    bn_text_stream ts;
+    int32_t prev;
+} bn__gen;
+
+/* Feed a token's text to the stream and the emitted part to the callback.
+   Returns 1 when generation must stop (stop string or callback). */
+static bn_status bn__gen_emit(bn__gen *g, int32_t token, int is_eos, bn_stop_reason *reason, bn_error *err) {
+    const char *text = "";
+    size_t len = 0;
+    int stop_hit = 0;
+    if (g->p->token_text && !is_eos) {
+        size_t n = 0;
+        const char *piece = g->p->token_text(g->p->token_text_user, token, g->prev, &n);
+        bn_status st = bn_text_stream_push(&g->ts, piece ? piece : "", piece ? n : 0, &text, &len, &stop_hit, err);
+        if (st) return st;
+        if (stop_hit) *reason = BN_STOP_STRING;
+    }
+    g->prev = token;
+    if (g->p->on_token && g->p->on_token(g->p->user, token, text, len) && !*reason) *reason = BN_STOP_CANCELLED;
+    return BN_OK;
+}
+
+static bn_status bn__gen_prompt(bn__gen *g, const int32_t *prompt, int n_prompt, bn_error *err) {
+    int i;
+    if (n_prompt <= 0) return BN_OK;
+    for (i = 0; i < n_prompt; i++) bn_sampler_accept(g->sampler, prompt[i]);
+    return bn_eval(g->ctx, g->seq, prompt, n_prompt, err);
+}
+
+BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, const int32_t *prompt, int n_prompt,
+                             const bn_generate_params *params, int32_t *out, int max_out, bn_generate_result *res,
+                             bn_error *err) {
+    bn_generate_params defaults = bn_generate_default_params();
+    bn_generate_result r;
+    bn__gen g;
+    bn_status st;
+    double t0 = bn_time_s();
+    memset(&r, 0, sizeof r);
+    memset(&g, 0, sizeof g);
+    g.ctx = ctx;
+    g.seq = seq;
+    g.sampler = sampler;
+    g.p = params ? params : &defaults;
+    g.prev = -1;
+    bn__pick_eos(ctx, g.p->eos, g.p->n_eos, &g.eos, &g.n_eos);
+    if (n_prompt <= 0 && bn_seq_len(ctx, seq) <= 0)
+        return bn_errorf(err, BN_ERR_ARG, "generate: empty prompt and empty sequence %d: nothing to continue", seq);
+    bn_text_stream_init(&g.ts, g.p->stop, g.p->n_stop);
+    st = bn__gen_prompt(&g, prompt, n_prompt, err);
+    r.n_prompt = st ? 0 : n_prompt;
+    r.prompt_s = bn_time_s() - t0;
+    t0 = bn_time_s();
+    while (!st && !r.reason) {
+        int32_t token;
+        int is_eos;
+        if (g.p->max_new_tokens >= 0 && r.n_generated >= g.p->max_new_tokens) {
+            r.reason = BN_STOP_MAX_TOKENS;
+            break;
+        }
+        if (r.n_generated > 0) { /* the previous token goes in only now: the last one never needs to */
+            if (bn_seq_len(ctx, seq) >= bn_context_n_ctx(ctx)) {
+                r.reason = BN_STOP_CONTEXT_FULL;
+                break;
+            }
+            st = bn_eval(ctx, seq, &g.prev, 1, err);
+            if (st) break;
+        }
+        token = bn_sampler_sample(sampler, bn_get_logits(ctx, -1));
+        bn_sampler_accept(sampler, token);
+        if (out && r.n_generated < max_out) out[r.n_generated] = token;
+        r.n_generated++;
+        is_eos = !g.p->ignore_eos && bn__is_eos(token, g.eos, g.n_eos);
+        st = bn__gen_emit(&g, token, is_eos, &r.reason, err);
+        if (!r.reason && is_eos) r.reason = BN_STOP_EOS;
+    }
+    if (!st && r.reason != BN_STOP_STRING && g.p->on_token) {
+        const char *text;
+        size_t len;
+        bn_text_stream_flush(&g.ts, &text, &len);
+        g.p->on_token(g.p->user, -1, text, len);
+    }
+    bn_text_stream_free(&g.ts);
+    r.gen_s = bn_time_s() - t0;
+    if (res) *res = r;
+    return st;
+}
+
+
+/* ---- beam search ---- */
+
+typedef struct bn__beam {
+    int slot;        /* KV slot holding the prompt and tokens[0..n-1) (the last token goes in next step) */
+    int32_t *tokens; /* generated so far */
+    int n;
+    double sum;      /* sum of log-probabilities of tokens */
+} bn__beam;
+
+typedef struct bn__beam_cand {
+    int beam;
+    int32_t token;
+    double sum;      /* the beam's sum plus log p(token) */
+} bn__beam_cand;
+
+/* Best first; ties by beam, then token, so that the order is fully defined. */
+static int bn__beam_cand_cmp(const void *a, const void *b) {
+    const bn__beam_cand *x = (const bn__beam_cand *)a, *y = (const bn__beam_cand *)b;
+    if (x->sum != y->sum) return x->sum > y->sum ? -1 : 1;
+    if (x->beam != y->beam) return x->beam < y->beam ? -1 : 1;
+    return (x->token > y->token) - (x->token < y->token);
+}
+
+typedef struct bn__beam_state {
+    bn_context *ctx;
+    const bn_beam_params *p;
+    const int32_t *eos;
+    int n_eos, n_vocab, n_beams, first_seq;
+    bn__beam *beams, *next;
+    int n_live;
+    bn_candidates cands;
+    bn__beam_cand *pool;  /* n_beams * 2 * n_beams */
+    int n_pool;
+    bn_beam_hyp *done;    /* the n_beams best finished hypotheses so far */
+    int n_done;
+    int32_t *b_tok, *b_pos, *b_seq;
+    int8_t *b_want;
+} bn__beam_state;
+
+static double bn__beam_score(const bn_beam_params *p, double sum, int len) {
+    return sum / pow((double)(len > 0 ? len : 1), (double)p->length_penalty);
+}
+
+/* Keep a finished hypothesis if there is room or it beats the worst kept one. */
+static bn_status bn__beam_add_done(bn__beam_state *s, const int32_t *tokens, int n, double sum, bn_error *err) {
+    double score = bn__beam_score(s->p, sum, n);
+    int i, slot = s->n_done;
+    if (s->n_done == s->n_beams) {
+        slot = 0;
+        for (i = 1; i < s->n_done; i++)
+            if (s->done[i].score < s->done[slot].score) slot = i;
+        if (score <= s->done[slot].score) return BN_OK;
+        BN_FREE(s->done[slot].tokens);
+    } else {
+        s->n_done++;
+    }
+    s->done[slot].tokens = BN_ALLOC(int32_t, n > 0 ? n : 1);
+    if (!s->done[slot].tokens) {
+        s->done[slot].n_tokens = 0;
+        return bn_errorf(err, BN_ERR_NOMEM, "beam search: out of memory");
+    }
+    memcpy(s->done[slot].tokens, tokens, sizeof(int32_t) * (size_t)n);
+    s->done[slot].n_tokens = n;
+    s->done[slot].sum_logprob = (float)sum;
+    s->done[slot].score = (float)score;
+    return BN_OK;
+}
+
+/* For every live beam: its 2*n_beams best next tokens by log-probability. */
+static void bn__beam_expand(bn__beam_state *s, const float *const *logits) {
+    int b, i, k = 2 * s->n_beams;
+    s->n_pool = 0;
+    for (b = 0; b < s->n_live; b++) {
+        bn_candidates *c = &s->cands;
+        double max, sum = 0.0, lse;
+        bn_candidates_init(c, logits[b], s->n_vocab);
+        bn_sample_logit_bias(c, s->p->logit_bias, s->p->n_logit_bias);
+        max = c->data[bn_sample_argmax(c)].logit;
+        for (i = 0; i < c->n; i++) sum += exp((double)c->data[i].logit - max);
+        lse = max + log(sum);
+        bn_sample_top_k(c, k);
+        for (i = 0; i < c->n; i++) {
+            bn__beam_cand *pc = &s->pool[s->n_pool++];
+            pc->beam = b;
+            pc->token = c->data[i].id;
+            pc->sum = s->beams[b].sum + ((double)c->data[i].logit - lse);
+        }
+    }
+    qsort(s->pool, (size_t)s->n_pool, sizeof *s->pool, bn__beam_cand_cmp);
+}
+
+/* Walk the best candidates: EOS ones become finished hypotheses (if they rank
+   among the first n_beams, as in HF), the others the next live beams. */
+static bn_status bn__beam_select(bn__beam_state *s, int *n_next, bn_error *err) {
+    int r, n = 0, k = 2 * s->n_beams;
+    for (r = 0; r < s->n_pool && r < k && n < s->n_beams; r++) {
+        const bn__beam_cand *c = &s->pool[r];
+        bn__beam *parent = &s->beams[c->beam];
+        if (!(c->sum > -1e300)) break; /* banned tokens (-inf) never make a beam */
+        if (bn__is_eos(c->token, s->eos, s->n_eos)) {
+            bn_status st;
+            if (r >= s->n_beams) continue;
+            parent->tokens[parent->n] = c->token; /* room: tokens hold max_new_tokens */
+            st = bn__beam_add_done(s, parent->tokens, parent->n + 1, c->sum, err);
+            if (st) return st;
+            continue;
+        }
+        memcpy(s->next[n].tokens, parent->tokens, sizeof(int32_t) * (size_t)parent->n);
+        s->next[n].tokens[parent->n] = c->token;
+        s->next[n].n = parent->n + 1;
+        s->next[n].sum = c->sum;
+        s->next[n].slot = c->beam; /* parent index for now; bn__beam_assign_slots maps it */
+        n++;
+    }
+    *n_next = n;
+    return BN_OK;
+}
+
+static int bn__beam_is_done(const bn__beam_state *s, int n_next, int cur_len) {
+    double worst;
+    int i;
+    if (n_next == 0) return 1;
+    if (s->n_done < s->n_beams) return 0;
+    if (s->p->early_stopping) return 1;
+    worst = s->done[0].score;
+    for (i = 1; i < s->n_done; i++)
+        if (s->done[i].score < worst) worst = s->done[i].score;
+    /* HF's heuristic: the best live beam, scored at the current length */
+    return worst >= bn__beam_score(s->p, s->next[0].sum, cur_len);
+}
+
+/* Give each next beam a KV slot: a parent's first child keeps the parent's
+   slot; further children get a copy of the parent in a slot whose beam died. */
+static bn_status bn__beam_assign_slots(bn__beam_state *s, int n_next, bn_error *err) {
+    int used[64], taken[64], j, f;
+    for (j = 0; j < s->n_beams; j++) used[j] = taken[j] = 0;
+    for (j = 0; j < n_next; j++) {
+        int parent = s->next[j].slot;
+        if (!taken[parent]) {
+            taken[parent] = 1;
+            s->next[j].slot = s->beams[parent].slot;
+            used[s->next[j].slot - s->first_seq] = 1;
+        } else {
+            s->next[j].slot = -1 - parent;
+        }
+    }
+    for (j = 0; j < n_next; j++) {
+        int parent;
+        bn_status st;
+        if (s->next[j].slot >= 0) continue;
+        parent = -1 - s->next[j].slot;
+        for (f = 0; used[f]; f++) {
+        }
+        used[f] = 1;
+        s->next[j].slot = s->first_seq + f;
+        st = bn_seq_copy(s->ctx, s->beams[parent].slot, s->next[j].slot, err);
+        if (st) return st;
+    }
+    return BN_OK;
+}
+
+/* Run the last token of every live beam through the model in one batch. */
+static bn_status bn__beam_decode(bn__beam_state *s, const float **logits, int *full, bn_error *err) {
+    bn_batch batch;
+    bn_status st;
+    int j;
+    for (j = 0; j < s->n_live; j++) {
+        const bn__beam *b = &s->beams[j];
+        if (bn_seq_len(s->ctx, b->slot) >= bn_context_n_ctx(s->ctx)) {
+            *full = 1;
+            return BN_OK;
+        }
+        s->b_tok[j] = b->tokens[b->n - 1];
+        s->b_pos[j] = bn_seq_len(s->ctx, b->slot);
+        s->b_seq[j] = b->slot;
+        s->b_want[j] = 1;
+    }
+    memset(&batch, 0, sizeof batch);
+    batch.n_tokens = s->n_live;
+    batch.token = s->b_tok;
+    batch.pos = s->b_pos;
+    batch.seq = s->b_seq;
+    batch.want_logits = s->b_want;
+    st = bn_forward(s->ctx, &batch, err);
+    for (j = 0; !st && j < s->n_live; j++) logits[j] = bn_get_logits(s->ctx, j);
+    return st;
+}
+
+static void bn__beam_state_free(bn__beam_state *s) {
+    int i;
+    if (s->beams)
+        for (i = 0; i < s->n_beams; i++) BN_FREE(s->beams[i].tokens);
+    if (s->next)
+        for (i = 0; i < s->n_beams; i++) BN_FREE(s->next[i].tokens);
+    BN_FREE(s->beams);
+    BN_FREE(s->next);
+    BN_FREE(s->cands.data);
+    BN_FREE(s->pool);
+    BN_FREE(s->b_tok);
+    BN_FREE(s->b_pos);
+    BN_FREE(s->b_seq);
+    BN_FREE(s->b_want);
+}
+
+static bn_status bn__beam_state_alloc(bn__beam_state *s, int max_new, bn_error *err) {
+    int i, n = s->n_beams, ok = 1;
+    s->beams = BN_ZALLOC(bn__beam, n);
+    s->next = BN_ZALLOC(bn__beam, n);
+    s->cands.data = BN_ALLOC(bn_candidate, s->n_vocab);
+    s->pool = BN_ALLOC(bn__beam_cand, 2 * n * n);
+    s->done = BN_ZALLOC(bn_beam_hyp, n);
+    s->b_tok = BN_ALLOC(int32_t, n);
+    s->b_pos = BN_ALLOC(int32_t, n);
+    s->b_seq = BN_ALLOC(int32_t, n);
+    s->b_want = BN_ALLOC(int8_t, n);
+    ok = s->beams && s->next && s->cands.data && s->pool && s->done && s->b_tok && s->b_pos && s->b_seq && s->b_want;
+    for (i = 0; ok && i < n; i++) {
+        s->beams[i].tokens = BN_ALLOC(int32_t, max_new + 1);
+        s->next[i].tokens = BN_ALLOC(int32_t, max_new + 1);
+        ok = s->beams[i].tokens && s->next[i].tokens;
+    }
+    return ok ? BN_OK : bn_errorf(err, BN_ERR_NOMEM, "beam search: out of memory for %d beams", n);
+}
+
+static int bn__hyp_cmp(const void *a, const void *b) {
+    const bn_beam_hyp *x = (const bn_beam_hyp *)a, *y = (const bn_beam_hyp *)b;
+    return (x->score < y->score) - (x->score > y->score);
+}
+
+/* The search itself, with s allocated and the prompt evaluated. */
+static bn_status bn__beam_run(bn__beam_state *s, bn_error *err) {
+    const float *logits[64];
+    int step, max_new = s->p->max_new_tokens, finished = 0, full = 0;
+    bn_status st = BN_OK;
+    logits[0] = bn_get_logits(s->ctx, -1);
+    s->beams[0].slot = s->first_seq;
+    s->beams[0].n = 0;
+    s->beams[0].sum = 0.0;
+    s->n_live = 1;
+    for (step = 0; step < max_new && !finished && !full; step++) {
+        int n_next;
+        bn__beam *tmp;
+        bn__beam_expand(s, logits);
+        st = bn__beam_select(s, &n_next, err);
+        if (st) return st;
+        finished = bn__beam_is_done(s, n_next, step + 1);
+        if (!finished && step + 1 < max_new) st = bn__beam_assign_slots(s, n_next, err);
+        if (st) return st;
+        tmp = s->beams;
+        s->beams = s->next;
+        s->next = tmp;
+        s->n_live = n_next;
+        if (!finished && step + 1 < max_new) st = bn__beam_decode(s, logits, &full, err);
+        if (st) return st;
+    }
+    if (!finished) { /* out of length: the live beams count as they are */
+        int j;
+        for (j = 0; j < s->n_live && !st; j++)
+            st = bn__beam_add_done(s, s->beams[j].tokens, s->beams[j].n, s->beams[j].sum, err);
+    }
+    return st;
+}
+
+BN_API bn_status bn_beam_search(bn_context *ctx, int first_seq, const int32_t *prompt, int n_prompt,
+                                const bn_beam_params *params, bn_beam_result *r, bn_error *err) {
+    bn_beam_params defaults = bn_beam_default_params();
+    bn__beam_state s;
+    bn_status st;
+    int i;
+    memset(&s, 0, sizeof s);
+    r->n = 0;
+    r->hyps = NULL;
+    s.ctx = ctx;
+    s.p = params ? params : &defaults;
+    s.n_beams = s.p->n_beams;
+    s.first_seq = first_seq;
+    s.n_vocab = bn_model_config(bn_context_model(ctx))->vocab_size;
+    bn__pick_eos(ctx, s.p->eos, s.p->n_eos, &s.eos, &s.n_eos);
+    if (s.n_beams < 1 || s.n_beams > 64)
+        return bn_errorf(err, BN_ERR_ARG, "beam search: n_beams must be in 1..64 (got %d)", s.n_beams);
+    if (first_seq < 0 || first_seq + s.n_beams > bn_context_n_seq(ctx))
+        return bn_errorf(err, BN_ERR_ARG,
+                         "beam search: %d beams from slot %d need a context with at least %d sequences (it has %d)",
+                         s.n_beams, first_seq, first_seq + s.n_beams, bn_context_n_seq(ctx));
+    if (n_prompt <= 0 || s.p->max_new_tokens <= 0)
+        return bn_errorf(err, BN_ERR_ARG, "beam search: needs a prompt and max_new_tokens > 0");
+    st = bn__beam_state_alloc(&s, s.p->max_new_tokens, err);
+    if (!st) {
+        for (i = 0; i < s.n_beams; i++) bn_seq_truncate(ctx, first_seq + i, 0);
+        st = bn_eval(ctx, first_seq, prompt, n_prompt, err);
+    }
+    if (!st) st = bn__beam_run(&s, err);
+    if (!st) {
+        qsort(s.done, (size_t)s.n_done, sizeof *s.done, bn__hyp_cmp);
+        r->hyps = s.done;
+        r->n = s.n_done;
+    } else {
+        for (i = 0; s.done && i < s.n_done; i++) BN_FREE(s.done[i].tokens);
+        BN_FREE(s.done);
+    }
+    bn__beam_state_free(&s);
+    return st;
+}
+
+/* ---- the batcher: many sequences, one forward per step ---- */
+
+typedef struct bn__request {
+    int active;
+    int id;
+    int join_order;
+    int32_t *prompt;
+    int n_prompt, n_fed; /* prompt tokens, and how many are in the KV cache */
+    int32_t last;        /* the token sampled last, fed at the next step */
+    int has_last;
+    int n_generated;
+    bn_sampler *sampler;
+    bn_request_params p;
+} bn__request;
+
+struct bn_batcher {
+    bn_context *ctx;
+    bn_batcher_params p;
+    const int32_t *eos;
+    int n_eos, n_vocab, n_ctx;
+    bn__request *req; /* one per slot: req[i] uses KV slot i */
+    int next_id, joins;
+    int32_t *b_tok, *b_pos, *b_seq;
+    int8_t *b_want;
+    int *b_owner;     /* slot of the request each batch token belongs to */
+};
+
+BN_API bn_batcher_params bn_batcher_default_params(void) {
+    bn_batcher_params p;
+    memset(&p, 0, sizeof p);
+    p.prefill_chunk = 128;
+    return p;
+}
+
+BN_API bn_request_params bn_request_default_params(void) {
+    bn_request_params p;
+    memset(&p, 0, sizeof p);
+    p.sampler = bn_sampler_default_params();
+    p.sampler.temperature = 0.0f;
+    p.max_new_tokens = -1;
+    return p;
+}
+
+BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batcher_params *params, bn_error *err) {
+    bn_batcher *b;
+    bn_batcher_params p = params ? *params : bn_batcher_default_params();
+    int nb;
+    *out = NULL;
+    if (p.n_slots <= 0) p.n_slots = bn_context_n_seq(ctx);
+    if (p.n_batch <= 0) p.n_batch = bn_context_n_batch(ctx);
+    if (p.prefill_chunk <= 0) p.prefill_chunk = 128;
+    if (p.n_slots > bn_context_n_seq(ctx))
+        return bn_errorf(err, BN_ERR_ARG, "batcher: %d slots but the context holds %d sequences (raise n_seq)",
+                         p.n_slots, bn_context_n_seq(ctx));
+    if (p.n_batch > bn_context_n_batch(ctx) || p.n_batch < p.n_slots)
+        return bn_errorf(err, BN_ERR_ARG, "batcher: n_batch %d must be in [n_slots %d, the context's n_batch %d]",
+                         p.n_batch, p.n_slots, bn_context_n_batch(ctx));
+    b = BN_ZALLOC(bn_batcher, 1);
+    if (!b) return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory");
+    b->ctx = ctx;
+    b->p = p;
+    b->n_vocab = bn_model_config(bn_context_model(ctx))->vocab_size;
+    b->n_ctx = bn_context_n_ctx(ctx);
+    bn__pick_eos(ctx, p.eos, p.n_eos, &b->eos, &b->n_eos);
+    nb = p.n_batch;
+    b->req = BN_ZALLOC(bn__request, p.n_slots);
+    b->b_tok = BN_ALLOC(int32_t, nb);
+    b->b_pos = BN_ALLOC(int32_t, nb);
+    b->b_seq = BN_ALLOC(int32_t, nb);
+    b->b_want = BN_ALLOC(int8_t, nb);
+    b->b_owner = BN_ALLOC(int, nb);
+    if (!b->req || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->b_owner) {
+        bn_batcher_free(b);
+        return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory");
+    }
+    *out = b;
+    return BN_OK;
+}
+
+static void bn__request_finish(bn_batcher *b, int slot, bn_stop_reason reason) {
+    bn__request *r = &b->req[slot];
+    bn_request_params p = r->p;
+    int id = r->id, n = r->n_generated;
+    bn_sampler_free(r->sampler);
+    BN_FREE(r->prompt);
+    memset(r, 0, sizeof *r);
+    bn_seq_truncate(b->ctx, slot, 0);
+    if (p.on_done) p.on_done(p.user, id, reason, n);
+}
+
+BN_API void bn_batcher_free(bn_batcher *b) {
+    int i;
+    if (!b) return;
+    for (i = 0; b->req && i < b->p.n_slots; i++) {
+        if (!b->req[i].active) continue;
+        bn_sampler_free(b->req[i].sampler);
+        BN_FREE(b->req[i].prompt);
+        bn_seq_truncate(b->ctx, i, 0);
+    }
+    BN_FREE(b->req);
+    BN_FREE(b->b_tok);
+    BN_FREE(b->b_pos);
+    BN_FREE(b->b_seq);
+    BN_FREE(b->b_want);
+    BN_FREE(b->b_owner);
+    BN_FREE(b);
+}
+
+BN_API int bn_batcher_n_active(const bn_batcher *b) {
+    int i, n = 0;
+    for (i = 0; i < b->p.n_slots; i++) n += b->req[i].active;
+    return n;
+}
+
+BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prompt, const bn_request_params *params,
+                                int *id, bn_error *err) {
+    bn_request_params dp = bn_request_default_params();
+    bn__request *r;
+    bn_status st;
+    int slot, i;
+    if (id) *id = -1;
+    if (n_prompt <= 0 || n_prompt >= b->n_ctx)
+        return bn_errorf(err, BN_ERR_ARG, "batcher: a prompt of %d tokens does not fit a context of %d", n_prompt,
+                         b->n_ctx);
+    for (slot = 0; slot < b->p.n_slots && b->req[slot].active; slot++) {
+    }
+    if (slot == b->p.n_slots)
+        return bn_errorf(err, BN_ERR_CONTEXT_FULL,
+                         "batcher: all %d sequence slots are busy; wait for one to finish or create the context with a "
+                         "larger n_seq", b->p.n_slots);
+    r = &b->req[slot];
+    memset(r, 0, sizeof *r);
+    r->p = params ? *params : dp;
+    st = bn_sampler_new(&r->sampler, &r->p.sampler, b->n_vocab, err);
+    if (st) return st;
+    r->prompt = BN_ALLOC(int32_t, n_prompt);
+    if (!r->prompt) {
+        bn_sampler_free(r->sampler);
+        r->sampler = NULL;
+        return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory for a prompt of %d tokens", n_prompt);
+    }
+    memcpy(r->prompt, prompt, sizeof(int32_t) * (size_t)n_prompt);
+    for (i = 0; i < n_prompt; i++) bn_sampler_accept(r->sampler, prompt[i]);
+    r->n_prompt = n_prompt;
+    r->id = b->next_id++;
+    r->join_order = b->joins++;
+    r->active = 1;
+    bn_seq_truncate(b->ctx, slot, 0);
+    if (id) *id = r->id;
+    return BN_OK;
+}
+
+BN_API int bn_batcher_cancel(bn_batcher *b, int id) {
+    int i;
+    for (i = 0; i < b->p.n_slots; i++)
+        if (b->req[i].active && b->req[i].id == id) {
+            bn__request_finish(b, i, BN_STOP_CANCELLED);
+            return 1;
+        }
+    return 0;
+}
+
+static void bn__batch_push(bn_batcher *b, int *n, int slot, int32_t token, int pos, int want) {
+    b->b_tok[*n] = token;
+    b->b_pos[*n] = pos;
+    b->b_seq[*n] = slot;
+    b->b_want[*n] = (int8_t)want;
+    b->b_owner[*n] = slot;
+    (*n)++;
+}
+
+/* One token for each sequence that is decoding. */
+static void bn__batch_decodes(bn_batcher *b, int *n) {
+    int i;
+    for (i = 0; i < b->p.n_slots; i++) {
+        bn__request *r = &b->req[i];
+        if (!r->active || !r->has_last) continue;
+        if (r->n_prompt + r->n_generated > b->n_ctx) {
+            bn__request_finish(b, i, BN_STOP_CONTEXT_FULL);
+            continue;
+        }
+        bn__batch_push(b, n, i, r->last, r->n_prompt + r->n_generated - 1, 1);
+    }
+}
+
+/* Then prompt tokens of joining sequences, oldest first, within the chunk budget. */
+static void bn__batch_prefills(bn_batcher *b, int *n) {
+    int budget = BN_MIN(b->p.n_batch - *n, b->p.prefill_chunk);
+    while (budget > 0) {
+        int i, pick = -1, k, j;
+        for (i = 0; i < b->p.n_slots; i++) {
+            const bn__request *r = &b->req[i];
+            int queued = 0;
+            if (!r->active || r->n_fed == r->n_prompt) continue;
+            for (j = 0; j < *n; j++) queued += b->b_owner[j] == i;
+            if (r->n_fed + queued == r->n_prompt) continue;
+            if (pick < 0 || r->join_order < b->req[pick].join_order) pick = i;
+        }
+        if (pick < 0) return;
+        k = BN_MIN(budget, b->req[pick].n_prompt - b->req[pick].n_fed);
+        for (j = 0; j < k; j++) {
+            const bn__request *r = &b->req[pick];
+            int pos = r->n_fed + j;
+            bn__batch_push(b, n, pick, r->prompt[pos], pos, pos == r->n_prompt - 1);
+        }
+        budget -= k;
+    }
+}
+
+/* After the forward: account for what went in, sample where logits came out. */
+static void bn__batch_collect(bn_batcher *b, int n) {
+    int i;
+    for (i = 0; i < n; i++) { /* prompt tokens are now in the cache */
+        bn__request *r = &b->req[b->b_owner[i]];
+        if (r->active && r->n_fed < r->n_prompt) r->n_fed++;
+    }
+    for (i = 0; i < n; i++) {
+        int slot = b->b_owner[i];
+        bn__request *r = &b->req[slot];
+        const float *logits;
+        int32_t token;
+        int stop;
+        if (!b->b_want[i] || !r->active) continue;
+        logits = bn_get_logits(b->ctx, i);
+        token = bn_sampler_sample(r->sampler, logits);
+        bn_sampler_accept(r->sampler, token);
+        r->last = token;
+        r->has_last = 1;
+        r->n_generated++;
+        stop = r->p.on_token ? r->p.on_token(r->p.user, r->id, token, logits) : 0;
+        if (stop) bn__request_finish(b, slot, BN_STOP_CANCELLED);
+        else if (!r->p.ignore_eos && bn__is_eos(token, b->eos, b->n_eos)) bn__request_finish(b, slot, BN_STOP_EOS);
+        else if (r->p.max_new_tokens >= 0 && r->n_generated >= r->p.max_new_tokens)
+            bn__request_finish(b, slot, BN_STOP_MAX_TOKENS);
+    }
+}
+
+BN_API bn_status bn_batcher_step(bn_batcher *b, int *n_active, bn_error *err) {
+    bn_batch batch;
+    bn_status st;
+    int n = 0;
+    bn__batch_decodes(b, &n);
+    bn__batch_prefills(b, &n);
+    if (n > 0) {
+        memset(&batch, 0, sizeof batch);
+        batch.n_tokens = n;
+        batch.token = b->b_tok;
+        batch.pos = b->b_pos;
+        batch.seq = b->b_seq;
+        batch.want_logits = b->b_want;
+        st = bn_forward(b->ctx, &batch, err);
+        if (st) return st;
+        bn__batch_collect(b, n);
+    }
+    if (n_active) *n_active = bn_batcher_n_active(b);
+    return BN_OK;
+}
+
+#endif /* BN_CONTRACT_PENDING */
+
+#endif /* BITNET_IMPLEMENTATION */
 #endif /* BN_PART_GENERATE_H */

@@ -1,5 +1,435 @@
 #ifndef BN_PART_SAMPLER_H
 #define BN_PART_SAMPLER_H
-/* Sampler chain (issue: generation). */
+/* Sampler chain: turns one row of logits into the next token.
 
+   The chain runs in llama.cpp's order, each step a small function on a list
+   of candidates (token id, logit, probability):
+
+       logit bias -> repetition / presence / frequency penalties
+       -> (temperature <= 0: argmax, done)
+       -> top-k -> top-p -> min-p -> temperature -> draw from the softmax
+
+   top-k and top-p keep a sorted prefix with a partial selection (a heap of
+   the k best), never a full sort of the vocabulary (128256 for 2B4T). The
+   random numbers come from a small PRNG kept in the sampler (splitmix64), so
+   the same seed and the same logits give the same tokens on any thread count.
+
+   A sampler remembers the last penalty_last_n tokens it was told about
+   (bn_sampler_accept): the penalties look at that window. */
+
+typedef struct bn_logit_bias {
+    int32_t token;
+    float bias; /* added to the logit; -INFINITY bans the token */
+} bn_logit_bias;
+
+typedef struct bn_sampler_params {
+    float temperature;       /* <= 0: greedy (argmax after bias and penalties). Default 0.8 */
+    int top_k;               /* keep the k most likely tokens; <= 0: off. Default 40 */
+    float top_p;             /* keep the smallest set whose probability reaches top_p; >= 1: off. Default 0.95 */
+    float min_p;             /* drop tokens with p < min_p * p(most likely); <= 0: off. Default 0.05 */
+    float repeat_penalty;    /* seen tokens: positive logits divided, negative multiplied by it; 1: off (default) */
+    float presence_penalty;  /* subtracted once from the logit of every seen token; 0: off (default) */
+    float frequency_penalty; /* subtracted once per occurrence in the window; 0: off (default) */
+    int penalty_last_n;      /* how many recent tokens the penalties look at; 0: none. Default 64 */
+    uint64_t seed;           /* default 0x5EED; the same seed gives the same draws */
+    const bn_logit_bias *logit_bias; /* copied by bn_sampler_new; may be NULL */
+    int n_logit_bias;
+} bn_sampler_params;
+
+/* One candidate token. p is filled by bn_sample_softmax. */
+typedef struct bn_candidate {
+    int32_t id;
+    float logit;
+    float p;
+} bn_candidate;
+
+/* A list of candidates. sorted: data is ordered by logit, highest first
+   (ties: lower id first). A fresh list holds the whole vocabulary in id order. */
+typedef struct bn_candidates {
+    bn_candidate *data;
+    int n;
+    int sorted;
+} bn_candidates;
+
+typedef struct bn_sampler bn_sampler;
+
+BN_EXTERN_C_BEGIN
+BN_API bn_sampler_params bn_sampler_default_params(void);
+BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *params, int n_vocab, bn_error *err);
+BN_API void bn_sampler_free(bn_sampler *s);
+/* Forget the token window and restart the random numbers from the seed. */
+BN_API void bn_sampler_reset(bn_sampler *s);
+/* Tell the sampler a token became part of the text (prompt or generated). */
+BN_API void bn_sampler_accept(bn_sampler *s, int32_t token);
+/* Pick the next token from n_vocab logits (not modified). Does not accept it. */
+BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits);
+/* The candidates of the last bn_sampler_sample (after the chain), for display or tests. */
+BN_API const bn_candidates *bn_sampler_candidates(const bn_sampler *s);
+
+/* The steps, usable on their own. */
+/* Fill c (c->data has room for n_vocab) with every token in id order. */
+BN_API void bn_candidates_init(bn_candidates *c, const float *logits, int n_vocab);
+/* Add biases; needs c in id order (as bn_candidates_init leaves it). */
+BN_API void bn_sample_logit_bias(bn_candidates *c, const bn_logit_bias *bias, int n_bias);
+/* tokens[i] occurred counts[i] times in the window (tokens distinct). Needs c in id order. */
+BN_API void bn_sample_penalties(bn_candidates *c, const int32_t *tokens, const int *counts, int n,
+                                float repeat_penalty, float frequency_penalty, float presence_penalty);
+BN_API int32_t bn_sample_argmax(const bn_candidates *c); /* highest logit; ties: lowest id */
+BN_API void bn_sample_top_k(bn_candidates *c, int k);    /* leaves c sorted, n = min(k, n) */
+BN_API void bn_sample_softmax(bn_candidates *c);          /* p from logits, in place */
+BN_API void bn_sample_top_p(bn_candidates *c, float top_p, int min_keep); /* leaves c sorted */
+BN_API void bn_sample_min_p(bn_candidates *c, float min_p, int min_keep);
+BN_API void bn_sample_temperature(bn_candidates *c, float temperature);
+/* Draw a token from the softmax of the candidates using u in [0, 1). */
+BN_API int32_t bn_sample_draw(bn_candidates *c, double u);
+/* The PRNG: splitmix64 on *state, and a double in [0, 1) from it. */
+BN_API uint64_t bn_rng_next(uint64_t *state);
+BN_API double bn_rng_uniform(uint64_t *state);
+BN_EXTERN_C_END
+
+#ifdef BITNET_IMPLEMENTATION
+
+struct bn_sampler {
+    bn_sampler_params params;
+    bn_logit_bias *bias;  /* own copy of params.logit_bias */
+    int n_vocab;
+    bn_candidates cands;
+    int32_t *window;      /* ring of the last penalty_last_n accepted tokens */
+    int window_len, window_next;
+    int32_t *scratch_tokens; /* penalty_last_n: sorted copy of the window */
+    int *scratch_counts;
+    uint64_t rng;
+};
+
+BN_API bn_sampler_params bn_sampler_default_params(void) {
+    bn_sampler_params p;
+    memset(&p, 0, sizeof p);
+    p.temperature = 0.8f;
+    p.top_k = 40;
+    p.top_p = 0.95f;
+    p.min_p = 0.05f;
+    p.repeat_penalty = 1.0f;
+    p.presence_penalty = 0.0f;
+    p.frequency_penalty = 0.0f;
+    p.penalty_last_n = 64;
+    p.seed = 0x5EED;
+    p.logit_bias = NULL;
+    p.n_logit_bias = 0;
+    return p;
+}
+
+BN_API uint64_t bn_rng_next(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+BN_API double bn_rng_uniform(uint64_t *state) {
+    return (double)(bn_rng_next(state) >> 11) * (1.0 / 9007199254740992.0); /* 53 bits / 2^53 */
+}
+
+BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *params, int n_vocab, bn_error *err) {
+    bn_sampler *s;
+    bn_sampler_params p = params ? *params : bn_sampler_default_params();
+    int i, w;
+    *out = NULL;
+    if (n_vocab <= 0) return bn_errorf(err, BN_ERR_ARG, "sampler: n_vocab must be positive (got %d)", n_vocab);
+    if (p.n_logit_bias < 0 || (p.n_logit_bias > 0 && !p.logit_bias))
+        return bn_errorf(err, BN_ERR_ARG, "sampler: n_logit_bias %d without a logit_bias array", p.n_logit_bias);
+    for (i = 0; i < p.n_logit_bias; i++)
+        if (p.logit_bias[i].token < 0 || p.logit_bias[i].token >= n_vocab)
+            return bn_errorf(err, BN_ERR_ARG, "sampler: logit bias for token %d, outside the vocabulary [0, %d)",
+                             (int)p.logit_bias[i].token, n_vocab);
+    if (p.repeat_penalty <= 0.0f)
+        return bn_errorf(err, BN_ERR_ARG, "sampler: repeat_penalty must be > 0 (got %g; 1 = off)",
+                         (double)p.repeat_penalty);
+    if (p.penalty_last_n < 0) p.penalty_last_n = 0;
+    w = p.penalty_last_n;
+    s = BN_ZALLOC(bn_sampler, 1);
+    if (!s) return bn_errorf(err, BN_ERR_NOMEM, "sampler: out of memory");
+    s->n_vocab = n_vocab;
+    s->cands.data = BN_ALLOC(bn_candidate, n_vocab);
+    s->window = BN_ALLOC(int32_t, w + 1);
+    s->scratch_tokens = BN_ALLOC(int32_t, w + 1);
+    s->scratch_counts = BN_ALLOC(int, w + 1);
+    s->bias = BN_ALLOC(bn_logit_bias, p.n_logit_bias + 1);
+    if (!s->cands.data || !s->window || !s->scratch_tokens || !s->scratch_counts || !s->bias) {
+        bn_sampler_free(s);
+        return bn_errorf(err, BN_ERR_NOMEM, "sampler: out of memory for %d candidates", n_vocab);
+    }
+    for (i = 0; i < p.n_logit_bias; i++) s->bias[i] = p.logit_bias[i];
+    p.logit_bias = s->bias;
+    s->params = p;
+    bn_sampler_reset(s);
+    *out = s;
+    return BN_OK;
+}
+
+BN_API void bn_sampler_free(bn_sampler *s) {
+    if (!s) return;
+    BN_FREE(s->cands.data);
+    BN_FREE(s->window);
+    BN_FREE(s->scratch_tokens);
+    BN_FREE(s->scratch_counts);
+    BN_FREE(s->bias);
+    BN_FREE(s);
+}
+
+BN_API void bn_sampler_reset(bn_sampler *s) {
+    s->window_len = 0;
+    s->window_next = 0;
+    s->rng = s->params.seed;
+    s->cands.n = 0;
+    s->cands.sorted = 0;
+}
+
+BN_API void bn_sampler_accept(bn_sampler *s, int32_t token) {
+    int w = s->params.penalty_last_n;
+    if (w <= 0) return;
+    s->window[s->window_next] = token;
+    s->window_next = (s->window_next + 1) % w;
+    if (s->window_len < w) s->window_len++;
+}
+
+BN_API const bn_candidates *bn_sampler_candidates(const bn_sampler *s) { return &s->cands; }
+
+/* ---- the steps ---- */
+
+BN_API void bn_candidates_init(bn_candidates *c, const float *logits, int n_vocab) {
+    int i;
+    for (i = 0; i < n_vocab; i++) {
+        c->data[i].id = i;
+        c->data[i].logit = logits[i];
+        c->data[i].p = 0.0f;
+    }
+    c->n = n_vocab;
+    c->sorted = 0;
+}
+
+/* The id-order steps index data by token id; a list that was cut or sorted cannot be. */
+static int bn__cands_in_id_order(const bn_candidates *c, int32_t id) {
+    return id >= 0 && id < c->n && c->data[id].id == id;
+}
+
+BN_API void bn_sample_logit_bias(bn_candidates *c, const bn_logit_bias *bias, int n_bias) {
+    int i;
+    for (i = 0; i < n_bias; i++)
+        if (bn__cands_in_id_order(c, bias[i].token)) c->data[bias[i].token].logit += bias[i].bias;
+}
+
+BN_API void bn_sample_penalties(bn_candidates *c, const int32_t *tokens, const int *counts, int n,
+                                float repeat_penalty, float frequency_penalty, float presence_penalty) {
+    int i;
+    for (i = 0; i < n; i++) {
+        float *logit;
+        if (!bn__cands_in_id_order(c, tokens[i]) || counts[i] <= 0) continue;
+        logit = &c->data[tokens[i]].logit;
+        /* CTRL's repetition penalty: push the logit toward "less likely" whatever its sign */
+        if (*logit > 0.0f) *logit /= repeat_penalty;
+        else *logit *= repeat_penalty;
+        *logit -= (float)counts[i] * frequency_penalty + presence_penalty;
+    }
+}
+
+/* a ranks before b: higher logit, or the same logit and a lower id. A total
+   order, so every selection below has one well-defined answer. */
+static int bn__cand_before(const bn_candidate *a, const bn_candidate *b) {
+    return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
+}
+
+BN_API int32_t bn_sample_argmax(const bn_candidates *c) {
+    int i, best = 0;
+    if (c->n <= 0) return -1;
+    for (i = 1; i < c->n; i++)
+        if (bn__cand_before(&c->data[i], &c->data[best])) best = i;
+    return c->data[best].id;
+}
+
+static void bn__cand_swap(bn_candidate *a, bn_candidate *b) {
+    bn_candidate t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Restore the heap property of h[0..n) below node i. The heap's root is the
+   candidate that ranks *last*, so the heap holds the best ones seen so far. */
+static void bn__heap_sift_down(bn_candidate *h, int n, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, worst = i;
+        if (l < n && bn__cand_before(&h[worst], &h[l])) worst = l;
+        if (r < n && bn__cand_before(&h[worst], &h[r])) worst = r;
+        if (worst == i) return;
+        bn__cand_swap(&h[i], &h[worst]);
+        i = worst;
+    }
+}
+
+/* Partial selection: move the m best candidates to the front of c->data,
+   sorted best first; the others stay behind them in some order.
+   O(n log m), and for logits (few newcomers beat the heap's root) close to O(n). */
+static void bn__sort_prefix(bn_candidates *c, int m) {
+    bn_candidate *h = c->data;
+    int i;
+    if (m > c->n) m = c->n;
+    if (m <= 0) return;
+    for (i = m / 2 - 1; i >= 0; i--) bn__heap_sift_down(h, m, i);
+    for (i = m; i < c->n; i++) {
+        if (bn__cand_before(&h[i], &h[0])) {
+            bn__cand_swap(&h[i], &h[0]);
+            bn__heap_sift_down(h, m, 0);
+        }
+    }
+    /* heap sort: repeatedly move the worst to the end of the prefix */
+    for (i = m - 1; i > 0; i--) {
+        bn__cand_swap(&h[0], &h[i]);
+        bn__heap_sift_down(h, i, 0);
+    }
+}
+
+BN_API void bn_sample_top_k(bn_candidates *c, int k) {
+    if (k <= 0) return;
+    if (k > c->n) k = c->n;
+    if (!c->sorted) bn__sort_prefix(c, k);
+    c->n = k;
+    c->sorted = 1;
+}
+
+BN_API void bn_sample_softmax(bn_candidates *c) {
+    double sum = 0.0;
+    float max;
+    int i;
+    if (c->n <= 0) return;
+    max = c->data[0].logit;
+    for (i = 1; i < c->n; i++)
+        if (c->data[i].logit > max) max = c->data[i].logit;
+    for (i = 0; i < c->n; i++) {
+        float e = expf(c->data[i].logit - max);
+        c->data[i].p = e;
+        sum += e;
+    }
+    for (i = 0; i < c->n; i++) c->data[i].p = (float)(c->data[i].p / sum);
+}
+
+/* With c sorted: how many leading candidates reach probability top_p (at least min_keep),
+   or 0 if the first m do not. */
+static int bn__nucleus_size(const bn_candidates *c, int m, float top_p, int min_keep) {
+    double cum = 0.0;
+    int i;
+    for (i = 0; i < m; i++) {
+        cum += c->data[i].p;
+        if (cum >= top_p && i + 1 >= min_keep) return i + 1;
+    }
+    return m == c->n ? m : 0;
+}
+
+BN_API void bn_sample_top_p(bn_candidates *c, float top_p, int min_keep) {
+    int m, keep;
+    if (top_p >= 1.0f || c->n <= 0) return;
+    bn_sample_softmax(c);
+    if (c->sorted) {
+        keep = bn__nucleus_size(c, c->n, top_p, min_keep);
+    } else {
+        /* sort a prefix big enough to hold the nucleus: try 64 candidates, then 4x more */
+        m = 64;
+        for (;;) {
+            if (m > c->n) m = c->n;
+            bn__sort_prefix(c, m);
+            keep = bn__nucleus_size(c, m, top_p, min_keep);
+            if (keep > 0) break;
+            m *= 4;
+        }
+        c->sorted = 1;
+    }
+    c->n = keep;
+}
+
+BN_API void bn_sample_min_p(bn_candidates *c, float min_p, int min_keep) {
+    float max, threshold;
+    int i, kept = 0;
+    if (min_p <= 0.0f || c->n <= 0) return;
+    /* p_i >= min_p * p_max  <=>  logit_i >= logit_max + log(min_p): no softmax needed */
+    max = c->data[0].logit;
+    for (i = 1; i < c->n; i++)
+        if (c->data[i].logit > max) max = c->data[i].logit;
+    threshold = max + logf(min_p);
+    if (c->sorted) {
+        while (kept < c->n && (c->data[kept].logit >= threshold || kept < min_keep)) kept++;
+    } else {
+        int n_above = 0;
+        for (i = 0; i < c->n; i++) n_above += c->data[i].logit >= threshold;
+        if (n_above < min_keep) { /* rare: keep the min_keep best instead */
+            bn_sample_top_k(c, min_keep);
+            return;
+        }
+        for (i = 0; i < c->n; i++) /* compact, keeping the order */
+            if (c->data[i].logit >= threshold) c->data[kept++] = c->data[i];
+    }
+    c->n = kept;
+}
+
+BN_API void bn_sample_temperature(bn_candidates *c, float temperature) {
+    int i;
+    if (temperature <= 0.0f || temperature == 1.0f) return;
+    for (i = 0; i < c->n; i++) c->data[i].logit /= temperature;
+}
+
+BN_API int32_t bn_sample_draw(bn_candidates *c, double u) {
+    double cum = 0.0;
+    int i;
+    if (c->n <= 0) return -1;
+    bn_sample_softmax(c);
+    for (i = 0; i < c->n; i++) {
+        cum += c->data[i].p;
+        if (u < cum) return c->data[i].id;
+    }
+    return c->data[c->n - 1].id; /* u within rounding of 1 */
+}
+
+static int bn__cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The window as (distinct token, count) pairs, from a sorted copy. */
+static int bn__window_counts(bn_sampler *s) {
+    int i, n = 0;
+    memcpy(s->scratch_tokens, s->window, sizeof(int32_t) * (size_t)s->window_len);
+    qsort(s->scratch_tokens, (size_t)s->window_len, sizeof(int32_t), bn__cmp_i32);
+    for (i = 0; i < s->window_len; i++) {
+        if (n > 0 && s->scratch_tokens[n - 1] == s->scratch_tokens[i]) {
+            s->scratch_counts[n - 1]++;
+        } else {
+            s->scratch_tokens[n] = s->scratch_tokens[i];
+            s->scratch_counts[n] = 1;
+            n++;
+        }
+    }
+    return n;
+}
+
+static int bn__penalties_on(const bn_sampler_params *p) {
+    return p->penalty_last_n > 0 &&
+           (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
+}
+
+BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
+    const bn_sampler_params *p = &s->params;
+    bn_candidates *c = &s->cands;
+    bn_candidates_init(c, logits, s->n_vocab);
+    bn_sample_logit_bias(c, s->bias, p->n_logit_bias);
+    if (bn__penalties_on(p) && s->window_len > 0) {
+        int n = bn__window_counts(s);
+        bn_sample_penalties(c, s->scratch_tokens, s->scratch_counts, n, p->repeat_penalty, p->frequency_penalty,
+                            p->presence_penalty);
+    }
+    if (p->temperature <= 0.0f) return bn_sample_argmax(c);
+    bn_sample_top_k(c, p->top_k);
+    bn_sample_top_p(c, p->top_p, 1);
+    bn_sample_min_p(c, p->min_p, 1);
+    bn_sample_temperature(c, p->temperature);
+    return bn_sample_draw(c, bn_rng_uniform(&s->rng));
+}
+
+#endif /* BITNET_IMPLEMENTATION */
 #endif /* BN_PART_SAMPLER_H */

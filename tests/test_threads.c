@@ -1,0 +1,167 @@
+/* The thread pool: every thread runs every region exactly once, the caller is
+   thread 0, work split with bn_split_range covers each index once, and the
+   pool survives many short regions and regions after its workers slept. */
+#define BITNET_IMPLEMENTATION
+#include "../bitnet.h"
+#include "harness.h"
+
+#define MAXT 16
+
+typedef struct {
+    int calls[MAXT];   /* calls per thread index in one region */
+    int nth_seen[MAXT];
+    int bad;           /* a call with an out-of-range ith */
+} count_job;
+
+static void count_fn(void *arg, int ith, int nth) {
+    count_job *j = (count_job *)arg;
+    if (ith < 0 || ith >= nth || ith >= MAXT) {
+        j->bad++; /* only ever from one thread at a time if it happens: good enough to fail the test */
+        return;
+    }
+    j->calls[ith]++;
+    j->nth_seen[ith] = nth;
+}
+
+static int check_region(bn_pool *pool, int expect_n) {
+    count_job job;
+    int i, ok = 1;
+    memset(&job, 0, sizeof job);
+    bn_pool_run(pool, count_fn, &job);
+    if (job.bad) ok = 0;
+    for (i = 0; i < MAXT; i++) {
+        int want = i < expect_n ? 1 : 0;
+        if (job.calls[i] != want) ok = 0;
+        if (want && job.nth_seen[i] != expect_n) ok = 0;
+    }
+    return ok;
+}
+
+static void test_null_pool_is_serial(void) {
+    BNT_CHECK(bn_pool_size(NULL) == 1);
+    BNT_CHECK(check_region(NULL, 1));
+}
+
+static void test_sizes(void) {
+    int n;
+    for (n = 1; n <= 4; n++) {
+        bn_pool *p = bn_pool_new(n);
+        BNT_CHECK(p != NULL);
+        if (!p) continue;
+#ifdef BITNET_NO_THREADS
+        BNT_CHECK(bn_pool_size(p) == 1);
+#else
+        BNT_CHECKF(bn_pool_size(p) == n, "size %d for %d", bn_pool_size(p), n);
+#endif
+        BNT_CHECK(check_region(p, bn_pool_size(p)));
+        bn_pool_free(p);
+    }
+}
+
+static void test_default_is_core_count(void) {
+    bn_pool *p = bn_pool_new(0);
+    BNT_CHECK(p != NULL);
+    BNT_CHECK(bn_cpu_count() >= 1);
+    if (p) {
+        BNT_CHECKF(bn_pool_size(p) == bn_cpu_count(), "%d vs %d", bn_pool_size(p), bn_cpu_count());
+        bn_pool_free(p);
+    }
+    p = bn_pool_new(-3);
+    BNT_CHECK(p != NULL && bn_pool_size(p) == bn_cpu_count());
+    bn_pool_free(p);
+}
+
+static void test_free_unused_pool(void) {
+    bn_pool_free(bn_pool_new(3));
+    bn_pool_free(NULL);
+    BNT_CHECK(1);
+}
+
+static void test_many_short_regions(void) {
+    bn_pool *p = bn_pool_new(4);
+    int i, ok = 1;
+    for (i = 0; i < 3000 && p; i++)
+        if (!check_region(p, bn_pool_size(p))) ok = 0;
+    BNT_CHECK(ok);
+    bn_pool_free(p);
+}
+
+static void test_region_after_workers_sleep(void) {
+    bn_pool *p = bn_pool_new(3);
+    int i, ok = 1;
+    for (i = 0; i < 5 && p; i++) {
+        double t0 = bn_time_s();
+        while (bn_time_s() - t0 < 0.03) {
+        } /* longer than the spin budget: the workers are asleep */
+        if (!check_region(p, bn_pool_size(p))) ok = 0;
+    }
+    BNT_CHECK(ok);
+    bn_pool_free(p);
+}
+
+static void test_split_range(void) {
+    int n, nth, ith, ok = 1;
+    for (n = 0; n < 40; n++)
+        for (nth = 1; nth <= 7; nth++) {
+            int next = 0, minsz = n, maxsz = 0;
+            for (ith = 0; ith < nth; ith++) {
+                int lo, hi;
+                bn_split_range(n, ith, nth, &lo, &hi);
+                if (lo != next || hi < lo) ok = 0;
+                minsz = BN_MIN(minsz, hi - lo);
+                maxsz = BN_MAX(maxsz, hi - lo);
+                next = hi;
+            }
+            if (next != n || maxsz - minsz > 1) ok = 0;
+        }
+    BNT_CHECK(ok);
+}
+
+/* A real parallel computation: each thread squares its part of an array. */
+typedef struct {
+    const int *in;
+    long long *out;
+    int n;
+} square_job;
+
+static void square_fn(void *arg, int ith, int nth) {
+    square_job *j = (square_job *)arg;
+    int lo, hi, i;
+    bn_split_range(j->n, ith, nth, &lo, &hi);
+    for (i = lo; i < hi; i++) j->out[i] = (long long)j->in[i] * j->in[i];
+}
+
+static void test_parallel_work(void) {
+    enum { N = 100003 };
+    int *in = (int *)malloc(sizeof(int) * N);
+    long long *out = (long long *)malloc(sizeof(long long) * N);
+    bn_pool *p = bn_pool_new(3);
+    square_job job;
+    int i, round, ok = 1;
+    for (i = 0; i < N; i++) in[i] = i * 7 - 5000;
+    job.in = in;
+    job.out = out;
+    job.n = N;
+    for (round = 0; round < 50; round++) {
+        for (i = 0; i < N; i++) out[i] = -1;
+        bn_pool_run(p, square_fn, &job);
+        for (i = 0; i < N; i++)
+            if (out[i] != (long long)in[i] * in[i]) ok = 0;
+    }
+    BNT_CHECK(ok);
+    bn_pool_free(p);
+    free(in);
+    free(out);
+}
+
+int main(void) {
+    BNT_RUN(test_null_pool_is_serial);
+    BNT_RUN(test_sizes);
+    BNT_RUN(test_default_is_core_count);
+    BNT_RUN(test_free_unused_pool);
+    BNT_RUN(test_many_short_regions);
+    BNT_RUN(test_region_after_workers_sleep);
+    BNT_RUN(test_split_range);
+    BNT_RUN(test_parallel_work);
+    return bnt_finish("test_threads");
+}
