@@ -31,24 +31,443 @@ typedef struct bn_batch {
     const int8_t *want_logits; /* NULL: only the last token */
 } bn_batch;
 
-/* BN_CONTRACT_PENDING: declared ahead of the implementation (issue: core);
-   remove this guard when the functions exist. */
-#ifdef BN_CONTRACT_PENDING
 BN_EXTERN_C_BEGIN
 BN_API bn_context_params bn_context_default_params(void);
 BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const bn_context_params *params,
                                 bn_error *err);
 BN_API void bn_context_free(bn_context *ctx);
+/* Run a batch. Everything is checked before anything changes: on error the
+   context is as it was. BN_ERR_CONTEXT_FULL when a position reaches n_ctx. */
 BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *batch, bn_error *err);
-/* Logits (vocab_size floats) of batch token i, or NULL if they were not asked for. */
+/* Logits (vocab_size floats) of batch token i of the last bn_forward, or NULL
+   if they were not asked for. i = -1: the last token that has logits (after
+   bn_eval, the logits of its last token). */
 BN_API const float *bn_get_logits(const bn_context *ctx, int i);
-/* Append n tokens to sequence seq (prompt or one decode step); logits of the last. */
+/* Append n tokens to sequence seq (prompt or one decode step), in batches of
+   n_batch; logits of the last token via bn_get_logits(ctx, -1). */
 BN_API bn_status bn_eval(bn_context *ctx, int seq, const int32_t *tokens, int n, bn_error *err);
 BN_API int bn_seq_len(const bn_context *ctx, int seq);
-BN_API void bn_seq_truncate(bn_context *ctx, int seq, int len);
-BN_API bn_status bn_seq_copy(bn_context *ctx, int src, int dst, bn_error *err);
+BN_API void bn_seq_truncate(bn_context *ctx, int seq, int len); /* keep the first len positions */
+BN_API bn_status bn_seq_copy(bn_context *ctx, int src, int dst, bn_error *err); /* dst := src (KV and length) */
 BN_API void bn_context_reset(bn_context *ctx); /* all sequences empty */
+BN_API const bn_model *bn_context_model(const bn_context *ctx);
+BN_API const bn_context_params *bn_context_get_params(const bn_context *ctx);
+/* Hidden-state capture for tests (HF's output_hidden_states). When out is not
+   NULL, each later bn_forward writes n_layers + 1 slices of n_tokens x hidden
+   floats: out[(l * n_tokens + t) * hidden + i], l = 0 the embeddings, l = 1 ..
+   n_layers - 1 the output of layer l, l = n_layers the output after the final
+   norm. The caller sizes out for its largest batch. NULL turns it off. */
+BN_API void bn_context_capture_hidden(bn_context *ctx, float *out);
 BN_EXTERN_C_END
-#endif /* BN_CONTRACT_PENDING */
 
+#ifdef BITNET_IMPLEMENTATION
+
+struct bn_context {
+    const bn_model *model;
+    bn_context_params params;
+    bn_pool *pool;
+    /* KV cache: [n_seq][n_layers][n_ctx][kv_dim] each, f32. */
+    float *k_cache, *v_cache;
+    int *seq_len; /* [n_seq] positions filled */
+    /* Scratch for one batch of up to n_batch tokens. */
+    float *x;         /* residual stream [n_batch][hidden] */
+    float *xn;        /* normed input of a block [n_batch][max(hidden, q_dim)] */
+    float *q, *k, *v; /* [n_batch][q_dim], [n_batch][kv_dim] x 2 */
+    float *att;       /* attention output [n_batch][q_dim] */
+    float *gate, *up; /* [n_batch][intermediate] */
+    float *proj;      /* output of o_proj / down_proj [n_batch][hidden] */
+    int8_t *xq;       /* quantized activations [n_batch][max(hidden, q_dim, intermediate)] */
+    float *act_scale; /* [n_batch] */
+    float *scores;    /* attention scores, one row of n_ctx per thread */
+    /* Logits of the tokens that asked for them. */
+    float *logits;
+    int logits_cap; /* rows allocated */
+    int *logits_row; /* [n_batch] row of each batch token, or -1 */
+    int n_batch_last, last_row;
+    float *capture; /* see bn_context_capture_hidden */
+};
+
+BN_API bn_context_params bn_context_default_params(void) {
+    bn_context_params p;
+    memset(&p, 0, sizeof p);
+    p.n_ctx = 0;
+    p.n_seq = 1;
+    p.n_batch = 512;
+    p.n_threads = 0;
+    p.kernel = BN_KERNEL_AUTO;
+    return p;
+}
+
+static size_t bn__kv_dim(const bn_config *c) { return (size_t)c->n_kv_heads * c->head_dim; }
+
+/* Start of the cache rows of (seq, layer). */
+static size_t bn__kv_offset(const bn_context *ctx, int seq, int layer) {
+    const bn_config *c = &ctx->model->config;
+    return (((size_t)seq * c->n_layers + layer) * ctx->params.n_ctx) * bn__kv_dim(c);
+}
+
+BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const bn_context_params *params,
+                                bn_error *err) {
+    bn_context_params p = params ? *params : bn_context_default_params();
+    const bn_config *c;
+    bn_context *ctx;
+    size_t nb, q_dim, kv_dim, wide, kv_elems;
+    *out = NULL;
+    if (!model) return bn_errorf(err, BN_ERR_ARG, "bn_context_new: model is NULL");
+    c = &model->config;
+    if (p.n_ctx <= 0) p.n_ctx = c->max_seq_len;
+    if (p.n_seq <= 0) p.n_seq = 1;
+    if (p.n_batch <= 0) p.n_batch = 512;
+    if (p.n_ctx > c->max_seq_len)
+        return bn_errorf(err, BN_ERR_ARG, "bn_context_new: n_ctx %d is larger than the model's max_position_embeddings %d",
+                         p.n_ctx, c->max_seq_len);
+    ctx = BN_ZALLOC(bn_context, 1);
+    if (!ctx) return bn_errorf(err, BN_ERR_NOMEM, "out of memory");
+    ctx->model = model;
+    ctx->params = p;
+    nb = (size_t)p.n_batch;
+    q_dim = (size_t)c->n_heads * c->head_dim;
+    kv_dim = bn__kv_dim(c);
+    wide = BN_MAX(BN_MAX((size_t)c->hidden_size, q_dim), (size_t)c->intermediate_size);
+    kv_elems = (size_t)p.n_seq * c->n_layers * p.n_ctx * kv_dim;
+    ctx->pool = bn_pool_new(p.n_threads);
+    ctx->k_cache = BN_ALLOC(float, kv_elems);
+    ctx->v_cache = BN_ALLOC(float, kv_elems);
+    ctx->seq_len = BN_ZALLOC(int, p.n_seq);
+    ctx->x = BN_ALLOC(float, nb * c->hidden_size);
+    ctx->xn = BN_ALLOC(float, nb * wide);
+    ctx->q = BN_ALLOC(float, nb * q_dim);
+    ctx->k = BN_ALLOC(float, nb * kv_dim);
+    ctx->v = BN_ALLOC(float, nb * kv_dim);
+    ctx->att = BN_ALLOC(float, nb * q_dim);
+    ctx->gate = BN_ALLOC(float, nb * c->intermediate_size);
+    ctx->up = BN_ALLOC(float, nb * c->intermediate_size);
+    ctx->proj = BN_ALLOC(float, nb * c->hidden_size);
+    ctx->xq = BN_ALLOC(int8_t, nb * wide);
+    ctx->act_scale = BN_ALLOC(float, nb);
+    ctx->scores = BN_ALLOC(float, (size_t)bn_pool_size(ctx->pool) * p.n_ctx);
+    ctx->logits_row = BN_ALLOC(int, nb);
+    if (!ctx->pool || !ctx->k_cache || !ctx->v_cache || !ctx->seq_len || !ctx->x || !ctx->xn || !ctx->q || !ctx->k ||
+        !ctx->v || !ctx->att || !ctx->gate || !ctx->up || !ctx->proj || !ctx->xq || !ctx->act_scale || !ctx->scores ||
+        !ctx->logits_row) {
+        bn_context_free(ctx);
+        return bn_errorf(err, BN_ERR_NOMEM, "bn_context_new: out of memory (KV cache of %lu MB for %d x %d positions)",
+                         (unsigned long)(kv_elems * 8 >> 20), p.n_seq, p.n_ctx);
+    }
+    ctx->last_row = -1;
+    *out = ctx;
+    return BN_OK;
+}
+
+BN_API void bn_context_free(bn_context *ctx) {
+    if (!ctx) return;
+    bn_pool_free(ctx->pool);
+    BN_FREE(ctx->k_cache);
+    BN_FREE(ctx->v_cache);
+    BN_FREE(ctx->seq_len);
+    BN_FREE(ctx->x);
+    BN_FREE(ctx->xn);
+    BN_FREE(ctx->q);
+    BN_FREE(ctx->k);
+    BN_FREE(ctx->v);
+    BN_FREE(ctx->att);
+    BN_FREE(ctx->gate);
+    BN_FREE(ctx->up);
+    BN_FREE(ctx->proj);
+    BN_FREE(ctx->xq);
+    BN_FREE(ctx->act_scale);
+    BN_FREE(ctx->scores);
+    BN_FREE(ctx->logits);
+    BN_FREE(ctx->logits_row);
+    BN_FREE(ctx);
+}
+
+BN_API const bn_model *bn_context_model(const bn_context *ctx) { return ctx->model; }
+BN_API const bn_context_params *bn_context_get_params(const bn_context *ctx) { return &ctx->params; }
+BN_API void bn_context_capture_hidden(bn_context *ctx, float *out) { ctx->capture = out; }
+
+BN_API int bn_seq_len(const bn_context *ctx, int seq) {
+    return seq >= 0 && seq < ctx->params.n_seq ? ctx->seq_len[seq] : 0;
+}
+
+BN_API void bn_seq_truncate(bn_context *ctx, int seq, int len) {
+    if (seq < 0 || seq >= ctx->params.n_seq || len < 0) return;
+    if (len < ctx->seq_len[seq]) ctx->seq_len[seq] = len;
+}
+
+BN_API bn_status bn_seq_copy(bn_context *ctx, int src, int dst, bn_error *err) {
+    const bn_config *c = &ctx->model->config;
+    size_t n;
+    int l;
+    if (src < 0 || src >= ctx->params.n_seq || dst < 0 || dst >= ctx->params.n_seq)
+        return bn_errorf(err, BN_ERR_ARG, "bn_seq_copy: sequence %d or %d is not in [0, %d)", src, dst, ctx->params.n_seq);
+    if (src == dst) return BN_OK;
+    n = (size_t)ctx->seq_len[src] * bn__kv_dim(c);
+    for (l = 0; l < c->n_layers; l++) {
+        memcpy(ctx->k_cache + bn__kv_offset(ctx, dst, l), ctx->k_cache + bn__kv_offset(ctx, src, l), n * sizeof(float));
+        memcpy(ctx->v_cache + bn__kv_offset(ctx, dst, l), ctx->v_cache + bn__kv_offset(ctx, src, l), n * sizeof(float));
+    }
+    ctx->seq_len[dst] = ctx->seq_len[src];
+    return BN_OK;
+}
+
+BN_API void bn_context_reset(bn_context *ctx) {
+    memset(ctx->seq_len, 0, sizeof(int) * (size_t)ctx->params.n_seq);
+    ctx->n_batch_last = 0;
+    ctx->last_row = -1;
+}
+
+/* ---- the building blocks -------------------------------------------------- */
+
+/* out = x * rsqrt(mean(x^2) + eps) * w, for one vector of n (HF's RMSNorm in f32). */
+static void bn__rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    float ss = 0.0f, inv;
+    int i;
+    for (i = 0; i < n; i++) ss += x[i] * x[i];
+    inv = 1.0f / sqrtf(ss / (float)n + eps);
+    for (i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
+}
+
+static void bn__rmsnorm_rows(float *out, const float *x, const float *w, int n_tokens, int n, float eps) {
+    int t;
+    for (t = 0; t < n_tokens; t++) bn__rmsnorm(out + (size_t)t * n, x + (size_t)t * n, w, n, eps);
+}
+
+/* Quantize each token's activations once; every linear that reads this input shares them. */
+static void bn__quantize_rows(const float *x, int n_tokens, int n, int8_t *xq, float *act_scale) {
+    int t;
+    for (t = 0; t < n_tokens; t++) act_scale[t] = bn_quantize_act(x + (size_t)t * n, n, xq + (size_t)t * n);
+}
+
+/* RoPE, HF's rotate-half convention: dimension i pairs with i + head_dim/2
+   (not with i + 1 as in the interleaved GPT-J/llama.cpp style). The angle is
+   computed in f32 as HF does: pos * theta^(-2i/head_dim). */
+static void bn__rope(float *v, int n_heads, int head_dim, int pos, float theta) {
+    int h, i, half = head_dim / 2;
+    for (i = 0; i < half; i++) {
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        float angle = (float)pos * inv_freq;
+        float c = (float)cos((double)angle), s = (float)sin((double)angle);
+        for (h = 0; h < n_heads; h++) {
+            float *x = v + (size_t)h * head_dim;
+            float x1 = x[i], x2 = x[i + half];
+            x[i] = x1 * c - x2 * s;
+            x[i + half] = x2 * c + x1 * s;
+        }
+    }
+}
+
+/* Attention for the (token, head) pairs of a batch, spread over the pool's threads. */
+typedef struct bn__attn_job {
+    bn_context *ctx;
+    int layer, n_tokens;
+    const int32_t *pos, *seq;
+} bn__attn_job;
+
+static void bn__attn_worker(void *arg, int ith, int nth) {
+    const bn__attn_job *job = (const bn__attn_job *)arg;
+    bn_context *ctx = job->ctx;
+    const bn_config *c = &ctx->model->config;
+    int hd = c->head_dim, n_heads = c->n_heads, group = c->n_heads / c->n_kv_heads, lo, hi, task;
+    size_t kv_dim = bn__kv_dim(c), q_dim = (size_t)n_heads * hd;
+    float *scores = ctx->scores + (size_t)ith * ctx->params.n_ctx, scale = 1.0f / sqrtf((float)hd);
+    bn_split_range(job->n_tokens * n_heads, ith, nth, &lo, &hi);
+    for (task = lo; task < hi; task++) {
+        int t = task / n_heads, h = task % n_heads, kvh = h / group, n_keys = job->pos[t] + 1, p, i;
+        int seq = job->seq ? job->seq[t] : 0;
+        const float *q = ctx->q + (size_t)t * q_dim + (size_t)h * hd;
+        const float *kc = ctx->k_cache + bn__kv_offset(ctx, seq, job->layer) + (size_t)kvh * hd;
+        const float *vc = ctx->v_cache + bn__kv_offset(ctx, seq, job->layer) + (size_t)kvh * hd;
+        float *out = ctx->att + (size_t)t * q_dim + (size_t)h * hd, max = -INFINITY, sum = 0.0f;
+        /* causal: this token sees positions 0..pos of its own sequence */
+        for (p = 0; p < n_keys; p++) {
+            const float *k = kc + (size_t)p * kv_dim;
+            float dot = 0.0f;
+            for (i = 0; i < hd; i++) dot += q[i] * k[i];
+            scores[p] = dot * scale;
+            max = BN_MAX(max, scores[p]);
+        }
+        for (p = 0; p < n_keys; p++) {
+            scores[p] = expf(scores[p] - max);
+            sum += scores[p];
+        }
+        for (i = 0; i < hd; i++) out[i] = 0.0f;
+        for (p = 0; p < n_keys; p++) {
+            const float *v = vc + (size_t)p * kv_dim;
+            float w = scores[p] / sum;
+            for (i = 0; i < hd; i++) out[i] += w * v[i];
+        }
+    }
+}
+
+static void bn__capture(bn_context *ctx, int slot, const float *x, int n_tokens) {
+    size_t n = (size_t)n_tokens * ctx->model->config.hidden_size;
+    if (ctx->capture) memcpy(ctx->capture + (size_t)slot * n, x, n * sizeof(float));
+}
+
+/* One transformer block over the batch: x += attn(norm(x)); x += ffn(norm(x)). */
+static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
+    const bn_model *m = ctx->model;
+    const bn_config *c = &m->config;
+    const bn_layer *L = &m->layers[l];
+    int n = b->n_tokens, t, hid = c->hidden_size, f = c->intermediate_size;
+    int q_dim = c->n_heads * c->head_dim, kv_dim = (int)bn__kv_dim(c);
+    bn_kernel kern = ctx->params.kernel;
+    bn__attn_job job;
+    size_t i;
+
+    /* attention: q, k, v from one quantization of the normed input */
+    bn__rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm, n, hid, c->rms_norm_eps);
+    bn__quantize_rows(ctx->xn, n, hid, ctx->xq, ctx->act_scale);
+    bn_tmat_matmul(&L->wq, ctx->xq, ctx->act_scale, n, ctx->q, ctx->pool, kern);
+    bn_tmat_matmul(&L->wk, ctx->xq, ctx->act_scale, n, ctx->k, ctx->pool, kern);
+    bn_tmat_matmul(&L->wv, ctx->xq, ctx->act_scale, n, ctx->v, ctx->pool, kern);
+    for (t = 0; t < n; t++) {
+        int seq = b->seq ? b->seq[t] : 0;
+        size_t at = bn__kv_offset(ctx, seq, l) + (size_t)b->pos[t] * kv_dim;
+        bn__rope(ctx->q + (size_t)t * q_dim, c->n_heads, c->head_dim, b->pos[t], c->rope_theta);
+        bn__rope(ctx->k + (size_t)t * kv_dim, c->n_kv_heads, c->head_dim, b->pos[t], c->rope_theta);
+        memcpy(ctx->k_cache + at, ctx->k + (size_t)t * kv_dim, sizeof(float) * (size_t)kv_dim);
+        memcpy(ctx->v_cache + at, ctx->v + (size_t)t * kv_dim, sizeof(float) * (size_t)kv_dim);
+    }
+    job.ctx = ctx;
+    job.layer = l;
+    job.n_tokens = n;
+    job.pos = b->pos;
+    job.seq = b->seq;
+    bn_pool_run(ctx->pool, bn__attn_worker, &job);
+    if (L->attn_sub_norm) bn__rmsnorm_rows(ctx->att, ctx->att, L->attn_sub_norm, n, q_dim, c->rms_norm_eps);
+    bn__quantize_rows(ctx->att, n, q_dim, ctx->xq, ctx->act_scale);
+    bn_tmat_matmul(&L->wo, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
+    for (i = 0; i < (size_t)n * hid; i++) ctx->x[i] += ctx->proj[i];
+
+    /* feed-forward: gate and up from one quantization */
+    bn__rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm, n, hid, c->rms_norm_eps);
+    bn__quantize_rows(ctx->xn, n, hid, ctx->xq, ctx->act_scale);
+    bn_tmat_matmul(&L->w_gate, ctx->xq, ctx->act_scale, n, ctx->gate, ctx->pool, kern);
+    bn_tmat_matmul(&L->w_up, ctx->xq, ctx->act_scale, n, ctx->up, ctx->pool, kern);
+    for (i = 0; i < (size_t)n * f; i++) {
+        float g = ctx->gate[i];
+        if (c->act == BN_ACT_RELU2) g = g > 0.0f ? g * g : 0.0f; /* relu(g)^2 */
+        else g = g / (1.0f + expf(-g));                          /* silu(g) */
+        ctx->gate[i] = g * ctx->up[i];
+    }
+    if (L->ffn_sub_norm) bn__rmsnorm_rows(ctx->gate, ctx->gate, L->ffn_sub_norm, n, f, c->rms_norm_eps);
+    bn__quantize_rows(ctx->gate, n, f, ctx->xq, ctx->act_scale);
+    bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
+    for (i = 0; i < (size_t)n * hid; i++) ctx->x[i] += ctx->proj[i];
+}
+
+/* Check the whole batch before touching any state. */
+static bn_status bn__check_batch(const bn_context *ctx, const bn_batch *b, bn_error *err) {
+    const bn_config *c = &ctx->model->config;
+    int t, u;
+    if (!b || b->n_tokens <= 0 || !b->token || !b->pos)
+        return bn_errorf(err, BN_ERR_ARG, "bn_forward: empty batch or NULL token/pos arrays");
+    if (b->n_tokens > ctx->params.n_batch)
+        return bn_errorf(err, BN_ERR_ARG, "bn_forward: %d tokens is more than n_batch %d", b->n_tokens, ctx->params.n_batch);
+    for (t = 0; t < b->n_tokens; t++) {
+        int seq = b->seq ? b->seq[t] : 0, expect = ctx->seq_len[seq >= 0 && seq < ctx->params.n_seq ? seq : 0];
+        if (b->token[t] < 0 || b->token[t] >= c->vocab_size)
+            return bn_errorf(err, BN_ERR_ARG, "bn_forward: token %d (batch index %d) is not in [0, %d)", b->token[t], t,
+                             c->vocab_size);
+        if (seq < 0 || seq >= ctx->params.n_seq)
+            return bn_errorf(err, BN_ERR_ARG, "bn_forward: sequence %d (batch index %d) is not in [0, %d)", seq, t,
+                             ctx->params.n_seq);
+        for (u = 0; u < t; u++) expect += (b->seq ? b->seq[u] : 0) == seq;
+        if (b->pos[t] != expect)
+            return bn_errorf(err, BN_ERR_ARG, "bn_forward: batch index %d has position %d, sequence %d expects %d", t,
+                             b->pos[t], seq, expect);
+        if (b->pos[t] >= ctx->params.n_ctx)
+            return bn_errorf(err, BN_ERR_CONTEXT_FULL,
+                             "bn_forward: sequence %d is full: position %d does not fit a context of %d tokens", seq,
+                             b->pos[t], ctx->params.n_ctx);
+    }
+    return BN_OK;
+}
+
+BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
+    const bn_model *m = ctx->model;
+    const bn_config *c = &m->config;
+    int n, t, l, n_out = 0, hid = c->hidden_size;
+    bn_status s = bn__check_batch(ctx, b, err);
+    if (s) return s;
+    n = b->n_tokens;
+    /* which tokens get logits */
+    for (t = 0; t < n; t++) {
+        int want = b->want_logits ? b->want_logits[t] != 0 : t == n - 1;
+        ctx->logits_row[t] = want ? n_out++ : -1;
+    }
+    if (n_out > ctx->logits_cap) {
+        float *nl = (float *)BN_REALLOC(ctx->logits, sizeof(float) * (size_t)n_out * c->vocab_size);
+        if (!nl) return bn_errorf(err, BN_ERR_NOMEM, "bn_forward: out of memory for %d rows of logits", n_out);
+        ctx->logits = nl;
+        ctx->logits_cap = n_out;
+    }
+    /* the sequence lengths grow only once the batch is known to be valid */
+    ctx->n_batch_last = n;
+    ctx->last_row = -1;
+    for (t = 0; t < n; t++) {
+        bn_fmat_row(&m->embed, b->token[t], ctx->x + (size_t)t * hid);
+        if (ctx->logits_row[t] >= 0) ctx->last_row = ctx->logits_row[t];
+    }
+    bn__capture(ctx, 0, ctx->x, n);
+    for (l = 0; l < c->n_layers; l++) {
+        bn__block(ctx, l, b);
+        if (l < c->n_layers - 1) bn__capture(ctx, l + 1, ctx->x, n);
+    }
+    bn__rmsnorm_rows(ctx->xn, ctx->x, m->final_norm, n, hid, c->rms_norm_eps);
+    bn__capture(ctx, c->n_layers, ctx->xn, n);
+    /* lm_head over the tokens that want logits, gathered into contiguous rows */
+    for (t = 0; t < n; t++)
+        if (ctx->logits_row[t] >= 0 && ctx->logits_row[t] != t)
+            memmove(ctx->xn + (size_t)ctx->logits_row[t] * hid, ctx->xn + (size_t)t * hid, sizeof(float) * (size_t)hid);
+    if (n_out) bn_fmat_matmul(&m->lm_head, ctx->xn, n_out, ctx->logits, ctx->pool);
+    for (t = 0; t < n; t++) ctx->seq_len[b->seq ? b->seq[t] : 0]++;
+    return BN_OK;
+}
+
+BN_API const float *bn_get_logits(const bn_context *ctx, int i) {
+    int row;
+    if (i == -1) row = ctx->last_row;
+    else if (i < 0 || i >= ctx->n_batch_last) return NULL;
+    else row = ctx->logits_row[i];
+    return row < 0 ? NULL : ctx->logits + (size_t)row * ctx->model->config.vocab_size;
+}
+
+BN_API bn_status bn_eval(bn_context *ctx, int seq, const int32_t *tokens, int n, bn_error *err) {
+    int32_t *pos, *seqs;
+    int done = 0, i;
+    bn_status s = BN_OK;
+    if (n <= 0 || !tokens) return bn_errorf(err, BN_ERR_ARG, "bn_eval: no tokens");
+    if (seq < 0 || seq >= ctx->params.n_seq)
+        return bn_errorf(err, BN_ERR_ARG, "bn_eval: sequence %d is not in [0, %d)", seq, ctx->params.n_seq);
+    if (ctx->seq_len[seq] + n > ctx->params.n_ctx)
+        return bn_errorf(err, BN_ERR_CONTEXT_FULL,
+                         "bn_eval: sequence %d has %d tokens; %d more do not fit a context of %d tokens", seq,
+                         ctx->seq_len[seq], n, ctx->params.n_ctx);
+    pos = BN_ALLOC(int32_t, ctx->params.n_batch);
+    seqs = BN_ALLOC(int32_t, ctx->params.n_batch);
+    if (!pos || !seqs) s = bn_errorf(err, BN_ERR_NOMEM, "bn_eval: out of memory");
+    while (!s && done < n) {
+        bn_batch b;
+        int chunk = BN_MIN(n - done, ctx->params.n_batch);
+        for (i = 0; i < chunk; i++) {
+            pos[i] = ctx->seq_len[seq] + i;
+            seqs[i] = seq;
+        }
+        memset(&b, 0, sizeof b);
+        b.n_tokens = chunk;
+        b.token = tokens + done;
+        b.pos = pos;
+        b.seq = seqs;
+        s = bn_forward(ctx, &b, err);
+        done += chunk;
+    }
+    BN_FREE(pos);
+    BN_FREE(seqs);
+    return s;
+}
+
+#endif /* BITNET_IMPLEMENTATION */
 #endif /* BN_PART_FORWARD_H */

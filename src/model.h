@@ -50,9 +50,6 @@ typedef struct bn_model_params {
 
 typedef struct bn_model bn_model; /* defined in the implementation; see bn_model_config */
 
-/* BN_CONTRACT_PENDING: declared ahead of the implementation (issue: core);
-   remove this guard when the functions exist. */
-#ifdef BN_CONTRACT_PENDING
 BN_EXTERN_C_BEGIN
 BN_API bn_model_params bn_model_default_params(void);
 /* Load an HF model folder (config.json + model.safetensors or a sharded
@@ -63,7 +60,557 @@ BN_API void bn_model_free(bn_model *model);
 BN_API const bn_config *bn_model_config(const bn_model *model);
 /* Bytes of files mapped and bytes allocated (converted weights) by the load. */
 BN_API void bn_model_memory(const bn_model *model, size_t *bytes_mapped, size_t *bytes_allocated);
+/* Parse and validate a config.json text (and generation_config.json, may be
+   NULL) into *cfg without loading weights; `what` names the file in errors. */
+BN_API bn_status bn_config_parse(bn_config *cfg, const char *config_json, const char *generation_config_json,
+                                 const char *what, bn_error *err);
+BN_API const char *bn_arch_name(bn_arch arch);
+BN_API const char *bn_weight_variant_name(bn_weight_variant variant);
 BN_EXTERN_C_END
-#endif /* BN_CONTRACT_PENDING */
 
+#ifdef BITNET_IMPLEMENTATION
+
+/* ---- the model in memory -------------------------------------------------
+   One transformer block's weights. The ternary linears are bn_tmat in the
+   kernels' layout; norms are f32 copies; attn_sub_norm/ffn_sub_norm are NULL
+   for architectures without them (llama). */
+typedef struct bn_layer {
+    float *attn_norm;     /* input_layernorm [hidden] */
+    float *ffn_norm;      /* post_attention_layernorm [hidden] */
+    float *attn_sub_norm; /* [n_heads * head_dim] or NULL */
+    float *ffn_sub_norm;  /* [intermediate] or NULL */
+    bn_tmat wq, wk, wv, wo, w_gate, w_up, w_down;
+} bn_layer;
+
+struct bn_model {
+    bn_config config;
+    bn_fmat embed;      /* [vocab, hidden], usually bf16 pointing into the mapped file */
+    bn_fmat lm_head;    /* [vocab, hidden]; when tied, the same data as embed (not owned) */
+    float *final_norm;  /* model.norm [hidden] */
+    bn_layer *layers;
+    bn_safetensors *st; /* the mapped checkpoint, kept open while embed/lm_head point into it */
+    size_t bytes_allocated;
+};
+
+BN_API const char *bn_arch_name(bn_arch arch) { return arch == BN_ARCH_BITNET ? "bitnet" : "llama"; }
+
+BN_API const char *bn_weight_variant_name(bn_weight_variant variant) {
+    switch (variant) {
+    case BN_WEIGHTS_MASTER: return "master (quantized at load)";
+    case BN_WEIGHTS_BITLINEAR: return "packed bitlinear";
+    case BN_WEIGHTS_AUTOBITLINEAR: return "packed autobitlinear";
+    }
+    return "?";
+}
+
+BN_API bn_model_params bn_model_default_params(void) {
+    bn_model_params p;
+    memset(&p, 0, sizeof p);
+    p.layout = BN_TLAYOUT_DEFAULT;
+    p.head_type = BN_FTYPE_BF16;
+    p.head_type_set = 0;
+    return p;
+}
+
+/* ---- config.json ---------------------------------------------------------- */
+
+/* A required positive integer; *out untouched and an error when absent or bad. */
+static bn_status bn__cfg_int(const bn_json *root, const char *key, int *out, int dflt, int limit, const char *what,
+                             bn_error *err) {
+    const bn_json *v = bn_json_get(root, key);
+    if (!v || v->type == BN_JSON_NULL) {
+        if (dflt > 0) {
+            *out = dflt;
+            return BN_OK;
+        }
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is missing", what, key);
+    }
+    if (!bn_json_is_int(v)) return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is not an integer", what, key);
+    if (v->num <= 0 || v->num > limit)
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" = %g is out of range (1..%d)", what, key, v->num, limit);
+    *out = (int)v->num;
+    return BN_OK;
+}
+
+/* Append the ids of an int-or-list value to the EOS list, without duplicates. */
+static void bn__cfg_add_eos(bn_config *cfg, const bn_json *v) {
+    int i, j, n = 1;
+    if (!v) return;
+    if (v->type == BN_JSON_ARRAY) n = v->len;
+    for (i = 0; i < n; i++) {
+        const bn_json *e = v->type == BN_JSON_ARRAY ? &v->child[i] : v;
+        int dup = 0;
+        if (!bn_json_is_int(e) || e->num < 0) continue;
+        for (j = 0; j < cfg->n_eos; j++) dup |= cfg->eos_token_ids[j] == (int)e->num;
+        if (!dup && cfg->n_eos < BN_MAX_EOS) cfg->eos_token_ids[cfg->n_eos++] = (int)e->num;
+    }
+}
+
+/* quantization_config: which weight variant the checkpoint holds. */
+static bn_status bn__cfg_quant(bn_config *cfg, const bn_json *q, const char *what, bn_error *err) {
+    const char *method = bn_json_string(q, "quant_method", "bitnet");
+    const char *cls = bn_json_string(q, "linear_class", "bitlinear");
+    const char *mode = bn_json_string(q, "quantization_mode", "offline");
+    const bn_json *skip = bn_json_get(q, "modules_to_not_convert");
+    int i;
+    if (strcmp(method, "bitnet") != 0)
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: quantization_config.quant_method \"%s\" (only \"bitnet\")", what,
+                         method);
+    if (strcmp(cls, "bitlinear") != 0 && strcmp(cls, "autobitlinear") != 0)
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: quantization_config.linear_class \"%s\"", what, cls);
+    if (strcmp(mode, "online") == 0) cfg->variant = BN_WEIGHTS_MASTER;
+    else if (strcmp(mode, "offline") == 0)
+        cfg->variant = strcmp(cls, "bitlinear") == 0 ? BN_WEIGHTS_BITLINEAR : BN_WEIGHTS_AUTOBITLINEAR;
+    else return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: quantization_config.quantization_mode \"%s\"", what, mode);
+    /* lm_head is never quantized here; a projection left in float is not supported. */
+    if (skip && skip->type == BN_JSON_ARRAY)
+        for (i = 0; i < skip->len; i++)
+            if (skip->child[i].type == BN_JSON_STRING && strstr(skip->child[i].str, "proj"))
+                return bn_errorf(err, BN_ERR_UNSUPPORTED,
+                                 "%s: modules_to_not_convert lists \"%s\": float projections are not supported", what,
+                                 skip->child[i].str);
+    return BN_OK;
+}
+
+/* RoPE: a top-level rope_theta (older checkpoints) or transformers-5
+   rope_parameters.rope_theta; only the default (unscaled) RoPE is supported. */
+static bn_status bn__cfg_rope(bn_config *cfg, const bn_json *root, const char *what, bn_error *err) {
+    const bn_json *params = bn_json_get(root, "rope_parameters"), *scaling = bn_json_get(root, "rope_scaling");
+    const char *type;
+    double theta = bn_json_number(root, "rope_theta", 10000.0);
+    if (params && params->type == BN_JSON_OBJECT) {
+        theta = bn_json_number(params, "rope_theta", theta);
+        type = bn_json_string(params, "rope_type", "default");
+        if (strcmp(type, "default") != 0)
+            return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: rope_parameters.rope_type \"%s\" (only \"default\")", what, type);
+    }
+    if (scaling && scaling->type == BN_JSON_OBJECT) {
+        type = bn_json_string(scaling, "rope_type", bn_json_string(scaling, "type", "default"));
+        if (strcmp(type, "default") != 0)
+            return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: rope_scaling type \"%s\" (only default RoPE)", what, type);
+    }
+    if (!(theta > 0.0) || theta > 1e12) return bn_errorf(err, BN_ERR_CONFIG, "%s: rope_theta = %g must be > 0", what, theta);
+    cfg->rope_theta = (float)theta;
+    return BN_OK;
+}
+
+static bn_status bn__cfg_from_json(bn_config *cfg, const bn_json *root, const bn_json *gen, const char *what,
+                                   bn_error *err) {
+    const char *model_type = bn_json_string(root, "model_type", NULL), *act;
+    const bn_json *q = bn_json_get(root, "quantization_config"), *hd = bn_json_get(root, "head_dim");
+    double eps;
+    bn_status s;
+    memset(cfg, 0, sizeof *cfg);
+    if (!root || root->type != BN_JSON_OBJECT) return bn_errorf(err, BN_ERR_CONFIG, "%s: not a JSON object", what);
+    if (!model_type) return bn_errorf(err, BN_ERR_CONFIG, "%s: \"model_type\" is missing", what);
+    if (strcmp(model_type, "bitnet") == 0) {
+        cfg->arch = BN_ARCH_BITNET;
+        cfg->has_sub_norms = 1;
+        act = "relu2";
+    } else if (strcmp(model_type, "llama") == 0) {
+        cfg->arch = BN_ARCH_LLAMA;
+        act = "silu";
+        /* A plain llama is a float model; only BitNet-quantized ones run here. */
+        if (!q || q->type != BN_JSON_OBJECT)
+            return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: model_type \"llama\" without a bitnet quantization_config", what);
+    } else {
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: model_type \"%s\" (supported: bitnet, llama with bitnet quantization)",
+                         what, model_type);
+    }
+    cfg->variant = BN_WEIGHTS_BITLINEAR; /* bitnet checkpoints without quantization_config ship packed */
+    if (q && q->type == BN_JSON_OBJECT && (s = bn__cfg_quant(cfg, q, what, err)) != BN_OK) return s;
+    act = bn_json_string(root, "hidden_act", act);
+    if (strcmp(act, "relu2") == 0) cfg->act = BN_ACT_RELU2;
+    else if (strcmp(act, "silu") == 0) cfg->act = BN_ACT_SILU;
+    else return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" (supported: relu2, silu)", what, act);
+
+    if ((s = bn__cfg_int(root, "vocab_size", &cfg->vocab_size, 0, 1 << 24, what, err)) ||
+        (s = bn__cfg_int(root, "hidden_size", &cfg->hidden_size, 0, 1 << 16, what, err)) ||
+        (s = bn__cfg_int(root, "intermediate_size", &cfg->intermediate_size, 0, 1 << 18, what, err)) ||
+        (s = bn__cfg_int(root, "num_hidden_layers", &cfg->n_layers, 0, 1024, what, err)) ||
+        (s = bn__cfg_int(root, "num_attention_heads", &cfg->n_heads, 0, 1024, what, err)))
+        return s;
+    if ((s = bn__cfg_int(root, "num_key_value_heads", &cfg->n_kv_heads, cfg->n_heads, 1024, what, err)) ||
+        (s = bn__cfg_int(root, "max_position_embeddings", &cfg->max_seq_len, 2048, 1 << 24, what, err)))
+        return s;
+    if (hd && hd->type != BN_JSON_NULL) {
+        if ((s = bn__cfg_int(root, "head_dim", &cfg->head_dim, 0, 1 << 14, what, err))) return s;
+    } else {
+        if (cfg->hidden_size % cfg->n_heads != 0)
+            return bn_errorf(err, BN_ERR_CONFIG,
+                             "%s: hidden_size %d is not divisible by num_attention_heads %d (and no head_dim is given)",
+                             what, cfg->hidden_size, cfg->n_heads);
+        cfg->head_dim = cfg->hidden_size / cfg->n_heads;
+    }
+    if (cfg->n_heads % cfg->n_kv_heads != 0)
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: num_key_value_heads %d does not divide num_attention_heads %d", what,
+                         cfg->n_kv_heads, cfg->n_heads);
+    if (cfg->head_dim % 2 != 0) return bn_errorf(err, BN_ERR_CONFIG, "%s: head_dim %d must be even for RoPE", what, cfg->head_dim);
+    if ((double)cfg->n_heads * cfg->head_dim > (1 << 16))
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: num_attention_heads x head_dim is too large", what);
+    if ((s = bn__cfg_rope(cfg, root, what, err))) return s;
+    eps = bn_json_number(root, "rms_norm_eps", cfg->arch == BN_ARCH_BITNET ? 1e-5 : 1e-6);
+    if (!(eps > 0.0) || eps >= 1.0) return bn_errorf(err, BN_ERR_CONFIG, "%s: rms_norm_eps = %g must be in (0, 1)", what, eps);
+    cfg->rms_norm_eps = (float)eps;
+    cfg->tie_word_embeddings = bn_json_bool(root, "tie_word_embeddings", 0);
+    cfg->bos_token_id = -1;
+    if (bn_json_is_int(bn_json_get(root, "bos_token_id"))) cfg->bos_token_id = (int)bn_json_number(root, "bos_token_id", -1);
+    if (gen && bn_json_is_int(bn_json_get(gen, "bos_token_id"))) cfg->bos_token_id = (int)bn_json_number(gen, "bos_token_id", -1);
+    bn__cfg_add_eos(cfg, bn_json_get(root, "eos_token_id"));
+    if (gen) bn__cfg_add_eos(cfg, bn_json_get(gen, "eos_token_id"));
+    return BN_OK;
+}
+
+BN_API bn_status bn_config_parse(bn_config *cfg, const char *config_json, const char *generation_config_json,
+                                 const char *what, bn_error *err) {
+    bn_json_doc doc, gdoc;
+    bn_status s;
+    char gwhat[600];
+    memset(&gdoc, 0, sizeof gdoc);
+    what = what ? what : "config.json";
+    if ((s = bn_json_parse(&doc, config_json, strlen(config_json), what, err))) return s;
+    if (generation_config_json) {
+        snprintf(gwhat, sizeof gwhat, "generation_config.json beside %s", what);
+        if ((s = bn_json_parse(&gdoc, generation_config_json, strlen(generation_config_json), gwhat, err))) {
+            bn_json_free(&doc);
+            return s;
+        }
+    }
+    s = bn__cfg_from_json(cfg, doc.root, gdoc.root, what, err);
+    bn_json_free(&doc);
+    bn_json_free(&gdoc);
+    return s;
+}
+
+/* ---- tensors ---------------------------------------------------------------- */
+
+/* A tensor the architecture needs, with the expected dtype class and shape. */
+static bn_status bn__need(const bn_safetensors *st, const char *name, int n_dims, int64_t d0, int64_t d1,
+                          const bn_st_tensor **out, bn_error *err) {
+    const bn_st_tensor *t = bn_st_find(st, name);
+    *out = NULL;
+    if (!t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", st->files[0].path, name);
+    if (t->n_dims != n_dims || t->shape[0] != d0 || (n_dims > 1 && t->shape[1] != d1)) {
+        if (n_dims == 1)
+            return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has shape %s[%lld%s], expected [%lld]",
+                             st->files[t->file].path, name, "", (long long)t->shape[0], t->n_dims > 1 ? ", ..." : "",
+                             (long long)d0);
+        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has shape [%lld, %lld]%s, expected [%lld, %lld]",
+                         st->files[t->file].path, name, (long long)t->shape[0],
+                         (long long)(t->n_dims > 1 ? t->shape[1] : 0), t->n_dims != 2 ? " (not 2-D)" : "",
+                         (long long)d0, (long long)d1);
+    }
+    *out = t;
+    return BN_OK;
+}
+
+static int bn__is_float(bn_dtype d) { return d == BN_DTYPE_F32 || d == BN_DTYPE_F16 || d == BN_DTYPE_BF16; }
+
+/* A norm weight as a new f32 array. */
+static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out, bn_error *err) {
+    const bn_st_tensor *t;
+    bn_status s = bn__need(m->st, name, 1, n, 0, &t, err);
+    if (s) return s;
+    if (!bn__is_float(t->dtype))
+        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected a float type",
+                         m->st->files[t->file].path, name, bn_dtype_name(t->dtype));
+    *out = BN_ALLOC(float, n);
+    if (!*out) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for '%s'", name);
+    m->bytes_allocated += sizeof(float) * (size_t)n;
+    return bn_st_read_f32(t, *out, err);
+}
+
+/* bf16/f16/f32 rows x cols as a bn_fmat: in place in the map when the
+   alignment allows, else copied; converted when the caller asks for another type. */
+static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out, const bn_model_params *p, bn_error *err) {
+    size_t n = (size_t)bn_st_numel(t), i;
+    bn_ftype disk;
+    memset(out, 0, sizeof *out);
+    out->rows = (int)t->shape[0];
+    out->cols = (int)t->shape[1];
+    if (t->dtype == BN_DTYPE_F32) disk = BN_FTYPE_F32;
+    else if (t->dtype == BN_DTYPE_BF16) disk = BN_FTYPE_BF16;
+    else if (t->dtype == BN_DTYPE_F16) disk = BN_FTYPE_F16;
+    else return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16",
+                          m->st->files[t->file].path, t->name, bn_dtype_name(t->dtype));
+    if (!p->head_type_set || p->head_type == disk) {
+        out->type = disk;
+        if (((uintptr_t)t->data % bn_dtype_size(t->dtype)) == 0) {
+            out->data = t->data; /* zero-copy: points into the mapped file */
+            return BN_OK;
+        }
+        out->owned = BN_MALLOC(t->nbytes);
+        if (!out->owned) return bn_errorf(err, BN_ERR_NOMEM, "out of memory copying '%s'", t->name);
+        memcpy(out->owned, t->data, t->nbytes);
+        out->data = out->owned;
+        m->bytes_allocated += t->nbytes;
+        return BN_OK;
+    }
+    /* Convert through f32. */
+    {
+        float *f = BN_ALLOC(float, n);
+        bn_status s;
+        if (!f) return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
+        if ((s = bn_st_read_f32(t, f, err))) { BN_FREE(f); return s; }
+        out->type = p->head_type;
+        if (p->head_type == BN_FTYPE_F32) {
+            out->owned = f;
+            m->bytes_allocated += n * 4;
+        } else if (p->head_type == BN_FTYPE_BF16 || p->head_type == BN_FTYPE_F16) {
+            uint16_t *h = BN_ALLOC(uint16_t, n);
+            if (!h) { BN_FREE(f); return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name); }
+            for (i = 0; i < n; i++) h[i] = p->head_type == BN_FTYPE_BF16 ? bn_f32_to_bf16(f[i]) : bn_f32_to_f16(f[i]);
+            BN_FREE(f);
+            out->owned = h;
+            m->bytes_allocated += n * 2;
+        } else { /* BN_FTYPE_I8: one absmax scale per row */
+            int8_t *q = BN_ALLOC(int8_t, n);
+            int r, c;
+            out->owned_scale = BN_ALLOC(float, out->rows);
+            if (!q || !out->owned_scale) {
+                BN_FREE(f); BN_FREE(q);
+                return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
+            }
+            for (r = 0; r < out->rows; r++) {
+                const float *row = f + (size_t)r * out->cols;
+                float amax = 0.0f;
+                for (c = 0; c < out->cols; c++) amax = BN_MAX(amax, fabsf(row[c]));
+                out->owned_scale[r] = amax > 0.0f ? amax / 127.0f : 1.0f;
+                for (c = 0; c < out->cols; c++) q[(size_t)r * out->cols + c] = (int8_t)rintf(row[c] / out->owned_scale[r]);
+            }
+            BN_FREE(f);
+            out->owned = q;
+            out->row_scale = out->owned_scale;
+            m->bytes_allocated += n + sizeof(float) * (size_t)out->rows;
+        }
+        out->data = out->owned;
+    }
+    return BN_OK;
+}
+
+/* bf16/f32 master weights, quantized as HF's online AutoBitLinear does:
+   s = 1 / max(mean|W|, 1e-5), Wq = clamp(round(W * s), -1, 1), W ~ Wq / s. */
+static bn_status bn__quantize_master(const bn_st_tensor *t, int rows, int cols, bn_tmat *out, bn_tlayout layout,
+                                     bn_error *err) {
+    size_t n = (size_t)rows * cols, i;
+    float *w = BN_ALLOC(float, n), s;
+    int8_t *q = BN_ALLOC(int8_t, n);
+    double sum = 0.0;
+    bn_status st = BN_OK;
+    if (!w || !q) st = bn_errorf(err, BN_ERR_NOMEM, "out of memory quantizing '%s'", t->name);
+    if (!st) st = bn_st_read_f32(t, w, err);
+    if (!st) {
+        for (i = 0; i < n; i++) sum += fabs((double)w[i]);
+        s = 1.0f / BN_MAX((float)(sum / (double)n), 1e-5f);
+        for (i = 0; i < n; i++) {
+            float v = rintf(w[i] * s); /* round half to even, as torch.round */
+            q[i] = (int8_t)(v > 1.0f ? 1 : v < -1.0f ? -1 : v);
+        }
+        st = bn_tmat_pack(out, q, rows, cols, 1.0f / s, layout, err);
+    }
+    BN_FREE(w);
+    BN_FREE(q);
+    return st;
+}
+
+/* Packed uint8 [ceil(rows/4), cols]: byte [r, c] holds the codes (value + 1)
+   of rows r + i * ceil(rows/4), i = 0..3, in bits 2i..2i+1. */
+static bn_status bn__unpack_codes(const bn_safetensors *st, const bn_st_tensor *t, int rows, int cols, int8_t *q,
+                                  bn_error *err) {
+    int prow = (rows + 3) / 4, r, c, i;
+    const uint8_t *b = (const uint8_t *)t->data;
+    for (r = 0; r < prow; r++)
+        for (c = 0; c < cols; c++) {
+            uint8_t byte = b[(size_t)r * cols + c];
+            for (i = 0; i < 4; i++) {
+                int code = (byte >> (2 * i)) & 3, row = r + i * prow;
+                if (row >= rows) continue;
+                if (code == 3)
+                    return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': invalid ternary code 3 at byte offset %lu",
+                                     st->files[t->file].path, t->name,
+                                     (unsigned long)(t->offset + (size_t)r * cols + (size_t)c));
+                q[(size_t)row * cols + c] = (int8_t)(code - 1);
+            }
+        }
+    return BN_OK;
+}
+
+/* One ternary linear "<prefix>.weight" of shape [rows, cols] in any variant. */
+static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int cols, bn_tmat *out,
+                                 const bn_model_params *p, bn_error *err) {
+    char name[256], sname[256];
+    const bn_st_tensor *t, *ts;
+    const char *path = m->st->files[0].path;
+    bn_status s;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    snprintf(sname, sizeof sname, "%s.weight_scale", prefix);
+    t = bn_st_find(m->st, name);
+    if (!t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", path, name);
+    path = m->st->files[t->file].path;
+    if (bn__is_float(t->dtype)) { /* master weights: quantize now */
+        if ((s = bn__need(m->st, name, 2, rows, cols, &t, err))) return s;
+        s = bn__quantize_master(t, rows, cols, out, p->layout, err);
+    } else if (t->dtype == BN_DTYPE_U8) { /* packed codes + weight_scale */
+        float scale;
+        int8_t *q;
+        if ((s = bn__need(m->st, name, 2, (rows + 3) / 4, cols, &t, err))) return s;
+        ts = bn_st_find(m->st, sname);
+        if (!ts) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing (packed weights need it)", path, sname);
+        if (bn_st_numel(ts) != 1 || !bn__is_float(ts->dtype))
+            return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' must hold one float", m->st->files[ts->file].path, sname);
+        if ((s = bn_st_read_f32(ts, &scale, err))) return s;
+        if (!(scale > 0.0f) || !isfinite(scale))
+            return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s' = %g is not a positive number",
+                             m->st->files[ts->file].path, sname, (double)scale);
+        /* bitlinear stores 1/mean|W| and divides by it; autobitlinear stores mean|W| and multiplies. */
+        if (m->config.variant == BN_WEIGHTS_BITLINEAR) scale = 1.0f / scale;
+        q = BN_ALLOC(int8_t, (size_t)rows * cols);
+        if (!q) return bn_errorf(err, BN_ERR_NOMEM, "out of memory unpacking '%s'", name);
+        s = bn__unpack_codes(m->st, t, rows, cols, q, err);
+        if (!s) s = bn_tmat_pack(out, q, rows, cols, scale, p->layout, err);
+        BN_FREE(q);
+    } else {
+        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected BF16/F16/F32 master or U8 packed",
+                         path, name, bn_dtype_name(t->dtype));
+    }
+    if (!s) m->bytes_allocated += out->nbytes;
+    return s;
+}
+
+static bn_status bn__load_layer(bn_model *m, int l, const bn_model_params *p, bn_error *err) {
+    const bn_config *c = &m->config;
+    bn_layer *L = &m->layers[l];
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim, h = c->hidden_size,
+        f = c->intermediate_size;
+    char pre[128], name[192];
+    bn_status s;
+#define BN__NAME(suffix) (snprintf(name, sizeof name, "%s.%s", pre, suffix), name)
+    snprintf(pre, sizeof pre, "model.layers.%d", l);
+    if ((s = bn__load_norm(m, BN__NAME("input_layernorm.weight"), h, &L->attn_norm, err)) ||
+        (s = bn__load_norm(m, BN__NAME("post_attention_layernorm.weight"), h, &L->ffn_norm, err)) ||
+        (s = bn__load_linear(m, BN__NAME("self_attn.q_proj"), q_dim, h, &L->wq, p, err)) ||
+        (s = bn__load_linear(m, BN__NAME("self_attn.k_proj"), kv_dim, h, &L->wk, p, err)) ||
+        (s = bn__load_linear(m, BN__NAME("self_attn.v_proj"), kv_dim, h, &L->wv, p, err)) ||
+        (s = bn__load_linear(m, BN__NAME("self_attn.o_proj"), h, q_dim, &L->wo, p, err)) ||
+        (s = bn__load_linear(m, BN__NAME("mlp.gate_proj"), f, h, &L->w_gate, p, err)) ||
+        (s = bn__load_linear(m, BN__NAME("mlp.up_proj"), f, h, &L->w_up, p, err)) ||
+        (s = bn__load_linear(m, BN__NAME("mlp.down_proj"), h, f, &L->w_down, p, err)))
+        return s;
+    if (c->has_sub_norms &&
+        ((s = bn__load_norm(m, BN__NAME("self_attn.attn_sub_norm.weight"), q_dim, &L->attn_sub_norm, err)) ||
+         (s = bn__load_norm(m, BN__NAME("mlp.ffn_sub_norm.weight"), f, &L->ffn_sub_norm, err))))
+        return s;
+#undef BN__NAME
+    return BN_OK;
+}
+
+static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_error *err) {
+    const bn_config *c = &m->config;
+    const bn_st_tensor *t;
+    bn_model_params embed_p = *p;
+    bn_status s;
+    int l;
+    embed_p.head_type_set = 0; /* embeddings stay as on disk; head_type applies to lm_head */
+    if ((s = bn__need(m->st, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
+        (s = bn__load_fmat(m, t, &m->embed, c->tie_word_embeddings ? p : &embed_p, err)))
+        return s;
+    if (c->tie_word_embeddings) {
+        m->lm_head = m->embed;
+        m->lm_head.owned = NULL; /* owned by embed */
+        m->lm_head.owned_scale = NULL;
+    } else if ((s = bn__need(m->st, "lm_head.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
+               (s = bn__load_fmat(m, t, &m->lm_head, p, err))) {
+        return s;
+    }
+    if ((s = bn__load_norm(m, "model.norm.weight", c->hidden_size, &m->final_norm, err))) return s;
+    m->layers = BN_ZALLOC(bn_layer, c->n_layers);
+    if (!m->layers) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for %d layers", c->n_layers);
+    for (l = 0; l < c->n_layers; l++)
+        if ((s = bn__load_layer(m, l, p, err))) return s;
+    return BN_OK;
+}
+
+/* The folder holding config.json: path itself, or the folder of a file path. */
+static char *bn__model_dir(const char *path) {
+    if (bn__ends_with(path, ".safetensors") || bn__ends_with(path, ".json")) {
+        char *d = bn__dirname(path);
+        if (d && !d[0]) { BN_FREE(d); return bn__strndup(".", 1); }
+        return d;
+    }
+    return bn__strndup(path, strlen(path));
+}
+
+static bn_status bn__model_load(bn_model *m, const char *path, const bn_model_params *p, bn_error *err) {
+    char *dir = bn__model_dir(path), *cfg_path = NULL, *gen_path = NULL, *cfg_text = NULL, *gen_text = NULL;
+    bn_status s;
+    if (!dir) return bn_errorf(err, BN_ERR_NOMEM, "out of memory");
+    cfg_path = bn__path_join(dir, "config.json");
+    gen_path = bn__path_join(dir, "generation_config.json");
+    if (!cfg_path || !gen_path) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
+    if (!bn__file_exists(cfg_path)) { s = bn_errorf(err, BN_ERR_MISSING, "%s: no config.json", cfg_path); goto done; }
+    if ((s = bn_read_file(cfg_path, &cfg_text, NULL, err))) goto done;
+    if (bn__file_exists(gen_path) && (s = bn_read_file(gen_path, &gen_text, NULL, err))) goto done;
+    if ((s = bn_config_parse(&m->config, cfg_text, gen_text, cfg_path, err))) goto done;
+    if ((s = bn_st_open(&m->st, path, err))) goto done;
+    s = bn__load_weights(m, p, err);
+done:
+    BN_FREE(dir);
+    BN_FREE(cfg_path);
+    BN_FREE(gen_path);
+    BN_FREE(cfg_text);
+    BN_FREE(gen_text);
+    return s;
+}
+
+BN_API bn_status bn_model_load(bn_model **out, const char *path, const bn_model_params *params, bn_error *err) {
+    bn_model_params p = params ? *params : bn_model_default_params();
+    bn_model *m;
+    bn_status s;
+    *out = NULL;
+    if (!path) return bn_errorf(err, BN_ERR_ARG, "bn_model_load: path is NULL");
+    m = BN_ZALLOC(bn_model, 1);
+    if (!m) return bn_errorf(err, BN_ERR_NOMEM, "out of memory");
+    s = bn__model_load(m, path, &p, err);
+    if (s) {
+        bn_model_free(m);
+        return s;
+    }
+    *out = m;
+    return BN_OK;
+}
+
+BN_API void bn_model_free(bn_model *m) {
+    int l;
+    if (!m) return;
+    if (m->layers)
+        for (l = 0; l < m->config.n_layers; l++) {
+            bn_layer *L = &m->layers[l];
+            BN_FREE(L->attn_norm);
+            BN_FREE(L->ffn_norm);
+            BN_FREE(L->attn_sub_norm);
+            BN_FREE(L->ffn_sub_norm);
+            bn_tmat_free(&L->wq);
+            bn_tmat_free(&L->wk);
+            bn_tmat_free(&L->wv);
+            bn_tmat_free(&L->wo);
+            bn_tmat_free(&L->w_gate);
+            bn_tmat_free(&L->w_up);
+            bn_tmat_free(&L->w_down);
+        }
+    BN_FREE(m->layers);
+    BN_FREE(m->final_norm);
+    bn_fmat_free(&m->lm_head);
+    bn_fmat_free(&m->embed);
+    bn_st_close(m->st);
+    BN_FREE(m);
+}
+
+BN_API const bn_config *bn_model_config(const bn_model *model) { return &model->config; }
+
+BN_API void bn_model_memory(const bn_model *model, size_t *bytes_mapped, size_t *bytes_allocated) {
+    if (bytes_mapped) *bytes_mapped = model->st ? model->st->bytes_mapped : 0;
+    if (bytes_allocated) *bytes_allocated = model->bytes_allocated;
+}
+
+#endif /* BITNET_IMPLEMENTATION */
 #endif /* BN_PART_MODEL_H */
