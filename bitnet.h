@@ -566,6 +566,8 @@ BN_API bn_status bn_tokenizer_load_memory(bn_tokenizer **out, const char *json, 
                                           size_t config_len, const char *what, bn_error *err);
 BN_API void bn_tokenizer_free(bn_tokenizer *tok);
 
+/* Bytes of memory the loaded tokenizer holds. */
+BN_API size_t bn_tokenizer_memory(const bn_tokenizer *tok);
 /* Number of ids (largest id + 1 over the model vocab and added tokens). */
 BN_API int bn_tokenizer_vocab_size(const bn_tokenizer *tok);
 /* The id of a token string (added tokens first, then the model vocab), or -1. */
@@ -5131,6 +5133,14 @@ BN_API void bn_tokenizer_free(bn_tokenizer *t) {
 }
 
 BN_API int bn_tokenizer_vocab_size(const bn_tokenizer *t) { return t->n_vocab; }
+
+BN_API size_t bn_tokenizer_memory(const bn_tokenizer *t) {
+    size_t n = sizeof *t + t->store_cap + (size_t)(t->n_vocab + 1) * (sizeof(size_t) + sizeof(int32_t) + 1);
+    n += ((size_t)t->vmask + 1) * sizeof(int32_t) + ((size_t)t->mmask + 1) * sizeof(bn__merge_slot);
+    n += (size_t)(t->n_added + 1) * (sizeof(bn__added_token) + 2 * sizeof(int32_t));
+    n += (size_t)(t->n_post_prefix + t->n_post_suffix + 2) * sizeof(int32_t);
+    return n;
+}
 
 BN_API int32_t bn_tokenizer_token_to_id(const bn_tokenizer *t, const char *s, size_t len) {
     int i;
