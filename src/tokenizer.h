@@ -295,6 +295,7 @@ struct bn_tokenizer {
     uint32_t mmask;
     size_t n_merges;
     int byte_fallback, fuse_unk, ignore_merges;
+    int split_at_marker; /* long words may be cut before each "\xe2\x96\x81" (see bn__model_word) */
     int32_t unk_id;
     int32_t byte_id[256]; /* byte_fallback: the id of "<0xNN>", or -1 */
     /* added tokens, and matchers for the ones cut from raw text and from normalized text */
@@ -498,6 +499,7 @@ static bn_status bn__load_model(bn__loader *L, const bn_json *model, const bn_js
     if (!t->mhash) return bn__tok_nomem(L);
     memset(t->mhash, 0xff, ((size_t)t->mmask + 1) * sizeof(bn__merge_slot));
     memset(&tmp, 0, sizeof tmp);
+    t->split_at_marker = bn__vocab_find(t, "\xe2\x96\x81", 3) >= 0; /* U+2581, SentencePiece's space */
     for (i = 0; i < merges->len; i++) {
         const bn_json *m = &merges->child[i];
         const char *a, *b;
@@ -526,6 +528,8 @@ static bn_status bn__load_model(bn__loader *L, const bn_json *model, const bn_js
             BN_FREE(tmp.p);
             return bn_errorf(L->err, BN_ERR_FORMAT, "%s: merges[%d] is neither \"a b\" nor [\"a\", \"b\"]", L->what, i);
         }
+        if (bn >= 3 && memcmp(b, "\xe2\x96\x81", 3) == 0 && !(an >= 3 && memcmp(a + an - 3, "\xe2\x96\x81", 3) == 0))
+            t->split_at_marker = 0; /* a merge joins something else to a following marker */
         tmp.len = 0;
         if (!bn__buf_add(&tmp, a, an) || !bn__buf_add(&tmp, b, bn)) {
             BN_FREE(tmp.p);
@@ -1433,37 +1437,28 @@ static int bn__bpe_word(bn__enc *E, const char *w, size_t n) {
 
 #define BN__CACHE_MAX_WORD 64
 
-/* One word through the model: ignore_merges looks the whole word up first;
-   short words are remembered for the rest of this call. */
-static int bn__model_word(bn__enc *E, size_t off, size_t n) {
-    const bn_tokenizer *t = E->t;
+/* BPE of a word, remembered for the rest of this call when it is short. */
+static int bn__bpe_cached(bn__enc *E, size_t off, size_t n) {
     const char *w = E->text.p + off;
     uint32_t h = 0;
     size_t start, k;
-    if (n == 0) return 1;
-    if (t->ignore_merges) {
-        int32_t id = bn__vocab_find(t, w, n);
-        if (id >= 0) return bn__ids_push(&E->out, id);
-    }
-    if (n > BN__CACHE_MAX_WORD) return bn__bpe_word(E, w, n);
-    if (E->cache) {
-        h = (uint32_t)bn__hash_bytes(w, n) & E->cache_mask;
-        for (;;) {
-            uint32_t e = E->cache[h];
-            const size_t *ent;
-            if (!e) break;
-            ent = E->cache_ent + 4 * (e - 1);
-            if (ent[1] == n && memcmp(E->cache_text.p + ent[0], w, n) == 0) {
-                for (k = 0; k < ent[3]; k++)
-                    if (!bn__ids_push(&E->out, E->cache_ids.p[ent[2] + k])) return 0;
-                return 1;
-            }
-            h = (h + 1) & E->cache_mask;
+    if (n > BN__CACHE_MAX_WORD || !E->cache) return bn__bpe_word(E, w, n);
+    h = (uint32_t)bn__hash_bytes(w, n) & E->cache_mask;
+    for (;;) {
+        uint32_t e = E->cache[h];
+        const size_t *ent;
+        if (!e) break;
+        ent = E->cache_ent + 4 * (e - 1);
+        if (ent[1] == n && memcmp(E->cache_text.p + ent[0], w, n) == 0) {
+            for (k = 0; k < ent[3]; k++)
+                if (!bn__ids_push(&E->out, E->cache_ids.p[ent[2] + k])) return 0;
+            return 1;
         }
+        h = (h + 1) & E->cache_mask;
     }
     start = E->out.n;
     if (!bn__bpe_word(E, w, n)) return 0;
-    if (E->cache && E->cache_n < E->cache_mask / 2) { /* remember it */
+    if (E->cache_n < E->cache_mask / 2) { /* remember it */
         size_t *ent;
         if ((size_t)E->cache_n * 4 + 4 > E->cache_ent_cap) {
             size_t cap = E->cache_ent_cap ? E->cache_ent_cap * 2 : 1024;
@@ -1483,6 +1478,32 @@ static int bn__model_word(bn__enc *E, size_t off, size_t n) {
         E->cache[h] = ++E->cache_n;
     }
     return 1;
+}
+
+/* One word through the model: ignore_merges looks the whole word up first.
+   A SentencePiece-style model has no pre-tokenizer, so its "word" is the whole
+   text. When no merge joins a marker "\xe2\x96\x81" to anything before it
+   but another marker (checked at load), no merge can ever cross the point
+   before a marker that follows another character, and cutting the word there
+   gives exactly HF's result, in short cacheable pieces. */
+static int bn__model_word(bn__enc *E, size_t off, size_t n) {
+    const bn_tokenizer *t = E->t;
+    const char *w = E->text.p + off;
+    size_t i, start = 0;
+    if (n == 0) return 1;
+    if (t->ignore_merges) {
+        int32_t id = bn__vocab_find(t, w, n);
+        if (id >= 0) return bn__ids_push(&E->out, id);
+    }
+    if (n <= BN__CACHE_MAX_WORD || !t->split_at_marker) return bn__bpe_cached(E, off, n);
+    for (i = 1; i + 3 <= n; i++) {
+        if (memcmp(w + i, "\xe2\x96\x81", 3) != 0) continue;
+        if (i >= 3 && memcmp(w + i - 3, "\xe2\x96\x81", 3) == 0) continue;
+        if (!bn__bpe_cached(E, off + start, i - start)) return 0;
+        start = i;
+        i += 2;
+    }
+    return bn__bpe_cached(E, off + start, n - start);
 }
 
 /* ------------------------------------------------------- the pipeline */
