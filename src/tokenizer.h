@@ -286,7 +286,7 @@ struct bn_tokenizer {
     size_t store_len, store_cap;
     size_t *tok_off;
     int32_t *tok_len; /* -1: no token has this id */
-    unsigned char *tok_special;
+    unsigned char *tok_special; /* 1: a special token; 2: an added token with normalized: true */
     /* the BPE model's vocab (model ids only): string -> id, open addressing */
     int32_t *vhash;
     uint32_t vmask;
@@ -465,7 +465,7 @@ static bn_status bn__load_model(bn__loader *L, const bn_json *model, const bn_js
     if (max_id > (1 << 28))
         return bn_errorf(L->err, BN_ERR_FORMAT, "%s: token id %d is implausibly large", L->what, max_id);
     t->n_vocab = max_id + 1;
-    t->tok_off = BN_ALLOC(size_t, t->n_vocab + 1);
+    t->tok_off = BN_ZALLOC(size_t, t->n_vocab + 1);
     t->tok_len = BN_ALLOC(int32_t, t->n_vocab + 1);
     t->tok_special = BN_ZALLOC(unsigned char, t->n_vocab + 1);
     t->vmask = bn__table_size((size_t)vocab->len) - 1;
@@ -594,7 +594,7 @@ static bn_status bn__load_added(bn__loader *L, const bn_json *added) {
         at->len = (size_t)c->len;
         t->tok_off[at->id] = off; /* offsets now; pointers once the store stops moving */
         t->tok_len[at->id] = c->len;
-        t->tok_special[at->id] = at->special;
+        t->tok_special[at->id] = (unsigned char)(at->special | (at->normalized ? 2 : 0));
         if (at->normalized) t->has_normalized_added = 1;
     }
     return BN_OK;
@@ -1095,7 +1095,7 @@ BN_API const char *bn_tokenizer_id_to_token(const bn_tokenizer *t, int32_t id, s
 }
 
 BN_API int bn_tokenizer_is_special(const bn_tokenizer *t, int32_t id) {
-    return id >= 0 && id < t->n_vocab && t->tok_special[id];
+    return id >= 0 && id < t->n_vocab && (t->tok_special[id] & 1);
 }
 
 BN_API int32_t bn_tokenizer_bos_id(const bn_tokenizer *t) { return t->bos_id; }
@@ -1895,14 +1895,25 @@ BN_API bn_status bn_tokenizer_decode(const bn_tokenizer *t, const int32_t *ids, 
             return bn_errorf(err, BN_ERR_ARG, "decode: id %ld (position %lu) is outside the vocabulary [0, %d)",
                              (long)id, (unsigned long)i, t->n_vocab);
     }
-    /* the token strings (HF skips ids that name no token) */
+    /* the token strings (HF skips ids that name no token; a normalized added token
+       reaches the decoders in its normalized form, as in HF) */
     ok = bn__buf_reserve(&buf, 64);
     for (i = 0; ok && i < n_ids; i++) {
         int32_t id = ids[i];
-        size_t at = buf.len;
-        if (t->tok_len[id] < 0 || ((flags & BN_TOK_SKIP_SPECIAL) && t->tok_special[id])) continue;
-        ok = bn__buf_add(&buf, t->store + t->tok_off[id], (size_t)t->tok_len[id]) &&
-             bn__spans_push(cur, at, (size_t)t->tok_len[id]);
+        size_t at = buf.len, tl;
+        const char *ts;
+        if (t->tok_len[id] < 0 || ((flags & BN_TOK_SKIP_SPECIAL) && (t->tok_special[id] & 1))) continue;
+        ts = t->store + t->tok_off[id];
+        tl = (size_t)t->tok_len[id];
+        if (t->tok_special[id] & 2) {
+            int k;
+            for (k = 0; k < t->n_added; k++)
+                if (t->added[k].id == id && t->added[k].norm) {
+                    ts = t->added[k].norm;
+                    tl = t->added[k].norm_len;
+                }
+        }
+        ok = bn__buf_add(&buf, ts, tl) && bn__spans_push(cur, at, tl);
     }
     for (k = 0; ok && k < t->n_dec; k++) {
         ok = bn__decode_step(t, &t->dec[k], &buf, cur, nxt);
