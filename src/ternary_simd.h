@@ -101,9 +101,7 @@ BN_API int bn_kernel_supported(bn_kernel kernel) {
     return 0;
 }
 
-/* ---- x86 kernels ----
-   Each core function is written for a compile-time number of tokens NT
-   (1 or BN__TTILE) so that the accumulators stay in registers. */
+/* ---- x86 kernels ---- */
 #if defined(BN__SIMD_X86)
 
 BN__TARGET_AVX2 static int32_t bn__hsum_256(__m256i v) {
@@ -122,149 +120,250 @@ BN__TARGET_AVX512 static int32_t bn__hsum_512(__m512i v) {
                                          _mm256_loadu_si256((const __m256i *)(lanes + 8))));
 }
 
+/* The x86 kernels keep every accumulator in a named variable (no arrays
+   indexed by loops): compilers at -O2 do not always unroll such loops, and
+   an accumulator array left in memory costs a store and a load per
+   instruction. One-token (GEMV) and BN__TTILE-token (GEMM) forms each. */
+
 /* I2 with AVX-512 VNNI: one 64-byte load is one block; digit k is
-   (v >> 2k) & 3, 64 codes for the 64 activations at 64k. */
-BN__TARGET_AVX512 BN__INLINE void bn__i2_avx512_core(const uint8_t *w, int nblocks, const int8_t *const *x,
-                                                      const int NT, int32_t *out) {
-    const __m512i m3 = _mm512_set1_epi8(3);
-    __m512i acc[BN__TTILE][4];
-    int b, t, k;
-    for (t = 0; t < NT; t++)
-        for (k = 0; k < 4; k++) acc[t][k] = _mm512_setzero_si512();
-    for (b = 0; b < nblocks; b++) {
-        __m512i v = _mm512_loadu_si512((const void *)(w + (size_t)b * 64)), d[4];
-        d[0] = _mm512_and_si512(v, m3);
-        d[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
-        d[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
-        d[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
-        for (t = 0; t < NT; t++) {
-            const int8_t *xb = x[t] + (size_t)b * 256;
-            for (k = 0; k < 4; k++)
-                acc[t][k] = _mm512_dpbusd_epi32(acc[t][k], d[k], _mm512_loadu_si512((const void *)(xb + 64 * k)));
-        }
-    }
-    for (t = 0; t < NT; t++)
-        out[t] = bn__hsum_512(_mm512_add_epi32(_mm512_add_epi32(acc[t][0], acc[t][1]),
-                                               _mm512_add_epi32(acc[t][2], acc[t][3])));
+   (v >> 2k) & 3: 64 codes for the 64 activations at 64k. */
+#define BN__I2_AVX512_DIGITS(v, m3, d0, d1, d2, d3)            \
+    d0 = _mm512_and_si512(v, m3);                              \
+    d1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);        \
+    d2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);        \
+    d3 = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3)
+
+BN__TARGET_AVX512 BN__INLINE __m512i bn__dp512(__m512i acc, __m512i d, const int8_t *x) {
+    return _mm512_dpbusd_epi32(acc, d, _mm512_loadu_si512((const void *)x));
+}
+
+/* all four digits of a 256-weight I2 block against one token's activations */
+BN__TARGET_AVX512 BN__INLINE __m512i bn__i2_block512(__m512i acc, __m512i d0, __m512i d1, __m512i d2, __m512i d3,
+                                                      const int8_t *xb) {
+    acc = bn__dp512(acc, d0, xb);
+    acc = bn__dp512(acc, d1, xb + 64);
+    acc = bn__dp512(acc, d2, xb + 128);
+    return bn__dp512(acc, d3, xb + 192);
 }
 
 BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                                  int32_t *out) {
-    int t;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i v, d0, d1, d2, d3;
+    int b, t;
     if (nt == BN__TTILE) {
-        bn__i2_avx512_core(w, nblocks, x, BN__TTILE, out);
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (b = 0; b < nblocks; b++) {
+            size_t o = (size_t)b * 256;
+            v = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
+            BN__I2_AVX512_DIGITS(v, m3, d0, d1, d2, d3);
+            a0 = bn__i2_block512(a0, d0, d1, d2, d3, x[0] + o);
+            a1 = bn__i2_block512(a1, d0, d1, d2, d3, x[1] + o);
+            a2 = bn__i2_block512(a2, d0, d1, d2, d3, x[2] + o);
+            a3 = bn__i2_block512(a3, d0, d1, d2, d3, x[3] + o);
+        }
+        out[0] = bn__hsum_512(a0);
+        out[1] = bn__hsum_512(a1);
+        out[2] = bn__hsum_512(a2);
+        out[3] = bn__hsum_512(a3);
         return;
     }
-    for (t = 0; t < nt; t++) bn__i2_avx512_core(w, nblocks, x + t, 1, out + t);
+    for (t = 0; t < nt; t++) {
+        /* two accumulators: two short dependency chains per block */
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+        const int8_t *xt = x[t];
+        for (b = 0; b < nblocks; b++) {
+            const int8_t *xb = xt + (size_t)b * 256;
+            v = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
+            BN__I2_AVX512_DIGITS(v, m3, d0, d1, d2, d3);
+            a0 = bn__dp512(bn__dp512(a0, d0, xb), d1, xb + 64);
+            a1 = bn__dp512(bn__dp512(a1, d2, xb + 128), d3, xb + 192);
+        }
+        out[t] = bn__hsum_512(_mm512_add_epi32(a0, a1));
+    }
 }
 
 /* TQ1 with AVX-512: t = q * 3^k mod 256 (bytes wrap), digit = (t >= 86) + (t >= 171). */
-BN__TARGET_AVX512 BN__INLINE void bn__tq1_avx512_core(const uint8_t *w, int nblocks, const int8_t *const *x,
-                                                       const int NT, int32_t *out) {
-    const __m512i one = _mm512_set1_epi8(1), c86 = _mm512_set1_epi8((char)86), c171 = _mm512_set1_epi8((char)171);
-    __m512i acc[BN__TTILE][2];
-    int b, t, k;
-    for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm512_setzero_si512();
-    for (b = 0; b < nblocks; b++) {
-        __m512i q = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
-        for (k = 0; k < 5; k++) {
-            __m512i d = _mm512_maskz_mov_epi8(_mm512_cmpge_epu8_mask(q, c86), one);
-            d = _mm512_mask_add_epi8(d, _mm512_cmpge_epu8_mask(q, c171), d, one);
-            for (t = 0; t < NT; t++) {
-                const int8_t *xb = x[t] + (size_t)b * 320 + 64 * k;
-                acc[t][k & 1] = _mm512_dpbusd_epi32(acc[t][k & 1], d, _mm512_loadu_si512((const void *)xb));
-            }
-            q = _mm512_add_epi8(_mm512_add_epi8(q, q), q);
-        }
-    }
-    for (t = 0; t < NT; t++) out[t] = bn__hsum_512(_mm512_add_epi32(acc[t][0], acc[t][1]));
+BN__TARGET_AVX512 BN__INLINE __m512i bn__tq1_digit512(__m512i q) {
+    const __m512i one = _mm512_set1_epi8(1);
+    __m512i d = _mm512_maskz_mov_epi8(_mm512_cmpge_epu8_mask(q, _mm512_set1_epi8((char)86)), one);
+    return _mm512_mask_add_epi8(d, _mm512_cmpge_epu8_mask(q, _mm512_set1_epi8((char)171)), d, one);
 }
+BN__TARGET_AVX512 BN__INLINE __m512i bn__times3_512(__m512i q) { return _mm512_add_epi8(_mm512_add_epi8(q, q), q); }
 
 BN__TARGET_AVX512 static void bn__tdot_tq1_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                                   int32_t *out) {
-    int t;
+    int b, t, k;
     if (nt == BN__TTILE) {
-        bn__tq1_avx512_core(w, nblocks, x, BN__TTILE, out);
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (b = 0; b < nblocks; b++) {
+            __m512i q = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
+            size_t o = (size_t)b * 320;
+            for (k = 0; k < 5; k++) {
+                __m512i d = bn__tq1_digit512(q);
+                a0 = bn__dp512(a0, d, x[0] + o + 64 * k);
+                a1 = bn__dp512(a1, d, x[1] + o + 64 * k);
+                a2 = bn__dp512(a2, d, x[2] + o + 64 * k);
+                a3 = bn__dp512(a3, d, x[3] + o + 64 * k);
+                q = bn__times3_512(q);
+            }
+        }
+        out[0] = bn__hsum_512(a0);
+        out[1] = bn__hsum_512(a1);
+        out[2] = bn__hsum_512(a2);
+        out[3] = bn__hsum_512(a3);
         return;
     }
-    for (t = 0; t < nt; t++) bn__tq1_avx512_core(w, nblocks, x + t, 1, out + t);
+    for (t = 0; t < nt; t++) {
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+        const int8_t *xt = x[t];
+        for (b = 0; b < nblocks; b++) {
+            const int8_t *xb = xt + (size_t)b * 320;
+            __m512i q0 = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
+            __m512i q1 = bn__times3_512(q0), q2 = bn__times3_512(q1), q3 = bn__times3_512(q2);
+            __m512i q4 = bn__times3_512(q3);
+            a0 = bn__dp512(a0, bn__tq1_digit512(q0), xb);
+            a1 = bn__dp512(a1, bn__tq1_digit512(q1), xb + 64);
+            a0 = bn__dp512(a0, bn__tq1_digit512(q2), xb + 128);
+            a1 = bn__dp512(a1, bn__tq1_digit512(q3), xb + 192);
+            a0 = bn__dp512(a0, bn__tq1_digit512(q4), xb + 256);
+        }
+        out[t] = bn__hsum_512(_mm512_add_epi32(a0, a1));
+    }
 }
 
 /* I2 with AVX2: each block is two 32-byte halves. maddubs gives int16 sums
    of two products (|sum| <= 512); the 8 of one block are added in int16
    (<= 4096) and widened to int32 once per block. */
-BN__TARGET_AVX2 BN__INLINE void bn__i2_avx2_core(const uint8_t *w, int nblocks, const int8_t *const *x,
-                                                  const int NT, int32_t *out) {
-    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-    __m256i acc[BN__TTILE], s16[BN__TTILE];
-    int b, t, h, k;
-    for (t = 0; t < NT; t++) acc[t] = _mm256_setzero_si256();
-    for (b = 0; b < nblocks; b++) {
-        for (t = 0; t < NT; t++) s16[t] = _mm256_setzero_si256();
-        for (h = 0; h < 2; h++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h)), d[4];
-            d[0] = _mm256_and_si256(v, m3);
-            d[1] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
-            d[2] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
-            d[3] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
-            for (t = 0; t < NT; t++) {
-                const int8_t *xb = x[t] + (size_t)b * 256 + 32 * h;
-                for (k = 0; k < 4; k++)
-                    s16[t] = _mm256_add_epi16(
-                        s16[t], _mm256_maddubs_epi16(d[k], _mm256_loadu_si256((const __m256i *)(xb + 64 * k))));
-            }
-        }
-        for (t = 0; t < NT; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s16[t], ones));
-    }
-    for (t = 0; t < NT; t++) out[t] = bn__hsum_256(acc[t]);
+#define BN__I2_AVX2_DIGITS(v, m3, d0, d1, d2, d3)              \
+    d0 = _mm256_and_si256(v, m3);                              \
+    d1 = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);        \
+    d2 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);        \
+    d3 = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3)
+
+BN__TARGET_AVX2 BN__INLINE __m256i bn__mb256(__m256i s16, __m256i d, const int8_t *x) {
+    return _mm256_add_epi16(s16, _mm256_maddubs_epi16(d, _mm256_loadu_si256((const __m256i *)x)));
+}
+
+/* int16 sums of one 32-byte half of an I2 block (digits d0..d3) with one token */
+BN__TARGET_AVX2 BN__INLINE __m256i bn__i2_half256(__m256i s16, __m256i d0, __m256i d1, __m256i d2, __m256i d3,
+                                                   const int8_t *xh) {
+    s16 = bn__mb256(s16, d0, xh);
+    s16 = bn__mb256(s16, d1, xh + 64);
+    s16 = bn__mb256(s16, d2, xh + 128);
+    return bn__mb256(s16, d3, xh + 192);
+}
+
+BN__TARGET_AVX2 BN__INLINE __m256i bn__widen_add(__m256i acc, __m256i s16) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
 }
 
 BN__TARGET_AVX2 static void bn__tdot_i2_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                              int32_t *out) {
-    int t;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256i v, d0, d1, d2, d3;
+    int b, t, h;
     if (nt == BN__TTILE) {
-        bn__i2_avx2_core(w, nblocks, x, BN__TTILE, out);
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+        for (b = 0; b < nblocks; b++) {
+            __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+            for (h = 0; h < 2; h++) {
+                size_t o = (size_t)b * 256 + 32 * h;
+                v = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h));
+                BN__I2_AVX2_DIGITS(v, m3, d0, d1, d2, d3);
+                s0 = bn__i2_half256(s0, d0, d1, d2, d3, x[0] + o);
+                s1 = bn__i2_half256(s1, d0, d1, d2, d3, x[1] + o);
+                s2 = bn__i2_half256(s2, d0, d1, d2, d3, x[2] + o);
+                s3 = bn__i2_half256(s3, d0, d1, d2, d3, x[3] + o);
+            }
+            a0 = bn__widen_add(a0, s0);
+            a1 = bn__widen_add(a1, s1);
+            a2 = bn__widen_add(a2, s2);
+            a3 = bn__widen_add(a3, s3);
+        }
+        out[0] = bn__hsum_256(a0);
+        out[1] = bn__hsum_256(a1);
+        out[2] = bn__hsum_256(a2);
+        out[3] = bn__hsum_256(a3);
         return;
     }
-    for (t = 0; t < nt; t++) bn__i2_avx2_core(w, nblocks, x + t, 1, out + t);
+    for (t = 0; t < nt; t++) {
+        __m256i a0 = _mm256_setzero_si256();
+        const int8_t *xt = x[t];
+        for (b = 0; b < nblocks; b++) {
+            const int8_t *xb = xt + (size_t)b * 256;
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64)), s0, s1;
+            __m256i v1 = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64 + 32)), e0, e1, e2, e3;
+            BN__I2_AVX2_DIGITS(v0, m3, d0, d1, d2, d3);
+            BN__I2_AVX2_DIGITS(v1, m3, e0, e1, e2, e3);
+            s0 = bn__i2_half256(_mm256_setzero_si256(), d0, d1, d2, d3, xb);
+            s1 = bn__i2_half256(_mm256_setzero_si256(), e0, e1, e2, e3, xb + 32);
+            a0 = bn__widen_add(a0, _mm256_add_epi16(s0, s1));
+        }
+        out[t] = bn__hsum_256(a0);
+    }
 }
 
 /* TQ1 with AVX2, which lacks unsigned byte compares: keep u = t ^ 0x80, for
    which signed compares order like unsigned ones on t, and 3u = 3t ^ 0x80
    (mod 256). digit = -(u > 85 - 128) - (u > 170 - 128). */
-BN__TARGET_AVX2 BN__INLINE void bn__tq1_avx2_core(const uint8_t *w, int nblocks, const int8_t *const *x,
-                                                   const int NT, int32_t *out) {
-    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
-    const __m256i lo = _mm256_set1_epi8(85 - 128), hi = _mm256_set1_epi8(170 - 128), zero = _mm256_setzero_si256();
-    __m256i acc[BN__TTILE], s16[BN__TTILE];
-    int b, t, h, k;
-    for (t = 0; t < NT; t++) acc[t] = _mm256_setzero_si256();
-    for (b = 0; b < nblocks; b++) {
-        for (t = 0; t < NT; t++) s16[t] = _mm256_setzero_si256();
-        for (h = 0; h < 2; h++) {
-            __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h)), flip);
-            for (k = 0; k < 5; k++) {
-                __m256i d = _mm256_sub_epi8(_mm256_sub_epi8(zero, _mm256_cmpgt_epi8(u, lo)), _mm256_cmpgt_epi8(u, hi));
-                for (t = 0; t < NT; t++) {
-                    const int8_t *xb = x[t] + (size_t)b * 320 + 64 * k + 32 * h;
-                    s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(d, _mm256_loadu_si256((const __m256i *)xb)));
-                }
-                u = _mm256_add_epi8(_mm256_add_epi8(u, u), u);
-            }
-        }
-        for (t = 0; t < NT; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s16[t], ones));
-    }
-    for (t = 0; t < NT; t++) out[t] = bn__hsum_256(acc[t]);
+BN__TARGET_AVX2 BN__INLINE __m256i bn__tq1_digit256(__m256i u) {
+    __m256i m1 = _mm256_cmpgt_epi8(u, _mm256_set1_epi8(85 - 128)), m2 = _mm256_cmpgt_epi8(u, _mm256_set1_epi8(170 - 128));
+    return _mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), m1), m2);
 }
+BN__TARGET_AVX2 BN__INLINE __m256i bn__times3_256(__m256i u) { return _mm256_add_epi8(_mm256_add_epi8(u, u), u); }
 
 BN__TARGET_AVX2 static void bn__tdot_tq1_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                               int32_t *out) {
-    int t;
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    int b, t, h, k;
     if (nt == BN__TTILE) {
-        bn__tq1_avx2_core(w, nblocks, x, BN__TTILE, out);
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+        for (b = 0; b < nblocks; b++) {
+            __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+            for (h = 0; h < 2; h++) {
+                __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h)), flip);
+                for (k = 0; k < 5; k++) {
+                    __m256i d = bn__tq1_digit256(u);
+                    size_t o = (size_t)b * 320 + 64 * k + 32 * h;
+                    s0 = bn__mb256(s0, d, x[0] + o);
+                    s1 = bn__mb256(s1, d, x[1] + o);
+                    s2 = bn__mb256(s2, d, x[2] + o);
+                    s3 = bn__mb256(s3, d, x[3] + o);
+                    u = bn__times3_256(u);
+                }
+            }
+            a0 = bn__widen_add(a0, s0);
+            a1 = bn__widen_add(a1, s1);
+            a2 = bn__widen_add(a2, s2);
+            a3 = bn__widen_add(a3, s3);
+        }
+        out[0] = bn__hsum_256(a0);
+        out[1] = bn__hsum_256(a1);
+        out[2] = bn__hsum_256(a2);
+        out[3] = bn__hsum_256(a3);
         return;
     }
-    for (t = 0; t < nt; t++) bn__tq1_avx2_core(w, nblocks, x + t, 1, out + t);
+    for (t = 0; t < nt; t++) {
+        __m256i a0 = _mm256_setzero_si256();
+        const int8_t *xt = x[t];
+        for (b = 0; b < nblocks; b++) {
+            __m256i s = _mm256_setzero_si256();
+            for (h = 0; h < 2; h++) {
+                const int8_t *xh = xt + (size_t)b * 320 + 32 * h;
+                __m256i u0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h)), flip);
+                __m256i u1 = bn__times3_256(u0), u2 = bn__times3_256(u1), u3 = bn__times3_256(u2);
+                __m256i u4 = bn__times3_256(u3);
+                s = bn__mb256(s, bn__tq1_digit256(u0), xh);
+                s = bn__mb256(s, bn__tq1_digit256(u1), xh + 64);
+                s = bn__mb256(s, bn__tq1_digit256(u2), xh + 128);
+                s = bn__mb256(s, bn__tq1_digit256(u3), xh + 192);
+                s = bn__mb256(s, bn__tq1_digit256(u4), xh + 256);
+            }
+            a0 = bn__widen_add(a0, s);
+        }
+        out[t] = bn__hsum_256(a0);
+    }
 }
 
 static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {

@@ -52,8 +52,10 @@ def bf16_const(value, n):
 def build(args):
     seed = random.Random(args.seed)
 
-    def rnd(n):  # reproducible random bytes, fast enough for ~1 GB
-        return seed.getrandbits(8 * n).to_bytes(n, "little") if n else b""
+    def rnd(n):  # reproducible random bytes, fast enough for ~1 GB (in chunks: getrandbits takes a C int)
+        chunk = 1 << 24
+        return b"".join(seed.getrandbits(8 * k).to_bytes(k, "little")
+                        for k in (min(chunk, n - i) for i in range(0, n, chunk)))
 
     h, ffn, L = args.hidden, args.ffn, args.layers
     head_dim = h // args.heads
