@@ -136,6 +136,12 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     if (p.n_ctx > c->max_seq_len)
         return bn_errorf(err, BN_ERR_ARG, "bn_context_new: n_ctx %d is larger than the model's max_position_embeddings %d",
                          p.n_ctx, c->max_seq_len);
+    /* sizes in double first: a huge n_seq x n_ctx must fail cleanly, not wrap around */
+    if ((double)p.n_seq * c->n_layers * p.n_ctx * c->n_kv_heads * c->head_dim * 2.0 * sizeof(float) > (double)SIZE_MAX / 2 ||
+        (double)p.n_batch * (c->intermediate_size + c->hidden_size + (double)c->n_heads * c->head_dim) * 16.0 >
+            (double)SIZE_MAX / 2)
+        return bn_errorf(err, BN_ERR_NOMEM, "bn_context_new: %d sequences x %d positions (n_batch %d) is too large",
+                         p.n_seq, p.n_ctx, p.n_batch);
     ctx = BN_ZALLOC(bn_context, 1);
     if (!ctx) return bn_errorf(err, BN_ERR_NOMEM, "out of memory");
     ctx->model = model;
@@ -239,12 +245,16 @@ BN_API void bn_context_reset(bn_context *ctx) {
 
 /* ---- the building blocks -------------------------------------------------- */
 
-/* out = x * rsqrt(mean(x^2) + eps) * w, for one vector of n (HF's RMSNorm in f32). */
+/* out = x * rsqrt(mean(x^2) + eps) * w, for one vector of n (HF's RMSNorm in f32).
+   The sum of squares is accumulated in double: PyTorch's vectorized reduction
+   is more accurate than a naive f32 loop, and an activation that lands on a
+   rounding tie after the norm must round the way HF's does. */
 static void bn__rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
-    float ss = 0.0f, inv;
+    double ss = 0.0;
+    float inv;
     int i;
-    for (i = 0; i < n; i++) ss += x[i] * x[i];
-    inv = 1.0f / sqrtf(ss / (float)n + eps);
+    for (i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    inv = 1.0f / sqrtf((float)(ss / n) + eps);
     for (i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
 }
 
