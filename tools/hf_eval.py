@@ -85,8 +85,16 @@ def main():
     cfg = json.load(open(os.path.join(args.model, "config.json")))
     ctx = args.ctx or cfg["max_position_embeddings"]
 
-    tok = AutoTokenizer.from_pretrained(args.model)
-    ids = tok(val, add_special_tokens=False)["input_ids"]
+    try:
+        tok = AutoTokenizer.from_pretrained(args.model)
+        ids = tok(val, add_special_tokens=False)["input_ids"]
+        decode = tok.decode
+    except Exception as e:  # fall back to the tokenizers library itself
+        print("AutoTokenizer failed (%s: %s); using tokenizers.Tokenizer" % (type(e).__name__, e))
+        import tokenizers
+        tok = tokenizers.Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
+        ids = tok.encode(val, add_special_tokens=False).ids
+        decode = tok.decode
     tj = json.load(open(os.path.join(args.model, "tokenizer.json"), encoding="utf-8"))
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in tj["model"]["merges"]]
     ours = train_tokenizer.Encoder(merges).encode(val)
@@ -94,7 +102,7 @@ def main():
     print("tokenizer %s: %d ids from HF, %d from tools/train_tokenizer.py, %d equal%s" %
           (type(tok).__name__, len(ids), len(ours), same,
            " (identical)" if ids == ours else " (DIFFERENT)"))
-    print("decode round trip: %s" % ("exact" if tok.decode(ids) == val else "DIFFERS"))
+    print("decode round trip: %s" % ("exact" if decode(ids) == val else "DIFFERS"))
     char_byte = {c: b for b, c in train_tokenizer.BYTE_CHAR.items()}
     token_len = {i: len(s) for s, i in tj["model"]["vocab"].items() if all(c in char_byte for c in s)}
     n_scored_bytes = scored_bytes(ids, ctx, token_len)
@@ -102,29 +110,36 @@ def main():
     for device in args.devices.split(","):
         if device == "cuda" and not torch.cuda.is_available():
             continue
-        if device == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
-        t0 = time.time()
-        model = load_model(args.model, device)
-        q = model.model.layers[0].self_attn.q_proj
-        print("[%s] %s: q_proj is %s, weight %s %s, weight_scale %s" %
-              (device, type(model).__name__, type(q).__name__, tuple(q.weight.shape), q.weight.dtype,
-               q.weight_scale.dtype if hasattr(q, "weight_scale") else None))
-        total, count = window_loss(model, ids, ctx, device)
-        nats = total / count
-        bpb = nats * len(ids) / n_bytes / math.log(2)
-        bpb_scored = total / math.log(2) / n_scored_bytes
-        line = "[%s] HF validation loss: %.6f nats/token over %d predictions (%d tokens, %d bytes, windows of %d): " \
-               "%.6f bits/byte of text (nats/token * tokens / bytes / ln 2), %.6f bits per scored byte " \
-               "(%d bytes, as bitnet ppl)" % (device, nats, count, len(ids), n_bytes, ctx, bpb, bpb_scored, n_scored_bytes)
-        if args.ours:
-            line += "; bitnet.h %.6f nats/token, difference %.4f %%" % (args.ours, 100 * (args.ours - nats) / nats)
-        print(line + " (%.1f s)" % (time.time() - t0))
-        prompt = tok("ROMEO:", return_tensors="pt", add_special_tokens=False).input_ids.to(device)
-        out = model.generate(prompt, max_new_tokens=48, do_sample=False)
-        print("[%s] greedy sample: %r" % (device, tok.decode(out[0])))
-        del model
+        try:
+            evaluate_on(device, args, ids, ctx, n_bytes, n_scored_bytes, decode)
+        except Exception:
+            import traceback
+            traceback.print_exc()
+
+
+def evaluate_on(device, args, ids, ctx, n_bytes, n_scored_bytes, decode):
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    t0 = time.time()
+    model = load_model(args.model, device)
+    q = model.model.layers[0].self_attn.q_proj
+    print("[%s] %s: q_proj is %s, weight %s %s, weight_scale %s" %
+          (device, type(model).__name__, type(q).__name__, tuple(q.weight.shape), q.weight.dtype,
+           q.weight_scale.dtype if hasattr(q, "weight_scale") else None))
+    total, count = window_loss(model, ids, ctx, device)
+    nats = total / count
+    bpb = nats * len(ids) / n_bytes / math.log(2)
+    bpb_scored = total / math.log(2) / n_scored_bytes
+    line = "[%s] HF validation loss: %.6f nats/token over %d predictions (%d tokens, %d bytes, windows of %d): " \
+           "%.6f bits/byte of text (nats/token * tokens / bytes / ln 2), %.6f bits per scored byte " \
+           "(%d bytes, as bitnet ppl)" % (device, nats, count, len(ids), n_bytes, ctx, bpb, bpb_scored, n_scored_bytes)
+    if args.ours:
+        line += "; bitnet.h %.6f nats/token, difference %.4f %%" % (args.ours, 100 * (args.ours - nats) / nats)
+    print(line + " (%.1f s)" % (time.time() - t0))
+    prompt = torch.tensor([ids[:16]], dtype=torch.long, device=device)
+    out = model.generate(prompt, max_new_tokens=48, do_sample=False)
+    print("[%s] greedy continuation of the first 16 validation tokens: %r" % (device, decode(out[0].tolist())))
 
 
 if __name__ == "__main__":
