@@ -301,8 +301,9 @@ typedef struct bn_tmat {
     int rows, cols;    /* rows = output features, cols = input features */
     bn_tlayout layout; /* never BN_TLAYOUT_DEFAULT once packed */
     float scale;       /* effective weight = ternary value * scale */
-    uint8_t *data;     /* packed weights, owned (BN_FREE) */
-    size_t nbytes;
+    uint8_t *data;     /* packed weights (64-byte aligned inside `owned`) */
+    size_t nbytes;     /* bytes of packed weights: rows * row bytes */
+    void *owned;       /* the allocation, freed by bn_tmat_free */
 } bn_tmat;
 
 typedef enum bn_ftype { BN_FTYPE_F32 = 0, BN_FTYPE_BF16, BN_FTYPE_F16, BN_FTYPE_I8 } bn_ftype;
@@ -345,7 +346,17 @@ BN_API const char *bn_kernel_name(bn_kernel kernel);
 BN_EXTERN_C_END
 
 /* ==================== ternary_simd.h ====================================== */
-/* AVX2 / AVX-512 VNNI / NEON ternary kernels (issue: kernels). Empty until written. */
+/* SIMD ternary kernels: AVX2 (maddubs), AVX-512 BW + VNNI (vpdpbusd), NEON
+   (smull/smlal) and NEON dotprod (sdot), for both weight layouts, chosen at
+   run time (bn_kernel_detect) and compiled with per-function target
+   attributes, so that the header needs no -m flags. Each kernel computes
+   exactly what the scalar reference in ternary_matmul.h computes: integer
+   sums, bit-identical. BITNET_NO_SIMD leaves only the scalar kernels. */
+
+BN_EXTERN_C_BEGIN
+/* 1 when this build has the kernel and this CPU can run it. */
+BN_API int bn_kernel_supported(bn_kernel kernel);
+BN_EXTERN_C_END
 
 /* ==================== model.h ============================================= */
 /* A loaded model: its configuration (from config.json) and its weights in the
@@ -2248,50 +2259,116 @@ BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int 
 }
 
 /* ==================== ternary_matmul.h ==================================== */
-/* ---- BN_TLAYOUT_I2, scalar reference ------------------------------------
-   Row-major, 4 weights per byte, weight c of a row in bits 2*(c%4)..+1 of
-   byte c/4, stored as value + 1 (0, 1, 2). Rows are padded to whole bytes.
-   (The kernels issue replaces this with layouts designed for SIMD.) */
+/* ---- Weight layouts ------------------------------------------------------
+   Both layouts cut each row into blocks along K. A block is 64 bytes and
+   byte j of a block holds one weight from each 64-wide stripe of it: weight
+   64*k + j of the block is "digit" k of byte j. So one SIMD load of 64 (or 32
+   or 16) bytes and one shift/mask (I2) or compare (TQ1) per digit gives
+   weights for 64 (32, 16) consecutive columns, which line up with a plain
+   load of the activations.
+   Weights are stored as codes = value + 1 in {0, 1, 2}. Kernels compute
+   sum code * x with unsigned x signed byte products (maddubs / vpdpbusd /
+   sdot) and subtract sum x once per token.
 
-static size_t bn__i2_row_bytes(int cols) { return ((size_t)cols + 3) / 4; }
+   BN_TLAYOUT_I2:  256 weights per block, 2 bits each: digit k of byte j is
+                   bits 2k..2k+1 (k = 0..3).
+   BN_TLAYOUT_TQ1: 320 weights per block, 5 weights per byte (1.6 bits): the
+                   base-3 number v = sum_k code_k * 3^(4-k) (k = 0..4) is
+                   stored as q = ceil(v * 256 / 243), so that digit k is
+                   ((q * 3^k mod 256) * 3) >> 8: multiplications and
+                   compares, no division (the trick of llama.cpp's TQ1_0);
+                   and v = (q * 243) >> 8.
+   Columns past `cols` in the last block hold code 1 (weight 0); rows are
+   cols_padded / block_weights * 64 bytes apart. */
+
+#define BN__TBLOCK_BYTES 64
+
+static int bn__tlayout_block_weights(bn_tlayout layout) { return layout == BN_TLAYOUT_TQ1 ? 320 : 256; }
+static int bn__tmat_blocks(const bn_tmat *m) {
+    int bw = bn__tlayout_block_weights(m->layout);
+    return (m->cols + bw - 1) / bw;
+}
+static size_t bn__tmat_row_bytes(const bn_tmat *m) { return (size_t)bn__tmat_blocks(m) * BN__TBLOCK_BYTES; }
+
+/* The code (value + 1) of weight `i` of a block. */
+static int bn__tblock_code(bn_tlayout layout, const uint8_t *block, int i) {
+    int j = i % 64, k = i / 64;
+    if (layout == BN_TLAYOUT_TQ1) {
+        int v = (block[j] * 243) >> 8, d;
+        for (d = 4; d > k; d--) v /= 3;
+        return v % 3;
+    }
+    return (block[j] >> (2 * k)) & 3;
+}
+
+static void bn__tblock_encode(bn_tlayout layout, uint8_t *block, const int8_t *codes) {
+    int j, k;
+    for (j = 0; j < 64; j++) {
+        if (layout == BN_TLAYOUT_TQ1) {
+            int v = 0;
+            for (k = 0; k < 5; k++) v = v * 3 + codes[64 * k + j];
+            block[j] = (uint8_t)((v * 256 + 242) / 243);
+        } else {
+            int b = 0;
+            for (k = 0; k < 4; k++) b |= codes[64 * k + j] << (2 * k);
+            block[j] = (uint8_t)b;
+        }
+    }
+}
 
 BN_API bn_status bn_tmat_pack(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
                               bn_tlayout layout, bn_error *err) {
-    size_t rb = bn__i2_row_bytes(cols);
-    int r, c;
+    int8_t codes[320];
+    size_t rb;
+    int r, b, i, nblocks, bw;
     memset(m, 0, sizeof *m);
     if (rows <= 0 || cols <= 0) return bn_errorf(err, BN_ERR_ARG, "bn_tmat_pack: bad shape %d x %d", rows, cols);
-    if (layout != BN_TLAYOUT_DEFAULT && layout != BN_TLAYOUT_I2)
+    if (layout == BN_TLAYOUT_DEFAULT) layout = BN_TLAYOUT_I2;
+    if (layout != BN_TLAYOUT_I2 && layout != BN_TLAYOUT_TQ1)
         return bn_errorf(err, BN_ERR_UNSUPPORTED, "bn_tmat_pack: layout %d not available", (int)layout);
-    m->data = BN_ZALLOC(uint8_t, rb * (size_t)rows);
-    if (!m->data) return bn_errorf(err, BN_ERR_NOMEM, "bn_tmat_pack: out of memory for %d x %d", rows, cols);
-    for (r = 0; r < rows; r++)
-        for (c = 0; c < cols; c++) {
-            int v = values[(size_t)r * cols + c];
-            if (v < -1 || v > 1) {
-                BN_FREE(m->data);
-                m->data = NULL;
-                return bn_errorf(err, BN_ERR_ARG, "bn_tmat_pack: value %d at (%d, %d) is not ternary", v, r, c);
-            }
-            m->data[(size_t)r * rb + (size_t)c / 4] |= (uint8_t)((v + 1) << (2 * (c % 4)));
-        }
     m->rows = rows;
     m->cols = cols;
-    m->layout = BN_TLAYOUT_I2;
+    m->layout = layout;
     m->scale = scale;
+    bw = bn__tlayout_block_weights(layout);
+    nblocks = bn__tmat_blocks(m);
+    rb = bn__tmat_row_bytes(m);
     m->nbytes = rb * (size_t)rows;
+    /* 64-byte aligned so that no SIMD load straddles two cache lines */
+    m->owned = BN_MALLOC(m->nbytes + 63);
+    if (!m->owned) {
+        memset(m, 0, sizeof *m);
+        return bn_errorf(err, BN_ERR_NOMEM, "bn_tmat_pack: out of memory for %d x %d", rows, cols);
+    }
+    m->data = (uint8_t *)m->owned + ((64 - (uintptr_t)m->owned % 64) % 64);
+    for (r = 0; r < rows; r++) {
+        const int8_t *row = values + (size_t)r * cols;
+        for (b = 0; b < nblocks; b++) {
+            for (i = 0; i < bw; i++) {
+                int c = b * bw + i, v = c < cols ? row[c] : 0;
+                if (v < -1 || v > 1) {
+                    bn_errorf(err, BN_ERR_ARG, "bn_tmat_pack: value %d at (%d, %d) is not ternary", v, r, c);
+                    bn_tmat_free(m);
+                    return BN_ERR_ARG;
+                }
+                codes[i] = (int8_t)(v + 1);
+            }
+            bn__tblock_encode(layout, m->data + (size_t)r * rb + (size_t)b * BN__TBLOCK_BYTES, codes);
+        }
+    }
     return BN_OK;
 }
 
 BN_API void bn_tmat_free(bn_tmat *m) {
     if (!m) return;
-    BN_FREE(m->data);
+    BN_FREE(m->owned);
     memset(m, 0, sizeof *m);
 }
 
 BN_API int bn_tmat_get(const bn_tmat *m, int r, int c) {
-    uint8_t b = m->data[(size_t)r * bn__i2_row_bytes(m->cols) + (size_t)c / 4];
-    return ((b >> (2 * (c % 4))) & 3) - 1;
+    int bw = bn__tlayout_block_weights(m->layout);
+    const uint8_t *block = m->data + (size_t)r * bn__tmat_row_bytes(m) + (size_t)(c / bw) * BN__TBLOCK_BYTES;
+    return bn__tblock_code(m->layout, block, c % bw) - 1;
 }
 
 BN_API float bn_quantize_act(const float *x, int n, int8_t *q) {
@@ -2306,31 +2383,125 @@ BN_API float bn_quantize_act(const float *x, int n, int8_t *q) {
     return a;
 }
 
-BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
-                               bn_kernel kernel) {
-    size_t rb = bn__i2_row_bytes(m->cols);
-    int t, r, c;
-    BN_UNUSED(pool);
-    BN_UNUSED(kernel);
-    for (t = 0; t < n_tokens; t++) {
-        const int8_t *x = xq + (size_t)t * m->cols;
-        for (r = 0; r < m->rows; r++) {
+/* ---- Kernels -------------------------------------------------------------
+   A kernel computes, for one packed row and nt tokens (nt = 1 or
+   BN__TTILE), out[t] = sum over nblocks blocks of code * x[t][...]: the
+   activations of block b start at x[t] + b * block_weights. The row's blocks
+   are unpacked once for the whole tile of tokens (the GEMM case); with one
+   token it is a GEMV that streams the weights once. */
+#define BN__TTILE 4
+typedef void (*bn__tdot_fn)(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out);
+
+/* The scalar kernel: the reference every SIMD kernel must match exactly. */
+static void bn__tdot_scalar(bn_tlayout layout, const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                            int32_t *out) {
+    int bw = bn__tlayout_block_weights(layout), t, b, i;
+    for (t = 0; t < nt; t++) {
+        int32_t acc = 0;
+        for (b = 0; b < nblocks; b++)
+            for (i = 0; i < bw; i++) acc += bn__tblock_code(layout, w + (size_t)b * 64, i) * x[t][b * bw + i];
+        out[t] = acc;
+    }
+}
+static void bn__tdot_i2_scalar(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+    bn__tdot_scalar(BN_TLAYOUT_I2, w, nblocks, x, nt, out);
+}
+static void bn__tdot_tq1_scalar(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+    bn__tdot_scalar(BN_TLAYOUT_TQ1, w, nblocks, x, nt, out);
+}
+
+/* Defined in ternary_simd.h: the SIMD kernel for (kernel, layout), or NULL. */
+static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout);
+
+static bn__tdot_fn bn__tdot_select(bn_kernel kernel, bn_tlayout layout) {
+    bn__tdot_fn f;
+    if (kernel == BN_KERNEL_AUTO) kernel = bn_kernel_detect();
+    f = bn__tdot_simd(kernel, layout);
+    if (f) return f;
+    return layout == BN_TLAYOUT_TQ1 ? bn__tdot_tq1_scalar : bn__tdot_i2_scalar;
+}
+
+typedef struct bn__tmatmul_job {
+    const bn_tmat *m;
+    const int8_t *xq;
+    int n_tokens;
+    bn__tdot_fn dot;
+    int32_t *out_i32;        /* either this ... */
+    float *out_f32;          /* ... or this, with act_scale */
+    const float *act_scale;
+} bn__tmatmul_job;
+
+/* One thread: rows [lo, hi) of the matrix for every token, BN__TTILE tokens
+   at a time. The last, partial block of a row reads a zero-padded copy of
+   the activations' tail, so kernels never read past `cols`. */
+static void bn__tmatmul_worker(void *arg, int ith, int nth) {
+    const bn__tmatmul_job *job = (const bn__tmatmul_job *)arg;
+    const bn_tmat *m = job->m;
+    int bw = bn__tlayout_block_weights(m->layout), nblocks = bn__tmat_blocks(m);
+    int nfull = m->cols / bw, has_tail = nfull < nblocks;
+    size_t rb = bn__tmat_row_bytes(m);
+    int8_t tails[BN__TTILE][320];
+    const int8_t *xs[BN__TTILE], *tailp[BN__TTILE];
+    int32_t sumx[BN__TTILE], dots[BN__TTILE], tdots[BN__TTILE];
+    int lo, hi, t0, nt, t, r, c;
+    bn_split_range(m->rows, ith, nth, &lo, &hi);
+    if (lo >= hi) return;
+    for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
+        nt = job->n_tokens - t0 >= BN__TTILE ? BN__TTILE : 1;
+        for (t = 0; t < nt; t++) {
+            const int8_t *x = job->xq + (size_t)(t0 + t) * m->cols;
+            int32_t s = 0;
+            for (c = 0; c < m->cols; c++) s += x[c];
+            sumx[t] = s;
+            xs[t] = x;
+            if (has_tail) {
+                memset(tails[t], 0, sizeof tails[t]);
+                memcpy(tails[t], x + (size_t)nfull * bw, (size_t)(m->cols - nfull * bw));
+            }
+            tailp[t] = tails[t];
+        }
+        for (r = lo; r < hi; r++) {
             const uint8_t *w = m->data + (size_t)r * rb;
-            int32_t acc = 0;
-            for (c = 0; c < m->cols; c++) acc += (((w[c / 4] >> (2 * (c % 4))) & 3) - 1) * x[c];
-            out[(size_t)t * m->rows + r] = acc;
+            for (t = 0; t < nt; t++) dots[t] = 0;
+            if (nfull) job->dot(w, nfull, xs, nt, dots);
+            if (has_tail) {
+                job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, 1, tailp, nt, tdots);
+                for (t = 0; t < nt; t++) dots[t] += tdots[t];
+            }
+            for (t = 0; t < nt; t++) {
+                size_t o = (size_t)(t0 + t) * m->rows + r;
+                int32_t d = dots[t] - sumx[t]; /* codes are value + 1 */
+                if (job->out_f32)
+                    job->out_f32[o] = (float)d * m->scale / job->act_scale[t0 + t];
+                else
+                    job->out_i32[o] = d;
+            }
         }
     }
 }
 
+static void bn__tmatmul_run(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out_i32, float *out_f32,
+                            const float *act_scale, bn_pool *pool, bn_kernel kernel) {
+    bn__tmatmul_job job;
+    job.m = m;
+    job.xq = xq;
+    job.n_tokens = n_tokens;
+    job.dot = bn__tdot_select(kernel, m->layout);
+    job.out_i32 = out_i32;
+    job.out_f32 = out_f32;
+    job.act_scale = act_scale;
+    if (n_tokens <= 0) return;
+    bn_pool_run(pool, bn__tmatmul_worker, &job);
+}
+
+BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
+                               bn_kernel kernel) {
+    bn__tmatmul_run(m, xq, n_tokens, out, NULL, NULL, pool, kernel);
+}
+
 BN_API void bn_tmat_matmul(const bn_tmat *m, const int8_t *xq, const float *act_scale, int n_tokens, float *y,
                            bn_pool *pool, bn_kernel kernel) {
-    int32_t *dots = BN_ALLOC(int32_t, (size_t)n_tokens * m->rows);
-    size_t i, n = (size_t)n_tokens * m->rows;
-    BN_ASSERT(dots);
-    bn_tmat_matmul_i32(m, xq, n_tokens, dots, pool, kernel);
-    for (i = 0; i < n; i++) y[i] = (float)dots[i] * m->scale / act_scale[i / m->rows];
-    BN_FREE(dots);
+    bn__tmatmul_run(m, xq, n_tokens, NULL, y, act_scale, pool, kernel);
 }
 
 static float bn__fmat_at(const bn_fmat *m, size_t r, size_t c) {
@@ -2367,8 +2538,6 @@ BN_API void bn_fmat_free(bn_fmat *m) {
     memset(m, 0, sizeof *m);
 }
 
-BN_API bn_kernel bn_kernel_detect(void) { return BN_KERNEL_SCALAR; }
-
 BN_API const char *bn_kernel_name(bn_kernel kernel) {
     switch (kernel) {
     case BN_KERNEL_AUTO: return "auto";
@@ -2380,6 +2549,397 @@ BN_API const char *bn_kernel_name(bn_kernel kernel) {
     }
     return "unknown";
 }
+
+/* ==================== ternary_simd.h ====================================== */
+#if !defined(BITNET_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define BN__SIMD_X86 1
+#include <immintrin.h>
+#define BN__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define BN__TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define BN__INLINE static inline __attribute__((always_inline))
+#endif
+
+#if !defined(BITNET_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__) && \
+    defined(__ARM_NEON)
+#define BN__SIMD_NEON 1
+#include <arm_neon.h>
+#define BN__INLINE static inline __attribute__((always_inline))
+#if defined(__ARM_FEATURE_DOTPROD)
+#define BN__TARGET_DOTPROD
+#define BN__SIMD_NEON_DOT 1
+#elif defined(__clang__)
+#define BN__TARGET_DOTPROD __attribute__((target("dotprod")))
+#define BN__SIMD_NEON_DOT 1
+#elif defined(__GNUC__) && __GNUC__ >= 10
+#define BN__TARGET_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#define BN__SIMD_NEON_DOT 1
+#endif
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
+#endif
+
+/* ---- CPU detection (asked each time: no global cache) ---- */
+#if defined(BN__SIMD_X86)
+static void bn__cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
+    __asm__ __volatile__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+}
+static unsigned bn__xgetbv0(void) {
+    unsigned a, d;
+    __asm__ __volatile__("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+    return a;
+}
+BN_API bn_kernel bn_kernel_detect(void) {
+    unsigned r[4], max_leaf, xcr0;
+    int avx2, avx512;
+    bn__cpuid(0, 0, r);
+    max_leaf = r[0];
+    if (max_leaf < 7) return BN_KERNEL_SCALAR;
+    bn__cpuid(1, 0, r);
+    /* OSXSAVE, AVX, FMA, F16C */
+    if (!(r[2] & (1u << 27)) || !(r[2] & (1u << 28)) || !(r[2] & (1u << 12)) || !(r[2] & (1u << 29)))
+        return BN_KERNEL_SCALAR;
+    xcr0 = bn__xgetbv0();
+    if ((xcr0 & 6u) != 6u) return BN_KERNEL_SCALAR; /* the OS saves xmm + ymm */
+    bn__cpuid(7, 0, r);
+    avx2 = (r[1] >> 5) & 1;
+    /* AVX-512 F, BW, VL and VNNI, and the OS saves opmask + zmm state */
+    avx512 = ((r[1] >> 16) & 1) && ((r[1] >> 30) & 1) && ((r[1] >> 31) & 1) && ((r[2] >> 11) & 1) &&
+             (xcr0 & 0xe0u) == 0xe0u;
+    if (avx512 && avx2) return BN_KERNEL_AVX512;
+    return avx2 ? BN_KERNEL_AVX2 : BN_KERNEL_SCALAR;
+}
+#elif defined(BN__SIMD_NEON)
+BN_API bn_kernel bn_kernel_detect(void) {
+#if defined(BN__SIMD_NEON_DOT) && defined(__ARM_FEATURE_DOTPROD)
+    return BN_KERNEL_NEON_DOT; /* built for a CPU that has it */
+#elif defined(BN__SIMD_NEON_DOT) && defined(__linux__) && defined(AT_HWCAP)
+    return (getauxval(AT_HWCAP) & (1ul << 20)) ? BN_KERNEL_NEON_DOT : BN_KERNEL_NEON; /* HWCAP_ASIMDDP */
+#elif defined(BN__SIMD_NEON_DOT) && defined(__APPLE__)
+    return BN_KERNEL_NEON_DOT; /* every Apple arm64 CPU has it */
+#else
+    return BN_KERNEL_NEON;
+#endif
+}
+#else
+BN_API bn_kernel bn_kernel_detect(void) { return BN_KERNEL_SCALAR; }
+#endif
+
+BN_API int bn_kernel_supported(bn_kernel kernel) {
+    bn_kernel best = bn_kernel_detect();
+    switch (kernel) {
+    case BN_KERNEL_AUTO:
+    case BN_KERNEL_SCALAR: return 1;
+    case BN_KERNEL_AVX2: return best == BN_KERNEL_AVX2 || best == BN_KERNEL_AVX512;
+    case BN_KERNEL_AVX512: return best == BN_KERNEL_AVX512;
+    case BN_KERNEL_NEON: return best == BN_KERNEL_NEON || best == BN_KERNEL_NEON_DOT;
+    case BN_KERNEL_NEON_DOT: return best == BN_KERNEL_NEON_DOT;
+    }
+    return 0;
+}
+
+/* ---- x86 kernels ----
+   Each core function is written for a compile-time number of tokens NT
+   (1 or BN__TTILE) so that the accumulators stay in registers. */
+#if defined(BN__SIMD_X86)
+
+BN__TARGET_AVX2 static int32_t bn__hsum_256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Through memory: the AVX-512 extract/shuffle intrinsics of g++ 12 start
+   from an "undefined" vector, which -Wmaybe-uninitialized reports. */
+BN__TARGET_AVX512 static int32_t bn__hsum_512(__m512i v) {
+    int32_t lanes[16];
+    _mm512_storeu_si512((void *)lanes, v);
+    return bn__hsum_256(_mm256_add_epi32(_mm256_loadu_si256((const __m256i *)lanes),
+                                         _mm256_loadu_si256((const __m256i *)(lanes + 8))));
+}
+
+/* I2 with AVX-512 VNNI: one 64-byte load is one block; digit k is
+   (v >> 2k) & 3, 64 codes for the 64 activations at 64k. */
+BN__TARGET_AVX512 BN__INLINE void bn__i2_avx512_core(const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                      const int NT, int32_t *out) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i acc[BN__TTILE][4];
+    int b, t, k;
+    for (t = 0; t < NT; t++)
+        for (k = 0; k < 4; k++) acc[t][k] = _mm512_setzero_si512();
+    for (b = 0; b < nblocks; b++) {
+        __m512i v = _mm512_loadu_si512((const void *)(w + (size_t)b * 64)), d[4];
+        d[0] = _mm512_and_si512(v, m3);
+        d[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+        d[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+        d[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+        for (t = 0; t < NT; t++) {
+            const int8_t *xb = x[t] + (size_t)b * 256;
+            for (k = 0; k < 4; k++)
+                acc[t][k] = _mm512_dpbusd_epi32(acc[t][k], d[k], _mm512_loadu_si512((const void *)(xb + 64 * k)));
+        }
+    }
+    for (t = 0; t < NT; t++)
+        out[t] = bn__hsum_512(_mm512_add_epi32(_mm512_add_epi32(acc[t][0], acc[t][1]),
+                                               _mm512_add_epi32(acc[t][2], acc[t][3])));
+}
+
+BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                                 int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__i2_avx512_core(w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__i2_avx512_core(w, nblocks, x + t, 1, out + t);
+}
+
+/* TQ1 with AVX-512: t = q * 3^k mod 256 (bytes wrap), digit = (t >= 86) + (t >= 171). */
+BN__TARGET_AVX512 BN__INLINE void bn__tq1_avx512_core(const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                       const int NT, int32_t *out) {
+    const __m512i one = _mm512_set1_epi8(1), c86 = _mm512_set1_epi8((char)86), c171 = _mm512_set1_epi8((char)171);
+    __m512i acc[BN__TTILE][2];
+    int b, t, k;
+    for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm512_setzero_si512();
+    for (b = 0; b < nblocks; b++) {
+        __m512i q = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
+        for (k = 0; k < 5; k++) {
+            __m512i d = _mm512_maskz_mov_epi8(_mm512_cmpge_epu8_mask(q, c86), one);
+            d = _mm512_mask_add_epi8(d, _mm512_cmpge_epu8_mask(q, c171), d, one);
+            for (t = 0; t < NT; t++) {
+                const int8_t *xb = x[t] + (size_t)b * 320 + 64 * k;
+                acc[t][k & 1] = _mm512_dpbusd_epi32(acc[t][k & 1], d, _mm512_loadu_si512((const void *)xb));
+            }
+            q = _mm512_add_epi8(_mm512_add_epi8(q, q), q);
+        }
+    }
+    for (t = 0; t < NT; t++) out[t] = bn__hsum_512(_mm512_add_epi32(acc[t][0], acc[t][1]));
+}
+
+BN__TARGET_AVX512 static void bn__tdot_tq1_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                                  int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__tq1_avx512_core(w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__tq1_avx512_core(w, nblocks, x + t, 1, out + t);
+}
+
+/* I2 with AVX2: each block is two 32-byte halves. maddubs gives int16 sums
+   of two products (|sum| <= 512); the 8 of one block are added in int16
+   (<= 4096) and widened to int32 once per block. */
+BN__TARGET_AVX2 BN__INLINE void bn__i2_avx2_core(const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                  const int NT, int32_t *out) {
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i acc[BN__TTILE], s16[BN__TTILE];
+    int b, t, h, k;
+    for (t = 0; t < NT; t++) acc[t] = _mm256_setzero_si256();
+    for (b = 0; b < nblocks; b++) {
+        for (t = 0; t < NT; t++) s16[t] = _mm256_setzero_si256();
+        for (h = 0; h < 2; h++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h)), d[4];
+            d[0] = _mm256_and_si256(v, m3);
+            d[1] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
+            d[2] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
+            d[3] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
+            for (t = 0; t < NT; t++) {
+                const int8_t *xb = x[t] + (size_t)b * 256 + 32 * h;
+                for (k = 0; k < 4; k++)
+                    s16[t] = _mm256_add_epi16(
+                        s16[t], _mm256_maddubs_epi16(d[k], _mm256_loadu_si256((const __m256i *)(xb + 64 * k))));
+            }
+        }
+        for (t = 0; t < NT; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s16[t], ones));
+    }
+    for (t = 0; t < NT; t++) out[t] = bn__hsum_256(acc[t]);
+}
+
+BN__TARGET_AVX2 static void bn__tdot_i2_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                             int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__i2_avx2_core(w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__i2_avx2_core(w, nblocks, x + t, 1, out + t);
+}
+
+/* TQ1 with AVX2, which lacks unsigned byte compares: keep u = t ^ 0x80, for
+   which signed compares order like unsigned ones on t, and 3u = 3t ^ 0x80
+   (mod 256). digit = -(u > 85 - 128) - (u > 170 - 128). */
+BN__TARGET_AVX2 BN__INLINE void bn__tq1_avx2_core(const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                   const int NT, int32_t *out) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    const __m256i lo = _mm256_set1_epi8(85 - 128), hi = _mm256_set1_epi8(170 - 128), zero = _mm256_setzero_si256();
+    __m256i acc[BN__TTILE], s16[BN__TTILE];
+    int b, t, h, k;
+    for (t = 0; t < NT; t++) acc[t] = _mm256_setzero_si256();
+    for (b = 0; b < nblocks; b++) {
+        for (t = 0; t < NT; t++) s16[t] = _mm256_setzero_si256();
+        for (h = 0; h < 2; h++) {
+            __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h)), flip);
+            for (k = 0; k < 5; k++) {
+                __m256i d = _mm256_sub_epi8(_mm256_sub_epi8(zero, _mm256_cmpgt_epi8(u, lo)), _mm256_cmpgt_epi8(u, hi));
+                for (t = 0; t < NT; t++) {
+                    const int8_t *xb = x[t] + (size_t)b * 320 + 64 * k + 32 * h;
+                    s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(d, _mm256_loadu_si256((const __m256i *)xb)));
+                }
+                u = _mm256_add_epi8(_mm256_add_epi8(u, u), u);
+            }
+        }
+        for (t = 0; t < NT; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s16[t], ones));
+    }
+    for (t = 0; t < NT; t++) out[t] = bn__hsum_256(acc[t]);
+}
+
+BN__TARGET_AVX2 static void bn__tdot_tq1_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                              int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__tq1_avx2_core(w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__tq1_avx2_core(w, nblocks, x + t, 1, out + t);
+}
+
+static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
+    int tq1 = layout == BN_TLAYOUT_TQ1;
+    if (kernel == BN_KERNEL_AVX512) return tq1 ? bn__tdot_tq1_avx512 : bn__tdot_i2_avx512;
+    if (kernel == BN_KERNEL_AVX2) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avx2;
+    return NULL;
+}
+
+/* ---- NEON kernels ---- */
+#elif defined(BN__SIMD_NEON)
+
+/* The 16 codes of digit k of a 16-byte quarter, as signed bytes. */
+BN__INLINE int8x16_t bn__i2_neon_digit(uint8x16_t v, int k) {
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    switch (k) {
+    case 0: return vreinterpretq_s8_u8(vandq_u8(v, m3));
+    case 1: return vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v, 2), m3));
+    case 2: return vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v, 4), m3));
+    default: return vreinterpretq_s8_u8(vshrq_n_u8(v, 6));
+    }
+}
+
+/* digit = (t >= 86) + (t >= 171); compare masks are -1 as signed bytes. */
+BN__INLINE int8x16_t bn__tq1_neon_digit(uint8x16_t t) {
+    int8x16_t m = vaddq_s8(vreinterpretq_s8_u8(vcgeq_u8(t, vdupq_n_u8(86))),
+                           vreinterpretq_s8_u8(vcgeq_u8(t, vdupq_n_u8(171))));
+    return vnegq_s8(m);
+}
+
+/* Without dotprod: smull/smlal into int16 (a block adds at most 32 products
+   of |v| <= 256 per lane: <= 8192), widened into int32 once per block. */
+BN__INLINE int16x8_t bn__neon_mla(int16x8_t acc, int8x16_t d, const int8_t *x) {
+    int8x16_t xv = vld1q_s8(x);
+    acc = vmlal_s8(acc, vget_low_s8(d), vget_low_s8(xv));
+    return vmlal_s8(acc, vget_high_s8(d), vget_high_s8(xv));
+}
+
+BN__INLINE void bn__neon_core(int tq1, const uint8_t *w, int nblocks, const int8_t *const *x, const int NT,
+                              int32_t *out) {
+    const int bw = tq1 ? 320 : 256, nd = tq1 ? 5 : 4;
+    int32x4_t acc[BN__TTILE];
+    int16x8_t s16[BN__TTILE];
+    int b, t, q, k;
+    for (t = 0; t < NT; t++) acc[t] = vdupq_n_s32(0);
+    for (b = 0; b < nblocks; b++) {
+        for (t = 0; t < NT; t++) s16[t] = vdupq_n_s16(0);
+        for (q = 0; q < 4; q++) {
+            uint8x16_t v = vld1q_u8(w + (size_t)b * 64 + 16 * q);
+            for (k = 0; k < nd; k++) {
+                int8x16_t d = tq1 ? bn__tq1_neon_digit(v) : bn__i2_neon_digit(v, k);
+                for (t = 0; t < NT; t++) s16[t] = bn__neon_mla(s16[t], d, x[t] + (size_t)b * bw + 64 * k + 16 * q);
+                if (tq1) v = vmulq_u8(v, vdupq_n_u8(3));
+            }
+        }
+        for (t = 0; t < NT; t++) acc[t] = vpadalq_s16(acc[t], s16[t]);
+    }
+    for (t = 0; t < NT; t++) out[t] = vaddvq_s32(acc[t]);
+}
+
+static void bn__tdot_i2_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__neon_core(0, w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__neon_core(0, w, nblocks, x + t, 1, out + t);
+}
+
+static void bn__tdot_tq1_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__neon_core(1, w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__neon_core(1, w, nblocks, x + t, 1, out + t);
+}
+
+#if defined(BN__SIMD_NEON_DOT)
+/* With dotprod: sdot adds 4 products into each int32 lane. */
+BN__TARGET_DOTPROD BN__INLINE void bn__neondot_core(int tq1, const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                    const int NT, int32_t *out) {
+    const int bw = tq1 ? 320 : 256, nd = tq1 ? 5 : 4;
+    int32x4_t acc[BN__TTILE];
+    int b, t, q, k;
+    for (t = 0; t < NT; t++) acc[t] = vdupq_n_s32(0);
+    for (b = 0; b < nblocks; b++)
+        for (q = 0; q < 4; q++) {
+            uint8x16_t v = vld1q_u8(w + (size_t)b * 64 + 16 * q);
+            for (k = 0; k < nd; k++) {
+                int8x16_t d = tq1 ? bn__tq1_neon_digit(v) : bn__i2_neon_digit(v, k);
+                for (t = 0; t < NT; t++)
+                    acc[t] = vdotq_s32(acc[t], d, vld1q_s8(x[t] + (size_t)b * bw + 64 * k + 16 * q));
+                if (tq1) v = vmulq_u8(v, vdupq_n_u8(3));
+            }
+        }
+    for (t = 0; t < NT; t++) out[t] = vaddvq_s32(acc[t]);
+}
+
+BN__TARGET_DOTPROD static void bn__tdot_i2_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                                   int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__neondot_core(0, w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__neondot_core(0, w, nblocks, x + t, 1, out + t);
+}
+
+BN__TARGET_DOTPROD static void bn__tdot_tq1_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                                    int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__neondot_core(1, w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__neondot_core(1, w, nblocks, x + t, 1, out + t);
+}
+#endif
+
+static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
+    int tq1 = layout == BN_TLAYOUT_TQ1;
+#if defined(BN__SIMD_NEON_DOT)
+    if (kernel == BN_KERNEL_NEON_DOT) return tq1 ? bn__tdot_tq1_neondot : bn__tdot_i2_neondot;
+#endif
+    if (kernel == BN_KERNEL_NEON) return tq1 ? bn__tdot_tq1_neon : bn__tdot_i2_neon;
+    return NULL;
+}
+
+#else /* no SIMD in this build */
+
+static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
+    BN_UNUSED(kernel);
+    BN_UNUSED(layout);
+    return NULL;
+}
+
+#endif
 
 /* ==================== model.h ============================================= */
 /* ---- the model in memory -------------------------------------------------

@@ -34,8 +34,9 @@ typedef struct bn_tmat {
     int rows, cols;    /* rows = output features, cols = input features */
     bn_tlayout layout; /* never BN_TLAYOUT_DEFAULT once packed */
     float scale;       /* effective weight = ternary value * scale */
-    uint8_t *data;     /* packed weights, owned (BN_FREE) */
-    size_t nbytes;
+    uint8_t *data;     /* packed weights (64-byte aligned inside `owned`) */
+    size_t nbytes;     /* bytes of packed weights: rows * row bytes */
+    void *owned;       /* the allocation, freed by bn_tmat_free */
 } bn_tmat;
 
 typedef enum bn_ftype { BN_FTYPE_F32 = 0, BN_FTYPE_BF16, BN_FTYPE_F16, BN_FTYPE_I8 } bn_ftype;
@@ -79,50 +80,116 @@ BN_EXTERN_C_END
 
 #ifdef BITNET_IMPLEMENTATION
 
-/* ---- BN_TLAYOUT_I2, scalar reference ------------------------------------
-   Row-major, 4 weights per byte, weight c of a row in bits 2*(c%4)..+1 of
-   byte c/4, stored as value + 1 (0, 1, 2). Rows are padded to whole bytes.
-   (The kernels issue replaces this with layouts designed for SIMD.) */
+/* ---- Weight layouts ------------------------------------------------------
+   Both layouts cut each row into blocks along K. A block is 64 bytes and
+   byte j of a block holds one weight from each 64-wide stripe of it: weight
+   64*k + j of the block is "digit" k of byte j. So one SIMD load of 64 (or 32
+   or 16) bytes and one shift/mask (I2) or compare (TQ1) per digit gives
+   weights for 64 (32, 16) consecutive columns, which line up with a plain
+   load of the activations.
+   Weights are stored as codes = value + 1 in {0, 1, 2}. Kernels compute
+   sum code * x with unsigned x signed byte products (maddubs / vpdpbusd /
+   sdot) and subtract sum x once per token.
 
-static size_t bn__i2_row_bytes(int cols) { return ((size_t)cols + 3) / 4; }
+   BN_TLAYOUT_I2:  256 weights per block, 2 bits each: digit k of byte j is
+                   bits 2k..2k+1 (k = 0..3).
+   BN_TLAYOUT_TQ1: 320 weights per block, 5 weights per byte (1.6 bits): the
+                   base-3 number v = sum_k code_k * 3^(4-k) (k = 0..4) is
+                   stored as q = ceil(v * 256 / 243), so that digit k is
+                   ((q * 3^k mod 256) * 3) >> 8: multiplications and
+                   compares, no division (the trick of llama.cpp's TQ1_0);
+                   and v = (q * 243) >> 8.
+   Columns past `cols` in the last block hold code 1 (weight 0); rows are
+   cols_padded / block_weights * 64 bytes apart. */
+
+#define BN__TBLOCK_BYTES 64
+
+static int bn__tlayout_block_weights(bn_tlayout layout) { return layout == BN_TLAYOUT_TQ1 ? 320 : 256; }
+static int bn__tmat_blocks(const bn_tmat *m) {
+    int bw = bn__tlayout_block_weights(m->layout);
+    return (m->cols + bw - 1) / bw;
+}
+static size_t bn__tmat_row_bytes(const bn_tmat *m) { return (size_t)bn__tmat_blocks(m) * BN__TBLOCK_BYTES; }
+
+/* The code (value + 1) of weight `i` of a block. */
+static int bn__tblock_code(bn_tlayout layout, const uint8_t *block, int i) {
+    int j = i % 64, k = i / 64;
+    if (layout == BN_TLAYOUT_TQ1) {
+        int v = (block[j] * 243) >> 8, d;
+        for (d = 4; d > k; d--) v /= 3;
+        return v % 3;
+    }
+    return (block[j] >> (2 * k)) & 3;
+}
+
+static void bn__tblock_encode(bn_tlayout layout, uint8_t *block, const int8_t *codes) {
+    int j, k;
+    for (j = 0; j < 64; j++) {
+        if (layout == BN_TLAYOUT_TQ1) {
+            int v = 0;
+            for (k = 0; k < 5; k++) v = v * 3 + codes[64 * k + j];
+            block[j] = (uint8_t)((v * 256 + 242) / 243);
+        } else {
+            int b = 0;
+            for (k = 0; k < 4; k++) b |= codes[64 * k + j] << (2 * k);
+            block[j] = (uint8_t)b;
+        }
+    }
+}
 
 BN_API bn_status bn_tmat_pack(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
                               bn_tlayout layout, bn_error *err) {
-    size_t rb = bn__i2_row_bytes(cols);
-    int r, c;
+    int8_t codes[320];
+    size_t rb;
+    int r, b, i, nblocks, bw;
     memset(m, 0, sizeof *m);
     if (rows <= 0 || cols <= 0) return bn_errorf(err, BN_ERR_ARG, "bn_tmat_pack: bad shape %d x %d", rows, cols);
-    if (layout != BN_TLAYOUT_DEFAULT && layout != BN_TLAYOUT_I2)
+    if (layout == BN_TLAYOUT_DEFAULT) layout = BN_TLAYOUT_I2;
+    if (layout != BN_TLAYOUT_I2 && layout != BN_TLAYOUT_TQ1)
         return bn_errorf(err, BN_ERR_UNSUPPORTED, "bn_tmat_pack: layout %d not available", (int)layout);
-    m->data = BN_ZALLOC(uint8_t, rb * (size_t)rows);
-    if (!m->data) return bn_errorf(err, BN_ERR_NOMEM, "bn_tmat_pack: out of memory for %d x %d", rows, cols);
-    for (r = 0; r < rows; r++)
-        for (c = 0; c < cols; c++) {
-            int v = values[(size_t)r * cols + c];
-            if (v < -1 || v > 1) {
-                BN_FREE(m->data);
-                m->data = NULL;
-                return bn_errorf(err, BN_ERR_ARG, "bn_tmat_pack: value %d at (%d, %d) is not ternary", v, r, c);
-            }
-            m->data[(size_t)r * rb + (size_t)c / 4] |= (uint8_t)((v + 1) << (2 * (c % 4)));
-        }
     m->rows = rows;
     m->cols = cols;
-    m->layout = BN_TLAYOUT_I2;
+    m->layout = layout;
     m->scale = scale;
+    bw = bn__tlayout_block_weights(layout);
+    nblocks = bn__tmat_blocks(m);
+    rb = bn__tmat_row_bytes(m);
     m->nbytes = rb * (size_t)rows;
+    /* 64-byte aligned so that no SIMD load straddles two cache lines */
+    m->owned = BN_MALLOC(m->nbytes + 63);
+    if (!m->owned) {
+        memset(m, 0, sizeof *m);
+        return bn_errorf(err, BN_ERR_NOMEM, "bn_tmat_pack: out of memory for %d x %d", rows, cols);
+    }
+    m->data = (uint8_t *)m->owned + ((64 - (uintptr_t)m->owned % 64) % 64);
+    for (r = 0; r < rows; r++) {
+        const int8_t *row = values + (size_t)r * cols;
+        for (b = 0; b < nblocks; b++) {
+            for (i = 0; i < bw; i++) {
+                int c = b * bw + i, v = c < cols ? row[c] : 0;
+                if (v < -1 || v > 1) {
+                    bn_errorf(err, BN_ERR_ARG, "bn_tmat_pack: value %d at (%d, %d) is not ternary", v, r, c);
+                    bn_tmat_free(m);
+                    return BN_ERR_ARG;
+                }
+                codes[i] = (int8_t)(v + 1);
+            }
+            bn__tblock_encode(layout, m->data + (size_t)r * rb + (size_t)b * BN__TBLOCK_BYTES, codes);
+        }
+    }
     return BN_OK;
 }
 
 BN_API void bn_tmat_free(bn_tmat *m) {
     if (!m) return;
-    BN_FREE(m->data);
+    BN_FREE(m->owned);
     memset(m, 0, sizeof *m);
 }
 
 BN_API int bn_tmat_get(const bn_tmat *m, int r, int c) {
-    uint8_t b = m->data[(size_t)r * bn__i2_row_bytes(m->cols) + (size_t)c / 4];
-    return ((b >> (2 * (c % 4))) & 3) - 1;
+    int bw = bn__tlayout_block_weights(m->layout);
+    const uint8_t *block = m->data + (size_t)r * bn__tmat_row_bytes(m) + (size_t)(c / bw) * BN__TBLOCK_BYTES;
+    return bn__tblock_code(m->layout, block, c % bw) - 1;
 }
 
 BN_API float bn_quantize_act(const float *x, int n, int8_t *q) {
@@ -137,31 +204,125 @@ BN_API float bn_quantize_act(const float *x, int n, int8_t *q) {
     return a;
 }
 
-BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
-                               bn_kernel kernel) {
-    size_t rb = bn__i2_row_bytes(m->cols);
-    int t, r, c;
-    BN_UNUSED(pool);
-    BN_UNUSED(kernel);
-    for (t = 0; t < n_tokens; t++) {
-        const int8_t *x = xq + (size_t)t * m->cols;
-        for (r = 0; r < m->rows; r++) {
+/* ---- Kernels -------------------------------------------------------------
+   A kernel computes, for one packed row and nt tokens (nt = 1 or
+   BN__TTILE), out[t] = sum over nblocks blocks of code * x[t][...]: the
+   activations of block b start at x[t] + b * block_weights. The row's blocks
+   are unpacked once for the whole tile of tokens (the GEMM case); with one
+   token it is a GEMV that streams the weights once. */
+#define BN__TTILE 4
+typedef void (*bn__tdot_fn)(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out);
+
+/* The scalar kernel: the reference every SIMD kernel must match exactly. */
+static void bn__tdot_scalar(bn_tlayout layout, const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                            int32_t *out) {
+    int bw = bn__tlayout_block_weights(layout), t, b, i;
+    for (t = 0; t < nt; t++) {
+        int32_t acc = 0;
+        for (b = 0; b < nblocks; b++)
+            for (i = 0; i < bw; i++) acc += bn__tblock_code(layout, w + (size_t)b * 64, i) * x[t][b * bw + i];
+        out[t] = acc;
+    }
+}
+static void bn__tdot_i2_scalar(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+    bn__tdot_scalar(BN_TLAYOUT_I2, w, nblocks, x, nt, out);
+}
+static void bn__tdot_tq1_scalar(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+    bn__tdot_scalar(BN_TLAYOUT_TQ1, w, nblocks, x, nt, out);
+}
+
+/* Defined in ternary_simd.h: the SIMD kernel for (kernel, layout), or NULL. */
+static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout);
+
+static bn__tdot_fn bn__tdot_select(bn_kernel kernel, bn_tlayout layout) {
+    bn__tdot_fn f;
+    if (kernel == BN_KERNEL_AUTO) kernel = bn_kernel_detect();
+    f = bn__tdot_simd(kernel, layout);
+    if (f) return f;
+    return layout == BN_TLAYOUT_TQ1 ? bn__tdot_tq1_scalar : bn__tdot_i2_scalar;
+}
+
+typedef struct bn__tmatmul_job {
+    const bn_tmat *m;
+    const int8_t *xq;
+    int n_tokens;
+    bn__tdot_fn dot;
+    int32_t *out_i32;        /* either this ... */
+    float *out_f32;          /* ... or this, with act_scale */
+    const float *act_scale;
+} bn__tmatmul_job;
+
+/* One thread: rows [lo, hi) of the matrix for every token, BN__TTILE tokens
+   at a time. The last, partial block of a row reads a zero-padded copy of
+   the activations' tail, so kernels never read past `cols`. */
+static void bn__tmatmul_worker(void *arg, int ith, int nth) {
+    const bn__tmatmul_job *job = (const bn__tmatmul_job *)arg;
+    const bn_tmat *m = job->m;
+    int bw = bn__tlayout_block_weights(m->layout), nblocks = bn__tmat_blocks(m);
+    int nfull = m->cols / bw, has_tail = nfull < nblocks;
+    size_t rb = bn__tmat_row_bytes(m);
+    int8_t tails[BN__TTILE][320];
+    const int8_t *xs[BN__TTILE], *tailp[BN__TTILE];
+    int32_t sumx[BN__TTILE], dots[BN__TTILE], tdots[BN__TTILE];
+    int lo, hi, t0, nt, t, r, c;
+    bn_split_range(m->rows, ith, nth, &lo, &hi);
+    if (lo >= hi) return;
+    for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
+        nt = job->n_tokens - t0 >= BN__TTILE ? BN__TTILE : 1;
+        for (t = 0; t < nt; t++) {
+            const int8_t *x = job->xq + (size_t)(t0 + t) * m->cols;
+            int32_t s = 0;
+            for (c = 0; c < m->cols; c++) s += x[c];
+            sumx[t] = s;
+            xs[t] = x;
+            if (has_tail) {
+                memset(tails[t], 0, sizeof tails[t]);
+                memcpy(tails[t], x + (size_t)nfull * bw, (size_t)(m->cols - nfull * bw));
+            }
+            tailp[t] = tails[t];
+        }
+        for (r = lo; r < hi; r++) {
             const uint8_t *w = m->data + (size_t)r * rb;
-            int32_t acc = 0;
-            for (c = 0; c < m->cols; c++) acc += (((w[c / 4] >> (2 * (c % 4))) & 3) - 1) * x[c];
-            out[(size_t)t * m->rows + r] = acc;
+            for (t = 0; t < nt; t++) dots[t] = 0;
+            if (nfull) job->dot(w, nfull, xs, nt, dots);
+            if (has_tail) {
+                job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, 1, tailp, nt, tdots);
+                for (t = 0; t < nt; t++) dots[t] += tdots[t];
+            }
+            for (t = 0; t < nt; t++) {
+                size_t o = (size_t)(t0 + t) * m->rows + r;
+                int32_t d = dots[t] - sumx[t]; /* codes are value + 1 */
+                if (job->out_f32)
+                    job->out_f32[o] = (float)d * m->scale / job->act_scale[t0 + t];
+                else
+                    job->out_i32[o] = d;
+            }
         }
     }
 }
 
+static void bn__tmatmul_run(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out_i32, float *out_f32,
+                            const float *act_scale, bn_pool *pool, bn_kernel kernel) {
+    bn__tmatmul_job job;
+    job.m = m;
+    job.xq = xq;
+    job.n_tokens = n_tokens;
+    job.dot = bn__tdot_select(kernel, m->layout);
+    job.out_i32 = out_i32;
+    job.out_f32 = out_f32;
+    job.act_scale = act_scale;
+    if (n_tokens <= 0) return;
+    bn_pool_run(pool, bn__tmatmul_worker, &job);
+}
+
+BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
+                               bn_kernel kernel) {
+    bn__tmatmul_run(m, xq, n_tokens, out, NULL, NULL, pool, kernel);
+}
+
 BN_API void bn_tmat_matmul(const bn_tmat *m, const int8_t *xq, const float *act_scale, int n_tokens, float *y,
                            bn_pool *pool, bn_kernel kernel) {
-    int32_t *dots = BN_ALLOC(int32_t, (size_t)n_tokens * m->rows);
-    size_t i, n = (size_t)n_tokens * m->rows;
-    BN_ASSERT(dots);
-    bn_tmat_matmul_i32(m, xq, n_tokens, dots, pool, kernel);
-    for (i = 0; i < n; i++) y[i] = (float)dots[i] * m->scale / act_scale[i / m->rows];
-    BN_FREE(dots);
+    bn__tmatmul_run(m, xq, n_tokens, NULL, y, act_scale, pool, kernel);
 }
 
 static float bn__fmat_at(const bn_fmat *m, size_t r, size_t c) {
@@ -197,8 +358,6 @@ BN_API void bn_fmat_free(bn_fmat *m) {
     BN_FREE(m->owned_scale);
     memset(m, 0, sizeof *m);
 }
-
-BN_API bn_kernel bn_kernel_detect(void) { return BN_KERNEL_SCALAR; }
 
 BN_API const char *bn_kernel_name(bn_kernel kernel) {
     switch (kernel) {

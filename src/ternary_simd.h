@@ -1,5 +1,408 @@
 #ifndef BN_PART_TERNARY_SIMD_H
 #define BN_PART_TERNARY_SIMD_H
-/* AVX2 / AVX-512 VNNI / NEON ternary kernels (issue: kernels). Empty until written. */
+/* SIMD ternary kernels: AVX2 (maddubs), AVX-512 BW + VNNI (vpdpbusd), NEON
+   (smull/smlal) and NEON dotprod (sdot), for both weight layouts, chosen at
+   run time (bn_kernel_detect) and compiled with per-function target
+   attributes, so that the header needs no -m flags. Each kernel computes
+   exactly what the scalar reference in ternary_matmul.h computes: integer
+   sums, bit-identical. BITNET_NO_SIMD leaves only the scalar kernels. */
 
+BN_EXTERN_C_BEGIN
+/* 1 when this build has the kernel and this CPU can run it. */
+BN_API int bn_kernel_supported(bn_kernel kernel);
+BN_EXTERN_C_END
+
+#ifdef BITNET_IMPLEMENTATION
+
+#if !defined(BITNET_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define BN__SIMD_X86 1
+#include <immintrin.h>
+#define BN__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define BN__TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define BN__INLINE static inline __attribute__((always_inline))
+#endif
+
+#if !defined(BITNET_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__) && \
+    defined(__ARM_NEON)
+#define BN__SIMD_NEON 1
+#include <arm_neon.h>
+#define BN__INLINE static inline __attribute__((always_inline))
+#if defined(__ARM_FEATURE_DOTPROD)
+#define BN__TARGET_DOTPROD
+#define BN__SIMD_NEON_DOT 1
+#elif defined(__clang__)
+#define BN__TARGET_DOTPROD __attribute__((target("dotprod")))
+#define BN__SIMD_NEON_DOT 1
+#elif defined(__GNUC__) && __GNUC__ >= 10
+#define BN__TARGET_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#define BN__SIMD_NEON_DOT 1
+#endif
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
+#endif
+
+/* ---- CPU detection (asked each time: no global cache) ---- */
+#if defined(BN__SIMD_X86)
+static void bn__cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
+    __asm__ __volatile__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+}
+static unsigned bn__xgetbv0(void) {
+    unsigned a, d;
+    __asm__ __volatile__("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+    return a;
+}
+BN_API bn_kernel bn_kernel_detect(void) {
+    unsigned r[4], max_leaf, xcr0;
+    int avx2, avx512;
+    bn__cpuid(0, 0, r);
+    max_leaf = r[0];
+    if (max_leaf < 7) return BN_KERNEL_SCALAR;
+    bn__cpuid(1, 0, r);
+    /* OSXSAVE, AVX, FMA, F16C */
+    if (!(r[2] & (1u << 27)) || !(r[2] & (1u << 28)) || !(r[2] & (1u << 12)) || !(r[2] & (1u << 29)))
+        return BN_KERNEL_SCALAR;
+    xcr0 = bn__xgetbv0();
+    if ((xcr0 & 6u) != 6u) return BN_KERNEL_SCALAR; /* the OS saves xmm + ymm */
+    bn__cpuid(7, 0, r);
+    avx2 = (r[1] >> 5) & 1;
+    /* AVX-512 F, BW, VL and VNNI, and the OS saves opmask + zmm state */
+    avx512 = ((r[1] >> 16) & 1) && ((r[1] >> 30) & 1) && ((r[1] >> 31) & 1) && ((r[2] >> 11) & 1) &&
+             (xcr0 & 0xe0u) == 0xe0u;
+    if (avx512 && avx2) return BN_KERNEL_AVX512;
+    return avx2 ? BN_KERNEL_AVX2 : BN_KERNEL_SCALAR;
+}
+#elif defined(BN__SIMD_NEON)
+BN_API bn_kernel bn_kernel_detect(void) {
+#if defined(BN__SIMD_NEON_DOT) && defined(__ARM_FEATURE_DOTPROD)
+    return BN_KERNEL_NEON_DOT; /* built for a CPU that has it */
+#elif defined(BN__SIMD_NEON_DOT) && defined(__linux__) && defined(AT_HWCAP)
+    return (getauxval(AT_HWCAP) & (1ul << 20)) ? BN_KERNEL_NEON_DOT : BN_KERNEL_NEON; /* HWCAP_ASIMDDP */
+#elif defined(BN__SIMD_NEON_DOT) && defined(__APPLE__)
+    return BN_KERNEL_NEON_DOT; /* every Apple arm64 CPU has it */
+#else
+    return BN_KERNEL_NEON;
+#endif
+}
+#else
+BN_API bn_kernel bn_kernel_detect(void) { return BN_KERNEL_SCALAR; }
+#endif
+
+BN_API int bn_kernel_supported(bn_kernel kernel) {
+    bn_kernel best = bn_kernel_detect();
+    switch (kernel) {
+    case BN_KERNEL_AUTO:
+    case BN_KERNEL_SCALAR: return 1;
+    case BN_KERNEL_AVX2: return best == BN_KERNEL_AVX2 || best == BN_KERNEL_AVX512;
+    case BN_KERNEL_AVX512: return best == BN_KERNEL_AVX512;
+    case BN_KERNEL_NEON: return best == BN_KERNEL_NEON || best == BN_KERNEL_NEON_DOT;
+    case BN_KERNEL_NEON_DOT: return best == BN_KERNEL_NEON_DOT;
+    }
+    return 0;
+}
+
+/* ---- x86 kernels ----
+   Each core function is written for a compile-time number of tokens NT
+   (1 or BN__TTILE) so that the accumulators stay in registers. */
+#if defined(BN__SIMD_X86)
+
+BN__TARGET_AVX2 static int32_t bn__hsum_256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Through memory: the AVX-512 extract/shuffle intrinsics of g++ 12 start
+   from an "undefined" vector, which -Wmaybe-uninitialized reports. */
+BN__TARGET_AVX512 static int32_t bn__hsum_512(__m512i v) {
+    int32_t lanes[16];
+    _mm512_storeu_si512((void *)lanes, v);
+    return bn__hsum_256(_mm256_add_epi32(_mm256_loadu_si256((const __m256i *)lanes),
+                                         _mm256_loadu_si256((const __m256i *)(lanes + 8))));
+}
+
+/* I2 with AVX-512 VNNI: one 64-byte load is one block; digit k is
+   (v >> 2k) & 3, 64 codes for the 64 activations at 64k. */
+BN__TARGET_AVX512 BN__INLINE void bn__i2_avx512_core(const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                      const int NT, int32_t *out) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i acc[BN__TTILE][4];
+    int b, t, k;
+    for (t = 0; t < NT; t++)
+        for (k = 0; k < 4; k++) acc[t][k] = _mm512_setzero_si512();
+    for (b = 0; b < nblocks; b++) {
+        __m512i v = _mm512_loadu_si512((const void *)(w + (size_t)b * 64)), d[4];
+        d[0] = _mm512_and_si512(v, m3);
+        d[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+        d[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+        d[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+        for (t = 0; t < NT; t++) {
+            const int8_t *xb = x[t] + (size_t)b * 256;
+            for (k = 0; k < 4; k++)
+                acc[t][k] = _mm512_dpbusd_epi32(acc[t][k], d[k], _mm512_loadu_si512((const void *)(xb + 64 * k)));
+        }
+    }
+    for (t = 0; t < NT; t++)
+        out[t] = bn__hsum_512(_mm512_add_epi32(_mm512_add_epi32(acc[t][0], acc[t][1]),
+                                               _mm512_add_epi32(acc[t][2], acc[t][3])));
+}
+
+BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                                 int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__i2_avx512_core(w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__i2_avx512_core(w, nblocks, x + t, 1, out + t);
+}
+
+/* TQ1 with AVX-512: t = q * 3^k mod 256 (bytes wrap), digit = (t >= 86) + (t >= 171). */
+BN__TARGET_AVX512 BN__INLINE void bn__tq1_avx512_core(const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                       const int NT, int32_t *out) {
+    const __m512i one = _mm512_set1_epi8(1), c86 = _mm512_set1_epi8((char)86), c171 = _mm512_set1_epi8((char)171);
+    __m512i acc[BN__TTILE][2];
+    int b, t, k;
+    for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm512_setzero_si512();
+    for (b = 0; b < nblocks; b++) {
+        __m512i q = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
+        for (k = 0; k < 5; k++) {
+            __m512i d = _mm512_maskz_mov_epi8(_mm512_cmpge_epu8_mask(q, c86), one);
+            d = _mm512_mask_add_epi8(d, _mm512_cmpge_epu8_mask(q, c171), d, one);
+            for (t = 0; t < NT; t++) {
+                const int8_t *xb = x[t] + (size_t)b * 320 + 64 * k;
+                acc[t][k & 1] = _mm512_dpbusd_epi32(acc[t][k & 1], d, _mm512_loadu_si512((const void *)xb));
+            }
+            q = _mm512_add_epi8(_mm512_add_epi8(q, q), q);
+        }
+    }
+    for (t = 0; t < NT; t++) out[t] = bn__hsum_512(_mm512_add_epi32(acc[t][0], acc[t][1]));
+}
+
+BN__TARGET_AVX512 static void bn__tdot_tq1_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                                  int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__tq1_avx512_core(w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__tq1_avx512_core(w, nblocks, x + t, 1, out + t);
+}
+
+/* I2 with AVX2: each block is two 32-byte halves. maddubs gives int16 sums
+   of two products (|sum| <= 512); the 8 of one block are added in int16
+   (<= 4096) and widened to int32 once per block. */
+BN__TARGET_AVX2 BN__INLINE void bn__i2_avx2_core(const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                  const int NT, int32_t *out) {
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i acc[BN__TTILE], s16[BN__TTILE];
+    int b, t, h, k;
+    for (t = 0; t < NT; t++) acc[t] = _mm256_setzero_si256();
+    for (b = 0; b < nblocks; b++) {
+        for (t = 0; t < NT; t++) s16[t] = _mm256_setzero_si256();
+        for (h = 0; h < 2; h++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h)), d[4];
+            d[0] = _mm256_and_si256(v, m3);
+            d[1] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
+            d[2] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
+            d[3] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
+            for (t = 0; t < NT; t++) {
+                const int8_t *xb = x[t] + (size_t)b * 256 + 32 * h;
+                for (k = 0; k < 4; k++)
+                    s16[t] = _mm256_add_epi16(
+                        s16[t], _mm256_maddubs_epi16(d[k], _mm256_loadu_si256((const __m256i *)(xb + 64 * k))));
+            }
+        }
+        for (t = 0; t < NT; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s16[t], ones));
+    }
+    for (t = 0; t < NT; t++) out[t] = bn__hsum_256(acc[t]);
+}
+
+BN__TARGET_AVX2 static void bn__tdot_i2_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                             int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__i2_avx2_core(w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__i2_avx2_core(w, nblocks, x + t, 1, out + t);
+}
+
+/* TQ1 with AVX2, which lacks unsigned byte compares: keep u = t ^ 0x80, for
+   which signed compares order like unsigned ones on t, and 3u = 3t ^ 0x80
+   (mod 256). digit = -(u > 85 - 128) - (u > 170 - 128). */
+BN__TARGET_AVX2 BN__INLINE void bn__tq1_avx2_core(const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                   const int NT, int32_t *out) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    const __m256i lo = _mm256_set1_epi8(85 - 128), hi = _mm256_set1_epi8(170 - 128), zero = _mm256_setzero_si256();
+    __m256i acc[BN__TTILE], s16[BN__TTILE];
+    int b, t, h, k;
+    for (t = 0; t < NT; t++) acc[t] = _mm256_setzero_si256();
+    for (b = 0; b < nblocks; b++) {
+        for (t = 0; t < NT; t++) s16[t] = _mm256_setzero_si256();
+        for (h = 0; h < 2; h++) {
+            __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h)), flip);
+            for (k = 0; k < 5; k++) {
+                __m256i d = _mm256_sub_epi8(_mm256_sub_epi8(zero, _mm256_cmpgt_epi8(u, lo)), _mm256_cmpgt_epi8(u, hi));
+                for (t = 0; t < NT; t++) {
+                    const int8_t *xb = x[t] + (size_t)b * 320 + 64 * k + 32 * h;
+                    s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(d, _mm256_loadu_si256((const __m256i *)xb)));
+                }
+                u = _mm256_add_epi8(_mm256_add_epi8(u, u), u);
+            }
+        }
+        for (t = 0; t < NT; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s16[t], ones));
+    }
+    for (t = 0; t < NT; t++) out[t] = bn__hsum_256(acc[t]);
+}
+
+BN__TARGET_AVX2 static void bn__tdot_tq1_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                              int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__tq1_avx2_core(w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__tq1_avx2_core(w, nblocks, x + t, 1, out + t);
+}
+
+static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
+    int tq1 = layout == BN_TLAYOUT_TQ1;
+    if (kernel == BN_KERNEL_AVX512) return tq1 ? bn__tdot_tq1_avx512 : bn__tdot_i2_avx512;
+    if (kernel == BN_KERNEL_AVX2) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avx2;
+    return NULL;
+}
+
+/* ---- NEON kernels ---- */
+#elif defined(BN__SIMD_NEON)
+
+/* The 16 codes of digit k of a 16-byte quarter, as signed bytes. */
+BN__INLINE int8x16_t bn__i2_neon_digit(uint8x16_t v, int k) {
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    switch (k) {
+    case 0: return vreinterpretq_s8_u8(vandq_u8(v, m3));
+    case 1: return vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v, 2), m3));
+    case 2: return vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(v, 4), m3));
+    default: return vreinterpretq_s8_u8(vshrq_n_u8(v, 6));
+    }
+}
+
+/* digit = (t >= 86) + (t >= 171); compare masks are -1 as signed bytes. */
+BN__INLINE int8x16_t bn__tq1_neon_digit(uint8x16_t t) {
+    int8x16_t m = vaddq_s8(vreinterpretq_s8_u8(vcgeq_u8(t, vdupq_n_u8(86))),
+                           vreinterpretq_s8_u8(vcgeq_u8(t, vdupq_n_u8(171))));
+    return vnegq_s8(m);
+}
+
+/* Without dotprod: smull/smlal into int16 (a block adds at most 32 products
+   of |v| <= 256 per lane: <= 8192), widened into int32 once per block. */
+BN__INLINE int16x8_t bn__neon_mla(int16x8_t acc, int8x16_t d, const int8_t *x) {
+    int8x16_t xv = vld1q_s8(x);
+    acc = vmlal_s8(acc, vget_low_s8(d), vget_low_s8(xv));
+    return vmlal_s8(acc, vget_high_s8(d), vget_high_s8(xv));
+}
+
+BN__INLINE void bn__neon_core(int tq1, const uint8_t *w, int nblocks, const int8_t *const *x, const int NT,
+                              int32_t *out) {
+    const int bw = tq1 ? 320 : 256, nd = tq1 ? 5 : 4;
+    int32x4_t acc[BN__TTILE];
+    int16x8_t s16[BN__TTILE];
+    int b, t, q, k;
+    for (t = 0; t < NT; t++) acc[t] = vdupq_n_s32(0);
+    for (b = 0; b < nblocks; b++) {
+        for (t = 0; t < NT; t++) s16[t] = vdupq_n_s16(0);
+        for (q = 0; q < 4; q++) {
+            uint8x16_t v = vld1q_u8(w + (size_t)b * 64 + 16 * q);
+            for (k = 0; k < nd; k++) {
+                int8x16_t d = tq1 ? bn__tq1_neon_digit(v) : bn__i2_neon_digit(v, k);
+                for (t = 0; t < NT; t++) s16[t] = bn__neon_mla(s16[t], d, x[t] + (size_t)b * bw + 64 * k + 16 * q);
+                if (tq1) v = vmulq_u8(v, vdupq_n_u8(3));
+            }
+        }
+        for (t = 0; t < NT; t++) acc[t] = vpadalq_s16(acc[t], s16[t]);
+    }
+    for (t = 0; t < NT; t++) out[t] = vaddvq_s32(acc[t]);
+}
+
+static void bn__tdot_i2_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__neon_core(0, w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__neon_core(0, w, nblocks, x + t, 1, out + t);
+}
+
+static void bn__tdot_tq1_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__neon_core(1, w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__neon_core(1, w, nblocks, x + t, 1, out + t);
+}
+
+#if defined(BN__SIMD_NEON_DOT)
+/* With dotprod: sdot adds 4 products into each int32 lane. */
+BN__TARGET_DOTPROD BN__INLINE void bn__neondot_core(int tq1, const uint8_t *w, int nblocks, const int8_t *const *x,
+                                                    const int NT, int32_t *out) {
+    const int bw = tq1 ? 320 : 256, nd = tq1 ? 5 : 4;
+    int32x4_t acc[BN__TTILE];
+    int b, t, q, k;
+    for (t = 0; t < NT; t++) acc[t] = vdupq_n_s32(0);
+    for (b = 0; b < nblocks; b++)
+        for (q = 0; q < 4; q++) {
+            uint8x16_t v = vld1q_u8(w + (size_t)b * 64 + 16 * q);
+            for (k = 0; k < nd; k++) {
+                int8x16_t d = tq1 ? bn__tq1_neon_digit(v) : bn__i2_neon_digit(v, k);
+                for (t = 0; t < NT; t++)
+                    acc[t] = vdotq_s32(acc[t], d, vld1q_s8(x[t] + (size_t)b * bw + 64 * k + 16 * q));
+                if (tq1) v = vmulq_u8(v, vdupq_n_u8(3));
+            }
+        }
+    for (t = 0; t < NT; t++) out[t] = vaddvq_s32(acc[t]);
+}
+
+BN__TARGET_DOTPROD static void bn__tdot_i2_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                                   int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__neondot_core(0, w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__neondot_core(0, w, nblocks, x + t, 1, out + t);
+}
+
+BN__TARGET_DOTPROD static void bn__tdot_tq1_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+                                                    int32_t *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__neondot_core(1, w, nblocks, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__neondot_core(1, w, nblocks, x + t, 1, out + t);
+}
+#endif
+
+static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
+    int tq1 = layout == BN_TLAYOUT_TQ1;
+#if defined(BN__SIMD_NEON_DOT)
+    if (kernel == BN_KERNEL_NEON_DOT) return tq1 ? bn__tdot_tq1_neondot : bn__tdot_i2_neondot;
+#endif
+    if (kernel == BN_KERNEL_NEON) return tq1 ? bn__tdot_tq1_neon : bn__tdot_i2_neon;
+    return NULL;
+}
+
+#else /* no SIMD in this build */
+
+static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
+    BN_UNUSED(kernel);
+    BN_UNUSED(layout);
+    return NULL;
+}
+
+#endif
+
+#endif /* BITNET_IMPLEMENTATION */
 #endif /* BN_PART_TERNARY_SIMD_H */
