@@ -2037,7 +2037,12 @@ static bn_status bn__st_open(bn_safetensors *st, const char *path, bn_error *err
             BN_FREE(index);
             index = NULL;
             if (bn__ends_with(path, ".json")) index = bn__strndup(path, strlen(path));
-            else file = bn__strndup(path, strlen(path));
+            else if (bn__ends_with(path, ".safetensors")) file = bn__strndup(path, strlen(path));
+            else {
+                s = bn_errorf(err, BN_ERR_MISSING, "%s: no model.safetensors or model.safetensors.index.json here "
+                              "(a file path must end in .safetensors or .json)", path);
+                goto done;
+            }
             if (!index && !file) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
         }
     }
@@ -3030,6 +3035,8 @@ static bn_status bn__cfg_quant(bn_config *cfg, const bn_json *q, const char *wha
                          method);
     if (strcmp(cls, "bitlinear") != 0 && strcmp(cls, "autobitlinear") != 0)
         return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: quantization_config.linear_class \"%s\"", what, cls);
+    if (bn_json_bool(q, "use_rms_norm", 0))
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: quantization_config.use_rms_norm (an RMSNorm inside every linear)", what);
     if (strcmp(mode, "online") == 0) cfg->variant = BN_WEIGHTS_MASTER;
     else if (strcmp(mode, "offline") == 0)
         cfg->variant = strcmp(cls, "bitlinear") == 0 ? BN_WEIGHTS_BITLINEAR : BN_WEIGHTS_AUTOBITLINEAR;
@@ -3164,9 +3171,9 @@ static bn_status bn__need(const bn_safetensors *st, const char *name, int n_dims
     if (!t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", st->files[0].path, name);
     if (t->n_dims != n_dims || t->shape[0] != d0 || (n_dims > 1 && t->shape[1] != d1)) {
         if (n_dims == 1)
-            return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has shape %s[%lld%s], expected [%lld]",
-                             st->files[t->file].path, name, "", (long long)t->shape[0], t->n_dims > 1 ? ", ..." : "",
-                             (long long)d0);
+            return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has shape [%lld%s], expected [%lld]",
+                             st->files[t->file].path, name, (long long)(t->n_dims ? t->shape[0] : 0),
+                             t->n_dims > 1 ? ", ..." : "", (long long)d0);
         return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has shape [%lld, %lld]%s, expected [%lld, %lld]",
                          st->files[t->file].path, name, (long long)t->shape[0],
                          (long long)(t->n_dims > 1 ? t->shape[1] : 0), t->n_dims != 2 ? " (not 2-D)" : "",

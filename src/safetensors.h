@@ -432,7 +432,12 @@ static bn_status bn__st_open(bn_safetensors *st, const char *path, bn_error *err
             BN_FREE(index);
             index = NULL;
             if (bn__ends_with(path, ".json")) index = bn__strndup(path, strlen(path));
-            else file = bn__strndup(path, strlen(path));
+            else if (bn__ends_with(path, ".safetensors")) file = bn__strndup(path, strlen(path));
+            else {
+                s = bn_errorf(err, BN_ERR_MISSING, "%s: no model.safetensors or model.safetensors.index.json here "
+                              "(a file path must end in .safetensors or .json)", path);
+                goto done;
+            }
             if (!index && !file) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
         }
     }

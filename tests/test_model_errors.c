@@ -1,0 +1,270 @@
+/* config.json parsing and validation, and model loading errors: every bad
+   config or checkpoint (written here, into build/tmp) must give its named error. */
+#define BITNET_IMPLEMENTATION
+#include "../bitnet.h"
+#include "harness.h"
+
+#include <sys/stat.h>
+
+#define TMP "build/tmp"
+#define SRC_MODEL BNT_FIXTURES "/hf/tiny-mha-untied/packed"
+
+/* A minimal valid bitnet config with one key's text replaced or added. */
+static void config_with(char *out, size_t n, const char *extra) {
+    snprintf(out, n,
+             "{\"model_type\": \"bitnet\", \"vocab_size\": 100, \"hidden_size\": 64, \"intermediate_size\": 128,"
+             " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2,"
+             " \"max_position_embeddings\": 128, \"rms_norm_eps\": 1e-5, \"rope_theta\": 10000.0%s%s}",
+             extra ? ", " : "", extra ? extra : "");
+}
+
+static void expect_config_error(const char *extra, bn_status status, const char *word) {
+    char text[2048];
+    bn_config cfg;
+    bn_error err;
+    bn_status s;
+    config_with(text, sizeof text, extra);
+    s = bn_config_parse(&cfg, text, NULL, "test-config.json", &err);
+    BNT_CHECKF(s == status, "[%s]: status %s, want %s (%s)", extra, bn_status_str(s), bn_status_str(status),
+               s ? err.msg : "accepted");
+    if (s) {
+        printf("    %-60.60s -> %s\n", extra, err.msg);
+        BNT_CHECKF(strstr(err.msg, "test-config.json") != NULL, "message does not name the file: %s", err.msg);
+        BNT_CHECKF(strstr(err.msg, word) != NULL, "message lacks '%s': %s", word, err.msg);
+    }
+}
+
+static void test_config_values(void) {
+    char text[2048];
+    bn_config cfg;
+    bn_error err;
+    config_with(text, sizeof text, NULL);
+    BNT_CHECKF(bn_config_parse(&cfg, text, NULL, "c", &err) == BN_OK, "%s", err.msg);
+    BNT_CHECK(cfg.arch == BN_ARCH_BITNET && cfg.act == BN_ACT_RELU2 && cfg.has_sub_norms);
+    BNT_CHECK(cfg.head_dim == 16 && cfg.n_kv_heads == 2 && cfg.rope_theta == 10000.0f);
+    BNT_CHECK(cfg.variant == BN_WEIGHTS_BITLINEAR && !cfg.tie_word_embeddings && cfg.n_eos == 0 && cfg.bos_token_id == -1);
+    /* transformers-5 rope_parameters wins over nothing; explicit head_dim; eos lists merged with generation_config */
+    config_with(text, sizeof text,
+                "\"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"default\"}, \"head_dim\": 32,"
+                " \"eos_token_id\": [5, 6], \"bos_token_id\": 1, \"tie_word_embeddings\": true,"
+                " \"quantization_config\": {\"quant_method\": \"bitnet\", \"linear_class\": \"autobitlinear\","
+                " \"quantization_mode\": \"offline\", \"modules_to_not_convert\": [\"lm_head\"]}");
+    BNT_CHECKF(bn_config_parse(&cfg, text, "{\"eos_token_id\": [6, 7], \"bos_token_id\": 2}", "c", &err) == BN_OK, "%s",
+               err.msg);
+    BNT_CHECK(cfg.rope_theta == 500000.0f && cfg.head_dim == 32 && cfg.tie_word_embeddings);
+    BNT_CHECK(cfg.variant == BN_WEIGHTS_AUTOBITLINEAR && cfg.bos_token_id == 2);
+    BNT_CHECK(cfg.n_eos == 3 && cfg.eos_token_ids[0] == 5 && cfg.eos_token_ids[1] == 6 && cfg.eos_token_ids[2] == 7);
+    /* llama with a bitnet quantization_config, silu, online quantization */
+    config_with(text, sizeof text,
+                "\"model_type\": \"llama\", \"hidden_act\": \"silu\", \"eos_token_id\": 11,"
+                " \"quantization_config\": {\"quant_method\": \"bitnet\", \"linear_class\": \"autobitlinear\","
+                " \"quantization_mode\": \"online\"}");
+    BNT_CHECKF(bn_config_parse(&cfg, text, NULL, "c", &err) == BN_OK, "%s", err.msg);
+    BNT_CHECK(cfg.arch == BN_ARCH_LLAMA && cfg.act == BN_ACT_SILU && !cfg.has_sub_norms);
+    BNT_CHECK(cfg.variant == BN_WEIGHTS_MASTER && cfg.n_eos == 1 && cfg.eos_token_ids[0] == 11);
+}
+
+static void test_config_errors(void) {
+    expect_config_error("\"hidden_size\": 0", BN_ERR_CONFIG, "hidden_size");
+    expect_config_error("\"num_hidden_layers\": -2", BN_ERR_CONFIG, "num_hidden_layers");
+    expect_config_error("\"vocab_size\": 1.5", BN_ERR_CONFIG, "vocab_size");
+    expect_config_error("\"intermediate_size\": \"big\"", BN_ERR_CONFIG, "intermediate_size");
+    expect_config_error("\"hidden_size\": 66", BN_ERR_CONFIG, "not divisible");
+    expect_config_error("\"num_key_value_heads\": 3", BN_ERR_CONFIG, "does not divide");
+    expect_config_error("\"head_dim\": 0", BN_ERR_CONFIG, "head_dim");
+    expect_config_error("\"head_dim\": 15", BN_ERR_CONFIG, "even");
+    expect_config_error("\"rope_theta\": 0", BN_ERR_CONFIG, "rope_theta");
+    expect_config_error("\"rope_parameters\": {\"rope_theta\": -1}", BN_ERR_CONFIG, "rope_theta");
+    expect_config_error("\"rope_parameters\": {\"rope_theta\": 10000, \"rope_type\": \"yarn\"}", BN_ERR_UNSUPPORTED, "yarn");
+    expect_config_error("\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8}", BN_ERR_UNSUPPORTED, "llama3");
+    expect_config_error("\"rms_norm_eps\": -1e-5", BN_ERR_CONFIG, "rms_norm_eps");
+    expect_config_error("\"model_type\": \"gpt2\"", BN_ERR_UNSUPPORTED, "gpt2");
+    expect_config_error("\"model_type\": \"llama\"", BN_ERR_UNSUPPORTED, "quantization_config");
+    expect_config_error("\"hidden_act\": \"gelu\"", BN_ERR_UNSUPPORTED, "gelu");
+    expect_config_error("\"quantization_config\": {\"quant_method\": \"gptq\"}", BN_ERR_UNSUPPORTED, "gptq");
+    expect_config_error("\"quantization_config\": {\"linear_class\": \"fancy\"}", BN_ERR_UNSUPPORTED, "fancy");
+    expect_config_error("\"quantization_config\": {\"quantization_mode\": \"sometimes\"}", BN_ERR_UNSUPPORTED, "sometimes");
+    expect_config_error("\"quantization_config\": {\"use_rms_norm\": true}", BN_ERR_UNSUPPORTED, "use_rms_norm");
+    expect_config_error("\"quantization_config\": {\"modules_to_not_convert\": [\"lm_head\", \"model.layers.0.mlp.down_proj\"]}",
+                        BN_ERR_UNSUPPORTED, "down_proj");
+    {
+        bn_config cfg;
+        bn_error err;
+        BNT_CHECK(bn_config_parse(&cfg, "{\"model_type\": ", NULL, "broken.json", &err) == BN_ERR_FORMAT);
+        BNT_CHECK(strstr(err.msg, "broken.json") && strstr(err.msg, "byte"));
+        BNT_CHECK(bn_config_parse(&cfg, "[]", NULL, "array.json", &err) == BN_ERR_CONFIG);
+    }
+}
+
+/* ---- broken checkpoints, made from a fixture ---------------------------- */
+
+typedef struct edit {
+    const char *drop;          /* tensor to leave out */
+    const char *reshape;       /* tensor whose first dimension is changed */
+    const char *retype;        /* tensor written as I32 zeros of its numel */
+    const char *corrupt_codes; /* U8 tensor whose first byte becomes 0xff (code 3) */
+} edit;
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Copy SRC_MODEL into dir with the edit applied. */
+static void make_model(const char *dir, const edit *e) {
+    bn_safetensors *st = NULL;
+    bn_error err;
+    bn_st_tensor *ts;
+    char path[512], *cfg;
+    uint8_t *bad_codes = NULL;
+    int32_t *zeros = NULL;
+    int i, n = 0;
+    mkdir(dir, 0755);
+    BNT_CHECK(bn_read_file(SRC_MODEL "/config.json", &cfg, NULL, &err) == BN_OK);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_text(path, cfg);
+    bn_free(cfg);
+    BNT_CHECK(bn_st_open(&st, SRC_MODEL, &err) == BN_OK);
+    ts = (bn_st_tensor *)malloc(sizeof(bn_st_tensor) * (size_t)st->n_tensors);
+    for (i = 0; i < st->n_tensors; i++) {
+        bn_st_tensor t = st->tensors[i];
+        if (e->drop && strcmp(t.name, e->drop) == 0) continue;
+        if (e->reshape && strcmp(t.name, e->reshape) == 0) {
+            t.shape[0] -= 1;
+        }
+        if (e->retype && strcmp(t.name, e->retype) == 0) {
+            zeros = (int32_t *)calloc((size_t)bn_st_numel(&t), sizeof(int32_t));
+            t.dtype = BN_DTYPE_I32;
+            t.data = zeros;
+        }
+        if (e->corrupt_codes && strcmp(t.name, e->corrupt_codes) == 0) {
+            bad_codes = (uint8_t *)malloc(t.nbytes);
+            memcpy(bad_codes, t.data, t.nbytes);
+            bad_codes[5] = 0xff;
+            t.data = bad_codes;
+        }
+        ts[n++] = t;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    BNT_CHECKF(bn_st_write(path, ts, n, NULL, &err) == BN_OK, "%s", err.msg);
+    free(ts);
+    free(bad_codes);
+    free(zeros);
+    bn_st_close(st);
+}
+
+static void expect_load_error(const char *dir, bn_status status, const char *word1, const char *word2) {
+    bn_model *m = NULL;
+    bn_error err;
+    bn_status s = bn_model_load(&m, dir, NULL, &err);
+    BNT_CHECKF(s == status, "%s: status %s, want %s (%s)", dir, bn_status_str(s), bn_status_str(status),
+               s ? err.msg : "loaded");
+    BNT_CHECK(m == NULL);
+    if (s) {
+        printf("    %s\n", err.msg);
+        BNT_CHECKF(strstr(err.msg, dir) != NULL, "message does not name the file: %s", err.msg);
+        if (word1) BNT_CHECKF(strstr(err.msg, word1) != NULL, "message lacks '%s': %s", word1, err.msg);
+        if (word2) BNT_CHECKF(strstr(err.msg, word2) != NULL, "message lacks '%s': %s", word2, err.msg);
+    }
+    bn_model_free(m);
+}
+
+static void test_unchanged_copy_loads(void) {
+    edit e;
+    bn_model *m = NULL;
+    bn_error err;
+    memset(&e, 0, sizeof e);
+    make_model(TMP "/m_ok", &e);
+    BNT_CHECKF(bn_model_load(&m, TMP "/m_ok", NULL, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECK(m && bn_model_config(m)->n_layers == 2);
+    bn_model_free(m);
+    /* a file path with config.json beside it works too */
+    BNT_CHECKF(bn_model_load(&m, TMP "/m_ok/model.safetensors", NULL, &err) == BN_OK, "%s", err.msg);
+    bn_model_free(m);
+}
+
+static void test_missing_tensor(void) {
+    edit e;
+    memset(&e, 0, sizeof e);
+    e.drop = "model.layers.1.self_attn.v_proj.weight";
+    make_model(TMP "/m_missing", &e);
+    expect_load_error(TMP "/m_missing", BN_ERR_MISSING, e.drop, "missing");
+    e.drop = "lm_head.weight"; /* untied model */
+    make_model(TMP "/m_missing_head", &e);
+    expect_load_error(TMP "/m_missing_head", BN_ERR_MISSING, e.drop, NULL);
+    e.drop = "model.layers.0.mlp.ffn_sub_norm.weight";
+    make_model(TMP "/m_missing_subnorm", &e);
+    expect_load_error(TMP "/m_missing_subnorm", BN_ERR_MISSING, e.drop, NULL);
+    e.drop = "model.layers.0.mlp.up_proj.weight_scale";
+    make_model(TMP "/m_missing_scale", &e);
+    expect_load_error(TMP "/m_missing_scale", BN_ERR_MISSING, e.drop, NULL);
+}
+
+static void test_misshapen_tensor(void) {
+    edit e;
+    memset(&e, 0, sizeof e);
+    e.reshape = "model.layers.0.self_attn.q_proj.weight"; /* packed [32, 128] -> [31, 128] */
+    make_model(TMP "/m_shape_q", &e);
+    expect_load_error(TMP "/m_shape_q", BN_ERR_SHAPE, e.reshape, "[31, 128]");
+    e.reshape = "model.embed_tokens.weight";
+    make_model(TMP "/m_shape_embed", &e);
+    expect_load_error(TMP "/m_shape_embed", BN_ERR_SHAPE, e.reshape, "776");
+    e.reshape = "model.norm.weight";
+    make_model(TMP "/m_shape_norm", &e);
+    expect_load_error(TMP "/m_shape_norm", BN_ERR_SHAPE, e.reshape, "127");
+    e.reshape = NULL;
+    e.retype = "model.layers.1.input_layernorm.weight";
+    make_model(TMP "/m_type_norm", &e);
+    expect_load_error(TMP "/m_type_norm", BN_ERR_SHAPE, e.retype, "I32");
+    e.retype = "model.layers.1.mlp.gate_proj.weight";
+    make_model(TMP "/m_type_linear", &e);
+    expect_load_error(TMP "/m_type_linear", BN_ERR_SHAPE, e.retype, "I32");
+}
+
+static void test_bad_codes(void) {
+    edit e;
+    memset(&e, 0, sizeof e);
+    e.corrupt_codes = "model.layers.0.mlp.down_proj.weight";
+    make_model(TMP "/m_codes", &e);
+    expect_load_error(TMP "/m_codes", BN_ERR_FORMAT, e.corrupt_codes, "byte offset");
+}
+
+static void test_bad_files(void) {
+    edit e;
+    char path[256];
+    memset(&e, 0, sizeof e);
+    mkdir(TMP "/m_noconfig", 0755);
+    expect_load_error(TMP "/m_noconfig", BN_ERR_MISSING, "config.json", NULL);
+    make_model(TMP "/m_badconfig", &e);
+    write_text(TMP "/m_badconfig/config.json", "{\"model_type\": \"bitnet\",, }");
+    expect_load_error(TMP "/m_badconfig", BN_ERR_FORMAT, "config.json", "byte");
+    make_model(TMP "/m_badgen", &e);
+    write_text(TMP "/m_badgen/generation_config.json", "{\"eos_token_id\": [1, 2}");
+    expect_load_error(TMP "/m_badgen", BN_ERR_FORMAT, "generation_config.json", NULL);
+    make_model(TMP "/m_badst", &e);
+    snprintf(path, sizeof path, TMP "/m_badst/model.safetensors");
+    {
+        FILE *f = fopen(path, "wb");
+        fwrite("\x08\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}", 1, 16, f);
+        fclose(f);
+    }
+    expect_load_error(TMP "/m_badst", BN_ERR_FORMAT, "model.safetensors", "'a'");
+    mkdir(TMP "/m_noweights", 0755);
+    write_text(TMP "/m_noweights/config.json", "{\"model_type\": \"bitnet\", \"vocab_size\": 10, \"hidden_size\": 8,"
+               " \"intermediate_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2}");
+    expect_load_error(TMP "/m_noweights", BN_ERR_MISSING, "model.safetensors", NULL);
+}
+
+int main(void) {
+    mkdir("build", 0755);
+    mkdir(TMP, 0755);
+    BNT_RUN(test_config_values);
+    BNT_RUN(test_config_errors);
+    BNT_RUN(test_unchanged_copy_loads);
+    BNT_RUN(test_missing_tensor);
+    BNT_RUN(test_misshapen_tensor);
+    BNT_RUN(test_bad_codes);
+    BNT_RUN(test_bad_files);
+    return bnt_finish("model_errors");
+}
