@@ -3391,14 +3391,16 @@ static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_erro
     int l;
     embed_p.head_type_set = 0; /* embeddings stay as on disk; head_type applies to lm_head */
     if ((s = bn__need(m->st, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
-        (s = bn__load_fmat(m, t, &m->embed, c->tie_word_embeddings ? p : &embed_p, err)))
+        (s = bn__load_fmat(m, t, &m->embed, &embed_p, err)))
         return s;
-    if (c->tie_word_embeddings) {
-        m->lm_head = m->embed;
-        m->lm_head.owned = NULL; /* owned by embed */
+    if (c->tie_word_embeddings && (!p->head_type_set || p->head_type == m->embed.type)) {
+        m->lm_head = m->embed; /* the same matrix, owned by embed */
+        m->lm_head.owned = NULL;
         m->lm_head.owned_scale = NULL;
-    } else if ((s = bn__need(m->st, "lm_head.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
-               (s = bn__load_fmat(m, t, &m->lm_head, p, err))) {
+    } else if (!c->tie_word_embeddings &&
+               (s = bn__need(m->st, "lm_head.weight", 2, c->vocab_size, c->hidden_size, &t, err))) {
+        return s;
+    } else if ((s = bn__load_fmat(m, t, &m->lm_head, p, err))) { /* untied, or tied but converted */
         return s;
     }
     if ((s = bn__load_norm(m, "model.norm.weight", c->hidden_size, &m->final_norm, err))) return s;
@@ -3509,6 +3511,7 @@ struct bn_context {
     int8_t *xq;       /* quantized activations [n_batch][max(hidden, q_dim, intermediate)] */
     float *act_scale; /* [n_batch] */
     float *scores;    /* attention scores, one row of n_ctx per thread */
+    float *rope_cos, *rope_sin; /* [n_ctx][head_dim / 2], computed once */
     /* Logits of the tokens that asked for them. */
     float *logits;
     int logits_cap; /* rows allocated */
@@ -3534,6 +3537,20 @@ static size_t bn__kv_dim(const bn_config *c) { return (size_t)c->n_kv_heads * c-
 static size_t bn__kv_offset(const bn_context *ctx, int seq, int layer) {
     const bn_config *c = &ctx->model->config;
     return (((size_t)seq * c->n_layers + layer) * ctx->params.n_ctx) * bn__kv_dim(c);
+}
+
+/* The RoPE table: the angle of pair i at position p is computed in f32 as HF
+   does, p * theta^(-2i/head_dim), then its cos and sin. */
+static void bn__rope_table(float *cos_out, float *sin_out, int n_ctx, int head_dim, float theta) {
+    int p, i, half = head_dim / 2;
+    for (i = 0; i < half; i++) {
+        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+        for (p = 0; p < n_ctx; p++) {
+            float angle = (float)p * inv_freq;
+            cos_out[(size_t)p * half + i] = (float)cos((double)angle);
+            sin_out[(size_t)p * half + i] = (float)sin((double)angle);
+        }
+    }
 }
 
 BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const bn_context_params *params,
@@ -3577,13 +3594,16 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     ctx->act_scale = BN_ALLOC(float, nb);
     ctx->scores = BN_ALLOC(float, (size_t)bn_pool_size(ctx->pool) * p.n_ctx);
     ctx->logits_row = BN_ALLOC(int, nb);
-    if (!ctx->pool || !ctx->k_cache || !ctx->v_cache || !ctx->seq_len || !ctx->x || !ctx->xn || !ctx->q || !ctx->k ||
+    ctx->rope_cos = BN_ALLOC(float, (size_t)p.n_ctx * (c->head_dim / 2));
+    ctx->rope_sin = BN_ALLOC(float, (size_t)p.n_ctx * (c->head_dim / 2));
+    if (!ctx->rope_cos || !ctx->rope_sin || !ctx->pool || !ctx->k_cache || !ctx->v_cache || !ctx->seq_len || !ctx->x || !ctx->xn || !ctx->q || !ctx->k ||
         !ctx->v || !ctx->att || !ctx->gate || !ctx->up || !ctx->proj || !ctx->xq || !ctx->act_scale || !ctx->scores ||
         !ctx->logits_row) {
         bn_context_free(ctx);
         return bn_errorf(err, BN_ERR_NOMEM, "bn_context_new: out of memory (KV cache of %lu MB for %d x %d positions)",
                          (unsigned long)(kv_elems * 8 >> 20), p.n_seq, p.n_ctx);
     }
+    bn__rope_table(ctx->rope_cos, ctx->rope_sin, p.n_ctx, c->head_dim, c->rope_theta);
     ctx->last_row = -1;
     *out = ctx;
     return BN_OK;
@@ -3609,6 +3629,8 @@ BN_API void bn_context_free(bn_context *ctx) {
     BN_FREE(ctx->scores);
     BN_FREE(ctx->logits);
     BN_FREE(ctx->logits_row);
+    BN_FREE(ctx->rope_cos);
+    BN_FREE(ctx->rope_sin);
     BN_FREE(ctx);
 }
 
@@ -3670,14 +3692,12 @@ static void bn__quantize_rows(const float *x, int n_tokens, int n, int8_t *xq, f
 }
 
 /* RoPE, HF's rotate-half convention: dimension i pairs with i + head_dim/2
-   (not with i + 1 as in the interleaved GPT-J/llama.cpp style). The angle is
-   computed in f32 as HF does: pos * theta^(-2i/head_dim). */
-static void bn__rope(float *v, int n_heads, int head_dim, int pos, float theta) {
-    int h, i, half = head_dim / 2;
+   (not with i + 1 as in the interleaved GPT-J/llama.cpp style). */
+static void bn__rope(const bn_context *ctx, float *v, int n_heads, int pos) {
+    int head_dim = ctx->model->config.head_dim, h, i, half = head_dim / 2;
+    const float *cosp = ctx->rope_cos + (size_t)pos * half, *sinp = ctx->rope_sin + (size_t)pos * half;
     for (i = 0; i < half; i++) {
-        float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
-        float angle = (float)pos * inv_freq;
-        float c = (float)cos((double)angle), s = (float)sin((double)angle);
+        float c = cosp[i], s = sinp[i];
         for (h = 0; h < n_heads; h++) {
             float *x = v + (size_t)h * head_dim;
             float x1 = x[i], x2 = x[i + half];
@@ -3755,8 +3775,8 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     for (t = 0; t < n; t++) {
         int seq = b->seq ? b->seq[t] : 0;
         size_t at = bn__kv_offset(ctx, seq, l) + (size_t)b->pos[t] * kv_dim;
-        bn__rope(ctx->q + (size_t)t * q_dim, c->n_heads, c->head_dim, b->pos[t], c->rope_theta);
-        bn__rope(ctx->k + (size_t)t * kv_dim, c->n_kv_heads, c->head_dim, b->pos[t], c->rope_theta);
+        bn__rope(ctx, ctx->q + (size_t)t * q_dim, c->n_heads, b->pos[t]);
+        bn__rope(ctx, ctx->k + (size_t)t * kv_dim, c->n_kv_heads, b->pos[t]);
         memcpy(ctx->k_cache + at, ctx->k + (size_t)t * kv_dim, sizeof(float) * (size_t)kv_dim);
         memcpy(ctx->v_cache + at, ctx->v + (size_t)t * kv_dim, sizeof(float) * (size_t)kv_dim);
     }

@@ -514,14 +514,16 @@ static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_erro
     int l;
     embed_p.head_type_set = 0; /* embeddings stay as on disk; head_type applies to lm_head */
     if ((s = bn__need(m->st, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
-        (s = bn__load_fmat(m, t, &m->embed, c->tie_word_embeddings ? p : &embed_p, err)))
+        (s = bn__load_fmat(m, t, &m->embed, &embed_p, err)))
         return s;
-    if (c->tie_word_embeddings) {
-        m->lm_head = m->embed;
-        m->lm_head.owned = NULL; /* owned by embed */
+    if (c->tie_word_embeddings && (!p->head_type_set || p->head_type == m->embed.type)) {
+        m->lm_head = m->embed; /* the same matrix, owned by embed */
+        m->lm_head.owned = NULL;
         m->lm_head.owned_scale = NULL;
-    } else if ((s = bn__need(m->st, "lm_head.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
-               (s = bn__load_fmat(m, t, &m->lm_head, p, err))) {
+    } else if (!c->tie_word_embeddings &&
+               (s = bn__need(m->st, "lm_head.weight", 2, c->vocab_size, c->hidden_size, &t, err))) {
+        return s;
+    } else if ((s = bn__load_fmat(m, t, &m->lm_head, p, err))) { /* untied, or tied but converted */
         return s;
     }
     if ((s = bn__load_norm(m, "model.norm.weight", c->hidden_size, &m->final_norm, err))) return s;

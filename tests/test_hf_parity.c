@@ -368,11 +368,63 @@ static void test_batch_errors_and_context_full(void) {
     bn_model_free(model);
 }
 
+/* lm_head converted at load (params.head_type): f32 must still match HF;
+   int8 rows are an approximation, held to a looser bound. Tied and untied. */
+static void head_type_case(const char *name, bn_ftype type, double bound) {
+    char dir[256], refpath[256];
+    bn_model *model = NULL;
+    bn_context *ctx = NULL;
+    bn_safetensors *ref = NULL;
+    bn_model_params mp = bn_model_default_params();
+    bn_error err;
+    size_t n_ids = 0, n_logits = 0;
+    float *ids_f, *ref_logits, *logits;
+    int32_t ids[64];
+    int t, n, vocab;
+    double e;
+    snprintf(dir, sizeof dir, BNT_FIXTURES "/hf/%s/packed", name);
+    snprintf(refpath, sizeof refpath, BNT_FIXTURES "/hf/%s/reference.safetensors", name);
+    mp.head_type = type;
+    mp.head_type_set = 1;
+    BNT_CHECKF(bn_model_load(&model, dir, &mp, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECK(bn_st_open(&ref, refpath, &err) == BN_OK);
+    if (!model || !ref) { bn_model_free(model); bn_st_close(ref); return; }
+    vocab = bn_model_config(model)->vocab_size;
+    ids_f = ref_tensor(ref, NULL, "input_ids", &n_ids);
+    ref_logits = ref_tensor(ref, "packed", "logits", &n_logits);
+    n = (int)n_ids;
+    for (t = 0; t < n; t++) ids[t] = (int32_t)ids_f[t];
+    BNT_CHECK(bn_context_new(&ctx, model, NULL, &err) == BN_OK);
+    logits = (float *)malloc(sizeof(float) * (size_t)n * vocab);
+    for (t = 0; t < n; t++) { /* one token at a time: every logits row */
+        BNT_CHECK(bn_eval(ctx, 0, &ids[t], 1, &err) == BN_OK);
+        memcpy(logits + (size_t)t * vocab, bn_get_logits(ctx, -1), sizeof(float) * vocab);
+    }
+    e = rel_l2(logits, ref_logits, n_logits);
+    printf("    %s lm_head as %s: logits rel L2 %.3e\n", name, type == BN_FTYPE_F32 ? "f32" : type == BN_FTYPE_I8 ? "int8" : "f16", e);
+    BNT_CHECKF(e <= bound, "rel L2 %.3g > %.3g", e, bound);
+    free(logits);
+    free(ids_f);
+    free(ref_logits);
+    bn_context_free(ctx);
+    bn_st_close(ref);
+    bn_model_free(model);
+}
+
+static void test_head_types(void) {
+    head_type_case("tiny-gqa-tied", BN_FTYPE_F32, TOL);
+    head_type_case("tiny-mha-untied", BN_FTYPE_F32, TOL);
+    head_type_case("tiny-mha-untied", BN_FTYPE_F16, TOL);
+    head_type_case("tiny-gqa-tied", BN_FTYPE_I8, 2e-2);
+    head_type_case("llama-bitnet", BN_FTYPE_I8, 2e-2);
+}
+
 int main(void) {
     BNT_RUN(test_tiny_gqa_tied);
     BNT_RUN(test_tiny_mha_untied);
     BNT_RUN(test_llama_bitnet);
     BNT_RUN(test_multi_sequence_batch);
     BNT_RUN(test_batch_errors_and_context_full);
+    BNT_RUN(test_head_types);
     return bnt_finish("hf_parity");
 }
