@@ -47,6 +47,9 @@ BN_API void bn_ag_graph_reset(bn_ag_graph *g);
 BN_API void bn_ag_graph_free(bn_ag_graph *g);
 /* The first error since the last reset, or NULL. */
 BN_API const bn_error *bn_ag_graph_error(const bn_ag_graph *g);
+/* Record an error found by code that builds a graph (e.g. a model's forward);
+   returns NULL so that `return bn_ag_graph_fail(...)` reads naturally. */
+BN_API bn_ag_tensor *bn_ag_graph_fail(bn_ag_graph *g, bn_status status, const char *why);
 
 /* A parameter: zero-filled data and grad, owned by the caller. */
 BN_API bn_ag_tensor *bn_ag_param_new(int ne0, int ne1, int ne2, int ne3);
@@ -177,6 +180,10 @@ static bn_ag_tensor *bn__ag_fail(bn_ag_graph *g, bn_status st, const char *op, c
         g->failed = 1;
     }
     return NULL;
+}
+
+BN_API bn_ag_tensor *bn_ag_graph_fail(bn_ag_graph *g, bn_status status, const char *why) {
+    return bn__ag_fail(g, status, "graph", why);
 }
 
 static bn_ag_tensor *bn__ag_alloc(int ne0, int ne1, int ne2, int ne3, int with_grad) {
