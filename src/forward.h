@@ -136,6 +136,12 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     if (p.n_ctx > c->max_seq_len)
         return bn_errorf(err, BN_ERR_ARG, "bn_context_new: n_ctx %d is larger than the model's max_position_embeddings %d",
                          p.n_ctx, c->max_seq_len);
+    /* sizes in double first: a huge n_seq x n_ctx must fail cleanly, not wrap around */
+    if ((double)p.n_seq * c->n_layers * p.n_ctx * c->n_kv_heads * c->head_dim * 2.0 * sizeof(float) > (double)SIZE_MAX / 2 ||
+        (double)p.n_batch * (c->intermediate_size + c->hidden_size + (double)c->n_heads * c->head_dim) * 16.0 >
+            (double)SIZE_MAX / 2)
+        return bn_errorf(err, BN_ERR_NOMEM, "bn_context_new: %d sequences x %d positions (n_batch %d) is too large",
+                         p.n_seq, p.n_ctx, p.n_batch);
     ctx = BN_ZALLOC(bn_context, 1);
     if (!ctx) return bn_errorf(err, BN_ERR_NOMEM, "out of memory");
     ctx->model = model;

@@ -256,6 +256,64 @@ static void test_bad_files(void) {
     expect_load_error(TMP "/m_noweights", BN_ERR_MISSING, "model.safetensors", NULL);
 }
 
+/* Damaged headers and config values: loading either fails with a message
+   or gives a model that runs a token without crashing (ASan watches). */
+static void test_fuzz_load(void) {
+    char *orig, *cfg;
+    size_t len, hlen;
+    bn_error err;
+    uint32_t seed = 777;
+    int iter, loaded = 0, refused = 0;
+    static const char *const cfg_edits[] = {
+        "\"num_key_value_heads\": 1", "\"num_key_value_heads\": 2", "\"head_dim\": 16", "\"head_dim\": 64",
+        "\"vocab_size\": 776", "\"intermediate_size\": 324", "\"num_hidden_layers\": 3", "\"hidden_size\": 256",
+        "\"tie_word_embeddings\": true", "\"model_type\": \"llama\""};
+    BNT_CHECK(bn_read_file(SRC_MODEL "/model.safetensors", &orig, &len, &err) == BN_OK);
+    BNT_CHECK(bn_read_file(SRC_MODEL "/config.json", &cfg, NULL, &err) == BN_OK);
+    if (!orig || !cfg) return;
+    hlen = (size_t)(unsigned char)orig[0] | ((size_t)(unsigned char)orig[1] << 8);
+    mkdir(TMP "/m_fuzz", 0755);
+    for (iter = 0; iter < 60; iter++) {
+        char *buf = (char *)malloc(len), text[4096];
+        bn_model *m = NULL;
+        FILE *f;
+        int k;
+        memcpy(buf, orig, len);
+        if (iter % 2 == 0) {
+            for (k = 0; k < 2; k++) {
+                seed = seed * 1103515245u + 12345u;
+                buf[8 + (seed >> 8) % hlen] = "0123456789"[(seed >> 20) % 10]; /* a digit in the header */
+            }
+            write_text(TMP "/m_fuzz/config.json", cfg);
+        } else { /* the config says one thing, the weights another */
+            const char *close = strrchr(cfg, '}');
+            snprintf(text, sizeof text, "%.*s, %s}", (int)(close - cfg), cfg, cfg_edits[(iter / 2) % 10]);
+            write_text(TMP "/m_fuzz/config.json", text);
+        }
+        f = fopen(TMP "/m_fuzz/model.safetensors", "wb");
+        fwrite(buf, 1, len, f);
+        fclose(f);
+        if (bn_model_load(&m, TMP "/m_fuzz", NULL, &err) == BN_OK) {
+            bn_context *ctx = NULL;
+            bn_context_params cp = bn_context_default_params();
+            int32_t tok = 3;
+            loaded++;
+            cp.n_ctx = 8;
+            BNT_CHECK(bn_context_new(&ctx, m, &cp, &err) == BN_OK);
+            if (ctx) BNT_CHECK(bn_eval(ctx, 0, &tok, 1, &err) == BN_OK && bn_get_logits(ctx, -1) != NULL);
+            bn_context_free(ctx);
+            bn_model_free(m);
+        } else {
+            refused++;
+            BNT_CHECK(strlen(err.msg) > 0);
+        }
+        free(buf);
+    }
+    printf("    60 damaged checkpoints: %d loaded and ran, %d refused\n", loaded, refused);
+    bn_free(orig);
+    bn_free(cfg);
+}
+
 int main(void) {
     mkdir("build", 0755);
     mkdir(TMP, 0755);
@@ -266,5 +324,6 @@ int main(void) {
     BNT_RUN(test_misshapen_tensor);
     BNT_RUN(test_bad_codes);
     BNT_RUN(test_bad_files);
+    BNT_RUN(test_fuzz_load);
     return bnt_finish("model_errors");
 }

@@ -274,6 +274,58 @@ static void test_duplicate_across_shards(void) {
     expect_error(TMP "/sharded_dup", BN_ERR_FORMAT, "'a'", "appears twice");
 }
 
+/* Random damage to a real header: every open either fails with a message or
+   gives tensors whose bytes lie inside the file (ASan checks the reads). */
+static void test_fuzz_header(void) {
+    const char *path = TMP "/st_fuzz.safetensors";
+    char *orig;
+    size_t len, hlen, i;
+    bn_error err;
+    uint32_t seed = 12345;
+    int iter, opened = 0, failed = 0;
+    BNT_CHECK(bn_read_file(BNT_FIXTURES "/hf/tiny-mha-untied/packed/model.safetensors", &orig, &len, &err) == BN_OK);
+    if (!orig) return;
+    hlen = (size_t)(unsigned char)orig[0] | ((size_t)(unsigned char)orig[1] << 8);
+    for (iter = 0; iter < 300; iter++) {
+        char *buf = (char *)malloc(len);
+        size_t n = len;
+        bn_safetensors *st = NULL;
+        int k, flips = 1 + iter % 4;
+        memcpy(buf, orig, len);
+        for (k = 0; k < flips; k++) {
+            seed = seed * 1103515245u + 12345u;
+            i = (seed >> 8) % (8 + hlen);
+            seed = seed * 1103515245u + 12345u;
+            buf[i] = (char)(iter % 3 == 0 ? "0123456789,:[]{}\"\\ "[(seed >> 8) % 19] : (char)(seed >> 16));
+        }
+        if (iter % 5 == 0) n = 8 + (size_t)(seed >> 4) % (len - 8); /* truncated */
+        {
+            FILE *f = fopen(path, "wb");
+            fwrite(buf, 1, n, f);
+            fclose(f);
+        }
+        if (bn_st_open(&st, path, &err) == BN_OK) {
+            int t;
+            opened++;
+            for (t = 0; t < st->n_tensors; t++) {
+                const bn_st_tensor *ts = &st->tensors[t];
+                const uint8_t *p = (const uint8_t *)ts->data;
+                size_t j, sum = 0;
+                BNT_CHECK(ts->offset + ts->nbytes <= st->files[0].size);
+                for (j = 0; j < ts->nbytes; j++) sum += p[j];
+                (void)sum;
+            }
+            bn_st_close(st);
+        } else {
+            failed++;
+            BNT_CHECK(strlen(err.msg) > 0);
+        }
+        free(buf);
+    }
+    printf("    300 damaged files: %d opened, %d refused\n", opened, failed);
+    bn_free(orig);
+}
+
 int main(void) {
     make_tmp();
     BNT_RUN(test_round_trip);
@@ -287,5 +339,6 @@ int main(void) {
     BNT_RUN(test_out_of_bounds);
     BNT_RUN(test_overlap);
     BNT_RUN(test_duplicate_across_shards);
+    BNT_RUN(test_fuzz_header);
     return bnt_finish("safetensors");
 }
