@@ -245,12 +245,16 @@ BN_API void bn_context_reset(bn_context *ctx) {
 
 /* ---- the building blocks -------------------------------------------------- */
 
-/* out = x * rsqrt(mean(x^2) + eps) * w, for one vector of n (HF's RMSNorm in f32). */
+/* out = x * rsqrt(mean(x^2) + eps) * w, for one vector of n (HF's RMSNorm in f32).
+   The sum of squares is accumulated in double: PyTorch's vectorized reduction
+   is more accurate than a naive f32 loop, and an activation that lands on a
+   rounding tie after the norm must round the way HF's does. */
 static void bn__rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
-    float ss = 0.0f, inv;
+    double ss = 0.0;
+    float inv;
     int i;
-    for (i = 0; i < n; i++) ss += x[i] * x[i];
-    inv = 1.0f / sqrtf(ss / (float)n + eps);
+    for (i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    inv = 1.0f / sqrtf((float)(ss / n) + eps);
     for (i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
 }
 

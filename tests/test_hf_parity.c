@@ -53,9 +53,10 @@ static int first_near_tie(const char *model_dir, const bn_config *cfg, const flo
         if (bn_st_read_f32(bn_st_find(st, name), w, &err) != BN_OK) break;
         for (t = 0; t < n_tokens && (found < 0 || t < found); t++) {
             const float *x = hidden + ((size_t)l * n_tokens + t) * hid;
-            float ss = 0.0f, inv, amax = 0.0f, a;
-            for (i = 0; i < hid; i++) ss += x[i] * x[i];
-            inv = 1.0f / sqrtf(ss / (float)hid + cfg->rms_norm_eps);
+            double ss = 0.0; /* as the library's RMSNorm */
+            float inv, amax = 0.0f, a;
+            for (i = 0; i < hid; i++) ss += (double)x[i] * x[i];
+            inv = 1.0f / sqrtf((float)(ss / hid) + cfg->rms_norm_eps);
             for (i = 0; i < hid; i++) { xn[i] = w[i] * (x[i] * inv); amax = fmaxf(amax, fabsf(xn[i])); }
             a = 127.0f / fmaxf(amax, 1e-5f);
             for (i = 0; i < hid; i++) {
@@ -186,7 +187,7 @@ static void check_case(int ci, int vi) {
             if (lg) memcpy(logits + (size_t)t * vocab, lg, sizeof(float) * vocab);
         }
         tie = first_near_tie(dir, cfg, hidden, n_prompt, why, sizeof why);
-        if (tie >= 0) printf("    %s/%s: %s\n", cases[ci], variants[vi], why);
+        if (tie >= 0) printf("    %s/%s: near a rounding tie at %s\n", cases[ci], variants[vi], why);
         e_full = check_logits("prompt in one call", logits, ref_logits, n_prompt, vocab, tie);
         for (l = 0; l <= cfg->n_layers; l++) {
             char what[32];
