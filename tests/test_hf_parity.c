@@ -6,6 +6,7 @@
 #include "../bitnet.h"
 #include "harness.h"
 #include <float.h>
+#include <pthread.h>
 
 #define TOL 1e-3
 
@@ -420,6 +421,62 @@ static void test_head_types(void) {
     head_type_case("llama-bitnet", BN_FTYPE_I8, 2e-2);
 }
 
+/* One model, read-only, shared by threads that each own a context: every
+   thread's logits equal the single-threaded ones bit for bit. */
+typedef struct share_job {
+    const bn_model *model;
+    const int32_t *ids;
+    int n;
+    float *out; /* last logits */
+    int ok;
+} share_job;
+
+static void *share_worker(void *arg) {
+    share_job *j = (share_job *)arg;
+    bn_context *ctx = NULL;
+    bn_context_params cp = bn_context_default_params();
+    bn_error err;
+    int vocab = bn_model_config(j->model)->vocab_size;
+    cp.n_ctx = 32;
+    cp.n_threads = 1;
+    j->ok = bn_context_new(&ctx, j->model, &cp, &err) == BN_OK && bn_eval(ctx, 0, j->ids, j->n, &err) == BN_OK;
+    if (j->ok) memcpy(j->out, bn_get_logits(ctx, -1), sizeof(float) * vocab);
+    bn_context_free(ctx);
+    return NULL;
+}
+
+static void test_shared_model_threads(void) {
+    bn_model *model = NULL;
+    bn_error err;
+    share_job jobs[4];
+    pthread_t th[4];
+    int32_t ids[4][8];
+    float *out;
+    int i, t, vocab;
+    BNT_CHECKF(bn_model_load(&model, BNT_FIXTURES "/hf/llama-bitnet/packed", NULL, &err) == BN_OK, "%s", err.msg);
+    if (!model) return;
+    vocab = bn_model_config(model)->vocab_size;
+    out = (float *)malloc(sizeof(float) * 8 * vocab);
+    for (i = 0; i < 4; i++) {
+        for (t = 0; t < 8; t++) ids[i][t] = (int32_t)((i * 131 + t * 17) % vocab);
+        jobs[i].model = model;
+        jobs[i].ids = ids[i];
+        jobs[i].n = 8;
+        jobs[i].out = out + (size_t)i * vocab;
+        share_worker(&jobs[i]); /* reference, one at a time */
+        BNT_CHECK(jobs[i].ok);
+        jobs[i].out = out + (size_t)(4 + i) * vocab;
+    }
+    for (i = 0; i < 4; i++) pthread_create(&th[i], NULL, share_worker, &jobs[i]);
+    for (i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (i = 0; i < 4; i++) {
+        BNT_CHECK(jobs[i].ok);
+        BNT_CHECK(memcmp(out + (size_t)i * vocab, out + (size_t)(4 + i) * vocab, sizeof(float) * vocab) == 0);
+    }
+    free(out);
+    bn_model_free(model);
+}
+
 int main(void) {
     BNT_RUN(test_tiny_gqa_tied);
     BNT_RUN(test_tiny_mha_untied);
@@ -427,5 +484,6 @@ int main(void) {
     BNT_RUN(test_multi_sequence_batch);
     BNT_RUN(test_batch_errors_and_context_full);
     BNT_RUN(test_head_types);
+    BNT_RUN(test_shared_model_threads);
     return bnt_finish("hf_parity");
 }
