@@ -7,7 +7,7 @@ BUILD   := build
 
 .PHONY: all amalgamate test deps clean
 
-all: bitnet.h
+all: bitnet.h $(BUILD)/bitnet
 
 # bitnet.h is generated from src/ and committed; `make` keeps it fresh.
 bitnet.h: amalgamate.py LICENSE $(wildcard src/*.h)
@@ -15,6 +15,11 @@ bitnet.h: amalgamate.py LICENSE $(wildcard src/*.h)
 
 amalgamate:
 	python3 amalgamate.py
+
+# The `bitnet` command (tools/bitnet.c includes only bitnet.h).
+$(BUILD)/bitnet: tools/bitnet.c bitnet.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) tools/bitnet.c -o $@ $(LIBS)
 
 # Installs what the test suite needs on Debian/Ubuntu, only what is missing.
 deps:
