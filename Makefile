@@ -5,9 +5,9 @@ WARN    := -Wall -Wextra -Wpedantic
 LIBS    := -lm -lpthread
 BUILD   := build
 
-.PHONY: all amalgamate test deps clean
+.PHONY: all amalgamate test deps clean bench
 
-all: bitnet.h
+all: bitnet.h $(BUILD)/bitnet
 
 # bitnet.h is generated from src/ and committed; `make` keeps it fresh.
 bitnet.h: amalgamate.py LICENSE $(wildcard src/*.h)
@@ -16,6 +16,11 @@ bitnet.h: amalgamate.py LICENSE $(wildcard src/*.h)
 amalgamate:
 	python3 amalgamate.py
 
+# The `bitnet` command (tools/bitnet.c includes only bitnet.h).
+$(BUILD)/bitnet: tools/bitnet.c bitnet.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) tools/bitnet.c -o $@ $(LIBS)
+
 # Installs what the test suite needs on Debian/Ubuntu, only what is missing.
 deps:
 	@sh tools/deps.sh
@@ -23,6 +28,13 @@ deps:
 # Checks that the committed bitnet.h is a fresh amalgamation *before* regenerating it.
 test:
 	@sh tests/all.sh
+
+# Speed of the 2B4T-shaped synthetic model (generated into build/ on first use) against this
+# machine's memory bandwidth; BENCH_ARGS="MODEL_DIR -t N --layout tq1 --head i8 --quick" to vary.
+bench: bitnet.h
+	@mkdir -p $(BUILD)
+	$(CC) -std=c99 -O2 -march=native $(WARN) tools/bench.c -o $(BUILD)/bench $(LIBS)
+	./$(BUILD)/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)
