@@ -5,7 +5,7 @@ WARN    := -Wall -Wextra -Wpedantic
 LIBS    := -lm -lpthread
 BUILD   := build
 
-.PHONY: all amalgamate test deps clean
+.PHONY: all amalgamate test deps clean bench
 
 all: bitnet.h $(BUILD)/bitnet
 
@@ -28,6 +28,13 @@ deps:
 # Checks that the committed bitnet.h is a fresh amalgamation *before* regenerating it.
 test:
 	@sh tests/all.sh
+
+# Speed of the 2B4T-shaped synthetic model (generated into build/ on first use) against this
+# machine's memory bandwidth; BENCH_ARGS="MODEL_DIR -t N --layout tq1 --head i8 --quick" to vary.
+bench: bitnet.h
+	@mkdir -p $(BUILD)
+	$(CC) -std=c99 -O2 -march=native $(WARN) tools/bench.c -o $(BUILD)/bench $(LIBS)
+	./$(BUILD)/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)

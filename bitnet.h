@@ -155,9 +155,10 @@ BN_EXTERN_C_END
 /* A persistent thread pool: threads are created once and woken for each
    parallel region, never spawned per operation.
 
-   bn_pool_run(pool, fn, arg) calls fn(arg, ith, nth) once on each of the nth
-   threads (the calling thread is one of them, ith = 0) and returns when all
-   are done. A NULL pool runs fn(arg, 0, 1) on the caller: every parallel
+   bn_pool_run(pool, fn, arg) calls fn(arg, ith, nth) once for each ith in
+   [0, nth), concurrently on the pool's nth threads (the calling thread is
+   one of them; a thread may run several ith when another is slow to wake),
+   and returns when all calls are done. A NULL pool runs fn(arg, 0, 1) on the caller: every parallel
    function in this library also works single-threaded.
 
    One pool serves one caller at a time (a context owns its pool); fn must not
@@ -335,8 +336,12 @@ BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens,
 BN_API void bn_tmat_matmul(const bn_tmat *m, const int8_t *xq, const float *act_scale, int n_tokens, float *y,
                            bn_pool *pool, bn_kernel kernel);
 
-/* y[t * m->rows + r] = sum_c M[r][c] * x[t * m->cols + c] in float. */
+/* y[t * m->rows + r] = sum_c M[r][c] * x[t * m->cols + c] in float (the
+   summation order, and so the rounding, depends on the kernel). */
 BN_API void bn_fmat_matmul(const bn_fmat *m, const float *x, int n_tokens, float *y, bn_pool *pool);
+/* The same with a chosen kernel (keep bn_kernel_detect()'s answer: AUTO asks the CPU on each call). */
+BN_API void bn_fmat_matmul_kernel(const bn_fmat *m, const float *x, int n_tokens, float *y, bn_pool *pool,
+                                  bn_kernel kernel);
 /* Row r as floats (embedding lookup). */
 BN_API void bn_fmat_row(const bn_fmat *m, int r, float *out);
 BN_API void bn_fmat_free(bn_fmat *m);
@@ -509,12 +514,12 @@ BN_EXTERN_C_END
         when the caller passes BN_TOK_PARSE_SPECIAL);
      2. the normalizer runs on each remaining piece (Prepend, Replace, Sequence);
      3. the pre-tokenizer splits it into words (Split with the LLaMA 3 or GPT-2
-        regex, ByteLevel, Sequence);
+        regex, ByteLevel, Metaspace, Sequence);
      4. the BPE model turns each word into ids (merges by rank, byte_fallback,
         unk_token, ignore_merges);
      5. the post-processor adds BOS etc. when asked (TemplateProcessing, ByteLevel).
    Decoding runs the decoders (ByteLevel, Replace, ByteFallback, Fuse, Strip,
-   Sequence) over the token strings, as HF does. Any other component in the
+   Metaspace, Sequence) over the token strings, as HF does. Any other component in the
    file is refused with BN_ERR_UNSUPPORTED naming it: never silently wrong ids.
 
    Input text must be UTF-8. Invalid UTF-8 gives BN_ERR_ARG naming the byte
@@ -810,8 +815,6 @@ BN_API void bn_beam_result_free(bn_beam_result *r);
 BN_API const char *bn_stop_reason_str(bn_stop_reason reason);
 BN_EXTERN_C_END
 
-/* The functions that run the model are declared with the forward pass. */
-#ifdef BN_CONTRACT_PENDING
 typedef struct bn_batcher bn_batcher;
 
 /* One sequence in a bn_batcher. on_token gets each sampled token and the
@@ -865,7 +868,6 @@ BN_API int bn_batcher_cancel(bn_batcher *b, int id);
 BN_API bn_status bn_batcher_step(bn_batcher *b, int *n_active, bn_error *err);
 BN_API int bn_batcher_n_active(const bn_batcher *b);
 BN_EXTERN_C_END
-#endif /* BN_CONTRACT_PENDING */
 
 /* ==================== autograd.h ========================================== */
 /* Tape-based reverse-mode autograd over float tensors: enough to train a small
@@ -1701,6 +1703,10 @@ typedef CONDITION_VARIABLE bn__cond;
 #define bn__atomic_load(p) InterlockedCompareExchange((volatile LONG *)(p), 0, 0)
 #define bn__atomic_store(p, v) InterlockedExchange((volatile LONG *)(p), (LONG)(v))
 #define bn__atomic_dec(p) InterlockedDecrement((volatile LONG *)(p)) /* returns the new value */
+#define bn__atomic_load64(p) InterlockedCompareExchange64((volatile LONGLONG *)(p), 0, 0)
+#define bn__atomic_store64(p, v) InterlockedExchange64((volatile LONGLONG *)(p), (LONGLONG)(v))
+#define bn__atomic_cas64(p, expected, desired) \
+    (InterlockedCompareExchange64((volatile LONGLONG *)(p), (LONGLONG)(desired), (LONGLONG)(expected)) == (LONGLONG)(expected))
 #define bn__cpu_relax() YieldProcessor()
 #define bn__yield() SwitchToThread()
 #else
@@ -1722,6 +1728,11 @@ typedef pthread_cond_t bn__cond;
 #define bn__atomic_load(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
 #define bn__atomic_store(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
 #define bn__atomic_dec(p) __atomic_sub_fetch(p, 1, __ATOMIC_ACQ_REL)
+#define bn__atomic_load64(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
+#define bn__atomic_store64(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
+static int bn__atomic_cas64(long long *p, long long expected, long long desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 #if defined(__x86_64__) || defined(__i386__)
 #define bn__cpu_relax() __asm__ __volatile__("pause")
 #elif defined(__aarch64__)
@@ -1736,18 +1747,25 @@ typedef struct bn__worker {
     int ith;
 } bn__worker;
 
+/* A region's nth parts ("slots", the ith of fn) are claimed by whichever
+   threads get there first: the caller claims slots too, and runs the parts
+   of workers that have not woken up yet. So on a loaded machine, where a
+   worker may sit descheduled for a whole time slice, the caller does not
+   wait for it; a late worker finds no slot left and goes back to waiting.
+   `slots` holds (region number << 16) | next unclaimed slot, so that a claim
+   (compare-and-swap) can only succeed in the region it was read from. */
 struct bn_pool {
     int n_threads;
     int n_started;          /* worker threads created (n_threads - 1 when all went well) */
     bn_pool_fn fn;          /* the current parallel region */
     void *arg;
     /* Shared counters, read with atomic loads while spinning and changed
-       under `mutex` so that a thread about to sleep cannot miss a change. */
-    long generation;        /* incremented once per bn_pool_run */
-    long pending;           /* workers still running the current region */
+       under `mutex` when a sleeping thread must not miss the change. */
+    long long slots;        /* (region << 16) | next slot */
+    long pending;           /* slots of the current region not finished yet */
     long stop;
     bn__mutex mutex;
-    bn__cond wake;          /* generation or stop changed */
+    bn__cond wake;          /* a region started, or stop */
     bn__cond done;          /* pending reached 0 */
     bn__thread *threads;
     bn__worker *workers;
@@ -1766,42 +1784,51 @@ BN_API int bn_cpu_count(void) {
 #endif
 }
 
-/* Spin while *p == value (or, with until_equal, while *p != value) until the
-   spin budget runs out; returns the last value read. */
-static long bn__spin(long *p, long value, int until_equal) {
-    long v = bn__atomic_load(p);
-    int i;
-    for (i = 0; i < BN__POOL_SPIN && (v == value) != until_equal; i++) {
-        /* Now and then let another thread run: with more threads than free
-           cores, the one we wait for may be waiting for our core. */
-        if (i % 64 == 63)
-            bn__yield();
-        else
-            bn__cpu_relax();
-        v = bn__atomic_load(p);
-    }
-    return v;
+/* Now and then let another thread run: with more threads than free cores,
+   the one we wait for may be waiting for our core. */
+static void bn__spin_pause(int i) {
+    if (i % 64 == 63)
+        bn__yield();
+    else
+        bn__cpu_relax();
 }
 
-static void bn__pool_worker_loop(bn__worker *w) {
-    bn_pool *p = w->pool;
-    long seen = 0;
+/* Claim and run slots of the current region until none is left. */
+static void bn__pool_work(bn_pool *p) {
     for (;;) {
-        long gen = bn__spin(&p->generation, seen, 0);
-        if (gen == seen && !bn__atomic_load(&p->stop)) {
-            bn__mutex_lock(&p->mutex);
-            while (bn__atomic_load(&p->generation) == seen && !bn__atomic_load(&p->stop))
-                bn__cond_wait(&p->wake, &p->mutex);
-            bn__mutex_unlock(&p->mutex);
-        }
-        if (bn__atomic_load(&p->stop)) return;
-        seen = bn__atomic_load(&p->generation);
-        p->fn(p->arg, w->ith, p->n_threads);
+        long long v = bn__atomic_load64(&p->slots);
+        int slot = (int)(v & 0xffff);
+        bn_pool_fn fn;
+        void *arg;
+        if (slot >= p->n_threads) return;
+        fn = p->fn; /* valid: the region cannot finish while a slot is unclaimed */
+        arg = p->arg;
+        if (!bn__atomic_cas64(&p->slots, v, v + 1)) continue;
+        fn(arg, slot, p->n_threads);
         if (bn__atomic_dec(&p->pending) == 0) {
             bn__mutex_lock(&p->mutex);
             bn__cond_broadcast(&p->done);
             bn__mutex_unlock(&p->mutex);
         }
+    }
+}
+
+static void bn__pool_worker_loop(bn__worker *w) {
+    bn_pool *p = w->pool;
+    long long seen = 0; /* the region number last worked on */
+    for (;;) {
+        int i;
+        for (i = 0; i < BN__POOL_SPIN && (bn__atomic_load64(&p->slots) >> 16) == seen && !bn__atomic_load(&p->stop); i++)
+            bn__spin_pause(i);
+        if ((bn__atomic_load64(&p->slots) >> 16) == seen) {
+            bn__mutex_lock(&p->mutex);
+            while ((bn__atomic_load64(&p->slots) >> 16) == seen && !bn__atomic_load(&p->stop))
+                bn__cond_wait(&p->wake, &p->mutex);
+            bn__mutex_unlock(&p->mutex);
+        }
+        if (bn__atomic_load(&p->stop)) return;
+        seen = bn__atomic_load64(&p->slots) >> 16;
+        bn__pool_work(p);
     }
 }
 
@@ -1878,23 +1905,25 @@ BN_API void bn_pool_free(bn_pool *pool) {
 BN_API int bn_pool_size(const bn_pool *pool) { return pool ? pool->n_threads : 1; }
 
 BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
-    long left;
+    long long region;
+    int i;
     if (!pool || pool->n_threads == 1) {
         fn(arg, 0, 1);
         return;
     }
     pool->fn = fn;
     pool->arg = arg;
-    bn__atomic_store(&pool->pending, (long)(pool->n_threads - 1));
+    bn__atomic_store(&pool->pending, (long)pool->n_threads);
+    region = (bn__atomic_load64(&pool->slots) >> 16) + 1;
     bn__mutex_lock(&pool->mutex);
-    bn__atomic_store(&pool->generation, pool->generation + 1); /* publishes fn and arg */
+    bn__atomic_store64(&pool->slots, region << 16); /* publishes fn and arg, slot 0 next */
     bn__cond_broadcast(&pool->wake);
     bn__mutex_unlock(&pool->mutex);
 
-    fn(arg, 0, pool->n_threads);
+    bn__pool_work(pool);
 
-    left = bn__spin(&pool->pending, 0, 1);
-    if (left != 0) {
+    for (i = 0; i < BN__POOL_SPIN && bn__atomic_load(&pool->pending) != 0; i++) bn__spin_pause(i);
+    if (bn__atomic_load(&pool->pending) != 0) {
         bn__mutex_lock(&pool->mutex);
         while (bn__atomic_load(&pool->pending) != 0) bn__cond_wait(&pool->done, &pool->mutex);
         bn__mutex_unlock(&pool->mutex);
@@ -2737,15 +2766,79 @@ static float bn__fmat_at(const bn_fmat *m, size_t r, size_t c) {
     return 0.0f;
 }
 
-BN_API void bn_fmat_matmul(const bn_fmat *m, const float *x, int n_tokens, float *y, bn_pool *pool) {
-    int t, r, c;
-    BN_UNUSED(pool);
-    for (t = 0; t < n_tokens; t++)
-        for (r = 0; r < m->rows; r++) {
-            float acc = 0.0f;
-            for (c = 0; c < m->cols; c++) acc += bn__fmat_at(m, (size_t)r, (size_t)c) * x[(size_t)t * m->cols + c];
-            y[(size_t)t * m->rows + r] = acc;
+/* ---- Float matrices ------------------------------------------------------
+   A float kernel computes out[t] = sum_c row[c] * x[t][c] for one row (of
+   type `type`, without the int8 row scale) and nt = 1 or BN__TTILE tokens. */
+typedef void (*bn__fdot_fn)(const void *row, bn_ftype type, int cols, const float *const *x, int nt, float *out);
+
+static void bn__fdot_scalar(const void *row, bn_ftype type, int cols, const float *const *x, int nt, float *out) {
+    int t, c;
+    for (t = 0; t < nt; t++) {
+        float acc = 0.0f;
+        for (c = 0; c < cols; c++) {
+            float w;
+            switch (type) {
+            case BN_FTYPE_F32: w = ((const float *)row)[c]; break;
+            case BN_FTYPE_BF16: w = bn_bf16_to_f32(((const uint16_t *)row)[c]); break;
+            case BN_FTYPE_F16: w = bn_f16_to_f32(((const uint16_t *)row)[c]); break;
+            default: w = (float)((const int8_t *)row)[c]; break;
+            }
+            acc += w * x[t][c];
         }
+        out[t] = acc;
+    }
+}
+
+/* Defined in ternary_simd.h: the SIMD float kernel for `kernel`, or NULL. */
+static bn__fdot_fn bn__fdot_simd(bn_kernel kernel);
+
+static size_t bn__ftype_size(bn_ftype type) { return type == BN_FTYPE_F32 ? 4 : type == BN_FTYPE_I8 ? 1 : 2; }
+
+typedef struct bn__fmatmul_job {
+    const bn_fmat *m;
+    const float *x;
+    int n_tokens;
+    float *y;
+    bn__fdot_fn dot;
+} bn__fmatmul_job;
+
+/* One thread: rows [lo, hi) for every token, BN__TTILE tokens at a time,
+   so each row is converted once per tile. */
+static void bn__fmatmul_worker(void *arg, int ith, int nth) {
+    const bn__fmatmul_job *job = (const bn__fmatmul_job *)arg;
+    const bn_fmat *m = job->m;
+    size_t rb = bn__ftype_size(m->type) * (size_t)m->cols;
+    const float *xs[BN__TTILE];
+    float dots[BN__TTILE];
+    int lo, hi, t0, nt, t, r;
+    bn_split_range(m->rows, ith, nth, &lo, &hi);
+    for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
+        nt = job->n_tokens - t0 >= BN__TTILE ? BN__TTILE : 1;
+        for (t = 0; t < nt; t++) xs[t] = job->x + (size_t)(t0 + t) * m->cols;
+        for (r = lo; r < hi; r++) {
+            float s = m->type == BN_FTYPE_I8 ? m->row_scale[r] : 1.0f;
+            job->dot((const uint8_t *)m->data + (size_t)r * rb, m->type, m->cols, xs, nt, dots);
+            for (t = 0; t < nt; t++) job->y[(size_t)(t0 + t) * m->rows + r] = dots[t] * s;
+        }
+    }
+}
+
+BN_API void bn_fmat_matmul_kernel(const bn_fmat *m, const float *x, int n_tokens, float *y, bn_pool *pool,
+                                  bn_kernel kernel) {
+    bn__fmatmul_job job;
+    if (n_tokens <= 0) return;
+    if (kernel == BN_KERNEL_AUTO) kernel = bn_kernel_detect();
+    job.m = m;
+    job.x = x;
+    job.n_tokens = n_tokens;
+    job.y = y;
+    job.dot = bn__fdot_simd(kernel);
+    if (!job.dot) job.dot = bn__fdot_scalar;
+    bn_pool_run(pool, bn__fmatmul_worker, &job);
+}
+
+BN_API void bn_fmat_matmul(const bn_fmat *m, const float *x, int n_tokens, float *y, bn_pool *pool) {
+    bn_fmat_matmul_kernel(m, x, n_tokens, y, pool, BN_KERNEL_AUTO);
 }
 
 BN_API void bn_fmat_row(const bn_fmat *m, int r, float *out) {
@@ -3033,6 +3126,135 @@ static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     return NULL;
 }
 
+/* ---- x86 float kernels (lm_head, untied embeddings as a matrix) ---- */
+BN__TARGET_AVX2 static float bn__hsum_ps256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
+    return _mm_cvtss_f32(s);
+}
+
+BN__TARGET_AVX512 static float bn__hsum_ps512(__m512 v) {
+    float lanes[16];
+    _mm512_storeu_ps(lanes, v);
+    return bn__hsum_ps256(_mm256_add_ps(_mm256_loadu_ps(lanes), _mm256_loadu_ps(lanes + 8)));
+}
+
+/* 16 weights from column c as floats; lanes outside `mask` are 0. (The
+   maskz_ forms: g++ 12 reports the plain ones' "undefined" start vector
+   under -Wmaybe-uninitialized.) */
+BN__TARGET_AVX512 BN__INLINE __m512 bn__fload_avx512(const void *row, const bn_ftype T, int c, __mmask16 mask) {
+    const __mmask16 all = (__mmask16)0xffff;
+    switch (T) {
+    case BN_FTYPE_F32: return _mm512_maskz_loadu_ps(mask, (const float *)row + c);
+    case BN_FTYPE_BF16:
+        return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(
+            all, _mm512_maskz_cvtepu16_epi32(all, _mm256_maskz_loadu_epi16(mask, (const uint16_t *)row + c)), 16));
+    case BN_FTYPE_F16: return _mm512_maskz_cvtph_ps(all, _mm256_maskz_loadu_epi16(mask, (const uint16_t *)row + c));
+    default:
+        return _mm512_maskz_cvtepi32_ps(
+            all, _mm512_maskz_cvtepi8_epi32(all, _mm_maskz_loadu_epi8(mask, (const int8_t *)row + c)));
+    }
+}
+
+BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_core(const void *row, const bn_ftype T, int cols,
+                                                        const float *const *x, const int NT, float *out) {
+    __m512 acc[BN__TTILE][2];
+    int c = 0, t;
+    for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+    for (; c + 32 <= cols; c += 32) {
+        __m512 w0 = bn__fload_avx512(row, T, c, 0xffff), w1 = bn__fload_avx512(row, T, c + 16, 0xffff);
+        for (t = 0; t < NT; t++) {
+            acc[t][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[t] + c), acc[t][0]);
+            acc[t][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[t] + c + 16), acc[t][1]);
+        }
+    }
+    for (; c < cols; c += 16) {
+        __mmask16 mask = cols - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - c)) - 1);
+        __m512 w = bn__fload_avx512(row, T, c, mask);
+        for (t = 0; t < NT; t++) acc[t][0] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[t] + c), acc[t][0]);
+    }
+    for (t = 0; t < NT; t++) out[t] = bn__hsum_ps512(_mm512_add_ps(acc[t][0], acc[t][1]));
+}
+
+BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_nt(const void *row, bn_ftype type, int cols,
+                                                      const float *const *x, const int NT, float *out) {
+    switch (type) {
+    case BN_FTYPE_F32: bn__fdot_avx512_core(row, BN_FTYPE_F32, cols, x, NT, out); break;
+    case BN_FTYPE_BF16: bn__fdot_avx512_core(row, BN_FTYPE_BF16, cols, x, NT, out); break;
+    case BN_FTYPE_F16: bn__fdot_avx512_core(row, BN_FTYPE_F16, cols, x, NT, out); break;
+    default: bn__fdot_avx512_core(row, BN_FTYPE_I8, cols, x, NT, out); break;
+    }
+}
+
+BN__TARGET_AVX512 static void bn__fdot_avx512(const void *row, bn_ftype type, int cols, const float *const *x,
+                                              int nt, float *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__fdot_avx512_nt(row, type, cols, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__fdot_avx512_nt(row, type, cols, x + t, 1, out + t);
+}
+
+/* 8 weights from column c as floats. */
+BN__TARGET_AVX2 BN__INLINE __m256 bn__fload_avx2(const void *row, const bn_ftype T, int c) {
+    switch (T) {
+    case BN_FTYPE_F32: return _mm256_loadu_ps((const float *)row + c);
+    case BN_FTYPE_BF16:
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + c))), 16));
+    case BN_FTYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + c)));
+    default: return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)row + c))));
+    }
+}
+
+BN__TARGET_AVX2 BN__INLINE void bn__fdot_avx2_core(const void *row, const bn_ftype T, int cols, const float *const *x,
+                                                    const int NT, float *out) {
+    __m256 acc[BN__TTILE][2];
+    int c = 0, t;
+    for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (; c + 16 <= cols; c += 16) {
+        __m256 w0 = bn__fload_avx2(row, T, c), w1 = bn__fload_avx2(row, T, c + 8);
+        for (t = 0; t < NT; t++) {
+            acc[t][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + c), acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[t] + c + 8), acc[t][1]);
+        }
+    }
+    for (t = 0; t < NT; t++) {
+        const float *const xt[1] = {x[t] + c};
+        float tail = 0.0f;
+        if (c < cols) bn__fdot_scalar((const uint8_t *)row + bn__ftype_size(T) * (size_t)c, T, cols - c, xt, 1, &tail);
+        out[t] = bn__hsum_ps256(_mm256_add_ps(acc[t][0], acc[t][1])) + tail;
+    }
+}
+
+BN__TARGET_AVX2 BN__INLINE void bn__fdot_avx2_nt(const void *row, bn_ftype type, int cols, const float *const *x,
+                                                  const int NT, float *out) {
+    switch (type) {
+    case BN_FTYPE_F32: bn__fdot_avx2_core(row, BN_FTYPE_F32, cols, x, NT, out); break;
+    case BN_FTYPE_BF16: bn__fdot_avx2_core(row, BN_FTYPE_BF16, cols, x, NT, out); break;
+    case BN_FTYPE_F16: bn__fdot_avx2_core(row, BN_FTYPE_F16, cols, x, NT, out); break;
+    default: bn__fdot_avx2_core(row, BN_FTYPE_I8, cols, x, NT, out); break;
+    }
+}
+
+BN__TARGET_AVX2 static void bn__fdot_avx2(const void *row, bn_ftype type, int cols, const float *const *x, int nt,
+                                          float *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__fdot_avx2_nt(row, type, cols, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__fdot_avx2_nt(row, type, cols, x + t, 1, out + t);
+}
+
+static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
+    if (kernel == BN_KERNEL_AVX512) return bn__fdot_avx512;
+    if (kernel == BN_KERNEL_AVX2) return bn__fdot_avx2;
+    return NULL;
+}
+
 /* ---- NEON kernels ---- */
 #elif defined(BN__SIMD_NEON)
 
@@ -3153,11 +3375,88 @@ static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     return NULL;
 }
 
+/* ---- NEON float kernel: 8 columns per step ---- */
+BN__INLINE void bn__fload_neon(const void *row, const bn_ftype T, int c, float32x4_t *lo, float32x4_t *hi) {
+    switch (T) {
+    case BN_FTYPE_F32:
+        *lo = vld1q_f32((const float *)row + c);
+        *hi = vld1q_f32((const float *)row + c + 4);
+        break;
+    case BN_FTYPE_BF16: {
+        uint16x8_t h = vld1q_u16((const uint16_t *)row + c);
+        *lo = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16));
+        *hi = vreinterpretq_f32_u32(vshll_n_u16(vget_high_u16(h), 16));
+        break;
+    }
+    case BN_FTYPE_F16: {
+        uint16x8_t h = vld1q_u16((const uint16_t *)row + c);
+        *lo = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h)));
+        *hi = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h)));
+        break;
+    }
+    default: {
+        int16x8_t h = vmovl_s8(vld1_s8((const int8_t *)row + c));
+        *lo = vcvtq_f32_s32(vmovl_s16(vget_low_s16(h)));
+        *hi = vcvtq_f32_s32(vmovl_s16(vget_high_s16(h)));
+        break;
+    }
+    }
+}
+
+BN__INLINE void bn__fdot_neon_core(const void *row, const bn_ftype T, int cols, const float *const *x, const int NT,
+                                   float *out) {
+    float32x4_t acc[BN__TTILE][2];
+    int c = 0, t;
+    for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);
+    for (; c + 8 <= cols; c += 8) {
+        float32x4_t w0, w1;
+        bn__fload_neon(row, T, c, &w0, &w1);
+        for (t = 0; t < NT; t++) {
+            acc[t][0] = vfmaq_f32(acc[t][0], w0, vld1q_f32(x[t] + c));
+            acc[t][1] = vfmaq_f32(acc[t][1], w1, vld1q_f32(x[t] + c + 4));
+        }
+    }
+    for (t = 0; t < NT; t++) {
+        const float *const xt[1] = {x[t] + c};
+        float tail = 0.0f;
+        if (c < cols) bn__fdot_scalar((const uint8_t *)row + bn__ftype_size(T) * (size_t)c, T, cols - c, xt, 1, &tail);
+        out[t] = vaddvq_f32(vaddq_f32(acc[t][0], acc[t][1])) + tail;
+    }
+}
+
+BN__INLINE void bn__fdot_neon_nt(const void *row, bn_ftype type, int cols, const float *const *x, const int NT,
+                                 float *out) {
+    switch (type) {
+    case BN_FTYPE_F32: bn__fdot_neon_core(row, BN_FTYPE_F32, cols, x, NT, out); break;
+    case BN_FTYPE_BF16: bn__fdot_neon_core(row, BN_FTYPE_BF16, cols, x, NT, out); break;
+    case BN_FTYPE_F16: bn__fdot_neon_core(row, BN_FTYPE_F16, cols, x, NT, out); break;
+    default: bn__fdot_neon_core(row, BN_FTYPE_I8, cols, x, NT, out); break;
+    }
+}
+
+static void bn__fdot_neon(const void *row, bn_ftype type, int cols, const float *const *x, int nt, float *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__fdot_neon_nt(row, type, cols, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__fdot_neon_nt(row, type, cols, x + t, 1, out + t);
+}
+
+static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
+    return kernel == BN_KERNEL_NEON || kernel == BN_KERNEL_NEON_DOT ? bn__fdot_neon : NULL;
+}
+
 #else /* no SIMD in this build */
 
 static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     BN_UNUSED(kernel);
     BN_UNUSED(layout);
+    return NULL;
+}
+
+static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
+    BN_UNUSED(kernel);
     return NULL;
 }
 
@@ -4437,9 +4736,10 @@ static void bn__spans_free(bn__spans *v) {
 
 /* Pipeline components. Strings point into the tokenizer's string store. */
 enum { BN__NORM_PREPEND = 1, BN__NORM_REPLACE };
-enum { BN__PRE_SPLIT = 1, BN__PRE_BYTELEVEL };
+enum { BN__PRE_SPLIT = 1, BN__PRE_BYTELEVEL, BN__PRE_METASPACE };
+enum { BN__PREPEND_ALWAYS = 1, BN__PREPEND_FIRST, BN__PREPEND_NEVER };
 enum { BN__RE_LLAMA3 = 1, BN__RE_GPT2 };
-enum { BN__DEC_BYTELEVEL = 1, BN__DEC_REPLACE, BN__DEC_BYTEFALLBACK, BN__DEC_FUSE, BN__DEC_STRIP };
+enum { BN__DEC_BYTELEVEL = 1, BN__DEC_REPLACE, BN__DEC_BYTEFALLBACK, BN__DEC_FUSE, BN__DEC_STRIP, BN__DEC_METASPACE };
 #define BN__TOK_MAX_STEPS 16
 
 typedef struct bn__tok_step {
@@ -4450,6 +4750,7 @@ typedef struct bn__tok_step {
     size_t a_len, b_len;
     size_t a_off, b_off;           /* where a and b are in the store, while it may still move */
     int start, stop;               /* Strip */
+    int prepend, split;            /* Metaspace (a = the replacement character) */
 } bn__tok_step;
 
 typedef struct bn__added_token {
@@ -4915,6 +5216,27 @@ static const char bn__re_llama3[] =
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 static const char bn__re_gpt2[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
+/* Metaspace's options, shared by the pre-tokenizer and the decoder. Files from
+   before prepend_scheme existed say add_prefix_space (true = always). */
+static bn_status bn__load_metaspace(bn__loader *L, const bn_json *m, bn__tok_step *st) {
+    const bn_json *r = bn_json_get(m, "replacement");
+    const char *scheme = bn_json_string(m, "prepend_scheme", NULL);
+    size_t cl = 0;
+    if (!r || r->type != BN_JSON_STRING || r->len == 0)
+        return bn_errorf(L->err, BN_ERR_FORMAT, "%s: Metaspace needs a replacement character", L->what);
+    bn__utf8_next(r->str, (size_t)r->len, &cl);
+    if (cl != (size_t)r->len)
+        return bn_errorf(L->err, BN_ERR_FORMAT, "%s: Metaspace replacement must be one character", L->what);
+    if (!scheme) st->prepend = bn_json_bool(m, "add_prefix_space", 1) ? BN__PREPEND_ALWAYS : BN__PREPEND_NEVER;
+    else if (strcmp(scheme, "always") == 0) st->prepend = BN__PREPEND_ALWAYS;
+    else if (strcmp(scheme, "first") == 0) st->prepend = BN__PREPEND_FIRST;
+    else if (strcmp(scheme, "never") == 0) st->prepend = BN__PREPEND_NEVER;
+    else return bn_errorf(L->err, BN_ERR_UNSUPPORTED, "%s: Metaspace prepend_scheme \"%s\"", L->what, scheme);
+    st->split = bn_json_bool(m, "split", 1);
+    if (!bn__step_str(L, r, &st->a_off, &st->a_len)) return bn__tok_nomem(L);
+    return BN_OK;
+}
+
 static bn_status bn__load_pretokenizer(bn__loader *L, const bn_json *p) {
     bn_tokenizer *t = L->t;
     const char *type;
@@ -4955,6 +5277,10 @@ static bn_status bn__load_pretokenizer(bn__loader *L, const bn_json *p) {
         st->kind = BN__PRE_BYTELEVEL;
         st->add_prefix_space = bn_json_bool(p, "add_prefix_space", 1);
         st->use_regex = bn_json_bool(p, "use_regex", 1);
+    } else if (strcmp(type, "Metaspace") == 0) {
+        bn_status s = bn__load_metaspace(L, p, st);
+        if (s) return s;
+        st->kind = BN__PRE_METASPACE;
     } else {
         return bn__unsupported(L, "pre_tokenizer", p);
     }
@@ -4989,6 +5315,10 @@ static bn_status bn__load_decoder(bn__loader *L, const bn_json *d) {
         st->kind = BN__DEC_BYTEFALLBACK;
     } else if (strcmp(type, "Fuse") == 0) {
         st->kind = BN__DEC_FUSE;
+    } else if (strcmp(type, "Metaspace") == 0) {
+        bn_status s = bn__load_metaspace(L, d, st);
+        if (s) return s;
+        st->kind = BN__DEC_METASPACE;
     } else if (strcmp(type, "Replace") == 0) {
         const bn_json *pat = NULL, *c = bn_json_get(d, "content");
         bn_status s = bn__string_pattern(L, "Replace decoder", d, &pat);
@@ -5129,8 +5459,10 @@ static void bn__load_config(bn__loader *L, const bn_json *cfg) {
                 s = bn_json_string(&tmpl->child[i], "template", NULL);
     }
     if (!s) return;
-    if (strstr(s, "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'") ||
-        strstr(s, "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"))
+    /* Llama 3's template; not Llama 3.1's, which adds a dated system block and tools */
+    if ((strstr(s, "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'") ||
+         strstr(s, "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'")) &&
+        !strstr(s, "Knowledge") && !strstr(s, "tools"))
         t->chat = BN_CHAT_LLAMA3;
     else if (strstr(s, "message['role'] | capitalize + ': '") && strstr(s, "<|eot_id|>") && strstr(s, "'Assistant: '"))
         t->chat = BN_CHAT_BITNET;
@@ -5471,6 +5803,8 @@ typedef struct bn__heap_item {
 typedef struct bn__enc {
     const bn_tokenizer *t;
     unsigned flags;
+    int at_start;         /* the segment being encoded begins the input */
+    size_t norm_start;    /* where its normalized text begins */
     bn__ids out;
     bn__buf text;         /* normalized and pre-tokenized strings */
     bn__spans a, b;       /* pre-tokenizer piece lists */
@@ -5707,7 +6041,32 @@ static int bn__model_word(bn__enc *E, size_t off, size_t n) {
 
 /* Pre-tokenize text[off, off+len) with every step, then run each piece
    through the model. */
-static int bn__pretokenize_and_model(bn__enc *E, size_t off, size_t len) {
+/* Metaspace: spaces become the replacement character, which is put in front
+   (always, or only at the very start of the input), then the text is cut
+   before each replacement character when split is set. */
+static int bn__metaspace(bn__enc *E, const bn__tok_step *st, size_t o, size_t n, int at_start, bn__spans *nxt) {
+    size_t at = E->text.len, i, start;
+    int lead;
+    if (n == 0) return bn__spans_push(nxt, o, 0);
+    lead = (st->prepend == BN__PREPEND_ALWAYS || (st->prepend == BN__PREPEND_FIRST && at_start)) &&
+           !(n >= st->a_len && memcmp(E->text.p + o, st->a, st->a_len) == 0) && E->text.p[o] != ' ';
+    if (!bn__buf_reserve(&E->text, st->a_len * (n + 1) + n)) return 0;
+    if (lead) bn__buf_add(&E->text, st->a, st->a_len);
+    for (i = 0; i < n; i++) {
+        if (E->text.p[o + i] == ' ') bn__buf_add(&E->text, st->a, st->a_len);
+        else bn__buf_add(&E->text, E->text.p + o + i, 1);
+    }
+    if (!st->split) return bn__spans_push(nxt, at, E->text.len - at);
+    for (i = start = at; i + st->a_len <= E->text.len; i++) { /* each replacement starts a piece */
+        if (i > start && memcmp(E->text.p + i, st->a, st->a_len) == 0) {
+            if (!bn__spans_push(nxt, start, i - start)) return 0;
+            start = i;
+        }
+    }
+    return bn__spans_push(nxt, start, E->text.len - start);
+}
+
+static int bn__pretokenize_and_model(bn__enc *E, size_t off, size_t len, int at_start) {
     const bn_tokenizer *t = E->t;
     bn__spans *cur = &E->a, *nxt = &E->b, *tmp;
     size_t p;
@@ -5719,6 +6078,10 @@ static int bn__pretokenize_and_model(bn__enc *E, size_t off, size_t len) {
         nxt->n = 0;
         for (p = 0; p < cur->n; p++) {
             size_t o = cur->off[p], n = cur->len[p], i;
+            if (st->kind == BN__PRE_METASPACE) {
+                if (!bn__metaspace(E, st, o, n, at_start && p == 0, nxt)) return 0;
+                continue;
+            }
             if (st->kind == BN__PRE_BYTELEVEL && st->add_prefix_space && (n == 0 || E->text.p[o] != ' ')) {
                 size_t at = E->text.len; /* a copy with a space in front */
                 if (!bn__buf_reserve(&E->text, n + 1)) return 0;
@@ -5843,15 +6206,17 @@ static int bn__split_added(bn__enc *E, size_t off, size_t n, int norm, bn__segme
 
 static int bn__segment_normalized(bn__enc *E, size_t off, size_t len, int32_t added_id) {
     if (added_id >= 0) return bn__ids_push(&E->out, added_id);
-    return bn__pretokenize_and_model(E, off, len);
+    return bn__pretokenize_and_model(E, off, len, E->at_start && off == E->norm_start);
 }
 
 static int bn__segment_raw(bn__enc *E, size_t off, size_t len, int32_t added_id) {
     size_t noff = off, nlen = len;
     if (added_id >= 0) return bn__ids_push(&E->out, added_id);
     if (E->t->n_norm && bn__normalize(E->t, &E->text, off, len, &noff, &nlen) != BN_OK) return 0;
+    E->at_start = off == 0; /* this segment begins the input (Metaspace prepend_scheme "first") */
+    E->norm_start = noff;
     if (E->t->has_normalized_added) return bn__split_added(E, noff, nlen, 1, bn__segment_normalized);
-    return bn__pretokenize_and_model(E, noff, nlen);
+    return bn__pretokenize_and_model(E, noff, nlen, E->at_start);
 }
 
 static void bn__enc_free(bn__enc *E) {
@@ -6055,6 +6420,23 @@ static int bn__decode_step(const bn_tokenizer *t, const bn__tok_step *st, bn__bu
         BN_FREE(run.p);
         return ok;
     }
+    case BN__DEC_METASPACE: /* the replacement becomes a space, and disappears from the first token */
+        for (p = 0; p < cur->n; p++) {
+            size_t at = buf->len, n = cur->len[p];
+            int drop = p == 0 && st->prepend != BN__PREPEND_NEVER;
+            if (!bn__buf_reserve(buf, n)) return 0;
+            for (i = 0; i < n;) {
+                if (i + st->a_len <= n && memcmp(buf->p + cur->off[p] + i, st->a, st->a_len) == 0) {
+                    if (!drop) bn__buf_add(buf, " ", 1);
+                    i += st->a_len;
+                } else {
+                    bn__buf_add(buf, buf->p + cur->off[p] + i, 1);
+                    i++;
+                }
+            }
+            if (!bn__spans_push(nxt, at, buf->len - at)) return 0;
+        }
+        return 1;
     case BN__DEC_STRIP:
         for (p = 0; p < cur->n; p++) {
             size_t o = cur->off[p], n = cur->len[p], cut = 0, end = n;
@@ -6834,8 +7216,6 @@ BN_API void bn_beam_result_free(bn_beam_result *r) {
     r->n = 0;
 }
 
-#ifdef BN_CONTRACT_PENDING
-
 static int bn__is_eos(int32_t token, const int32_t *eos, int n_eos) {
     int i;
     for (i = 0; i < n_eos; i++)
@@ -6925,7 +7305,7 @@ BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, cons
             break;
         }
         if (r.n_generated > 0) { /* the previous token goes in only now: the last one never needs to */
-            if (bn_seq_len(ctx, seq) >= bn_context_n_ctx(ctx)) {
+            if (bn_seq_len(ctx, seq) >= bn_context_get_params(ctx)->n_ctx) {
                 r.reason = BN_STOP_CONTEXT_FULL;
                 break;
             }
@@ -7121,7 +7501,7 @@ static bn_status bn__beam_decode(bn__beam_state *s, const float **logits, int *f
     int j;
     for (j = 0; j < s->n_live; j++) {
         const bn__beam *b = &s->beams[j];
-        if (bn_seq_len(s->ctx, b->slot) >= bn_context_n_ctx(s->ctx)) {
+        if (bn_seq_len(s->ctx, b->slot) >= bn_context_get_params(s->ctx)->n_ctx) {
             *full = 1;
             return BN_OK;
         }
@@ -7233,10 +7613,10 @@ BN_API bn_status bn_beam_search(bn_context *ctx, int first_seq, const int32_t *p
     bn__pick_eos(ctx, s.p->eos, s.p->n_eos, &s.eos, &s.n_eos);
     if (s.n_beams < 1 || s.n_beams > 64)
         return bn_errorf(err, BN_ERR_ARG, "beam search: n_beams must be in 1..64 (got %d)", s.n_beams);
-    if (first_seq < 0 || first_seq + s.n_beams > bn_context_n_seq(ctx))
+    if (first_seq < 0 || first_seq + s.n_beams > bn_context_get_params(ctx)->n_seq)
         return bn_errorf(err, BN_ERR_ARG,
                          "beam search: %d beams from slot %d need a context with at least %d sequences (it has %d)",
-                         s.n_beams, first_seq, first_seq + s.n_beams, bn_context_n_seq(ctx));
+                         s.n_beams, first_seq, first_seq + s.n_beams, bn_context_get_params(ctx)->n_seq);
     if (n_prompt <= 0 || s.p->max_new_tokens <= 0)
         return bn_errorf(err, BN_ERR_ARG, "beam search: needs a prompt and max_new_tokens > 0");
     st = bn__beam_state_alloc(&s, s.p->max_new_tokens, err);
@@ -7305,21 +7685,21 @@ BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batc
     bn_batcher_params p = params ? *params : bn_batcher_default_params();
     int nb;
     *out = NULL;
-    if (p.n_slots <= 0) p.n_slots = bn_context_n_seq(ctx);
-    if (p.n_batch <= 0) p.n_batch = bn_context_n_batch(ctx);
+    if (p.n_slots <= 0) p.n_slots = bn_context_get_params(ctx)->n_seq;
+    if (p.n_batch <= 0) p.n_batch = bn_context_get_params(ctx)->n_batch;
     if (p.prefill_chunk <= 0) p.prefill_chunk = 128;
-    if (p.n_slots > bn_context_n_seq(ctx))
+    if (p.n_slots > bn_context_get_params(ctx)->n_seq)
         return bn_errorf(err, BN_ERR_ARG, "batcher: %d slots but the context holds %d sequences (raise n_seq)",
-                         p.n_slots, bn_context_n_seq(ctx));
-    if (p.n_batch > bn_context_n_batch(ctx) || p.n_batch < p.n_slots)
+                         p.n_slots, bn_context_get_params(ctx)->n_seq);
+    if (p.n_batch > bn_context_get_params(ctx)->n_batch || p.n_batch < p.n_slots)
         return bn_errorf(err, BN_ERR_ARG, "batcher: n_batch %d must be in [n_slots %d, the context's n_batch %d]",
-                         p.n_batch, p.n_slots, bn_context_n_batch(ctx));
+                         p.n_batch, p.n_slots, bn_context_get_params(ctx)->n_batch);
     b = BN_ZALLOC(bn_batcher, 1);
     if (!b) return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory");
     b->ctx = ctx;
     b->p = p;
     b->n_vocab = bn_model_config(bn_context_model(ctx))->vocab_size;
-    b->n_ctx = bn_context_n_ctx(ctx);
+    b->n_ctx = bn_context_get_params(ctx)->n_ctx;
     bn__pick_eos(ctx, p.eos, p.n_eos, &b->eos, &b->n_eos);
     nb = p.n_batch;
     b->req = BN_ZALLOC(bn__request, p.n_slots);
@@ -7514,8 +7894,6 @@ BN_API bn_status bn_batcher_step(bn_batcher *b, int *n_active, bn_error *err) {
     if (n_active) *n_active = bn_batcher_n_active(b);
     return BN_OK;
 }
-
-#endif /* BN_CONTRACT_PENDING */
 
 /* ==================== autograd.h ========================================== */
 enum {

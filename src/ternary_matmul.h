@@ -68,8 +68,12 @@ BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens,
 BN_API void bn_tmat_matmul(const bn_tmat *m, const int8_t *xq, const float *act_scale, int n_tokens, float *y,
                            bn_pool *pool, bn_kernel kernel);
 
-/* y[t * m->rows + r] = sum_c M[r][c] * x[t * m->cols + c] in float. */
+/* y[t * m->rows + r] = sum_c M[r][c] * x[t * m->cols + c] in float (the
+   summation order, and so the rounding, depends on the kernel). */
 BN_API void bn_fmat_matmul(const bn_fmat *m, const float *x, int n_tokens, float *y, bn_pool *pool);
+/* The same with a chosen kernel (keep bn_kernel_detect()'s answer: AUTO asks the CPU on each call). */
+BN_API void bn_fmat_matmul_kernel(const bn_fmat *m, const float *x, int n_tokens, float *y, bn_pool *pool,
+                                  bn_kernel kernel);
 /* Row r as floats (embedding lookup). */
 BN_API void bn_fmat_row(const bn_fmat *m, int r, float *out);
 BN_API void bn_fmat_free(bn_fmat *m);
@@ -336,15 +340,79 @@ static float bn__fmat_at(const bn_fmat *m, size_t r, size_t c) {
     return 0.0f;
 }
 
-BN_API void bn_fmat_matmul(const bn_fmat *m, const float *x, int n_tokens, float *y, bn_pool *pool) {
-    int t, r, c;
-    BN_UNUSED(pool);
-    for (t = 0; t < n_tokens; t++)
-        for (r = 0; r < m->rows; r++) {
-            float acc = 0.0f;
-            for (c = 0; c < m->cols; c++) acc += bn__fmat_at(m, (size_t)r, (size_t)c) * x[(size_t)t * m->cols + c];
-            y[(size_t)t * m->rows + r] = acc;
+/* ---- Float matrices ------------------------------------------------------
+   A float kernel computes out[t] = sum_c row[c] * x[t][c] for one row (of
+   type `type`, without the int8 row scale) and nt = 1 or BN__TTILE tokens. */
+typedef void (*bn__fdot_fn)(const void *row, bn_ftype type, int cols, const float *const *x, int nt, float *out);
+
+static void bn__fdot_scalar(const void *row, bn_ftype type, int cols, const float *const *x, int nt, float *out) {
+    int t, c;
+    for (t = 0; t < nt; t++) {
+        float acc = 0.0f;
+        for (c = 0; c < cols; c++) {
+            float w;
+            switch (type) {
+            case BN_FTYPE_F32: w = ((const float *)row)[c]; break;
+            case BN_FTYPE_BF16: w = bn_bf16_to_f32(((const uint16_t *)row)[c]); break;
+            case BN_FTYPE_F16: w = bn_f16_to_f32(((const uint16_t *)row)[c]); break;
+            default: w = (float)((const int8_t *)row)[c]; break;
+            }
+            acc += w * x[t][c];
         }
+        out[t] = acc;
+    }
+}
+
+/* Defined in ternary_simd.h: the SIMD float kernel for `kernel`, or NULL. */
+static bn__fdot_fn bn__fdot_simd(bn_kernel kernel);
+
+static size_t bn__ftype_size(bn_ftype type) { return type == BN_FTYPE_F32 ? 4 : type == BN_FTYPE_I8 ? 1 : 2; }
+
+typedef struct bn__fmatmul_job {
+    const bn_fmat *m;
+    const float *x;
+    int n_tokens;
+    float *y;
+    bn__fdot_fn dot;
+} bn__fmatmul_job;
+
+/* One thread: rows [lo, hi) for every token, BN__TTILE tokens at a time,
+   so each row is converted once per tile. */
+static void bn__fmatmul_worker(void *arg, int ith, int nth) {
+    const bn__fmatmul_job *job = (const bn__fmatmul_job *)arg;
+    const bn_fmat *m = job->m;
+    size_t rb = bn__ftype_size(m->type) * (size_t)m->cols;
+    const float *xs[BN__TTILE];
+    float dots[BN__TTILE];
+    int lo, hi, t0, nt, t, r;
+    bn_split_range(m->rows, ith, nth, &lo, &hi);
+    for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
+        nt = job->n_tokens - t0 >= BN__TTILE ? BN__TTILE : 1;
+        for (t = 0; t < nt; t++) xs[t] = job->x + (size_t)(t0 + t) * m->cols;
+        for (r = lo; r < hi; r++) {
+            float s = m->type == BN_FTYPE_I8 ? m->row_scale[r] : 1.0f;
+            job->dot((const uint8_t *)m->data + (size_t)r * rb, m->type, m->cols, xs, nt, dots);
+            for (t = 0; t < nt; t++) job->y[(size_t)(t0 + t) * m->rows + r] = dots[t] * s;
+        }
+    }
+}
+
+BN_API void bn_fmat_matmul_kernel(const bn_fmat *m, const float *x, int n_tokens, float *y, bn_pool *pool,
+                                  bn_kernel kernel) {
+    bn__fmatmul_job job;
+    if (n_tokens <= 0) return;
+    if (kernel == BN_KERNEL_AUTO) kernel = bn_kernel_detect();
+    job.m = m;
+    job.x = x;
+    job.n_tokens = n_tokens;
+    job.y = y;
+    job.dot = bn__fdot_simd(kernel);
+    if (!job.dot) job.dot = bn__fdot_scalar;
+    bn_pool_run(pool, bn__fmatmul_worker, &job);
+}
+
+BN_API void bn_fmat_matmul(const bn_fmat *m, const float *x, int n_tokens, float *y, bn_pool *pool) {
+    bn_fmat_matmul_kernel(m, x, n_tokens, y, pool, BN_KERNEL_AUTO);
 }
 
 BN_API void bn_fmat_row(const bn_fmat *m, int r, float *out) {

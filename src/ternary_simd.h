@@ -274,6 +274,135 @@ static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     return NULL;
 }
 
+/* ---- x86 float kernels (lm_head, untied embeddings as a matrix) ---- */
+BN__TARGET_AVX2 static float bn__hsum_ps256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
+    return _mm_cvtss_f32(s);
+}
+
+BN__TARGET_AVX512 static float bn__hsum_ps512(__m512 v) {
+    float lanes[16];
+    _mm512_storeu_ps(lanes, v);
+    return bn__hsum_ps256(_mm256_add_ps(_mm256_loadu_ps(lanes), _mm256_loadu_ps(lanes + 8)));
+}
+
+/* 16 weights from column c as floats; lanes outside `mask` are 0. (The
+   maskz_ forms: g++ 12 reports the plain ones' "undefined" start vector
+   under -Wmaybe-uninitialized.) */
+BN__TARGET_AVX512 BN__INLINE __m512 bn__fload_avx512(const void *row, const bn_ftype T, int c, __mmask16 mask) {
+    const __mmask16 all = (__mmask16)0xffff;
+    switch (T) {
+    case BN_FTYPE_F32: return _mm512_maskz_loadu_ps(mask, (const float *)row + c);
+    case BN_FTYPE_BF16:
+        return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(
+            all, _mm512_maskz_cvtepu16_epi32(all, _mm256_maskz_loadu_epi16(mask, (const uint16_t *)row + c)), 16));
+    case BN_FTYPE_F16: return _mm512_maskz_cvtph_ps(all, _mm256_maskz_loadu_epi16(mask, (const uint16_t *)row + c));
+    default:
+        return _mm512_maskz_cvtepi32_ps(
+            all, _mm512_maskz_cvtepi8_epi32(all, _mm_maskz_loadu_epi8(mask, (const int8_t *)row + c)));
+    }
+}
+
+BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_core(const void *row, const bn_ftype T, int cols,
+                                                        const float *const *x, const int NT, float *out) {
+    __m512 acc[BN__TTILE][2];
+    int c = 0, t;
+    for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+    for (; c + 32 <= cols; c += 32) {
+        __m512 w0 = bn__fload_avx512(row, T, c, 0xffff), w1 = bn__fload_avx512(row, T, c + 16, 0xffff);
+        for (t = 0; t < NT; t++) {
+            acc[t][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[t] + c), acc[t][0]);
+            acc[t][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[t] + c + 16), acc[t][1]);
+        }
+    }
+    for (; c < cols; c += 16) {
+        __mmask16 mask = cols - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - c)) - 1);
+        __m512 w = bn__fload_avx512(row, T, c, mask);
+        for (t = 0; t < NT; t++) acc[t][0] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[t] + c), acc[t][0]);
+    }
+    for (t = 0; t < NT; t++) out[t] = bn__hsum_ps512(_mm512_add_ps(acc[t][0], acc[t][1]));
+}
+
+BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_nt(const void *row, bn_ftype type, int cols,
+                                                      const float *const *x, const int NT, float *out) {
+    switch (type) {
+    case BN_FTYPE_F32: bn__fdot_avx512_core(row, BN_FTYPE_F32, cols, x, NT, out); break;
+    case BN_FTYPE_BF16: bn__fdot_avx512_core(row, BN_FTYPE_BF16, cols, x, NT, out); break;
+    case BN_FTYPE_F16: bn__fdot_avx512_core(row, BN_FTYPE_F16, cols, x, NT, out); break;
+    default: bn__fdot_avx512_core(row, BN_FTYPE_I8, cols, x, NT, out); break;
+    }
+}
+
+BN__TARGET_AVX512 static void bn__fdot_avx512(const void *row, bn_ftype type, int cols, const float *const *x,
+                                              int nt, float *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__fdot_avx512_nt(row, type, cols, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__fdot_avx512_nt(row, type, cols, x + t, 1, out + t);
+}
+
+/* 8 weights from column c as floats. */
+BN__TARGET_AVX2 BN__INLINE __m256 bn__fload_avx2(const void *row, const bn_ftype T, int c) {
+    switch (T) {
+    case BN_FTYPE_F32: return _mm256_loadu_ps((const float *)row + c);
+    case BN_FTYPE_BF16:
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + c))), 16));
+    case BN_FTYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + c)));
+    default: return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)row + c))));
+    }
+}
+
+BN__TARGET_AVX2 BN__INLINE void bn__fdot_avx2_core(const void *row, const bn_ftype T, int cols, const float *const *x,
+                                                    const int NT, float *out) {
+    __m256 acc[BN__TTILE][2];
+    int c = 0, t;
+    for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (; c + 16 <= cols; c += 16) {
+        __m256 w0 = bn__fload_avx2(row, T, c), w1 = bn__fload_avx2(row, T, c + 8);
+        for (t = 0; t < NT; t++) {
+            acc[t][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + c), acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[t] + c + 8), acc[t][1]);
+        }
+    }
+    for (t = 0; t < NT; t++) {
+        const float *const xt[1] = {x[t] + c};
+        float tail = 0.0f;
+        if (c < cols) bn__fdot_scalar((const uint8_t *)row + bn__ftype_size(T) * (size_t)c, T, cols - c, xt, 1, &tail);
+        out[t] = bn__hsum_ps256(_mm256_add_ps(acc[t][0], acc[t][1])) + tail;
+    }
+}
+
+BN__TARGET_AVX2 BN__INLINE void bn__fdot_avx2_nt(const void *row, bn_ftype type, int cols, const float *const *x,
+                                                  const int NT, float *out) {
+    switch (type) {
+    case BN_FTYPE_F32: bn__fdot_avx2_core(row, BN_FTYPE_F32, cols, x, NT, out); break;
+    case BN_FTYPE_BF16: bn__fdot_avx2_core(row, BN_FTYPE_BF16, cols, x, NT, out); break;
+    case BN_FTYPE_F16: bn__fdot_avx2_core(row, BN_FTYPE_F16, cols, x, NT, out); break;
+    default: bn__fdot_avx2_core(row, BN_FTYPE_I8, cols, x, NT, out); break;
+    }
+}
+
+BN__TARGET_AVX2 static void bn__fdot_avx2(const void *row, bn_ftype type, int cols, const float *const *x, int nt,
+                                          float *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__fdot_avx2_nt(row, type, cols, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__fdot_avx2_nt(row, type, cols, x + t, 1, out + t);
+}
+
+static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
+    if (kernel == BN_KERNEL_AVX512) return bn__fdot_avx512;
+    if (kernel == BN_KERNEL_AVX2) return bn__fdot_avx2;
+    return NULL;
+}
+
 /* ---- NEON kernels ---- */
 #elif defined(BN__SIMD_NEON)
 
@@ -394,11 +523,88 @@ static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     return NULL;
 }
 
+/* ---- NEON float kernel: 8 columns per step ---- */
+BN__INLINE void bn__fload_neon(const void *row, const bn_ftype T, int c, float32x4_t *lo, float32x4_t *hi) {
+    switch (T) {
+    case BN_FTYPE_F32:
+        *lo = vld1q_f32((const float *)row + c);
+        *hi = vld1q_f32((const float *)row + c + 4);
+        break;
+    case BN_FTYPE_BF16: {
+        uint16x8_t h = vld1q_u16((const uint16_t *)row + c);
+        *lo = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16));
+        *hi = vreinterpretq_f32_u32(vshll_n_u16(vget_high_u16(h), 16));
+        break;
+    }
+    case BN_FTYPE_F16: {
+        uint16x8_t h = vld1q_u16((const uint16_t *)row + c);
+        *lo = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h)));
+        *hi = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h)));
+        break;
+    }
+    default: {
+        int16x8_t h = vmovl_s8(vld1_s8((const int8_t *)row + c));
+        *lo = vcvtq_f32_s32(vmovl_s16(vget_low_s16(h)));
+        *hi = vcvtq_f32_s32(vmovl_s16(vget_high_s16(h)));
+        break;
+    }
+    }
+}
+
+BN__INLINE void bn__fdot_neon_core(const void *row, const bn_ftype T, int cols, const float *const *x, const int NT,
+                                   float *out) {
+    float32x4_t acc[BN__TTILE][2];
+    int c = 0, t;
+    for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);
+    for (; c + 8 <= cols; c += 8) {
+        float32x4_t w0, w1;
+        bn__fload_neon(row, T, c, &w0, &w1);
+        for (t = 0; t < NT; t++) {
+            acc[t][0] = vfmaq_f32(acc[t][0], w0, vld1q_f32(x[t] + c));
+            acc[t][1] = vfmaq_f32(acc[t][1], w1, vld1q_f32(x[t] + c + 4));
+        }
+    }
+    for (t = 0; t < NT; t++) {
+        const float *const xt[1] = {x[t] + c};
+        float tail = 0.0f;
+        if (c < cols) bn__fdot_scalar((const uint8_t *)row + bn__ftype_size(T) * (size_t)c, T, cols - c, xt, 1, &tail);
+        out[t] = vaddvq_f32(vaddq_f32(acc[t][0], acc[t][1])) + tail;
+    }
+}
+
+BN__INLINE void bn__fdot_neon_nt(const void *row, bn_ftype type, int cols, const float *const *x, const int NT,
+                                 float *out) {
+    switch (type) {
+    case BN_FTYPE_F32: bn__fdot_neon_core(row, BN_FTYPE_F32, cols, x, NT, out); break;
+    case BN_FTYPE_BF16: bn__fdot_neon_core(row, BN_FTYPE_BF16, cols, x, NT, out); break;
+    case BN_FTYPE_F16: bn__fdot_neon_core(row, BN_FTYPE_F16, cols, x, NT, out); break;
+    default: bn__fdot_neon_core(row, BN_FTYPE_I8, cols, x, NT, out); break;
+    }
+}
+
+static void bn__fdot_neon(const void *row, bn_ftype type, int cols, const float *const *x, int nt, float *out) {
+    int t;
+    if (nt == BN__TTILE) {
+        bn__fdot_neon_nt(row, type, cols, x, BN__TTILE, out);
+        return;
+    }
+    for (t = 0; t < nt; t++) bn__fdot_neon_nt(row, type, cols, x + t, 1, out + t);
+}
+
+static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
+    return kernel == BN_KERNEL_NEON || kernel == BN_KERNEL_NEON_DOT ? bn__fdot_neon : NULL;
+}
+
 #else /* no SIMD in this build */
 
 static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     BN_UNUSED(kernel);
     BN_UNUSED(layout);
+    return NULL;
+}
+
+static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
+    BN_UNUSED(kernel);
     return NULL;
 }
 

@@ -3,9 +3,10 @@
 /* A persistent thread pool: threads are created once and woken for each
    parallel region, never spawned per operation.
 
-   bn_pool_run(pool, fn, arg) calls fn(arg, ith, nth) once on each of the nth
-   threads (the calling thread is one of them, ith = 0) and returns when all
-   are done. A NULL pool runs fn(arg, 0, 1) on the caller: every parallel
+   bn_pool_run(pool, fn, arg) calls fn(arg, ith, nth) once for each ith in
+   [0, nth), concurrently on the pool's nth threads (the calling thread is
+   one of them; a thread may run several ith when another is slow to wake),
+   and returns when all calls are done. A NULL pool runs fn(arg, 0, 1) on the caller: every parallel
    function in this library also works single-threaded.
 
    One pool serves one caller at a time (a context owns its pool); fn must not
@@ -91,6 +92,10 @@ typedef CONDITION_VARIABLE bn__cond;
 #define bn__atomic_load(p) InterlockedCompareExchange((volatile LONG *)(p), 0, 0)
 #define bn__atomic_store(p, v) InterlockedExchange((volatile LONG *)(p), (LONG)(v))
 #define bn__atomic_dec(p) InterlockedDecrement((volatile LONG *)(p)) /* returns the new value */
+#define bn__atomic_load64(p) InterlockedCompareExchange64((volatile LONGLONG *)(p), 0, 0)
+#define bn__atomic_store64(p, v) InterlockedExchange64((volatile LONGLONG *)(p), (LONGLONG)(v))
+#define bn__atomic_cas64(p, expected, desired) \
+    (InterlockedCompareExchange64((volatile LONGLONG *)(p), (LONGLONG)(desired), (LONGLONG)(expected)) == (LONGLONG)(expected))
 #define bn__cpu_relax() YieldProcessor()
 #define bn__yield() SwitchToThread()
 #else
@@ -112,6 +117,11 @@ typedef pthread_cond_t bn__cond;
 #define bn__atomic_load(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
 #define bn__atomic_store(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
 #define bn__atomic_dec(p) __atomic_sub_fetch(p, 1, __ATOMIC_ACQ_REL)
+#define bn__atomic_load64(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
+#define bn__atomic_store64(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
+static int bn__atomic_cas64(long long *p, long long expected, long long desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 #if defined(__x86_64__) || defined(__i386__)
 #define bn__cpu_relax() __asm__ __volatile__("pause")
 #elif defined(__aarch64__)
@@ -126,18 +136,25 @@ typedef struct bn__worker {
     int ith;
 } bn__worker;
 
+/* A region's nth parts ("slots", the ith of fn) are claimed by whichever
+   threads get there first: the caller claims slots too, and runs the parts
+   of workers that have not woken up yet. So on a loaded machine, where a
+   worker may sit descheduled for a whole time slice, the caller does not
+   wait for it; a late worker finds no slot left and goes back to waiting.
+   `slots` holds (region number << 16) | next unclaimed slot, so that a claim
+   (compare-and-swap) can only succeed in the region it was read from. */
 struct bn_pool {
     int n_threads;
     int n_started;          /* worker threads created (n_threads - 1 when all went well) */
     bn_pool_fn fn;          /* the current parallel region */
     void *arg;
     /* Shared counters, read with atomic loads while spinning and changed
-       under `mutex` so that a thread about to sleep cannot miss a change. */
-    long generation;        /* incremented once per bn_pool_run */
-    long pending;           /* workers still running the current region */
+       under `mutex` when a sleeping thread must not miss the change. */
+    long long slots;        /* (region << 16) | next slot */
+    long pending;           /* slots of the current region not finished yet */
     long stop;
     bn__mutex mutex;
-    bn__cond wake;          /* generation or stop changed */
+    bn__cond wake;          /* a region started, or stop */
     bn__cond done;          /* pending reached 0 */
     bn__thread *threads;
     bn__worker *workers;
@@ -156,42 +173,51 @@ BN_API int bn_cpu_count(void) {
 #endif
 }
 
-/* Spin while *p == value (or, with until_equal, while *p != value) until the
-   spin budget runs out; returns the last value read. */
-static long bn__spin(long *p, long value, int until_equal) {
-    long v = bn__atomic_load(p);
-    int i;
-    for (i = 0; i < BN__POOL_SPIN && (v == value) != until_equal; i++) {
-        /* Now and then let another thread run: with more threads than free
-           cores, the one we wait for may be waiting for our core. */
-        if (i % 64 == 63)
-            bn__yield();
-        else
-            bn__cpu_relax();
-        v = bn__atomic_load(p);
-    }
-    return v;
+/* Now and then let another thread run: with more threads than free cores,
+   the one we wait for may be waiting for our core. */
+static void bn__spin_pause(int i) {
+    if (i % 64 == 63)
+        bn__yield();
+    else
+        bn__cpu_relax();
 }
 
-static void bn__pool_worker_loop(bn__worker *w) {
-    bn_pool *p = w->pool;
-    long seen = 0;
+/* Claim and run slots of the current region until none is left. */
+static void bn__pool_work(bn_pool *p) {
     for (;;) {
-        long gen = bn__spin(&p->generation, seen, 0);
-        if (gen == seen && !bn__atomic_load(&p->stop)) {
-            bn__mutex_lock(&p->mutex);
-            while (bn__atomic_load(&p->generation) == seen && !bn__atomic_load(&p->stop))
-                bn__cond_wait(&p->wake, &p->mutex);
-            bn__mutex_unlock(&p->mutex);
-        }
-        if (bn__atomic_load(&p->stop)) return;
-        seen = bn__atomic_load(&p->generation);
-        p->fn(p->arg, w->ith, p->n_threads);
+        long long v = bn__atomic_load64(&p->slots);
+        int slot = (int)(v & 0xffff);
+        bn_pool_fn fn;
+        void *arg;
+        if (slot >= p->n_threads) return;
+        fn = p->fn; /* valid: the region cannot finish while a slot is unclaimed */
+        arg = p->arg;
+        if (!bn__atomic_cas64(&p->slots, v, v + 1)) continue;
+        fn(arg, slot, p->n_threads);
         if (bn__atomic_dec(&p->pending) == 0) {
             bn__mutex_lock(&p->mutex);
             bn__cond_broadcast(&p->done);
             bn__mutex_unlock(&p->mutex);
         }
+    }
+}
+
+static void bn__pool_worker_loop(bn__worker *w) {
+    bn_pool *p = w->pool;
+    long long seen = 0; /* the region number last worked on */
+    for (;;) {
+        int i;
+        for (i = 0; i < BN__POOL_SPIN && (bn__atomic_load64(&p->slots) >> 16) == seen && !bn__atomic_load(&p->stop); i++)
+            bn__spin_pause(i);
+        if ((bn__atomic_load64(&p->slots) >> 16) == seen) {
+            bn__mutex_lock(&p->mutex);
+            while ((bn__atomic_load64(&p->slots) >> 16) == seen && !bn__atomic_load(&p->stop))
+                bn__cond_wait(&p->wake, &p->mutex);
+            bn__mutex_unlock(&p->mutex);
+        }
+        if (bn__atomic_load(&p->stop)) return;
+        seen = bn__atomic_load64(&p->slots) >> 16;
+        bn__pool_work(p);
     }
 }
 
@@ -268,23 +294,25 @@ BN_API void bn_pool_free(bn_pool *pool) {
 BN_API int bn_pool_size(const bn_pool *pool) { return pool ? pool->n_threads : 1; }
 
 BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
-    long left;
+    long long region;
+    int i;
     if (!pool || pool->n_threads == 1) {
         fn(arg, 0, 1);
         return;
     }
     pool->fn = fn;
     pool->arg = arg;
-    bn__atomic_store(&pool->pending, (long)(pool->n_threads - 1));
+    bn__atomic_store(&pool->pending, (long)pool->n_threads);
+    region = (bn__atomic_load64(&pool->slots) >> 16) + 1;
     bn__mutex_lock(&pool->mutex);
-    bn__atomic_store(&pool->generation, pool->generation + 1); /* publishes fn and arg */
+    bn__atomic_store64(&pool->slots, region << 16); /* publishes fn and arg, slot 0 next */
     bn__cond_broadcast(&pool->wake);
     bn__mutex_unlock(&pool->mutex);
 
-    fn(arg, 0, pool->n_threads);
+    bn__pool_work(pool);
 
-    left = bn__spin(&pool->pending, 0, 1);
-    if (left != 0) {
+    for (i = 0; i < BN__POOL_SPIN && bn__atomic_load(&pool->pending) != 0; i++) bn__spin_pause(i);
+    if (bn__atomic_load(&pool->pending) != 0) {
         bn__mutex_lock(&pool->mutex);
         while (bn__atomic_load(&pool->pending) != 0) bn__cond_wait(&pool->done, &pool->mutex);
         bn__mutex_unlock(&pool->mutex);

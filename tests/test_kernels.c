@@ -211,6 +211,83 @@ static void test_quantize_act_hf_formula(void) {
     }
 }
 
+
+/* Float matrices: every type and kernel against a double-precision product
+   of the same (rounded) weights, within float summation error. */
+static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool) {
+    size_t n = (size_t)rows * cols, i;
+    float *wf = (float *)malloc(sizeof(float) * n), *x = (float *)malloc(sizeof(float) * (size_t)ntok * cols);
+    float *y = (float *)malloc(sizeof(float) * (size_t)rows * ntok), scales[64];
+    void *data = malloc(n * 4);
+    bn_fmat m;
+    int ok = 1, k, r, c, t;
+    memset(&m, 0, sizeof m);
+    for (i = 0; i < (size_t)ntok * cols; i++) x[i] = (float)((int)(rnd() % 2001) - 1000) / 250.0f;
+    for (r = 0; r < rows; r++) scales[r] = 0.01f * (float)(r + 1);
+    for (i = 0; i < n; i++) {
+        float v = (float)((int)(rnd() % 2001) - 1000) / 700.0f;
+        switch (type) {
+        case BN_FTYPE_F32: ((float *)data)[i] = v; wf[i] = v; break;
+        case BN_FTYPE_BF16: ((uint16_t *)data)[i] = bn_f32_to_bf16(v); wf[i] = bn_bf16_to_f32(bn_f32_to_bf16(v)); break;
+        case BN_FTYPE_F16: ((uint16_t *)data)[i] = bn_f32_to_f16(v); wf[i] = bn_f16_to_f32(bn_f32_to_f16(v)); break;
+        case BN_FTYPE_I8: {
+            int q = (int)(rnd() % 255) - 127;
+            ((int8_t *)data)[i] = (int8_t)q;
+            wf[i] = (float)q * scales[i / cols];
+            break;
+        }
+        }
+    }
+    m.rows = rows;
+    m.cols = cols;
+    m.type = type;
+    m.data = data;
+    m.row_scale = scales;
+    for (k = BN_KERNEL_SCALAR; k <= BN_KERNEL_NEON_DOT; k++) {
+        if (!bn_kernel_supported((bn_kernel)k)) continue;
+        bn_fmat_matmul_kernel(&m, x, ntok, y, pool, (bn_kernel)k);
+        for (t = 0; t < ntok && ok; t++)
+            for (r = 0; r < rows && ok; r++) {
+                double want = 0.0, mag = 0.0;
+                for (c = 0; c < cols; c++) {
+                    want += (double)wf[(size_t)r * cols + c] * x[(size_t)t * cols + c];
+                    mag += fabs((double)wf[(size_t)r * cols + c] * x[(size_t)t * cols + c]);
+                }
+                if (fabs(y[(size_t)t * rows + r] - want) > 1e-5 * mag + 1e-6) {
+                    printf("  %s type %d %dx%d ntok %d: y[%d][%d] = %.7g, want %.7g\n", bn_kernel_name((bn_kernel)k),
+                           (int)type, rows, cols, ntok, t, r, y[(size_t)t * rows + r], want);
+                    ok = 0;
+                }
+            }
+    }
+    if (ok && type != BN_FTYPE_I8) { /* the embedding lookup reads the same values */
+        float *row = (float *)malloc(sizeof(float) * cols);
+        bn_fmat_row(&m, rows - 1, row);
+        for (c = 0; c < cols; c++)
+            if (row[c] != wf[(size_t)(rows - 1) * cols + c]) ok = 0;
+        free(row);
+    }
+    free(wf);
+    free(x);
+    free(y);
+    free(data);
+    return ok;
+}
+
+static void test_fmat_matmul_all_types(void) {
+    static const int cols_list[] = {1, 7, 15, 16, 17, 31, 32, 33, 100, 2563};
+    static const bn_ftype types[] = {BN_FTYPE_F32, BN_FTYPE_BF16, BN_FTYPE_F16, BN_FTYPE_I8};
+    bn_pool *pool = bn_pool_new(2);
+    size_t ti, ci;
+    int ntok, ok = 1;
+    for (ti = 0; ti < 4; ti++)
+        for (ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++)
+            for (ntok = 1; ntok <= 9; ntok += 4)
+                if (!check_fmat(types[ti], 7, cols_list[ci], ntok, ci % 2 ? pool : NULL)) ok = 0;
+    BNT_CHECK(ok);
+    bn_pool_free(pool);
+}
+
 int main(void) {
     BNT_RUN(test_pack_roundtrip);
     BNT_RUN(test_pack_sizes);
@@ -220,5 +297,6 @@ int main(void) {
     BNT_RUN(test_kernels_extreme_values);
     BNT_RUN(test_matmul_float_scales);
     BNT_RUN(test_quantize_act_hf_formula);
+    BNT_RUN(test_fmat_matmul_all_types);
     return bnt_finish("test_kernels");
 }
