@@ -169,17 +169,20 @@ BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, int nblocks, 
         return;
     }
     for (t = 0; t < nt; t++) {
-        /* two accumulators: two short dependency chains per block */
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+        /* one accumulator per digit: vpdpbusd's latency would otherwise
+           bound a memory-bound loop */
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
         const int8_t *xt = x[t];
         for (b = 0; b < nblocks; b++) {
             const int8_t *xb = xt + (size_t)b * 256;
             v = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
             BN__I2_AVX512_DIGITS(v, m3, d0, d1, d2, d3);
-            a0 = bn__dp512(bn__dp512(a0, d0, xb), d1, xb + 64);
-            a1 = bn__dp512(bn__dp512(a1, d2, xb + 128), d3, xb + 192);
+            a0 = bn__dp512(a0, d0, xb);
+            a1 = bn__dp512(a1, d1, xb + 64);
+            a2 = bn__dp512(a2, d2, xb + 128);
+            a3 = bn__dp512(a3, d3, xb + 192);
         }
-        out[t] = bn__hsum_512(_mm512_add_epi32(a0, a1));
+        out[t] = bn__hsum_512(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)));
     }
 }
 
@@ -215,7 +218,7 @@ BN__TARGET_AVX512 static void bn__tdot_tq1_avx512(const uint8_t *w, int nblocks,
         return;
     }
     for (t = 0; t < nt; t++) {
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0;
         const int8_t *xt = x[t];
         for (b = 0; b < nblocks; b++) {
             const int8_t *xb = xt + (size_t)b * 320;
@@ -224,11 +227,12 @@ BN__TARGET_AVX512 static void bn__tdot_tq1_avx512(const uint8_t *w, int nblocks,
             __m512i q4 = bn__times3_512(q3);
             a0 = bn__dp512(a0, bn__tq1_digit512(q0), xb);
             a1 = bn__dp512(a1, bn__tq1_digit512(q1), xb + 64);
-            a0 = bn__dp512(a0, bn__tq1_digit512(q2), xb + 128);
-            a1 = bn__dp512(a1, bn__tq1_digit512(q3), xb + 192);
-            a0 = bn__dp512(a0, bn__tq1_digit512(q4), xb + 256);
+            a2 = bn__dp512(a2, bn__tq1_digit512(q2), xb + 128);
+            a3 = bn__dp512(a3, bn__tq1_digit512(q3), xb + 192);
+            a4 = bn__dp512(a4, bn__tq1_digit512(q4), xb + 256);
         }
-        out[t] = bn__hsum_512(_mm512_add_epi32(a0, a1));
+        out[t] = bn__hsum_512(
+            _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)), a4));
     }
 }
 
@@ -404,24 +408,44 @@ BN__TARGET_AVX512 BN__INLINE __m512 bn__fload_avx512(const void *row, const bn_f
     }
 }
 
+BN__TARGET_AVX512 BN__INLINE __m512 bn__fma512(__m512 acc, __m512 w, const float *x) {
+    return _mm512_fmadd_ps(w, _mm512_loadu_ps(x), acc);
+}
+
+/* Named accumulators (see the ternary kernels): one token with four
+   (FMA latency), or BN__TTILE tokens with one each. */
 BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_core(const void *row, const bn_ftype T, int cols,
                                                         const float *const *x, const int NT, float *out) {
-    __m512 acc[BN__TTILE][2];
-    int c = 0, t;
-    for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-    for (; c + 32 <= cols; c += 32) {
-        __m512 w0 = bn__fload_avx512(row, T, c, 0xffff), w1 = bn__fload_avx512(row, T, c + 16, 0xffff);
-        for (t = 0; t < NT; t++) {
-            acc[t][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[t] + c), acc[t][0]);
-            acc[t][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[t] + c + 16), acc[t][1]);
+    int c = 0;
+    if (NT == BN__TTILE) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (; c < cols; c += 16) {
+            __mmask16 mask = cols - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - c)) - 1);
+            __m512 w = bn__fload_avx512(row, T, c, mask);
+            a0 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[0] + c), a0);
+            a1 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[1] + c), a1);
+            a2 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[2] + c), a2);
+            a3 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[3] + c), a3);
         }
+        out[0] = bn__hsum_ps512(a0);
+        out[1] = bn__hsum_ps512(a1);
+        out[2] = bn__hsum_ps512(a2);
+        out[3] = bn__hsum_ps512(a3);
+    } else {
+        const float *x0 = x[0];
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (; c + 64 <= cols; c += 64) {
+            a0 = bn__fma512(a0, bn__fload_avx512(row, T, c, 0xffff), x0 + c);
+            a1 = bn__fma512(a1, bn__fload_avx512(row, T, c + 16, 0xffff), x0 + c + 16);
+            a2 = bn__fma512(a2, bn__fload_avx512(row, T, c + 32, 0xffff), x0 + c + 32);
+            a3 = bn__fma512(a3, bn__fload_avx512(row, T, c + 48, 0xffff), x0 + c + 48);
+        }
+        for (; c < cols; c += 16) {
+            __mmask16 mask = cols - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - c)) - 1);
+            a0 = _mm512_fmadd_ps(bn__fload_avx512(row, T, c, mask), _mm512_maskz_loadu_ps(mask, x0 + c), a0);
+        }
+        out[0] = bn__hsum_ps512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
     }
-    for (; c < cols; c += 16) {
-        __mmask16 mask = cols - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - c)) - 1);
-        __m512 w = bn__fload_avx512(row, T, c, mask);
-        for (t = 0; t < NT; t++) acc[t][0] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[t] + c), acc[t][0]);
-    }
-    for (t = 0; t < NT; t++) out[t] = bn__hsum_ps512(_mm512_add_ps(acc[t][0], acc[t][1]));
 }
 
 BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_nt(const void *row, bn_ftype type, int cols,
