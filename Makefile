@@ -38,3 +38,8 @@ bench: bitnet.h
 
 clean:
 	rm -rf $(BUILD)
+
+# The trainer that made models/shakespeare (README: Training); -march=native for the gemm's speed.
+$(BUILD)/train: examples/train.c bitnet.h
+	@mkdir -p $(BUILD)
+	$(CC) -O3 -march=native $(WARN) examples/train.c -o $@ $(LIBS)

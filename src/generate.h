@@ -114,8 +114,6 @@ BN_API void bn_beam_result_free(bn_beam_result *r);
 BN_API const char *bn_stop_reason_str(bn_stop_reason reason);
 BN_EXTERN_C_END
 
-/* The functions that run the model are declared with the forward pass. */
-#ifdef BN_CONTRACT_PENDING
 typedef struct bn_batcher bn_batcher;
 
 /* One sequence in a bn_batcher. on_token gets each sampled token and the
@@ -169,7 +167,6 @@ BN_API int bn_batcher_cancel(bn_batcher *b, int id);
 BN_API bn_status bn_batcher_step(bn_batcher *b, int *n_active, bn_error *err);
 BN_API int bn_batcher_n_active(const bn_batcher *b);
 BN_EXTERN_C_END
-#endif /* BN_CONTRACT_PENDING */
 
 #ifdef BITNET_IMPLEMENTATION
 
@@ -346,8 +343,6 @@ BN_API void bn_beam_result_free(bn_beam_result *r) {
     r->n = 0;
 }
 
-#ifdef BN_CONTRACT_PENDING
-
 static int bn__is_eos(int32_t token, const int32_t *eos, int n_eos) {
     int i;
     for (i = 0; i < n_eos; i++)
@@ -401,7 +396,6 @@ static bn_status bn__gen_emit(bn__gen *g, int32_t token, int is_eos, bn_stop_rea
 
 static bn_status bn__gen_prompt(bn__gen *g, const int32_t *prompt, int n_prompt, bn_error *err) {
     int i;
-    if (n_prompt <= 0) return BN_OK;
     for (i = 0; i < n_prompt; i++) bn_sampler_accept(g->sampler, prompt[i]);
     return bn_eval(g->ctx, g->seq, prompt, n_prompt, err);
 }
@@ -422,8 +416,9 @@ BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, cons
     g.p = params ? params : &defaults;
     g.prev = -1;
     bn__pick_eos(ctx, g.p->eos, g.p->n_eos, &g.eos, &g.n_eos);
-    if (n_prompt <= 0 && bn_seq_len(ctx, seq) <= 0)
-        return bn_errorf(err, BN_ERR_ARG, "generate: empty prompt and empty sequence %d: nothing to continue", seq);
+    if (n_prompt <= 0 || !prompt)
+        return bn_errorf(err, BN_ERR_ARG, "generate: needs at least one prompt token (to continue a sequence, pass "
+                                          "the last token sampled: it is not in the cache yet)");
     bn_text_stream_init(&g.ts, g.p->stop, g.p->n_stop);
     st = bn__gen_prompt(&g, prompt, n_prompt, err);
     r.n_prompt = st ? 0 : n_prompt;
@@ -437,12 +432,16 @@ BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, cons
             break;
         }
         if (r.n_generated > 0) { /* the previous token goes in only now: the last one never needs to */
-            if (bn_seq_len(ctx, seq) >= bn_context_n_ctx(ctx)) {
+            if (bn_seq_len(ctx, seq) >= bn_context_get_params(ctx)->n_ctx) {
                 r.reason = BN_STOP_CONTEXT_FULL;
                 break;
             }
             st = bn_eval(ctx, seq, &g.prev, 1, err);
             if (st) break;
+        }
+        if (!bn_get_logits(ctx, -1)) {
+            st = bn_errorf(err, BN_ERR_ARG, "generate: the last forward produced no logits");
+            break;
         }
         token = bn_sampler_sample(sampler, bn_get_logits(ctx, -1));
         bn_sampler_accept(sampler, token);
@@ -633,7 +632,7 @@ static bn_status bn__beam_decode(bn__beam_state *s, const float **logits, int *f
     int j;
     for (j = 0; j < s->n_live; j++) {
         const bn__beam *b = &s->beams[j];
-        if (bn_seq_len(s->ctx, b->slot) >= bn_context_n_ctx(s->ctx)) {
+        if (bn_seq_len(s->ctx, b->slot) >= bn_context_get_params(s->ctx)->n_ctx) {
             *full = 1;
             return BN_OK;
         }
@@ -745,10 +744,10 @@ BN_API bn_status bn_beam_search(bn_context *ctx, int first_seq, const int32_t *p
     bn__pick_eos(ctx, s.p->eos, s.p->n_eos, &s.eos, &s.n_eos);
     if (s.n_beams < 1 || s.n_beams > 64)
         return bn_errorf(err, BN_ERR_ARG, "beam search: n_beams must be in 1..64 (got %d)", s.n_beams);
-    if (first_seq < 0 || first_seq + s.n_beams > bn_context_n_seq(ctx))
+    if (first_seq < 0 || first_seq + s.n_beams > bn_context_get_params(ctx)->n_seq)
         return bn_errorf(err, BN_ERR_ARG,
                          "beam search: %d beams from slot %d need a context with at least %d sequences (it has %d)",
-                         s.n_beams, first_seq, first_seq + s.n_beams, bn_context_n_seq(ctx));
+                         s.n_beams, first_seq, first_seq + s.n_beams, bn_context_get_params(ctx)->n_seq);
     if (n_prompt <= 0 || s.p->max_new_tokens <= 0)
         return bn_errorf(err, BN_ERR_ARG, "beam search: needs a prompt and max_new_tokens > 0");
     st = bn__beam_state_alloc(&s, s.p->max_new_tokens, err);
@@ -817,21 +816,21 @@ BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batc
     bn_batcher_params p = params ? *params : bn_batcher_default_params();
     int nb;
     *out = NULL;
-    if (p.n_slots <= 0) p.n_slots = bn_context_n_seq(ctx);
-    if (p.n_batch <= 0) p.n_batch = bn_context_n_batch(ctx);
+    if (p.n_slots <= 0) p.n_slots = bn_context_get_params(ctx)->n_seq;
+    if (p.n_batch <= 0) p.n_batch = bn_context_get_params(ctx)->n_batch;
     if (p.prefill_chunk <= 0) p.prefill_chunk = 128;
-    if (p.n_slots > bn_context_n_seq(ctx))
+    if (p.n_slots > bn_context_get_params(ctx)->n_seq)
         return bn_errorf(err, BN_ERR_ARG, "batcher: %d slots but the context holds %d sequences (raise n_seq)",
-                         p.n_slots, bn_context_n_seq(ctx));
-    if (p.n_batch > bn_context_n_batch(ctx) || p.n_batch < p.n_slots)
+                         p.n_slots, bn_context_get_params(ctx)->n_seq);
+    if (p.n_batch > bn_context_get_params(ctx)->n_batch || p.n_batch < p.n_slots)
         return bn_errorf(err, BN_ERR_ARG, "batcher: n_batch %d must be in [n_slots %d, the context's n_batch %d]",
-                         p.n_batch, p.n_slots, bn_context_n_batch(ctx));
+                         p.n_batch, p.n_slots, bn_context_get_params(ctx)->n_batch);
     b = BN_ZALLOC(bn_batcher, 1);
     if (!b) return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory");
     b->ctx = ctx;
     b->p = p;
     b->n_vocab = bn_model_config(bn_context_model(ctx))->vocab_size;
-    b->n_ctx = bn_context_n_ctx(ctx);
+    b->n_ctx = bn_context_get_params(ctx)->n_ctx;
     bn__pick_eos(ctx, p.eos, p.n_eos, &b->eos, &b->n_eos);
     nb = p.n_batch;
     b->req = BN_ZALLOC(bn__request, p.n_slots);
@@ -1026,8 +1025,6 @@ BN_API bn_status bn_batcher_step(bn_batcher *b, int *n_active, bn_error *err) {
     if (n_active) *n_active = bn_batcher_n_active(b);
     return BN_OK;
 }
-
-#endif /* BN_CONTRACT_PENDING */
 
 #endif /* BITNET_IMPLEMENTATION */
 #endif /* BN_PART_GENERATE_H */

@@ -8,12 +8,12 @@
         when the caller passes BN_TOK_PARSE_SPECIAL);
      2. the normalizer runs on each remaining piece (Prepend, Replace, Sequence);
      3. the pre-tokenizer splits it into words (Split with the LLaMA 3 or GPT-2
-        regex, ByteLevel, Sequence);
+        regex, ByteLevel, Metaspace, Digits, Sequence);
      4. the BPE model turns each word into ids (merges by rank, byte_fallback,
         unk_token, ignore_merges);
      5. the post-processor adds BOS etc. when asked (TemplateProcessing, ByteLevel).
    Decoding runs the decoders (ByteLevel, Replace, ByteFallback, Fuse, Strip,
-   Sequence) over the token strings, as HF does. Any other component in the
+   Metaspace, Sequence) over the token strings, as HF does. Any other component in the
    file is refused with BN_ERR_UNSUPPORTED naming it: never silently wrong ids.
 
    Input text must be UTF-8. Invalid UTF-8 gives BN_ERR_ARG naming the byte
@@ -240,9 +240,10 @@ static void bn__spans_free(bn__spans *v) {
 
 /* Pipeline components. Strings point into the tokenizer's string store. */
 enum { BN__NORM_PREPEND = 1, BN__NORM_REPLACE };
-enum { BN__PRE_SPLIT = 1, BN__PRE_BYTELEVEL };
+enum { BN__PRE_SPLIT = 1, BN__PRE_BYTELEVEL, BN__PRE_METASPACE, BN__PRE_DIGITS };
+enum { BN__PREPEND_ALWAYS = 1, BN__PREPEND_FIRST, BN__PREPEND_NEVER };
 enum { BN__RE_LLAMA3 = 1, BN__RE_GPT2 };
-enum { BN__DEC_BYTELEVEL = 1, BN__DEC_REPLACE, BN__DEC_BYTEFALLBACK, BN__DEC_FUSE, BN__DEC_STRIP };
+enum { BN__DEC_BYTELEVEL = 1, BN__DEC_REPLACE, BN__DEC_BYTEFALLBACK, BN__DEC_FUSE, BN__DEC_STRIP, BN__DEC_METASPACE };
 #define BN__TOK_MAX_STEPS 16
 
 typedef struct bn__tok_step {
@@ -253,6 +254,8 @@ typedef struct bn__tok_step {
     size_t a_len, b_len;
     size_t a_off, b_off;           /* where a and b are in the store, while it may still move */
     int start, stop;               /* Strip */
+    int prepend, split;            /* Metaspace (a = the replacement character) */
+    int individual;                /* Digits: each digit alone, else runs of digits */
 } bn__tok_step;
 
 typedef struct bn__added_token {
@@ -718,6 +721,27 @@ static const char bn__re_llama3[] =
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 static const char bn__re_gpt2[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
+/* Metaspace's options, shared by the pre-tokenizer and the decoder. Files from
+   before prepend_scheme existed say add_prefix_space (true = always). */
+static bn_status bn__load_metaspace(bn__loader *L, const bn_json *m, bn__tok_step *st) {
+    const bn_json *r = bn_json_get(m, "replacement");
+    const char *scheme = bn_json_string(m, "prepend_scheme", NULL);
+    size_t cl = 0;
+    if (!r || r->type != BN_JSON_STRING || r->len == 0)
+        return bn_errorf(L->err, BN_ERR_FORMAT, "%s: Metaspace needs a replacement character", L->what);
+    bn__utf8_next(r->str, (size_t)r->len, &cl);
+    if (cl != (size_t)r->len)
+        return bn_errorf(L->err, BN_ERR_FORMAT, "%s: Metaspace replacement must be one character", L->what);
+    if (!scheme) st->prepend = bn_json_bool(m, "add_prefix_space", 1) ? BN__PREPEND_ALWAYS : BN__PREPEND_NEVER;
+    else if (strcmp(scheme, "always") == 0) st->prepend = BN__PREPEND_ALWAYS;
+    else if (strcmp(scheme, "first") == 0) st->prepend = BN__PREPEND_FIRST;
+    else if (strcmp(scheme, "never") == 0) st->prepend = BN__PREPEND_NEVER;
+    else return bn_errorf(L->err, BN_ERR_UNSUPPORTED, "%s: Metaspace prepend_scheme \"%s\"", L->what, scheme);
+    st->split = bn_json_bool(m, "split", 1);
+    if (!bn__step_str(L, r, &st->a_off, &st->a_len)) return bn__tok_nomem(L);
+    return BN_OK;
+}
+
 static bn_status bn__load_pretokenizer(bn__loader *L, const bn_json *p) {
     bn_tokenizer *t = L->t;
     const char *type;
@@ -758,6 +782,13 @@ static bn_status bn__load_pretokenizer(bn__loader *L, const bn_json *p) {
         st->kind = BN__PRE_BYTELEVEL;
         st->add_prefix_space = bn_json_bool(p, "add_prefix_space", 1);
         st->use_regex = bn_json_bool(p, "use_regex", 1);
+    } else if (strcmp(type, "Metaspace") == 0) {
+        bn_status s = bn__load_metaspace(L, p, st);
+        if (s) return s;
+        st->kind = BN__PRE_METASPACE;
+    } else if (strcmp(type, "Digits") == 0) {
+        st->kind = BN__PRE_DIGITS;
+        st->individual = bn_json_bool(p, "individual_digits", 0);
     } else {
         return bn__unsupported(L, "pre_tokenizer", p);
     }
@@ -792,6 +823,10 @@ static bn_status bn__load_decoder(bn__loader *L, const bn_json *d) {
         st->kind = BN__DEC_BYTEFALLBACK;
     } else if (strcmp(type, "Fuse") == 0) {
         st->kind = BN__DEC_FUSE;
+    } else if (strcmp(type, "Metaspace") == 0) {
+        bn_status s = bn__load_metaspace(L, d, st);
+        if (s) return s;
+        st->kind = BN__DEC_METASPACE;
     } else if (strcmp(type, "Replace") == 0) {
         const bn_json *pat = NULL, *c = bn_json_get(d, "content");
         bn_status s = bn__string_pattern(L, "Replace decoder", d, &pat);
@@ -932,8 +967,10 @@ static void bn__load_config(bn__loader *L, const bn_json *cfg) {
                 s = bn_json_string(&tmpl->child[i], "template", NULL);
     }
     if (!s) return;
-    if (strstr(s, "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'") ||
-        strstr(s, "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"))
+    /* Llama 3's template; not Llama 3.1's, which adds a dated system block and tools */
+    if ((strstr(s, "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'") ||
+         strstr(s, "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'")) &&
+        !strstr(s, "Knowledge") && !strstr(s, "tools"))
         t->chat = BN_CHAT_LLAMA3;
     else if (strstr(s, "message['role'] | capitalize + ': '") && strstr(s, "<|eot_id|>") && strstr(s, "'Assistant: '"))
         t->chat = BN_CHAT_BITNET;
@@ -1274,6 +1311,8 @@ typedef struct bn__heap_item {
 typedef struct bn__enc {
     const bn_tokenizer *t;
     unsigned flags;
+    int at_start;         /* the segment being encoded begins the input */
+    size_t norm_start;    /* where its normalized text begins */
     bn__ids out;
     bn__buf text;         /* normalized and pre-tokenized strings */
     bn__spans a, b;       /* pre-tokenizer piece lists */
@@ -1510,7 +1549,32 @@ static int bn__model_word(bn__enc *E, size_t off, size_t n) {
 
 /* Pre-tokenize text[off, off+len) with every step, then run each piece
    through the model. */
-static int bn__pretokenize_and_model(bn__enc *E, size_t off, size_t len) {
+/* Metaspace: spaces become the replacement character, which is put in front
+   (always, or only at the very start of the input), then the text is cut
+   before each replacement character when split is set. */
+static int bn__metaspace(bn__enc *E, const bn__tok_step *st, size_t o, size_t n, int at_start, bn__spans *nxt) {
+    size_t at = E->text.len, i, start;
+    int lead;
+    if (n == 0) return bn__spans_push(nxt, o, 0);
+    lead = (st->prepend == BN__PREPEND_ALWAYS || (st->prepend == BN__PREPEND_FIRST && at_start)) &&
+           !(n >= st->a_len && memcmp(E->text.p + o, st->a, st->a_len) == 0) && E->text.p[o] != ' ';
+    if (!bn__buf_reserve(&E->text, st->a_len * (n + 1) + n)) return 0;
+    if (lead) bn__buf_add(&E->text, st->a, st->a_len);
+    for (i = 0; i < n; i++) {
+        if (E->text.p[o + i] == ' ') bn__buf_add(&E->text, st->a, st->a_len);
+        else bn__buf_add(&E->text, E->text.p + o + i, 1);
+    }
+    if (!st->split) return bn__spans_push(nxt, at, E->text.len - at);
+    for (i = start = at; i + st->a_len <= E->text.len; i++) { /* each replacement starts a piece */
+        if (i > start && memcmp(E->text.p + i, st->a, st->a_len) == 0) {
+            if (!bn__spans_push(nxt, start, i - start)) return 0;
+            start = i;
+        }
+    }
+    return bn__spans_push(nxt, start, E->text.len - start);
+}
+
+static int bn__pretokenize_and_model(bn__enc *E, size_t off, size_t len, int at_start) {
     const bn_tokenizer *t = E->t;
     bn__spans *cur = &E->a, *nxt = &E->b, *tmp;
     size_t p;
@@ -1522,6 +1586,24 @@ static int bn__pretokenize_and_model(bn__enc *E, size_t off, size_t len) {
         nxt->n = 0;
         for (p = 0; p < cur->n; p++) {
             size_t o = cur->off[p], n = cur->len[p], i;
+            if (st->kind == BN__PRE_METASPACE) {
+                if (!bn__metaspace(E, st, o, n, at_start && p == 0, nxt)) return 0;
+                continue;
+            }
+            if (st->kind == BN__PRE_DIGITS) { /* numbers (\p{N}) apart from the rest: one by one, or in runs */
+                for (i = 0; i < n;) {
+                    size_t l;
+                    int num = bn__class_at(E->text.p + o, n, i, NULL, &l) == BN_UC_NUMBER;
+                    size_t e = num && st->individual ? i + l : bn__run_end(E->text.p + o, n, i, BN_UC_NUMBER);
+                    if (!num) { /* up to the next number */
+                        e = i + l;
+                        while (e < n && bn__class_at(E->text.p + o, n, e, NULL, &l) != BN_UC_NUMBER) e += l;
+                    }
+                    if (!bn__spans_push(nxt, o + i, e - i)) return 0;
+                    i = e;
+                }
+                continue;
+            }
             if (st->kind == BN__PRE_BYTELEVEL && st->add_prefix_space && (n == 0 || E->text.p[o] != ' ')) {
                 size_t at = E->text.len; /* a copy with a space in front */
                 if (!bn__buf_reserve(&E->text, n + 1)) return 0;
@@ -1646,15 +1728,17 @@ static int bn__split_added(bn__enc *E, size_t off, size_t n, int norm, bn__segme
 
 static int bn__segment_normalized(bn__enc *E, size_t off, size_t len, int32_t added_id) {
     if (added_id >= 0) return bn__ids_push(&E->out, added_id);
-    return bn__pretokenize_and_model(E, off, len);
+    return bn__pretokenize_and_model(E, off, len, E->at_start && off == E->norm_start);
 }
 
 static int bn__segment_raw(bn__enc *E, size_t off, size_t len, int32_t added_id) {
     size_t noff = off, nlen = len;
     if (added_id >= 0) return bn__ids_push(&E->out, added_id);
     if (E->t->n_norm && bn__normalize(E->t, &E->text, off, len, &noff, &nlen) != BN_OK) return 0;
+    E->at_start = off == 0; /* this segment begins the input (Metaspace prepend_scheme "first") */
+    E->norm_start = noff;
     if (E->t->has_normalized_added) return bn__split_added(E, noff, nlen, 1, bn__segment_normalized);
-    return bn__pretokenize_and_model(E, noff, nlen);
+    return bn__pretokenize_and_model(E, noff, nlen, E->at_start);
 }
 
 static void bn__enc_free(bn__enc *E) {
@@ -1858,6 +1942,23 @@ static int bn__decode_step(const bn_tokenizer *t, const bn__tok_step *st, bn__bu
         BN_FREE(run.p);
         return ok;
     }
+    case BN__DEC_METASPACE: /* the replacement becomes a space, and disappears from the first token */
+        for (p = 0; p < cur->n; p++) {
+            size_t at = buf->len, n = cur->len[p];
+            int drop = p == 0 && st->prepend != BN__PREPEND_NEVER;
+            if (!bn__buf_reserve(buf, n)) return 0;
+            for (i = 0; i < n;) {
+                if (i + st->a_len <= n && memcmp(buf->p + cur->off[p] + i, st->a, st->a_len) == 0) {
+                    if (!drop) bn__buf_add(buf, " ", 1);
+                    i += st->a_len;
+                } else {
+                    bn__buf_add(buf, buf->p + cur->off[p] + i, 1);
+                    i++;
+                }
+            }
+            if (!bn__spans_push(nxt, at, buf->len - at)) return 0;
+        }
+        return 1;
     case BN__DEC_STRIP:
         for (p = 0; p < cur->n; p++) {
             size_t o = cur->off[p], n = cur->len[p], cut = 0, end = n;

@@ -201,13 +201,17 @@ static void check_extra(bn_tokenizer *tok, const char *key) {
 
 static void test_llama3_extra_cases(void) { check_extra(g_llama3, "llama3"); }
 
-static void test_gpt2_regex_cases(void) {
-    bn_tokenizer *with = load_llama3_variant("{\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, \"use_regex\": true}");
-    bn_tokenizer *without = load_llama3_variant("{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true}");
-    check_extra(with, "gpt2_prefix");
-    check_extra(without, "gpt2_noprefix");
-    bn_tokenizer_free(with);
-    bn_tokenizer_free(without);
+/* The same vocab behind other pre-tokenizers: the GPT-2 regex (ByteLevel use_regex, with and
+   without add_prefix_space) and Digits (one by one, or in runs) before it. */
+static void test_pretokenizer_variants(void) {
+    const bn_json *vars = bn_json_get(g_extra.root, "pre_tokenizer_variants");
+    int i;
+    BNT_CHECK(vars && vars->len >= 4);
+    for (i = 0; vars && i < vars->len; i++) {
+        bn_tokenizer *t = load_llama3_variant(vars->child[i].str);
+        check_extra(t, vars->child[i].key);
+        bn_tokenizer_free(t);
+    }
 }
 
 static void test_decode_reference(void) {
@@ -499,7 +503,8 @@ static void test_component_errors(void) {
     expect_error("{" MODEL ", \"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"Regex\": \" +\"}, \"content\": \" \"}}",
                  BN_ERR_UNSUPPORTED, "Regex");
     expect_error("{" MODEL ", \"pre_tokenizer\": {\"type\": \"Whitespace\"}}", BN_ERR_UNSUPPORTED, "Whitespace");
-    expect_error("{" MODEL ", \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"x\"}}", BN_ERR_UNSUPPORTED, "Metaspace");
+    expect_error("{" MODEL ", \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"x\", \"prepend_scheme\": \"sometimes\"}}",
+                 BN_ERR_UNSUPPORTED, "sometimes");
     expect_error("{" MODEL ", \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"}, \"behavior\": "
                  "\"Isolated\", \"invert\": false}}", BN_ERR_UNSUPPORTED, "\\w+");
     expect_error("{" MODEL ", \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"'s|'t|'re|'ve|'m|'ll|'d| "
@@ -613,6 +618,57 @@ static void test_damaged_files(void) {
     free(buf);
 }
 
+
+/* The newer SentencePiece layout: no normalizer, a Metaspace pre-tokenizer and decoder
+   (spm32k patched as extra_reference.json's "metaspace" says). */
+static void test_metaspace_reference(void) {
+    const bn_json *vars = bn_json_get(bn_json_get(g_extra.root, "metaspace"), "variants");
+    char *raw = NULL, *json;
+    size_t len = 0;
+    bn_error err;
+    int v, i;
+    BNT_CHECK(vars && vars->len >= 4);
+    BNT_CHECK(bn_read_file(TOKDIR "/spm32k/tokenizer.json", &raw, &len, &err) == BN_OK);
+    if (!vars || !raw) return;
+    json = (char *)malloc(len + 4096);
+    for (v = 0; json && v < vars->len; v++) {
+        const bn_json *var = &vars->child[v], *cases = bn_json_get(var, "cases");
+        const char *pre = bn_json_string(var, "pre_tokenizer", ""), *dec = bn_json_string(var, "decoder", "");
+        char *a = strstr(raw, "\"normalizer\""), *b = strstr(raw, "\"post_processor\""), *c = strstr(raw, "\"decoder\""),
+             *d = strstr(raw, "\"model\"");
+        size_t n = 0;
+        bn_tokenizer *t = NULL;
+        if (!a || !b || !c || !d || strlen(pre) + strlen(dec) > 2000) break;
+        memcpy(json, raw, (size_t)(a - raw)); n += (size_t)(a - raw);
+        n += (size_t)sprintf(json + n, "\"normalizer\": null,\n  \"pre_tokenizer\": %s,\n  ", pre);
+        memcpy(json + n, b, (size_t)(c - b)); n += (size_t)(c - b);
+        n += (size_t)sprintf(json + n, "\"decoder\": %s,\n  ", dec);
+        memcpy(json + n, d, len - (size_t)(d - raw)); n += len - (size_t)(d - raw);
+        BNT_CHECKF(bn_tokenizer_load_memory(&t, json, n, NULL, 0, "metaspace", &err) == BN_OK, "%s", err.msg);
+        for (i = 0; t && i < cases->len; i++) {
+            const bn_json *cs = &cases->child[i], *text = bn_json_get(cs, "text"), *want = bn_json_get(cs, "decoded");
+            const bn_json *ids_json = bn_json_get(cs, text ? "ids" : "ids_only");
+            int32_t *ids = NULL, given[8];
+            size_t k = 0, dl = 0;
+            char *out = NULL;
+            if (text) {
+                BNT_CHECK(bn_tokenizer_encode(t, text->str, (size_t)text->len, BN_TOK_PARSE_SPECIAL, &ids, &k, &err) == BN_OK);
+                BNT_CHECKF(ids_equal(ids, k, ids_json), "variant %d: '%s'", v, text->str);
+                if (!ids_equal(ids, k, ids_json)) print_ids("got", ids, k);
+            } else {
+                for (k = 0; k < (size_t)ids_json->len && k < 8; k++) given[k] = (int32_t)ids_json->child[k].num;
+            }
+            BNT_CHECK(bn_tokenizer_decode(t, text ? ids : given, k, 0, &out, &dl, &err) == BN_OK);
+            BNT_CHECKF(out && dl == (size_t)want->len && memcmp(out, want->str, dl) == 0, "variant %d case %d: '%s'", v, i, out);
+            bn_free(out);
+            bn_free(ids);
+        }
+        bn_tokenizer_free(t);
+    }
+    free(json);
+    bn_free(raw);
+}
+
 int main(void) {
     char *ref = NULL;
     size_t len = 0;
@@ -632,7 +688,7 @@ int main(void) {
     BNT_RUN(test_llama3_reference_cases);
     BNT_RUN(test_spm32k_reference_cases);
     BNT_RUN(test_llama3_extra_cases);
-    BNT_RUN(test_gpt2_regex_cases);
+    BNT_RUN(test_pretokenizer_variants);
     BNT_RUN(test_decode_reference);
     BNT_RUN(test_llama3_tinyshakespeare);
     BNT_RUN(test_spm32k_tinyshakespeare);
@@ -643,6 +699,7 @@ int main(void) {
     BNT_RUN(test_chat_templates);
     BNT_RUN(test_bpe_rules);
     BNT_RUN(test_small_tokenizer_reference);
+    BNT_RUN(test_metaspace_reference);
     BNT_RUN(test_component_errors);
     BNT_RUN(test_damaged_files);
     bn_tokenizer_free(g_llama3);

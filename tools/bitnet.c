@@ -1,14 +1,18 @@
 /* bitnet: the command-line front end of bitnet.h.
 
+       bitnet run     -m DIR -p "prompt"     generate text (streams to stdout)
+       bitnet chat    -m DIR                 interactive chat with the model's template
+       bitnet ppl     -m DIR -f FILE         perplexity of a text file
+       bitnet inspect -m DIR                 config, tensors, weight variant
+       bitnet bench-batch -m DIR             total tok/s when decoding B sequences at once
        bitnet tokenize   -m DIR [--special] [--add-special] TEXT | -f FILE   token ids as a JSON list
        bitnet detokenize -m DIR [--skip-special] ID...                         the text of token ids
 
-   Each command is a function in the COMMANDS table at the end; more commands
-   (run, chat, ppl, inspect) are added there.
+   Each command is a function in the COMMANDS table at the end.
 
    Exit status (scripts can rely on it):
        0  success
-       1  failure while running (I/O, out of memory, bad input data)
+       1  failure while running (I/O, out of memory, context full, bad input data)
        2  usage error (unknown option, missing or malformed argument)
        3  the model or tokenizer could not be loaded
 
@@ -19,6 +23,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <math.h>
+#ifdef _WIN32
+#include <io.h>
+#define is_terminal(fd) _isatty(fd)
+#else
+#include <unistd.h>
+#define is_terminal(fd) isatty(fd)
+#endif
 
 #define EXIT_OK 0
 #define EXIT_RUN 1
@@ -203,6 +216,1144 @@ static int cmd_detokenize(int argc, char **argv) {
     return status;
 }
 
+/* ------------------------------------------------------------------ options */
+
+#define MAX_STOPS 16
+
+/* Everything the generation commands accept; each command reads what it needs. */
+typedef struct options {
+    const char *model_dir, *tokenizer_dir, *prompt, *prompt_file, *ids, *file, *system, *template_name;
+    const char *stops[MAX_STOPS];
+    int n_stops;
+    int n_predict, n_ctx, n_threads, n_beams, ignore_eos, seed_set, show_special, bos, batch_max, verbose;
+    uint64_t seed;
+    bn_sampler_params sp;
+} options;
+
+static void options_init(options *o) {
+    memset(o, 0, sizeof *o);
+    o->n_predict = -1;
+    o->sp = bn_sampler_default_params();
+}
+
+/* Reads argv[*i]'s value; prints a usage error when it is missing. */
+static const char *need_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "bitnet: option %s needs a value (see --help)\n", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int parse_int(const char *opt, const char *s, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < -2147483647L || v > 2147483647L) {
+        fprintf(stderr, "bitnet: %s expects an integer, got '%s'\n", opt, s);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+static int parse_float(const char *opt, const char *s, float *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || v != v) {
+        fprintf(stderr, "bitnet: %s expects a number, got '%s'\n", opt, s);
+        return 0;
+    }
+    *out = (float)v;
+    return 1;
+}
+
+/* Parses the options every command shares. Returns 1 when argv[*i] was one of
+   them (consuming its value), 0 when it is not, -1 on a malformed value. */
+static int parse_common(options *o, int argc, char **argv, int *i) {
+    const char *a = argv[*i], *v;
+    int iv;
+    float fv;
+#define VALUE() do { if (!(v = need_value(argc, argv, i))) return -1; } while (0)
+    if (!strcmp(a, "-m") || !strcmp(a, "--model")) { VALUE(); o->model_dir = v; return 1; }
+    if (!strcmp(a, "--tokenizer")) { VALUE(); o->tokenizer_dir = v; return 1; }
+    if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { VALUE(); return parse_int(a, v, &o->n_threads) ? 1 : -1; }
+    if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) { VALUE(); return parse_int(a, v, &o->n_ctx) ? 1 : -1; }
+    if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { VALUE(); return parse_int(a, v, &o->n_predict) ? 1 : -1; }
+    if (!strcmp(a, "--temp")) { VALUE(); return parse_float(a, v, &o->sp.temperature) ? 1 : -1; }
+    if (!strcmp(a, "--top-k")) { VALUE(); return parse_int(a, v, &o->sp.top_k) ? 1 : -1; }
+    if (!strcmp(a, "--top-p")) { VALUE(); return parse_float(a, v, &o->sp.top_p) ? 1 : -1; }
+    if (!strcmp(a, "--min-p")) { VALUE(); return parse_float(a, v, &o->sp.min_p) ? 1 : -1; }
+    if (!strcmp(a, "--repeat-penalty")) { VALUE(); return parse_float(a, v, &o->sp.repeat_penalty) ? 1 : -1; }
+    if (!strcmp(a, "--repeat-last-n")) { VALUE(); return parse_int(a, v, &o->sp.penalty_last_n) ? 1 : -1; }
+    if (!strcmp(a, "--presence-penalty")) { VALUE(); return parse_float(a, v, &o->sp.presence_penalty) ? 1 : -1; }
+    if (!strcmp(a, "--frequency-penalty")) { VALUE(); return parse_float(a, v, &o->sp.frequency_penalty) ? 1 : -1; }
+    if (!strcmp(a, "--seed")) {
+        VALUE();
+        if (!parse_int(a, v, &iv) || iv < 0) return -1;
+        o->seed = (uint64_t)iv;
+        o->seed_set = 1;
+        return 1;
+    }
+    if (!strcmp(a, "--stop")) {
+        VALUE();
+        if (o->n_stops == MAX_STOPS) {
+            fprintf(stderr, "bitnet: at most %d --stop strings\n", MAX_STOPS);
+            return -1;
+        }
+        o->stops[o->n_stops++] = v;
+        return 1;
+    }
+    if (!strcmp(a, "--ignore-eos")) { o->ignore_eos = 1; return 1; }
+    if (!strcmp(a, "--special")) { o->show_special = 1; return 1; }
+    if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o->verbose = 1; return 1; }
+    BN_UNUSED(fv);
+#undef VALUE
+    return 0;
+}
+
+static const char *COMMON_HELP =
+    "  -m, --model DIR          model folder (config.json + model.safetensors [+ tokenizer.json])\n"
+    "      --tokenizer DIR      take tokenizer.json from another folder\n"
+    "  -t, --threads N          threads (default: one per core)\n"
+    "  -c, --ctx-size N         context length (default: the model's max_position_embeddings)\n";
+
+static const char *SAMPLING_HELP =
+    "  -n, --n-predict N        tokens to generate (default -1: until an end token or the context is full)\n"
+    "      --temp T             temperature; 0 = greedy (default 0.8)\n"
+    "      --top-k K            keep the K most likely tokens; 0 = off (default 40)\n"
+    "      --top-p P            nucleus sampling; 1 = off (default 0.95)\n"
+    "      --min-p P            drop tokens below P x the most likely; 0 = off (default 0.05)\n"
+    "      --repeat-penalty R   penalize tokens of the last --repeat-last-n; 1 = off (default 1)\n"
+    "      --repeat-last-n N    window for the penalties (default 64)\n"
+    "      --presence-penalty X, --frequency-penalty X   (default 0)\n"
+    "      --seed S             random seed (default: from the clock, printed on stderr)\n"
+    "      --stop TEXT          stop when TEXT appears (repeatable; TEXT is not printed)\n"
+    "      --ignore-eos         do not stop at end tokens\n"
+    "      --special            print special tokens (e.g. <|eot_id|>) instead of skipping them\n";
+
+/* ------------------------------------------------------------ loading */
+
+static int stderr_is_tty(void) { return is_terminal(2); }
+
+typedef struct session {
+    bn_model *model;
+    bn_tokenizer *tok; /* NULL when the folder has none (then only --ids works) */
+    bn_context *ctx;
+    double load_s;
+} session;
+
+static void session_free(session *s) {
+    bn_context_free(s->ctx);
+    bn_tokenizer_free(s->tok);
+    bn_model_free(s->model);
+    memset(s, 0, sizeof *s);
+}
+
+static int file_exists(const char *dir, const char *name) {
+    char path[4096];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* Loads the model (and its tokenizer when present or required), creates a
+   context with n_seq sequences. Returns an exit status. */
+static int session_open(session *s, const options *o, int n_seq, int need_tokenizer) {
+    bn_error err;
+    bn_context_params cp = bn_context_default_params();
+    const char *tdir = o->tokenizer_dir ? o->tokenizer_dir : o->model_dir;
+    double t0 = bn_time_s();
+    size_t mapped = 0, alloc = 0;
+    memset(s, 0, sizeof *s);
+    if (!o->model_dir) {
+        fprintf(stderr, "bitnet: no model given: use -m DIR (a folder with config.json and model.safetensors)\n");
+        return EXIT_USAGE;
+    }
+    if (stderr_is_tty()) fprintf(stderr, "loading %s ...", o->model_dir);
+    if (bn_model_load(&s->model, o->model_dir, NULL, &err) != BN_OK) {
+        if (stderr_is_tty()) fprintf(stderr, "\n");
+        fprintf(stderr, "bitnet: cannot load the model: %s\n", err.msg);
+        return EXIT_LOAD;
+    }
+    if (o->tokenizer_dir || file_exists(tdir, "tokenizer.json")) {
+        if (bn_tokenizer_load(&s->tok, tdir, &err) != BN_OK) {
+            if (stderr_is_tty()) fprintf(stderr, "\n");
+            fprintf(stderr, "bitnet: cannot load the tokenizer: %s\n", err.msg);
+            session_free(s);
+            return EXIT_LOAD;
+        }
+    } else if (need_tokenizer) {
+        if (stderr_is_tty()) fprintf(stderr, "\n");
+        fprintf(stderr, "bitnet: %s has no tokenizer.json: give token ids with --ids, or a tokenizer with --tokenizer DIR\n",
+                o->model_dir);
+        session_free(s);
+        return EXIT_LOAD;
+    }
+    cp.n_ctx = o->n_ctx;
+    cp.n_seq = n_seq;
+    cp.n_threads = o->n_threads;
+    if (o->batch_max > 0) cp.n_batch = o->batch_max;
+    if (bn_context_new(&s->ctx, s->model, &cp, &err) != BN_OK) {
+        if (stderr_is_tty()) fprintf(stderr, "\n");
+        fprintf(stderr, "bitnet: cannot create a context: %s\n", err.msg);
+        session_free(s);
+        return err.status == BN_ERR_NOMEM ? EXIT_RUN : EXIT_USAGE;
+    }
+    s->load_s = bn_time_s() - t0;
+    bn_model_memory(s->model, &mapped, &alloc);
+    if (stderr_is_tty()) fprintf(stderr, "\r");
+    fprintf(stderr, "load: %.2f s, %.1f MiB mapped, %.1f MiB allocated, %d threads, kernel %s, context %d\n", s->load_s,
+            (double)mapped / 1048576.0, (double)alloc / 1048576.0,
+            o->n_threads > 0 ? o->n_threads : 0, bn_kernel_name(bn_kernel_detect()),
+            bn_context_get_params(s->ctx)->n_ctx);
+    return EXIT_OK;
+}
+
+/* "1,2,3" or "1 2 3" -> ids. Returns the count, or -1 on a malformed list. */
+static int parse_id_list(const char *s, int32_t **out) {
+    int n = 0, cap = 16;
+    int32_t *ids = (int32_t *)malloc(sizeof(int32_t) * (size_t)cap);
+    while (ids && *s) {
+        char *end;
+        long v;
+        while (*s == ',' || *s == ' ' || *s == '\n' || *s == '\t' || *s == '\r') s++;
+        if (!*s) break;
+        v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > 2147483647L) {
+            free(ids);
+            return -1;
+        }
+        if (n == cap) {
+            int32_t *p = (int32_t *)realloc(ids, sizeof(int32_t) * (size_t)(cap *= 2));
+            if (!p) {
+                free(ids);
+                return -1;
+            }
+            ids = p;
+        }
+        ids[n++] = (int32_t)v;
+        s = end;
+    }
+    *out = ids;
+    return ids ? n : -1;
+}
+
+static char *read_text_file(const char *path, size_t *len) {
+    char *data = NULL;
+    bn_error err;
+    if (bn_read_file(path, &data, len, &err) != BN_OK) {
+        fprintf(stderr, "bitnet: %s\n", err.msg);
+        return NULL;
+    }
+    return data;
+}
+
+/* Token ids that end generation: the model's (config + generation_config) and the tokenizer's eos. */
+static int collect_eos(const session *s, int32_t *eos) {
+    const bn_config *cfg = bn_model_config(s->model);
+    int n = 0, i;
+    for (i = 0; i < cfg->n_eos && n < 8; i++) eos[n++] = cfg->eos_token_ids[i];
+    if (s->tok && n < 8) {
+        int32_t e = bn_tokenizer_eos_id(s->tok), seen = 0;
+        for (i = 0; i < n; i++) seen |= eos[i] == e;
+        if (e >= 0 && !seen) eos[n++] = e;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------ streaming text */
+
+typedef struct printer {
+    const bn_tokenizer *tok; /* NULL: print ids */
+    bn_token_stream ts;
+    char buf[32];
+    FILE *out;
+    int n_printed;
+} printer;
+
+/* bn_generate's token_text: the tokenizer's streaming decode, or "id " without a tokenizer. */
+static const char *printer_text(void *user, int32_t token, int32_t prev, size_t *len) {
+    printer *p = (printer *)user;
+    const char *piece = "";
+    BN_UNUSED(prev);
+    *len = 0;
+    if (!p->tok) {
+        snprintf(p->buf, sizeof p->buf, "%s%d", p->n_printed++ ? " " : "", (int)token);
+        *len = strlen(p->buf);
+        return p->buf;
+    }
+    if (bn_token_stream_push(&p->ts, token, &piece, len, NULL) != BN_OK) *len = 0;
+    return piece;
+}
+
+static int printer_on_token(void *user, int32_t token, const char *text, size_t len) {
+    printer *p = (printer *)user;
+    BN_UNUSED(token);
+    if (len) {
+        fwrite(text, 1, len, p->out);
+        fflush(p->out);
+    }
+    return 0;
+}
+
+static void printer_init(printer *p, const bn_tokenizer *tok, int show_special) {
+    memset(p, 0, sizeof *p);
+    p->tok = tok;
+    p->out = stdout;
+    if (tok) bn_token_stream_init(&p->ts, tok, show_special ? 0u : BN_TOK_SKIP_SPECIAL);
+}
+
+static void printer_end(printer *p) {
+    if (p->tok) {
+        const char *piece;
+        size_t len = 0;
+        if (bn_token_stream_flush(&p->ts, &piece, &len, NULL) == BN_OK && len) fwrite(piece, 1, len, p->out);
+        bn_token_stream_free(&p->ts);
+    }
+}
+
+static void print_speed(const bn_generate_result *r) {
+    fprintf(stderr, "prompt: %d tokens in %.3f s (%.1f tok/s)\n", r->n_prompt, r->prompt_s,
+            r->prompt_s > 0 ? r->n_prompt / r->prompt_s : 0.0);
+    fprintf(stderr, "generate: %d tokens in %.3f s (%.1f tok/s), stopped: %s\n", r->n_generated, r->gen_s,
+            r->gen_s > 0 ? r->n_generated / r->gen_s : 0.0, bn_stop_reason_str(r->reason));
+}
+
+static uint64_t pick_seed(const options *o) {
+    uint64_t seed = o->seed_set ? o->seed : (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20);
+    if (!o->seed_set) seed &= 0x7fffffff;
+    return seed;
+}
+
+/* ------------------------------------------------------------ run */
+
+static const char *RUN_HELP =
+    "usage: bitnet run -m DIR (-p PROMPT | -f FILE | --ids 1,2,3) [options]\n"
+    "Generates a continuation of the prompt and streams it to stdout; the load and\n"
+    "speed summary goes to stderr. With --ids (or a model folder without a tokenizer)\n"
+    "the prompt is token ids and the output is token ids.\n\n"
+    "  -p, --prompt TEXT        the prompt\n"
+    "  -f, --file FILE          read the prompt from FILE\n"
+    "      --ids LIST           the prompt as token ids, e.g. 1,15043,3186\n"
+    "      --no-bos             do not add the tokenizer's BOS to a text prompt\n"
+    "      --beams N            beam search with N beams (prints the best; greedy, no sampling)\n";
+
+static int run_usage(int status) {
+    FILE *f = status ? stderr : stdout;
+    fprintf(f, "%s%s%s\n%s", RUN_HELP, COMMON_HELP, SAMPLING_HELP, EXIT_HELP);
+    return status;
+}
+
+/* The prompt as ids: --ids, or the text of -p / -f encoded. */
+static int prompt_ids(const session *s, const options *o, int32_t **ids, int *n) {
+    char *text = NULL;
+    size_t len = 0, n_ids = 0;
+    bn_error err;
+    *ids = NULL;
+    *n = 0;
+    if (o->ids) {
+        *n = parse_id_list(o->ids, ids);
+        if (*n <= 0) {
+            fprintf(stderr, "bitnet: --ids expects a list of token ids such as 1,2,3\n");
+            free(*ids);
+            *ids = NULL;
+            return EXIT_USAGE;
+        }
+        return EXIT_OK;
+    }
+    if (o->prompt_file) {
+        text = read_text_file(o->prompt_file, &len);
+        if (!text) return EXIT_RUN;
+    }
+    if (bn_tokenizer_encode(s->tok, text ? text : o->prompt, text ? len : strlen(o->prompt),
+                            (o->bos ? BN_TOK_ADD_SPECIAL : 0u) | BN_TOK_REPLACE_INVALID, ids, &n_ids,
+                            &err) != BN_OK) {
+        fprintf(stderr, "bitnet: cannot tokenize the prompt: %s\n", err.msg);
+        bn_free(text);
+        return EXIT_RUN;
+    }
+    bn_free(text);
+    *n = (int)n_ids;
+    if (*n == 0) {
+        fprintf(stderr, "bitnet: the prompt is empty\n");
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+static int run_beams(session *s, const options *o, const int32_t *ids, int n) {
+    bn_beam_params bp = bn_beam_default_params();
+    bn_beam_result r;
+    bn_error err;
+    int32_t eos[8];
+    int i, n_eos = collect_eos(s, eos);
+    printer pr;
+    bp.n_beams = o->n_beams;
+    bp.max_new_tokens = o->n_predict > 0 ? o->n_predict : 32;
+    bp.eos = eos;
+    bp.n_eos = o->ignore_eos ? 0 : n_eos;
+    if (bn_beam_search(s->ctx, 0, ids, n, &bp, &r, &err) != BN_OK) {
+        fprintf(stderr, "bitnet: beam search failed: %s\n", err.msg);
+        return EXIT_RUN;
+    }
+    printer_init(&pr, s->tok, o->show_special);
+    for (i = 0; r.n > 0 && i < r.hyps[0].n_tokens; i++) {
+        size_t len;
+        const char *t;
+        if (!o->ignore_eos && i == r.hyps[0].n_tokens - 1) {
+            int k, is_eos = 0;
+            for (k = 0; k < n_eos; k++) is_eos |= eos[k] == r.hyps[0].tokens[i];
+            if (is_eos) break;
+        }
+        t = printer_text(&pr, r.hyps[0].tokens[i], -1, &len);
+        fwrite(t, 1, len, stdout);
+    }
+    printer_end(&pr);
+    fprintf(stdout, "\n");
+    for (i = 0; i < r.n; i++)
+        fprintf(stderr, "beam %d: %d tokens, score %.4f (sum log p %.4f)\n", i, r.hyps[i].n_tokens,
+                (double)r.hyps[i].score, (double)r.hyps[i].sum_logprob);
+    bn_beam_result_free(&r);
+    return EXIT_OK;
+}
+
+static int cmd_run(int argc, char **argv) {
+    options o;
+    session s;
+    int i, rc, n = 0, n_eos;
+    int32_t *ids = NULL, eos[8];
+    bn_sampler *sampler = NULL;
+    bn_generate_params gp = bn_generate_default_params();
+    bn_generate_result res;
+    bn_error err;
+    printer pr;
+    options_init(&o);
+    o.bos = 1;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int c = parse_common(&o, argc, argv, &i);
+        if (c < 0) return EXIT_USAGE;
+        if (c > 0) continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return run_usage(EXIT_OK);
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            if (!(o.prompt = need_value(argc, argv, &i))) return EXIT_USAGE;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            if (!(o.prompt_file = need_value(argc, argv, &i))) return EXIT_USAGE;
+        } else if (!strcmp(a, "--ids")) {
+            if (!(o.ids = need_value(argc, argv, &i))) return EXIT_USAGE;
+        } else if (!strcmp(a, "--no-bos")) {
+            o.bos = 0;
+        } else if (!strcmp(a, "--beams")) {
+            const char *v = need_value(argc, argv, &i);
+            if (!v || !parse_int(a, v, &o.n_beams) || o.n_beams < 1) return EXIT_USAGE;
+        } else {
+            fprintf(stderr, "bitnet run: unknown option '%s' (see bitnet run --help)\n", a);
+            return EXIT_USAGE;
+        }
+    }
+    if (!!o.prompt + !!o.prompt_file + !!o.ids != 1) {
+        fprintf(stderr, "bitnet run: give exactly one of -p PROMPT, -f FILE or --ids LIST (see --help)\n");
+        return EXIT_USAGE;
+    }
+    rc = session_open(&s, &o, o.n_beams > 1 ? o.n_beams : 1, !o.ids);
+    if (rc) return rc;
+    if (o.ids) { /* ids in, ids out */
+        bn_tokenizer_free(s.tok);
+        s.tok = NULL;
+    }
+    rc = prompt_ids(&s, &o, &ids, &n);
+    if (!rc && o.n_beams > 1) rc = run_beams(&s, &o, ids, n);
+    if (rc || o.n_beams > 1) {
+        free(ids);
+        session_free(&s);
+        return rc;
+    }
+    o.sp.seed = pick_seed(&o);
+    if (!o.seed_set) fprintf(stderr, "seed: %llu\n", (unsigned long long)o.sp.seed);
+    if (bn_sampler_new(&sampler, &o.sp, bn_model_config(s.model)->vocab_size, &err) != BN_OK) {
+        fprintf(stderr, "bitnet run: %s\n", err.msg);
+        free(ids);
+        session_free(&s);
+        return EXIT_USAGE;
+    }
+    printer_init(&pr, s.tok, o.show_special);
+    n_eos = collect_eos(&s, eos);
+    gp.max_new_tokens = o.n_predict;
+    gp.eos = eos;
+    gp.n_eos = n_eos;
+    gp.ignore_eos = o.ignore_eos;
+    gp.stop = o.stops;
+    gp.n_stop = o.n_stops;
+    gp.token_text = printer_text;
+    gp.token_text_user = &pr;
+    gp.on_token = printer_on_token;
+    gp.user = &pr;
+    rc = bn_generate(s.ctx, 0, sampler, ids, n, &gp, NULL, 0, &res, &err) == BN_OK ? EXIT_OK : EXIT_RUN;
+    if (res.reason != BN_STOP_STRING) printer_end(&pr);
+    else if (pr.tok) bn_token_stream_free(&pr.ts);
+    fprintf(stdout, "\n");
+    fflush(stdout);
+    if (rc) fprintf(stderr, "bitnet run: %s\n", err.msg);
+    else print_speed(&res);
+    bn_sampler_free(sampler);
+    free(ids);
+    session_free(&s);
+    return rc;
+}
+
+/* ------------------------------------------------------------ chat */
+
+static const char *CHAT_HELP =
+    "usage: bitnet chat -m DIR [options]\n"
+    "Interactive chat: each line you type is a user message; the reply streams back.\n"
+    "The conversation stays in the KV cache: each turn evaluates only the new tokens.\n"
+    "Lines: /reset starts over, /exit (or end of input) quits.\n\n"
+    "  -s, --system TEXT        a system message\n"
+    "      --template NAME      llama3 or bitnet (default: recognized in tokenizer_config.json)\n";
+
+static int chat_usage(int status) {
+    FILE *f = status ? stderr : stdout;
+    fprintf(f, "%s%s%s\n%s", CHAT_HELP, COMMON_HELP, SAMPLING_HELP, EXIT_HELP);
+    return status;
+}
+
+/* A line from stdin without its newline, malloc'd; NULL at end of input. */
+static char *read_line(FILE *in) {
+    size_t cap = 256, n = 0;
+    char *buf = (char *)malloc(cap);
+    int c;
+    if (!buf) return NULL;
+    while ((c = fgetc(in)) != EOF && c != '\n') {
+        if (n + 2 > cap) {
+            char *p = (char *)realloc(buf, cap *= 2);
+            if (!p) {
+                free(buf);
+                return NULL;
+            }
+            buf = p;
+        }
+        buf[n++] = (char)c;
+    }
+    if (c == EOF && n == 0) {
+        free(buf);
+        return NULL;
+    }
+    if (n && buf[n - 1] == '\r') n--;
+    buf[n] = 0;
+    return buf;
+}
+
+typedef struct conversation {
+    bn_chat_message *msgs;
+    char **texts; /* owned copies of the contents */
+    int n, cap;
+} conversation;
+
+static int conv_add(conversation *c, const char *role, const char *text, size_t len) {
+    if (c->n == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 8;
+        bn_chat_message *m = (bn_chat_message *)realloc(c->msgs, sizeof *m * (size_t)cap);
+        char **t;
+        if (!m) return 0;
+        c->msgs = m;
+        t = (char **)realloc(c->texts, sizeof *t * (size_t)cap);
+        if (!t) return 0;
+        c->texts = t;
+        c->cap = cap;
+    }
+    c->texts[c->n] = (char *)malloc(len + 1);
+    if (!c->texts[c->n]) return 0;
+    memcpy(c->texts[c->n], text, len);
+    c->texts[c->n][len] = 0;
+    c->msgs[c->n].role = role;
+    c->msgs[c->n].content = c->texts[c->n];
+    c->n++;
+    return 1;
+}
+
+static void conv_clear(conversation *c, int keep) {
+    while (c->n > keep) free(c->texts[--c->n]);
+}
+
+/* The reply as it streams: printed and kept for the conversation. */
+typedef struct reply {
+    printer pr;
+    char *text;
+    size_t len, cap;
+} reply;
+
+static int reply_on_token(void *user, int32_t token, const char *text, size_t len) {
+    reply *r = (reply *)user;
+    printer_on_token(&r->pr, token, text, len);
+    if (r->len + len + 1 > r->cap) {
+        size_t cap = (r->len + len + 1) * 2;
+        char *p = (char *)realloc(r->text, cap);
+        if (!p) return 1;
+        r->text = p;
+        r->cap = cap;
+    }
+    memcpy(r->text + r->len, text, len);
+    r->len += len;
+    return 0;
+}
+
+/* One turn: format the whole conversation, evaluate only what the cache does
+   not hold yet, generate the reply. cache/n_cache: the tokens in sequence 0. */
+static int chat_turn(session *s, const options *o, bn_chat_template tmpl, conversation *conv, bn_sampler *sampler,
+                     int32_t *cache, int *n_cache, reply *rp) {
+    char *text = NULL;
+    size_t len = 0, n_ids = 0;
+    int32_t *ids = NULL, eos[8], *out;
+    int keep = 0, n_ctx = bn_context_get_params(s->ctx)->n_ctx, n_out, n_eos = collect_eos(s, eos);
+    bn_error err;
+    bn_generate_params gp = bn_generate_default_params();
+    bn_generate_result res;
+    if (bn_chat_format(s->tok, tmpl, conv->msgs, (size_t)conv->n, 1, &text, &len, &err) != BN_OK ||
+        bn_tokenizer_encode(s->tok, text, len, BN_TOK_PARSE_SPECIAL | BN_TOK_REPLACE_INVALID, &ids, &n_ids, &err) !=
+            BN_OK) {
+        fprintf(stderr, "bitnet chat: %s\n", err.msg);
+        bn_free(text);
+        return EXIT_RUN;
+    }
+    bn_free(text);
+    if ((int)n_ids >= n_ctx) {
+        fprintf(stderr, "bitnet chat: the conversation (%d tokens) no longer fits the context (%d); /reset or use -c\n",
+                (int)n_ids, n_ctx);
+        bn_free(ids);
+        return EXIT_RUN;
+    }
+    while (keep < *n_cache && keep < (int)n_ids - 1 && cache[keep] == ids[keep]) keep++;
+    bn_seq_truncate(s->ctx, 0, keep);
+    if (o->verbose) fprintf(stderr, "[cache: reusing %d of %d prompt tokens]\n", keep, (int)n_ids);
+    n_out = n_ctx - (int)n_ids + 1;
+    out = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_out);
+    printer_init(&rp->pr, s->tok, o->show_special);
+    rp->len = 0;
+    gp.max_new_tokens = o->n_predict;
+    gp.eos = eos;
+    gp.n_eos = n_eos;
+    gp.ignore_eos = o->ignore_eos;
+    gp.stop = o->stops;
+    gp.n_stop = o->n_stops;
+    gp.token_text = printer_text;
+    gp.token_text_user = &rp->pr;
+    gp.on_token = reply_on_token;
+    gp.user = rp;
+    if (!out || bn_generate(s->ctx, 0, sampler, ids + keep, (int)n_ids - keep, &gp, out, n_out, &res, &err) != BN_OK) {
+        fprintf(stderr, "bitnet chat: %s\n", out ? err.msg : "out of memory");
+        bn_token_stream_free(&rp->pr.ts);
+        free(out);
+        bn_free(ids);
+        return EXIT_RUN;
+    }
+    if (res.reason != BN_STOP_STRING) {
+        const char *piece;
+        size_t plen = 0;
+        if (bn_token_stream_flush(&rp->pr.ts, &piece, &plen, NULL) == BN_OK) reply_on_token(rp, -1, piece, plen);
+    }
+    bn_token_stream_free(&rp->pr.ts);
+    fprintf(stdout, "\n");
+    fflush(stdout);
+    /* the cache now holds the prompt and every generated token but the last */
+    memcpy(cache, ids, sizeof(int32_t) * n_ids);
+    *n_cache = (int)n_ids;
+    if (res.n_generated > 1) {
+        memcpy(cache + n_ids, out, sizeof(int32_t) * (size_t)(res.n_generated - 1));
+        *n_cache += res.n_generated - 1;
+    }
+    if (o->verbose) print_speed(&res);
+    free(out);
+    bn_free(ids);
+    return conv_add(conv, "assistant", rp->text ? rp->text : "", rp->len) ? EXIT_OK : EXIT_RUN;
+}
+
+static int cmd_chat(int argc, char **argv) {
+    options o;
+    session s;
+    int i, rc, n_cache = 0, n_system = 0, interactive;
+    int32_t *cache;
+    bn_sampler *sampler = NULL;
+    bn_chat_template tmpl;
+    conversation conv;
+    reply rp;
+    bn_error err;
+    options_init(&o);
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int c = parse_common(&o, argc, argv, &i);
+        if (c < 0) return EXIT_USAGE;
+        if (c > 0) continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return chat_usage(EXIT_OK);
+        if (!strcmp(a, "-s") || !strcmp(a, "--system")) {
+            if (!(o.system = need_value(argc, argv, &i))) return EXIT_USAGE;
+        } else if (!strcmp(a, "--template")) {
+            if (!(o.template_name = need_value(argc, argv, &i))) return EXIT_USAGE;
+        } else {
+            fprintf(stderr, "bitnet chat: unknown option '%s' (see bitnet chat --help)\n", a);
+            return EXIT_USAGE;
+        }
+    }
+    rc = session_open(&s, &o, 1, 1);
+    if (rc) return rc;
+    tmpl = o.template_name ? bn_chat_template_from_name(o.template_name) : bn_tokenizer_chat_template(s.tok);
+    if (tmpl == BN_CHAT_UNKNOWN || tmpl == BN_CHAT_AUTO) {
+        fprintf(stderr, "bitnet chat: %s; use --template llama3 or --template bitnet\n",
+                o.template_name ? "unknown template name" : "no chat template recognized in tokenizer_config.json");
+        session_free(&s);
+        return EXIT_USAGE;
+    }
+    o.sp.seed = pick_seed(&o);
+    cache = (int32_t *)malloc(sizeof(int32_t) * (size_t)bn_context_get_params(s.ctx)->n_ctx);
+    if (!cache || bn_sampler_new(&sampler, &o.sp, bn_model_config(s.model)->vocab_size, &err) != BN_OK) {
+        fprintf(stderr, "bitnet chat: %s\n", cache ? err.msg : "out of memory");
+        free(cache);
+        session_free(&s);
+        return cache ? EXIT_USAGE : EXIT_RUN;
+    }
+    memset(&conv, 0, sizeof conv);
+    memset(&rp, 0, sizeof rp);
+    if (o.system) {
+        conv_add(&conv, "system", o.system, strlen(o.system));
+        n_system = 1;
+    }
+    interactive = is_terminal(0);
+    fprintf(stderr, "chat template: %s; /reset to start over, /exit to quit\n", bn_chat_template_name(tmpl));
+    for (;;) {
+        char *line;
+        if (interactive) {
+            fprintf(stdout, "> ");
+            fflush(stdout);
+        }
+        line = read_line(stdin);
+        if (!line || !strcmp(line, "/exit") || !strcmp(line, "/quit")) {
+            free(line);
+            break;
+        }
+        if (!strcmp(line, "/reset")) {
+            conv_clear(&conv, n_system);
+            n_cache = 0;
+            bn_sampler_reset(sampler);
+        } else if (line[0]) {
+            rc = conv_add(&conv, "user", line, strlen(line)) ? chat_turn(&s, &o, tmpl, &conv, sampler, cache, &n_cache, &rp)
+                                                            : EXIT_RUN;
+        }
+        free(line);
+        if (rc) break;
+    }
+    conv_clear(&conv, 0);
+    free(conv.msgs);
+    free(conv.texts);
+    free(rp.text);
+    free(cache);
+    bn_sampler_free(sampler);
+    session_free(&s);
+    return rc;
+}
+
+/* ------------------------------------------------------------ ppl */
+
+static const char *PPL_HELP =
+    "usage: bitnet ppl -m DIR (-f FILE | --ids-file FILE) [options]\n"
+    "Perplexity over a text file: the tokens are cut into windows of the context\n"
+    "length and each window is scored as HF does (model(ids, labels=ids).loss: the\n"
+    "mean cross-entropy of each next token given the window so far). Prints the\n"
+    "token count, nats/token, perplexity and bits per byte of the scored text.\n\n"
+    "  -f, --file FILE          the text (tokenized without special tokens)\n"
+    "      --ids-file FILE      token ids instead of text (whitespace or comma separated)\n"
+    "      --bos                start each window with the tokenizer's BOS token\n";
+
+static int ppl_usage(int status) {
+    FILE *f = status ? stderr : stdout;
+    fprintf(f, "%s%s\n%s", PPL_HELP, COMMON_HELP, EXIT_HELP);
+    return status;
+}
+
+/* Cross-entropy of the next token given logits: log-sum-exp minus its logit. */
+static double next_token_nats(const float *logits, int n_vocab, int32_t next) {
+    double max = logits[0], sum = 0.0;
+    int i;
+    for (i = 1; i < n_vocab; i++)
+        if (logits[i] > max) max = logits[i];
+    for (i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - max);
+    return max + log(sum) - (double)logits[next];
+}
+
+/* Scores one window: the sum of next-token nats of w[1..n) given w[0..i]. */
+static int score_window(bn_context *ctx, const int32_t *w, int n, int n_vocab, double *nats, bn_error *err) {
+    int n_batch = bn_context_get_params(ctx)->n_batch, done = 0, i;
+    int32_t *pos = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_batch);
+    int8_t *want = (int8_t *)malloc((size_t)n_batch);
+    bn_status st = BN_OK;
+    *nats = 0.0;
+    bn_seq_truncate(ctx, 0, 0);
+    if (!pos || !want) st = bn_errorf(err, BN_ERR_NOMEM, "out of memory");
+    while (!st && done < n - 1) { /* the last token predicts nothing */
+        bn_batch b;
+        int chunk = BN_MIN(n - 1 - done, n_batch);
+        for (i = 0; i < chunk; i++) {
+            pos[i] = done + i;
+            want[i] = 1;
+        }
+        memset(&b, 0, sizeof b);
+        b.n_tokens = chunk;
+        b.token = w + done;
+        b.pos = pos;
+        b.want_logits = want;
+        st = bn_forward(ctx, &b, err);
+        for (i = 0; !st && i < chunk; i++) *nats += next_token_nats(bn_get_logits(ctx, i), n_vocab, w[done + i + 1]);
+        done += chunk;
+    }
+    free(pos);
+    free(want);
+    return st;
+}
+
+/* Bytes of text each scored token stands for (its decoded length). */
+static double token_bytes(const bn_tokenizer *tok, int32_t id, int *cache) {
+    if (cache[id] < 0) {
+        char *text = NULL;
+        size_t len = 0;
+        cache[id] = bn_tokenizer_decode(tok, &id, 1, 0u, &text, &len, NULL) == BN_OK ? (int)len : 0;
+        bn_free(text);
+    }
+    return cache[id];
+}
+
+static int cmd_ppl(int argc, char **argv) {
+    options o;
+    session s;
+    const char *ids_file = NULL;
+    int i, rc, n = 0, n_ctx, win, n_windows, k, n_vocab, *byte_cache = NULL;
+    int32_t *ids = NULL, *w;
+    double total = 0.0, bytes = 0.0, t0;
+    long scored = 0;
+    bn_error err;
+    options_init(&o);
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int c = parse_common(&o, argc, argv, &i);
+        if (c < 0) return EXIT_USAGE;
+        if (c > 0) continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return ppl_usage(EXIT_OK);
+        if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            if (!(o.file = need_value(argc, argv, &i))) return EXIT_USAGE;
+        } else if (!strcmp(a, "--ids-file")) {
+            if (!(ids_file = need_value(argc, argv, &i))) return EXIT_USAGE;
+        } else if (!strcmp(a, "--bos")) {
+            o.bos = 1;
+        } else {
+            fprintf(stderr, "bitnet ppl: unknown option '%s' (see bitnet ppl --help)\n", a);
+            return EXIT_USAGE;
+        }
+    }
+    if (!!o.file + !!ids_file != 1) {
+        fprintf(stderr, "bitnet ppl: give exactly one of -f FILE or --ids-file FILE (see --help)\n");
+        return EXIT_USAGE;
+    }
+    rc = session_open(&s, &o, 1, o.file != NULL || o.bos);
+    if (rc) return rc;
+    n_vocab = bn_model_config(s.model)->vocab_size;
+    if (ids_file) {
+        size_t len;
+        char *text = read_text_file(ids_file, &len);
+        n = text ? parse_id_list(text, &ids) : -1;
+        bn_free(text);
+        if (n < 0) {
+            fprintf(stderr, "bitnet ppl: %s: expected token ids separated by spaces or commas\n", ids_file);
+            session_free(&s);
+            return EXIT_RUN;
+        }
+    } else {
+        size_t len, n_ids = 0;
+        char *text = read_text_file(o.file, &len);
+        if (!text || bn_tokenizer_encode(s.tok, text, len, BN_TOK_REPLACE_INVALID, &ids, &n_ids, &err) != BN_OK) {
+            if (text) fprintf(stderr, "bitnet ppl: cannot tokenize %s: %s\n", o.file, err.msg);
+            bn_free(text);
+            session_free(&s);
+            return EXIT_RUN;
+        }
+        bn_free(text);
+        n = (int)n_ids;
+        byte_cache = (int *)malloc(sizeof(int) * (size_t)bn_tokenizer_vocab_size(s.tok));
+        if (byte_cache)
+            for (i = 0; i < bn_tokenizer_vocab_size(s.tok); i++) byte_cache[i] = -1;
+    }
+    for (i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= n_vocab) {
+            fprintf(stderr, "bitnet ppl: token id %d (at %d) is outside the model's vocabulary of %d\n", (int)ids[i], i,
+                    n_vocab);
+            free(ids);
+            free(byte_cache);
+            session_free(&s);
+            return EXIT_RUN;
+        }
+    n_ctx = bn_context_get_params(s.ctx)->n_ctx;
+    win = o.bos ? n_ctx - 1 : n_ctx; /* text tokens per window */
+    n_windows = (n + win - 1) / win;
+    w = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_ctx);
+    t0 = bn_time_s();
+    rc = w ? EXIT_OK : EXIT_RUN;
+    for (k = 0; !rc && k < n_windows; k++) {
+        int start = k * win, len = BN_MIN(win, n - start), wl = 0, first_scored;
+        double nats;
+        if (o.bos) w[wl++] = bn_tokenizer_bos_id(s.tok) >= 0 ? bn_tokenizer_bos_id(s.tok) : 0;
+        memcpy(w + wl, ids + start, sizeof(int32_t) * (size_t)len);
+        wl += len;
+        if (wl < 2) break; /* nothing to predict */
+        if (score_window(s.ctx, w, wl, n_vocab, &nats, &err) != BN_OK) {
+            fprintf(stderr, "bitnet ppl: %s\n", err.msg);
+            rc = EXIT_RUN;
+            break;
+        }
+        total += nats;
+        scored += wl - 1;
+        first_scored = o.bos ? 0 : 1; /* the tokens whose probability was scored */
+        for (i = first_scored; byte_cache && i < len; i++) bytes += token_bytes(s.tok, ids[start + i], byte_cache);
+        if (stderr_is_tty())
+            fprintf(stderr, "\r[%d/%d windows] ppl so far %.4f, %.1f s   ", k + 1, n_windows, exp(total / scored),
+                    bn_time_s() - t0);
+    }
+    if (stderr_is_tty()) fprintf(stderr, "\n");
+    if (!rc && scored == 0) {
+        fprintf(stderr, "bitnet ppl: fewer than 2 tokens: nothing to score\n");
+        rc = EXIT_RUN;
+    }
+    if (!rc) {
+        printf("tokens: %d in %d windows of up to %d (%ld scored)\n", n, n_windows, n_ctx, scored);
+        printf("nats/token: %.6f\n", total / (double)scored);
+        printf("perplexity: %.4f\n", exp(total / (double)scored));
+        if (bytes > 0) printf("bits/byte: %.6f\n", total / log(2.0) / bytes);
+        fprintf(stderr, "ppl: %.2f s (%.1f tok/s)\n", bn_time_s() - t0, (double)n / (bn_time_s() - t0));
+    }
+    free(w);
+    free(ids);
+    free(byte_cache);
+    session_free(&s);
+    return rc;
+}
+
+/* ------------------------------------------------------------ inspect */
+
+static const char *INSPECT_HELP =
+    "usage: bitnet inspect -m DIR [--tensors]\n"
+    "Prints the configuration, the weight variant detected, tensor counts and bytes\n"
+    "by dtype, and the memory the loaded model takes. --tensors lists every tensor.\n";
+
+static int cmd_inspect(int argc, char **argv) {
+    options o;
+    bn_safetensors *st = NULL;
+    bn_model *model = NULL;
+    bn_error err;
+    const bn_config *c;
+    int i, list = 0;
+    size_t mapped = 0, alloc = 0, by_dtype[32];
+    int count_dtype[32];
+    double t0;
+    options_init(&o);
+    for (i = 1; i < argc; i++) {
+        int r = parse_common(&o, argc, argv, &i);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("%s\n%s", INSPECT_HELP, EXIT_HELP);
+            return EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--tensors")) {
+            list = 1;
+            continue;
+        }
+        fprintf(stderr, "bitnet inspect: unknown option '%s' (see bitnet inspect --help)\n", argv[i]);
+        return EXIT_USAGE;
+    }
+    if (!o.model_dir) {
+        fprintf(stderr, "bitnet inspect: no model given: use -m DIR\n");
+        return EXIT_USAGE;
+    }
+    if (bn_st_open(&st, o.model_dir, &err) != BN_OK) {
+        fprintf(stderr, "bitnet inspect: %s\n", err.msg);
+        return EXIT_LOAD;
+    }
+    t0 = bn_time_s();
+    if (bn_model_load(&model, o.model_dir, NULL, &err) != BN_OK) {
+        fprintf(stderr, "bitnet inspect: cannot load the model: %s\n", err.msg);
+        bn_st_close(st);
+        return EXIT_LOAD;
+    }
+    c = bn_model_config(model);
+    bn_model_memory(model, &mapped, &alloc);
+    printf("model: %s\n", o.model_dir);
+    printf("architecture: %s (%s FFN%s)\n", bn_arch_name(c->arch), c->act == BN_ACT_RELU2 ? "relu2" : "SiLU-gated",
+           c->has_sub_norms ? ", attn/ffn sub-norms" : "");
+    printf("weights: %s\n", bn_weight_variant_name(c->variant));
+    printf("vocab_size: %d\nhidden_size: %d\nintermediate_size: %d\nlayers: %d\n", c->vocab_size, c->hidden_size,
+           c->intermediate_size, c->n_layers);
+    printf("heads: %d (kv %d, head_dim %d)\nmax_position_embeddings: %d\nrope_theta: %g\nrms_norm_eps: %g\n",
+           c->n_heads, c->n_kv_heads, c->head_dim, c->max_seq_len, (double)c->rope_theta, (double)c->rms_norm_eps);
+    printf("tie_word_embeddings: %s\nbos_token_id: %d\neos_token_ids:", c->tie_word_embeddings ? "yes" : "no",
+           c->bos_token_id);
+    for (i = 0; i < c->n_eos; i++) printf(" %d", c->eos_token_ids[i]);
+    printf("\n");
+    memset(by_dtype, 0, sizeof by_dtype);
+    memset(count_dtype, 0, sizeof count_dtype);
+    for (i = 0; i < st->n_tensors; i++) {
+        const bn_st_tensor *t = &st->tensors[i];
+        int d = (int)t->dtype & 31;
+        by_dtype[d] += t->nbytes;
+        count_dtype[d]++;
+        if (list) {
+            int k;
+            printf("  %-48s %-5s [", t->name, bn_dtype_name(t->dtype));
+            for (k = 0; k < t->n_dims; k++) printf("%s%lld", k ? ", " : "", (long long)t->shape[k]);
+            printf("] %lu bytes\n", (unsigned long)t->nbytes);
+        }
+    }
+    printf("tensors: %d in %d file(s)\n", st->n_tensors, st->n_files);
+    for (i = 0; i < 32; i++)
+        if (count_dtype[i])
+            printf("  %-5s %5d tensors, %.2f MiB\n", bn_dtype_name((bn_dtype)i), count_dtype[i],
+                   (double)by_dtype[i] / 1048576.0);
+    printf("loaded in %.2f s: %.2f MiB mapped, %.2f MiB allocated\n", bn_time_s() - t0, (double)mapped / 1048576.0,
+           (double)alloc / 1048576.0);
+    bn_model_free(model);
+    bn_st_close(st);
+    return EXIT_OK;
+}
+
+/* ------------------------------------------------------------ bench-batch */
+
+static const char *BENCH_BATCH_HELP =
+    "usage: bitnet bench-batch -m DIR [-b 1,2,4,8,16] [-n STEPS] [--prompt-len N] [-t THREADS]\n"
+    "Decoding throughput with B sequences at once (continuous batching through\n"
+    "bn_batcher: one bn_forward per step, one token per sequence). Each sequence\n"
+    "gets a prompt of --prompt-len ids (default 16); then STEPS decode steps are\n"
+    "timed (default 32). Prints total and per-sequence tok/s for each B.\n";
+
+typedef struct bench_count {
+    int tokens;
+} bench_count;
+
+static int bench_on_token(void *user, int id, int32_t token, const float *logits) {
+    BN_UNUSED(id);
+    BN_UNUSED(token);
+    BN_UNUSED(logits);
+    ((bench_count *)user)->tokens++;
+    return 0;
+}
+
+/* Decode steps/sec with B sequences; *tok_s gets total tokens/s. */
+static int bench_one(const options *o, bn_model *model, int B, int steps, int plen, double *tok_s) {
+    bn_context_params cp = bn_context_default_params();
+    bn_context *ctx = NULL;
+    bn_batcher *b = NULL;
+    bn_batcher_params bp = bn_batcher_default_params();
+    bn_request_params rp = bn_request_default_params();
+    bench_count count;
+    bn_error err;
+    int32_t *prompt = (int32_t *)malloc(sizeof(int32_t) * (size_t)plen);
+    int i, n_active = 0, V = bn_model_config(model)->vocab_size, rc = EXIT_OK;
+    double t0;
+    uint64_t rng = 1234;
+    cp.n_seq = B;
+    cp.n_ctx = plen + steps + 4;
+    cp.n_batch = BN_MAX(B * plen, B);
+    cp.n_threads = o->n_threads;
+    if (!prompt || bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench-batch: %s\n", prompt ? err.msg : "out of memory");
+        free(prompt);
+        return EXIT_RUN;
+    }
+    bp.prefill_chunk = B * plen;
+    rp.max_new_tokens = steps + 2;
+    rp.ignore_eos = 1;
+    rp.on_token = bench_on_token;
+    rp.user = &count;
+    if (bn_batcher_new(&b, ctx, &bp, &err) != BN_OK) rc = EXIT_RUN;
+    for (i = 0; !rc && i < B; i++) {
+        int k;
+        for (k = 0; k < plen; k++) prompt[k] = (int32_t)(bn_rng_next(&rng) % (uint64_t)V);
+        if (bn_batcher_add(b, prompt, plen, &rp, NULL, &err) != BN_OK) rc = EXIT_RUN;
+    }
+    /* step 1 processes every prompt and samples each first token; then time */
+    if (!rc && bn_batcher_step(b, &n_active, &err) != BN_OK) rc = EXIT_RUN;
+    count.tokens = 0;
+    t0 = bn_time_s();
+    for (i = 0; !rc && i < steps; i++)
+        if (bn_batcher_step(b, &n_active, &err) != BN_OK) rc = EXIT_RUN;
+    *tok_s = rc ? 0.0 : count.tokens / (bn_time_s() - t0);
+    if (rc) fprintf(stderr, "bitnet bench-batch: %s\n", err.msg);
+    bn_batcher_free(b);
+    bn_context_free(ctx);
+    free(prompt);
+    return rc;
+}
+
+static int cmd_bench_batch(int argc, char **argv) {
+    options o;
+    bn_model *model = NULL;
+    bn_error err;
+    const char *bs = "1,2,4,8,16";
+    int32_t *list = NULL;
+    int i, n_b, steps = 32, plen = 16, rc = EXIT_OK;
+    double base = 0.0;
+    options_init(&o);
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int c;
+        if (!strcmp(a, "-n")) { /* steps, not tokens to predict */
+            const char *v = need_value(argc, argv, &i);
+            if (!v || !parse_int(a, v, &steps) || steps < 1) return EXIT_USAGE;
+            continue;
+        }
+        c = parse_common(&o, argc, argv, &i);
+        if (c < 0) return EXIT_USAGE;
+        if (c > 0) continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("%s\n%s", BENCH_BATCH_HELP, EXIT_HELP);
+            return EXIT_OK;
+        }
+        if (!strcmp(a, "-b")) {
+            if (!(bs = need_value(argc, argv, &i))) return EXIT_USAGE;
+        } else if (!strcmp(a, "--prompt-len")) {
+            const char *v = need_value(argc, argv, &i);
+            if (!v || !parse_int(a, v, &plen) || plen < 1) return EXIT_USAGE;
+        } else {
+            fprintf(stderr, "bitnet bench-batch: unknown option '%s' (see --help)\n", a);
+            return EXIT_USAGE;
+        }
+    }
+    n_b = parse_id_list(bs, &list);
+    if (n_b <= 0) {
+        fprintf(stderr, "bitnet bench-batch: -b expects batch sizes such as 1,2,4,8\n");
+        free(list);
+        return EXIT_USAGE;
+    }
+    if (!o.model_dir) {
+        fprintf(stderr, "bitnet bench-batch: no model given: use -m DIR\n");
+        free(list);
+        return EXIT_USAGE;
+    }
+    if (bn_model_load(&model, o.model_dir, NULL, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench-batch: cannot load the model: %s\n", err.msg);
+        free(list);
+        return EXIT_LOAD;
+    }
+    printf("%4s %12s %12s %8s\n", "B", "total tok/s", "tok/s/seq", "vs B=1");
+    for (i = 0; !rc && i < n_b; i++) {
+        double r = 0.0;
+        if (list[i] < 1) continue;
+        rc = bench_one(&o, model, list[i], steps, plen, &r);
+        if (rc) break;
+        if (base == 0.0 && list[i] == 1) base = r;
+        printf("%4d %12.1f %12.1f %7.2fx\n", (int)list[i], r, r / list[i], base > 0 ? r / base : 0.0);
+        fflush(stdout);
+    }
+    bn_model_free(model);
+    free(list);
+    return rc;
+}
+
 /* ------------------------------------------------------------ main */
 
 typedef struct command {
@@ -212,6 +1363,11 @@ typedef struct command {
 } command;
 
 static const command COMMANDS[] = {
+    {"run", cmd_run, "generate text from a prompt (streams to stdout)"},
+    {"chat", cmd_chat, "interactive chat with the model's chat template"},
+    {"ppl", cmd_ppl, "perplexity of a text file"},
+    {"inspect", cmd_inspect, "config, tensors, dtypes, bytes and weight variant of a model folder"},
+    {"bench-batch", cmd_bench_batch, "decoding throughput with B sequences at once"},
     {"tokenize", cmd_tokenize, "token ids of a text, as a JSON list"},
     {"detokenize", cmd_detokenize, "the text of token ids"},
 };

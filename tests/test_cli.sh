@@ -1,0 +1,226 @@
+#!/bin/sh
+# The `bitnet` command on the tiny HF fixtures: exit codes, and outputs checked
+# against references - HF's greedy continuations and logits (reference.safetensors),
+# and texts derived from token ids by a tokenizer made up here so that each id's
+# text is known (printable ASCII bytes are themselves, other ids are "w<id>").
+# Prints "test_cli: N passed, M failed".
+cd "$(dirname "$0")/.." || exit 1
+PASS=0
+FAIL=0
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/bitnet-cli.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+BIN=build/bitnet
+HF=tests/fixtures/hf
+mkdir -p build
+if ! cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror tools/bitnet.c -o "$BIN" -lm -lpthread; then
+    echo "test_cli: 0 passed, 1 failed"
+    exit 1
+fi
+
+ok() { PASS=$((PASS + 1)); echo "ok   $1"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL $1"; }
+# expect_rc NAME RC CMD...: the command exits with RC
+expect_rc() {
+    name=$1 want=$2
+    shift 2
+    "$@" > "$TMP/out" 2> "$TMP/err"
+    rc=$?
+    if [ "$rc" -eq "$want" ]; then ok "$name"; else bad "$name (exit $rc, want $want)"; sed 's/^/    /' "$TMP/err" | head -5; fi
+}
+# same NAME FILE1 FILE2: identical bytes
+same() {
+    if cmp -s "$2" "$3"; then ok "$1"; else bad "$1"; echo "    got:  $(head -c 300 "$2")"; echo "    want: $(head -c 300 "$3")"; fi
+}
+
+# Reads the fixtures and writes reference files for the checks (python3 standard library only).
+python3 - "$TMP" <<'EOF'
+import json, math, os, struct, sys
+tmp = sys.argv[1]
+def st(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    out = {}
+    for k, m in h.items():
+        if k == "__metadata__": continue
+        s, e = m["data_offsets"]
+        raw = b[8 + n + s:8 + n + e]
+        out[k] = (m["shape"], struct.unpack("<%d%s" % (len(raw) // 4, "i" if m["dtype"] == "I32" else "f"), raw))
+    return out
+for case in ["tiny-gqa-tied", "tiny-mha-untied", "llama-bitnet"]:
+    r = st("tests/fixtures/hf/%s/reference.safetensors" % case)
+    ids = r["input_ids"][1]
+    open(os.path.join(tmp, case + ".prompt"), "w").write(",".join(map(str, ids)))
+    for var in ["packed", "master"]:
+        open(os.path.join(tmp, "%s.%s.greedy" % (case, var)), "w").write(" ".join(map(str, r[var + ".greedy"][1])) + "\n")
+    # HF's loss on the prompt: mean cross-entropy of input_ids[1:] under logits[:-1]
+    (n, V), L = r["packed.logits"]
+    nats = 0.0
+    for i in range(n - 1):
+        row = L[i * V:(i + 1) * V]
+        m = max(row)
+        nats += m + math.log(sum(math.exp(x - m) for x in row)) - row[ids[i + 1]]
+    open(os.path.join(tmp, case + ".nats"), "w").write("%.6f\n" % (nats / (n - 1)))
+
+# A tokenizer for the 777-token tiny-mha-untied model whose every id has a known text:
+# ids 32..126 and 10 are those ASCII bytes, 770..774 the LLaMA 3 specials,
+# every other id is the word "w<id>". Byte-level BPE with no merges.
+def bytes_to_unicode():
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + list(range(ord("\xae"), ord("\xff") + 1))
+    cs = bs[:]
+    k = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b); cs.append(256 + k); k += 1
+    return dict(zip(bs, map(chr, cs)))
+b2u = bytes_to_unicode()
+specials = {770: "<|begin_of_text|>", 771: "<|end_of_text|>", 772: "<|start_header_id|>", 773: "<|end_header_id|>", 774: "<|eot_id|>"}
+vocab = {}
+for i in range(777):
+    if i in specials: continue
+    vocab[b2u[i] if 32 <= i <= 126 or i == 10 else "w%d" % i] = i
+tok = {
+    "version": "1.0", "truncation": None, "padding": None,
+    "added_tokens": [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+                      "normalized": False, "special": True} for i, c in sorted(specials.items())],
+    "normalizer": None,
+    "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+    "post_processor": {"type": "TemplateProcessing",
+                       "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                       "pair": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                       "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [770], "tokens": ["<|begin_of_text|>"]}}},
+    "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+    "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None, "end_of_word_suffix": None,
+              "fuse_unk": False, "byte_fallback": False, "ignore_merges": False, "vocab": vocab, "merges": []}}
+d = os.path.join(tmp, "model")
+os.makedirs(d, exist_ok=True)
+json.dump(tok, open(os.path.join(d, "tokenizer.json"), "w"))
+cfg = json.load(open("tests/fixtures/tokenizers/llama3/tokenizer_config.json"))
+json.dump({"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "chat_template": cfg["chat_template"]},
+          open(os.path.join(d, "tokenizer_config.json"), "w"))
+EOF
+cp "$HF/tiny-mha-untied/packed/config.json" "$HF/tiny-mha-untied/packed/model.safetensors" "$TMP/model/"
+
+# text of ids as the made-up tokenizer decodes them (specials skipped), and ids of an ASCII text
+cat > "$TMP/tok.py" <<'EOF'
+import sys
+def text(ids, special=False):
+    out = ""
+    for i in ids:
+        if 770 <= i <= 774:
+            if special: out += ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"][i - 770]
+        elif 32 <= i <= 126 or i == 10: out += chr(i)
+        else: out += "w%d" % i
+    return out
+if sys.argv[1] == "text":
+    print(text([int(x) for x in open(sys.argv[2]).read().split()]))
+elif sys.argv[1] == "ids":
+    print(",".join(str(ord(c)) for c in sys.argv[2]))
+elif sys.argv[1] == "cut":  # text of the ids, cut before the first occurrence of the stop string
+    t = text([int(x) for x in open(sys.argv[2]).read().split()])
+    print(t[:t.index(sys.argv[3])] if sys.argv[3] in t else t)
+elif sys.argv[1] == "stopof":  # a stop string spanning the texts of generated tokens k and k+1
+    ids = [int(x) for x in open(sys.argv[2]).read().split()]
+    k = int(sys.argv[3])
+    a, b = text([ids[k]]), text([ids[k + 1]])
+    print(a[-2:] + b[:2])
+elif sys.argv[1] == "close":
+    a = float(open(sys.argv[2]).read().split("nats/token:")[1].split()[0]); b = float(open(sys.argv[3]).read())
+    sys.exit(0 if abs(a - b) < 1e-4 else 1)
+EOF
+TOK="python3 $TMP/tok.py"
+
+# --- help, usage errors, exit codes
+expect_rc "help" 0 $BIN --help
+expect_rc "no command" 2 $BIN
+expect_rc "unknown command" 2 $BIN frobnicate
+for c in run chat ppl inspect bench-batch; do
+    expect_rc "$c --help" 0 $BIN $c --help
+    grep -q "usage: bitnet $c" "$TMP/out" && ok "$c --help text" || bad "$c --help text"
+done
+expect_rc "run without -m" 2 $BIN run -p hi
+expect_rc "run unknown option" 2 $BIN run -m "$TMP/model" -p hi --bogus
+expect_rc "run bad number" 2 $BIN run -m "$TMP/model" -p hi -n many
+expect_rc "run missing model" 3 $BIN run -m "$TMP/nothing" --ids 1,2
+expect_rc "run text without tokenizer" 3 $BIN run -m "$HF/tiny-mha-untied/packed" -p hello
+expect_rc "run id outside vocab" 1 $BIN run -m "$HF/tiny-mha-untied/packed" --ids 1,5000 -n 2
+expect_rc "ppl missing file" 1 $BIN ppl -m "$HF/tiny-mha-untied/packed" --ids-file "$TMP/none.txt"
+expect_rc "inspect missing model" 3 $BIN inspect -m "$TMP/nothing"
+
+# --- run --ids: HF's greedy continuation, for every case and two weight variants
+for case in tiny-gqa-tied tiny-mha-untied llama-bitnet; do
+    for var in packed master; do
+        expect_rc "run greedy $case/$var" 0 $BIN run -m "$HF/$case/$var" --ids "$(cat "$TMP/$case.prompt")" -n 24 --temp 0 --ignore-eos -t 1
+        same "run greedy $case/$var = HF" "$TMP/out" "$TMP/$case.$var.greedy"
+    done
+done
+grep -q "^generate: 24 tokens" "$TMP/err" && ok "run speed summary on stderr" || bad "run speed summary on stderr"
+
+# --- the same seed gives the same sampled text; beams run
+$BIN run -m "$HF/tiny-mha-untied/packed" --ids 5,6,7 -n 16 --temp 1.2 --seed 7 > "$TMP/s1" 2>/dev/null
+$BIN run -m "$HF/tiny-mha-untied/packed" --ids 5,6,7 -n 16 --temp 1.2 --seed 7 -t 2 > "$TMP/s2" 2>/dev/null
+same "seeded sampling reproducible across thread counts" "$TMP/s1" "$TMP/s2"
+expect_rc "run --beams" 0 $BIN run -m "$HF/tiny-mha-untied/packed" --ids 5,6,7 -n 6 --beams 3
+grep -q "^beam 2:" "$TMP/err" && ok "beam summary" || bad "beam summary"
+
+# --- text in, text out through the made-up tokenizer
+$BIN run -m "$TMP/model" --ids "$($TOK ids 'hello world')" -n 12 --temp 0 > "$TMP/ids" 2>/dev/null
+$TOK text "$TMP/ids" > "$TMP/want"
+expect_rc "run text prompt" 0 $BIN run -m "$TMP/model" -p "hello world" --no-bos -n 12 --temp 0
+same "run text = decode of run ids" "$TMP/out" "$TMP/want"
+STOP=$($TOK stopof "$TMP/ids" 3)
+$TOK cut "$TMP/ids" "$STOP" > "$TMP/want"
+expect_rc "run --stop" 0 $BIN run -m "$TMP/model" -p "hello world" --no-bos -n 12 --temp 0 --stop "$STOP"
+same "stop string spanning two tokens cuts the text" "$TMP/out" "$TMP/want"
+grep -q "stopped: stop string" "$TMP/err" && ok "stop reason reported" || bad "stop reason reported"
+
+# --- ppl: HF's loss on the fixture prompt, and text vs ids agree
+tr ',' ' ' < "$TMP/tiny-mha-untied.prompt" > "$TMP/p.ids"
+expect_rc "ppl ids" 0 $BIN ppl -m "$HF/tiny-mha-untied/packed" --ids-file "$TMP/p.ids" -c 12
+if $TOK close "$TMP/out" "$TMP/tiny-mha-untied.nats"; then ok "ppl = HF loss"; else bad "ppl = HF loss"; cat "$TMP/out"; fi
+printf 'the quick brown fox jumps over the lazy dog, again and again.' > "$TMP/text.txt"
+$TOK ids "$(cat "$TMP/text.txt")" | tr ',' ' ' > "$TMP/text.ids"
+expect_rc "ppl text" 0 $BIN ppl -m "$TMP/model" -f "$TMP/text.txt" -c 16
+grep "nats/token" "$TMP/out" > "$TMP/a"
+grep -q "^bits/byte: " "$TMP/out" && ok "ppl prints bits/byte" || bad "ppl prints bits/byte"
+grep -q "^tokens: 61 in 4 windows" "$TMP/out" && ok "ppl token count and windows" || bad "ppl token count and windows"
+$BIN ppl -m "$TMP/model" --ids-file "$TMP/text.ids" -c 16 2>/dev/null | grep "nats/token" > "$TMP/b"
+same "ppl text = ppl of its ids" "$TMP/a" "$TMP/b"
+
+# --- inspect
+for var in packed:bitlinear packed-autobit:autobitlinear master:master; do
+    d=${var%%:*} w=${var#*:}
+    expect_rc "inspect $d" 0 $BIN inspect -m "$HF/llama-bitnet/$d" --tensors
+    grep -q "^weights: .*$w" "$TMP/out" && ok "inspect $d variant" || { bad "inspect $d variant"; grep weights "$TMP/out"; }
+done
+grep -q "^architecture: llama" "$TMP/out" && ok "inspect architecture" || bad "inspect architecture"
+grep -q "model.layers.0.mlp.gate_proj.weight" "$TMP/out" && ok "inspect lists tensors" || bad "inspect lists tensors"
+
+# --- chat: the first reply is the greedy continuation of the formatted conversation;
+# the second turn reuses the cache
+python3 -c "
+s = '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\\n\\nhi there<|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n'
+sp = {'<|begin_of_text|>': 770, '<|start_header_id|>': 772, '<|end_header_id|>': 773, '<|eot_id|>': 774}
+ids = []
+while s:
+    for k, v in sp.items():
+        if s.startswith(k): ids.append(v); s = s[len(k):]; break
+    else: ids.append(ord(s[0])); s = s[1:]
+print(','.join(map(str, ids)))" > "$TMP/chat.ids"
+$BIN run -m "$TMP/model" --ids "$(cat "$TMP/chat.ids")" -n 6 --temp 0 > "$TMP/ids" 2>/dev/null
+$TOK text "$TMP/ids" > "$TMP/want"
+printf 'hi there\nand again\n' | $BIN chat -m "$TMP/model" -n 6 --temp 0 -v > "$TMP/out" 2> "$TMP/err"
+rc=$?
+[ $rc -eq 0 ] && ok "chat exit" || bad "chat exit ($rc)"
+head -n 1 "$TMP/out" > "$TMP/first"
+same "chat first reply = greedy continuation of the template" "$TMP/first" "$TMP/want"
+[ "$(wc -l < "$TMP/out")" -eq 2 ] && ok "chat two replies" || bad "chat two replies"
+if grep "cache: reusing" "$TMP/err" | tail -n 1 | grep -qv "reusing 0 "; then ok "chat reuses the cache"; else bad "chat reuses the cache"; cat "$TMP/err"; fi
+
+# --- bench-batch runs
+expect_rc "bench-batch" 0 $BIN bench-batch -m "$HF/tiny-mha-untied/packed" -b 1,2 -n 2 -t 1
+grep -q "^   2 " "$TMP/out" && ok "bench-batch table" || bad "bench-batch table"
+
+echo "test_cli: $PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]

@@ -1,0 +1,565 @@
+/* Generation on the tiny HF fixtures: the decode loop (stops, streaming,
+   cancellation), beam search and the batcher, each checked against an
+   independent computation (a plain greedy loop over bn_eval, a brute-force
+   search, decoding each sequence alone). */
+#ifndef BNT_GENERATE_PRE
+#define BITNET_IMPLEMENTATION
+#include "../bitnet.h"
+#endif
+#include "harness.h"
+
+/* tiny-mha-untied: its greedy continuation (unlike the other cases') does not
+   repeat one token, so stops and streaming can be told apart */
+#define CASE BNT_FIXTURES "/hf/tiny-mha-untied"
+
+/* ---------- with a model ---------- */
+
+static bn_model *model;
+
+static bn_context *new_ctx(int n_seq, int n_ctx) {
+    bn_context_params cp = bn_context_default_params();
+    bn_context *ctx = NULL;
+    bn_error err;
+    cp.n_seq = n_seq;
+    cp.n_ctx = n_ctx;
+    cp.n_threads = 1;
+    if (bn_context_new(&ctx, model, &cp, &err) != BN_OK) printf("  context: %s\n", err.msg);
+    return ctx;
+}
+
+static int32_t prompt[12];     /* the fixture's input_ids */
+static int32_t hf_greedy[24]; /* HF generate's greedy continuation of it (packed variant) */
+
+static int read_i32(const bn_safetensors *st, const char *name, int32_t *out, int n) {
+    const bn_st_tensor *t = bn_st_find(st, name);
+    if (!t || t->dtype != BN_DTYPE_I32 || bn_st_numel(t) != n) return 0;
+    memcpy(out, t->data, sizeof(int32_t) * (size_t)n);
+    return 1;
+}
+
+static int32_t argmax(const float *x, int n) {
+    int i, best = 0;
+    for (i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* The reference greedy continuation: a plain loop over bn_eval and argmax. */
+static void greedy_reference(const int32_t *p, int n_p, int n, int32_t *out) {
+    bn_context *ctx = new_ctx(1, 0);
+    int V = bn_model_config(model)->vocab_size, i;
+    BNT_CHECK(bn_eval(ctx, 0, p, n_p, NULL) == BN_OK);
+    for (i = 0; i < n; i++) {
+        out[i] = argmax(bn_get_logits(ctx, -1), V);
+        BNT_CHECK(bn_eval(ctx, 0, &out[i], 1, NULL) == BN_OK);
+    }
+    bn_context_free(ctx);
+}
+
+static bn_sampler *greedy_sampler(void) {
+    bn_sampler_params sp = bn_sampler_default_params();
+    bn_sampler *s = NULL;
+    sp.temperature = 0.0f;
+    bn_sampler_new(&s, &sp, bn_model_config(model)->vocab_size, NULL);
+    return s;
+}
+
+static void test_generate_greedy_and_max_tokens(void) {
+    int32_t ref[16], got[16];
+    bn_context *ctx = new_ctx(1, 0);
+    bn_sampler *s = greedy_sampler();
+    bn_generate_params gp = bn_generate_default_params();
+    bn_generate_result res;
+    greedy_reference(prompt, 12, 16, ref);
+    BNT_CHECK(memcmp(ref, hf_greedy, sizeof ref) == 0); /* the plain loop agrees with HF */
+    gp.max_new_tokens = 16;
+    gp.ignore_eos = 1;
+    BNT_CHECK(bn_generate(ctx, 0, s, prompt, 12, &gp, got, 16, &res, NULL) == BN_OK);
+    BNT_CHECK(res.reason == BN_STOP_MAX_TOKENS && res.n_generated == 16 && res.n_prompt == 12);
+    BNT_CHECK(memcmp(ref, got, sizeof ref) == 0);
+    BNT_CHECK(bn_seq_len(ctx, 0) == 12 + 15); /* all but the last sampled token */
+    bn_sampler_free(s);
+    bn_context_free(ctx);
+}
+
+static void test_generate_eos(void) {
+    /* declare the 5th greedy token an end token: generation stops there */
+    int32_t ref[8], got[8], eos[2];
+    bn_context *ctx = new_ctx(1, 0);
+    bn_sampler *s = greedy_sampler();
+    bn_generate_params gp = bn_generate_default_params();
+    bn_generate_result res;
+    int k = 0, i;
+    greedy_reference(prompt, 12, 8, ref);
+    for (i = 0; i < 8; i++) /* the first position whose token did not occur before */
+        if (i >= 4) {
+            int j, seen = 0;
+            for (j = 0; j < i; j++) seen |= ref[j] == ref[i];
+            if (!seen) {
+                k = i;
+                break;
+            }
+        }
+    eos[0] = 100000;
+    eos[1] = ref[k];
+    gp.eos = eos;
+    gp.n_eos = 2;
+    BNT_CHECK(k >= 4);
+    BNT_CHECK(bn_generate(ctx, 0, s, prompt, 12, &gp, got, 8, &res, NULL) == BN_OK);
+    BNT_CHECKF(res.reason == BN_STOP_EOS && res.n_generated == k + 1, "reason %d n %d k %d", res.reason,
+               res.n_generated, k);
+    BNT_CHECK(memcmp(ref, got, sizeof(int32_t) * (size_t)(k + 1)) == 0);
+    bn_sampler_free(s);
+    bn_context_free(ctx);
+}
+
+static void test_generate_context_full(void) {
+    int32_t got[32];
+    bn_context *ctx = new_ctx(1, 20);
+    bn_sampler *s = greedy_sampler();
+    bn_generate_params gp = bn_generate_default_params();
+    bn_generate_result res;
+    bn_error err;
+    gp.ignore_eos = 1;
+    BNT_CHECK(bn_generate(ctx, 0, s, prompt, 12, &gp, got, 32, &res, NULL) == BN_OK);
+    /* 8 more positions: 8 tokens go in, a 9th is sampled from the last logits */
+    BNT_CHECKF(res.reason == BN_STOP_CONTEXT_FULL && res.n_generated == 9, "reason %d n %d", res.reason,
+               res.n_generated);
+    BNT_CHECK(bn_seq_len(ctx, 0) == 20);
+    /* a prompt that does not fit is an error, not a crash */
+    bn_context_reset(ctx);
+    {
+        int32_t longp[24];
+        int i;
+        for (i = 0; i < 24; i++) longp[i] = prompt[i % 12];
+        BNT_CHECK(bn_generate(ctx, 0, s, longp, 24, &gp, got, 32, &res, &err) == BN_ERR_CONTEXT_FULL);
+    }
+    bn_sampler_free(s);
+    bn_context_free(ctx);
+}
+
+/* The text of token t is "<t>" except two tokens that carry half a euro sign each. */
+typedef struct fake_vocab {
+    int32_t split_a, split_b;
+    char buf[32];
+} fake_vocab;
+
+static const char *fake_text(void *user, int32_t token, int32_t prev, size_t *len) {
+    fake_vocab *v = (fake_vocab *)user;
+    BN_UNUSED(prev);
+    if (token == v->split_a) strcpy(v->buf, "\xE2\x82");
+    else if (token == v->split_b) strcpy(v->buf, "\xAC");
+    else sprintf(v->buf, "<%d>", (int)token);
+    *len = strlen(v->buf);
+    return v->buf;
+}
+
+typedef struct collect {
+    char text[1024];
+    int n_calls, cancel_at;
+    int32_t tokens[64];
+    size_t lens[64];
+} collect;
+
+static int on_token(void *user, int32_t token, const char *text, size_t len) {
+    collect *c = (collect *)user;
+    if (c->n_calls < 64) {
+        c->tokens[c->n_calls] = token;
+        c->lens[c->n_calls] = len;
+    }
+    c->n_calls++;
+    strncat(c->text, text, len);
+    return c->cancel_at > 0 && c->n_calls == c->cancel_at;
+}
+
+static void test_generate_streaming_and_stop_string(void) {
+    int32_t ref[12], got[12];
+    bn_context *ctx = new_ctx(1, 0);
+    bn_sampler *s = greedy_sampler();
+    bn_generate_params gp = bn_generate_default_params();
+    bn_generate_result res;
+    fake_vocab v;
+    collect c;
+    char stop[64], want[512];
+    const char *stops[1];
+    int i, distinct = ref[2] != ref[3];
+    greedy_reference(prompt, 12, 12, ref);
+    distinct = ref[2] != ref[3];
+    for (i = 0; i < 8; i++)
+        if (i != 2 && i != 3) distinct &= ref[i] != ref[2] && ref[i] != ref[3];
+    BNT_CHECK(distinct); /* the two split tokens occur once each in the first 8 */
+    v.split_a = ref[2];
+    v.split_b = ref[3];
+    /* stop string: the end of token 5's text and the start of token 6's */
+    sprintf(stop, "%d><%d", (int)ref[5], (int)ref[6]);
+    stops[0] = stop;
+    memset(&c, 0, sizeof c);
+    gp.ignore_eos = 1;
+    gp.max_new_tokens = 12;
+    gp.token_text = fake_text;
+    gp.token_text_user = &v;
+    gp.stop = stops;
+    gp.n_stop = 1;
+    gp.on_token = on_token;
+    gp.user = &c;
+    BNT_CHECK(bn_generate(ctx, 0, s, prompt, 12, &gp, got, 12, &res, NULL) == BN_OK);
+    BNT_CHECKF(res.reason == BN_STOP_STRING && res.n_generated == 7, "reason %d n %d", res.reason, res.n_generated);
+    /* everything before the stop string: "<r0><r1>€<r4><" */
+    sprintf(want, "<%d><%d>\xE2\x82\xAC<%d><", (int)ref[0], (int)ref[1], (int)ref[4]);
+    BNT_CHECKF(strcmp(c.text, want) == 0, "got '%s' want '%s'", c.text, want);
+    BNT_CHECK(c.n_calls == 7);
+    BNT_CHECK(c.lens[2] == 0 && c.lens[3] == 3); /* the euro sign comes out whole, with token 3 */
+    bn_sampler_free(s);
+    bn_context_free(ctx);
+}
+
+static void test_generate_cancel_then_continue(void) {
+    /* cancel after 4 tokens, then continue in the same context: the tokens must
+       be those of an uninterrupted run */
+    int32_t ref[10], got[10], more[6];
+    bn_context *ctx = new_ctx(1, 0);
+    bn_sampler *s = greedy_sampler();
+    bn_generate_params gp = bn_generate_default_params();
+    bn_generate_result res;
+    collect c;
+    greedy_reference(prompt, 12, 10, ref);
+    memset(&c, 0, sizeof c);
+    c.cancel_at = 4;
+    gp.ignore_eos = 1;
+    gp.on_token = on_token;
+    gp.user = &c;
+    BNT_CHECK(bn_generate(ctx, 0, s, prompt, 12, &gp, got, 10, &res, NULL) == BN_OK);
+    BNT_CHECK(res.reason == BN_STOP_CANCELLED && res.n_generated == 4);
+    BNT_CHECK(c.n_calls == 5 && c.tokens[4] == -1); /* the closing call */
+    BNT_CHECK(memcmp(got, ref, 4 * sizeof(int32_t)) == 0);
+    gp.on_token = NULL;
+    gp.max_new_tokens = 6;
+    BNT_CHECK(bn_generate(ctx, 0, s, &got[3], 1, &gp, more, 6, &res, NULL) == BN_OK);
+    BNT_CHECK(res.n_generated == 6 && memcmp(more, ref + 4, 6 * sizeof(int32_t)) == 0);
+    bn_sampler_free(s);
+    bn_context_free(ctx);
+}
+
+/* ---------- beam search vs brute force ---------- */
+
+/* log p(next = t) over the allowed set only (the rest is banned by the bias). */
+static double logp_over(const float *logits, const int32_t *allowed, int n_allowed, int32_t t) {
+    double max = -1e30, sum = 0.0;
+    int i;
+    for (i = 0; i < n_allowed; i++)
+        if (logits[allowed[i]] > max) max = logits[allowed[i]];
+    for (i = 0; i < n_allowed; i++) sum += exp((double)logits[allowed[i]] - max);
+    return (double)logits[t] - max - log(sum);
+}
+
+typedef struct scored {
+    int32_t tok[4];
+    int n;
+    double sum, score;
+} scored;
+
+static int scored_cmp(const void *a, const void *b) {
+    const scored *x = (const scored *)a, *y = (const scored *)b;
+    return (x->score < y->score) - (x->score > y->score);
+}
+
+/* Every continuation of length <= depth over the allowed tokens, scored
+   independently by evaluating its whole prefix. A sequence stops at eos. */
+static int brute_force(const int32_t *allowed, int n_allowed, int depth, int32_t eos, float lp, scored *out) {
+    bn_context *ctx = new_ctx(1, 0);
+    int n_out = 0, total = 1, d, code;
+    for (d = 0; d < depth; d++) total *= n_allowed;
+    for (code = 0; code < total; code++) {
+        scored sc;
+        int c = code, len;
+        memset(&sc, 0, sizeof sc);
+        for (d = 0; d < depth; d++) {
+            sc.tok[d] = allowed[c % n_allowed];
+            c /= n_allowed;
+        }
+        for (len = 1; len < depth && sc.tok[len - 1] != eos; len++) {
+        }
+        if (len < depth) { /* ends early at eos: count it only once (its tail digits all 0) */
+            int k, tail_zero = 1;
+            for (k = len; k < depth; k++) tail_zero &= sc.tok[k] == allowed[0];
+            if (!tail_zero) continue;
+        }
+        sc.n = len;
+        bn_seq_truncate(ctx, 0, 0);
+        BNT_CHECK(bn_eval(ctx, 0, prompt, 12, NULL) == BN_OK);
+        for (d = 0; d < len; d++) {
+            sc.sum += logp_over(bn_get_logits(ctx, -1), allowed, n_allowed, sc.tok[d]);
+            if (d + 1 < len) BNT_CHECK(bn_eval(ctx, 0, &sc.tok[d], 1, NULL) == BN_OK);
+        }
+        sc.score = sc.sum / pow((double)len, (double)lp);
+        out[n_out++] = sc;
+    }
+    qsort(out, (size_t)n_out, sizeof *out, scored_cmp);
+    bn_context_free(ctx);
+    return n_out;
+}
+
+static bn_logit_bias *ban_all_but(const int32_t *allowed, int n_allowed, int *n_bias) {
+    int V = bn_model_config(model)->vocab_size, t, i, n = 0;
+    bn_logit_bias *b = (bn_logit_bias *)malloc(sizeof *b * (size_t)V);
+    for (t = 0; t < V; t++) {
+        int ok = 0;
+        for (i = 0; i < n_allowed; i++) ok |= allowed[i] == t;
+        if (ok) continue;
+        b[n].token = t;
+        b[n].bias = -INFINITY;
+        n++;
+    }
+    *n_bias = n;
+    return b;
+}
+
+static void check_beams_match(const bn_beam_result *r, const scored *bf, int n) {
+    int i, d;
+    BNT_CHECKF(r->n == n, "%d hypotheses, want %d", r->n, n);
+    for (i = 0; i < n && i < r->n; i++) {
+        int same = r->hyps[i].n_tokens == bf[i].n;
+        for (d = 0; same && d < bf[i].n; d++) same = r->hyps[i].tokens[d] == bf[i].tok[d];
+        BNT_CHECKF(same, "rank %d differs", i);
+        BNT_CHECKF(fabs(r->hyps[i].score - bf[i].score) < 1e-4, "rank %d: score %g vs %g", i, r->hyps[i].score,
+                   bf[i].score);
+    }
+}
+
+static void test_beam_exhaustive_matches_brute_force(void) {
+    /* 4 allowed tokens, 3 steps, 16 beams: the search keeps every prefix until
+       the last step, where it must pick exactly the 16 best of all 64 */
+    const int32_t allowed[4] = {10, 300, 301, 700};
+    scored bf[64];
+    bn_beam_params bp = bn_beam_default_params();
+    bn_beam_result r;
+    bn_context *ctx = new_ctx(16, 0);
+    int n_bias, n_bf;
+    bn_logit_bias *bias = ban_all_but(allowed, 4, &n_bias);
+    bn_error err;
+    int32_t no_eos = -5;
+    n_bf = brute_force(allowed, 4, 3, no_eos, 1.0f, bf);
+    BNT_CHECK(n_bf == 64);
+    bp.n_beams = 16;
+    bp.max_new_tokens = 3;
+    bp.eos = &no_eos;
+    bp.n_eos = 1;
+    bp.logit_bias = bias;
+    bp.n_logit_bias = n_bias;
+    BNT_CHECKF(bn_beam_search(ctx, 0, prompt, 12, &bp, &r, &err) == BN_OK, "%s", err.msg);
+    check_beams_match(&r, bf, 16);
+    bn_beam_result_free(&r);
+    free(bias);
+    bn_context_free(ctx);
+}
+
+static void test_beam_with_eos_and_length_penalty(void) {
+    /* 3 allowed tokens, one of them EOS, 3 steps, 16 beams: every hypothesis
+       survives (1 + 2 + 4 ending early, 8 of full length) and must come out
+       ranked by sum / length^0.7 exactly as the brute force ranks them */
+    const int32_t allowed[3] = {2, 55, 640};
+    scored bf[27];
+    bn_beam_params bp = bn_beam_default_params();
+    bn_beam_result r;
+    bn_context *ctx = new_ctx(16, 0);
+    int n_bias, n_bf;
+    bn_logit_bias *bias = ban_all_but(allowed, 3, &n_bias);
+    int32_t eos = 2;
+    n_bf = brute_force(allowed, 3, 3, eos, 0.7f, bf);
+    BNT_CHECK(n_bf == 15);
+    bp.n_beams = 16;
+    bp.max_new_tokens = 3;
+    bp.length_penalty = 0.7f;
+    bp.eos = &eos;
+    bp.n_eos = 1;
+    bp.logit_bias = bias;
+    bp.n_logit_bias = n_bias;
+    BNT_CHECK(bn_beam_search(ctx, 0, prompt, 12, &bp, &r, NULL) == BN_OK);
+    check_beams_match(&r, bf, 15);
+    bn_beam_result_free(&r);
+    free(bias);
+    bn_context_free(ctx);
+}
+
+static void test_beam_narrow_scores_consistent(void) {
+    /* 2 beams over the full vocabulary: not exhaustive, but every returned
+       hypothesis must carry the true log-probability of its tokens, recomputed
+       here from a plain evaluation of the sequence */
+    bn_beam_params bp = bn_beam_default_params();
+    bn_beam_result r;
+    bn_context *ctx = new_ctx(2, 0), *solo = new_ctx(1, 0);
+    int V = bn_model_config(model)->vocab_size, i, d;
+    int32_t none = -5;
+    bp.n_beams = 2;
+    bp.max_new_tokens = 4;
+    bp.eos = &none;
+    bp.n_eos = 1;
+    BNT_CHECK(bn_beam_search(ctx, 0, prompt, 12, &bp, &r, NULL) == BN_OK);
+    BNT_CHECK(r.n == 2 && r.hyps[0].score >= r.hyps[1].score);
+    for (i = 0; i < r.n; i++) {
+        double sum = 0.0, max, lse = 0.0;
+        const float *l;
+        int t;
+        bn_seq_truncate(solo, 0, 0);
+        BNT_CHECK(bn_eval(solo, 0, prompt, 12, NULL) == BN_OK);
+        for (d = 0; d < r.hyps[i].n_tokens; d++) {
+            l = bn_get_logits(solo, -1);
+            max = l[argmax(l, V)];
+            lse = 0.0;
+            for (t = 0; t < V; t++) lse += exp((double)l[t] - max);
+            sum += (double)l[r.hyps[i].tokens[d]] - max - log(lse);
+            BNT_CHECK(bn_eval(solo, 0, &r.hyps[i].tokens[d], 1, NULL) == BN_OK);
+        }
+        BNT_CHECKF(fabs(sum - r.hyps[i].sum_logprob) < 1e-3, "hyp %d: %g vs %g", i, sum, r.hyps[i].sum_logprob);
+    }
+    bn_beam_result_free(&r);
+    bn_context_free(ctx);
+    bn_context_free(solo);
+}
+
+/* ---------- batching ---------- */
+
+#define NB_SEQ 4
+#define NB_GEN 8
+
+typedef struct seq_log {
+    int32_t tokens[NB_SEQ][NB_GEN];
+    float *logits[NB_SEQ]; /* NB_GEN x V */
+    int n[NB_SEQ], done[NB_SEQ], ids[NB_SEQ];
+    bn_stop_reason reason[NB_SEQ];
+} seq_log;
+
+static int slot_of(seq_log *L, int id) {
+    int i;
+    for (i = 0; i < NB_SEQ; i++)
+        if (L->ids[i] == id) return i;
+    return -1;
+}
+
+static int log_token(void *user, int id, int32_t token, const float *logits) {
+    seq_log *L = (seq_log *)user;
+    int s = slot_of(L, id), V = bn_model_config(model)->vocab_size;
+    if (s < 0 || L->n[s] >= NB_GEN) return 1;
+    L->tokens[s][L->n[s]] = token;
+    memcpy(L->logits[s] + (size_t)L->n[s] * (size_t)V, logits, sizeof(float) * (size_t)V);
+    L->n[s]++;
+    return 0;
+}
+
+static void log_done(void *user, int id, bn_stop_reason reason, int n) {
+    seq_log *L = (seq_log *)user;
+    int s = slot_of(L, id);
+    BN_UNUSED(n);
+    if (s >= 0) {
+        L->done[s] = 1;
+        L->reason[s] = reason;
+    }
+}
+
+static void test_batched_equals_solo(void) {
+    /* 4 prompts of different lengths; the 4th joins after 3 steps; prompts are
+       fed in chunks of 5 tokens between decode steps */
+    static const int lens[NB_SEQ] = {12, 7, 3, 10};
+    int32_t prompts[NB_SEQ][12];
+    int V = bn_model_config(model)->vocab_size, s, k, steps = 0, n_active = 1;
+    seq_log L;
+    bn_context *ctx = new_ctx(NB_SEQ, 0);
+    bn_batcher *b = NULL;
+    bn_batcher_params bpar = bn_batcher_default_params();
+    bn_request_params rp = bn_request_default_params();
+    bn_error err;
+    memset(&L, 0, sizeof L);
+    for (s = 0; s < NB_SEQ; s++) {
+        for (k = 0; k < lens[s]; k++) prompts[s][k] = (prompt[(k + 5 * s) % 12] + 37 * s) % V;
+        L.logits[s] = (float *)malloc(sizeof(float) * (size_t)V * NB_GEN);
+        L.ids[s] = -1;
+    }
+    bpar.prefill_chunk = 5;
+    BNT_CHECK(bn_batcher_new(&b, ctx, &bpar, &err) == BN_OK);
+    rp.max_new_tokens = NB_GEN;
+    rp.ignore_eos = 1;
+    rp.on_token = log_token;
+    rp.on_done = log_done;
+    rp.user = &L;
+    for (s = 0; s < 3; s++) BNT_CHECK(bn_batcher_add(b, prompts[s], lens[s], &rp, &L.ids[s], &err) == BN_OK);
+    while (n_active > 0 && steps < 100) {
+        BNT_CHECKF(bn_batcher_step(b, &n_active, &err) == BN_OK, "%s", err.msg);
+        if (++steps == 3) BNT_CHECK(bn_batcher_add(b, prompts[3], lens[3], &rp, &L.ids[3], &err) == BN_OK);
+        if (steps == 3) n_active = 1;
+    }
+    for (s = 0; s < NB_SEQ; s++) {
+        /* the same sequence alone: plain bn_eval, greedy */
+        bn_context *solo = new_ctx(1, 0);
+        int32_t t;
+        float worst = 0.0f;
+        int same = 1, i;
+        BNT_CHECK(L.done[s] && L.reason[s] == BN_STOP_MAX_TOKENS && L.n[s] == NB_GEN);
+        BNT_CHECK(bn_eval(solo, 0, prompts[s], lens[s], NULL) == BN_OK);
+        for (k = 0; k < NB_GEN; k++) {
+            const float *l = bn_get_logits(solo, -1);
+            for (i = 0; i < V; i++) {
+                float d = fabsf(l[i] - L.logits[s][(size_t)k * (size_t)V + (size_t)i]);
+                float rel = d / (fabsf(l[i]) > 1e-3f ? fabsf(l[i]) : 1e-3f);
+                if (rel > worst) worst = rel;
+            }
+            t = argmax(l, V);
+            same &= t == L.tokens[s][k];
+            BNT_CHECK(bn_eval(solo, 0, &t, 1, NULL) == BN_OK);
+        }
+        BNT_CHECKF(same, "sequence %d: batched tokens differ from solo", s);
+        BNT_CHECKF(worst <= 1e-5f, "sequence %d: logits differ by %g relative", s, worst);
+        bn_context_free(solo);
+        free(L.logits[s]);
+    }
+    bn_batcher_free(b);
+    bn_context_free(ctx);
+}
+
+static void test_batcher_full_and_cancel(void) {
+    bn_context *ctx = new_ctx(2, 0);
+    bn_batcher *b = NULL;
+    bn_request_params rp = bn_request_default_params();
+    bn_error err;
+    int id0, id1, id2, n;
+    BNT_CHECK(bn_batcher_new(&b, ctx, NULL, &err) == BN_OK);
+    rp.max_new_tokens = 3;
+    BNT_CHECK(bn_batcher_add(b, prompt, 12, &rp, &id0, &err) == BN_OK);
+    BNT_CHECK(bn_batcher_add(b, prompt, 6, &rp, &id1, &err) == BN_OK);
+    BNT_CHECK(bn_batcher_add(b, prompt, 6, &rp, &id2, &err) == BN_ERR_CONTEXT_FULL && id2 == -1);
+    BNT_CHECK(strstr(err.msg, "slots are busy") != NULL);
+    BNT_CHECK(bn_batcher_step(b, &n, &err) == BN_OK && n == 2);
+    BNT_CHECK(bn_batcher_cancel(b, id1) == 1 && bn_batcher_n_active(b) == 1);
+    BNT_CHECK(bn_batcher_cancel(b, id1) == 0);
+    BNT_CHECK(bn_batcher_add(b, prompt, 6, &rp, &id2, &err) == BN_OK && id2 != id1); /* the slot is free again */
+    while (n > 0) BNT_CHECK(bn_batcher_step(b, &n, &err) == BN_OK);
+    BNT_CHECK(bn_batcher_n_active(b) == 0);
+    bn_batcher_free(b);
+    bn_context_free(ctx);
+}
+
+int main(void) {
+    bn_error err;
+    bn_safetensors *ref = NULL;
+    if (bn_st_open(&ref, CASE "/reference.safetensors", &err) != BN_OK || !read_i32(ref, "input_ids", prompt, 12) ||
+        !read_i32(ref, "packed.greedy", hf_greedy, 24)) {
+        printf("cannot read %s/reference.safetensors\n", CASE);
+        return 1;
+    }
+    bn_st_close(ref);
+    if (bn_model_load(&model, CASE "/packed", NULL, &err) != BN_OK) {
+        printf("cannot load %s/packed: %s\n", CASE, err.msg);
+        return 1;
+    }
+    BNT_RUN(test_generate_greedy_and_max_tokens);
+    BNT_RUN(test_generate_eos);
+    BNT_RUN(test_generate_context_full);
+    BNT_RUN(test_generate_streaming_and_stop_string);
+    BNT_RUN(test_generate_cancel_then_continue);
+    BNT_RUN(test_beam_exhaustive_matches_brute_force);
+    BNT_RUN(test_beam_with_eos_and_length_penalty);
+    BNT_RUN(test_beam_narrow_scores_consistent);
+    BNT_RUN(test_batched_equals_solo);
+    BNT_RUN(test_batcher_full_and_cancel);
+    bn_model_free(model);
+    return bnt_finish("test_generate");
+}
