@@ -133,7 +133,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     if (p.n_ctx <= 0) p.n_ctx = c->max_seq_len;
     if (p.n_seq <= 0) p.n_seq = 1;
     if (p.n_batch <= 0) p.n_batch = 512;
-    if (p.kernel == BN_KERNEL_AUTO) p.kernel = bn_kernel_detect(); /* once: CPUID costs ~14 us in a VM */
+    if (p.kernel == BN_KERNEL_AUTO) p.kernel = bn_kernel_detect(); /* ask the CPU once, not per matmul */
     if (p.n_ctx > c->max_seq_len)
         return bn_errorf(err, BN_ERR_ARG, "bn_context_new: n_ctx %d is larger than the model's max_position_embeddings %d",
                          p.n_ctx, c->max_seq_len);
