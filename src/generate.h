@@ -396,7 +396,6 @@ static bn_status bn__gen_emit(bn__gen *g, int32_t token, int is_eos, bn_stop_rea
 
 static bn_status bn__gen_prompt(bn__gen *g, const int32_t *prompt, int n_prompt, bn_error *err) {
     int i;
-    if (n_prompt <= 0) return BN_OK;
     for (i = 0; i < n_prompt; i++) bn_sampler_accept(g->sampler, prompt[i]);
     return bn_eval(g->ctx, g->seq, prompt, n_prompt, err);
 }
@@ -417,8 +416,9 @@ BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, cons
     g.p = params ? params : &defaults;
     g.prev = -1;
     bn__pick_eos(ctx, g.p->eos, g.p->n_eos, &g.eos, &g.n_eos);
-    if (n_prompt <= 0 && bn_seq_len(ctx, seq) <= 0)
-        return bn_errorf(err, BN_ERR_ARG, "generate: empty prompt and empty sequence %d: nothing to continue", seq);
+    if (n_prompt <= 0 || !prompt)
+        return bn_errorf(err, BN_ERR_ARG, "generate: needs at least one prompt token (to continue a sequence, pass "
+                                          "the last token sampled: it is not in the cache yet)");
     bn_text_stream_init(&g.ts, g.p->stop, g.p->n_stop);
     st = bn__gen_prompt(&g, prompt, n_prompt, err);
     r.n_prompt = st ? 0 : n_prompt;
@@ -438,6 +438,10 @@ BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, cons
             }
             st = bn_eval(ctx, seq, &g.prev, 1, err);
             if (st) break;
+        }
+        if (!bn_get_logits(ctx, -1)) {
+            st = bn_errorf(err, BN_ERR_ARG, "generate: the last forward produced no logits");
+            break;
         }
         token = bn_sampler_sample(sampler, bn_get_logits(ctx, -1));
         bn_sampler_accept(sampler, token);
