@@ -514,7 +514,7 @@ BN_EXTERN_C_END
         when the caller passes BN_TOK_PARSE_SPECIAL);
      2. the normalizer runs on each remaining piece (Prepend, Replace, Sequence);
      3. the pre-tokenizer splits it into words (Split with the LLaMA 3 or GPT-2
-        regex, ByteLevel, Metaspace, Sequence);
+        regex, ByteLevel, Metaspace, Digits, Sequence);
      4. the BPE model turns each word into ids (merges by rank, byte_fallback,
         unk_token, ignore_merges);
      5. the post-processor adds BOS etc. when asked (TemplateProcessing, ByteLevel).
@@ -4081,6 +4081,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     if (p.n_ctx <= 0) p.n_ctx = c->max_seq_len;
     if (p.n_seq <= 0) p.n_seq = 1;
     if (p.n_batch <= 0) p.n_batch = 512;
+    if (p.kernel == BN_KERNEL_AUTO) p.kernel = bn_kernel_detect(); /* ask the CPU once, not per matmul */
     if (p.n_ctx > c->max_seq_len)
         return bn_errorf(err, BN_ERR_ARG, "bn_context_new: n_ctx %d is larger than the model's max_position_embeddings %d",
                          p.n_ctx, c->max_seq_len);
@@ -4398,7 +4399,7 @@ BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
     for (t = 0; t < n; t++)
         if (ctx->logits_row[t] >= 0 && ctx->logits_row[t] != t)
             memmove(ctx->xn + (size_t)ctx->logits_row[t] * hid, ctx->xn + (size_t)t * hid, sizeof(float) * (size_t)hid);
-    if (n_out) bn_fmat_matmul(&m->lm_head, ctx->xn, n_out, ctx->logits, ctx->pool);
+    if (n_out) bn_fmat_matmul_kernel(&m->lm_head, ctx->xn, n_out, ctx->logits, ctx->pool, ctx->params.kernel);
     for (t = 0; t < n; t++) ctx->seq_len[b->seq ? b->seq[t] : 0]++;
     return BN_OK;
 }
@@ -4736,7 +4737,7 @@ static void bn__spans_free(bn__spans *v) {
 
 /* Pipeline components. Strings point into the tokenizer's string store. */
 enum { BN__NORM_PREPEND = 1, BN__NORM_REPLACE };
-enum { BN__PRE_SPLIT = 1, BN__PRE_BYTELEVEL, BN__PRE_METASPACE };
+enum { BN__PRE_SPLIT = 1, BN__PRE_BYTELEVEL, BN__PRE_METASPACE, BN__PRE_DIGITS };
 enum { BN__PREPEND_ALWAYS = 1, BN__PREPEND_FIRST, BN__PREPEND_NEVER };
 enum { BN__RE_LLAMA3 = 1, BN__RE_GPT2 };
 enum { BN__DEC_BYTELEVEL = 1, BN__DEC_REPLACE, BN__DEC_BYTEFALLBACK, BN__DEC_FUSE, BN__DEC_STRIP, BN__DEC_METASPACE };
@@ -4751,6 +4752,7 @@ typedef struct bn__tok_step {
     size_t a_off, b_off;           /* where a and b are in the store, while it may still move */
     int start, stop;               /* Strip */
     int prepend, split;            /* Metaspace (a = the replacement character) */
+    int individual;                /* Digits: each digit alone, else runs of digits */
 } bn__tok_step;
 
 typedef struct bn__added_token {
@@ -5281,6 +5283,9 @@ static bn_status bn__load_pretokenizer(bn__loader *L, const bn_json *p) {
         bn_status s = bn__load_metaspace(L, p, st);
         if (s) return s;
         st->kind = BN__PRE_METASPACE;
+    } else if (strcmp(type, "Digits") == 0) {
+        st->kind = BN__PRE_DIGITS;
+        st->individual = bn_json_bool(p, "individual_digits", 0);
     } else {
         return bn__unsupported(L, "pre_tokenizer", p);
     }
@@ -6080,6 +6085,20 @@ static int bn__pretokenize_and_model(bn__enc *E, size_t off, size_t len, int at_
             size_t o = cur->off[p], n = cur->len[p], i;
             if (st->kind == BN__PRE_METASPACE) {
                 if (!bn__metaspace(E, st, o, n, at_start && p == 0, nxt)) return 0;
+                continue;
+            }
+            if (st->kind == BN__PRE_DIGITS) { /* numbers (\p{N}) apart from the rest: one by one, or in runs */
+                for (i = 0; i < n;) {
+                    size_t l;
+                    int num = bn__class_at(E->text.p + o, n, i, NULL, &l) == BN_UC_NUMBER;
+                    size_t e = num && st->individual ? i + l : bn__run_end(E->text.p + o, n, i, BN_UC_NUMBER);
+                    if (!num) { /* up to the next number */
+                        e = i + l;
+                        while (e < n && bn__class_at(E->text.p + o, n, e, NULL, &l) != BN_UC_NUMBER) e += l;
+                    }
+                    if (!bn__spans_push(nxt, o + i, e - i)) return 0;
+                    i = e;
+                }
                 continue;
             }
             if (st->kind == BN__PRE_BYTELEVEL && st->add_prefix_space && (n == 0 || E->text.p[o] != ' ')) {

@@ -8,7 +8,7 @@
         when the caller passes BN_TOK_PARSE_SPECIAL);
      2. the normalizer runs on each remaining piece (Prepend, Replace, Sequence);
      3. the pre-tokenizer splits it into words (Split with the LLaMA 3 or GPT-2
-        regex, ByteLevel, Metaspace, Sequence);
+        regex, ByteLevel, Metaspace, Digits, Sequence);
      4. the BPE model turns each word into ids (merges by rank, byte_fallback,
         unk_token, ignore_merges);
      5. the post-processor adds BOS etc. when asked (TemplateProcessing, ByteLevel).
@@ -240,7 +240,7 @@ static void bn__spans_free(bn__spans *v) {
 
 /* Pipeline components. Strings point into the tokenizer's string store. */
 enum { BN__NORM_PREPEND = 1, BN__NORM_REPLACE };
-enum { BN__PRE_SPLIT = 1, BN__PRE_BYTELEVEL, BN__PRE_METASPACE };
+enum { BN__PRE_SPLIT = 1, BN__PRE_BYTELEVEL, BN__PRE_METASPACE, BN__PRE_DIGITS };
 enum { BN__PREPEND_ALWAYS = 1, BN__PREPEND_FIRST, BN__PREPEND_NEVER };
 enum { BN__RE_LLAMA3 = 1, BN__RE_GPT2 };
 enum { BN__DEC_BYTELEVEL = 1, BN__DEC_REPLACE, BN__DEC_BYTEFALLBACK, BN__DEC_FUSE, BN__DEC_STRIP, BN__DEC_METASPACE };
@@ -255,6 +255,7 @@ typedef struct bn__tok_step {
     size_t a_off, b_off;           /* where a and b are in the store, while it may still move */
     int start, stop;               /* Strip */
     int prepend, split;            /* Metaspace (a = the replacement character) */
+    int individual;                /* Digits: each digit alone, else runs of digits */
 } bn__tok_step;
 
 typedef struct bn__added_token {
@@ -785,6 +786,9 @@ static bn_status bn__load_pretokenizer(bn__loader *L, const bn_json *p) {
         bn_status s = bn__load_metaspace(L, p, st);
         if (s) return s;
         st->kind = BN__PRE_METASPACE;
+    } else if (strcmp(type, "Digits") == 0) {
+        st->kind = BN__PRE_DIGITS;
+        st->individual = bn_json_bool(p, "individual_digits", 0);
     } else {
         return bn__unsupported(L, "pre_tokenizer", p);
     }
@@ -1584,6 +1588,20 @@ static int bn__pretokenize_and_model(bn__enc *E, size_t off, size_t len, int at_
             size_t o = cur->off[p], n = cur->len[p], i;
             if (st->kind == BN__PRE_METASPACE) {
                 if (!bn__metaspace(E, st, o, n, at_start && p == 0, nxt)) return 0;
+                continue;
+            }
+            if (st->kind == BN__PRE_DIGITS) { /* numbers (\p{N}) apart from the rest: one by one, or in runs */
+                for (i = 0; i < n;) {
+                    size_t l;
+                    int num = bn__class_at(E->text.p + o, n, i, NULL, &l) == BN_UC_NUMBER;
+                    size_t e = num && st->individual ? i + l : bn__run_end(E->text.p + o, n, i, BN_UC_NUMBER);
+                    if (!num) { /* up to the next number */
+                        e = i + l;
+                        while (e < n && bn__class_at(E->text.p + o, n, e, NULL, &l) != BN_UC_NUMBER) e += l;
+                    }
+                    if (!bn__spans_push(nxt, o + i, e - i)) return 0;
+                    i = e;
+                }
                 continue;
             }
             if (st->kind == BN__PRE_BYTELEVEL && st->add_prefix_space && (n == 0 || E->text.p[o] != ' ')) {

@@ -201,13 +201,17 @@ static void check_extra(bn_tokenizer *tok, const char *key) {
 
 static void test_llama3_extra_cases(void) { check_extra(g_llama3, "llama3"); }
 
-static void test_gpt2_regex_cases(void) {
-    bn_tokenizer *with = load_llama3_variant("{\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, \"use_regex\": true}");
-    bn_tokenizer *without = load_llama3_variant("{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true}");
-    check_extra(with, "gpt2_prefix");
-    check_extra(without, "gpt2_noprefix");
-    bn_tokenizer_free(with);
-    bn_tokenizer_free(without);
+/* The same vocab behind other pre-tokenizers: the GPT-2 regex (ByteLevel use_regex, with and
+   without add_prefix_space) and Digits (one by one, or in runs) before it. */
+static void test_pretokenizer_variants(void) {
+    const bn_json *vars = bn_json_get(g_extra.root, "pre_tokenizer_variants");
+    int i;
+    BNT_CHECK(vars && vars->len >= 4);
+    for (i = 0; vars && i < vars->len; i++) {
+        bn_tokenizer *t = load_llama3_variant(vars->child[i].str);
+        check_extra(t, vars->child[i].key);
+        bn_tokenizer_free(t);
+    }
 }
 
 static void test_decode_reference(void) {
@@ -684,7 +688,7 @@ int main(void) {
     BNT_RUN(test_llama3_reference_cases);
     BNT_RUN(test_spm32k_reference_cases);
     BNT_RUN(test_llama3_extra_cases);
-    BNT_RUN(test_gpt2_regex_cases);
+    BNT_RUN(test_pretokenizer_variants);
     BNT_RUN(test_decode_reference);
     BNT_RUN(test_llama3_tinyshakespeare);
     BNT_RUN(test_spm32k_tinyshakespeare);
