@@ -133,6 +133,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     if (p.n_ctx <= 0) p.n_ctx = c->max_seq_len;
     if (p.n_seq <= 0) p.n_seq = 1;
     if (p.n_batch <= 0) p.n_batch = 512;
+    if (p.kernel == BN_KERNEL_AUTO) p.kernel = bn_kernel_detect(); /* ask the CPU once, not per matmul */
     if (p.n_ctx > c->max_seq_len)
         return bn_errorf(err, BN_ERR_ARG, "bn_context_new: n_ctx %d is larger than the model's max_position_embeddings %d",
                          p.n_ctx, c->max_seq_len);
@@ -450,7 +451,7 @@ BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
     for (t = 0; t < n; t++)
         if (ctx->logits_row[t] >= 0 && ctx->logits_row[t] != t)
             memmove(ctx->xn + (size_t)ctx->logits_row[t] * hid, ctx->xn + (size_t)t * hid, sizeof(float) * (size_t)hid);
-    if (n_out) bn_fmat_matmul(&m->lm_head, ctx->xn, n_out, ctx->logits, ctx->pool);
+    if (n_out) bn_fmat_matmul_kernel(&m->lm_head, ctx->xn, n_out, ctx->logits, ctx->pool, ctx->params.kernel);
     for (t = 0; t < n; t++) ctx->seq_len[b->seq ? b->seq[t] : 0]++;
     return BN_OK;
 }

@@ -477,6 +477,57 @@ static void test_shared_model_threads(void) {
     bn_model_free(model);
 }
 
+/* Every kernel the CPU has, and the scalar reference, give HF's logits. */
+static void test_kernels_each(void) {
+    bn_kernel kernels[2];
+    int k, t, n;
+    kernels[0] = BN_KERNEL_SCALAR;
+    kernels[1] = bn_kernel_detect();
+    for (k = 0; k < 2; k++) {
+        bn_model *model = NULL;
+        bn_context *ctx = NULL;
+        bn_safetensors *ref = NULL;
+        bn_context_params cp = bn_context_default_params();
+        bn_error err;
+        size_t n_ids = 0, n_logits = 0;
+        float *ids_f, *ref_logits, *logits;
+        int32_t ids[64], pos[64];
+        int8_t want[64];
+        int vocab;
+        bn_batch b;
+        double e;
+        BNT_CHECK(bn_model_load(&model, BNT_FIXTURES "/hf/llama-bitnet/packed-autobit", NULL, &err) == BN_OK);
+        BNT_CHECK(bn_st_open(&ref, BNT_FIXTURES "/hf/llama-bitnet/reference.safetensors", &err) == BN_OK);
+        if (!model || !ref) { bn_model_free(model); bn_st_close(ref); return; }
+        vocab = bn_model_config(model)->vocab_size;
+        ids_f = ref_tensor(ref, NULL, "input_ids", &n_ids);
+        ref_logits = ref_tensor(ref, "packed-autobit", "logits", &n_logits);
+        n = (int)n_ids;
+        for (t = 0; t < n; t++) { ids[t] = (int32_t)ids_f[t]; pos[t] = t; want[t] = 1; }
+        cp.n_ctx = 32;
+        cp.kernel = kernels[k];
+        BNT_CHECK(bn_context_new(&ctx, model, &cp, &err) == BN_OK);
+        BNT_CHECK(bn_context_get_params(ctx)->kernel == kernels[k]);
+        memset(&b, 0, sizeof b);
+        b.n_tokens = n;
+        b.token = ids;
+        b.pos = pos;
+        b.want_logits = want;
+        BNT_CHECK(bn_forward(ctx, &b, &err) == BN_OK);
+        logits = (float *)malloc(sizeof(float) * (size_t)n * vocab);
+        for (t = 0; t < n; t++) memcpy(logits + (size_t)t * vocab, bn_get_logits(ctx, t), sizeof(float) * vocab);
+        e = rel_l2(logits, ref_logits, n_logits);
+        printf("    kernel %s: logits rel L2 %.3e\n", bn_kernel_name(kernels[k]), e);
+        BNT_CHECKF(e <= TOL, "kernel %s: rel L2 %.3g", bn_kernel_name(kernels[k]), e);
+        free(logits);
+        free(ids_f);
+        free(ref_logits);
+        bn_context_free(ctx);
+        bn_st_close(ref);
+        bn_model_free(model);
+    }
+}
+
 int main(void) {
     BNT_RUN(test_tiny_gqa_tied);
     BNT_RUN(test_tiny_mha_untied);
@@ -485,5 +536,6 @@ int main(void) {
     BNT_RUN(test_batch_errors_and_context_full);
     BNT_RUN(test_head_types);
     BNT_RUN(test_shared_model_threads);
+    BNT_RUN(test_kernels_each);
     return bnt_finish("hf_parity");
 }
