@@ -15,6 +15,7 @@
 /* ---------- with a model ---------- */
 
 static bn_model *model;
+static int n_threads = 1; /* of every context the tests make */
 
 static bn_context *new_ctx(int n_seq, int n_ctx) {
     bn_context_params cp = bn_context_default_params();
@@ -22,7 +23,7 @@ static bn_context *new_ctx(int n_seq, int n_ctx) {
     bn_error err;
     cp.n_seq = n_seq;
     cp.n_ctx = n_ctx;
-    cp.n_threads = 1;
+    cp.n_threads = n_threads;
     if (bn_context_new(&ctx, model, &cp, &err) != BN_OK) printf("  context: %s\n", err.msg);
     return ctx;
 }
@@ -456,7 +457,7 @@ static void log_done(void *user, int id, bn_stop_reason reason, int n) {
     }
 }
 
-static void test_batched_equals_solo(void) {
+static void batched_equals_solo(void) {
     /* 4 prompts of different lengths; the 4th joins after 3 steps; prompts are
        fed in chunks of 5 tokens between decode steps */
     static const int lens[NB_SEQ] = {12, 7, 3, 10};
@@ -515,6 +516,27 @@ static void test_batched_equals_solo(void) {
     bn_context_free(ctx);
 }
 
+static void test_batched_equals_solo(void) {
+    batched_equals_solo();
+}
+
+/* The same with 2 threads, and on the llama-architecture fixture. */
+static void test_batched_equals_solo_threads_and_llama(void) {
+    bn_model *saved = model;
+    bn_error err;
+    n_threads = 2;
+    batched_equals_solo();
+    n_threads = 1;
+    if (bn_model_load(&model, BNT_FIXTURES "/hf/llama-bitnet/packed", NULL, &err) != BN_OK) {
+        BNT_CHECKF(0, "%s", err.msg);
+        model = saved;
+        return;
+    }
+    batched_equals_solo();
+    bn_model_free(model);
+    model = saved;
+}
+
 static void test_batcher_full_and_cancel(void) {
     bn_context *ctx = new_ctx(2, 0);
     bn_batcher *b = NULL;
@@ -559,6 +581,7 @@ int main(void) {
     BNT_RUN(test_beam_with_eos_and_length_penalty);
     BNT_RUN(test_beam_narrow_scores_consistent);
     BNT_RUN(test_batched_equals_solo);
+    BNT_RUN(test_batched_equals_solo_threads_and_llama);
     BNT_RUN(test_batcher_full_and_cancel);
     bn_model_free(model);
     return bnt_finish("test_generate");
