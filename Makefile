@@ -43,3 +43,11 @@ clean:
 $(BUILD)/train: examples/train.c bitnet.h
 	@mkdir -p $(BUILD)
 	$(CC) -O3 -march=native $(WARN) examples/train.c -o $@ $(LIBS)
+
+# Generates a short Shakespeare-like passage, offline, from models/shakespeare: the BitNet b1.58
+# model that bitnet.h trained itself on this repo's data (README: Training).
+.PHONY: run
+run: $(BUILD)/bitnet
+	@printf 'JULIET:\nO Romeo'
+	@$(BUILD)/bitnet run -m models/shakespeare -p "$$(printf 'JULIET:\nO Romeo')" -n 150 --seed 7
+	@echo

@@ -135,7 +135,8 @@ static uint64_t next_rand(uint64_t *s) {
 
 /* Validation: mean nats/token over non-overlapping windows, and the same as
    bits per byte of validation text: nats/token * tokens / bytes / ln 2. */
-static void evaluate(bn_train_model *m, bn_pool *pool, const dataset *d, int seq, double *nats, double *bpb) {
+static void evaluate(bn_train_model *m, bn_pool *pool, const dataset *d, int seq, double *nats, double *bpb,
+                     size_t *n_pred_out) {
     size_t n_pred;
     bn_error err;
     if (bn_train_eval(m, pool, d->val, d->n_val, seq, nats, &n_pred, &err)) {
@@ -143,6 +144,7 @@ static void evaluate(bn_train_model *m, bn_pool *pool, const dataset *d, int seq
         exit(1);
     }
     *bpb = *nats * (double)d->n_val / d->val_bytes / log(2.0);
+    if (n_pred_out) *n_pred_out = n_pred;
 }
 
 int main(int argc, char **argv) {
@@ -237,7 +239,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "step %5lld/%lld  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.0f tok/s  %.0fs\n", (long long)step + 1,
                 (long long)(total_steps == INT64_MAX ? 0 : total_steps), loss_value, train_loss_avg, lr, gnorm, o.batch * o.seq / dt, bn_time_s() - t_start);
         if ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || step + 1 == total_steps) {
-            evaluate(m, pool, &d, m->cfg.max_seq_len, &nats, &bpb);
+            evaluate(m, pool, &d, m->cfg.max_seq_len, &nats, &bpb, NULL);
             printf("step %lld: train loss %.4f (avg of recent steps), val loss %.4f nats/token = %.4f bits/byte\n",
                    (long long)step + 1, train_loss_avg, nats, bpb);
             fflush(stdout);
@@ -254,9 +256,10 @@ int main(int argc, char **argv) {
     printf("trained %zu tokens in %.1f s of steps (%.0f tokens/s)\n", tokens_seen, t_train,
            t_train > 0 ? tokens_seen / t_train : 0.0);
     if (o.out) {
-        evaluate(m, pool, &d, m->cfg.max_seq_len, &nats, &bpb);
-        printf("final: val loss %.4f nats/token over %zu tokens, %.0f bytes: %.4f bits/byte\n", nats, d.n_val,
-               d.val_bytes, bpb);
+        size_t n_pred;
+        evaluate(m, pool, &d, m->cfg.max_seq_len, &nats, &bpb, &n_pred);
+        printf("final: val loss %.4f nats/token over %zu predictions (%zu tokens, %.0f bytes, windows of %d): "
+               "%.4f bits/byte\n", nats, n_pred, d.n_val, d.val_bytes, m->cfg.max_seq_len, bpb);
         if (bn_train_save_hf(m, o.out, &err)) {
             fprintf(stderr, "train: save: %s\n", err.msg);
             return 1;
