@@ -404,10 +404,9 @@ static int session_open(session *s, const options *o, int n_seq, int need_tokeni
     s->load_s = bn_time_s() - t0;
     bn_model_memory(s->model, &mapped, &alloc);
     if (stderr_is_tty()) fprintf(stderr, "\r");
-    fprintf(stderr, "load: %.2f s, %.1f MiB mapped, %.1f MiB allocated, %d threads, kernel %s, context %d\n", s->load_s,
-            (double)mapped / 1048576.0, (double)alloc / 1048576.0,
-            o->n_threads > 0 ? o->n_threads : 0, bn_kernel_name(bn_kernel_detect()),
-            bn_context_get_params(s->ctx)->n_ctx);
+    fprintf(stderr, "load: %.2f s, %.1f MiB mapped, %.1f MiB allocated, threads %s%.0d, kernel %s, context %d\n",
+            s->load_s, (double)mapped / 1048576.0, (double)alloc / 1048576.0, o->n_threads > 0 ? "" : "auto",
+            o->n_threads > 0 ? o->n_threads : 0, bn_kernel_name(bn_kernel_detect()), bn_context_get_params(s->ctx)->n_ctx);
     return EXIT_OK;
 }
 
@@ -531,9 +530,9 @@ static uint64_t pick_seed(const options *o) {
 
 static const char *RUN_HELP =
     "usage: bitnet run -m DIR (-p PROMPT | -f FILE | --ids 1,2,3) [options]\n"
-    "Generates a continuation of the prompt and streams it to stdout; the load and\n"
-    "speed summary goes to stderr. With --ids (or a model folder without a tokenizer)\n"
-    "the prompt is token ids and the output is token ids.\n\n"
+    "Generates a continuation of the prompt and streams it to stdout (the prompt itself\n"
+    "is not echoed); the load and speed summary goes to stderr. With --ids (or a\n"
+    "model folder without a tokenizer) the prompt and the output are token ids.\n\n"
     "  -p, --prompt TEXT        the prompt\n"
     "  -f, --file FILE          read the prompt from FILE\n"
     "      --ids LIST           the prompt as token ids, e.g. 1,15043,3186\n"
