@@ -412,28 +412,17 @@ BN__TARGET_AVX512 BN__INLINE __m512 bn__fma512(__m512 acc, __m512 w, const float
     return _mm512_fmadd_ps(w, _mm512_loadu_ps(x), acc);
 }
 
-/* Named accumulators (see the ternary kernels): one token with four
-   (FMA latency), or BN__TTILE tokens with one each. */
+/* Named accumulators (see the ternary kernels), four for FMA latency. Every
+   token is summed in this same order, alone or in a tile (the row is in L1
+   for the tile's other tokens), so that a token's result does not depend on
+   how it was batched. */
 BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_core(const void *row, const bn_ftype T, int cols,
                                                         const float *const *x, const int NT, float *out) {
-    int c = 0;
-    if (NT == BN__TTILE) {
+    int t;
+    for (t = 0; t < NT; t++) {
+        const float *x0 = x[t];
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (; c < cols; c += 16) {
-            __mmask16 mask = cols - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - c)) - 1);
-            __m512 w = bn__fload_avx512(row, T, c, mask);
-            a0 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[0] + c), a0);
-            a1 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[1] + c), a1);
-            a2 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[2] + c), a2);
-            a3 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[3] + c), a3);
-        }
-        out[0] = bn__hsum_ps512(a0);
-        out[1] = bn__hsum_ps512(a1);
-        out[2] = bn__hsum_ps512(a2);
-        out[3] = bn__hsum_ps512(a3);
-    } else {
-        const float *x0 = x[0];
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int c = 0;
         for (; c + 64 <= cols; c += 64) {
             a0 = bn__fma512(a0, bn__fload_avx512(row, T, c, 0xffff), x0 + c);
             a1 = bn__fma512(a1, bn__fload_avx512(row, T, c + 16, 0xffff), x0 + c + 16);
@@ -444,7 +433,7 @@ BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_core(const void *row, const bn
             __mmask16 mask = cols - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - c)) - 1);
             a0 = _mm512_fmadd_ps(bn__fload_avx512(row, T, c, mask), _mm512_maskz_loadu_ps(mask, x0 + c), a0);
         }
-        out[0] = bn__hsum_ps512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+        out[t] = bn__hsum_ps512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
     }
 }
 

@@ -246,6 +246,16 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
     for (k = BN_KERNEL_SCALAR; k <= BN_KERNEL_NEON_DOT; k++) {
         if (!bn_kernel_supported((bn_kernel)k)) continue;
         bn_fmat_matmul_kernel(&m, x, ntok, y, pool, (bn_kernel)k);
+        for (t = 0; t < ntok && ok; t++) { /* a token's result must not depend on its batch */
+            float y1[7];
+            bn_fmat_matmul_kernel(&m, x + (size_t)t * cols, 1, y1, NULL, (bn_kernel)k);
+            for (r = 0; r < rows; r++)
+                if (memcmp(&y1[r], &y[(size_t)t * rows + r], sizeof(float)) != 0) {
+                    printf("  %s type %d cols %d: token %d alone %.9g, in a batch of %d %.9g\n",
+                           bn_kernel_name((bn_kernel)k), (int)type, cols, t, y1[r], ntok, y[(size_t)t * rows + r]);
+                    ok = 0;
+                }
+        }
         for (t = 0; t < ntok && ok; t++)
             for (r = 0; r < rows && ok; r++) {
                 double want = 0.0, mag = 0.0;
