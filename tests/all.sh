@@ -49,7 +49,16 @@ else
     echo "SKIPPED: NEON kernels not tested: aarch64-linux-gnu-gcc or qemu-aarch64 missing (make deps installs them)"
 fi
 
-# 4. Script tests (command-line programs): each prints its own "name: N passed, M failed".
+# 4. The single-file examples build warning-free; generate.c runs on the shipped model.
+mkdir -p build/examples
+for src in examples/*.c; do
+    name=$(basename "$src" .c)
+    R "example:$name" gcc -std=c99 -O2 $WARN "$src" -o "build/examples/$name" $LIBS
+done
+[ -x build/examples/generate ] && R "example-run:generate" sh -c \
+    'out=$(build/examples/generate models/shakespeare "ROMEO:" 40) && printf "%s\n" "$out" | head -n 3 && case "$out" in "ROMEO:"?*) exit 0;; *) exit 1;; esac'
+
+# 5. Script tests (command-line programs): each prints its own "name: N passed, M failed".
 for t in tests/test_*.sh; do
     [ -f "$t" ] || continue
     R "$(basename "$t" .sh)" sh "$t"
