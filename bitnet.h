@@ -328,6 +328,11 @@ BN_API int bn_tmat_get(const bn_tmat *m, int r, int c);
 
 /* Quantize one token's n activations as HF's BitLinear does; returns the scale a. */
 BN_API float bn_quantize_act(const float *x, int n, int8_t *q);
+/* Ternarize a weight tensor of n values as HF's online AutoBitLinear (and
+   WeightQuant in training) does: s = 1 / max(mean|W|, 1e-5),
+   q = clamp(round_half_even(W * s), -1, 1); returns s (W ~ q / s). Inference
+   and training both call this, so a trained model means the same at load. */
+BN_API float bn_ternarize(const float *w, size_t n, int8_t *q);
 
 /* out[t * m->rows + r] = sum_c W[r][c] * xq[t * m->cols + c], exact, for t < n_tokens. */
 BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
@@ -971,8 +976,7 @@ BN_API bn_ag_tensor *bn_ag_cross_entropy(bn_ag_graph *g, bn_ag_tensor *logits, c
    x' = clamp(round_half_even(x a), -128, 127) / a. */
 BN_API bn_ag_tensor *bn_ag_weight_quant(bn_ag_graph *g, bn_ag_tensor *w);
 BN_API bn_ag_tensor *bn_ag_act_quant(bn_ag_graph *g, bn_ag_tensor *x);
-/* The scale s and the ternary values of W (n values), as bn_ag_weight_quant computes them. */
-BN_API float bn_ag_ternarize(const float *w, size_t n, int8_t *q);
+/* (The scale and ternary values bn_ag_weight_quant uses come from bn_ternarize.) */
 
 /* C[M x N] (+)= A[M x K] B[K x N] with any strides: A(i, k) = a[i * a_rs + k * a_cs],
    B(k, j) = b[k * b_rs + j * b_cs], C row-major with ldc. The blocked, threaded
@@ -2637,6 +2641,19 @@ BN_API float bn_quantize_act(const float *x, int n, int8_t *q) {
     return a;
 }
 
+BN_API float bn_ternarize(const float *w, size_t n, int8_t *q) {
+    double sum = 0.0;
+    float s;
+    size_t i;
+    for (i = 0; i < n; i++) sum += fabs((double)w[i]);
+    s = 1.0f / BN_MAX((float)(n ? sum / (double)n : 0.0), 1e-5f);
+    for (i = 0; i < n; i++) {
+        float v = rintf(w[i] * s); /* round half to even, as torch.round */
+        q[i] = (int8_t)(v > 1.0f ? 1 : v < -1.0f ? -1 : v);
+    }
+    return s;
+}
+
 /* ---- Kernels -------------------------------------------------------------
    A kernel computes, for one packed row and nt tokens (nt = 1 or
    BN__TTILE), out[t] = sum over nblocks blocks of code * x[t][...]: the
@@ -3902,20 +3919,14 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
    s = 1 / max(mean|W|, 1e-5), Wq = clamp(round(W * s), -1, 1), W ~ Wq / s. */
 static bn_status bn__quantize_master(const bn_st_tensor *t, int rows, int cols, bn_tmat *out, bn_tlayout layout,
                                      bn_error *err) {
-    size_t n = (size_t)rows * cols, i;
+    size_t n = (size_t)rows * cols;
     float *w = BN_ALLOC(float, n), s;
     int8_t *q = BN_ALLOC(int8_t, n);
-    double sum = 0.0;
     bn_status st = BN_OK;
     if (!w || !q) st = bn_errorf(err, BN_ERR_NOMEM, "out of memory quantizing '%s'", t->name);
     if (!st) st = bn_st_read_f32(t, w, err);
     if (!st) {
-        for (i = 0; i < n; i++) sum += fabs((double)w[i]);
-        s = 1.0f / BN_MAX((float)(sum / (double)n), 1e-5f);
-        for (i = 0; i < n; i++) {
-            float v = rintf(w[i] * s); /* round half to even, as torch.round */
-            q[i] = (int8_t)(v > 1.0f ? 1 : v < -1.0f ? -1 : v);
-        }
+        s = bn_ternarize(w, n, q);
         st = bn_tmat_pack(out, q, rows, cols, 1.0f / s, layout, err);
     }
     BN_FREE(w);
@@ -8767,19 +8778,6 @@ static void bn__ag_cross_entropy_back(bn_ag_tensor *out) {
 }
 
 /* ---- BitNet fake quantization ------------------------------------------- */
-BN_API float bn_ag_ternarize(const float *w, size_t n, int8_t *q) {
-    double sum = 0.0;
-    float s;
-    size_t i;
-    for (i = 0; i < n; i++) sum += fabs((double)w[i]);
-    s = 1.0f / BN_MAX((float)(n ? sum / (double)n : 0.0), 1e-5f);
-    for (i = 0; i < n; i++) {
-        float v = rintf(w[i] * s);
-        q[i] = (int8_t)(v > 1.0f ? 1 : v < -1.0f ? -1 : v);
-    }
-    return s;
-}
-
 BN_API bn_ag_tensor *bn_ag_weight_quant(bn_ag_graph *g, bn_ag_tensor *w) {
     bn_ag_tensor *out;
     int8_t *q;
@@ -8790,7 +8788,7 @@ BN_API bn_ag_tensor *bn_ag_weight_quant(bn_ag_graph *g, bn_ag_tensor *w) {
     if (!out) return NULL;
     q = BN_ALLOC(int8_t, w->n);
     if (!q) return bn__ag_fail(g, BN_ERR_NOMEM, "weight_quant", "out of memory");
-    s = bn_ag_ternarize(w->data, w->n, q);
+    s = bn_ternarize(w->data, w->n, q);
     for (i = 0; i < w->n; i++) out->data[i] = (float)q[i] / s;
     out->fparam[0] = s;
     BN_FREE(q);
@@ -8799,22 +8797,21 @@ BN_API bn_ag_tensor *bn_ag_weight_quant(bn_ag_graph *g, bn_ag_tensor *w) {
 
 BN_API bn_ag_tensor *bn_ag_act_quant(bn_ag_graph *g, bn_ag_tensor *x) {
     bn_ag_tensor *out;
+    int8_t *q;
     int D, rows, r, i;
     if (!bn__ag_ok(g, "act_quant", x, x)) return NULL;
     out = bn__ag_node(g, "act_quant", BN__AG_STE, x->ne, x, NULL, NULL);
     if (!out) return NULL;
     D = x->ne[0];
     rows = (int)(x->n / (size_t)D);
-    for (r = 0; r < rows; r++) {
-        const float *xr = x->data + (size_t)r * D;
-        float *y = out->data + (size_t)r * D, amax = 0.0f, a;
-        for (i = 0; i < D; i++) amax = BN_MAX(amax, fabsf(xr[i]));
-        a = 127.0f / BN_MAX(amax, 1e-5f);
-        for (i = 0; i < D; i++) {
-            float v = rintf(xr[i] * a); /* round half to even, as torch.round */
-            y[i] = (v > 127.0f ? 127.0f : v < -128.0f ? -128.0f : v) / a;
-        }
+    q = BN_ALLOC(int8_t, D);
+    if (!q) return bn__ag_fail(g, BN_ERR_NOMEM, "act_quant", "out of memory");
+    for (r = 0; r < rows; r++) { /* the inference path's quantizer, then back to float */
+        float *y = out->data + (size_t)r * D;
+        float a = bn_quantize_act(x->data + (size_t)r * D, D, q);
+        for (i = 0; i < D; i++) y[i] = (float)q[i] / a;
     }
+    BN_FREE(q);
     return out;
 }
 
@@ -9269,7 +9266,7 @@ BN_API bn_status bn_train_save_hf(const bn_train_model *m, const char *dir, bn_e
                 st = bn_errorf(err, BN_ERR_NOMEM, "bn_train_save_hf: out of memory");
                 goto done;
             }
-            *scale = bn_ag_ternarize(p->data, p->n, q); /* s = 1/mean|W|: BitLinear divides by it */
+            *scale = bn_ternarize(p->data, p->n, q); /* s = 1/mean|W|: BitLinear divides by it */
             st = bn_train_pack_ternary(q, rows, cols, packed, err);
             BN_FREE(q);
             if (st) goto done;

@@ -101,8 +101,7 @@ BN_API bn_ag_tensor *bn_ag_cross_entropy(bn_ag_graph *g, bn_ag_tensor *logits, c
    x' = clamp(round_half_even(x a), -128, 127) / a. */
 BN_API bn_ag_tensor *bn_ag_weight_quant(bn_ag_graph *g, bn_ag_tensor *w);
 BN_API bn_ag_tensor *bn_ag_act_quant(bn_ag_graph *g, bn_ag_tensor *x);
-/* The scale s and the ternary values of W (n values), as bn_ag_weight_quant computes them. */
-BN_API float bn_ag_ternarize(const float *w, size_t n, int8_t *q);
+/* (The scale and ternary values bn_ag_weight_quant uses come from bn_ternarize.) */
 
 /* C[M x N] (+)= A[M x K] B[K x N] with any strides: A(i, k) = a[i * a_rs + k * a_cs],
    B(k, j) = b[k * b_rs + j * b_cs], C row-major with ldc. The blocked, threaded
@@ -846,19 +845,6 @@ static void bn__ag_cross_entropy_back(bn_ag_tensor *out) {
 }
 
 /* ---- BitNet fake quantization ------------------------------------------- */
-BN_API float bn_ag_ternarize(const float *w, size_t n, int8_t *q) {
-    double sum = 0.0;
-    float s;
-    size_t i;
-    for (i = 0; i < n; i++) sum += fabs((double)w[i]);
-    s = 1.0f / BN_MAX((float)(n ? sum / (double)n : 0.0), 1e-5f);
-    for (i = 0; i < n; i++) {
-        float v = rintf(w[i] * s);
-        q[i] = (int8_t)(v > 1.0f ? 1 : v < -1.0f ? -1 : v);
-    }
-    return s;
-}
-
 BN_API bn_ag_tensor *bn_ag_weight_quant(bn_ag_graph *g, bn_ag_tensor *w) {
     bn_ag_tensor *out;
     int8_t *q;
@@ -869,7 +855,7 @@ BN_API bn_ag_tensor *bn_ag_weight_quant(bn_ag_graph *g, bn_ag_tensor *w) {
     if (!out) return NULL;
     q = BN_ALLOC(int8_t, w->n);
     if (!q) return bn__ag_fail(g, BN_ERR_NOMEM, "weight_quant", "out of memory");
-    s = bn_ag_ternarize(w->data, w->n, q);
+    s = bn_ternarize(w->data, w->n, q);
     for (i = 0; i < w->n; i++) out->data[i] = (float)q[i] / s;
     out->fparam[0] = s;
     BN_FREE(q);
@@ -878,22 +864,21 @@ BN_API bn_ag_tensor *bn_ag_weight_quant(bn_ag_graph *g, bn_ag_tensor *w) {
 
 BN_API bn_ag_tensor *bn_ag_act_quant(bn_ag_graph *g, bn_ag_tensor *x) {
     bn_ag_tensor *out;
+    int8_t *q;
     int D, rows, r, i;
     if (!bn__ag_ok(g, "act_quant", x, x)) return NULL;
     out = bn__ag_node(g, "act_quant", BN__AG_STE, x->ne, x, NULL, NULL);
     if (!out) return NULL;
     D = x->ne[0];
     rows = (int)(x->n / (size_t)D);
-    for (r = 0; r < rows; r++) {
-        const float *xr = x->data + (size_t)r * D;
-        float *y = out->data + (size_t)r * D, amax = 0.0f, a;
-        for (i = 0; i < D; i++) amax = BN_MAX(amax, fabsf(xr[i]));
-        a = 127.0f / BN_MAX(amax, 1e-5f);
-        for (i = 0; i < D; i++) {
-            float v = rintf(xr[i] * a); /* round half to even, as torch.round */
-            y[i] = (v > 127.0f ? 127.0f : v < -128.0f ? -128.0f : v) / a;
-        }
+    q = BN_ALLOC(int8_t, D);
+    if (!q) return bn__ag_fail(g, BN_ERR_NOMEM, "act_quant", "out of memory");
+    for (r = 0; r < rows; r++) { /* the inference path's quantizer, then back to float */
+        float *y = out->data + (size_t)r * D;
+        float a = bn_quantize_act(x->data + (size_t)r * D, D, q);
+        for (i = 0; i < D; i++) y[i] = (float)q[i] / a;
     }
+    BN_FREE(q);
     return out;
 }
 

@@ -394,20 +394,14 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
    s = 1 / max(mean|W|, 1e-5), Wq = clamp(round(W * s), -1, 1), W ~ Wq / s. */
 static bn_status bn__quantize_master(const bn_st_tensor *t, int rows, int cols, bn_tmat *out, bn_tlayout layout,
                                      bn_error *err) {
-    size_t n = (size_t)rows * cols, i;
+    size_t n = (size_t)rows * cols;
     float *w = BN_ALLOC(float, n), s;
     int8_t *q = BN_ALLOC(int8_t, n);
-    double sum = 0.0;
     bn_status st = BN_OK;
     if (!w || !q) st = bn_errorf(err, BN_ERR_NOMEM, "out of memory quantizing '%s'", t->name);
     if (!st) st = bn_st_read_f32(t, w, err);
     if (!st) {
-        for (i = 0; i < n; i++) sum += fabs((double)w[i]);
-        s = 1.0f / BN_MAX((float)(sum / (double)n), 1e-5f);
-        for (i = 0; i < n; i++) {
-            float v = rintf(w[i] * s); /* round half to even, as torch.round */
-            q[i] = (int8_t)(v > 1.0f ? 1 : v < -1.0f ? -1 : v);
-        }
+        s = bn_ternarize(w, n, q);
         st = bn_tmat_pack(out, q, rows, cols, 1.0f / s, layout, err);
     }
     BN_FREE(w);

@@ -60,6 +60,11 @@ BN_API int bn_tmat_get(const bn_tmat *m, int r, int c);
 
 /* Quantize one token's n activations as HF's BitLinear does; returns the scale a. */
 BN_API float bn_quantize_act(const float *x, int n, int8_t *q);
+/* Ternarize a weight tensor of n values as HF's online AutoBitLinear (and
+   WeightQuant in training) does: s = 1 / max(mean|W|, 1e-5),
+   q = clamp(round_half_even(W * s), -1, 1); returns s (W ~ q / s). Inference
+   and training both call this, so a trained model means the same at load. */
+BN_API float bn_ternarize(const float *w, size_t n, int8_t *q);
 
 /* out[t * m->rows + r] = sum_c W[r][c] * xq[t * m->cols + c], exact, for t < n_tokens. */
 BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
@@ -209,6 +214,19 @@ BN_API float bn_quantize_act(const float *x, int n, int8_t *q) {
         q[i] = (int8_t)(v > 127.0f ? 127 : v < -128.0f ? -128 : v);
     }
     return a;
+}
+
+BN_API float bn_ternarize(const float *w, size_t n, int8_t *q) {
+    double sum = 0.0;
+    float s;
+    size_t i;
+    for (i = 0; i < n; i++) sum += fabs((double)w[i]);
+    s = 1.0f / BN_MAX((float)(n ? sum / (double)n : 0.0), 1e-5f);
+    for (i = 0; i < n; i++) {
+        float v = rintf(w[i] * s); /* round half to even, as torch.round */
+        q[i] = (int8_t)(v > 1.0f ? 1 : v < -1.0f ? -1 : v);
+    }
+    return s;
 }
 
 /* ---- Kernels -------------------------------------------------------------

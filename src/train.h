@@ -516,7 +516,7 @@ BN_API bn_status bn_train_save_hf(const bn_train_model *m, const char *dir, bn_e
                 st = bn_errorf(err, BN_ERR_NOMEM, "bn_train_save_hf: out of memory");
                 goto done;
             }
-            *scale = bn_ag_ternarize(p->data, p->n, q); /* s = 1/mean|W|: BitLinear divides by it */
+            *scale = bn_ternarize(p->data, p->n, q); /* s = 1/mean|W|: BitLinear divides by it */
             st = bn_train_pack_ternary(q, rows, cols, packed, err);
             BN_FREE(q);
             if (st) goto done;

@@ -339,7 +339,7 @@ static void test_weight_quant_ste(void) {
     int8_t q[8];
     int i;
     memcpy(w->data, ws, sizeof ws);
-    BNT_CHECK(bn_ag_ternarize(ws, 8, q) == 4.0f);
+    BNT_CHECK(bn_ternarize(ws, 8, q) == 4.0f);
     BNT_CHECK(q[0] == 0 && q[1] == -1 && q[2] == 1 && q[3] == 0 && q[4] == 1 && q[5] == -1 && q[6] == 1 && q[7] == 0);
     wq = bn_ag_weight_quant(g, w);
     BNT_CHECK(wq != NULL);

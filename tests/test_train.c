@@ -96,7 +96,7 @@ static void test_pack_matches_hf_packed(void) {
         q = (int8_t *)malloc((size_t)rows * cols);
         mine = (uint8_t *)malloc((size_t)rows * cols / 4);
         BNT_CHECK(bn_st_read_f32(w, wf, &err) == BN_OK);
-        s = bn_ag_ternarize(wf, (size_t)rows * cols, q);
+        s = bn_ternarize(wf, (size_t)rows * cols, q);
         BNT_CHECK(bn_train_pack_ternary(q, rows, cols, mine, &err) == BN_OK);
         BNT_CHECK(p->shape[0] == rows / 4 && p->shape[1] == cols);
         BNT_CHECKF(memcmp(mine, p->data, (size_t)rows * cols / 4) == 0, "%s: packed bytes differ", w->name);
