@@ -368,6 +368,21 @@ BN_EXTERN_C_BEGIN
 BN_API int bn_kernel_supported(bn_kernel kernel);
 BN_EXTERN_C_END
 
+/* ==================== float_simd.h ======================================== */
+/* The float work of the forward pass outside the matmuls: attention's dot
+   products and weighted sums over the KV cache (f32 or f16 rows), RMSNorm's
+   sum of squares, activation quantization, and the
+   conversion of K/V rows to f16. One set of helpers per kernel family
+   (scalar, AVX2, AVX-512, NEON), chosen once per context by bn__fops_init and
+   compiled with the per-function target attributes of ternary_simd.h.
+
+   The scalar helpers are the reference. The SIMD ones sum in another order
+   (several lanes, then a horizontal sum), so their results differ from the
+   scalar ones by float reassociation only; the quantizer and the f16
+   conversion are exact and match the scalar ones bit for bit. Each helper
+   sums in an order fixed by n alone, so a token's result never depends on
+   the batch it was computed in. */
+
 /* ==================== model.h ============================================= */
 /* A loaded model: its configuration (from config.json) and its weights in the
    layouts the kernels want. Read-only once loaded: one model can serve many
@@ -455,6 +470,10 @@ typedef struct bn_context_params {
     int n_batch;   /* most tokens one bn_forward call takes; default 512 */
     int n_threads; /* 0 = one per core */
     bn_kernel kernel; /* BN_KERNEL_AUTO unless testing */
+    /* Element type of the KV cache: BN_FTYPE_F32 (default: HF parity) or
+       BN_FTYPE_F16 (half the memory, faster decoding at long contexts, logits
+       off by ~1e-2 relative; README: KV cache). */
+    bn_ftype kv_type;
 } bn_context_params;
 
 /* One bn_forward call's input. Tokens of the same sequence must come in
@@ -3861,6 +3880,411 @@ static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
 
 #endif
 
+/* ==================== float_simd.h ======================================== */
+typedef struct bn__fops {
+    float (*dot)(const float *a, const float *b, int n);        /* sum a[i] * b[i] */
+    float (*dot_f16)(const float *a, const uint16_t *b, int n); /* b in IEEE half */
+    void (*axpy)(float *y, float w, const float *v, int n);      /* y[i] += w * v[i] */
+    void (*axpy_f16)(float *y, float w, const uint16_t *v, int n);
+    void (*to_f16)(uint16_t *out, const float *x, int n);         /* round to nearest even */
+    double (*sumsq)(const float *x, int n);       /* sum x[i]^2, accumulated in double */
+    float (*quantize)(const float *x, int n, int8_t *q); /* bn_quantize_act, bit for bit */
+} bn__fops;
+
+/* ---- scalar: the reference ---- */
+static float bn__dot_scalar(const float *a, const float *b, int n) {
+    float s = 0.0f;
+    int i;
+    for (i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+static float bn__dot_f16_scalar(const float *a, const uint16_t *b, int n) {
+    float s = 0.0f;
+    int i;
+    for (i = 0; i < n; i++) s += a[i] * bn_f16_to_f32(b[i]);
+    return s;
+}
+static void bn__axpy_scalar(float *y, float w, const float *v, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] += w * v[i];
+}
+static void bn__axpy_f16_scalar(float *y, float w, const uint16_t *v, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] += w * bn_f16_to_f32(v[i]);
+}
+static void bn__to_f16_scalar(uint16_t *out, const float *x, int n) {
+    int i;
+    for (i = 0; i < n; i++) out[i] = bn_f32_to_f16(x[i]);
+}
+/* Softmax's exponentials, x[i] = exp(x[i] - max), returning their sum. Kept
+   scalar (libm's expf) for every kernel: a vectorized polynomial exp (2 ulp)
+   moved one activation of the HF fixtures across a rounding tie of the int8
+   quantization (HF parity lost), for little: the exponentials are one per
+   key and head, the dot products and weighted sums 2 x head_dim FMAs each. */
+static float bn__softmax_exp(float *x, float max, int n) {
+    float s = 0.0f;
+    int i;
+    for (i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        s += x[i];
+    }
+    return s;
+}
+static double bn__sumsq_scalar(const float *x, int n) {
+    double s = 0.0;
+    int i;
+    for (i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+
+/* ---- x86: AVX2 + FMA + F16C, and AVX-512 ---- */
+#if defined(BN__SIMD_X86)
+
+BN__TARGET_AVX2 static float bn__fsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
+    return _mm_cvtss_f32(s);
+}
+
+BN__TARGET_AVX2 static float bn__dot_avx2(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    if (i + 8 <= n) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        i += 8;
+    }
+    return bn__fsum8(_mm256_add_ps(s0, s1)) + bn__dot_scalar(a + i, b + i, n - i);
+}
+
+BN__TARGET_AVX2 BN__INLINE __m256 bn__load_f16x8(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+BN__TARGET_AVX2 static float bn__dot_f16_avx2(const float *a, const uint16_t *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), bn__load_f16x8(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), bn__load_f16x8(b + i + 8), s1);
+    }
+    if (i + 8 <= n) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), bn__load_f16x8(b + i), s0);
+        i += 8;
+    }
+    return bn__fsum8(_mm256_add_ps(s0, s1)) + bn__dot_f16_scalar(a + i, b + i, n - i);
+}
+
+BN__TARGET_AVX2 static void bn__axpy_avx2(float *y, float w, const float *v, int n) {
+    __m256 wv = _mm256_set1_ps(w);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(y + i)));
+    bn__axpy_scalar(y + i, w, v + i, n - i);
+}
+
+BN__TARGET_AVX2 static void bn__axpy_f16_avx2(float *y, float w, const uint16_t *v, int n) {
+    __m256 wv = _mm256_set1_ps(w);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, bn__load_f16x8(v + i), _mm256_loadu_ps(y + i)));
+    bn__axpy_f16_scalar(y + i, w, v + i, n - i);
+}
+
+BN__TARGET_AVX2 static void bn__to_f16_avx2(uint16_t *out, const float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    bn__to_f16_scalar(out + i, x + i, n - i);
+}
+
+BN__TARGET_AVX2 static double bn__sumsq_avx2(const float *x, int n) {
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+    double lanes[4];
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), hi = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+        s0 = _mm256_fmadd_pd(lo, lo, s0);
+        s1 = _mm256_fmadd_pd(hi, hi, s1);
+    }
+    _mm256_storeu_pd(lanes, _mm256_add_pd(s0, s1));
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + bn__sumsq_scalar(x + i, n - i);
+}
+
+BN__TARGET_AVX2 static float bn__quantize_avx2(const float *x, int n, int8_t *q) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 mx = _mm256_setzero_ps(), av;
+    __m128 m4;
+    float amax, a;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+    m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 0x55));
+    amax = _mm_cvtss_f32(m4);
+    for (; i < n; i++) amax = BN_MAX(amax, fabsf(x[i]));
+    a = 127.0f / BN_MAX(amax, 1e-5f); /* exactly as bn_quantize_act */
+    av = _mm256_set1_ps(a);
+    for (i = 0; i + 8 <= n; i += 8) {
+        /* cvtps rounds half to even (the default MXCSR mode), as rintf */
+        __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), av));
+        __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i *)(q + i), _mm_packs_epi16(w, w));
+    }
+    for (; i < n; i++) {
+        float v = rintf(x[i] * a);
+        q[i] = (int8_t)(v > 127.0f ? 127 : v < -128.0f ? -128 : v);
+    }
+    return a;
+}
+
+BN__TARGET_AVX512 BN__INLINE __mmask16 bn__mask16(int left) {
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+}
+
+/* The AVX-512 helpers use the maskz_ forms of intrinsics with an all-ones
+   mask (BN__ALL16): g++ 12 reports the plain forms' "undefined" start
+   vector under -Wmaybe-uninitialized. Horizontal sums go through memory for
+   the same reason. */
+#define BN__ALL16 ((__mmask16)0xffff)
+#define BN__ALL8 ((__mmask8)0xff)
+BN__TARGET_AVX512 static float bn__fsum16(__m512 v) {
+    float lanes[16];
+    _mm512_storeu_ps(lanes, v);
+    return bn__fsum8(_mm256_add_ps(_mm256_loadu_ps(lanes), _mm256_loadu_ps(lanes + 8)));
+}
+
+BN__TARGET_AVX512 static float bn__dot_avx512(const float *a, const float *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
+    }
+    return bn__fsum16(_mm512_add_ps(s0, s1));
+}
+
+BN__TARGET_AVX512 BN__INLINE __m512 bn__load_f16x16(const uint16_t *p, __mmask16 m) {
+    return _mm512_maskz_cvtph_ps((__mmask16)0xffff, _mm256_maskz_loadu_epi16(m, p));
+}
+
+BN__TARGET_AVX512 static float bn__dot_f16_avx512(const float *a, const uint16_t *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), bn__load_f16x16(b + i, 0xffff), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), bn__load_f16x16(b + i + 16, 0xffff), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), bn__load_f16x16(b + i, m), s0);
+    }
+    return bn__fsum16(_mm512_add_ps(s0, s1));
+}
+
+BN__TARGET_AVX512 static void bn__axpy_avx512(float *y, float w, const float *v, int n) {
+    __m512 wv = _mm512_set1_ps(w);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(wv, _mm512_loadu_ps(v + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = bn__mask16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, v + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+BN__TARGET_AVX512 static void bn__axpy_f16_avx512(float *y, float w, const uint16_t *v, int n) {
+    __m512 wv = _mm512_set1_ps(w);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(wv, bn__load_f16x16(v + i, 0xffff), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = bn__mask16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(wv, bn__load_f16x16(v + i, m), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+BN__TARGET_AVX512 static void bn__to_f16_avx512(uint16_t *out, const float *x, int n) {
+    int i = 0;
+    for (; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        __m256i h = _mm512_maskz_cvtps_ph(BN__ALL16, _mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_mask_storeu_epi16(out + i, m, h);
+    }
+}
+
+BN__TARGET_AVX512 static double bn__sumsq_avx512(const float *x, int n) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0;
+    double lanes[8];
+    int i = 0;
+    for (; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512d lo = _mm512_maskz_cvtps_pd(BN__ALL8, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(BN__ALL8, _mm512_castps_pd(v), 0)));
+        __m512d hi = _mm512_maskz_cvtps_pd(BN__ALL8, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(BN__ALL8, _mm512_castps_pd(v), 1)));
+        s0 = _mm512_fmadd_pd(lo, lo, s0);
+        s1 = _mm512_fmadd_pd(hi, hi, s1);
+    }
+    _mm512_storeu_pd(lanes, _mm512_add_pd(s0, s1));
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
+BN__TARGET_AVX512 static float bn__quantize_avx512(const float *x, int n, int8_t *q) {
+    __m512 mx = _mm512_setzero_ps(), av;
+    float lanes[16], amax = 0.0f, a;
+    int i;
+    for (i = 0; i < n; i += 16)
+        mx = _mm512_maskz_max_ps(BN__ALL16, mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(bn__mask16(n - i), x + i)));
+    _mm512_storeu_ps(lanes, mx);
+    for (i = 0; i < 16; i++) amax = BN_MAX(amax, lanes[i]);
+    a = 127.0f / BN_MAX(amax, 1e-5f); /* exactly as bn_quantize_act */
+    av = _mm512_set1_ps(a);
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        /* cvtps rounds half to even (the default MXCSR mode), as rintf; then saturate to int8 */
+        __m512i v = _mm512_maskz_cvtps_epi32(BN__ALL16, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), av));
+        _mm_mask_storeu_epi8(q + i, m, _mm512_maskz_cvtsepi32_epi8(BN__ALL16, v));
+    }
+    return a;
+}
+
+static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
+    if (kernel == BN_KERNEL_AVX2) {
+        f->dot = bn__dot_avx2;
+        f->dot_f16 = bn__dot_f16_avx2;
+        f->axpy = bn__axpy_avx2;
+        f->axpy_f16 = bn__axpy_f16_avx2;
+        f->to_f16 = bn__to_f16_avx2;
+        f->sumsq = bn__sumsq_avx2;
+        f->quantize = bn__quantize_avx2;
+    } else if (kernel == BN_KERNEL_AVX512) {
+        f->dot = bn__dot_avx512;
+        f->dot_f16 = bn__dot_f16_avx512;
+        f->axpy = bn__axpy_avx512;
+        f->axpy_f16 = bn__axpy_f16_avx512;
+        f->to_f16 = bn__to_f16_avx512;
+        f->sumsq = bn__sumsq_avx512;
+        f->quantize = bn__quantize_avx512;
+    }
+}
+
+/* ---- NEON (every aarch64 CPU has it, with f16 conversions) ---- */
+#elif defined(BN__SIMD_NEON)
+
+static float bn__dot_neon(const float *a, const float *b, int n) {
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    return vaddvq_f32(vaddq_f32(s0, s1)) + bn__dot_scalar(a + i, b + i, n - i);
+}
+
+BN__INLINE float32x4_t bn__load_f16x4(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+
+static float bn__dot_f16_neon(const float *a, const uint16_t *b, int n) {
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), bn__load_f16x4(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), bn__load_f16x4(b + i + 4));
+    }
+    return vaddvq_f32(vaddq_f32(s0, s1)) + bn__dot_f16_scalar(a + i, b + i, n - i);
+}
+
+static void bn__axpy_neon(float *y, float w, const float *v, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(v + i), w));
+    bn__axpy_scalar(y + i, w, v + i, n - i);
+}
+
+static void bn__axpy_f16_neon(float *y, float w, const uint16_t *v, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), bn__load_f16x4(v + i), w));
+    bn__axpy_f16_scalar(y + i, w, v + i, n - i);
+}
+
+static void bn__to_f16_neon(uint16_t *out, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1_u16(out + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+    bn__to_f16_scalar(out + i, x + i, n - i);
+}
+
+static double bn__sumsq_neon(const float *x, int n) {
+    float64x2_t s0 = vdupq_n_f64(0.0), s1 = s0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(x + i);
+        float64x2_t lo = vcvt_f64_f32(vget_low_f32(v)), hi = vcvt_high_f64_f32(v);
+        s0 = vfmaq_f64(s0, lo, lo);
+        s1 = vfmaq_f64(s1, hi, hi);
+    }
+    return vaddvq_f64(vaddq_f64(s0, s1)) + bn__sumsq_scalar(x + i, n - i);
+}
+
+static float bn__quantize_neon(const float *x, int n, int8_t *q) {
+    float32x4_t mx = vdupq_n_f32(0.0f), av;
+    float amax, a;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) mx = vmaxq_f32(mx, vabsq_f32(vld1q_f32(x + i)));
+    amax = vmaxvq_f32(mx);
+    for (; i < n; i++) amax = BN_MAX(amax, fabsf(x[i]));
+    a = 127.0f / BN_MAX(amax, 1e-5f); /* exactly as bn_quantize_act */
+    av = vdupq_n_f32(a);
+    for (i = 0; i + 8 <= n; i += 8) {
+        /* vcvtn rounds half to even, as rintf; vqmovn saturates */
+        int32x4_t lo = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x + i), av));
+        int32x4_t hi = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x + i + 4), av));
+        vst1_s8(q + i, vqmovn_s16(vcombine_s16(vqmovn_s32(lo), vqmovn_s32(hi))));
+    }
+    for (; i < n; i++) {
+        float v = rintf(x[i] * a);
+        q[i] = (int8_t)(v > 127.0f ? 127 : v < -128.0f ? -128 : v);
+    }
+    return a;
+}
+
+static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
+    if (kernel != BN_KERNEL_NEON && kernel != BN_KERNEL_NEON_DOT) return;
+    f->dot = bn__dot_neon;
+    f->dot_f16 = bn__dot_f16_neon;
+    f->axpy = bn__axpy_neon;
+    f->axpy_f16 = bn__axpy_f16_neon;
+    f->to_f16 = bn__to_f16_neon;
+    f->sumsq = bn__sumsq_neon;
+    f->quantize = bn__quantize_neon;
+}
+
+#else /* no SIMD in this build */
+
+static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
+    BN_UNUSED(f);
+    BN_UNUSED(kernel);
+}
+
+#endif
+
+/* The helpers for a kernel (BN_KERNEL_AUTO: this CPU's best). A kernel this
+   build or CPU lacks gets the scalar ones. */
+static void bn__fops_init(bn__fops *f, bn_kernel kernel) {
+    if (kernel == BN_KERNEL_AUTO) kernel = bn_kernel_detect();
+    f->dot = bn__dot_scalar;
+    f->dot_f16 = bn__dot_f16_scalar;
+    f->axpy = bn__axpy_scalar;
+    f->axpy_f16 = bn__axpy_f16_scalar;
+    f->to_f16 = bn__to_f16_scalar;
+    f->sumsq = bn__sumsq_scalar;
+    f->quantize = bn_quantize_act;
+    if (bn_kernel_supported(kernel)) bn__fops_simd(f, kernel);
+}
+
 /* ==================== model.h ============================================= */
 /* ---- the model in memory -------------------------------------------------
    One transformer block's weights. The ternary linears are bn_tmat in the
@@ -4419,8 +4843,11 @@ struct bn_context {
     const bn_model *model;
     bn_context_params params;
     bn_pool *pool;
-    /* KV cache: [n_seq][n_layers][n_ctx][kv_dim] each, f32. */
-    float *k_cache, *v_cache;
+    /* KV cache: [n_seq][n_layers][n_ctx][kv_dim] each, of params.kv_type
+       (f32 or f16: kv_esize bytes an element). */
+    unsigned char *k_cache, *v_cache;
+    size_t kv_esize;
+    bn__fops fops; /* the float helpers of params.kernel */
     int *seq_len; /* [n_seq] positions filled */
     /* Scratch for one batch of up to n_batch tokens. */
     float *x;         /* residual stream [n_batch][hidden] */
@@ -4449,15 +4876,16 @@ BN_API bn_context_params bn_context_default_params(void) {
     p.n_batch = 512;
     p.n_threads = 0;
     p.kernel = BN_KERNEL_AUTO;
+    p.kv_type = BN_FTYPE_F32;
     return p;
 }
 
 static size_t bn__kv_dim(const bn_config *c) { return (size_t)c->n_kv_heads * c->head_dim; }
 
-/* Start of the cache rows of (seq, layer). */
-static size_t bn__kv_offset(const bn_context *ctx, int seq, int layer) {
+/* Byte offset of the cache row of (seq, layer, pos). */
+static size_t bn__kv_offset(const bn_context *ctx, int seq, int layer, int pos) {
     const bn_config *c = &ctx->model->config;
-    return (((size_t)seq * c->n_layers + layer) * ctx->params.n_ctx) * bn__kv_dim(c);
+    return ((((size_t)seq * c->n_layers + layer) * ctx->params.n_ctx) + (size_t)pos) * bn__kv_dim(c) * ctx->kv_esize;
 }
 
 /* The RoPE table: the angle of pair i at position p is computed in f32 as HF
@@ -4487,6 +4915,8 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     if (p.n_seq <= 0) p.n_seq = 1;
     if (p.n_batch <= 0) p.n_batch = 512;
     if (p.kernel == BN_KERNEL_AUTO) p.kernel = bn_kernel_detect(); /* ask the CPU once, not per matmul */
+    if (p.kv_type != BN_FTYPE_F32 && p.kv_type != BN_FTYPE_F16)
+        return bn_errorf(err, BN_ERR_ARG, "bn_context_new: kv_type %d is not BN_FTYPE_F32 or BN_FTYPE_F16", (int)p.kv_type);
     if (p.n_ctx > c->max_seq_len)
         return bn_errorf(err, BN_ERR_ARG, "bn_context_new: n_ctx %d is larger than the model's max_position_embeddings %d",
                          p.n_ctx, c->max_seq_len);
@@ -4500,14 +4930,16 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     if (!ctx) return bn_errorf(err, BN_ERR_NOMEM, "out of memory");
     ctx->model = model;
     ctx->params = p;
+    ctx->kv_esize = p.kv_type == BN_FTYPE_F16 ? 2 : 4;
+    bn__fops_init(&ctx->fops, p.kernel);
     nb = (size_t)p.n_batch;
     q_dim = (size_t)c->n_heads * c->head_dim;
     kv_dim = bn__kv_dim(c);
     wide = BN_MAX(BN_MAX((size_t)c->hidden_size, q_dim), (size_t)c->intermediate_size);
     kv_elems = (size_t)p.n_seq * c->n_layers * p.n_ctx * kv_dim;
     ctx->pool = bn_pool_new(p.n_threads);
-    ctx->k_cache = BN_ALLOC(float, kv_elems);
-    ctx->v_cache = BN_ALLOC(float, kv_elems);
+    ctx->k_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
+    ctx->v_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
     ctx->seq_len = BN_ZALLOC(int, p.n_seq);
     ctx->x = BN_ALLOC(float, nb * c->hidden_size);
     ctx->xn = BN_ALLOC64(float, nb * wide); /* SIMD operands: 64-byte aligned */
@@ -4529,7 +4961,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
         !ctx->logits_row) {
         bn_context_free(ctx);
         return bn_errorf(err, BN_ERR_NOMEM, "bn_context_new: out of memory (KV cache of %lu MB for %d x %d positions)",
-                         (unsigned long)(kv_elems * 8 >> 20), p.n_seq, p.n_ctx);
+                         (unsigned long)(kv_elems * 2 * ctx->kv_esize >> 20), p.n_seq, p.n_ctx);
     }
     bn__rope_table(ctx->rope_cos, ctx->rope_sin, p.n_ctx, c->head_dim, c->rope_theta);
     ctx->last_row = -1;
@@ -4582,10 +5014,10 @@ BN_API bn_status bn_seq_copy(bn_context *ctx, int src, int dst, bn_error *err) {
     if (src < 0 || src >= ctx->params.n_seq || dst < 0 || dst >= ctx->params.n_seq)
         return bn_errorf(err, BN_ERR_ARG, "bn_seq_copy: sequence %d or %d is not in [0, %d)", src, dst, ctx->params.n_seq);
     if (src == dst) return BN_OK;
-    n = (size_t)ctx->seq_len[src] * bn__kv_dim(c);
+    n = bn__kv_offset(ctx, 0, 0, ctx->seq_len[src]); /* bytes of the filled rows of one layer */
     for (l = 0; l < c->n_layers; l++) {
-        memcpy(ctx->k_cache + bn__kv_offset(ctx, dst, l), ctx->k_cache + bn__kv_offset(ctx, src, l), n * sizeof(float));
-        memcpy(ctx->v_cache + bn__kv_offset(ctx, dst, l), ctx->v_cache + bn__kv_offset(ctx, src, l), n * sizeof(float));
+        memcpy(ctx->k_cache + bn__kv_offset(ctx, dst, l, 0), ctx->k_cache + bn__kv_offset(ctx, src, l, 0), n);
+        memcpy(ctx->v_cache + bn__kv_offset(ctx, dst, l, 0), ctx->v_cache + bn__kv_offset(ctx, src, l, 0), n);
     }
     ctx->seq_len[dst] = ctx->seq_len[src];
     return BN_OK;
@@ -4602,25 +5034,26 @@ BN_API void bn_context_reset(bn_context *ctx) {
 /* out = x * rsqrt(mean(x^2) + eps) * w, for one vector of n (HF's RMSNorm in f32).
    The sum of squares is accumulated in double: PyTorch's vectorized reduction
    is more accurate than a naive f32 loop, and an activation that lands on a
-   rounding tie after the norm must round the way HF's does. */
-static void bn__rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
-    double ss = 0.0;
-    float inv;
+   rounding tie after the norm must round the way HF's does. (Each square
+   is exact in double, so the SIMD helpers' other summation order changes ss
+   by a few double ulps at most, far below the float it becomes.) */
+static void bn__rmsnorm(const bn__fops *fo, float *out, const float *x, const float *w, int n, float eps) {
+    double ss = fo->sumsq(x, n);
+    float inv = 1.0f / sqrtf((float)(ss / n) + eps);
     int i;
-    for (i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    inv = 1.0f / sqrtf((float)(ss / n) + eps);
     for (i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
 }
 
-static void bn__rmsnorm_rows(float *out, const float *x, const float *w, int n_tokens, int n, float eps) {
+static void bn__rmsnorm_rows(const bn_context *ctx, float *out, const float *x, const float *w, int n_tokens, int n) {
+    float eps = ctx->model->config.rms_norm_eps;
     int t;
-    for (t = 0; t < n_tokens; t++) bn__rmsnorm(out + (size_t)t * n, x + (size_t)t * n, w, n, eps);
+    for (t = 0; t < n_tokens; t++) bn__rmsnorm(&ctx->fops, out + (size_t)t * n, x + (size_t)t * n, w, n, eps);
 }
 
 /* Quantize each token's activations once; every linear that reads this input shares them. */
-static void bn__quantize_rows(const float *x, int n_tokens, int n, int8_t *xq, float *act_scale) {
+static void bn__quantize_rows(const bn_context *ctx, const float *x, int n_tokens, int n, int8_t *xq, float *act_scale) {
     int t;
-    for (t = 0; t < n_tokens; t++) act_scale[t] = bn_quantize_act(x + (size_t)t * n, n, xq + (size_t)t * n);
+    for (t = 0; t < n_tokens; t++) act_scale[t] = ctx->fops.quantize(x + (size_t)t * n, n, xq + (size_t)t * n);
 }
 
 /* RoPE, HF's rotate-half convention: dimension i pairs with i + head_dim/2
@@ -4646,40 +5079,48 @@ typedef struct bn__attn_job {
     const int32_t *pos, *seq;
 } bn__attn_job;
 
+/* One (token, head): scores with the dot helper, softmax, then the weighted
+   sum of V rows with axpy, all in an order that depends only on the
+   token's position, never on the rest of the batch. */
 static void bn__attn_worker(void *arg, int ith, int nth) {
     const bn__attn_job *job = (const bn__attn_job *)arg;
     bn_context *ctx = job->ctx;
+    const bn__fops *fo = &ctx->fops;
     const bn_config *c = &ctx->model->config;
     int hd = c->head_dim, n_heads = c->n_heads, group = c->n_heads / c->n_kv_heads, lo, hi, task;
-    size_t kv_dim = bn__kv_dim(c), q_dim = (size_t)n_heads * hd;
+    int f16 = ctx->params.kv_type == BN_FTYPE_F16;
+    size_t row_bytes = bn__kv_dim(c) * ctx->kv_esize, q_dim = (size_t)n_heads * hd;
     float *scores = ctx->scores + (size_t)ith * ctx->params.n_ctx, scale = 1.0f / sqrtf((float)hd);
     bn_split_range(job->n_tokens * n_heads, ith, nth, &lo, &hi);
     for (task = lo; task < hi; task++) {
         int t = task / n_heads, h = task % n_heads, kvh = h / group, n_keys = job->pos[t] + 1, p, i;
         int seq = job->seq ? job->seq[t] : 0;
+        size_t head = bn__kv_offset(ctx, seq, job->layer, 0) + (size_t)kvh * hd * ctx->kv_esize;
+        const unsigned char *kc = ctx->k_cache + head, *vc = ctx->v_cache + head;
         const float *q = ctx->q + (size_t)t * q_dim + (size_t)h * hd;
-        const float *kc = ctx->k_cache + bn__kv_offset(ctx, seq, job->layer) + (size_t)kvh * hd;
-        const float *vc = ctx->v_cache + bn__kv_offset(ctx, seq, job->layer) + (size_t)kvh * hd;
-        float *out = ctx->att + (size_t)t * q_dim + (size_t)h * hd, max = -INFINITY, sum = 0.0f;
+        float *out = ctx->att + (size_t)t * q_dim + (size_t)h * hd, max = -INFINITY, sum;
         /* causal: this token sees positions 0..pos of its own sequence */
         for (p = 0; p < n_keys; p++) {
-            const float *k = kc + (size_t)p * kv_dim;
-            float dot = 0.0f;
-            for (i = 0; i < hd; i++) dot += q[i] * k[i];
+            const void *k = kc + (size_t)p * row_bytes;
+            float dot = f16 ? fo->dot_f16(q, (const uint16_t *)k, hd) : fo->dot(q, (const float *)k, hd);
             scores[p] = dot * scale;
             max = BN_MAX(max, scores[p]);
         }
-        for (p = 0; p < n_keys; p++) {
-            scores[p] = expf(scores[p] - max);
-            sum += scores[p];
-        }
+        sum = bn__softmax_exp(scores, max, n_keys);
         for (i = 0; i < hd; i++) out[i] = 0.0f;
         for (p = 0; p < n_keys; p++) {
-            const float *v = vc + (size_t)p * kv_dim;
+            const void *v = vc + (size_t)p * row_bytes;
             float w = scores[p] / sum;
-            for (i = 0; i < hd; i++) out[i] += w * v[i];
+            if (f16) fo->axpy_f16(out, w, (const uint16_t *)v, hd);
+            else fo->axpy(out, w, (const float *)v, hd);
         }
     }
+}
+
+/* Store a token's K or V row (kv_dim floats) in the cache at byte offset at. */
+static void bn__kv_store(bn_context *ctx, unsigned char *cache, size_t at, const float *row, int kv_dim) {
+    if (ctx->params.kv_type == BN_FTYPE_F16) ctx->fops.to_f16((uint16_t *)(cache + at), row, kv_dim);
+    else memcpy(cache + at, row, sizeof(float) * (size_t)kv_dim);
 }
 
 static void bn__capture(bn_context *ctx, int slot, const float *x, int n_tokens) {
@@ -4699,18 +5140,18 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     size_t i;
 
     /* attention: q, k, v from one quantization of the normed input */
-    bn__rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm, n, hid, c->rms_norm_eps);
-    bn__quantize_rows(ctx->xn, n, hid, ctx->xq, ctx->act_scale);
+    bn__rmsnorm_rows(ctx, ctx->xn, ctx->x, L->attn_norm, n, hid);
+    bn__quantize_rows(ctx, ctx->xn, n, hid, ctx->xq, ctx->act_scale);
     bn_tmat_matmul(&L->wq, ctx->xq, ctx->act_scale, n, ctx->q, ctx->pool, kern);
     bn_tmat_matmul(&L->wk, ctx->xq, ctx->act_scale, n, ctx->k, ctx->pool, kern);
     bn_tmat_matmul(&L->wv, ctx->xq, ctx->act_scale, n, ctx->v, ctx->pool, kern);
     for (t = 0; t < n; t++) {
         int seq = b->seq ? b->seq[t] : 0;
-        size_t at = bn__kv_offset(ctx, seq, l) + (size_t)b->pos[t] * kv_dim;
+        size_t at = bn__kv_offset(ctx, seq, l, b->pos[t]);
         bn__rope(ctx, ctx->q + (size_t)t * q_dim, c->n_heads, b->pos[t]);
         bn__rope(ctx, ctx->k + (size_t)t * kv_dim, c->n_kv_heads, b->pos[t]);
-        memcpy(ctx->k_cache + at, ctx->k + (size_t)t * kv_dim, sizeof(float) * (size_t)kv_dim);
-        memcpy(ctx->v_cache + at, ctx->v + (size_t)t * kv_dim, sizeof(float) * (size_t)kv_dim);
+        bn__kv_store(ctx, ctx->k_cache, at, ctx->k + (size_t)t * kv_dim, kv_dim);
+        bn__kv_store(ctx, ctx->v_cache, at, ctx->v + (size_t)t * kv_dim, kv_dim);
     }
     job.ctx = ctx;
     job.layer = l;
@@ -4718,14 +5159,14 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     job.pos = b->pos;
     job.seq = b->seq;
     bn_pool_run(ctx->pool, bn__attn_worker, &job);
-    if (L->attn_sub_norm) bn__rmsnorm_rows(ctx->att, ctx->att, L->attn_sub_norm, n, q_dim, c->rms_norm_eps);
-    bn__quantize_rows(ctx->att, n, q_dim, ctx->xq, ctx->act_scale);
+    if (L->attn_sub_norm) bn__rmsnorm_rows(ctx, ctx->att, ctx->att, L->attn_sub_norm, n, q_dim);
+    bn__quantize_rows(ctx, ctx->att, n, q_dim, ctx->xq, ctx->act_scale);
     bn_tmat_matmul(&L->wo, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
     for (i = 0; i < (size_t)n * hid; i++) ctx->x[i] += ctx->proj[i];
 
     /* feed-forward: gate and up from one quantization */
-    bn__rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm, n, hid, c->rms_norm_eps);
-    bn__quantize_rows(ctx->xn, n, hid, ctx->xq, ctx->act_scale);
+    bn__rmsnorm_rows(ctx, ctx->xn, ctx->x, L->ffn_norm, n, hid);
+    bn__quantize_rows(ctx, ctx->xn, n, hid, ctx->xq, ctx->act_scale);
     bn_tmat_matmul(&L->w_gate, ctx->xq, ctx->act_scale, n, ctx->gate, ctx->pool, kern);
     bn_tmat_matmul(&L->w_up, ctx->xq, ctx->act_scale, n, ctx->up, ctx->pool, kern);
     for (i = 0; i < (size_t)n * f; i++) {
@@ -4734,8 +5175,8 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
         else g = g / (1.0f + expf(-g));                          /* silu(g) */
         ctx->gate[i] = g * ctx->up[i];
     }
-    if (L->ffn_sub_norm) bn__rmsnorm_rows(ctx->gate, ctx->gate, L->ffn_sub_norm, n, f, c->rms_norm_eps);
-    bn__quantize_rows(ctx->gate, n, f, ctx->xq, ctx->act_scale);
+    if (L->ffn_sub_norm) bn__rmsnorm_rows(ctx, ctx->gate, ctx->gate, L->ffn_sub_norm, n, f);
+    bn__quantize_rows(ctx, ctx->gate, n, f, ctx->xq, ctx->act_scale);
     bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
     for (i = 0; i < (size_t)n * hid; i++) ctx->x[i] += ctx->proj[i];
 }
@@ -4798,7 +5239,7 @@ BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
         bn__block(ctx, l, b);
         if (l < c->n_layers - 1) bn__capture(ctx, l + 1, ctx->x, n);
     }
-    bn__rmsnorm_rows(ctx->xn, ctx->x, m->final_norm, n, hid, c->rms_norm_eps);
+    bn__rmsnorm_rows(ctx, ctx->xn, ctx->x, m->final_norm, n, hid);
     bn__capture(ctx, c->n_layers, ctx->xn, n);
     /* lm_head over the tokens that want logits, gathered into contiguous rows */
     for (t = 0; t < n; t++)

@@ -17,6 +17,10 @@ typedef struct bn_context_params {
     int n_batch;   /* most tokens one bn_forward call takes; default 512 */
     int n_threads; /* 0 = one per core */
     bn_kernel kernel; /* BN_KERNEL_AUTO unless testing */
+    /* Element type of the KV cache: BN_FTYPE_F32 (default: HF parity) or
+       BN_FTYPE_F16 (half the memory, faster decoding at long contexts, logits
+       off by ~1e-2 relative; README: KV cache). */
+    bn_ftype kv_type;
 } bn_context_params;
 
 /* One bn_forward call's input. Tokens of the same sequence must come in
@@ -66,8 +70,11 @@ struct bn_context {
     const bn_model *model;
     bn_context_params params;
     bn_pool *pool;
-    /* KV cache: [n_seq][n_layers][n_ctx][kv_dim] each, f32. */
-    float *k_cache, *v_cache;
+    /* KV cache: [n_seq][n_layers][n_ctx][kv_dim] each, of params.kv_type
+       (f32 or f16: kv_esize bytes an element). */
+    unsigned char *k_cache, *v_cache;
+    size_t kv_esize;
+    bn__fops fops; /* the float helpers of params.kernel */
     int *seq_len; /* [n_seq] positions filled */
     /* Scratch for one batch of up to n_batch tokens. */
     float *x;         /* residual stream [n_batch][hidden] */
@@ -96,15 +103,16 @@ BN_API bn_context_params bn_context_default_params(void) {
     p.n_batch = 512;
     p.n_threads = 0;
     p.kernel = BN_KERNEL_AUTO;
+    p.kv_type = BN_FTYPE_F32;
     return p;
 }
 
 static size_t bn__kv_dim(const bn_config *c) { return (size_t)c->n_kv_heads * c->head_dim; }
 
-/* Start of the cache rows of (seq, layer). */
-static size_t bn__kv_offset(const bn_context *ctx, int seq, int layer) {
+/* Byte offset of the cache row of (seq, layer, pos). */
+static size_t bn__kv_offset(const bn_context *ctx, int seq, int layer, int pos) {
     const bn_config *c = &ctx->model->config;
-    return (((size_t)seq * c->n_layers + layer) * ctx->params.n_ctx) * bn__kv_dim(c);
+    return ((((size_t)seq * c->n_layers + layer) * ctx->params.n_ctx) + (size_t)pos) * bn__kv_dim(c) * ctx->kv_esize;
 }
 
 /* The RoPE table: the angle of pair i at position p is computed in f32 as HF
@@ -134,6 +142,8 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     if (p.n_seq <= 0) p.n_seq = 1;
     if (p.n_batch <= 0) p.n_batch = 512;
     if (p.kernel == BN_KERNEL_AUTO) p.kernel = bn_kernel_detect(); /* ask the CPU once, not per matmul */
+    if (p.kv_type != BN_FTYPE_F32 && p.kv_type != BN_FTYPE_F16)
+        return bn_errorf(err, BN_ERR_ARG, "bn_context_new: kv_type %d is not BN_FTYPE_F32 or BN_FTYPE_F16", (int)p.kv_type);
     if (p.n_ctx > c->max_seq_len)
         return bn_errorf(err, BN_ERR_ARG, "bn_context_new: n_ctx %d is larger than the model's max_position_embeddings %d",
                          p.n_ctx, c->max_seq_len);
@@ -147,14 +157,16 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     if (!ctx) return bn_errorf(err, BN_ERR_NOMEM, "out of memory");
     ctx->model = model;
     ctx->params = p;
+    ctx->kv_esize = p.kv_type == BN_FTYPE_F16 ? 2 : 4;
+    bn__fops_init(&ctx->fops, p.kernel);
     nb = (size_t)p.n_batch;
     q_dim = (size_t)c->n_heads * c->head_dim;
     kv_dim = bn__kv_dim(c);
     wide = BN_MAX(BN_MAX((size_t)c->hidden_size, q_dim), (size_t)c->intermediate_size);
     kv_elems = (size_t)p.n_seq * c->n_layers * p.n_ctx * kv_dim;
     ctx->pool = bn_pool_new(p.n_threads);
-    ctx->k_cache = BN_ALLOC(float, kv_elems);
-    ctx->v_cache = BN_ALLOC(float, kv_elems);
+    ctx->k_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
+    ctx->v_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
     ctx->seq_len = BN_ZALLOC(int, p.n_seq);
     ctx->x = BN_ALLOC(float, nb * c->hidden_size);
     ctx->xn = BN_ALLOC64(float, nb * wide); /* SIMD operands: 64-byte aligned */
@@ -176,7 +188,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
         !ctx->logits_row) {
         bn_context_free(ctx);
         return bn_errorf(err, BN_ERR_NOMEM, "bn_context_new: out of memory (KV cache of %lu MB for %d x %d positions)",
-                         (unsigned long)(kv_elems * 8 >> 20), p.n_seq, p.n_ctx);
+                         (unsigned long)(kv_elems * 2 * ctx->kv_esize >> 20), p.n_seq, p.n_ctx);
     }
     bn__rope_table(ctx->rope_cos, ctx->rope_sin, p.n_ctx, c->head_dim, c->rope_theta);
     ctx->last_row = -1;
@@ -229,10 +241,10 @@ BN_API bn_status bn_seq_copy(bn_context *ctx, int src, int dst, bn_error *err) {
     if (src < 0 || src >= ctx->params.n_seq || dst < 0 || dst >= ctx->params.n_seq)
         return bn_errorf(err, BN_ERR_ARG, "bn_seq_copy: sequence %d or %d is not in [0, %d)", src, dst, ctx->params.n_seq);
     if (src == dst) return BN_OK;
-    n = (size_t)ctx->seq_len[src] * bn__kv_dim(c);
+    n = bn__kv_offset(ctx, 0, 0, ctx->seq_len[src]); /* bytes of the filled rows of one layer */
     for (l = 0; l < c->n_layers; l++) {
-        memcpy(ctx->k_cache + bn__kv_offset(ctx, dst, l), ctx->k_cache + bn__kv_offset(ctx, src, l), n * sizeof(float));
-        memcpy(ctx->v_cache + bn__kv_offset(ctx, dst, l), ctx->v_cache + bn__kv_offset(ctx, src, l), n * sizeof(float));
+        memcpy(ctx->k_cache + bn__kv_offset(ctx, dst, l, 0), ctx->k_cache + bn__kv_offset(ctx, src, l, 0), n);
+        memcpy(ctx->v_cache + bn__kv_offset(ctx, dst, l, 0), ctx->v_cache + bn__kv_offset(ctx, src, l, 0), n);
     }
     ctx->seq_len[dst] = ctx->seq_len[src];
     return BN_OK;
@@ -249,25 +261,26 @@ BN_API void bn_context_reset(bn_context *ctx) {
 /* out = x * rsqrt(mean(x^2) + eps) * w, for one vector of n (HF's RMSNorm in f32).
    The sum of squares is accumulated in double: PyTorch's vectorized reduction
    is more accurate than a naive f32 loop, and an activation that lands on a
-   rounding tie after the norm must round the way HF's does. */
-static void bn__rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
-    double ss = 0.0;
-    float inv;
+   rounding tie after the norm must round the way HF's does. (Each square
+   is exact in double, so the SIMD helpers' other summation order changes ss
+   by a few double ulps at most, far below the float it becomes.) */
+static void bn__rmsnorm(const bn__fops *fo, float *out, const float *x, const float *w, int n, float eps) {
+    double ss = fo->sumsq(x, n);
+    float inv = 1.0f / sqrtf((float)(ss / n) + eps);
     int i;
-    for (i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    inv = 1.0f / sqrtf((float)(ss / n) + eps);
     for (i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
 }
 
-static void bn__rmsnorm_rows(float *out, const float *x, const float *w, int n_tokens, int n, float eps) {
+static void bn__rmsnorm_rows(const bn_context *ctx, float *out, const float *x, const float *w, int n_tokens, int n) {
+    float eps = ctx->model->config.rms_norm_eps;
     int t;
-    for (t = 0; t < n_tokens; t++) bn__rmsnorm(out + (size_t)t * n, x + (size_t)t * n, w, n, eps);
+    for (t = 0; t < n_tokens; t++) bn__rmsnorm(&ctx->fops, out + (size_t)t * n, x + (size_t)t * n, w, n, eps);
 }
 
 /* Quantize each token's activations once; every linear that reads this input shares them. */
-static void bn__quantize_rows(const float *x, int n_tokens, int n, int8_t *xq, float *act_scale) {
+static void bn__quantize_rows(const bn_context *ctx, const float *x, int n_tokens, int n, int8_t *xq, float *act_scale) {
     int t;
-    for (t = 0; t < n_tokens; t++) act_scale[t] = bn_quantize_act(x + (size_t)t * n, n, xq + (size_t)t * n);
+    for (t = 0; t < n_tokens; t++) act_scale[t] = ctx->fops.quantize(x + (size_t)t * n, n, xq + (size_t)t * n);
 }
 
 /* RoPE, HF's rotate-half convention: dimension i pairs with i + head_dim/2
@@ -293,40 +306,48 @@ typedef struct bn__attn_job {
     const int32_t *pos, *seq;
 } bn__attn_job;
 
+/* One (token, head): scores with the dot helper, softmax, then the weighted
+   sum of V rows with axpy, all in an order that depends only on the
+   token's position, never on the rest of the batch. */
 static void bn__attn_worker(void *arg, int ith, int nth) {
     const bn__attn_job *job = (const bn__attn_job *)arg;
     bn_context *ctx = job->ctx;
+    const bn__fops *fo = &ctx->fops;
     const bn_config *c = &ctx->model->config;
     int hd = c->head_dim, n_heads = c->n_heads, group = c->n_heads / c->n_kv_heads, lo, hi, task;
-    size_t kv_dim = bn__kv_dim(c), q_dim = (size_t)n_heads * hd;
+    int f16 = ctx->params.kv_type == BN_FTYPE_F16;
+    size_t row_bytes = bn__kv_dim(c) * ctx->kv_esize, q_dim = (size_t)n_heads * hd;
     float *scores = ctx->scores + (size_t)ith * ctx->params.n_ctx, scale = 1.0f / sqrtf((float)hd);
     bn_split_range(job->n_tokens * n_heads, ith, nth, &lo, &hi);
     for (task = lo; task < hi; task++) {
         int t = task / n_heads, h = task % n_heads, kvh = h / group, n_keys = job->pos[t] + 1, p, i;
         int seq = job->seq ? job->seq[t] : 0;
+        size_t head = bn__kv_offset(ctx, seq, job->layer, 0) + (size_t)kvh * hd * ctx->kv_esize;
+        const unsigned char *kc = ctx->k_cache + head, *vc = ctx->v_cache + head;
         const float *q = ctx->q + (size_t)t * q_dim + (size_t)h * hd;
-        const float *kc = ctx->k_cache + bn__kv_offset(ctx, seq, job->layer) + (size_t)kvh * hd;
-        const float *vc = ctx->v_cache + bn__kv_offset(ctx, seq, job->layer) + (size_t)kvh * hd;
-        float *out = ctx->att + (size_t)t * q_dim + (size_t)h * hd, max = -INFINITY, sum = 0.0f;
+        float *out = ctx->att + (size_t)t * q_dim + (size_t)h * hd, max = -INFINITY, sum;
         /* causal: this token sees positions 0..pos of its own sequence */
         for (p = 0; p < n_keys; p++) {
-            const float *k = kc + (size_t)p * kv_dim;
-            float dot = 0.0f;
-            for (i = 0; i < hd; i++) dot += q[i] * k[i];
+            const void *k = kc + (size_t)p * row_bytes;
+            float dot = f16 ? fo->dot_f16(q, (const uint16_t *)k, hd) : fo->dot(q, (const float *)k, hd);
             scores[p] = dot * scale;
             max = BN_MAX(max, scores[p]);
         }
-        for (p = 0; p < n_keys; p++) {
-            scores[p] = expf(scores[p] - max);
-            sum += scores[p];
-        }
+        sum = bn__softmax_exp(scores, max, n_keys);
         for (i = 0; i < hd; i++) out[i] = 0.0f;
         for (p = 0; p < n_keys; p++) {
-            const float *v = vc + (size_t)p * kv_dim;
+            const void *v = vc + (size_t)p * row_bytes;
             float w = scores[p] / sum;
-            for (i = 0; i < hd; i++) out[i] += w * v[i];
+            if (f16) fo->axpy_f16(out, w, (const uint16_t *)v, hd);
+            else fo->axpy(out, w, (const float *)v, hd);
         }
     }
+}
+
+/* Store a token's K or V row (kv_dim floats) in the cache at byte offset at. */
+static void bn__kv_store(bn_context *ctx, unsigned char *cache, size_t at, const float *row, int kv_dim) {
+    if (ctx->params.kv_type == BN_FTYPE_F16) ctx->fops.to_f16((uint16_t *)(cache + at), row, kv_dim);
+    else memcpy(cache + at, row, sizeof(float) * (size_t)kv_dim);
 }
 
 static void bn__capture(bn_context *ctx, int slot, const float *x, int n_tokens) {
@@ -346,18 +367,18 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     size_t i;
 
     /* attention: q, k, v from one quantization of the normed input */
-    bn__rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm, n, hid, c->rms_norm_eps);
-    bn__quantize_rows(ctx->xn, n, hid, ctx->xq, ctx->act_scale);
+    bn__rmsnorm_rows(ctx, ctx->xn, ctx->x, L->attn_norm, n, hid);
+    bn__quantize_rows(ctx, ctx->xn, n, hid, ctx->xq, ctx->act_scale);
     bn_tmat_matmul(&L->wq, ctx->xq, ctx->act_scale, n, ctx->q, ctx->pool, kern);
     bn_tmat_matmul(&L->wk, ctx->xq, ctx->act_scale, n, ctx->k, ctx->pool, kern);
     bn_tmat_matmul(&L->wv, ctx->xq, ctx->act_scale, n, ctx->v, ctx->pool, kern);
     for (t = 0; t < n; t++) {
         int seq = b->seq ? b->seq[t] : 0;
-        size_t at = bn__kv_offset(ctx, seq, l) + (size_t)b->pos[t] * kv_dim;
+        size_t at = bn__kv_offset(ctx, seq, l, b->pos[t]);
         bn__rope(ctx, ctx->q + (size_t)t * q_dim, c->n_heads, b->pos[t]);
         bn__rope(ctx, ctx->k + (size_t)t * kv_dim, c->n_kv_heads, b->pos[t]);
-        memcpy(ctx->k_cache + at, ctx->k + (size_t)t * kv_dim, sizeof(float) * (size_t)kv_dim);
-        memcpy(ctx->v_cache + at, ctx->v + (size_t)t * kv_dim, sizeof(float) * (size_t)kv_dim);
+        bn__kv_store(ctx, ctx->k_cache, at, ctx->k + (size_t)t * kv_dim, kv_dim);
+        bn__kv_store(ctx, ctx->v_cache, at, ctx->v + (size_t)t * kv_dim, kv_dim);
     }
     job.ctx = ctx;
     job.layer = l;
@@ -365,14 +386,14 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     job.pos = b->pos;
     job.seq = b->seq;
     bn_pool_run(ctx->pool, bn__attn_worker, &job);
-    if (L->attn_sub_norm) bn__rmsnorm_rows(ctx->att, ctx->att, L->attn_sub_norm, n, q_dim, c->rms_norm_eps);
-    bn__quantize_rows(ctx->att, n, q_dim, ctx->xq, ctx->act_scale);
+    if (L->attn_sub_norm) bn__rmsnorm_rows(ctx, ctx->att, ctx->att, L->attn_sub_norm, n, q_dim);
+    bn__quantize_rows(ctx, ctx->att, n, q_dim, ctx->xq, ctx->act_scale);
     bn_tmat_matmul(&L->wo, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
     for (i = 0; i < (size_t)n * hid; i++) ctx->x[i] += ctx->proj[i];
 
     /* feed-forward: gate and up from one quantization */
-    bn__rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm, n, hid, c->rms_norm_eps);
-    bn__quantize_rows(ctx->xn, n, hid, ctx->xq, ctx->act_scale);
+    bn__rmsnorm_rows(ctx, ctx->xn, ctx->x, L->ffn_norm, n, hid);
+    bn__quantize_rows(ctx, ctx->xn, n, hid, ctx->xq, ctx->act_scale);
     bn_tmat_matmul(&L->w_gate, ctx->xq, ctx->act_scale, n, ctx->gate, ctx->pool, kern);
     bn_tmat_matmul(&L->w_up, ctx->xq, ctx->act_scale, n, ctx->up, ctx->pool, kern);
     for (i = 0; i < (size_t)n * f; i++) {
@@ -381,8 +402,8 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
         else g = g / (1.0f + expf(-g));                          /* silu(g) */
         ctx->gate[i] = g * ctx->up[i];
     }
-    if (L->ffn_sub_norm) bn__rmsnorm_rows(ctx->gate, ctx->gate, L->ffn_sub_norm, n, f, c->rms_norm_eps);
-    bn__quantize_rows(ctx->gate, n, f, ctx->xq, ctx->act_scale);
+    if (L->ffn_sub_norm) bn__rmsnorm_rows(ctx, ctx->gate, ctx->gate, L->ffn_sub_norm, n, f);
+    bn__quantize_rows(ctx, ctx->gate, n, f, ctx->xq, ctx->act_scale);
     bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
     for (i = 0; i < (size_t)n * hid; i++) ctx->x[i] += ctx->proj[i];
 }
@@ -445,7 +466,7 @@ BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
         bn__block(ctx, l, b);
         if (l < c->n_layers - 1) bn__capture(ctx, l + 1, ctx->x, n);
     }
-    bn__rmsnorm_rows(ctx->xn, ctx->x, m->final_norm, n, hid, c->rms_norm_eps);
+    bn__rmsnorm_rows(ctx, ctx->xn, ctx->x, m->final_norm, n, hid);
     bn__capture(ctx, c->n_layers, ctx->xn, n);
     /* lm_head over the tokens that want logits, gathered into contiguous rows */
     for (t = 0; t < n; t++)

@@ -35,15 +35,17 @@ for src in tests/test_*.c; do
     [ -x "build/asan/$name" ] && ASAN_OPTIONS=detect_leaks=1 R "asan:$name" "build/asan/$name"
 done
 
-# 3b. NEON kernels: test_kernels cross-compiled for aarch64 and run under qemu-user, once built for
-#     a dotprod CPU, once built generic (run-time detection) on a CPU without dotprod (plain NEON).
+# 3b. NEON kernels: test_kernels and test_floatops cross-compiled for aarch64 and run under qemu-user, once
+#     built for a dotprod CPU, once built generic (run-time detection) on a CPU without dotprod (plain NEON).
 if command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then
     for v in "dotprod|-march=armv8.2-a+dotprod|max" "neon||cortex-a53"; do
         tag=${v%%|*}; rest=${v#*|}; march=${rest%%|*}; cpu=${rest#*|}
-        R "build-arm64-$tag:test_kernels" aarch64-linux-gnu-gcc -std=c99 -O2 $march $WARN tests/test_kernels.c \
-            -o "build/tests/test_kernels-arm64-$tag" $LIBS
-        [ -x "build/tests/test_kernels-arm64-$tag" ] &&
-            R "qemu-arm64-$tag:test_kernels" qemu-aarch64 -cpu "$cpu" -L /usr/aarch64-linux-gnu "build/tests/test_kernels-arm64-$tag"
+        for t in test_kernels test_floatops; do
+            R "build-arm64-$tag:$t" aarch64-linux-gnu-gcc -std=c99 -O2 $march $WARN tests/$t.c \
+                -o "build/tests/$t-arm64-$tag" $LIBS
+            [ -x "build/tests/$t-arm64-$tag" ] &&
+                R "qemu-arm64-$tag:$t" qemu-aarch64 -cpu "$cpu" -L /usr/aarch64-linux-gnu "build/tests/$t-arm64-$tag"
+        done
     done
 else
     echo "SKIPPED: NEON kernels not tested: aarch64-linux-gnu-gcc or qemu-aarch64 missing (make deps installs them)"

@@ -2,7 +2,8 @@
    machine's memory bandwidth.
 
      make bench                         (the 2B4T-shaped synthetic model, generated on first use)
-     build/bench [MODEL_DIR] [-t N] [--layout i2|tq1] [--head bf16|f16|f32|i8] [--quick]
+     build/bench [MODEL_DIR] [-t N] [--layout i2|tq1] [--head bf16|f16|f32|i8] [--kv f32|f16] [--quick]
+     build/bench [MODEL_DIR] [-t N] --ctx N [--kv f32|f16]   decode at a long context only
 
    Reports pp128 / pp512 tok/s (one bn_eval of 128 / 512 tokens), tg128 tok/s
    (128 single-token bn_eval calls) with all threads and with one, the bytes
@@ -187,13 +188,43 @@ static double bench_tg(bn_context *ctx, int n, int vocab) {
     return n / dt;
 }
 
+/* Decode speed at a long context: prefill n_prefill tokens (in n_batch
+   chunks, not timed), then time n single-token steps. Attention then reads
+   n_prefill positions of K and V per layer and step. */
+static double bench_tg_at(bn_context *ctx, int n_prefill, int n, int vocab) {
+    int32_t *tok = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_prefill);
+    bn_error err;
+    double t0, dt;
+    int i;
+    bn_context_reset(ctx);
+    make_tokens(tok, n_prefill, vocab, 11);
+    if (!tok || bn_eval(ctx, 0, tok, n_prefill, &err) != BN_OK) {
+        fprintf(stderr, "bench: prefill failed\n");
+        free(tok);
+        return 0.0;
+    }
+    t0 = bn_time_s();
+    for (i = 0; i < n; i++) {
+        make_tokens(tok, 1, vocab, (uint32_t)i * 17u + 9u);
+        if (bn_eval(ctx, 0, tok, 1, &err) != BN_OK) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            free(tok);
+            return 0.0;
+        }
+    }
+    dt = bn_time_s() - t0;
+    free(tok);
+    return n / dt;
+}
+
 static int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench [MODEL_DIR] [-t THREADS] [--layout i2|tq1] [--head bf16|f16|f32|i8] [--quick]\n");
+    fprintf(stderr, "usage: bench [MODEL_DIR] [-t THREADS] [--layout i2|tq1] [--head bf16|f16|f32|i8] [--kv f32|f16] [--quick]\n"
+                    "       bench [MODEL_DIR] [-t THREADS] --ctx N [--kv f32|f16]\n");
     exit(2);
 }
 
@@ -207,12 +238,17 @@ int main(int argc, char **argv) {
     const bn_config *c;
     size_t mapped = 0, allocated = 0, wbytes, kv_bytes;
     double t0, load_s, pp128 = 0, pp512 = 0, tg = 0, tg1 = 0, pp128_1 = 0, rss, bw, bw1, roof;
-    int i, n_threads = 0, quick = 0;
+    int i, n_threads = 0, quick = 0, long_ctx = 0;
     char path[1024];
 
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) long_ctx = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--kv") && i + 1 < argc) {
+            i++;
+            cp.kv_type = !strcmp(argv[i], "f16") ? BN_FTYPE_F16 : BN_FTYPE_F32;
+        }
         else if (!strcmp(argv[i], "--layout") && i + 1 < argc) {
             i++;
             mp.layout = !strcmp(argv[i], "tq1") ? BN_TLAYOUT_TQ1 : !strcmp(argv[i], "i2") ? BN_TLAYOUT_I2 : BN_TLAYOUT_DEFAULT;
@@ -247,6 +283,25 @@ int main(int argc, char **argv) {
     wbytes = decode_weight_bytes(model);
 
     cp.n_threads = n_threads;
+    if (long_ctx > 0) {
+        /* decode at a long context only: prefill long_ctx tokens, time 32 steps */
+        double tgl;
+        cp.n_ctx = long_ctx + 64;
+        cp.n_batch = 256;
+        if (bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            bn_model_free(model);
+            return 1;
+        }
+        bench_tg_at(ctx, 8, 4, c->vocab_size); /* warm-up */
+        tgl = bench_tg_at(ctx, long_ctx, 32, c->vocab_size);
+        printf("tg32 @ %d  %.2f tok/s (%d threads, kernel %s, KV cache %s)\n", long_ctx, tgl,
+               n_threads > 0 ? n_threads : bn_cpu_count(), bn_kernel_name(bn_context_get_params(ctx)->kernel),
+               cp.kv_type == BN_FTYPE_F16 ? "f16" : "f32");
+        bn_context_free(ctx);
+        bn_model_free(model);
+        return 0;
+    }
     cp.n_ctx = quick ? 256 : 640;
     cp.n_batch = quick ? 128 : 512;
     cp.kernel = bn_kernel_detect();
@@ -255,7 +310,7 @@ int main(int argc, char **argv) {
         bn_model_free(model);
         return 1;
     }
-    kv_bytes = (size_t)2 * c->n_layers * cp.n_ctx * c->n_kv_heads * c->head_dim * sizeof(float);
+    kv_bytes = (size_t)2 * c->n_layers * cp.n_ctx * c->n_kv_heads * c->head_dim * (cp.kv_type == BN_FTYPE_F16 ? 2 : 4);
 
     printf("model      %s: %d layers, hidden %d, ffn %d, vocab %d, loaded in %.1f s\n", dir, c->n_layers,
            c->hidden_size, c->intermediate_size, c->vocab_size, load_s);
@@ -264,8 +319,8 @@ int main(int argc, char **argv) {
            model->lm_head.type == BN_FTYPE_F32 ? "f32" : model->lm_head.type == BN_FTYPE_F16 ? "f16"
            : model->lm_head.type == BN_FTYPE_I8 ? "i8" : "bf16",
            bn_kernel_name(cp.kernel), bn_pool_size(NULL) * 0 + (n_threads > 0 ? n_threads : bn_cpu_count()));
-    printf("memory     mapped %.1f MB, allocated %.1f MB, KV cache %.1f MB (n_ctx %d)\n", mapped / 1e6,
-           allocated / 1e6, kv_bytes / 1e6, cp.n_ctx);
+    printf("memory     mapped %.1f MB, allocated %.1f MB, KV cache %.1f MB (%s, n_ctx %d)\n", mapped / 1e6,
+           allocated / 1e6, kv_bytes / 1e6, cp.kv_type == BN_FTYPE_F16 ? "f16" : "f32", cp.n_ctx);
     printf("weights    %.1f MB read per decoded token (ternary linears + lm_head)\n", wbytes / 1e6);
     fflush(stdout);
 

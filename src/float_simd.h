@@ -1,0 +1,424 @@
+#ifndef BN_PART_FLOAT_SIMD_H
+#define BN_PART_FLOAT_SIMD_H
+/* The float work of the forward pass outside the matmuls: attention's dot
+   products and weighted sums over the KV cache (f32 or f16 rows), RMSNorm's
+   sum of squares, activation quantization, and the
+   conversion of K/V rows to f16. One set of helpers per kernel family
+   (scalar, AVX2, AVX-512, NEON), chosen once per context by bn__fops_init and
+   compiled with the per-function target attributes of ternary_simd.h.
+
+   The scalar helpers are the reference. The SIMD ones sum in another order
+   (several lanes, then a horizontal sum), so their results differ from the
+   scalar ones by float reassociation only; the quantizer and the f16
+   conversion are exact and match the scalar ones bit for bit. Each helper
+   sums in an order fixed by n alone, so a token's result never depends on
+   the batch it was computed in. */
+
+#ifdef BITNET_IMPLEMENTATION
+
+typedef struct bn__fops {
+    float (*dot)(const float *a, const float *b, int n);        /* sum a[i] * b[i] */
+    float (*dot_f16)(const float *a, const uint16_t *b, int n); /* b in IEEE half */
+    void (*axpy)(float *y, float w, const float *v, int n);      /* y[i] += w * v[i] */
+    void (*axpy_f16)(float *y, float w, const uint16_t *v, int n);
+    void (*to_f16)(uint16_t *out, const float *x, int n);         /* round to nearest even */
+    double (*sumsq)(const float *x, int n);       /* sum x[i]^2, accumulated in double */
+    float (*quantize)(const float *x, int n, int8_t *q); /* bn_quantize_act, bit for bit */
+} bn__fops;
+
+/* ---- scalar: the reference ---- */
+static float bn__dot_scalar(const float *a, const float *b, int n) {
+    float s = 0.0f;
+    int i;
+    for (i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+static float bn__dot_f16_scalar(const float *a, const uint16_t *b, int n) {
+    float s = 0.0f;
+    int i;
+    for (i = 0; i < n; i++) s += a[i] * bn_f16_to_f32(b[i]);
+    return s;
+}
+static void bn__axpy_scalar(float *y, float w, const float *v, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] += w * v[i];
+}
+static void bn__axpy_f16_scalar(float *y, float w, const uint16_t *v, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] += w * bn_f16_to_f32(v[i]);
+}
+static void bn__to_f16_scalar(uint16_t *out, const float *x, int n) {
+    int i;
+    for (i = 0; i < n; i++) out[i] = bn_f32_to_f16(x[i]);
+}
+/* Softmax's exponentials, x[i] = exp(x[i] - max), returning their sum. Kept
+   scalar (libm's expf) for every kernel: a vectorized polynomial exp (2 ulp)
+   moved one activation of the HF fixtures across a rounding tie of the int8
+   quantization (HF parity lost), for little: the exponentials are one per
+   key and head, the dot products and weighted sums 2 x head_dim FMAs each. */
+static float bn__softmax_exp(float *x, float max, int n) {
+    float s = 0.0f;
+    int i;
+    for (i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        s += x[i];
+    }
+    return s;
+}
+static double bn__sumsq_scalar(const float *x, int n) {
+    double s = 0.0;
+    int i;
+    for (i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+
+/* ---- x86: AVX2 + FMA + F16C, and AVX-512 ---- */
+#if defined(BN__SIMD_X86)
+
+BN__TARGET_AVX2 static float bn__fsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
+    return _mm_cvtss_f32(s);
+}
+
+BN__TARGET_AVX2 static float bn__dot_avx2(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    if (i + 8 <= n) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        i += 8;
+    }
+    return bn__fsum8(_mm256_add_ps(s0, s1)) + bn__dot_scalar(a + i, b + i, n - i);
+}
+
+BN__TARGET_AVX2 BN__INLINE __m256 bn__load_f16x8(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+BN__TARGET_AVX2 static float bn__dot_f16_avx2(const float *a, const uint16_t *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), bn__load_f16x8(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), bn__load_f16x8(b + i + 8), s1);
+    }
+    if (i + 8 <= n) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), bn__load_f16x8(b + i), s0);
+        i += 8;
+    }
+    return bn__fsum8(_mm256_add_ps(s0, s1)) + bn__dot_f16_scalar(a + i, b + i, n - i);
+}
+
+BN__TARGET_AVX2 static void bn__axpy_avx2(float *y, float w, const float *v, int n) {
+    __m256 wv = _mm256_set1_ps(w);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(y + i)));
+    bn__axpy_scalar(y + i, w, v + i, n - i);
+}
+
+BN__TARGET_AVX2 static void bn__axpy_f16_avx2(float *y, float w, const uint16_t *v, int n) {
+    __m256 wv = _mm256_set1_ps(w);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, bn__load_f16x8(v + i), _mm256_loadu_ps(y + i)));
+    bn__axpy_f16_scalar(y + i, w, v + i, n - i);
+}
+
+BN__TARGET_AVX2 static void bn__to_f16_avx2(uint16_t *out, const float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    bn__to_f16_scalar(out + i, x + i, n - i);
+}
+
+BN__TARGET_AVX2 static double bn__sumsq_avx2(const float *x, int n) {
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+    double lanes[4];
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), hi = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+        s0 = _mm256_fmadd_pd(lo, lo, s0);
+        s1 = _mm256_fmadd_pd(hi, hi, s1);
+    }
+    _mm256_storeu_pd(lanes, _mm256_add_pd(s0, s1));
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + bn__sumsq_scalar(x + i, n - i);
+}
+
+BN__TARGET_AVX2 static float bn__quantize_avx2(const float *x, int n, int8_t *q) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 mx = _mm256_setzero_ps(), av;
+    __m128 m4;
+    float amax, a;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+    m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 0x55));
+    amax = _mm_cvtss_f32(m4);
+    for (; i < n; i++) amax = BN_MAX(amax, fabsf(x[i]));
+    a = 127.0f / BN_MAX(amax, 1e-5f); /* exactly as bn_quantize_act */
+    av = _mm256_set1_ps(a);
+    for (i = 0; i + 8 <= n; i += 8) {
+        /* cvtps rounds half to even (the default MXCSR mode), as rintf */
+        __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), av));
+        __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i *)(q + i), _mm_packs_epi16(w, w));
+    }
+    for (; i < n; i++) {
+        float v = rintf(x[i] * a);
+        q[i] = (int8_t)(v > 127.0f ? 127 : v < -128.0f ? -128 : v);
+    }
+    return a;
+}
+
+BN__TARGET_AVX512 BN__INLINE __mmask16 bn__mask16(int left) {
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+}
+
+/* The AVX-512 helpers use the maskz_ forms of intrinsics with an all-ones
+   mask (BN__ALL16): g++ 12 reports the plain forms' "undefined" start
+   vector under -Wmaybe-uninitialized. Horizontal sums go through memory for
+   the same reason. */
+#define BN__ALL16 ((__mmask16)0xffff)
+#define BN__ALL8 ((__mmask8)0xff)
+BN__TARGET_AVX512 static float bn__fsum16(__m512 v) {
+    float lanes[16];
+    _mm512_storeu_ps(lanes, v);
+    return bn__fsum8(_mm256_add_ps(_mm256_loadu_ps(lanes), _mm256_loadu_ps(lanes + 8)));
+}
+
+BN__TARGET_AVX512 static float bn__dot_avx512(const float *a, const float *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
+    }
+    return bn__fsum16(_mm512_add_ps(s0, s1));
+}
+
+BN__TARGET_AVX512 BN__INLINE __m512 bn__load_f16x16(const uint16_t *p, __mmask16 m) {
+    return _mm512_maskz_cvtph_ps((__mmask16)0xffff, _mm256_maskz_loadu_epi16(m, p));
+}
+
+BN__TARGET_AVX512 static float bn__dot_f16_avx512(const float *a, const uint16_t *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), bn__load_f16x16(b + i, 0xffff), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), bn__load_f16x16(b + i + 16, 0xffff), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), bn__load_f16x16(b + i, m), s0);
+    }
+    return bn__fsum16(_mm512_add_ps(s0, s1));
+}
+
+BN__TARGET_AVX512 static void bn__axpy_avx512(float *y, float w, const float *v, int n) {
+    __m512 wv = _mm512_set1_ps(w);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(wv, _mm512_loadu_ps(v + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = bn__mask16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, v + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+BN__TARGET_AVX512 static void bn__axpy_f16_avx512(float *y, float w, const uint16_t *v, int n) {
+    __m512 wv = _mm512_set1_ps(w);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(wv, bn__load_f16x16(v + i, 0xffff), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = bn__mask16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(wv, bn__load_f16x16(v + i, m), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+BN__TARGET_AVX512 static void bn__to_f16_avx512(uint16_t *out, const float *x, int n) {
+    int i = 0;
+    for (; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        __m256i h = _mm512_maskz_cvtps_ph(BN__ALL16, _mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_mask_storeu_epi16(out + i, m, h);
+    }
+}
+
+BN__TARGET_AVX512 static double bn__sumsq_avx512(const float *x, int n) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0;
+    double lanes[8];
+    int i = 0;
+    for (; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512d lo = _mm512_maskz_cvtps_pd(BN__ALL8, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(BN__ALL8, _mm512_castps_pd(v), 0)));
+        __m512d hi = _mm512_maskz_cvtps_pd(BN__ALL8, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(BN__ALL8, _mm512_castps_pd(v), 1)));
+        s0 = _mm512_fmadd_pd(lo, lo, s0);
+        s1 = _mm512_fmadd_pd(hi, hi, s1);
+    }
+    _mm512_storeu_pd(lanes, _mm512_add_pd(s0, s1));
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
+BN__TARGET_AVX512 static float bn__quantize_avx512(const float *x, int n, int8_t *q) {
+    __m512 mx = _mm512_setzero_ps(), av;
+    float lanes[16], amax = 0.0f, a;
+    int i;
+    for (i = 0; i < n; i += 16)
+        mx = _mm512_maskz_max_ps(BN__ALL16, mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(bn__mask16(n - i), x + i)));
+    _mm512_storeu_ps(lanes, mx);
+    for (i = 0; i < 16; i++) amax = BN_MAX(amax, lanes[i]);
+    a = 127.0f / BN_MAX(amax, 1e-5f); /* exactly as bn_quantize_act */
+    av = _mm512_set1_ps(a);
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        /* cvtps rounds half to even (the default MXCSR mode), as rintf; then saturate to int8 */
+        __m512i v = _mm512_maskz_cvtps_epi32(BN__ALL16, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), av));
+        _mm_mask_storeu_epi8(q + i, m, _mm512_maskz_cvtsepi32_epi8(BN__ALL16, v));
+    }
+    return a;
+}
+
+static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
+    if (kernel == BN_KERNEL_AVX2) {
+        f->dot = bn__dot_avx2;
+        f->dot_f16 = bn__dot_f16_avx2;
+        f->axpy = bn__axpy_avx2;
+        f->axpy_f16 = bn__axpy_f16_avx2;
+        f->to_f16 = bn__to_f16_avx2;
+        f->sumsq = bn__sumsq_avx2;
+        f->quantize = bn__quantize_avx2;
+    } else if (kernel == BN_KERNEL_AVX512) {
+        f->dot = bn__dot_avx512;
+        f->dot_f16 = bn__dot_f16_avx512;
+        f->axpy = bn__axpy_avx512;
+        f->axpy_f16 = bn__axpy_f16_avx512;
+        f->to_f16 = bn__to_f16_avx512;
+        f->sumsq = bn__sumsq_avx512;
+        f->quantize = bn__quantize_avx512;
+    }
+}
+
+/* ---- NEON (every aarch64 CPU has it, with f16 conversions) ---- */
+#elif defined(BN__SIMD_NEON)
+
+static float bn__dot_neon(const float *a, const float *b, int n) {
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    return vaddvq_f32(vaddq_f32(s0, s1)) + bn__dot_scalar(a + i, b + i, n - i);
+}
+
+BN__INLINE float32x4_t bn__load_f16x4(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+
+static float bn__dot_f16_neon(const float *a, const uint16_t *b, int n) {
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), bn__load_f16x4(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), bn__load_f16x4(b + i + 4));
+    }
+    return vaddvq_f32(vaddq_f32(s0, s1)) + bn__dot_f16_scalar(a + i, b + i, n - i);
+}
+
+static void bn__axpy_neon(float *y, float w, const float *v, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(v + i), w));
+    bn__axpy_scalar(y + i, w, v + i, n - i);
+}
+
+static void bn__axpy_f16_neon(float *y, float w, const uint16_t *v, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), bn__load_f16x4(v + i), w));
+    bn__axpy_f16_scalar(y + i, w, v + i, n - i);
+}
+
+static void bn__to_f16_neon(uint16_t *out, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1_u16(out + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+    bn__to_f16_scalar(out + i, x + i, n - i);
+}
+
+static double bn__sumsq_neon(const float *x, int n) {
+    float64x2_t s0 = vdupq_n_f64(0.0), s1 = s0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(x + i);
+        float64x2_t lo = vcvt_f64_f32(vget_low_f32(v)), hi = vcvt_high_f64_f32(v);
+        s0 = vfmaq_f64(s0, lo, lo);
+        s1 = vfmaq_f64(s1, hi, hi);
+    }
+    return vaddvq_f64(vaddq_f64(s0, s1)) + bn__sumsq_scalar(x + i, n - i);
+}
+
+static float bn__quantize_neon(const float *x, int n, int8_t *q) {
+    float32x4_t mx = vdupq_n_f32(0.0f), av;
+    float amax, a;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) mx = vmaxq_f32(mx, vabsq_f32(vld1q_f32(x + i)));
+    amax = vmaxvq_f32(mx);
+    for (; i < n; i++) amax = BN_MAX(amax, fabsf(x[i]));
+    a = 127.0f / BN_MAX(amax, 1e-5f); /* exactly as bn_quantize_act */
+    av = vdupq_n_f32(a);
+    for (i = 0; i + 8 <= n; i += 8) {
+        /* vcvtn rounds half to even, as rintf; vqmovn saturates */
+        int32x4_t lo = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x + i), av));
+        int32x4_t hi = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x + i + 4), av));
+        vst1_s8(q + i, vqmovn_s16(vcombine_s16(vqmovn_s32(lo), vqmovn_s32(hi))));
+    }
+    for (; i < n; i++) {
+        float v = rintf(x[i] * a);
+        q[i] = (int8_t)(v > 127.0f ? 127 : v < -128.0f ? -128 : v);
+    }
+    return a;
+}
+
+static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
+    if (kernel != BN_KERNEL_NEON && kernel != BN_KERNEL_NEON_DOT) return;
+    f->dot = bn__dot_neon;
+    f->dot_f16 = bn__dot_f16_neon;
+    f->axpy = bn__axpy_neon;
+    f->axpy_f16 = bn__axpy_f16_neon;
+    f->to_f16 = bn__to_f16_neon;
+    f->sumsq = bn__sumsq_neon;
+    f->quantize = bn__quantize_neon;
+}
+
+#else /* no SIMD in this build */
+
+static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
+    BN_UNUSED(f);
+    BN_UNUSED(kernel);
+}
+
+#endif
+
+/* The helpers for a kernel (BN_KERNEL_AUTO: this CPU's best). A kernel this
+   build or CPU lacks gets the scalar ones. */
+static void bn__fops_init(bn__fops *f, bn_kernel kernel) {
+    if (kernel == BN_KERNEL_AUTO) kernel = bn_kernel_detect();
+    f->dot = bn__dot_scalar;
+    f->dot_f16 = bn__dot_f16_scalar;
+    f->axpy = bn__axpy_scalar;
+    f->axpy_f16 = bn__axpy_f16_scalar;
+    f->to_f16 = bn__to_f16_scalar;
+    f->sumsq = bn__sumsq_scalar;
+    f->quantize = bn_quantize_act;
+    if (bn_kernel_supported(kernel)) bn__fops_simd(f, kernel);
+}
+
+#endif /* BITNET_IMPLEMENTATION */
+#endif /* BN_PART_FLOAT_SIMD_H */
