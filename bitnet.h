@@ -1142,6 +1142,21 @@ BN_MAYBE_UNUSED static void *bn__zalloc(size_t n) {
     return p;
 }
 
+/* 64-byte aligned memory for SIMD operands (a 64-byte load that straddles
+   two cache lines costs two). The byte before the returned pointer holds
+   its distance (1..64) from the start of the allocation; free with bn__free64. */
+BN_MAYBE_UNUSED static void *bn__alloc64(size_t n) {
+    unsigned char *raw = (unsigned char *)BN_MALLOC(n + 64), *p;
+    if (!raw) return NULL;
+    p = raw + (64 - (uintptr_t)raw % 64);
+    p[-1] = (unsigned char)(p - raw);
+    return p;
+}
+BN_MAYBE_UNUSED static void bn__free64(void *p) {
+    if (p) BN_FREE((unsigned char *)p - ((unsigned char *)p)[-1]);
+}
+#define BN_ALLOC64(type, n) ((type *)bn__alloc64(sizeof(type) * (size_t)(n)))
+
 BN_API void bn_free(void *p) { BN_FREE(p); }
 
 BN_API const char *bn_status_str(bn_status status) {
@@ -2589,8 +2604,67 @@ static void bn__tblock_encode(bn_tlayout layout, uint8_t *block, const int8_t *v
     }
 }
 
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(BITNET_NO_HUGE_PAGES)
+#define BN__HUGE_PAGES 1
+#endif
+
+/* Memory for packed weights: 64-byte aligned, so that no SIMD load straddles
+   two cache lines. On Linux, blocks of 2 MB or more are also 2 MB aligned
+   and marked for transparent huge pages: a decode step streams every weight
+   once, and with 4 KB pages that is a TLB miss and a stop of the hardware
+   prefetcher every 4 KB (measured: decode 25% faster on 2B4T shapes). A model
+   packs all its matrices into one such block (bn__tarena). madvise needs
+   _DEFAULT_SOURCE or _GNU_SOURCE defined before the first #include of the
+   translation unit; without them, or with BITNET_NO_HUGE_PAGES, weights get
+   ordinary pages. */
+static uint8_t *bn__alloc_weights(size_t n, void **owned) {
+    size_t align = 64;
+    uint8_t *p;
+#if defined(BN__HUGE_PAGES)
+    const size_t huge = (size_t)2 << 20;
+    if (n >= huge) align = huge;
+#endif
+    *owned = BN_MALLOC(n + align - 1);
+    if (!*owned) return NULL;
+    p = (uint8_t *)*owned + (align - (uintptr_t)*owned % align) % align;
+#if defined(BN__HUGE_PAGES)
+    if (align == huge) madvise(p, (n + huge - 1) / huge * huge, MADV_HUGEPAGE); /* advice: failure changes nothing */
+#endif
+    return p;
+}
+
+/* Bytes of one packed matrix (a multiple of 64). */
+static size_t bn__tmat_packed_bytes(int rows, int cols, bn_tlayout layout) {
+    int bw = bn__tlayout_block_weights(layout == BN_TLAYOUT_DEFAULT ? BN_TLAYOUT_I2 : layout);
+    return (size_t)rows * (size_t)((cols + bw - 1) / bw) * BN__TBLOCK_BYTES;
+}
+
+/* One allocation that many matrices are packed into, in order. */
+typedef struct bn__tarena {
+    uint8_t *base;
+    size_t size, used;
+    void *owned;
+} bn__tarena;
+
+static bn_status bn__tarena_init(bn__tarena *a, size_t size, bn_error *err) {
+    memset(a, 0, sizeof *a);
+    a->base = bn__alloc_weights(size ? size : 64, &a->owned);
+    a->size = size;
+    if (!a->base) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for %lu MB of packed weights", (unsigned long)(size >> 20));
+    return BN_OK;
+}
+
+static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
+                                  bn_tlayout layout, bn__tarena *arena, bn_error *err);
+
 BN_API bn_status bn_tmat_pack(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
                               bn_tlayout layout, bn_error *err) {
+    return bn__tmat_pack_in(m, values, rows, cols, scale, layout, NULL, err);
+}
+
+/* bn_tmat_pack into the next bytes of `arena` (not owned by m), or into memory of its own (arena NULL). */
+static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
+                                  bn_tlayout layout, bn__tarena *arena, bn_error *err) {
     int8_t last[320]; /* the last, partial block of a row, padded with zeros */
     size_t rb;
     int r, b, c, nfull, bw;
@@ -2607,13 +2681,16 @@ BN_API bn_status bn_tmat_pack(bn_tmat *m, const int8_t *values, int rows, int co
     nfull = cols / bw;
     rb = bn__tmat_row_bytes(m);
     m->nbytes = rb * (size_t)rows;
-    /* 64-byte aligned so that no SIMD load straddles two cache lines */
-    m->owned = BN_MALLOC(m->nbytes + 63);
-    if (!m->owned) {
+    if (arena && arena->size - arena->used >= m->nbytes) {
+        m->data = arena->base + arena->used;
+        arena->used += m->nbytes;
+    } else {
+        m->data = bn__alloc_weights(m->nbytes, &m->owned);
+    }
+    if (!m->data) {
         memset(m, 0, sizeof *m);
         return bn_errorf(err, BN_ERR_NOMEM, "bn_tmat_pack: out of memory for %d x %d", rows, cols);
     }
-    m->data = (uint8_t *)m->owned + ((64 - (uintptr_t)m->owned % 64) % 64);
     for (r = 0; r < rows; r++) {
         const int8_t *row = values + (size_t)r * cols;
         uint8_t *dst = m->data + (size_t)r * rb;
@@ -2674,30 +2751,38 @@ BN_API float bn_ternarize(const float *w, size_t n, int8_t *q) {
 }
 
 /* ---- Kernels -------------------------------------------------------------
-   A kernel computes, for one packed row and nt tokens (nt = 1 or
-   BN__TTILE), out[t] = sum over nblocks blocks of code * x[t][...]: the
-   activations of block b start at x[t] + b * block_weights. The row's blocks
-   are unpacked once for the whole tile of tokens (the GEMM case); with one
-   token it is a GEMV that streams the weights once. */
-#define BN__TTILE 4
-typedef void (*bn__tdot_fn)(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out);
+   A kernel computes, for nr rows (nr <= BN__RTILE) that start at w and lie
+   row_bytes apart, and nt tokens (nt <= BN__TTILE):
+     out[r * nt + t] = sum over nblocks blocks of code * x[t][...]
+   where the activations of block b start at x[t] + b * block_weights. Each
+   row's blocks are unpacked once for a tile of tokens (the GEMM case); with
+   one token it is a GEMV that streams the weights once, and the rows of a
+   call share the horizontal sums at the end. */
+#define BN__RTILE 4
+#define BN__TTILE 8
+typedef void (*bn__tdot_fn)(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x, int nt,
+                            int32_t *out);
 
 /* The scalar kernel: the reference every SIMD kernel must match exactly. */
-static void bn__tdot_scalar(bn_tlayout layout, const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
-                            int32_t *out) {
-    int bw = bn__tlayout_block_weights(layout), t, b, i;
-    for (t = 0; t < nt; t++) {
-        int32_t acc = 0;
-        for (b = 0; b < nblocks; b++)
-            for (i = 0; i < bw; i++) acc += bn__tblock_code(layout, w + (size_t)b * 64, i) * x[t][b * bw + i];
-        out[t] = acc;
-    }
+static void bn__tdot_scalar(bn_tlayout layout, const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                            const int8_t *const *x, int nt, int32_t *out) {
+    int bw = bn__tlayout_block_weights(layout), r, t, b, i;
+    for (r = 0; r < nr; r++)
+        for (t = 0; t < nt; t++) {
+            const uint8_t *row = w + (size_t)r * row_bytes;
+            int32_t acc = 0;
+            for (b = 0; b < nblocks; b++)
+                for (i = 0; i < bw; i++) acc += bn__tblock_code(layout, row + (size_t)b * 64, i) * x[t][b * bw + i];
+            out[r * nt + t] = acc;
+        }
 }
-static void bn__tdot_i2_scalar(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
-    bn__tdot_scalar(BN_TLAYOUT_I2, w, nblocks, x, nt, out);
+static void bn__tdot_i2_scalar(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x, int nt,
+                               int32_t *out) {
+    bn__tdot_scalar(BN_TLAYOUT_I2, w, row_bytes, nr, nblocks, x, nt, out);
 }
-static void bn__tdot_tq1_scalar(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
-    bn__tdot_scalar(BN_TLAYOUT_TQ1, w, nblocks, x, nt, out);
+static void bn__tdot_tq1_scalar(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x,
+                                int nt, int32_t *out) {
+    bn__tdot_scalar(BN_TLAYOUT_TQ1, w, row_bytes, nr, nblocks, x, nt, out);
 }
 
 /* Defined in ternary_simd.h: the SIMD kernel for (kernel, layout), or NULL. */
@@ -2721,50 +2806,72 @@ typedef struct bn__tmatmul_job {
     const float *act_scale;
 } bn__tmatmul_job;
 
-/* One thread: rows [lo, hi) of the matrix for every token, BN__TTILE tokens
-   at a time. The last, partial block of a row reads a zero-padded copy of
-   the activations' tail, so kernels never read past `cols`. */
+/* One tile of up to BN__TTILE tokens, as the kernels want them: pointers to
+   each token's activations, their sums (codes are value + 1, so the kernels'
+   sums exceed the true ones by sum x), and a zero-padded copy of the tail
+   that the last, partial block of a row reads, so kernels never read past
+   `cols`. */
+typedef struct bn__ttile {
+    int nt;
+    const int8_t *x[BN__TTILE], *tail[BN__TTILE];
+    int32_t sumx[BN__TTILE];
+    int8_t tail_buf[BN__TTILE][320];
+} bn__ttile;
+
+static void bn__ttile_init(bn__ttile *tile, const bn_tmat *m, const int8_t *xq, int t0, int nt, int nfull, int bw) {
+    int t, c;
+    tile->nt = nt;
+    for (t = 0; t < nt; t++) {
+        const int8_t *x = xq + (size_t)(t0 + t) * m->cols;
+        int32_t s = 0;
+        for (c = 0; c < m->cols; c++) s += x[c];
+        tile->sumx[t] = s;
+        tile->x[t] = x;
+        if (nfull * bw < m->cols) {
+            memset(tile->tail_buf[t], 0, sizeof tile->tail_buf[t]);
+            memcpy(tile->tail_buf[t], x + (size_t)nfull * bw, (size_t)(m->cols - nfull * bw));
+        }
+        tile->tail[t] = tile->tail_buf[t];
+    }
+}
+
+/* One thread: its share of the rows (whole groups of BN__RTILE) for every
+   token, BN__TTILE tokens at a time: a tile's activations stay in L1 while
+   the rows stream past. */
 static void bn__tmatmul_worker(void *arg, int ith, int nth) {
     const bn__tmatmul_job *job = (const bn__tmatmul_job *)arg;
     const bn_tmat *m = job->m;
     int bw = bn__tlayout_block_weights(m->layout), nblocks = bn__tmat_blocks(m);
     int nfull = m->cols / bw, has_tail = nfull < nblocks;
     size_t rb = bn__tmat_row_bytes(m);
-    int8_t tails[BN__TTILE][320];
-    const int8_t *xs[BN__TTILE], *tailp[BN__TTILE];
-    int32_t sumx[BN__TTILE], dots[BN__TTILE], tdots[BN__TTILE];
-    int lo, hi, t0, nt, t, r, c;
-    bn_split_range(m->rows, ith, nth, &lo, &hi);
+    bn__ttile tile;
+    int32_t dots[BN__RTILE * BN__TTILE], tdots[BN__RTILE * BN__TTILE];
+    int lo, hi, t0, nt, t, r, nr, i;
+    bn_split_range((m->rows + BN__RTILE - 1) / BN__RTILE, ith, nth, &lo, &hi);
+    lo *= BN__RTILE;
+    hi = BN_MIN(hi * BN__RTILE, m->rows);
     if (lo >= hi) return;
     for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
-        nt = job->n_tokens - t0 >= BN__TTILE ? BN__TTILE : 1;
-        for (t = 0; t < nt; t++) {
-            const int8_t *x = job->xq + (size_t)(t0 + t) * m->cols;
-            int32_t s = 0;
-            for (c = 0; c < m->cols; c++) s += x[c];
-            sumx[t] = s;
-            xs[t] = x;
-            if (has_tail) {
-                memset(tails[t], 0, sizeof tails[t]);
-                memcpy(tails[t], x + (size_t)nfull * bw, (size_t)(m->cols - nfull * bw));
-            }
-            tailp[t] = tails[t];
-        }
-        for (r = lo; r < hi; r++) {
+        nt = BN_MIN(job->n_tokens - t0, BN__TTILE);
+        bn__ttile_init(&tile, m, job->xq, t0, nt, nfull, bw);
+        for (r = lo; r < hi; r += nr) {
             const uint8_t *w = m->data + (size_t)r * rb;
-            for (t = 0; t < nt; t++) dots[t] = 0;
-            if (nfull) job->dot(w, nfull, xs, nt, dots);
+            nr = BN_MIN(hi - r, BN__RTILE);
+            if (nfull) job->dot(w, rb, nr, nfull, tile.x, nt, dots);
+            else memset(dots, 0, sizeof dots);
             if (has_tail) {
-                job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, 1, tailp, nt, tdots);
-                for (t = 0; t < nt; t++) dots[t] += tdots[t];
+                job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, rb, nr, 1, tile.tail, nt, tdots);
+                for (i = 0; i < nr * nt; i++) dots[i] += tdots[i];
             }
             for (t = 0; t < nt; t++) {
                 size_t o = (size_t)(t0 + t) * m->rows + r;
-                int32_t d = dots[t] - sumx[t]; /* codes are value + 1 */
-                if (job->out_f32)
-                    job->out_f32[o] = (float)d * m->scale / job->act_scale[t0 + t];
-                else
-                    job->out_i32[o] = d;
+                for (i = 0; i < nr; i++) {
+                    int32_t d = dots[i * nt + t] - tile.sumx[t];
+                    if (job->out_f32)
+                        job->out_f32[o + i] = (float)d * m->scale / job->act_scale[t0 + t];
+                    else
+                        job->out_i32[o + i] = d;
+                }
             }
         }
     }
@@ -2807,7 +2914,8 @@ static float bn__fmat_at(const bn_fmat *m, size_t r, size_t c) {
 
 /* ---- Float matrices ------------------------------------------------------
    A float kernel computes out[t] = sum_c row[c] * x[t][c] for one row (of
-   type `type`, without the int8 row scale) and nt = 1 or BN__TTILE tokens. */
+   type `type`, without the int8 row scale) and nt = 1 or BN__FTILE tokens. */
+#define BN__FTILE 4
 typedef void (*bn__fdot_fn)(const void *row, bn_ftype type, int cols, const float *const *x, int nt, float *out);
 
 static void bn__fdot_scalar(const void *row, bn_ftype type, int cols, const float *const *x, int nt, float *out) {
@@ -2841,18 +2949,18 @@ typedef struct bn__fmatmul_job {
     bn__fdot_fn dot;
 } bn__fmatmul_job;
 
-/* One thread: rows [lo, hi) for every token, BN__TTILE tokens at a time,
+/* One thread: rows [lo, hi) for every token, BN__FTILE tokens at a time,
    so each row is converted once per tile. */
 static void bn__fmatmul_worker(void *arg, int ith, int nth) {
     const bn__fmatmul_job *job = (const bn__fmatmul_job *)arg;
     const bn_fmat *m = job->m;
     size_t rb = bn__ftype_size(m->type) * (size_t)m->cols;
-    const float *xs[BN__TTILE];
-    float dots[BN__TTILE];
+    const float *xs[BN__FTILE];
+    float dots[BN__FTILE];
     int lo, hi, t0, nt, t, r;
     bn_split_range(m->rows, ith, nth, &lo, &hi);
     for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
-        nt = job->n_tokens - t0 >= BN__TTILE ? BN__TTILE : 1;
+        nt = job->n_tokens - t0 >= BN__FTILE ? BN__FTILE : 1;
         for (t = 0; t < nt; t++) xs[t] = job->x + (size_t)(t0 + t) * m->cols;
         for (r = lo; r < hi; r++) {
             float s = m->type == BN_FTYPE_I8 ? m->row_scale[r] : 1.0f;
@@ -2911,6 +3019,9 @@ BN_API const char *bn_kernel_name(bn_kernel kernel) {
 #define BN__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define BN__TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define BN__INLINE static inline __attribute__((always_inline))
+/* A kernel loop in a function of its own: inlined into a caller with more
+   live vectors, g++ 12 shuffles its accumulators through extra moves. */
+#define BN__NOINLINE static __attribute__((noinline))
 #endif
 
 #if !defined(BITNET_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__) && \
@@ -2931,6 +3042,26 @@ BN_API const char *bn_kernel_name(bn_kernel kernel) {
 #if defined(__linux__)
 #include <sys/auxv.h>
 #endif
+#endif
+
+#if defined(BN__SIMD_X86) || defined(BN__SIMD_NEON)
+/* Most SIMD kernels are written for one row and one token or a tile of
+   BN__ROWTILE tokens (a bn__trow_fn); this runs one over the rows and tokens
+   of a bn__tdot_fn call. */
+#define BN__ROWTILE 4
+typedef void (*bn__trow_fn)(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out);
+
+static void bn__tdot_by_row(bn__trow_fn row_dot, const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                            const int8_t *const *x, int nt, int32_t *out) {
+    int32_t part[BN__ROWTILE];
+    int r, t0, n, t;
+    for (r = 0; r < nr; r++)
+        for (t0 = 0; t0 < nt; t0 += n) {
+            n = nt - t0 >= BN__ROWTILE ? BN__ROWTILE : 1;
+            row_dot(w + (size_t)r * row_bytes, nblocks, x + t0, n, part);
+            for (t = 0; t < n; t++) out[r * nt + t0 + t] = part[t];
+        }
+}
 #endif
 
 /* ---- CPU detection (asked each time: no global cache) ---- */
@@ -3014,10 +3145,18 @@ BN__TARGET_AVX512 static int32_t bn__hsum_512(__m512i v) {
 /* The x86 kernels keep every accumulator in a named variable (no arrays
    indexed by loops): compilers at -O2 do not always unroll such loops, and
    an accumulator array left in memory costs a store and a load per
-   instruction. One-token (GEMV) and BN__TTILE-token (GEMM) forms each. */
+   instruction. */
 
-/* I2 with AVX-512 VNNI: one 64-byte load is one block; digit k is
-   (v >> 2k) & 3: 64 codes for the 64 activations at 64k. */
+/* ---- I2 with AVX-512 VNNI ----
+   One 64-byte load is one block; digit k of byte j is bits 2k..2k+1 and
+   belongs to activation 64k + j. Two ways to get the digits:
+   - shift and mask, (v >> 2k) & 3: three shifts and four ANDs per block,
+     shared by a tile of 8 tokens with one accumulator each (the GEMM);
+   - mask only, v & (3 << 2k): the code times 4^k, still an unsigned byte
+     (<= 128) for vpdpbusd; one accumulator per digit, whose sum is divided by
+     4^k at the end, exactly (each product is a multiple of 4^k). One AND and
+     one vpdpbusd per 64 weights: the form for one token (the GEMV) and for
+     tiles of 4, where the shifts would not be shared enough to pay. */
 #define BN__I2_AVX512_DIGITS(v, m3, d0, d1, d2, d3)            \
     d0 = _mm512_and_si512(v, m3);                              \
     d1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);        \
@@ -3037,44 +3176,140 @@ BN__TARGET_AVX512 BN__INLINE __m512i bn__i2_block512(__m512i acc, __m512i d0, __
     return bn__dp512(acc, d3, xb + 192);
 }
 
-BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
-                                                 int32_t *out) {
+/* (g++ 12 reports the "undefined" start vector of the plain forms of these
+   intrinsics under -Wmaybe-uninitialized, so the all-lanes maskz_ forms.) */
+#define BN__ALL16 ((__mmask16)0xffff)
+#define BN__ALL8 ((__mmask8)0xff)
+
+/* the digit sums of the mask-only form, each divided by its 4^k, added lane by lane */
+BN__TARGET_AVX512 BN__INLINE __m512i bn__i2_unscale512(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+    return _mm512_add_epi32(_mm512_add_epi32(a0, _mm512_maskz_srai_epi32(BN__ALL16, a1, 2)),
+                            _mm512_add_epi32(_mm512_maskz_srai_epi32(BN__ALL16, a2, 4),
+                                             _mm512_maskz_srai_epi32(BN__ALL16, a3, 6)));
+}
+
+/* The horizontal sums of v0..v3 as the four lanes of one vector. */
+BN__TARGET_AVX512 static __m128i bn__hsum4_512(__m512i v0, __m512i v1, __m512i v2, __m512i v3) {
+    __m512i a = _mm512_add_epi32(_mm512_maskz_unpacklo_epi32(BN__ALL16, v0, v1),
+                                 _mm512_maskz_unpackhi_epi32(BN__ALL16, v0, v1));
+    __m512i b = _mm512_add_epi32(_mm512_maskz_unpacklo_epi32(BN__ALL16, v2, v3),
+                                 _mm512_maskz_unpackhi_epi32(BN__ALL16, v2, v3));
+    __m512i c = _mm512_add_epi32(_mm512_maskz_unpacklo_epi64(BN__ALL8, a, b), _mm512_maskz_unpackhi_epi64(BN__ALL8, a, b));
+    /* each 128-bit lane of c now holds one partial sum of v0, v1, v2, v3: add the four lanes */
+    __m256i d = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(BN__ALL8, c, 0),
+                                 _mm512_maskz_extracti64x4_epi64(BN__ALL8, c, 1));
+    return _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+}
+
+/* How far ahead of the loads a streaming kernel asks for its weights. One
+   core's out-of-order window covers only a few hundred bytes of weights
+   (each 64 bytes take a dozen instructions), too few cache misses in flight
+   to use the memory's bandwidth; the hardware prefetcher helps but stops at
+   4 KB pages. Measured on the 2B4T shapes (Zen, 1 thread): 27 GB/s without,
+   31-35 GB/s at 8-64 KB ahead. Prefetches never fault, so running past the
+   end of the matrix is harmless. */
+#define BN__PREFETCH_AHEAD 16384
+
+/* One row against one token, mask-only form: a vector whose lanes add up to the dot. */
+BN__TARGET_AVX512 BN__NOINLINE __m512i bn__i2_gemv_row512(const uint8_t *w, int nblocks, const int8_t *x) {
+    const __m512i m0 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(12), m2 = _mm512_set1_epi8(48),
+                  m3 = _mm512_set1_epi8((char)192);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    int b;
+    for (b = 0; b < nblocks; b++) {
+        const int8_t *xb = x + (size_t)b * 256;
+        __m512i v = _mm512_load_si512((const void *)(w + (size_t)b * 64));
+        _mm_prefetch((const char *)(w + (size_t)b * 64 + BN__PREFETCH_AHEAD), _MM_HINT_T0);
+        a0 = bn__dp512(a0, _mm512_and_si512(v, m0), xb);
+        a1 = bn__dp512(a1, _mm512_and_si512(v, m1), xb + 64);
+        a2 = bn__dp512(a2, _mm512_and_si512(v, m2), xb + 128);
+        a3 = bn__dp512(a3, _mm512_and_si512(v, m3), xb + 192);
+    }
+    return bn__i2_unscale512(a0, a1, a2, a3);
+}
+
+/* nr <= 4 rows against one token; out[r * stride]. */
+BN__TARGET_AVX512 static void bn__i2_gemv512(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *x,
+                                             int32_t *out, int stride) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i v0 = bn__i2_gemv_row512(w, nblocks, x);
+    __m512i v1 = nr > 1 ? bn__i2_gemv_row512(w + row_bytes, nblocks, x) : zero;
+    __m512i v2 = nr > 2 ? bn__i2_gemv_row512(w + 2 * row_bytes, nblocks, x) : zero;
+    __m512i v3 = nr > 3 ? bn__i2_gemv_row512(w + 3 * row_bytes, nblocks, x) : zero;
+    int32_t sums[4];
+    int r;
+    _mm_storeu_si128((__m128i *)sums, bn__hsum4_512(v0, v1, v2, v3));
+    for (r = 0; r < nr; r++) out[r * stride] = sums[r];
+}
+
+/* One row against a tile of 4 tokens, mask-only form (16 accumulators). */
+#define BN__I2_MASK_TOKEN(xt, o, A0, A1, A2, A3) \
+    A0 = bn__dp512(A0, d0, (xt) + (o));          \
+    A1 = bn__dp512(A1, d1, (xt) + (o) + 64);     \
+    A2 = bn__dp512(A2, d2, (xt) + (o) + 128);    \
+    A3 = bn__dp512(A3, d3, (xt) + (o) + 192)
+
+BN__TARGET_AVX512 static void bn__i2_tile4_512(const uint8_t *w, int nblocks, const int8_t *const *x, int32_t *out) {
+    const __m512i m0 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(12), m2 = _mm512_set1_epi8(48),
+                  m3 = _mm512_set1_epi8((char)192);
+    __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    int b;
+    for (b = 0; b < nblocks; b++) {
+        size_t o = (size_t)b * 256;
+        __m512i v = _mm512_load_si512((const void *)(w + (size_t)b * 64));
+        __m512i d0 = _mm512_and_si512(v, m0), d1 = _mm512_and_si512(v, m1), d2 = _mm512_and_si512(v, m2),
+                d3 = _mm512_and_si512(v, m3);
+        BN__I2_MASK_TOKEN(x[0], o, a00, a01, a02, a03);
+        BN__I2_MASK_TOKEN(x[1], o, a10, a11, a12, a13);
+        BN__I2_MASK_TOKEN(x[2], o, a20, a21, a22, a23);
+        BN__I2_MASK_TOKEN(x[3], o, a30, a31, a32, a33);
+    }
+    _mm_storeu_si128((__m128i *)out, bn__hsum4_512(bn__i2_unscale512(a00, a01, a02, a03),
+                                                   bn__i2_unscale512(a10, a11, a12, a13),
+                                                   bn__i2_unscale512(a20, a21, a22, a23),
+                                                   bn__i2_unscale512(a30, a31, a32, a33)));
+}
+
+/* One row against a tile of 8 tokens, shift-and-mask form (8 accumulators). */
+BN__TARGET_AVX512 static void bn__i2_tile8_512(const uint8_t *w, int nblocks, const int8_t *const *x, int32_t *out) {
     const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     __m512i v, d0, d1, d2, d3;
-    int b, t;
-    if (nt == BN__TTILE) {
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        for (b = 0; b < nblocks; b++) {
-            size_t o = (size_t)b * 256;
-            v = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
-            BN__I2_AVX512_DIGITS(v, m3, d0, d1, d2, d3);
-            a0 = bn__i2_block512(a0, d0, d1, d2, d3, x[0] + o);
-            a1 = bn__i2_block512(a1, d0, d1, d2, d3, x[1] + o);
-            a2 = bn__i2_block512(a2, d0, d1, d2, d3, x[2] + o);
-            a3 = bn__i2_block512(a3, d0, d1, d2, d3, x[3] + o);
-        }
-        out[0] = bn__hsum_512(a0);
-        out[1] = bn__hsum_512(a1);
-        out[2] = bn__hsum_512(a2);
-        out[3] = bn__hsum_512(a3);
-        return;
+    int b;
+    for (b = 0; b < nblocks; b++) {
+        size_t o = (size_t)b * 256;
+        v = _mm512_load_si512((const void *)(w + (size_t)b * 64));
+        BN__I2_AVX512_DIGITS(v, m3, d0, d1, d2, d3);
+        a0 = bn__i2_block512(a0, d0, d1, d2, d3, x[0] + o);
+        a1 = bn__i2_block512(a1, d0, d1, d2, d3, x[1] + o);
+        a2 = bn__i2_block512(a2, d0, d1, d2, d3, x[2] + o);
+        a3 = bn__i2_block512(a3, d0, d1, d2, d3, x[3] + o);
+        a4 = bn__i2_block512(a4, d0, d1, d2, d3, x[4] + o);
+        a5 = bn__i2_block512(a5, d0, d1, d2, d3, x[5] + o);
+        a6 = bn__i2_block512(a6, d0, d1, d2, d3, x[6] + o);
+        a7 = bn__i2_block512(a7, d0, d1, d2, d3, x[7] + o);
     }
-    for (t = 0; t < nt; t++) {
-        /* one accumulator per digit: vpdpbusd's latency would otherwise
-           bound a memory-bound loop */
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        const int8_t *xt = x[t];
-        for (b = 0; b < nblocks; b++) {
-            const int8_t *xb = xt + (size_t)b * 256;
-            v = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
-            BN__I2_AVX512_DIGITS(v, m3, d0, d1, d2, d3);
-            a0 = bn__dp512(a0, d0, xb);
-            a1 = bn__dp512(a1, d1, xb + 64);
-            a2 = bn__dp512(a2, d2, xb + 128);
-            a3 = bn__dp512(a3, d3, xb + 192);
+    _mm_storeu_si128((__m128i *)out, bn__hsum4_512(a0, a1, a2, a3));
+    _mm_storeu_si128((__m128i *)(out + 4), bn__hsum4_512(a4, a5, a6, a7));
+}
+
+/* The bn__tdot_fn: tiles of 8 tokens, then one of 4, then the rest one token at a time. */
+BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                                                 const int8_t *const *x, int nt, int32_t *out) {
+    int32_t part[8];
+    int r, t = 0, i;
+    for (; t + 8 <= nt; t += 8)
+        for (r = 0; r < nr; r++) {
+            bn__i2_tile8_512(w + (size_t)r * row_bytes, nblocks, x + t, part);
+            for (i = 0; i < 8; i++) out[r * nt + t + i] = part[i];
         }
-        out[t] = bn__hsum_512(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)));
-    }
+    for (; t + 4 <= nt; t += 4)
+        for (r = 0; r < nr; r++) {
+            bn__i2_tile4_512(w + (size_t)r * row_bytes, nblocks, x + t, part);
+            for (i = 0; i < 4; i++) out[r * nt + t + i] = part[i];
+        }
+    for (; t < nt; t++) bn__i2_gemv512(w, row_bytes, nr, nblocks, x[t], out + t, nt);
 }
 
 /* TQ1 with AVX-512: t = q * 3^k mod 256 (bytes wrap), digit = (t >= 86) + (t >= 171). */
@@ -3085,10 +3320,10 @@ BN__TARGET_AVX512 BN__INLINE __m512i bn__tq1_digit512(__m512i q) {
 }
 BN__TARGET_AVX512 BN__INLINE __m512i bn__times3_512(__m512i q) { return _mm512_add_epi8(_mm512_add_epi8(q, q), q); }
 
-BN__TARGET_AVX512 static void bn__tdot_tq1_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+BN__TARGET_AVX512 static void bn__trow_tq1_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                                   int32_t *out) {
     int b, t, k;
-    if (nt == BN__TTILE) {
+    if (nt == BN__ROWTILE) {
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
         for (b = 0; b < nblocks; b++) {
             __m512i q = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
@@ -3153,12 +3388,12 @@ BN__TARGET_AVX2 BN__INLINE __m256i bn__widen_add(__m256i acc, __m256i s16) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
 }
 
-BN__TARGET_AVX2 static void bn__tdot_i2_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+BN__TARGET_AVX2 static void bn__trow_i2_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                              int32_t *out) {
     const __m256i m3 = _mm256_set1_epi8(3);
     __m256i v, d0, d1, d2, d3;
     int b, t, h;
-    if (nt == BN__TTILE) {
+    if (nt == BN__ROWTILE) {
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
         for (b = 0; b < nblocks; b++) {
             __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
@@ -3208,11 +3443,11 @@ BN__TARGET_AVX2 BN__INLINE __m256i bn__tq1_digit256(__m256i u) {
 }
 BN__TARGET_AVX2 BN__INLINE __m256i bn__times3_256(__m256i u) { return _mm256_add_epi8(_mm256_add_epi8(u, u), u); }
 
-BN__TARGET_AVX2 static void bn__tdot_tq1_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+BN__TARGET_AVX2 static void bn__trow_tq1_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                               int32_t *out) {
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     int b, t, h, k;
-    if (nt == BN__TTILE) {
+    if (nt == BN__ROWTILE) {
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
         for (b = 0; b < nblocks; b++) {
             __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
@@ -3259,6 +3494,19 @@ BN__TARGET_AVX2 static void bn__tdot_tq1_avx2(const uint8_t *w, int nblocks, con
         }
         out[t] = bn__hsum_256(a0);
     }
+}
+
+static void bn__tdot_tq1_avx512(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x,
+                                int nt, int32_t *out) {
+    bn__tdot_by_row(bn__trow_tq1_avx512, w, row_bytes, nr, nblocks, x, nt, out);
+}
+static void bn__tdot_i2_avx2(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x, int nt,
+                             int32_t *out) {
+    bn__tdot_by_row(bn__trow_i2_avx2, w, row_bytes, nr, nblocks, x, nt, out);
+}
+static void bn__tdot_tq1_avx2(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x, int nt,
+                              int32_t *out) {
+    bn__tdot_by_row(bn__trow_tq1_avx2, w, row_bytes, nr, nblocks, x, nt, out);
 }
 
 static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
@@ -3341,8 +3589,8 @@ BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_nt(const void *row, bn_ftype t
 BN__TARGET_AVX512 static void bn__fdot_avx512(const void *row, bn_ftype type, int cols, const float *const *x,
                                               int nt, float *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__fdot_avx512_nt(row, type, cols, x, BN__TTILE, out);
+    if (nt == BN__FTILE) {
+        bn__fdot_avx512_nt(row, type, cols, x, BN__FTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__fdot_avx512_nt(row, type, cols, x + t, 1, out + t);
@@ -3362,7 +3610,7 @@ BN__TARGET_AVX2 BN__INLINE __m256 bn__fload_avx2(const void *row, const bn_ftype
 
 BN__TARGET_AVX2 BN__INLINE void bn__fdot_avx2_core(const void *row, const bn_ftype T, int cols, const float *const *x,
                                                     const int NT, float *out) {
-    __m256 acc[BN__TTILE][2];
+    __m256 acc[BN__FTILE][2];
     int c = 0, t;
     for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     for (; c + 16 <= cols; c += 16) {
@@ -3393,8 +3641,8 @@ BN__TARGET_AVX2 BN__INLINE void bn__fdot_avx2_nt(const void *row, bn_ftype type,
 BN__TARGET_AVX2 static void bn__fdot_avx2(const void *row, bn_ftype type, int cols, const float *const *x, int nt,
                                           float *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__fdot_avx2_nt(row, type, cols, x, BN__TTILE, out);
+    if (nt == BN__FTILE) {
+        bn__fdot_avx2_nt(row, type, cols, x, BN__FTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__fdot_avx2_nt(row, type, cols, x + t, 1, out + t);
@@ -3438,8 +3686,8 @@ BN__INLINE int16x8_t bn__neon_mla(int16x8_t acc, int8x16_t d, const int8_t *x) {
 BN__INLINE void bn__neon_core(int tq1, const uint8_t *w, int nblocks, const int8_t *const *x, const int NT,
                               int32_t *out) {
     const int bw = tq1 ? 320 : 256, nd = tq1 ? 5 : 4;
-    int32x4_t acc[BN__TTILE];
-    int16x8_t s16[BN__TTILE];
+    int32x4_t acc[BN__ROWTILE];
+    int16x8_t s16[BN__ROWTILE];
     int b, t, q, k;
     for (t = 0; t < NT; t++) acc[t] = vdupq_n_s32(0);
     for (b = 0; b < nblocks; b++) {
@@ -3457,19 +3705,19 @@ BN__INLINE void bn__neon_core(int tq1, const uint8_t *w, int nblocks, const int8
     for (t = 0; t < NT; t++) out[t] = vaddvq_s32(acc[t]);
 }
 
-static void bn__tdot_i2_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+static void bn__trow_i2_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__neon_core(0, w, nblocks, x, BN__TTILE, out);
+    if (nt == BN__ROWTILE) {
+        bn__neon_core(0, w, nblocks, x, BN__ROWTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__neon_core(0, w, nblocks, x + t, 1, out + t);
 }
 
-static void bn__tdot_tq1_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+static void bn__trow_tq1_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__neon_core(1, w, nblocks, x, BN__TTILE, out);
+    if (nt == BN__ROWTILE) {
+        bn__neon_core(1, w, nblocks, x, BN__ROWTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__neon_core(1, w, nblocks, x + t, 1, out + t);
@@ -3480,7 +3728,7 @@ static void bn__tdot_tq1_neon(const uint8_t *w, int nblocks, const int8_t *const
 BN__TARGET_DOTPROD BN__INLINE void bn__neondot_core(int tq1, const uint8_t *w, int nblocks, const int8_t *const *x,
                                                     const int NT, int32_t *out) {
     const int bw = tq1 ? 320 : 256, nd = tq1 ? 5 : 4;
-    int32x4_t acc[BN__TTILE];
+    int32x4_t acc[BN__ROWTILE];
     int b, t, q, k;
     for (t = 0; t < NT; t++) acc[t] = vdupq_n_s32(0);
     for (b = 0; b < nblocks; b++)
@@ -3496,24 +3744,43 @@ BN__TARGET_DOTPROD BN__INLINE void bn__neondot_core(int tq1, const uint8_t *w, i
     for (t = 0; t < NT; t++) out[t] = vaddvq_s32(acc[t]);
 }
 
-BN__TARGET_DOTPROD static void bn__tdot_i2_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+BN__TARGET_DOTPROD static void bn__trow_i2_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                                    int32_t *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__neondot_core(0, w, nblocks, x, BN__TTILE, out);
+    if (nt == BN__ROWTILE) {
+        bn__neondot_core(0, w, nblocks, x, BN__ROWTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__neondot_core(0, w, nblocks, x + t, 1, out + t);
 }
 
-BN__TARGET_DOTPROD static void bn__tdot_tq1_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+BN__TARGET_DOTPROD static void bn__trow_tq1_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                                     int32_t *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__neondot_core(1, w, nblocks, x, BN__TTILE, out);
+    if (nt == BN__ROWTILE) {
+        bn__neondot_core(1, w, nblocks, x, BN__ROWTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__neondot_core(1, w, nblocks, x + t, 1, out + t);
+}
+#endif
+
+static void bn__tdot_i2_neon(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x, int nt,
+                             int32_t *out) {
+    bn__tdot_by_row(bn__trow_i2_neon, w, row_bytes, nr, nblocks, x, nt, out);
+}
+static void bn__tdot_tq1_neon(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x, int nt,
+                              int32_t *out) {
+    bn__tdot_by_row(bn__trow_tq1_neon, w, row_bytes, nr, nblocks, x, nt, out);
+}
+#if defined(BN__SIMD_NEON_DOT)
+static void bn__tdot_i2_neondot(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x,
+                                int nt, int32_t *out) {
+    bn__tdot_by_row(bn__trow_i2_neondot, w, row_bytes, nr, nblocks, x, nt, out);
+}
+static void bn__tdot_tq1_neondot(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x,
+                                 int nt, int32_t *out) {
+    bn__tdot_by_row(bn__trow_tq1_neondot, w, row_bytes, nr, nblocks, x, nt, out);
 }
 #endif
 
@@ -3556,7 +3823,7 @@ BN__INLINE void bn__fload_neon(const void *row, const bn_ftype T, int c, float32
 
 BN__INLINE void bn__fdot_neon_core(const void *row, const bn_ftype T, int cols, const float *const *x, const int NT,
                                    float *out) {
-    float32x4_t acc[BN__TTILE][2];
+    float32x4_t acc[BN__FTILE][2];
     int c = 0, t;
     for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);
     for (; c + 8 <= cols; c += 8) {
@@ -3587,8 +3854,8 @@ BN__INLINE void bn__fdot_neon_nt(const void *row, bn_ftype type, int cols, const
 
 static void bn__fdot_neon(const void *row, bn_ftype type, int cols, const float *const *x, int nt, float *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__fdot_neon_nt(row, type, cols, x, BN__TTILE, out);
+    if (nt == BN__FTILE) {
+        bn__fdot_neon_nt(row, type, cols, x, BN__FTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__fdot_neon_nt(row, type, cols, x + t, 1, out + t);
@@ -4141,6 +4408,7 @@ struct bn_model {
     bn_layer *layers;
     bn_safetensors *st; /* the mapped checkpoint, kept open while embed/lm_head point into it */
     size_t bytes_allocated;
+    bn__tarena weights; /* every layer's packed ternary matrices, in one block */
 };
 
 BN_API const char *bn_arch_name(bn_arch arch) { return arch == BN_ARCH_BITNET ? "bitnet" : "llama"; }
@@ -4444,7 +4712,7 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
 /* bf16/f32 master weights, quantized as HF's online AutoBitLinear does:
    s = 1 / max(mean|W|, 1e-5), Wq = clamp(round(W * s), -1, 1), W ~ Wq / s. */
 static bn_status bn__quantize_master(const bn_st_tensor *t, int rows, int cols, bn_tmat *out, bn_tlayout layout,
-                                     bn_error *err) {
+                                     bn__tarena *arena, bn_error *err) {
     size_t n = (size_t)rows * cols;
     float *w = BN_ALLOC(float, n), s;
     int8_t *q = BN_ALLOC(int8_t, n);
@@ -4453,7 +4721,7 @@ static bn_status bn__quantize_master(const bn_st_tensor *t, int rows, int cols, 
     if (!st) st = bn_st_read_f32(t, w, err);
     if (!st) {
         s = bn_ternarize(w, n, q);
-        st = bn_tmat_pack(out, q, rows, cols, 1.0f / s, layout, err);
+        st = bn__tmat_pack_in(out, q, rows, cols, 1.0f / s, layout, arena, err);
     }
     BN_FREE(w);
     BN_FREE(q);
@@ -4496,7 +4764,7 @@ static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int 
     path = m->st->files[t->file].path;
     if (bn__is_float(t->dtype)) { /* master weights: quantize now */
         if ((s = bn__need(m->st, name, 2, rows, cols, &t, err))) return s;
-        s = bn__quantize_master(t, rows, cols, out, p->layout, err);
+        s = bn__quantize_master(t, rows, cols, out, p->layout, &m->weights, err);
     } else if (t->dtype == BN_DTYPE_U8) { /* packed codes + weight_scale */
         float scale;
         int8_t *q;
@@ -4514,7 +4782,7 @@ static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int 
         q = BN_ALLOC(int8_t, (size_t)rows * cols);
         if (!q) return bn_errorf(err, BN_ERR_NOMEM, "out of memory unpacking '%s'", name);
         s = bn__unpack_codes(m->st, t, rows, cols, q, err);
-        if (!s) s = bn_tmat_pack(out, q, rows, cols, scale, p->layout, err);
+        if (!s) s = bn__tmat_pack_in(out, q, rows, cols, scale, p->layout, &m->weights, err);
         BN_FREE(q);
     } else {
         return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected BF16/F16/F32 master or U8 packed",
@@ -4551,6 +4819,15 @@ static bn_status bn__load_layer(bn_model *m, int l, const bn_model_params *p, bn
     return BN_OK;
 }
 
+/* Bytes of one layer's seven packed matrices. */
+static size_t bn__layer_packed_bytes(const bn_config *c, bn_tlayout layout) {
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim, h = c->hidden_size,
+        f = c->intermediate_size;
+    return bn__tmat_packed_bytes(q_dim, h, layout) + 2 * bn__tmat_packed_bytes(kv_dim, h, layout) +
+           bn__tmat_packed_bytes(h, q_dim, layout) + 2 * bn__tmat_packed_bytes(f, h, layout) +
+           bn__tmat_packed_bytes(h, f, layout);
+}
+
 static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_error *err) {
     const bn_config *c = &m->config;
     const bn_st_tensor *t;
@@ -4574,6 +4851,7 @@ static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_erro
     if ((s = bn__load_norm(m, "model.norm.weight", c->hidden_size, &m->final_norm, err))) return s;
     m->layers = BN_ZALLOC(bn_layer, c->n_layers);
     if (!m->layers) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for %d layers", c->n_layers);
+    if ((s = bn__tarena_init(&m->weights, (size_t)c->n_layers * bn__layer_packed_bytes(c, p->layout), err))) return s;
     for (l = 0; l < c->n_layers; l++)
         if ((s = bn__load_layer(m, l, p, err))) return s;
     return BN_OK;
@@ -4647,6 +4925,7 @@ BN_API void bn_model_free(bn_model *m) {
             bn_tmat_free(&L->w_down);
         }
     BN_FREE(m->layers);
+    BN_FREE(m->weights.owned);
     BN_FREE(m->final_norm);
     bn_fmat_free(&m->lm_head);
     bn_fmat_free(&m->embed);
@@ -4765,7 +5044,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     ctx->v_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
     ctx->seq_len = BN_ZALLOC(int, p.n_seq);
     ctx->x = BN_ALLOC(float, nb * c->hidden_size);
-    ctx->xn = BN_ALLOC(float, nb * wide);
+    ctx->xn = BN_ALLOC64(float, nb * wide); /* SIMD operands: 64-byte aligned */
     ctx->q = BN_ALLOC(float, nb * q_dim);
     ctx->k = BN_ALLOC(float, nb * kv_dim);
     ctx->v = BN_ALLOC(float, nb * kv_dim);
@@ -4773,7 +5052,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     ctx->gate = BN_ALLOC(float, nb * c->intermediate_size);
     ctx->up = BN_ALLOC(float, nb * c->intermediate_size);
     ctx->proj = BN_ALLOC(float, nb * c->hidden_size);
-    ctx->xq = BN_ALLOC(int8_t, nb * wide);
+    ctx->xq = BN_ALLOC64(int8_t, nb * wide); /* SIMD operands: 64-byte aligned */
     ctx->act_scale = BN_ALLOC(float, nb);
     ctx->scores = BN_ALLOC(float, (size_t)bn_pool_size(ctx->pool) * p.n_ctx);
     ctx->logits_row = BN_ALLOC(int, nb);
@@ -4799,7 +5078,7 @@ BN_API void bn_context_free(bn_context *ctx) {
     BN_FREE(ctx->v_cache);
     BN_FREE(ctx->seq_len);
     BN_FREE(ctx->x);
-    BN_FREE(ctx->xn);
+    bn__free64(ctx->xn);
     BN_FREE(ctx->q);
     BN_FREE(ctx->k);
     BN_FREE(ctx->v);
@@ -4807,7 +5086,7 @@ BN_API void bn_context_free(bn_context *ctx) {
     BN_FREE(ctx->gate);
     BN_FREE(ctx->up);
     BN_FREE(ctx->proj);
-    BN_FREE(ctx->xq);
+    bn__free64(ctx->xq);
     BN_FREE(ctx->act_scale);
     BN_FREE(ctx->scores);
     BN_FREE(ctx->logits);

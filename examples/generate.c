@@ -7,6 +7,7 @@
    Load the model and its tokenizer, turn the prompt into ids, then repeat:
    run the new token(s) through the transformer (the KV cache keeps the past),
    sample the next token from the logits, print its text. */
+#define _DEFAULT_SOURCE /* lets bitnet.h ask Linux for huge pages for the weights (madvise) */
 #define BITNET_IMPLEMENTATION
 #include "../bitnet.h"
 #include <stdio.h>

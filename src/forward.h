@@ -169,7 +169,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     ctx->v_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
     ctx->seq_len = BN_ZALLOC(int, p.n_seq);
     ctx->x = BN_ALLOC(float, nb * c->hidden_size);
-    ctx->xn = BN_ALLOC(float, nb * wide);
+    ctx->xn = BN_ALLOC64(float, nb * wide); /* SIMD operands: 64-byte aligned */
     ctx->q = BN_ALLOC(float, nb * q_dim);
     ctx->k = BN_ALLOC(float, nb * kv_dim);
     ctx->v = BN_ALLOC(float, nb * kv_dim);
@@ -177,7 +177,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     ctx->gate = BN_ALLOC(float, nb * c->intermediate_size);
     ctx->up = BN_ALLOC(float, nb * c->intermediate_size);
     ctx->proj = BN_ALLOC(float, nb * c->hidden_size);
-    ctx->xq = BN_ALLOC(int8_t, nb * wide);
+    ctx->xq = BN_ALLOC64(int8_t, nb * wide); /* SIMD operands: 64-byte aligned */
     ctx->act_scale = BN_ALLOC(float, nb);
     ctx->scores = BN_ALLOC(float, (size_t)bn_pool_size(ctx->pool) * p.n_ctx);
     ctx->logits_row = BN_ALLOC(int, nb);
@@ -203,7 +203,7 @@ BN_API void bn_context_free(bn_context *ctx) {
     BN_FREE(ctx->v_cache);
     BN_FREE(ctx->seq_len);
     BN_FREE(ctx->x);
-    BN_FREE(ctx->xn);
+    bn__free64(ctx->xn);
     BN_FREE(ctx->q);
     BN_FREE(ctx->k);
     BN_FREE(ctx->v);
@@ -211,7 +211,7 @@ BN_API void bn_context_free(bn_context *ctx) {
     BN_FREE(ctx->gate);
     BN_FREE(ctx->up);
     BN_FREE(ctx->proj);
-    BN_FREE(ctx->xq);
+    bn__free64(ctx->xq);
     BN_FREE(ctx->act_scale);
     BN_FREE(ctx->scores);
     BN_FREE(ctx->logits);

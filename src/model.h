@@ -90,6 +90,7 @@ struct bn_model {
     bn_layer *layers;
     bn_safetensors *st; /* the mapped checkpoint, kept open while embed/lm_head point into it */
     size_t bytes_allocated;
+    bn__tarena weights; /* every layer's packed ternary matrices, in one block */
 };
 
 BN_API const char *bn_arch_name(bn_arch arch) { return arch == BN_ARCH_BITNET ? "bitnet" : "llama"; }
@@ -393,7 +394,7 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
 /* bf16/f32 master weights, quantized as HF's online AutoBitLinear does:
    s = 1 / max(mean|W|, 1e-5), Wq = clamp(round(W * s), -1, 1), W ~ Wq / s. */
 static bn_status bn__quantize_master(const bn_st_tensor *t, int rows, int cols, bn_tmat *out, bn_tlayout layout,
-                                     bn_error *err) {
+                                     bn__tarena *arena, bn_error *err) {
     size_t n = (size_t)rows * cols;
     float *w = BN_ALLOC(float, n), s;
     int8_t *q = BN_ALLOC(int8_t, n);
@@ -402,7 +403,7 @@ static bn_status bn__quantize_master(const bn_st_tensor *t, int rows, int cols, 
     if (!st) st = bn_st_read_f32(t, w, err);
     if (!st) {
         s = bn_ternarize(w, n, q);
-        st = bn_tmat_pack(out, q, rows, cols, 1.0f / s, layout, err);
+        st = bn__tmat_pack_in(out, q, rows, cols, 1.0f / s, layout, arena, err);
     }
     BN_FREE(w);
     BN_FREE(q);
@@ -445,7 +446,7 @@ static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int 
     path = m->st->files[t->file].path;
     if (bn__is_float(t->dtype)) { /* master weights: quantize now */
         if ((s = bn__need(m->st, name, 2, rows, cols, &t, err))) return s;
-        s = bn__quantize_master(t, rows, cols, out, p->layout, err);
+        s = bn__quantize_master(t, rows, cols, out, p->layout, &m->weights, err);
     } else if (t->dtype == BN_DTYPE_U8) { /* packed codes + weight_scale */
         float scale;
         int8_t *q;
@@ -463,7 +464,7 @@ static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int 
         q = BN_ALLOC(int8_t, (size_t)rows * cols);
         if (!q) return bn_errorf(err, BN_ERR_NOMEM, "out of memory unpacking '%s'", name);
         s = bn__unpack_codes(m->st, t, rows, cols, q, err);
-        if (!s) s = bn_tmat_pack(out, q, rows, cols, scale, p->layout, err);
+        if (!s) s = bn__tmat_pack_in(out, q, rows, cols, scale, p->layout, &m->weights, err);
         BN_FREE(q);
     } else {
         return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected BF16/F16/F32 master or U8 packed",
@@ -500,6 +501,15 @@ static bn_status bn__load_layer(bn_model *m, int l, const bn_model_params *p, bn
     return BN_OK;
 }
 
+/* Bytes of one layer's seven packed matrices. */
+static size_t bn__layer_packed_bytes(const bn_config *c, bn_tlayout layout) {
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim, h = c->hidden_size,
+        f = c->intermediate_size;
+    return bn__tmat_packed_bytes(q_dim, h, layout) + 2 * bn__tmat_packed_bytes(kv_dim, h, layout) +
+           bn__tmat_packed_bytes(h, q_dim, layout) + 2 * bn__tmat_packed_bytes(f, h, layout) +
+           bn__tmat_packed_bytes(h, f, layout);
+}
+
 static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_error *err) {
     const bn_config *c = &m->config;
     const bn_st_tensor *t;
@@ -523,6 +533,7 @@ static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_erro
     if ((s = bn__load_norm(m, "model.norm.weight", c->hidden_size, &m->final_norm, err))) return s;
     m->layers = BN_ZALLOC(bn_layer, c->n_layers);
     if (!m->layers) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for %d layers", c->n_layers);
+    if ((s = bn__tarena_init(&m->weights, (size_t)c->n_layers * bn__layer_packed_bytes(c, p->layout), err))) return s;
     for (l = 0; l < c->n_layers; l++)
         if ((s = bn__load_layer(m, l, p, err))) return s;
     return BN_OK;
@@ -596,6 +607,7 @@ BN_API void bn_model_free(bn_model *m) {
             bn_tmat_free(&L->w_down);
         }
     BN_FREE(m->layers);
+    BN_FREE(m->weights.owned);
     BN_FREE(m->final_norm);
     bn_fmat_free(&m->lm_head);
     bn_fmat_free(&m->embed);

@@ -20,6 +20,9 @@ BN_EXTERN_C_END
 #define BN__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define BN__TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define BN__INLINE static inline __attribute__((always_inline))
+/* A kernel loop in a function of its own: inlined into a caller with more
+   live vectors, g++ 12 shuffles its accumulators through extra moves. */
+#define BN__NOINLINE static __attribute__((noinline))
 #endif
 
 #if !defined(BITNET_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__) && \
@@ -40,6 +43,26 @@ BN_EXTERN_C_END
 #if defined(__linux__)
 #include <sys/auxv.h>
 #endif
+#endif
+
+#if defined(BN__SIMD_X86) || defined(BN__SIMD_NEON)
+/* Most SIMD kernels are written for one row and one token or a tile of
+   BN__ROWTILE tokens (a bn__trow_fn); this runs one over the rows and tokens
+   of a bn__tdot_fn call. */
+#define BN__ROWTILE 4
+typedef void (*bn__trow_fn)(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out);
+
+static void bn__tdot_by_row(bn__trow_fn row_dot, const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                            const int8_t *const *x, int nt, int32_t *out) {
+    int32_t part[BN__ROWTILE];
+    int r, t0, n, t;
+    for (r = 0; r < nr; r++)
+        for (t0 = 0; t0 < nt; t0 += n) {
+            n = nt - t0 >= BN__ROWTILE ? BN__ROWTILE : 1;
+            row_dot(w + (size_t)r * row_bytes, nblocks, x + t0, n, part);
+            for (t = 0; t < n; t++) out[r * nt + t0 + t] = part[t];
+        }
+}
 #endif
 
 /* ---- CPU detection (asked each time: no global cache) ---- */
@@ -123,10 +146,18 @@ BN__TARGET_AVX512 static int32_t bn__hsum_512(__m512i v) {
 /* The x86 kernels keep every accumulator in a named variable (no arrays
    indexed by loops): compilers at -O2 do not always unroll such loops, and
    an accumulator array left in memory costs a store and a load per
-   instruction. One-token (GEMV) and BN__TTILE-token (GEMM) forms each. */
+   instruction. */
 
-/* I2 with AVX-512 VNNI: one 64-byte load is one block; digit k is
-   (v >> 2k) & 3: 64 codes for the 64 activations at 64k. */
+/* ---- I2 with AVX-512 VNNI ----
+   One 64-byte load is one block; digit k of byte j is bits 2k..2k+1 and
+   belongs to activation 64k + j. Two ways to get the digits:
+   - shift and mask, (v >> 2k) & 3: three shifts and four ANDs per block,
+     shared by a tile of 8 tokens with one accumulator each (the GEMM);
+   - mask only, v & (3 << 2k): the code times 4^k, still an unsigned byte
+     (<= 128) for vpdpbusd; one accumulator per digit, whose sum is divided by
+     4^k at the end, exactly (each product is a multiple of 4^k). One AND and
+     one vpdpbusd per 64 weights: the form for one token (the GEMV) and for
+     tiles of 4, where the shifts would not be shared enough to pay. */
 #define BN__I2_AVX512_DIGITS(v, m3, d0, d1, d2, d3)            \
     d0 = _mm512_and_si512(v, m3);                              \
     d1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);        \
@@ -146,44 +177,140 @@ BN__TARGET_AVX512 BN__INLINE __m512i bn__i2_block512(__m512i acc, __m512i d0, __
     return bn__dp512(acc, d3, xb + 192);
 }
 
-BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
-                                                 int32_t *out) {
+/* (g++ 12 reports the "undefined" start vector of the plain forms of these
+   intrinsics under -Wmaybe-uninitialized, so the all-lanes maskz_ forms.) */
+#define BN__ALL16 ((__mmask16)0xffff)
+#define BN__ALL8 ((__mmask8)0xff)
+
+/* the digit sums of the mask-only form, each divided by its 4^k, added lane by lane */
+BN__TARGET_AVX512 BN__INLINE __m512i bn__i2_unscale512(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+    return _mm512_add_epi32(_mm512_add_epi32(a0, _mm512_maskz_srai_epi32(BN__ALL16, a1, 2)),
+                            _mm512_add_epi32(_mm512_maskz_srai_epi32(BN__ALL16, a2, 4),
+                                             _mm512_maskz_srai_epi32(BN__ALL16, a3, 6)));
+}
+
+/* The horizontal sums of v0..v3 as the four lanes of one vector. */
+BN__TARGET_AVX512 static __m128i bn__hsum4_512(__m512i v0, __m512i v1, __m512i v2, __m512i v3) {
+    __m512i a = _mm512_add_epi32(_mm512_maskz_unpacklo_epi32(BN__ALL16, v0, v1),
+                                 _mm512_maskz_unpackhi_epi32(BN__ALL16, v0, v1));
+    __m512i b = _mm512_add_epi32(_mm512_maskz_unpacklo_epi32(BN__ALL16, v2, v3),
+                                 _mm512_maskz_unpackhi_epi32(BN__ALL16, v2, v3));
+    __m512i c = _mm512_add_epi32(_mm512_maskz_unpacklo_epi64(BN__ALL8, a, b), _mm512_maskz_unpackhi_epi64(BN__ALL8, a, b));
+    /* each 128-bit lane of c now holds one partial sum of v0, v1, v2, v3: add the four lanes */
+    __m256i d = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(BN__ALL8, c, 0),
+                                 _mm512_maskz_extracti64x4_epi64(BN__ALL8, c, 1));
+    return _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+}
+
+/* How far ahead of the loads a streaming kernel asks for its weights. One
+   core's out-of-order window covers only a few hundred bytes of weights
+   (each 64 bytes take a dozen instructions), too few cache misses in flight
+   to use the memory's bandwidth; the hardware prefetcher helps but stops at
+   4 KB pages. Measured on the 2B4T shapes (Zen, 1 thread): 27 GB/s without,
+   31-35 GB/s at 8-64 KB ahead. Prefetches never fault, so running past the
+   end of the matrix is harmless. */
+#define BN__PREFETCH_AHEAD 16384
+
+/* One row against one token, mask-only form: a vector whose lanes add up to the dot. */
+BN__TARGET_AVX512 BN__NOINLINE __m512i bn__i2_gemv_row512(const uint8_t *w, int nblocks, const int8_t *x) {
+    const __m512i m0 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(12), m2 = _mm512_set1_epi8(48),
+                  m3 = _mm512_set1_epi8((char)192);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    int b;
+    for (b = 0; b < nblocks; b++) {
+        const int8_t *xb = x + (size_t)b * 256;
+        __m512i v = _mm512_load_si512((const void *)(w + (size_t)b * 64));
+        _mm_prefetch((const char *)(w + (size_t)b * 64 + BN__PREFETCH_AHEAD), _MM_HINT_T0);
+        a0 = bn__dp512(a0, _mm512_and_si512(v, m0), xb);
+        a1 = bn__dp512(a1, _mm512_and_si512(v, m1), xb + 64);
+        a2 = bn__dp512(a2, _mm512_and_si512(v, m2), xb + 128);
+        a3 = bn__dp512(a3, _mm512_and_si512(v, m3), xb + 192);
+    }
+    return bn__i2_unscale512(a0, a1, a2, a3);
+}
+
+/* nr <= 4 rows against one token; out[r * stride]. */
+BN__TARGET_AVX512 static void bn__i2_gemv512(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *x,
+                                             int32_t *out, int stride) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i v0 = bn__i2_gemv_row512(w, nblocks, x);
+    __m512i v1 = nr > 1 ? bn__i2_gemv_row512(w + row_bytes, nblocks, x) : zero;
+    __m512i v2 = nr > 2 ? bn__i2_gemv_row512(w + 2 * row_bytes, nblocks, x) : zero;
+    __m512i v3 = nr > 3 ? bn__i2_gemv_row512(w + 3 * row_bytes, nblocks, x) : zero;
+    int32_t sums[4];
+    int r;
+    _mm_storeu_si128((__m128i *)sums, bn__hsum4_512(v0, v1, v2, v3));
+    for (r = 0; r < nr; r++) out[r * stride] = sums[r];
+}
+
+/* One row against a tile of 4 tokens, mask-only form (16 accumulators). */
+#define BN__I2_MASK_TOKEN(xt, o, A0, A1, A2, A3) \
+    A0 = bn__dp512(A0, d0, (xt) + (o));          \
+    A1 = bn__dp512(A1, d1, (xt) + (o) + 64);     \
+    A2 = bn__dp512(A2, d2, (xt) + (o) + 128);    \
+    A3 = bn__dp512(A3, d3, (xt) + (o) + 192)
+
+BN__TARGET_AVX512 static void bn__i2_tile4_512(const uint8_t *w, int nblocks, const int8_t *const *x, int32_t *out) {
+    const __m512i m0 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(12), m2 = _mm512_set1_epi8(48),
+                  m3 = _mm512_set1_epi8((char)192);
+    __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    int b;
+    for (b = 0; b < nblocks; b++) {
+        size_t o = (size_t)b * 256;
+        __m512i v = _mm512_load_si512((const void *)(w + (size_t)b * 64));
+        __m512i d0 = _mm512_and_si512(v, m0), d1 = _mm512_and_si512(v, m1), d2 = _mm512_and_si512(v, m2),
+                d3 = _mm512_and_si512(v, m3);
+        BN__I2_MASK_TOKEN(x[0], o, a00, a01, a02, a03);
+        BN__I2_MASK_TOKEN(x[1], o, a10, a11, a12, a13);
+        BN__I2_MASK_TOKEN(x[2], o, a20, a21, a22, a23);
+        BN__I2_MASK_TOKEN(x[3], o, a30, a31, a32, a33);
+    }
+    _mm_storeu_si128((__m128i *)out, bn__hsum4_512(bn__i2_unscale512(a00, a01, a02, a03),
+                                                   bn__i2_unscale512(a10, a11, a12, a13),
+                                                   bn__i2_unscale512(a20, a21, a22, a23),
+                                                   bn__i2_unscale512(a30, a31, a32, a33)));
+}
+
+/* One row against a tile of 8 tokens, shift-and-mask form (8 accumulators). */
+BN__TARGET_AVX512 static void bn__i2_tile8_512(const uint8_t *w, int nblocks, const int8_t *const *x, int32_t *out) {
     const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     __m512i v, d0, d1, d2, d3;
-    int b, t;
-    if (nt == BN__TTILE) {
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        for (b = 0; b < nblocks; b++) {
-            size_t o = (size_t)b * 256;
-            v = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
-            BN__I2_AVX512_DIGITS(v, m3, d0, d1, d2, d3);
-            a0 = bn__i2_block512(a0, d0, d1, d2, d3, x[0] + o);
-            a1 = bn__i2_block512(a1, d0, d1, d2, d3, x[1] + o);
-            a2 = bn__i2_block512(a2, d0, d1, d2, d3, x[2] + o);
-            a3 = bn__i2_block512(a3, d0, d1, d2, d3, x[3] + o);
-        }
-        out[0] = bn__hsum_512(a0);
-        out[1] = bn__hsum_512(a1);
-        out[2] = bn__hsum_512(a2);
-        out[3] = bn__hsum_512(a3);
-        return;
+    int b;
+    for (b = 0; b < nblocks; b++) {
+        size_t o = (size_t)b * 256;
+        v = _mm512_load_si512((const void *)(w + (size_t)b * 64));
+        BN__I2_AVX512_DIGITS(v, m3, d0, d1, d2, d3);
+        a0 = bn__i2_block512(a0, d0, d1, d2, d3, x[0] + o);
+        a1 = bn__i2_block512(a1, d0, d1, d2, d3, x[1] + o);
+        a2 = bn__i2_block512(a2, d0, d1, d2, d3, x[2] + o);
+        a3 = bn__i2_block512(a3, d0, d1, d2, d3, x[3] + o);
+        a4 = bn__i2_block512(a4, d0, d1, d2, d3, x[4] + o);
+        a5 = bn__i2_block512(a5, d0, d1, d2, d3, x[5] + o);
+        a6 = bn__i2_block512(a6, d0, d1, d2, d3, x[6] + o);
+        a7 = bn__i2_block512(a7, d0, d1, d2, d3, x[7] + o);
     }
-    for (t = 0; t < nt; t++) {
-        /* one accumulator per digit: vpdpbusd's latency would otherwise
-           bound a memory-bound loop */
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        const int8_t *xt = x[t];
-        for (b = 0; b < nblocks; b++) {
-            const int8_t *xb = xt + (size_t)b * 256;
-            v = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
-            BN__I2_AVX512_DIGITS(v, m3, d0, d1, d2, d3);
-            a0 = bn__dp512(a0, d0, xb);
-            a1 = bn__dp512(a1, d1, xb + 64);
-            a2 = bn__dp512(a2, d2, xb + 128);
-            a3 = bn__dp512(a3, d3, xb + 192);
+    _mm_storeu_si128((__m128i *)out, bn__hsum4_512(a0, a1, a2, a3));
+    _mm_storeu_si128((__m128i *)(out + 4), bn__hsum4_512(a4, a5, a6, a7));
+}
+
+/* The bn__tdot_fn: tiles of 8 tokens, then one of 4, then the rest one token at a time. */
+BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                                                 const int8_t *const *x, int nt, int32_t *out) {
+    int32_t part[8];
+    int r, t = 0, i;
+    for (; t + 8 <= nt; t += 8)
+        for (r = 0; r < nr; r++) {
+            bn__i2_tile8_512(w + (size_t)r * row_bytes, nblocks, x + t, part);
+            for (i = 0; i < 8; i++) out[r * nt + t + i] = part[i];
         }
-        out[t] = bn__hsum_512(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)));
-    }
+    for (; t + 4 <= nt; t += 4)
+        for (r = 0; r < nr; r++) {
+            bn__i2_tile4_512(w + (size_t)r * row_bytes, nblocks, x + t, part);
+            for (i = 0; i < 4; i++) out[r * nt + t + i] = part[i];
+        }
+    for (; t < nt; t++) bn__i2_gemv512(w, row_bytes, nr, nblocks, x[t], out + t, nt);
 }
 
 /* TQ1 with AVX-512: t = q * 3^k mod 256 (bytes wrap), digit = (t >= 86) + (t >= 171). */
@@ -194,10 +321,10 @@ BN__TARGET_AVX512 BN__INLINE __m512i bn__tq1_digit512(__m512i q) {
 }
 BN__TARGET_AVX512 BN__INLINE __m512i bn__times3_512(__m512i q) { return _mm512_add_epi8(_mm512_add_epi8(q, q), q); }
 
-BN__TARGET_AVX512 static void bn__tdot_tq1_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+BN__TARGET_AVX512 static void bn__trow_tq1_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                                   int32_t *out) {
     int b, t, k;
-    if (nt == BN__TTILE) {
+    if (nt == BN__ROWTILE) {
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
         for (b = 0; b < nblocks; b++) {
             __m512i q = _mm512_loadu_si512((const void *)(w + (size_t)b * 64));
@@ -262,12 +389,12 @@ BN__TARGET_AVX2 BN__INLINE __m256i bn__widen_add(__m256i acc, __m256i s16) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
 }
 
-BN__TARGET_AVX2 static void bn__tdot_i2_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+BN__TARGET_AVX2 static void bn__trow_i2_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                              int32_t *out) {
     const __m256i m3 = _mm256_set1_epi8(3);
     __m256i v, d0, d1, d2, d3;
     int b, t, h;
-    if (nt == BN__TTILE) {
+    if (nt == BN__ROWTILE) {
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
         for (b = 0; b < nblocks; b++) {
             __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
@@ -317,11 +444,11 @@ BN__TARGET_AVX2 BN__INLINE __m256i bn__tq1_digit256(__m256i u) {
 }
 BN__TARGET_AVX2 BN__INLINE __m256i bn__times3_256(__m256i u) { return _mm256_add_epi8(_mm256_add_epi8(u, u), u); }
 
-BN__TARGET_AVX2 static void bn__tdot_tq1_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+BN__TARGET_AVX2 static void bn__trow_tq1_avx2(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                               int32_t *out) {
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     int b, t, h, k;
-    if (nt == BN__TTILE) {
+    if (nt == BN__ROWTILE) {
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
         for (b = 0; b < nblocks; b++) {
             __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
@@ -368,6 +495,19 @@ BN__TARGET_AVX2 static void bn__tdot_tq1_avx2(const uint8_t *w, int nblocks, con
         }
         out[t] = bn__hsum_256(a0);
     }
+}
+
+static void bn__tdot_tq1_avx512(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x,
+                                int nt, int32_t *out) {
+    bn__tdot_by_row(bn__trow_tq1_avx512, w, row_bytes, nr, nblocks, x, nt, out);
+}
+static void bn__tdot_i2_avx2(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x, int nt,
+                             int32_t *out) {
+    bn__tdot_by_row(bn__trow_i2_avx2, w, row_bytes, nr, nblocks, x, nt, out);
+}
+static void bn__tdot_tq1_avx2(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x, int nt,
+                              int32_t *out) {
+    bn__tdot_by_row(bn__trow_tq1_avx2, w, row_bytes, nr, nblocks, x, nt, out);
 }
 
 static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
@@ -450,8 +590,8 @@ BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_nt(const void *row, bn_ftype t
 BN__TARGET_AVX512 static void bn__fdot_avx512(const void *row, bn_ftype type, int cols, const float *const *x,
                                               int nt, float *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__fdot_avx512_nt(row, type, cols, x, BN__TTILE, out);
+    if (nt == BN__FTILE) {
+        bn__fdot_avx512_nt(row, type, cols, x, BN__FTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__fdot_avx512_nt(row, type, cols, x + t, 1, out + t);
@@ -471,7 +611,7 @@ BN__TARGET_AVX2 BN__INLINE __m256 bn__fload_avx2(const void *row, const bn_ftype
 
 BN__TARGET_AVX2 BN__INLINE void bn__fdot_avx2_core(const void *row, const bn_ftype T, int cols, const float *const *x,
                                                     const int NT, float *out) {
-    __m256 acc[BN__TTILE][2];
+    __m256 acc[BN__FTILE][2];
     int c = 0, t;
     for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     for (; c + 16 <= cols; c += 16) {
@@ -502,8 +642,8 @@ BN__TARGET_AVX2 BN__INLINE void bn__fdot_avx2_nt(const void *row, bn_ftype type,
 BN__TARGET_AVX2 static void bn__fdot_avx2(const void *row, bn_ftype type, int cols, const float *const *x, int nt,
                                           float *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__fdot_avx2_nt(row, type, cols, x, BN__TTILE, out);
+    if (nt == BN__FTILE) {
+        bn__fdot_avx2_nt(row, type, cols, x, BN__FTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__fdot_avx2_nt(row, type, cols, x + t, 1, out + t);
@@ -547,8 +687,8 @@ BN__INLINE int16x8_t bn__neon_mla(int16x8_t acc, int8x16_t d, const int8_t *x) {
 BN__INLINE void bn__neon_core(int tq1, const uint8_t *w, int nblocks, const int8_t *const *x, const int NT,
                               int32_t *out) {
     const int bw = tq1 ? 320 : 256, nd = tq1 ? 5 : 4;
-    int32x4_t acc[BN__TTILE];
-    int16x8_t s16[BN__TTILE];
+    int32x4_t acc[BN__ROWTILE];
+    int16x8_t s16[BN__ROWTILE];
     int b, t, q, k;
     for (t = 0; t < NT; t++) acc[t] = vdupq_n_s32(0);
     for (b = 0; b < nblocks; b++) {
@@ -566,19 +706,19 @@ BN__INLINE void bn__neon_core(int tq1, const uint8_t *w, int nblocks, const int8
     for (t = 0; t < NT; t++) out[t] = vaddvq_s32(acc[t]);
 }
 
-static void bn__tdot_i2_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+static void bn__trow_i2_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__neon_core(0, w, nblocks, x, BN__TTILE, out);
+    if (nt == BN__ROWTILE) {
+        bn__neon_core(0, w, nblocks, x, BN__ROWTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__neon_core(0, w, nblocks, x + t, 1, out + t);
 }
 
-static void bn__tdot_tq1_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
+static void bn__trow_tq1_neon(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__neon_core(1, w, nblocks, x, BN__TTILE, out);
+    if (nt == BN__ROWTILE) {
+        bn__neon_core(1, w, nblocks, x, BN__ROWTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__neon_core(1, w, nblocks, x + t, 1, out + t);
@@ -589,7 +729,7 @@ static void bn__tdot_tq1_neon(const uint8_t *w, int nblocks, const int8_t *const
 BN__TARGET_DOTPROD BN__INLINE void bn__neondot_core(int tq1, const uint8_t *w, int nblocks, const int8_t *const *x,
                                                     const int NT, int32_t *out) {
     const int bw = tq1 ? 320 : 256, nd = tq1 ? 5 : 4;
-    int32x4_t acc[BN__TTILE];
+    int32x4_t acc[BN__ROWTILE];
     int b, t, q, k;
     for (t = 0; t < NT; t++) acc[t] = vdupq_n_s32(0);
     for (b = 0; b < nblocks; b++)
@@ -605,24 +745,43 @@ BN__TARGET_DOTPROD BN__INLINE void bn__neondot_core(int tq1, const uint8_t *w, i
     for (t = 0; t < NT; t++) out[t] = vaddvq_s32(acc[t]);
 }
 
-BN__TARGET_DOTPROD static void bn__tdot_i2_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+BN__TARGET_DOTPROD static void bn__trow_i2_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                                    int32_t *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__neondot_core(0, w, nblocks, x, BN__TTILE, out);
+    if (nt == BN__ROWTILE) {
+        bn__neondot_core(0, w, nblocks, x, BN__ROWTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__neondot_core(0, w, nblocks, x + t, 1, out + t);
 }
 
-BN__TARGET_DOTPROD static void bn__tdot_tq1_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
+BN__TARGET_DOTPROD static void bn__trow_tq1_neondot(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
                                                     int32_t *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__neondot_core(1, w, nblocks, x, BN__TTILE, out);
+    if (nt == BN__ROWTILE) {
+        bn__neondot_core(1, w, nblocks, x, BN__ROWTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__neondot_core(1, w, nblocks, x + t, 1, out + t);
+}
+#endif
+
+static void bn__tdot_i2_neon(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x, int nt,
+                             int32_t *out) {
+    bn__tdot_by_row(bn__trow_i2_neon, w, row_bytes, nr, nblocks, x, nt, out);
+}
+static void bn__tdot_tq1_neon(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x, int nt,
+                              int32_t *out) {
+    bn__tdot_by_row(bn__trow_tq1_neon, w, row_bytes, nr, nblocks, x, nt, out);
+}
+#if defined(BN__SIMD_NEON_DOT)
+static void bn__tdot_i2_neondot(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x,
+                                int nt, int32_t *out) {
+    bn__tdot_by_row(bn__trow_i2_neondot, w, row_bytes, nr, nblocks, x, nt, out);
+}
+static void bn__tdot_tq1_neondot(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x,
+                                 int nt, int32_t *out) {
+    bn__tdot_by_row(bn__trow_tq1_neondot, w, row_bytes, nr, nblocks, x, nt, out);
 }
 #endif
 
@@ -665,7 +824,7 @@ BN__INLINE void bn__fload_neon(const void *row, const bn_ftype T, int c, float32
 
 BN__INLINE void bn__fdot_neon_core(const void *row, const bn_ftype T, int cols, const float *const *x, const int NT,
                                    float *out) {
-    float32x4_t acc[BN__TTILE][2];
+    float32x4_t acc[BN__FTILE][2];
     int c = 0, t;
     for (t = 0; t < NT; t++) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);
     for (; c + 8 <= cols; c += 8) {
@@ -696,8 +855,8 @@ BN__INLINE void bn__fdot_neon_nt(const void *row, bn_ftype type, int cols, const
 
 static void bn__fdot_neon(const void *row, bn_ftype type, int cols, const float *const *x, int nt, float *out) {
     int t;
-    if (nt == BN__TTILE) {
-        bn__fdot_neon_nt(row, type, cols, x, BN__TTILE, out);
+    if (nt == BN__FTILE) {
+        bn__fdot_neon_nt(row, type, cols, x, BN__FTILE, out);
         return;
     }
     for (t = 0; t < nt; t++) bn__fdot_neon_nt(row, type, cols, x + t, 1, out + t);

@@ -132,7 +132,7 @@ static int check_shape(bn_tlayout layout, int rows, int cols, int ntok, int wmod
 
 static void test_kernels_match_reference(void) {
     static const int cols_list[] = {1, 17, 64, 100, 255, 256, 257, 319, 320, 321, 640, 700, 1333};
-    static const int rows_list[] = {1, 5, 13};
+    static const int rows_list[] = {1, 4, 5, 13};
     bn_pool *pool = bn_pool_new(2);
     size_t ci, ri;
     int li, ntok, ok = 1;
@@ -154,6 +154,7 @@ static void test_kernels_extreme_values(void) {
     for (li = 0; li < 2; li++)
         for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
             if (!check_shape(layouts[li], 3, 2600, 5, modes[i][0], modes[i][1], NULL)) ok = 0;
+            if (!check_shape(layouts[li], 5, 2600, 12, modes[i][0], modes[i][1], NULL)) ok = 0;
             if (!check_shape(layouts[li], 2, 7000, 1, modes[i][0], modes[i][1], NULL)) ok = 0;
         }
     BNT_CHECK(ok);

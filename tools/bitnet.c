@@ -17,6 +17,7 @@
        3  the model or tokenizer could not be loaded
 
    Build: make (or cc -O2 tools/bitnet.c -o bitnet -lm -lpthread). */
+#define _DEFAULT_SOURCE /* lets bitnet.h ask Linux for huge pages for the weights (madvise) */
 #define BITNET_IMPLEMENTATION
 #include "../bitnet.h"
 
