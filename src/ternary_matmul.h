@@ -27,7 +27,8 @@ typedef enum bn_kernel {
     BN_KERNEL_AVX2,
     BN_KERNEL_AVX512, /* AVX-512 BW (+VNNI where present) */
     BN_KERNEL_NEON,
-    BN_KERNEL_NEON_DOT
+    BN_KERNEL_NEON_DOT,
+    BN_KERNEL_AVX_VNNI /* AVX2 + AVX-VNNI (256-bit vpdpbusd: client CPUs without AVX-512) */
 } bn_kernel;
 
 typedef struct bn_tmat {
@@ -549,6 +550,7 @@ BN_API const char *bn_kernel_name(bn_kernel kernel) {
     case BN_KERNEL_AVX512: return "avx512";
     case BN_KERNEL_NEON: return "neon";
     case BN_KERNEL_NEON_DOT: return "neon-dotprod";
+    case BN_KERNEL_AVX_VNNI: return "avx-vnni";
     }
     return "unknown";
 }

@@ -110,7 +110,7 @@ static int check_shape(bn_tlayout layout, int rows, int cols, int ntok, int wmod
     fill_act(x, (size_t)ntok * cols, xmode);
     brute_force(w, x, rows, cols, ntok, ref);
     if (bn_tmat_pack(&m, w, rows, cols, 1.0f, layout, NULL) != BN_OK) ok = 0;
-    for (k = BN_KERNEL_SCALAR; ok && k <= BN_KERNEL_NEON_DOT; k++) {
+    for (k = BN_KERNEL_SCALAR; ok && k <= BN_KERNEL_AVX_VNNI; k++) {
         if (!bn_kernel_supported((bn_kernel)k)) continue;
         memset(got, 0x55, sizeof(int32_t) * n);
         bn_tmat_matmul_i32(&m, x, ntok, got, pool, (bn_kernel)k);
@@ -244,7 +244,7 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
     m.type = type;
     m.data = data;
     m.row_scale = scales;
-    for (k = BN_KERNEL_SCALAR; k <= BN_KERNEL_NEON_DOT; k++) {
+    for (k = BN_KERNEL_SCALAR; k <= BN_KERNEL_AVX_VNNI; k++) {
         if (!bn_kernel_supported((bn_kernel)k)) continue;
         bn_fmat_matmul_kernel(&m, x, ntok, y, pool, (bn_kernel)k);
         for (t = 0; t < ntok && ok; t++) { /* a token's result must not depend on its batch */
