@@ -3940,6 +3940,10 @@ typedef struct bn__fops {
     void (*to_f16)(uint16_t *out, const float *x, int n);         /* round to nearest even */
     double (*sumsq)(const float *x, int n);       /* sum x[i]^2, accumulated in double */
     float (*quantize)(const float *x, int n, int8_t *q); /* bn_quantize_act, bit for bit */
+    /* element by element, exact (bit for bit the scalar result): */
+    void (*add)(float *y, const float *x, int n);                           /* y[i] += x[i] */
+    void (*scale_mul)(float *out, const float *x, const float *w, float s, int n); /* out[i] = w[i] * (x[i] * s) */
+    void (*relu2_mul)(float *g, const float *up, int n); /* g[i] = relu(g[i])^2 * up[i] */
 } bn__fops;
 
 /* ---- scalar: the reference ---- */
@@ -3967,6 +3971,22 @@ static void bn__to_f16_scalar(uint16_t *out, const float *x, int n) {
     int i;
     for (i = 0; i < n; i++) out[i] = bn_f32_to_f16(x[i]);
 }
+static void bn__add_scalar(float *y, const float *x, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] += x[i];
+}
+static void bn__scale_mul_scalar(float *out, const float *x, const float *w, float s, int n) {
+    int i;
+    for (i = 0; i < n; i++) out[i] = w[i] * (x[i] * s);
+}
+static void bn__relu2_mul_scalar(float *g, const float *up, int n) {
+    int i;
+    for (i = 0; i < n; i++) {
+        float v = g[i] > 0.0f ? g[i] * g[i] : 0.0f;
+        g[i] = v * up[i];
+    }
+}
+
 /* Softmax's exponentials, x[i] = exp(x[i] - max), returning their sum. Kept
    scalar (libm's expf) for every kernel: a vectorized polynomial exp (2 ulp)
    moved one activation of the HF fixtures across a rounding tie of the int8
@@ -4092,6 +4112,29 @@ BN__TARGET_AVX2 static float bn__quantize_avx2(const float *x, int n, int8_t *q)
     return a;
 }
 
+BN__TARGET_AVX2 static void bn__add_avx2(float *y, const float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+    bn__add_scalar(y + i, x + i, n - i);
+}
+
+BN__TARGET_AVX2 static void bn__scale_mul_avx2(float *out, const float *x, const float *w, float s, int n) {
+    __m256 sv = _mm256_set1_ps(s);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(w + i), _mm256_mul_ps(_mm256_loadu_ps(x + i), sv)));
+    bn__scale_mul_scalar(out + i, x + i, w + i, s, n - i);
+}
+
+BN__TARGET_AVX2 static void bn__relu2_mul_avx2(float *g, const float *up, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_max_ps(_mm256_loadu_ps(g + i), _mm256_setzero_ps());
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_mul_ps(v, v), _mm256_loadu_ps(up + i)));
+    }
+    bn__relu2_mul_scalar(g + i, up + i, n - i);
+}
+
 BN__TARGET_AVX512 BN__INLINE __mmask16 bn__mask16(int left) {
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
 }
@@ -4205,6 +4248,32 @@ BN__TARGET_AVX512 static float bn__quantize_avx512(const float *x, int n, int8_t
     return a;
 }
 
+BN__TARGET_AVX512 static void bn__add_avx512(float *y, const float *x, int n) {
+    int i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+BN__TARGET_AVX512 static void bn__scale_mul_avx512(float *out, const float *x, const float *w, float s, int n) {
+    __m512 sv = _mm512_set1_ps(s);
+    int i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), sv)));
+    }
+}
+
+BN__TARGET_AVX512 static void bn__relu2_mul_avx512(float *g, const float *up, int n) {
+    int i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        __m512 v = _mm512_maskz_max_ps(BN__ALL16, _mm512_maskz_loadu_ps(m, g + i), _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(_mm512_mul_ps(v, v), _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+
 static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
     if (kernel == BN_KERNEL_AVX2 || kernel == BN_KERNEL_AVX_VNNI) {
         f->dot = bn__dot_avx2;
@@ -4214,6 +4283,9 @@ static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
         f->to_f16 = bn__to_f16_avx2;
         f->sumsq = bn__sumsq_avx2;
         f->quantize = bn__quantize_avx2;
+        f->add = bn__add_avx2;
+        f->scale_mul = bn__scale_mul_avx2;
+        f->relu2_mul = bn__relu2_mul_avx2;
     } else if (kernel == BN_KERNEL_AVX512) {
         f->dot = bn__dot_avx512;
         f->dot_f16 = bn__dot_f16_avx512;
@@ -4222,6 +4294,9 @@ static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
         f->to_f16 = bn__to_f16_avx512;
         f->sumsq = bn__sumsq_avx512;
         f->quantize = bn__quantize_avx512;
+        f->add = bn__add_avx512;
+        f->scale_mul = bn__scale_mul_avx512;
+        f->relu2_mul = bn__relu2_mul_avx512;
     }
 }
 
@@ -4302,6 +4377,27 @@ static float bn__quantize_neon(const float *x, int n, int8_t *q) {
     return a;
 }
 
+static void bn__add_neon(float *y, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vld1q_f32(x + i)));
+    bn__add_scalar(y + i, x + i, n - i);
+}
+
+static void bn__scale_mul_neon(float *out, const float *x, const float *w, float s, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(out + i, vmulq_f32(vld1q_f32(w + i), vmulq_n_f32(vld1q_f32(x + i), s)));
+    bn__scale_mul_scalar(out + i, x + i, w + i, s, n - i);
+}
+
+static void bn__relu2_mul_neon(float *g, const float *up, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vmaxq_f32(vld1q_f32(g + i), vdupq_n_f32(0.0f));
+        vst1q_f32(g + i, vmulq_f32(vmulq_f32(v, v), vld1q_f32(up + i)));
+    }
+    bn__relu2_mul_scalar(g + i, up + i, n - i);
+}
+
 static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
     if (kernel != BN_KERNEL_NEON && kernel != BN_KERNEL_NEON_DOT) return;
     f->dot = bn__dot_neon;
@@ -4311,6 +4407,9 @@ static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
     f->to_f16 = bn__to_f16_neon;
     f->sumsq = bn__sumsq_neon;
     f->quantize = bn__quantize_neon;
+    f->add = bn__add_neon;
+    f->scale_mul = bn__scale_mul_neon;
+    f->relu2_mul = bn__relu2_mul_neon;
 }
 
 #else /* no SIMD in this build */
@@ -4333,6 +4432,9 @@ static void bn__fops_init(bn__fops *f, bn_kernel kernel) {
     f->to_f16 = bn__to_f16_scalar;
     f->sumsq = bn__sumsq_scalar;
     f->quantize = bn_quantize_act;
+    f->add = bn__add_scalar;
+    f->scale_mul = bn__scale_mul_scalar;
+    f->relu2_mul = bn__relu2_mul_scalar;
     if (bn_kernel_supported(kernel)) bn__fops_simd(f, kernel);
 }
 
@@ -5091,8 +5193,7 @@ BN_API void bn_context_reset(bn_context *ctx) {
 static void bn__rmsnorm(const bn__fops *fo, float *out, const float *x, const float *w, int n, float eps) {
     double ss = fo->sumsq(x, n);
     float inv = 1.0f / sqrtf((float)(ss / n) + eps);
-    int i;
-    for (i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
+    fo->scale_mul(out, x, w, inv, n); /* out[i] = w[i] * (x[i] * inv) */
 }
 
 static void bn__rmsnorm_rows(const bn_context *ctx, float *out, const float *x, const float *w, int n_tokens, int n) {
@@ -5101,10 +5202,86 @@ static void bn__rmsnorm_rows(const bn_context *ctx, float *out, const float *x, 
     for (t = 0; t < n_tokens; t++) bn__rmsnorm(&ctx->fops, out + (size_t)t * n, x + (size_t)t * n, w, n, eps);
 }
 
-/* Quantize each token's activations once; every linear that reads this input shares them. */
-static void bn__quantize_rows(const bn_context *ctx, const float *x, int n_tokens, int n, int8_t *xq, float *act_scale) {
+/* The float work between two matmuls, one token (row) at a time: each row
+   stays in cache through all of its steps (residual add, norm, activation,
+   quantization) instead of each step sweeping the whole batch, and the rows
+   are spread over the pool. The quantized row is what every linear reading
+   this input shares. */
+typedef void (*bn__row_fn)(bn_context *ctx, const bn_layer *L, int t);
+
+/* attention input: xq = quant(norm(x)) */
+static void bn__row_attn_in(bn_context *ctx, const bn_layer *L, int t) {
+    const bn_config *c = &ctx->model->config;
+    size_t at = (size_t)t * c->hidden_size;
+    bn__rmsnorm(&ctx->fops, ctx->xn + at, ctx->x + at, L->attn_norm, c->hidden_size, c->rms_norm_eps);
+    ctx->act_scale[t] = ctx->fops.quantize(ctx->xn + at, c->hidden_size, ctx->xq + at);
+}
+
+/* o_proj input: xq = quant(sub_norm(att)) */
+static void bn__row_attn_out(bn_context *ctx, const bn_layer *L, int t) {
+    const bn_config *c = &ctx->model->config;
+    int q_dim = c->n_heads * c->head_dim;
+    float *a = ctx->att + (size_t)t * q_dim;
+    if (L->attn_sub_norm) bn__rmsnorm(&ctx->fops, a, a, L->attn_sub_norm, q_dim, c->rms_norm_eps);
+    ctx->act_scale[t] = ctx->fops.quantize(a, q_dim, ctx->xq + (size_t)t * q_dim);
+}
+
+/* x += o_proj(...); feed-forward input: xq = quant(norm(x)) */
+static void bn__row_ffn_in(bn_context *ctx, const bn_layer *L, int t) {
+    const bn_config *c = &ctx->model->config;
+    size_t at = (size_t)t * c->hidden_size;
+    ctx->fops.add(ctx->x + at, ctx->proj + at, c->hidden_size);
+    bn__rmsnorm(&ctx->fops, ctx->xn + at, ctx->x + at, L->ffn_norm, c->hidden_size, c->rms_norm_eps);
+    ctx->act_scale[t] = ctx->fops.quantize(ctx->xn + at, c->hidden_size, ctx->xq + at);
+}
+
+/* down_proj input: xq = quant(sub_norm(act(gate) * up)) */
+static void bn__row_ffn_mid(bn_context *ctx, const bn_layer *L, int t) {
+    const bn_config *c = &ctx->model->config;
+    int f = c->intermediate_size, i;
+    float *g = ctx->gate + (size_t)t * f, *up = ctx->up + (size_t)t * f;
+    if (c->act == BN_ACT_RELU2) {
+        ctx->fops.relu2_mul(g, up, f); /* relu(g)^2 * up */
+    } else {
+        for (i = 0; i < f; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * up[i]; /* silu(g) * up */
+    }
+    if (L->ffn_sub_norm) bn__rmsnorm(&ctx->fops, g, g, L->ffn_sub_norm, f, c->rms_norm_eps);
+    ctx->act_scale[t] = ctx->fops.quantize(g, f, ctx->xq + (size_t)t * f);
+}
+
+/* x += down_proj(...) */
+static void bn__row_residual(bn_context *ctx, const bn_layer *L, int t) {
+    size_t at = (size_t)t * ctx->model->config.hidden_size;
+    BN_UNUSED(L);
+    ctx->fops.add(ctx->x + at, ctx->proj + at, ctx->model->config.hidden_size);
+}
+
+typedef struct bn__rows_job {
+    bn_context *ctx;
+    const bn_layer *L;
+    int n_tokens;
+    bn__row_fn fn;
+} bn__rows_job;
+
+static void bn__rows_worker(void *arg, int ith, int nth) {
+    const bn__rows_job *job = (const bn__rows_job *)arg;
+    int lo, hi, t;
+    bn_split_range(job->n_tokens, ith, nth, &lo, &hi);
+    for (t = lo; t < hi; t++) job->fn(job->ctx, job->L, t);
+}
+
+static void bn__rows(bn_context *ctx, const bn_layer *L, int n_tokens, bn__row_fn fn) {
+    bn__rows_job job;
     int t;
-    for (t = 0; t < n_tokens; t++) act_scale[t] = ctx->fops.quantize(x + (size_t)t * n, n, xq + (size_t)t * n);
+    if (n_tokens == 1) { /* decoding: not worth waking the pool */
+        for (t = 0; t < n_tokens; t++) fn(ctx, L, t);
+        return;
+    }
+    job.ctx = ctx;
+    job.L = L;
+    job.n_tokens = n_tokens;
+    job.fn = fn;
+    bn_pool_run(ctx->pool, bn__rows_worker, &job);
 }
 
 /* RoPE, HF's rotate-half convention: dimension i pairs with i + head_dim/2
@@ -5112,13 +5289,12 @@ static void bn__quantize_rows(const bn_context *ctx, const float *x, int n_token
 static void bn__rope(const bn_context *ctx, float *v, int n_heads, int pos) {
     int head_dim = ctx->model->config.head_dim, h, i, half = head_dim / 2;
     const float *cosp = ctx->rope_cos + (size_t)pos * half, *sinp = ctx->rope_sin + (size_t)pos * half;
-    for (i = 0; i < half; i++) {
-        float c = cosp[i], s = sinp[i];
-        for (h = 0; h < n_heads; h++) {
-            float *x = v + (size_t)h * head_dim;
+    for (h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * head_dim;
+        for (i = 0; i < half; i++) { /* contiguous: the compiler vectorizes it */
             float x1 = x[i], x2 = x[i + half];
-            x[i] = x1 * c - x2 * s;
-            x[i + half] = x2 * c + x1 * s;
+            x[i] = x1 * cosp[i] - x2 * sinp[i];
+            x[i + half] = x2 * cosp[i] + x1 * sinp[i];
         }
     }
 }
@@ -5184,15 +5360,13 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     const bn_model *m = ctx->model;
     const bn_config *c = &m->config;
     const bn_layer *L = &m->layers[l];
-    int n = b->n_tokens, t, hid = c->hidden_size, f = c->intermediate_size;
+    int n = b->n_tokens, t;
     int q_dim = c->n_heads * c->head_dim, kv_dim = (int)bn__kv_dim(c);
     bn_kernel kern = ctx->params.kernel;
     bn__attn_job job;
-    size_t i;
 
     /* attention: q, k, v from one quantization of the normed input */
-    bn__rmsnorm_rows(ctx, ctx->xn, ctx->x, L->attn_norm, n, hid);
-    bn__quantize_rows(ctx, ctx->xn, n, hid, ctx->xq, ctx->act_scale);
+    bn__rows(ctx, L, n, bn__row_attn_in);
     bn_tmat_matmul(&L->wq, ctx->xq, ctx->act_scale, n, ctx->q, ctx->pool, kern);
     bn_tmat_matmul(&L->wk, ctx->xq, ctx->act_scale, n, ctx->k, ctx->pool, kern);
     bn_tmat_matmul(&L->wv, ctx->xq, ctx->act_scale, n, ctx->v, ctx->pool, kern);
@@ -5210,26 +5384,16 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     job.pos = b->pos;
     job.seq = b->seq;
     bn_pool_run(ctx->pool, bn__attn_worker, &job);
-    if (L->attn_sub_norm) bn__rmsnorm_rows(ctx, ctx->att, ctx->att, L->attn_sub_norm, n, q_dim);
-    bn__quantize_rows(ctx, ctx->att, n, q_dim, ctx->xq, ctx->act_scale);
+    bn__rows(ctx, L, n, bn__row_attn_out);
     bn_tmat_matmul(&L->wo, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
-    for (i = 0; i < (size_t)n * hid; i++) ctx->x[i] += ctx->proj[i];
 
     /* feed-forward: gate and up from one quantization */
-    bn__rmsnorm_rows(ctx, ctx->xn, ctx->x, L->ffn_norm, n, hid);
-    bn__quantize_rows(ctx, ctx->xn, n, hid, ctx->xq, ctx->act_scale);
+    bn__rows(ctx, L, n, bn__row_ffn_in);
     bn_tmat_matmul(&L->w_gate, ctx->xq, ctx->act_scale, n, ctx->gate, ctx->pool, kern);
     bn_tmat_matmul(&L->w_up, ctx->xq, ctx->act_scale, n, ctx->up, ctx->pool, kern);
-    for (i = 0; i < (size_t)n * f; i++) {
-        float g = ctx->gate[i];
-        if (c->act == BN_ACT_RELU2) g = g > 0.0f ? g * g : 0.0f; /* relu(g)^2 */
-        else g = g / (1.0f + expf(-g));                          /* silu(g) */
-        ctx->gate[i] = g * ctx->up[i];
-    }
-    if (L->ffn_sub_norm) bn__rmsnorm_rows(ctx, ctx->gate, ctx->gate, L->ffn_sub_norm, n, f);
-    bn__quantize_rows(ctx, ctx->gate, n, f, ctx->xq, ctx->act_scale);
+    bn__rows(ctx, L, n, bn__row_ffn_mid);
     bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
-    for (i = 0; i < (size_t)n * hid; i++) ctx->x[i] += ctx->proj[i];
+    bn__rows(ctx, L, n, bn__row_residual);
 }
 
 /* Check the whole batch before touching any state. */

@@ -24,6 +24,10 @@ typedef struct bn__fops {
     void (*to_f16)(uint16_t *out, const float *x, int n);         /* round to nearest even */
     double (*sumsq)(const float *x, int n);       /* sum x[i]^2, accumulated in double */
     float (*quantize)(const float *x, int n, int8_t *q); /* bn_quantize_act, bit for bit */
+    /* element by element, exact (bit for bit the scalar result): */
+    void (*add)(float *y, const float *x, int n);                           /* y[i] += x[i] */
+    void (*scale_mul)(float *out, const float *x, const float *w, float s, int n); /* out[i] = w[i] * (x[i] * s) */
+    void (*relu2_mul)(float *g, const float *up, int n); /* g[i] = relu(g[i])^2 * up[i] */
 } bn__fops;
 
 /* ---- scalar: the reference ---- */
@@ -51,6 +55,22 @@ static void bn__to_f16_scalar(uint16_t *out, const float *x, int n) {
     int i;
     for (i = 0; i < n; i++) out[i] = bn_f32_to_f16(x[i]);
 }
+static void bn__add_scalar(float *y, const float *x, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] += x[i];
+}
+static void bn__scale_mul_scalar(float *out, const float *x, const float *w, float s, int n) {
+    int i;
+    for (i = 0; i < n; i++) out[i] = w[i] * (x[i] * s);
+}
+static void bn__relu2_mul_scalar(float *g, const float *up, int n) {
+    int i;
+    for (i = 0; i < n; i++) {
+        float v = g[i] > 0.0f ? g[i] * g[i] : 0.0f;
+        g[i] = v * up[i];
+    }
+}
+
 /* Softmax's exponentials, x[i] = exp(x[i] - max), returning their sum. Kept
    scalar (libm's expf) for every kernel: a vectorized polynomial exp (2 ulp)
    moved one activation of the HF fixtures across a rounding tie of the int8
@@ -176,6 +196,29 @@ BN__TARGET_AVX2 static float bn__quantize_avx2(const float *x, int n, int8_t *q)
     return a;
 }
 
+BN__TARGET_AVX2 static void bn__add_avx2(float *y, const float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+    bn__add_scalar(y + i, x + i, n - i);
+}
+
+BN__TARGET_AVX2 static void bn__scale_mul_avx2(float *out, const float *x, const float *w, float s, int n) {
+    __m256 sv = _mm256_set1_ps(s);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(w + i), _mm256_mul_ps(_mm256_loadu_ps(x + i), sv)));
+    bn__scale_mul_scalar(out + i, x + i, w + i, s, n - i);
+}
+
+BN__TARGET_AVX2 static void bn__relu2_mul_avx2(float *g, const float *up, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_max_ps(_mm256_loadu_ps(g + i), _mm256_setzero_ps());
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_mul_ps(v, v), _mm256_loadu_ps(up + i)));
+    }
+    bn__relu2_mul_scalar(g + i, up + i, n - i);
+}
+
 BN__TARGET_AVX512 BN__INLINE __mmask16 bn__mask16(int left) {
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
 }
@@ -289,6 +332,32 @@ BN__TARGET_AVX512 static float bn__quantize_avx512(const float *x, int n, int8_t
     return a;
 }
 
+BN__TARGET_AVX512 static void bn__add_avx512(float *y, const float *x, int n) {
+    int i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+BN__TARGET_AVX512 static void bn__scale_mul_avx512(float *out, const float *x, const float *w, float s, int n) {
+    __m512 sv = _mm512_set1_ps(s);
+    int i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), sv)));
+    }
+}
+
+BN__TARGET_AVX512 static void bn__relu2_mul_avx512(float *g, const float *up, int n) {
+    int i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = bn__mask16(n - i);
+        __m512 v = _mm512_maskz_max_ps(BN__ALL16, _mm512_maskz_loadu_ps(m, g + i), _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(_mm512_mul_ps(v, v), _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+
 static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
     if (kernel == BN_KERNEL_AVX2 || kernel == BN_KERNEL_AVX_VNNI) {
         f->dot = bn__dot_avx2;
@@ -298,6 +367,9 @@ static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
         f->to_f16 = bn__to_f16_avx2;
         f->sumsq = bn__sumsq_avx2;
         f->quantize = bn__quantize_avx2;
+        f->add = bn__add_avx2;
+        f->scale_mul = bn__scale_mul_avx2;
+        f->relu2_mul = bn__relu2_mul_avx2;
     } else if (kernel == BN_KERNEL_AVX512) {
         f->dot = bn__dot_avx512;
         f->dot_f16 = bn__dot_f16_avx512;
@@ -306,6 +378,9 @@ static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
         f->to_f16 = bn__to_f16_avx512;
         f->sumsq = bn__sumsq_avx512;
         f->quantize = bn__quantize_avx512;
+        f->add = bn__add_avx512;
+        f->scale_mul = bn__scale_mul_avx512;
+        f->relu2_mul = bn__relu2_mul_avx512;
     }
 }
 
@@ -386,6 +461,27 @@ static float bn__quantize_neon(const float *x, int n, int8_t *q) {
     return a;
 }
 
+static void bn__add_neon(float *y, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vld1q_f32(x + i)));
+    bn__add_scalar(y + i, x + i, n - i);
+}
+
+static void bn__scale_mul_neon(float *out, const float *x, const float *w, float s, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(out + i, vmulq_f32(vld1q_f32(w + i), vmulq_n_f32(vld1q_f32(x + i), s)));
+    bn__scale_mul_scalar(out + i, x + i, w + i, s, n - i);
+}
+
+static void bn__relu2_mul_neon(float *g, const float *up, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vmaxq_f32(vld1q_f32(g + i), vdupq_n_f32(0.0f));
+        vst1q_f32(g + i, vmulq_f32(vmulq_f32(v, v), vld1q_f32(up + i)));
+    }
+    bn__relu2_mul_scalar(g + i, up + i, n - i);
+}
+
 static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
     if (kernel != BN_KERNEL_NEON && kernel != BN_KERNEL_NEON_DOT) return;
     f->dot = bn__dot_neon;
@@ -395,6 +491,9 @@ static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
     f->to_f16 = bn__to_f16_neon;
     f->sumsq = bn__sumsq_neon;
     f->quantize = bn__quantize_neon;
+    f->add = bn__add_neon;
+    f->scale_mul = bn__scale_mul_neon;
+    f->relu2_mul = bn__relu2_mul_neon;
 }
 
 #else /* no SIMD in this build */
@@ -417,6 +516,9 @@ static void bn__fops_init(bn__fops *f, bn_kernel kernel) {
     f->to_f16 = bn__to_f16_scalar;
     f->sumsq = bn__sumsq_scalar;
     f->quantize = bn_quantize_act;
+    f->add = bn__add_scalar;
+    f->scale_mul = bn__scale_mul_scalar;
+    f->relu2_mul = bn__relu2_mul_scalar;
     if (bn_kernel_supported(kernel)) bn__fops_simd(f, kernel);
 }
 

@@ -178,6 +178,47 @@ static void test_sumsq(void) {
     }
 }
 
+/* The element-by-element helpers are exact: bit for bit the scalar result. */
+static void test_elementwise(void) {
+    bn__fops s, f;
+    float x[MAXN], w[MAXN], y0[MAXN + 1], y1[MAXN + 1];
+    int k, n, i;
+    bn__fops_init(&s, BN_KERNEL_SCALAR);
+    for (k = 0; k < N_SIMD; k++) {
+        int bad_add = 0, bad_scale = 0, bad_relu2 = 0;
+        if (!simd_fops(k, &f)) continue;
+        for (n = 1; n <= MAXN; n++) {
+            float sc = rndf(0.01f, 3.0f);
+            for (i = 0; i < n; i++) {
+                x[i] = rndf(-4, 4);
+                w[i] = rndf(-2, 2);
+                y0[i] = y1[i] = rndf(-4, 4);
+            }
+            y1[n] = 12345.0f;
+            s.add(y0, x, n);
+            f.add(y1, x, n);
+            bad_add += memcmp(y0, y1, sizeof(float) * (size_t)n) != 0 || y1[n] != 12345.0f;
+            s.scale_mul(y0, x, w, sc, n);
+            f.scale_mul(y1, x, w, sc, n);
+            bad_scale += memcmp(y0, y1, sizeof(float) * (size_t)n) != 0 || y1[n] != 12345.0f;
+            s.relu2_mul(y0, w, n);
+            f.relu2_mul(y1, w, n);
+            bad_relu2 += memcmp(y0, y1, sizeof(float) * (size_t)n) != 0 || y1[n] != 12345.0f;
+        }
+        BNT_CHECKF(!bad_add, "%s: add differs at %d lengths", bn_kernel_name(simd_kernels[k]), bad_add);
+        BNT_CHECKF(!bad_scale, "%s: scale_mul differs at %d lengths", bn_kernel_name(simd_kernels[k]), bad_scale);
+        BNT_CHECKF(!bad_relu2, "%s: relu2_mul differs at %d lengths", bn_kernel_name(simd_kernels[k]), bad_relu2);
+    }
+    /* the scalar ones on hand-computed values */
+    x[0] = 1.5f; x[1] = -2.0f; x[2] = 0.25f;
+    w[0] = 2.0f; w[1] = 3.0f; w[2] = -4.0f;
+    s.relu2_mul(x, w, 3); /* relu(1.5)^2 * 2, relu(-2)^2 * 3, relu(0.25)^2 * -4 */
+    BNT_CHECK(x[0] == 4.5f && x[1] == 0.0f && x[2] == -0.25f);
+    x[0] = 1.0f; x[1] = -2.0f;
+    s.scale_mul(y0, x, w, 0.5f, 2);
+    BNT_CHECK(y0[0] == 1.0f && y0[1] == -3.0f);
+}
+
 /* The quantizer against bn_quantize_act, bit for bit, with values on
    rounding ties (x * a = k + 0.5 exactly). */
 static void test_quantize(void) {
@@ -440,6 +481,7 @@ int main(void) {
     BNT_RUN(test_dot_axpy);
     BNT_RUN(test_to_f16);
     BNT_RUN(test_sumsq);
+    BNT_RUN(test_elementwise);
     BNT_RUN(test_quantize);
     BNT_RUN(test_f16_cache_hf_parity);
     BNT_RUN(test_batched_equals_solo_f16);
