@@ -341,6 +341,11 @@ BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens,
 /* y[t * m->rows + r] = dot * m->scale / act_scale[t]. */
 BN_API void bn_tmat_matmul(const bn_tmat *m, const int8_t *xq, const float *act_scale, int n_tokens, float *y,
                            bn_pool *pool, bn_kernel kernel);
+/* bn_tmat_matmul of n_mats matrices that read the same input (q, k and v;
+   gate and up), in one run of the pool: ys[i] gets matrix i's output. The
+   threads wake once instead of n times and split the rows of all of them. */
+BN_API void bn_tmat_matmul_n(const bn_tmat *const *ms, int n_mats, const int8_t *xq, const float *act_scale,
+                             int n_tokens, float *const *ys, bn_pool *pool, bn_kernel kernel);
 
 /* y[t * m->rows + r] = sum_c M[r][c] * x[t * m->cols + c] in float (the
    summation order, and so the rounding, depends on the kernel). */
@@ -2797,13 +2802,17 @@ static bn__tdot_fn bn__tdot_select(bn_kernel kernel, bn_tlayout layout) {
     return layout == BN_TLAYOUT_TQ1 ? bn__tdot_tq1_scalar : bn__tdot_i2_scalar;
 }
 
+/* Up to BN__MAX_FUSED matrices that read the same input, computed in one
+   run of the pool (see bn_tmat_matmul_n). */
+#define BN__MAX_FUSED 4
 typedef struct bn__tmatmul_job {
-    const bn_tmat *m;
+    const bn_tmat *m[BN__MAX_FUSED];
+    int n_mats;
     const int8_t *xq;
     int n_tokens;
     bn__tdot_fn dot;
-    int32_t *out_i32;        /* either this ... */
-    float *out_f32;          /* ... or this, with act_scale */
+    int32_t *out_i32;                 /* either this (one matrix) ... */
+    float *out_f32[BN__MAX_FUSED];    /* ... or these, with act_scale */
     const float *act_scale;
 } bn__tmatmul_job;
 
@@ -2836,57 +2845,72 @@ static void bn__ttile_init(bn__ttile *tile, const bn_tmat *m, const int8_t *xq, 
     }
 }
 
-/* One thread: its share of the rows (whole groups of BN__RTILE) for every
-   token, BN__TTILE tokens at a time: a tile's activations stay in L1 while
-   the rows stream past. */
-static void bn__tmatmul_worker(void *arg, int ith, int nth) {
-    const bn__tmatmul_job *job = (const bn__tmatmul_job *)arg;
-    const bn_tmat *m = job->m;
+static int bn__tmat_row_groups(const bn_tmat *m) { return (m->rows + BN__RTILE - 1) / BN__RTILE; }
+
+/* Rows [lo, hi) of matrix `mi` of the job against one tile of tokens (t0 is
+   the tile's first token). */
+static void bn__tmatmul_rows(const bn__tmatmul_job *job, int mi, const bn__ttile *tile, int t0, int lo, int hi) {
+    const bn_tmat *m = job->m[mi];
     int bw = bn__tlayout_block_weights(m->layout), nblocks = bn__tmat_blocks(m);
-    int nfull = m->cols / bw, has_tail = nfull < nblocks;
+    int nfull = m->cols / bw, has_tail = nfull < nblocks, nt = tile->nt, t, r, nr, i;
     size_t rb = bn__tmat_row_bytes(m);
-    bn__ttile tile;
     int32_t dots[BN__RTILE * BN__TTILE], tdots[BN__RTILE * BN__TTILE];
-    int lo, hi, t0, nt, t, r, nr, i;
-    bn_split_range((m->rows + BN__RTILE - 1) / BN__RTILE, ith, nth, &lo, &hi);
-    lo *= BN__RTILE;
-    hi = BN_MIN(hi * BN__RTILE, m->rows);
-    if (lo >= hi) return;
-    for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
-        nt = BN_MIN(job->n_tokens - t0, BN__TTILE);
-        bn__ttile_init(&tile, m, job->xq, t0, nt, nfull, bw);
-        for (r = lo; r < hi; r += nr) {
-            const uint8_t *w = m->data + (size_t)r * rb;
-            nr = BN_MIN(hi - r, BN__RTILE);
-            if (nfull) job->dot(w, rb, nr, nfull, tile.x, nt, dots);
-            else memset(dots, 0, sizeof dots);
-            if (has_tail) {
-                job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, rb, nr, 1, tile.tail, nt, tdots);
-                for (i = 0; i < nr * nt; i++) dots[i] += tdots[i];
-            }
-            for (t = 0; t < nt; t++) {
-                size_t o = (size_t)(t0 + t) * m->rows + r;
-                for (i = 0; i < nr; i++) {
-                    int32_t d = dots[i * nt + t] - tile.sumx[t];
-                    if (job->out_f32)
-                        job->out_f32[o + i] = (float)d * m->scale / job->act_scale[t0 + t];
-                    else
-                        job->out_i32[o + i] = d;
-                }
+    for (r = lo; r < hi; r += nr) {
+        const uint8_t *w = m->data + (size_t)r * rb;
+        nr = BN_MIN(hi - r, BN__RTILE);
+        if (nfull) job->dot(w, rb, nr, nfull, tile->x, nt, dots);
+        else memset(dots, 0, sizeof dots);
+        if (has_tail) {
+            job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, rb, nr, 1, tile->tail, nt, tdots);
+            for (i = 0; i < nr * nt; i++) dots[i] += tdots[i];
+        }
+        for (t = 0; t < nt; t++) {
+            size_t o = (size_t)(t0 + t) * m->rows + r;
+            for (i = 0; i < nr; i++) {
+                int32_t d = dots[i * nt + t] - tile->sumx[t];
+                if (job->out_i32)
+                    job->out_i32[o + i] = d;
+                else
+                    job->out_f32[mi][o + i] = (float)d * m->scale / job->act_scale[t0 + t];
             }
         }
     }
 }
 
-static void bn__tmatmul_run(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out_i32, float *out_f32,
-                            const float *act_scale, bn_pool *pool, bn_kernel kernel) {
+/* One thread: its share of the rows of all the job's matrices, counted in
+   whole groups of BN__RTILE, for every token, BN__TTILE tokens at a time: a
+   tile's activations stay in L1 while the rows stream past. */
+static void bn__tmatmul_worker(void *arg, int ith, int nth) {
+    const bn__tmatmul_job *job = (const bn__tmatmul_job *)arg;
+    const bn_tmat *m0 = job->m[0];
+    int bw = bn__tlayout_block_weights(m0->layout), nfull = m0->cols / bw, total = 0, glo, ghi, t0, mi, g;
+    bn__ttile tile;
+    for (mi = 0; mi < job->n_mats; mi++) total += bn__tmat_row_groups(job->m[mi]);
+    bn_split_range(total, ith, nth, &glo, &ghi);
+    if (glo >= ghi) return;
+    for (t0 = 0; t0 < job->n_tokens; t0 += tile.nt) {
+        bn__ttile_init(&tile, m0, job->xq, t0, BN_MIN(job->n_tokens - t0, BN__TTILE), nfull, bw);
+        for (mi = 0, g = 0; mi < job->n_mats; g += bn__tmat_row_groups(job->m[mi]), mi++) {
+            int lo = BN_MAX(glo - g, 0) * BN__RTILE, hi = BN_MIN(ghi - g, bn__tmat_row_groups(job->m[mi])) * BN__RTILE;
+            if (lo < hi) bn__tmatmul_rows(job, mi, &tile, t0, lo, BN_MIN(hi, job->m[mi]->rows));
+        }
+    }
+}
+
+static void bn__tmatmul_run(const bn_tmat *const *ms, int n_mats, const int8_t *xq, int n_tokens, int32_t *out_i32,
+                            float *const *out_f32, const float *act_scale, bn_pool *pool, bn_kernel kernel) {
     bn__tmatmul_job job;
-    job.m = m;
+    int i;
+    memset(&job, 0, sizeof job);
+    job.n_mats = n_mats;
+    for (i = 0; i < n_mats; i++) {
+        job.m[i] = ms[i];
+        if (out_f32) job.out_f32[i] = out_f32[i];
+    }
     job.xq = xq;
     job.n_tokens = n_tokens;
-    job.dot = bn__tdot_select(kernel, m->layout);
+    job.dot = bn__tdot_select(kernel, ms[0]->layout);
     job.out_i32 = out_i32;
-    job.out_f32 = out_f32;
     job.act_scale = act_scale;
     if (n_tokens <= 0) return;
     bn_pool_run(pool, bn__tmatmul_worker, &job);
@@ -2894,12 +2918,23 @@ static void bn__tmatmul_run(const bn_tmat *m, const int8_t *xq, int n_tokens, in
 
 BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
                                bn_kernel kernel) {
-    bn__tmatmul_run(m, xq, n_tokens, out, NULL, NULL, pool, kernel);
+    bn__tmatmul_run(&m, 1, xq, n_tokens, out, NULL, NULL, pool, kernel);
 }
 
 BN_API void bn_tmat_matmul(const bn_tmat *m, const int8_t *xq, const float *act_scale, int n_tokens, float *y,
                            bn_pool *pool, bn_kernel kernel) {
-    bn__tmatmul_run(m, xq, n_tokens, NULL, y, act_scale, pool, kernel);
+    bn__tmatmul_run(&m, 1, xq, n_tokens, NULL, &y, act_scale, pool, kernel);
+}
+
+BN_API void bn_tmat_matmul_n(const bn_tmat *const *ms, int n_mats, const int8_t *xq, const float *act_scale,
+                             int n_tokens, float *const *ys, bn_pool *pool, bn_kernel kernel) {
+    int i, same = n_mats <= BN__MAX_FUSED;
+    for (i = 1; i < n_mats && same; i++) same = ms[i]->cols == ms[0]->cols && ms[i]->layout == ms[0]->layout;
+    if (same && n_mats > 0) {
+        bn__tmatmul_run(ms, n_mats, xq, n_tokens, NULL, ys, act_scale, pool, kernel);
+        return;
+    }
+    for (i = 0; i < n_mats; i++) bn_tmat_matmul(ms[i], xq, act_scale, n_tokens, ys[i], pool, kernel);
 }
 
 static float bn__fmat_at(const bn_fmat *m, size_t r, size_t c) {
@@ -5367,9 +5402,13 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
 
     /* attention: q, k, v from one quantization of the normed input */
     bn__rows(ctx, L, n, bn__row_attn_in);
-    bn_tmat_matmul(&L->wq, ctx->xq, ctx->act_scale, n, ctx->q, ctx->pool, kern);
-    bn_tmat_matmul(&L->wk, ctx->xq, ctx->act_scale, n, ctx->k, ctx->pool, kern);
-    bn_tmat_matmul(&L->wv, ctx->xq, ctx->act_scale, n, ctx->v, ctx->pool, kern);
+    {
+        const bn_tmat *qkv[3];
+        float *out[3];
+        qkv[0] = &L->wq, qkv[1] = &L->wk, qkv[2] = &L->wv;
+        out[0] = ctx->q, out[1] = ctx->k, out[2] = ctx->v;
+        bn_tmat_matmul_n(qkv, 3, ctx->xq, ctx->act_scale, n, out, ctx->pool, kern);
+    }
     for (t = 0; t < n; t++) {
         int seq = b->seq ? b->seq[t] : 0;
         size_t at = bn__kv_offset(ctx, seq, l, b->pos[t]);
@@ -5389,8 +5428,13 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
 
     /* feed-forward: gate and up from one quantization */
     bn__rows(ctx, L, n, bn__row_ffn_in);
-    bn_tmat_matmul(&L->w_gate, ctx->xq, ctx->act_scale, n, ctx->gate, ctx->pool, kern);
-    bn_tmat_matmul(&L->w_up, ctx->xq, ctx->act_scale, n, ctx->up, ctx->pool, kern);
+    {
+        const bn_tmat *gate_up[2];
+        float *out[2];
+        gate_up[0] = &L->w_gate, gate_up[1] = &L->w_up;
+        out[0] = ctx->gate, out[1] = ctx->up;
+        bn_tmat_matmul_n(gate_up, 2, ctx->xq, ctx->act_scale, n, out, ctx->pool, kern);
+    }
     bn__rows(ctx, L, n, bn__row_ffn_mid);
     bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
     bn__rows(ctx, L, n, bn__row_residual);
