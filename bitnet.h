@@ -295,7 +295,8 @@ typedef enum bn_kernel {
     BN_KERNEL_AVX2,
     BN_KERNEL_AVX512, /* AVX-512 BW (+VNNI where present) */
     BN_KERNEL_NEON,
-    BN_KERNEL_NEON_DOT
+    BN_KERNEL_NEON_DOT,
+    BN_KERNEL_AVX_VNNI /* AVX2 + AVX-VNNI (256-bit vpdpbusd: client CPUs without AVX-512) */
 } bn_kernel;
 
 typedef struct bn_tmat {
@@ -340,6 +341,11 @@ BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens,
 /* y[t * m->rows + r] = dot * m->scale / act_scale[t]. */
 BN_API void bn_tmat_matmul(const bn_tmat *m, const int8_t *xq, const float *act_scale, int n_tokens, float *y,
                            bn_pool *pool, bn_kernel kernel);
+/* bn_tmat_matmul of n_mats matrices that read the same input (q, k and v;
+   gate and up), in one run of the pool: ys[i] gets matrix i's output. The
+   threads wake once instead of n times and split the rows of all of them. */
+BN_API void bn_tmat_matmul_n(const bn_tmat *const *ms, int n_mats, const int8_t *xq, const float *act_scale,
+                             int n_tokens, float *const *ys, bn_pool *pool, bn_kernel kernel);
 
 /* y[t * m->rows + r] = sum_c M[r][c] * x[t * m->cols + c] in float (the
    summation order, and so the rounding, depends on the kernel). */
@@ -2796,13 +2802,17 @@ static bn__tdot_fn bn__tdot_select(bn_kernel kernel, bn_tlayout layout) {
     return layout == BN_TLAYOUT_TQ1 ? bn__tdot_tq1_scalar : bn__tdot_i2_scalar;
 }
 
+/* Up to BN__MAX_FUSED matrices that read the same input, computed in one
+   run of the pool (see bn_tmat_matmul_n). */
+#define BN__MAX_FUSED 4
 typedef struct bn__tmatmul_job {
-    const bn_tmat *m;
+    const bn_tmat *m[BN__MAX_FUSED];
+    int n_mats;
     const int8_t *xq;
     int n_tokens;
     bn__tdot_fn dot;
-    int32_t *out_i32;        /* either this ... */
-    float *out_f32;          /* ... or this, with act_scale */
+    int32_t *out_i32;                 /* either this (one matrix) ... */
+    float *out_f32[BN__MAX_FUSED];    /* ... or these, with act_scale */
     const float *act_scale;
 } bn__tmatmul_job;
 
@@ -2835,57 +2845,72 @@ static void bn__ttile_init(bn__ttile *tile, const bn_tmat *m, const int8_t *xq, 
     }
 }
 
-/* One thread: its share of the rows (whole groups of BN__RTILE) for every
-   token, BN__TTILE tokens at a time: a tile's activations stay in L1 while
-   the rows stream past. */
-static void bn__tmatmul_worker(void *arg, int ith, int nth) {
-    const bn__tmatmul_job *job = (const bn__tmatmul_job *)arg;
-    const bn_tmat *m = job->m;
+static int bn__tmat_row_groups(const bn_tmat *m) { return (m->rows + BN__RTILE - 1) / BN__RTILE; }
+
+/* Rows [lo, hi) of matrix `mi` of the job against one tile of tokens (t0 is
+   the tile's first token). */
+static void bn__tmatmul_rows(const bn__tmatmul_job *job, int mi, const bn__ttile *tile, int t0, int lo, int hi) {
+    const bn_tmat *m = job->m[mi];
     int bw = bn__tlayout_block_weights(m->layout), nblocks = bn__tmat_blocks(m);
-    int nfull = m->cols / bw, has_tail = nfull < nblocks;
+    int nfull = m->cols / bw, has_tail = nfull < nblocks, nt = tile->nt, t, r, nr, i;
     size_t rb = bn__tmat_row_bytes(m);
-    bn__ttile tile;
     int32_t dots[BN__RTILE * BN__TTILE], tdots[BN__RTILE * BN__TTILE];
-    int lo, hi, t0, nt, t, r, nr, i;
-    bn_split_range((m->rows + BN__RTILE - 1) / BN__RTILE, ith, nth, &lo, &hi);
-    lo *= BN__RTILE;
-    hi = BN_MIN(hi * BN__RTILE, m->rows);
-    if (lo >= hi) return;
-    for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
-        nt = BN_MIN(job->n_tokens - t0, BN__TTILE);
-        bn__ttile_init(&tile, m, job->xq, t0, nt, nfull, bw);
-        for (r = lo; r < hi; r += nr) {
-            const uint8_t *w = m->data + (size_t)r * rb;
-            nr = BN_MIN(hi - r, BN__RTILE);
-            if (nfull) job->dot(w, rb, nr, nfull, tile.x, nt, dots);
-            else memset(dots, 0, sizeof dots);
-            if (has_tail) {
-                job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, rb, nr, 1, tile.tail, nt, tdots);
-                for (i = 0; i < nr * nt; i++) dots[i] += tdots[i];
-            }
-            for (t = 0; t < nt; t++) {
-                size_t o = (size_t)(t0 + t) * m->rows + r;
-                for (i = 0; i < nr; i++) {
-                    int32_t d = dots[i * nt + t] - tile.sumx[t];
-                    if (job->out_f32)
-                        job->out_f32[o + i] = (float)d * m->scale / job->act_scale[t0 + t];
-                    else
-                        job->out_i32[o + i] = d;
-                }
+    for (r = lo; r < hi; r += nr) {
+        const uint8_t *w = m->data + (size_t)r * rb;
+        nr = BN_MIN(hi - r, BN__RTILE);
+        if (nfull) job->dot(w, rb, nr, nfull, tile->x, nt, dots);
+        else memset(dots, 0, sizeof dots);
+        if (has_tail) {
+            job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, rb, nr, 1, tile->tail, nt, tdots);
+            for (i = 0; i < nr * nt; i++) dots[i] += tdots[i];
+        }
+        for (t = 0; t < nt; t++) {
+            size_t o = (size_t)(t0 + t) * m->rows + r;
+            for (i = 0; i < nr; i++) {
+                int32_t d = dots[i * nt + t] - tile->sumx[t];
+                if (job->out_i32)
+                    job->out_i32[o + i] = d;
+                else
+                    job->out_f32[mi][o + i] = (float)d * m->scale / job->act_scale[t0 + t];
             }
         }
     }
 }
 
-static void bn__tmatmul_run(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out_i32, float *out_f32,
-                            const float *act_scale, bn_pool *pool, bn_kernel kernel) {
+/* One thread: its share of the rows of all the job's matrices, counted in
+   whole groups of BN__RTILE, for every token, BN__TTILE tokens at a time: a
+   tile's activations stay in L1 while the rows stream past. */
+static void bn__tmatmul_worker(void *arg, int ith, int nth) {
+    const bn__tmatmul_job *job = (const bn__tmatmul_job *)arg;
+    const bn_tmat *m0 = job->m[0];
+    int bw = bn__tlayout_block_weights(m0->layout), nfull = m0->cols / bw, total = 0, glo, ghi, t0, mi, g;
+    bn__ttile tile;
+    for (mi = 0; mi < job->n_mats; mi++) total += bn__tmat_row_groups(job->m[mi]);
+    bn_split_range(total, ith, nth, &glo, &ghi);
+    if (glo >= ghi) return;
+    for (t0 = 0; t0 < job->n_tokens; t0 += tile.nt) {
+        bn__ttile_init(&tile, m0, job->xq, t0, BN_MIN(job->n_tokens - t0, BN__TTILE), nfull, bw);
+        for (mi = 0, g = 0; mi < job->n_mats; g += bn__tmat_row_groups(job->m[mi]), mi++) {
+            int lo = BN_MAX(glo - g, 0) * BN__RTILE, hi = BN_MIN(ghi - g, bn__tmat_row_groups(job->m[mi])) * BN__RTILE;
+            if (lo < hi) bn__tmatmul_rows(job, mi, &tile, t0, lo, BN_MIN(hi, job->m[mi]->rows));
+        }
+    }
+}
+
+static void bn__tmatmul_run(const bn_tmat *const *ms, int n_mats, const int8_t *xq, int n_tokens, int32_t *out_i32,
+                            float *const *out_f32, const float *act_scale, bn_pool *pool, bn_kernel kernel) {
     bn__tmatmul_job job;
-    job.m = m;
+    int i;
+    memset(&job, 0, sizeof job);
+    job.n_mats = n_mats;
+    for (i = 0; i < n_mats; i++) {
+        job.m[i] = ms[i];
+        if (out_f32) job.out_f32[i] = out_f32[i];
+    }
     job.xq = xq;
     job.n_tokens = n_tokens;
-    job.dot = bn__tdot_select(kernel, m->layout);
+    job.dot = bn__tdot_select(kernel, ms[0]->layout);
     job.out_i32 = out_i32;
-    job.out_f32 = out_f32;
     job.act_scale = act_scale;
     if (n_tokens <= 0) return;
     bn_pool_run(pool, bn__tmatmul_worker, &job);
@@ -2893,12 +2918,23 @@ static void bn__tmatmul_run(const bn_tmat *m, const int8_t *xq, int n_tokens, in
 
 BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
                                bn_kernel kernel) {
-    bn__tmatmul_run(m, xq, n_tokens, out, NULL, NULL, pool, kernel);
+    bn__tmatmul_run(&m, 1, xq, n_tokens, out, NULL, NULL, pool, kernel);
 }
 
 BN_API void bn_tmat_matmul(const bn_tmat *m, const int8_t *xq, const float *act_scale, int n_tokens, float *y,
                            bn_pool *pool, bn_kernel kernel) {
-    bn__tmatmul_run(m, xq, n_tokens, NULL, y, act_scale, pool, kernel);
+    bn__tmatmul_run(&m, 1, xq, n_tokens, NULL, &y, act_scale, pool, kernel);
+}
+
+BN_API void bn_tmat_matmul_n(const bn_tmat *const *ms, int n_mats, const int8_t *xq, const float *act_scale,
+                             int n_tokens, float *const *ys, bn_pool *pool, bn_kernel kernel) {
+    int i, same = n_mats <= BN__MAX_FUSED;
+    for (i = 1; i < n_mats && same; i++) same = ms[i]->cols == ms[0]->cols && ms[i]->layout == ms[0]->layout;
+    if (same && n_mats > 0) {
+        bn__tmatmul_run(ms, n_mats, xq, n_tokens, NULL, ys, act_scale, pool, kernel);
+        return;
+    }
+    for (i = 0; i < n_mats; i++) bn_tmat_matmul(ms[i], xq, act_scale, n_tokens, ys[i], pool, kernel);
 }
 
 static float bn__fmat_at(const bn_fmat *m, size_t r, size_t c) {
@@ -3008,6 +3044,7 @@ BN_API const char *bn_kernel_name(bn_kernel kernel) {
     case BN_KERNEL_AVX512: return "avx512";
     case BN_KERNEL_NEON: return "neon";
     case BN_KERNEL_NEON_DOT: return "neon-dotprod";
+    case BN_KERNEL_AVX_VNNI: return "avx-vnni";
     }
     return "unknown";
 }
@@ -3018,6 +3055,7 @@ BN_API const char *bn_kernel_name(bn_kernel kernel) {
 #include <immintrin.h>
 #define BN__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define BN__TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define BN__TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define BN__INLINE static inline __attribute__((always_inline))
 /* A kernel loop in a function of its own: inlined into a caller with more
    live vectors, g++ 12 shuffles its accumulators through extra moves. */
@@ -3074,6 +3112,15 @@ static unsigned bn__xgetbv0(void) {
     __asm__ __volatile__("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
     return a;
 }
+/* AVX-VNNI (CPUID 7.1 EAX bit 4), which AVX-512 CPUs may have as well. */
+static int bn__has_avx_vnni(void) {
+    unsigned r[4];
+    bn__cpuid(0, 0, r);
+    if (r[0] < 7) return 0;
+    bn__cpuid(7, 1, r);
+    return (r[0] >> 4) & 1;
+}
+
 BN_API bn_kernel bn_kernel_detect(void) {
     unsigned r[4], max_leaf, xcr0;
     int avx2, avx512;
@@ -3092,7 +3139,9 @@ BN_API bn_kernel bn_kernel_detect(void) {
     avx512 = ((r[1] >> 16) & 1) && ((r[1] >> 30) & 1) && ((r[1] >> 31) & 1) && ((r[2] >> 11) & 1) &&
              (xcr0 & 0xe0u) == 0xe0u;
     if (avx512 && avx2) return BN_KERNEL_AVX512;
-    return avx2 ? BN_KERNEL_AVX2 : BN_KERNEL_SCALAR;
+    if (!avx2) return BN_KERNEL_SCALAR;
+    bn__cpuid(7, 1, r);
+    return (r[0] >> 4) & 1 ? BN_KERNEL_AVX_VNNI : BN_KERNEL_AVX2; /* AVX-VNNI */
 }
 #elif defined(BN__SIMD_NEON)
 BN_API bn_kernel bn_kernel_detect(void) {
@@ -3110,13 +3159,18 @@ BN_API bn_kernel bn_kernel_detect(void) {
 BN_API bn_kernel bn_kernel_detect(void) { return BN_KERNEL_SCALAR; }
 #endif
 
+#if !defined(BN__SIMD_X86)
+static int bn__has_avx_vnni(void) { return 0; }
+#endif
+
 BN_API int bn_kernel_supported(bn_kernel kernel) {
     bn_kernel best = bn_kernel_detect();
     switch (kernel) {
     case BN_KERNEL_AUTO:
     case BN_KERNEL_SCALAR: return 1;
-    case BN_KERNEL_AVX2: return best == BN_KERNEL_AVX2 || best == BN_KERNEL_AVX512;
+    case BN_KERNEL_AVX2: return best == BN_KERNEL_AVX2 || best == BN_KERNEL_AVX_VNNI || best == BN_KERNEL_AVX512;
     case BN_KERNEL_AVX512: return best == BN_KERNEL_AVX512;
+    case BN_KERNEL_AVX_VNNI: return best == BN_KERNEL_AVX_VNNI || (best == BN_KERNEL_AVX512 && bn__has_avx_vnni());
     case BN_KERNEL_NEON: return best == BN_KERNEL_NEON || best == BN_KERNEL_NEON_DOT;
     case BN_KERNEL_NEON_DOT: return best == BN_KERNEL_NEON_DOT;
     }
@@ -3496,6 +3550,37 @@ BN__TARGET_AVX2 static void bn__trow_tq1_avx2(const uint8_t *w, int nblocks, con
     }
 }
 
+/* I2 with AVX-VNNI: the mask-only form of the AVX-512 GEMV on 32-byte halves
+   of each block, for every (row, token) of the call: client CPUs with
+   AVX-VNNI have two cores' worth of bandwidth per core at most, and this
+   keeps them on it with the least code. */
+BN__TARGET_AVXVNNI BN__NOINLINE __m256i bn__i2_row_avxvnni(const uint8_t *w, int nblocks, const int8_t *x) {
+    const __m256i m0 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(12), m2 = _mm256_set1_epi8(48),
+                  m3 = _mm256_set1_epi8((char)192);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    int b, h;
+    for (b = 0; b < nblocks; b++) {
+        _mm_prefetch((const char *)(w + (size_t)b * 64 + BN__PREFETCH_AHEAD), _MM_HINT_T0);
+        for (h = 0; h < 2; h++) {
+            const int8_t *xh = x + (size_t)b * 256 + 32 * h;
+            __m256i v = _mm256_load_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h));
+            a0 = _mm256_dpbusd_avx_epi32(a0, _mm256_and_si256(v, m0), _mm256_loadu_si256((const __m256i *)xh));
+            a1 = _mm256_dpbusd_avx_epi32(a1, _mm256_and_si256(v, m1), _mm256_loadu_si256((const __m256i *)(xh + 64)));
+            a2 = _mm256_dpbusd_avx_epi32(a2, _mm256_and_si256(v, m2), _mm256_loadu_si256((const __m256i *)(xh + 128)));
+            a3 = _mm256_dpbusd_avx_epi32(a3, _mm256_and_si256(v, m3), _mm256_loadu_si256((const __m256i *)(xh + 192)));
+        }
+    }
+    return _mm256_add_epi32(_mm256_add_epi32(a0, _mm256_srai_epi32(a1, 2)),
+                            _mm256_add_epi32(_mm256_srai_epi32(a2, 4), _mm256_srai_epi32(a3, 6)));
+}
+
+BN__TARGET_AVXVNNI static void bn__tdot_i2_avxvnni(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                                                   const int8_t *const *x, int nt, int32_t *out) {
+    int r, t;
+    for (r = 0; r < nr; r++)
+        for (t = 0; t < nt; t++) out[r * nt + t] = bn__hsum_256(bn__i2_row_avxvnni(w + (size_t)r * row_bytes, nblocks, x[t]));
+}
+
 static void bn__tdot_tq1_avx512(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x,
                                 int nt, int32_t *out) {
     bn__tdot_by_row(bn__trow_tq1_avx512, w, row_bytes, nr, nblocks, x, nt, out);
@@ -3513,6 +3598,7 @@ static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     int tq1 = layout == BN_TLAYOUT_TQ1;
     if (kernel == BN_KERNEL_AVX512) return tq1 ? bn__tdot_tq1_avx512 : bn__tdot_i2_avx512;
     if (kernel == BN_KERNEL_AVX2) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avx2;
+    if (kernel == BN_KERNEL_AVX_VNNI) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avxvnni;
     return NULL;
 }
 
@@ -3650,7 +3736,7 @@ BN__TARGET_AVX2 static void bn__fdot_avx2(const void *row, bn_ftype type, int co
 
 static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
     if (kernel == BN_KERNEL_AVX512) return bn__fdot_avx512;
-    if (kernel == BN_KERNEL_AVX2) return bn__fdot_avx2;
+    if (kernel == BN_KERNEL_AVX2 || kernel == BN_KERNEL_AVX_VNNI) return bn__fdot_avx2;
     return NULL;
 }
 
@@ -4224,7 +4310,7 @@ BN__TARGET_AVX512 static void bn__relu2_mul_avx512(float *g, const float *up, in
 }
 
 static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
-    if (kernel == BN_KERNEL_AVX2) {
+    if (kernel == BN_KERNEL_AVX2 || kernel == BN_KERNEL_AVX_VNNI) {
         f->dot = bn__dot_avx2;
         f->dot_f16 = bn__dot_f16_avx2;
         f->axpy = bn__axpy_avx2;
@@ -5316,9 +5402,13 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
 
     /* attention: q, k, v from one quantization of the normed input */
     bn__rows(ctx, L, n, bn__row_attn_in);
-    bn_tmat_matmul(&L->wq, ctx->xq, ctx->act_scale, n, ctx->q, ctx->pool, kern);
-    bn_tmat_matmul(&L->wk, ctx->xq, ctx->act_scale, n, ctx->k, ctx->pool, kern);
-    bn_tmat_matmul(&L->wv, ctx->xq, ctx->act_scale, n, ctx->v, ctx->pool, kern);
+    {
+        const bn_tmat *qkv[3];
+        float *out[3];
+        qkv[0] = &L->wq, qkv[1] = &L->wk, qkv[2] = &L->wv;
+        out[0] = ctx->q, out[1] = ctx->k, out[2] = ctx->v;
+        bn_tmat_matmul_n(qkv, 3, ctx->xq, ctx->act_scale, n, out, ctx->pool, kern);
+    }
     for (t = 0; t < n; t++) {
         int seq = b->seq ? b->seq[t] : 0;
         size_t at = bn__kv_offset(ctx, seq, l, b->pos[t]);
@@ -5338,8 +5428,13 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
 
     /* feed-forward: gate and up from one quantization */
     bn__rows(ctx, L, n, bn__row_ffn_in);
-    bn_tmat_matmul(&L->w_gate, ctx->xq, ctx->act_scale, n, ctx->gate, ctx->pool, kern);
-    bn_tmat_matmul(&L->w_up, ctx->xq, ctx->act_scale, n, ctx->up, ctx->pool, kern);
+    {
+        const bn_tmat *gate_up[2];
+        float *out[2];
+        gate_up[0] = &L->w_gate, gate_up[1] = &L->w_up;
+        out[0] = ctx->gate, out[1] = ctx->up;
+        bn_tmat_matmul_n(gate_up, 2, ctx->xq, ctx->act_scale, n, out, ctx->pool, kern);
+    }
     bn__rows(ctx, L, n, bn__row_ffn_mid);
     bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
     bn__rows(ctx, L, n, bn__row_residual);

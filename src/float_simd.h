@@ -359,7 +359,7 @@ BN__TARGET_AVX512 static void bn__relu2_mul_avx512(float *g, const float *up, in
 }
 
 static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
-    if (kernel == BN_KERNEL_AVX2) {
+    if (kernel == BN_KERNEL_AVX2 || kernel == BN_KERNEL_AVX_VNNI) {
         f->dot = bn__dot_avx2;
         f->dot_f16 = bn__dot_f16_avx2;
         f->axpy = bn__axpy_avx2;

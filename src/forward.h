@@ -441,9 +441,13 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
 
     /* attention: q, k, v from one quantization of the normed input */
     bn__rows(ctx, L, n, bn__row_attn_in);
-    bn_tmat_matmul(&L->wq, ctx->xq, ctx->act_scale, n, ctx->q, ctx->pool, kern);
-    bn_tmat_matmul(&L->wk, ctx->xq, ctx->act_scale, n, ctx->k, ctx->pool, kern);
-    bn_tmat_matmul(&L->wv, ctx->xq, ctx->act_scale, n, ctx->v, ctx->pool, kern);
+    {
+        const bn_tmat *qkv[3];
+        float *out[3];
+        qkv[0] = &L->wq, qkv[1] = &L->wk, qkv[2] = &L->wv;
+        out[0] = ctx->q, out[1] = ctx->k, out[2] = ctx->v;
+        bn_tmat_matmul_n(qkv, 3, ctx->xq, ctx->act_scale, n, out, ctx->pool, kern);
+    }
     for (t = 0; t < n; t++) {
         int seq = b->seq ? b->seq[t] : 0;
         size_t at = bn__kv_offset(ctx, seq, l, b->pos[t]);
@@ -463,8 +467,13 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
 
     /* feed-forward: gate and up from one quantization */
     bn__rows(ctx, L, n, bn__row_ffn_in);
-    bn_tmat_matmul(&L->w_gate, ctx->xq, ctx->act_scale, n, ctx->gate, ctx->pool, kern);
-    bn_tmat_matmul(&L->w_up, ctx->xq, ctx->act_scale, n, ctx->up, ctx->pool, kern);
+    {
+        const bn_tmat *gate_up[2];
+        float *out[2];
+        gate_up[0] = &L->w_gate, gate_up[1] = &L->w_up;
+        out[0] = ctx->gate, out[1] = ctx->up;
+        bn_tmat_matmul_n(gate_up, 2, ctx->xq, ctx->act_scale, n, out, ctx->pool, kern);
+    }
     bn__rows(ctx, L, n, bn__row_ffn_mid);
     bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
     bn__rows(ctx, L, n, bn__row_residual);

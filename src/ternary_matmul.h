@@ -27,7 +27,8 @@ typedef enum bn_kernel {
     BN_KERNEL_AVX2,
     BN_KERNEL_AVX512, /* AVX-512 BW (+VNNI where present) */
     BN_KERNEL_NEON,
-    BN_KERNEL_NEON_DOT
+    BN_KERNEL_NEON_DOT,
+    BN_KERNEL_AVX_VNNI /* AVX2 + AVX-VNNI (256-bit vpdpbusd: client CPUs without AVX-512) */
 } bn_kernel;
 
 typedef struct bn_tmat {
@@ -72,6 +73,11 @@ BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens,
 /* y[t * m->rows + r] = dot * m->scale / act_scale[t]. */
 BN_API void bn_tmat_matmul(const bn_tmat *m, const int8_t *xq, const float *act_scale, int n_tokens, float *y,
                            bn_pool *pool, bn_kernel kernel);
+/* bn_tmat_matmul of n_mats matrices that read the same input (q, k and v;
+   gate and up), in one run of the pool: ys[i] gets matrix i's output. The
+   threads wake once instead of n times and split the rows of all of them. */
+BN_API void bn_tmat_matmul_n(const bn_tmat *const *ms, int n_mats, const int8_t *xq, const float *act_scale,
+                             int n_tokens, float *const *ys, bn_pool *pool, bn_kernel kernel);
 
 /* y[t * m->rows + r] = sum_c M[r][c] * x[t * m->cols + c] in float (the
    summation order, and so the rounding, depends on the kernel). */
@@ -337,13 +343,17 @@ static bn__tdot_fn bn__tdot_select(bn_kernel kernel, bn_tlayout layout) {
     return layout == BN_TLAYOUT_TQ1 ? bn__tdot_tq1_scalar : bn__tdot_i2_scalar;
 }
 
+/* Up to BN__MAX_FUSED matrices that read the same input, computed in one
+   run of the pool (see bn_tmat_matmul_n). */
+#define BN__MAX_FUSED 4
 typedef struct bn__tmatmul_job {
-    const bn_tmat *m;
+    const bn_tmat *m[BN__MAX_FUSED];
+    int n_mats;
     const int8_t *xq;
     int n_tokens;
     bn__tdot_fn dot;
-    int32_t *out_i32;        /* either this ... */
-    float *out_f32;          /* ... or this, with act_scale */
+    int32_t *out_i32;                 /* either this (one matrix) ... */
+    float *out_f32[BN__MAX_FUSED];    /* ... or these, with act_scale */
     const float *act_scale;
 } bn__tmatmul_job;
 
@@ -376,57 +386,72 @@ static void bn__ttile_init(bn__ttile *tile, const bn_tmat *m, const int8_t *xq, 
     }
 }
 
-/* One thread: its share of the rows (whole groups of BN__RTILE) for every
-   token, BN__TTILE tokens at a time: a tile's activations stay in L1 while
-   the rows stream past. */
-static void bn__tmatmul_worker(void *arg, int ith, int nth) {
-    const bn__tmatmul_job *job = (const bn__tmatmul_job *)arg;
-    const bn_tmat *m = job->m;
+static int bn__tmat_row_groups(const bn_tmat *m) { return (m->rows + BN__RTILE - 1) / BN__RTILE; }
+
+/* Rows [lo, hi) of matrix `mi` of the job against one tile of tokens (t0 is
+   the tile's first token). */
+static void bn__tmatmul_rows(const bn__tmatmul_job *job, int mi, const bn__ttile *tile, int t0, int lo, int hi) {
+    const bn_tmat *m = job->m[mi];
     int bw = bn__tlayout_block_weights(m->layout), nblocks = bn__tmat_blocks(m);
-    int nfull = m->cols / bw, has_tail = nfull < nblocks;
+    int nfull = m->cols / bw, has_tail = nfull < nblocks, nt = tile->nt, t, r, nr, i;
     size_t rb = bn__tmat_row_bytes(m);
-    bn__ttile tile;
     int32_t dots[BN__RTILE * BN__TTILE], tdots[BN__RTILE * BN__TTILE];
-    int lo, hi, t0, nt, t, r, nr, i;
-    bn_split_range((m->rows + BN__RTILE - 1) / BN__RTILE, ith, nth, &lo, &hi);
-    lo *= BN__RTILE;
-    hi = BN_MIN(hi * BN__RTILE, m->rows);
-    if (lo >= hi) return;
-    for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
-        nt = BN_MIN(job->n_tokens - t0, BN__TTILE);
-        bn__ttile_init(&tile, m, job->xq, t0, nt, nfull, bw);
-        for (r = lo; r < hi; r += nr) {
-            const uint8_t *w = m->data + (size_t)r * rb;
-            nr = BN_MIN(hi - r, BN__RTILE);
-            if (nfull) job->dot(w, rb, nr, nfull, tile.x, nt, dots);
-            else memset(dots, 0, sizeof dots);
-            if (has_tail) {
-                job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, rb, nr, 1, tile.tail, nt, tdots);
-                for (i = 0; i < nr * nt; i++) dots[i] += tdots[i];
-            }
-            for (t = 0; t < nt; t++) {
-                size_t o = (size_t)(t0 + t) * m->rows + r;
-                for (i = 0; i < nr; i++) {
-                    int32_t d = dots[i * nt + t] - tile.sumx[t];
-                    if (job->out_f32)
-                        job->out_f32[o + i] = (float)d * m->scale / job->act_scale[t0 + t];
-                    else
-                        job->out_i32[o + i] = d;
-                }
+    for (r = lo; r < hi; r += nr) {
+        const uint8_t *w = m->data + (size_t)r * rb;
+        nr = BN_MIN(hi - r, BN__RTILE);
+        if (nfull) job->dot(w, rb, nr, nfull, tile->x, nt, dots);
+        else memset(dots, 0, sizeof dots);
+        if (has_tail) {
+            job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, rb, nr, 1, tile->tail, nt, tdots);
+            for (i = 0; i < nr * nt; i++) dots[i] += tdots[i];
+        }
+        for (t = 0; t < nt; t++) {
+            size_t o = (size_t)(t0 + t) * m->rows + r;
+            for (i = 0; i < nr; i++) {
+                int32_t d = dots[i * nt + t] - tile->sumx[t];
+                if (job->out_i32)
+                    job->out_i32[o + i] = d;
+                else
+                    job->out_f32[mi][o + i] = (float)d * m->scale / job->act_scale[t0 + t];
             }
         }
     }
 }
 
-static void bn__tmatmul_run(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out_i32, float *out_f32,
-                            const float *act_scale, bn_pool *pool, bn_kernel kernel) {
+/* One thread: its share of the rows of all the job's matrices, counted in
+   whole groups of BN__RTILE, for every token, BN__TTILE tokens at a time: a
+   tile's activations stay in L1 while the rows stream past. */
+static void bn__tmatmul_worker(void *arg, int ith, int nth) {
+    const bn__tmatmul_job *job = (const bn__tmatmul_job *)arg;
+    const bn_tmat *m0 = job->m[0];
+    int bw = bn__tlayout_block_weights(m0->layout), nfull = m0->cols / bw, total = 0, glo, ghi, t0, mi, g;
+    bn__ttile tile;
+    for (mi = 0; mi < job->n_mats; mi++) total += bn__tmat_row_groups(job->m[mi]);
+    bn_split_range(total, ith, nth, &glo, &ghi);
+    if (glo >= ghi) return;
+    for (t0 = 0; t0 < job->n_tokens; t0 += tile.nt) {
+        bn__ttile_init(&tile, m0, job->xq, t0, BN_MIN(job->n_tokens - t0, BN__TTILE), nfull, bw);
+        for (mi = 0, g = 0; mi < job->n_mats; g += bn__tmat_row_groups(job->m[mi]), mi++) {
+            int lo = BN_MAX(glo - g, 0) * BN__RTILE, hi = BN_MIN(ghi - g, bn__tmat_row_groups(job->m[mi])) * BN__RTILE;
+            if (lo < hi) bn__tmatmul_rows(job, mi, &tile, t0, lo, BN_MIN(hi, job->m[mi]->rows));
+        }
+    }
+}
+
+static void bn__tmatmul_run(const bn_tmat *const *ms, int n_mats, const int8_t *xq, int n_tokens, int32_t *out_i32,
+                            float *const *out_f32, const float *act_scale, bn_pool *pool, bn_kernel kernel) {
     bn__tmatmul_job job;
-    job.m = m;
+    int i;
+    memset(&job, 0, sizeof job);
+    job.n_mats = n_mats;
+    for (i = 0; i < n_mats; i++) {
+        job.m[i] = ms[i];
+        if (out_f32) job.out_f32[i] = out_f32[i];
+    }
     job.xq = xq;
     job.n_tokens = n_tokens;
-    job.dot = bn__tdot_select(kernel, m->layout);
+    job.dot = bn__tdot_select(kernel, ms[0]->layout);
     job.out_i32 = out_i32;
-    job.out_f32 = out_f32;
     job.act_scale = act_scale;
     if (n_tokens <= 0) return;
     bn_pool_run(pool, bn__tmatmul_worker, &job);
@@ -434,12 +459,23 @@ static void bn__tmatmul_run(const bn_tmat *m, const int8_t *xq, int n_tokens, in
 
 BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
                                bn_kernel kernel) {
-    bn__tmatmul_run(m, xq, n_tokens, out, NULL, NULL, pool, kernel);
+    bn__tmatmul_run(&m, 1, xq, n_tokens, out, NULL, NULL, pool, kernel);
 }
 
 BN_API void bn_tmat_matmul(const bn_tmat *m, const int8_t *xq, const float *act_scale, int n_tokens, float *y,
                            bn_pool *pool, bn_kernel kernel) {
-    bn__tmatmul_run(m, xq, n_tokens, NULL, y, act_scale, pool, kernel);
+    bn__tmatmul_run(&m, 1, xq, n_tokens, NULL, &y, act_scale, pool, kernel);
+}
+
+BN_API void bn_tmat_matmul_n(const bn_tmat *const *ms, int n_mats, const int8_t *xq, const float *act_scale,
+                             int n_tokens, float *const *ys, bn_pool *pool, bn_kernel kernel) {
+    int i, same = n_mats <= BN__MAX_FUSED;
+    for (i = 1; i < n_mats && same; i++) same = ms[i]->cols == ms[0]->cols && ms[i]->layout == ms[0]->layout;
+    if (same && n_mats > 0) {
+        bn__tmatmul_run(ms, n_mats, xq, n_tokens, NULL, ys, act_scale, pool, kernel);
+        return;
+    }
+    for (i = 0; i < n_mats; i++) bn_tmat_matmul(ms[i], xq, act_scale, n_tokens, ys[i], pool, kernel);
 }
 
 static float bn__fmat_at(const bn_fmat *m, size_t r, size_t c) {
@@ -549,6 +585,7 @@ BN_API const char *bn_kernel_name(bn_kernel kernel) {
     case BN_KERNEL_AVX512: return "avx512";
     case BN_KERNEL_NEON: return "neon";
     case BN_KERNEL_NEON_DOT: return "neon-dotprod";
+    case BN_KERNEL_AVX_VNNI: return "avx-vnni";
     }
     return "unknown";
 }

@@ -19,6 +19,7 @@ BN_EXTERN_C_END
 #include <immintrin.h>
 #define BN__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define BN__TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define BN__TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define BN__INLINE static inline __attribute__((always_inline))
 /* A kernel loop in a function of its own: inlined into a caller with more
    live vectors, g++ 12 shuffles its accumulators through extra moves. */
@@ -75,6 +76,15 @@ static unsigned bn__xgetbv0(void) {
     __asm__ __volatile__("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
     return a;
 }
+/* AVX-VNNI (CPUID 7.1 EAX bit 4), which AVX-512 CPUs may have as well. */
+static int bn__has_avx_vnni(void) {
+    unsigned r[4];
+    bn__cpuid(0, 0, r);
+    if (r[0] < 7) return 0;
+    bn__cpuid(7, 1, r);
+    return (r[0] >> 4) & 1;
+}
+
 BN_API bn_kernel bn_kernel_detect(void) {
     unsigned r[4], max_leaf, xcr0;
     int avx2, avx512;
@@ -93,7 +103,9 @@ BN_API bn_kernel bn_kernel_detect(void) {
     avx512 = ((r[1] >> 16) & 1) && ((r[1] >> 30) & 1) && ((r[1] >> 31) & 1) && ((r[2] >> 11) & 1) &&
              (xcr0 & 0xe0u) == 0xe0u;
     if (avx512 && avx2) return BN_KERNEL_AVX512;
-    return avx2 ? BN_KERNEL_AVX2 : BN_KERNEL_SCALAR;
+    if (!avx2) return BN_KERNEL_SCALAR;
+    bn__cpuid(7, 1, r);
+    return (r[0] >> 4) & 1 ? BN_KERNEL_AVX_VNNI : BN_KERNEL_AVX2; /* AVX-VNNI */
 }
 #elif defined(BN__SIMD_NEON)
 BN_API bn_kernel bn_kernel_detect(void) {
@@ -111,13 +123,18 @@ BN_API bn_kernel bn_kernel_detect(void) {
 BN_API bn_kernel bn_kernel_detect(void) { return BN_KERNEL_SCALAR; }
 #endif
 
+#if !defined(BN__SIMD_X86)
+static int bn__has_avx_vnni(void) { return 0; }
+#endif
+
 BN_API int bn_kernel_supported(bn_kernel kernel) {
     bn_kernel best = bn_kernel_detect();
     switch (kernel) {
     case BN_KERNEL_AUTO:
     case BN_KERNEL_SCALAR: return 1;
-    case BN_KERNEL_AVX2: return best == BN_KERNEL_AVX2 || best == BN_KERNEL_AVX512;
+    case BN_KERNEL_AVX2: return best == BN_KERNEL_AVX2 || best == BN_KERNEL_AVX_VNNI || best == BN_KERNEL_AVX512;
     case BN_KERNEL_AVX512: return best == BN_KERNEL_AVX512;
+    case BN_KERNEL_AVX_VNNI: return best == BN_KERNEL_AVX_VNNI || (best == BN_KERNEL_AVX512 && bn__has_avx_vnni());
     case BN_KERNEL_NEON: return best == BN_KERNEL_NEON || best == BN_KERNEL_NEON_DOT;
     case BN_KERNEL_NEON_DOT: return best == BN_KERNEL_NEON_DOT;
     }
@@ -497,6 +514,37 @@ BN__TARGET_AVX2 static void bn__trow_tq1_avx2(const uint8_t *w, int nblocks, con
     }
 }
 
+/* I2 with AVX-VNNI: the mask-only form of the AVX-512 GEMV on 32-byte halves
+   of each block, for every (row, token) of the call: client CPUs with
+   AVX-VNNI have two cores' worth of bandwidth per core at most, and this
+   keeps them on it with the least code. */
+BN__TARGET_AVXVNNI BN__NOINLINE __m256i bn__i2_row_avxvnni(const uint8_t *w, int nblocks, const int8_t *x) {
+    const __m256i m0 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(12), m2 = _mm256_set1_epi8(48),
+                  m3 = _mm256_set1_epi8((char)192);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    int b, h;
+    for (b = 0; b < nblocks; b++) {
+        _mm_prefetch((const char *)(w + (size_t)b * 64 + BN__PREFETCH_AHEAD), _MM_HINT_T0);
+        for (h = 0; h < 2; h++) {
+            const int8_t *xh = x + (size_t)b * 256 + 32 * h;
+            __m256i v = _mm256_load_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h));
+            a0 = _mm256_dpbusd_avx_epi32(a0, _mm256_and_si256(v, m0), _mm256_loadu_si256((const __m256i *)xh));
+            a1 = _mm256_dpbusd_avx_epi32(a1, _mm256_and_si256(v, m1), _mm256_loadu_si256((const __m256i *)(xh + 64)));
+            a2 = _mm256_dpbusd_avx_epi32(a2, _mm256_and_si256(v, m2), _mm256_loadu_si256((const __m256i *)(xh + 128)));
+            a3 = _mm256_dpbusd_avx_epi32(a3, _mm256_and_si256(v, m3), _mm256_loadu_si256((const __m256i *)(xh + 192)));
+        }
+    }
+    return _mm256_add_epi32(_mm256_add_epi32(a0, _mm256_srai_epi32(a1, 2)),
+                            _mm256_add_epi32(_mm256_srai_epi32(a2, 4), _mm256_srai_epi32(a3, 6)));
+}
+
+BN__TARGET_AVXVNNI static void bn__tdot_i2_avxvnni(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                                                   const int8_t *const *x, int nt, int32_t *out) {
+    int r, t;
+    for (r = 0; r < nr; r++)
+        for (t = 0; t < nt; t++) out[r * nt + t] = bn__hsum_256(bn__i2_row_avxvnni(w + (size_t)r * row_bytes, nblocks, x[t]));
+}
+
 static void bn__tdot_tq1_avx512(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x,
                                 int nt, int32_t *out) {
     bn__tdot_by_row(bn__trow_tq1_avx512, w, row_bytes, nr, nblocks, x, nt, out);
@@ -514,6 +562,7 @@ static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     int tq1 = layout == BN_TLAYOUT_TQ1;
     if (kernel == BN_KERNEL_AVX512) return tq1 ? bn__tdot_tq1_avx512 : bn__tdot_i2_avx512;
     if (kernel == BN_KERNEL_AVX2) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avx2;
+    if (kernel == BN_KERNEL_AVX_VNNI) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avxvnni;
     return NULL;
 }
 
@@ -651,7 +700,7 @@ BN__TARGET_AVX2 static void bn__fdot_avx2(const void *row, bn_ftype type, int co
 
 static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
     if (kernel == BN_KERNEL_AVX512) return bn__fdot_avx512;
-    if (kernel == BN_KERNEL_AVX2) return bn__fdot_avx2;
+    if (kernel == BN_KERNEL_AVX2 || kernel == BN_KERNEL_AVX_VNNI) return bn__fdot_avx2;
     return NULL;
 }
 

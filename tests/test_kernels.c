@@ -110,7 +110,7 @@ static int check_shape(bn_tlayout layout, int rows, int cols, int ntok, int wmod
     fill_act(x, (size_t)ntok * cols, xmode);
     brute_force(w, x, rows, cols, ntok, ref);
     if (bn_tmat_pack(&m, w, rows, cols, 1.0f, layout, NULL) != BN_OK) ok = 0;
-    for (k = BN_KERNEL_SCALAR; ok && k <= BN_KERNEL_NEON_DOT; k++) {
+    for (k = BN_KERNEL_SCALAR; ok && k <= BN_KERNEL_AVX_VNNI; k++) {
         if (!bn_kernel_supported((bn_kernel)k)) continue;
         memset(got, 0x55, sizeof(int32_t) * n);
         bn_tmat_matmul_i32(&m, x, ntok, got, pool, (bn_kernel)k);
@@ -244,7 +244,7 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
     m.type = type;
     m.data = data;
     m.row_scale = scales;
-    for (k = BN_KERNEL_SCALAR; k <= BN_KERNEL_NEON_DOT; k++) {
+    for (k = BN_KERNEL_SCALAR; k <= BN_KERNEL_AVX_VNNI; k++) {
         if (!bn_kernel_supported((bn_kernel)k)) continue;
         bn_fmat_matmul_kernel(&m, x, ntok, y, pool, (bn_kernel)k);
         for (t = 0; t < ntok && ok; t++) { /* a token's result must not depend on its batch */
@@ -299,6 +299,55 @@ static void test_fmat_matmul_all_types(void) {
     bn_pool_free(pool);
 }
 
+/* bn_tmat_matmul_n (fused q/k/v, gate/up) gives exactly what separate
+   bn_tmat_matmul calls give, for row counts that are not multiples of the
+   row tile, any thread count, and (a fallback) matrices of different widths. */
+static void test_matmul_n_matches_separate(void) {
+    static const int rows[3] = {13, 4, 7};
+    const int cols = 300, ntok = 11;
+    int8_t *w = (int8_t *)malloc((size_t)13 * 400), *x = (int8_t *)malloc((size_t)ntok * 400);
+    float act[11], *want[3], *got[3];
+    bn_tmat m[3], wide;
+    const bn_tmat *ms[3];
+    bn_pool *pools[3];
+    int i, p, ok = 1;
+    size_t j;
+    fill_ternary(w, (size_t)13 * 400, 0);
+    fill_act(x, (size_t)ntok * 400, 0);
+    for (i = 0; i < ntok; i++) act[i] = 10.0f + (float)i;
+    pools[0] = NULL, pools[1] = bn_pool_new(2), pools[2] = bn_pool_new(3);
+    for (i = 0; i < 3; i++) {
+        BNT_CHECK(bn_tmat_pack(&m[i], w + i * 7, rows[i], cols, 0.5f + (float)i, BN_TLAYOUT_DEFAULT, NULL) == BN_OK);
+        ms[i] = &m[i];
+        want[i] = (float *)malloc(sizeof(float) * (size_t)rows[i] * ntok);
+        got[i] = (float *)malloc(sizeof(float) * (size_t)rows[i] * ntok);
+    }
+    for (p = 0; p < 3; p++) {
+        for (i = 0; i < 3; i++) bn_tmat_matmul(&m[i], x, act, ntok, want[i], pools[p], BN_KERNEL_AUTO);
+        bn_tmat_matmul_n(ms, 3, x, act, ntok, got, pools[p], BN_KERNEL_AUTO);
+        for (i = 0; i < 3; i++)
+            for (j = 0; j < (size_t)rows[i] * ntok; j++) ok &= memcmp(&want[i][j], &got[i][j], sizeof(float)) == 0;
+    }
+    BNT_CHECK(ok);
+    /* different widths: computed one by one */
+    BNT_CHECK(bn_tmat_pack(&wide, w, 4, 400, 1.0f, BN_TLAYOUT_DEFAULT, NULL) == BN_OK);
+    ms[1] = &wide;
+    bn_tmat_matmul(&wide, x, act, ntok, want[1], pools[1], BN_KERNEL_AUTO);
+    bn_tmat_matmul_n(ms, 2, x, act, ntok, got, pools[1], BN_KERNEL_AUTO);
+    for (j = 0, ok = 1; j < (size_t)4 * ntok; j++) ok &= memcmp(&want[1][j], &got[1][j], sizeof(float)) == 0;
+    BNT_CHECK(ok);
+    bn_tmat_free(&wide);
+    for (i = 0; i < 3; i++) {
+        bn_tmat_free(&m[i]);
+        free(want[i]);
+        free(got[i]);
+    }
+    bn_pool_free(pools[1]);
+    bn_pool_free(pools[2]);
+    free(w);
+    free(x);
+}
+
 int main(void) {
     BNT_RUN(test_pack_roundtrip);
     BNT_RUN(test_pack_sizes);
@@ -307,6 +356,7 @@ int main(void) {
     BNT_RUN(test_kernels_match_reference);
     BNT_RUN(test_kernels_extreme_values);
     BNT_RUN(test_matmul_float_scales);
+    BNT_RUN(test_matmul_n_matches_separate);
     BNT_RUN(test_quantize_act_hf_formula);
     BNT_RUN(test_fmat_matmul_all_types);
     return bnt_finish("test_kernels");
