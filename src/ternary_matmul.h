@@ -386,6 +386,22 @@ static void bn__ttile_init(bn__ttile *tile, const bn_tmat *m, const int8_t *xq, 
     }
 }
 
+/* v[0..3] /= a, as four divisions in one instruction where the ISA's
+   baseline has it (SSE2 on x86-64, NEON on aarch64): the same IEEE quotients
+   as four scalar divisions, which would cost 10-20 % of a GEMV. */
+#if !defined(BITNET_NO_SIMD) && (defined(__SSE2__) || defined(_M_X64))
+#include <emmintrin.h>
+static void bn__div4(float *v, float a) { _mm_storeu_ps(v, _mm_div_ps(_mm_loadu_ps(v), _mm_set1_ps(a))); }
+#elif !defined(BITNET_NO_SIMD) && defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+static void bn__div4(float *v, float a) { vst1q_f32(v, vdivq_f32(vld1q_f32(v), vdupq_n_f32(a))); }
+#else
+static void bn__div4(float *v, float a) {
+    int i;
+    for (i = 0; i < 4; i++) v[i] /= a;
+}
+#endif
+
 static int bn__tmat_row_groups(const bn_tmat *m) { return (m->rows + BN__RTILE - 1) / BN__RTILE; }
 
 /* Rows [lo, hi) of matrix `mi` of the job against one tile of tokens (t0 is
@@ -407,12 +423,13 @@ static void bn__tmatmul_rows(const bn__tmatmul_job *job, int mi, const bn__ttile
         }
         for (t = 0; t < nt; t++) {
             size_t o = (size_t)(t0 + t) * m->rows + r;
-            for (i = 0; i < nr; i++) {
-                int32_t d = dots[i * nt + t] - tile->sumx[t];
-                if (job->out_i32)
-                    job->out_i32[o + i] = d;
-                else
-                    job->out_f32[mi][o + i] = (float)d * m->scale / job->act_scale[t0 + t];
+            if (job->out_i32) {
+                for (i = 0; i < nr; i++) job->out_i32[o + i] = dots[i * nt + t] - tile->sumx[t];
+            } else {
+                float v[BN__RTILE];
+                for (i = 0; i < nr; i++) v[i] = (float)(dots[i * nt + t] - tile->sumx[t]) * m->scale;
+                bn__div4(v, job->act_scale[t0 + t]);
+                memcpy(job->out_f32[mi] + o, v, sizeof(float) * (size_t)nr);
             }
         }
     }
