@@ -543,23 +543,29 @@ typedef struct bn__fmatmul_job {
     bn__fdot_fn dot;
 } bn__fmatmul_job;
 
-/* One thread: rows [lo, hi) for every token, BN__FTILE tokens at a time,
-   so each row is converted once per tile. */
+/* One thread: rows [lo, hi) for every token. The rows go in chunks of
+   BN__FCHUNK (a few dozen KB, which stay in L2) and each chunk meets every
+   tile of BN__FTILE tokens, so the matrix is read from memory once however
+   many tokens there are, and each row is converted once per tile. */
+#define BN__FCHUNK 32
 static void bn__fmatmul_worker(void *arg, int ith, int nth) {
     const bn__fmatmul_job *job = (const bn__fmatmul_job *)arg;
     const bn_fmat *m = job->m;
     size_t rb = bn__ftype_size(m->type) * (size_t)m->cols;
     const float *xs[BN__FTILE];
     float dots[BN__FTILE];
-    int lo, hi, t0, nt, t, r;
+    int lo, hi, c0, c1, t0, nt, t, r;
     bn_split_range(m->rows, ith, nth, &lo, &hi);
-    for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
-        nt = job->n_tokens - t0 >= BN__FTILE ? BN__FTILE : 1;
-        for (t = 0; t < nt; t++) xs[t] = job->x + (size_t)(t0 + t) * m->cols;
-        for (r = lo; r < hi; r++) {
-            float s = m->type == BN_FTYPE_I8 ? m->row_scale[r] : 1.0f;
-            job->dot((const uint8_t *)m->data + (size_t)r * rb, m->type, m->cols, xs, nt, dots);
-            for (t = 0; t < nt; t++) job->y[(size_t)(t0 + t) * m->rows + r] = dots[t] * s;
+    for (c0 = lo; c0 < hi; c0 = c1) {
+        c1 = BN_MIN(c0 + BN__FCHUNK, hi);
+        for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
+            nt = job->n_tokens - t0 >= BN__FTILE ? BN__FTILE : 1;
+            for (t = 0; t < nt; t++) xs[t] = job->x + (size_t)(t0 + t) * m->cols;
+            for (r = c0; r < c1; r++) {
+                float s = m->type == BN_FTYPE_I8 ? m->row_scale[r] : 1.0f;
+                job->dot((const uint8_t *)m->data + (size_t)r * rb, m->type, m->cols, xs, nt, dots);
+                for (t = 0; t < nt; t++) job->y[(size_t)(t0 + t) * m->rows + r] = dots[t] * s;
+            }
         }
     }
 }
