@@ -11,6 +11,7 @@ have make || need="$need make"
 have python3 || need="$need python3"
 have qemu-aarch64 || need="$need qemu-user"
 have aarch64-linux-gnu-gcc || need="$need gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+have x86_64-w64-mingw32-gcc || need="$need gcc-mingw-w64-x86-64"
 if [ -z "$need" ]; then echo "deps: all present"; exit 0; fi
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 echo "deps: installing$need"
