@@ -386,6 +386,22 @@ static void bn__ttile_init(bn__ttile *tile, const bn_tmat *m, const int8_t *xq, 
     }
 }
 
+/* v[0..3] /= a, as four divisions in one instruction where the ISA's
+   baseline has it (SSE2 on x86-64, NEON on aarch64): the same IEEE quotients
+   as four scalar divisions, which would cost 10-20 % of a GEMV. */
+#if !defined(BITNET_NO_SIMD) && (defined(__SSE2__) || defined(_M_X64))
+#include <emmintrin.h>
+static void bn__div4(float *v, float a) { _mm_storeu_ps(v, _mm_div_ps(_mm_loadu_ps(v), _mm_set1_ps(a))); }
+#elif !defined(BITNET_NO_SIMD) && defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+static void bn__div4(float *v, float a) { vst1q_f32(v, vdivq_f32(vld1q_f32(v), vdupq_n_f32(a))); }
+#else
+static void bn__div4(float *v, float a) {
+    int i;
+    for (i = 0; i < 4; i++) v[i] /= a;
+}
+#endif
+
 static int bn__tmat_row_groups(const bn_tmat *m) { return (m->rows + BN__RTILE - 1) / BN__RTILE; }
 
 /* Rows [lo, hi) of matrix `mi` of the job against one tile of tokens (t0 is
@@ -407,12 +423,13 @@ static void bn__tmatmul_rows(const bn__tmatmul_job *job, int mi, const bn__ttile
         }
         for (t = 0; t < nt; t++) {
             size_t o = (size_t)(t0 + t) * m->rows + r;
-            for (i = 0; i < nr; i++) {
-                int32_t d = dots[i * nt + t] - tile->sumx[t];
-                if (job->out_i32)
-                    job->out_i32[o + i] = d;
-                else
-                    job->out_f32[mi][o + i] = (float)d * m->scale / job->act_scale[t0 + t];
+            if (job->out_i32) {
+                for (i = 0; i < nr; i++) job->out_i32[o + i] = dots[i * nt + t] - tile->sumx[t];
+            } else {
+                float v[BN__RTILE];
+                for (i = 0; i < nr; i++) v[i] = (float)(dots[i * nt + t] - tile->sumx[t]) * m->scale;
+                bn__div4(v, job->act_scale[t0 + t]);
+                memcpy(job->out_f32[mi] + o, v, sizeof(float) * (size_t)nr);
             }
         }
     }
@@ -526,23 +543,29 @@ typedef struct bn__fmatmul_job {
     bn__fdot_fn dot;
 } bn__fmatmul_job;
 
-/* One thread: rows [lo, hi) for every token, BN__FTILE tokens at a time,
-   so each row is converted once per tile. */
+/* One thread: rows [lo, hi) for every token. The rows go in chunks of
+   BN__FCHUNK (a few dozen KB, which stay in L2) and each chunk meets every
+   tile of BN__FTILE tokens, so the matrix is read from memory once however
+   many tokens there are, and each row is converted once per tile. */
+#define BN__FCHUNK 32
 static void bn__fmatmul_worker(void *arg, int ith, int nth) {
     const bn__fmatmul_job *job = (const bn__fmatmul_job *)arg;
     const bn_fmat *m = job->m;
     size_t rb = bn__ftype_size(m->type) * (size_t)m->cols;
     const float *xs[BN__FTILE];
     float dots[BN__FTILE];
-    int lo, hi, t0, nt, t, r;
+    int lo, hi, c0, c1, t0, nt, t, r;
     bn_split_range(m->rows, ith, nth, &lo, &hi);
-    for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
-        nt = job->n_tokens - t0 >= BN__FTILE ? BN__FTILE : 1;
-        for (t = 0; t < nt; t++) xs[t] = job->x + (size_t)(t0 + t) * m->cols;
-        for (r = lo; r < hi; r++) {
-            float s = m->type == BN_FTYPE_I8 ? m->row_scale[r] : 1.0f;
-            job->dot((const uint8_t *)m->data + (size_t)r * rb, m->type, m->cols, xs, nt, dots);
-            for (t = 0; t < nt; t++) job->y[(size_t)(t0 + t) * m->rows + r] = dots[t] * s;
+    for (c0 = lo; c0 < hi; c0 = c1) {
+        c1 = BN_MIN(c0 + BN__FCHUNK, hi);
+        for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
+            nt = job->n_tokens - t0 >= BN__FTILE ? BN__FTILE : 1;
+            for (t = 0; t < nt; t++) xs[t] = job->x + (size_t)(t0 + t) * m->cols;
+            for (r = c0; r < c1; r++) {
+                float s = m->type == BN_FTYPE_I8 ? m->row_scale[r] : 1.0f;
+                job->dot((const uint8_t *)m->data + (size_t)r * rb, m->type, m->cols, xs, nt, dots);
+                for (t = 0; t < nt; t++) job->y[(size_t)(t0 + t) * m->rows + r] = dots[t] * s;
+            }
         }
     }
 }
