@@ -28,6 +28,11 @@ typedef struct bn__fops {
     void (*add)(float *y, const float *x, int n);                           /* y[i] += x[i] */
     void (*scale_mul)(float *out, const float *x, const float *w, float s, int n); /* out[i] = w[i] * (x[i] * s) */
     void (*relu2_mul)(float *g, const float *up, int n); /* g[i] = relu(g[i])^2 * up[i] */
+    /* attention over n_rows cache rows of n elements, `stride` bytes apart, f32 or (f16 != 0) half:
+       out[p] = dot(q, row p), summed as dot / dot_f16 do; and out[i] = sum_p w[p] * row_p[i],
+       summed over p in order, as out = 0 followed by axpy / axpy_f16 of each row would. */
+    void (*dot_rows)(float *out, const float *q, const unsigned char *rows, size_t stride, int n_rows, int n, int f16);
+    void (*wsum_rows)(float *out, const float *w, const unsigned char *rows, size_t stride, int n_rows, int n, int f16);
 } bn__fops;
 
 /* ---- scalar: the reference ---- */
@@ -68,6 +73,25 @@ static void bn__relu2_mul_scalar(float *g, const float *up, int n) {
     for (i = 0; i < n; i++) {
         float v = g[i] > 0.0f ? g[i] * g[i] : 0.0f;
         g[i] = v * up[i];
+    }
+}
+
+static void bn__dot_rows_scalar(float *out, const float *q, const unsigned char *rows, size_t stride, int n_rows,
+                                int n, int f16) {
+    int p;
+    for (p = 0; p < n_rows; p++) {
+        const unsigned char *r = rows + (size_t)p * stride;
+        out[p] = f16 ? bn__dot_f16_scalar(q, (const uint16_t *)r, n) : bn__dot_scalar(q, (const float *)r, n);
+    }
+}
+static void bn__wsum_rows_scalar(float *out, const float *w, const unsigned char *rows, size_t stride, int n_rows,
+                                 int n, int f16) {
+    int p, i;
+    for (i = 0; i < n; i++) out[i] = 0.0f;
+    for (p = 0; p < n_rows; p++) {
+        const unsigned char *r = rows + (size_t)p * stride;
+        if (f16) bn__axpy_f16_scalar(out, w[p], (const uint16_t *)r, n);
+        else bn__axpy_scalar(out, w[p], (const float *)r, n);
     }
 }
 
@@ -219,8 +243,57 @@ BN__TARGET_AVX2 static void bn__relu2_mul_avx2(float *g, const float *up, int n)
     bn__relu2_mul_scalar(g + i, up + i, n - i);
 }
 
+BN__TARGET_AVX2 static void bn__dot_rows_avx2(float *out, const float *q, const unsigned char *rows, size_t stride,
+                                              int n_rows, int n, int f16) {
+    int p;
+    for (p = 0; p < n_rows; p++) {
+        const unsigned char *r = rows + (size_t)p * stride;
+        out[p] = f16 ? bn__dot_f16_avx2(q, (const uint16_t *)r, n) : bn__dot_avx2(q, (const float *)r, n);
+    }
+}
+
+BN__TARGET_AVX2 BN__INLINE __m256 bn__row8_avx2(const unsigned char *r, int c, int f16) {
+    return f16 ? bn__load_f16x8((const uint16_t *)r + c) : _mm256_loadu_ps((const float *)r + c);
+}
+
+/* The output stays in registers while the rows stream by: 32 columns (four
+   accumulators, for FMA latency) at a time, then 8, then single columns. */
+BN__TARGET_AVX2 static void bn__wsum_rows_avx2(float *out, const float *w, const unsigned char *rows, size_t stride,
+                                               int n_rows, int n, int f16) {
+    int c = 0, p;
+    for (; c + 32 <= n; c += 32) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (p = 0; p < n_rows; p++) {
+            const unsigned char *r = rows + (size_t)p * stride;
+            __m256 wv = _mm256_set1_ps(w[p]);
+            a0 = _mm256_fmadd_ps(wv, bn__row8_avx2(r, c, f16), a0);
+            a1 = _mm256_fmadd_ps(wv, bn__row8_avx2(r, c + 8, f16), a1);
+            a2 = _mm256_fmadd_ps(wv, bn__row8_avx2(r, c + 16, f16), a2);
+            a3 = _mm256_fmadd_ps(wv, bn__row8_avx2(r, c + 24, f16), a3);
+        }
+        _mm256_storeu_ps(out + c, a0);
+        _mm256_storeu_ps(out + c + 8, a1);
+        _mm256_storeu_ps(out + c + 16, a2);
+        _mm256_storeu_ps(out + c + 24, a3);
+    }
+    for (; c + 8 <= n; c += 8) {
+        __m256 a0 = _mm256_setzero_ps();
+        for (p = 0; p < n_rows; p++)
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), bn__row8_avx2(rows + (size_t)p * stride, c, f16), a0);
+        _mm256_storeu_ps(out + c, a0);
+    }
+    for (; c < n; c++) {
+        float acc = 0.0f;
+        for (p = 0; p < n_rows; p++) {
+            const unsigned char *r = rows + (size_t)p * stride;
+            acc += w[p] * (f16 ? bn_f16_to_f32(((const uint16_t *)r)[c]) : ((const float *)r)[c]);
+        }
+        out[c] = acc;
+    }
+}
+
 BN__TARGET_AVX512 BN__INLINE __mmask16 bn__mask16(int left) {
-    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+    return left <= 0 ? (__mmask16)0 : left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
 }
 
 /* The AVX-512 helpers use the maskz_ forms of intrinsics with an all-ones
@@ -358,6 +431,43 @@ BN__TARGET_AVX512 static void bn__relu2_mul_avx512(float *g, const float *up, in
     }
 }
 
+BN__TARGET_AVX512 static void bn__dot_rows_avx512(float *out, const float *q, const unsigned char *rows, size_t stride,
+                                                int n_rows, int n, int f16) {
+    int p;
+    for (p = 0; p < n_rows; p++) {
+        const unsigned char *r = rows + (size_t)p * stride;
+        out[p] = f16 ? bn__dot_f16_avx512(q, (const uint16_t *)r, n) : bn__dot_avx512(q, (const float *)r, n);
+    }
+}
+
+BN__TARGET_AVX512 BN__INLINE __m512 bn__row16_avx512(const unsigned char *r, int c, __mmask16 m, int f16) {
+    return f16 ? bn__load_f16x16((const uint16_t *)r + c, m) : _mm512_maskz_loadu_ps(m, (const float *)r + c);
+}
+
+/* The output stays in registers while the rows stream by, 64 columns at a
+   time; each lane sums exactly as axpy's fmadd would. */
+BN__TARGET_AVX512 static void bn__wsum_rows_avx512(float *out, const float *w, const unsigned char *rows, size_t stride,
+                                                 int n_rows, int n, int f16) {
+    int c, p;
+    for (c = 0; c < n; c += 64) {
+        __mmask16 m0 = bn__mask16(n - c), m1 = bn__mask16(n - c - 16), m2 = bn__mask16(n - c - 32),
+                  m3 = bn__mask16(n - c - 48);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (p = 0; p < n_rows; p++) {
+            const unsigned char *r = rows + (size_t)p * stride;
+            __m512 wv = _mm512_set1_ps(w[p]);
+            a0 = _mm512_fmadd_ps(wv, bn__row16_avx512(r, c, m0, f16), a0);
+            a1 = _mm512_fmadd_ps(wv, bn__row16_avx512(r, c + 16, m1, f16), a1);
+            a2 = _mm512_fmadd_ps(wv, bn__row16_avx512(r, c + 32, m2, f16), a2);
+            a3 = _mm512_fmadd_ps(wv, bn__row16_avx512(r, c + 48, m3, f16), a3);
+        }
+        _mm512_mask_storeu_ps(out + c, m0, a0);
+        _mm512_mask_storeu_ps(out + c + 16, m1, a1);
+        _mm512_mask_storeu_ps(out + c + 32, m2, a2);
+        _mm512_mask_storeu_ps(out + c + 48, m3, a3);
+    }
+}
+
 static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
     if (kernel == BN_KERNEL_AVX2 || kernel == BN_KERNEL_AVX_VNNI) {
         f->dot = bn__dot_avx2;
@@ -370,6 +480,8 @@ static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
         f->add = bn__add_avx2;
         f->scale_mul = bn__scale_mul_avx2;
         f->relu2_mul = bn__relu2_mul_avx2;
+        f->dot_rows = bn__dot_rows_avx2;
+        f->wsum_rows = bn__wsum_rows_avx2;
     } else if (kernel == BN_KERNEL_AVX512) {
         f->dot = bn__dot_avx512;
         f->dot_f16 = bn__dot_f16_avx512;
@@ -381,6 +493,8 @@ static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
         f->add = bn__add_avx512;
         f->scale_mul = bn__scale_mul_avx512;
         f->relu2_mul = bn__relu2_mul_avx512;
+        f->dot_rows = bn__dot_rows_avx512;
+        f->wsum_rows = bn__wsum_rows_avx512;
     }
 }
 
@@ -482,6 +596,53 @@ static void bn__relu2_mul_neon(float *g, const float *up, int n) {
     bn__relu2_mul_scalar(g + i, up + i, n - i);
 }
 
+static void bn__dot_rows_neon(float *out, const float *q, const unsigned char *rows, size_t stride, int n_rows, int n,
+                              int f16) {
+    int p;
+    for (p = 0; p < n_rows; p++) {
+        const unsigned char *r = rows + (size_t)p * stride;
+        out[p] = f16 ? bn__dot_f16_neon(q, (const uint16_t *)r, n) : bn__dot_neon(q, (const float *)r, n);
+    }
+}
+
+BN__INLINE float32x4_t bn__row4_neon(const unsigned char *r, int c, int f16) {
+    return f16 ? bn__load_f16x4((const uint16_t *)r + c) : vld1q_f32((const float *)r + c);
+}
+
+/* The output stays in registers while the rows stream by: 16 columns (four
+   accumulators) at a time, then 4, then single columns. */
+static void bn__wsum_rows_neon(float *out, const float *w, const unsigned char *rows, size_t stride, int n_rows, int n,
+                               int f16) {
+    int c = 0, p;
+    for (; c + 16 <= n; c += 16) {
+        float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        for (p = 0; p < n_rows; p++) {
+            const unsigned char *r = rows + (size_t)p * stride;
+            a0 = vfmaq_n_f32(a0, bn__row4_neon(r, c, f16), w[p]);
+            a1 = vfmaq_n_f32(a1, bn__row4_neon(r, c + 4, f16), w[p]);
+            a2 = vfmaq_n_f32(a2, bn__row4_neon(r, c + 8, f16), w[p]);
+            a3 = vfmaq_n_f32(a3, bn__row4_neon(r, c + 12, f16), w[p]);
+        }
+        vst1q_f32(out + c, a0);
+        vst1q_f32(out + c + 4, a1);
+        vst1q_f32(out + c + 8, a2);
+        vst1q_f32(out + c + 12, a3);
+    }
+    for (; c + 4 <= n; c += 4) {
+        float32x4_t a0 = vdupq_n_f32(0.0f);
+        for (p = 0; p < n_rows; p++) a0 = vfmaq_n_f32(a0, bn__row4_neon(rows + (size_t)p * stride, c, f16), w[p]);
+        vst1q_f32(out + c, a0);
+    }
+    for (; c < n; c++) {
+        float acc = 0.0f;
+        for (p = 0; p < n_rows; p++) {
+            const unsigned char *r = rows + (size_t)p * stride;
+            acc += w[p] * (f16 ? bn_f16_to_f32(((const uint16_t *)r)[c]) : ((const float *)r)[c]);
+        }
+        out[c] = acc;
+    }
+}
+
 static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
     if (kernel != BN_KERNEL_NEON && kernel != BN_KERNEL_NEON_DOT) return;
     f->dot = bn__dot_neon;
@@ -494,6 +655,8 @@ static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
     f->add = bn__add_neon;
     f->scale_mul = bn__scale_mul_neon;
     f->relu2_mul = bn__relu2_mul_neon;
+    f->dot_rows = bn__dot_rows_neon;
+    f->wsum_rows = bn__wsum_rows_neon;
 }
 
 #else /* no SIMD in this build */
@@ -519,6 +682,8 @@ static void bn__fops_init(bn__fops *f, bn_kernel kernel) {
     f->add = bn__add_scalar;
     f->scale_mul = bn__scale_mul_scalar;
     f->relu2_mul = bn__relu2_mul_scalar;
+    f->dot_rows = bn__dot_rows_scalar;
+    f->wsum_rows = bn__wsum_rows_scalar;
     if (bn_kernel_supported(kernel)) bn__fops_simd(f, kernel);
 }
 

@@ -381,8 +381,8 @@ typedef struct bn__attn_job {
 } bn__attn_job;
 
 /* One (token, head): scores with the dot helper, softmax, then the weighted
-   sum of V rows with axpy, all in an order that depends only on the
-   token's position, never on the rest of the batch. */
+   sum of V rows, all in an order that depends only on the token's position,
+   never on the rest of the batch. */
 static void bn__attn_worker(void *arg, int ith, int nth) {
     const bn__attn_job *job = (const bn__attn_job *)arg;
     bn_context *ctx = job->ctx;
@@ -394,27 +394,21 @@ static void bn__attn_worker(void *arg, int ith, int nth) {
     float *scores = ctx->scores + (size_t)ith * ctx->params.n_ctx, scale = 1.0f / sqrtf((float)hd);
     bn_split_range(job->n_tokens * n_heads, ith, nth, &lo, &hi);
     for (task = lo; task < hi; task++) {
-        int t = task / n_heads, h = task % n_heads, kvh = h / group, n_keys = job->pos[t] + 1, p, i;
+        int t = task / n_heads, h = task % n_heads, kvh = h / group, n_keys = job->pos[t] + 1, p;
         int seq = job->seq ? job->seq[t] : 0;
         size_t head = bn__kv_offset(ctx, seq, job->layer, 0) + (size_t)kvh * hd * ctx->kv_esize;
         const unsigned char *kc = ctx->k_cache + head, *vc = ctx->v_cache + head;
         const float *q = ctx->q + (size_t)t * q_dim + (size_t)h * hd;
         float *out = ctx->att + (size_t)t * q_dim + (size_t)h * hd, max = -INFINITY, sum;
         /* causal: this token sees positions 0..pos of its own sequence */
+        fo->dot_rows(scores, q, kc, row_bytes, n_keys, hd, f16);
         for (p = 0; p < n_keys; p++) {
-            const void *k = kc + (size_t)p * row_bytes;
-            float dot = f16 ? fo->dot_f16(q, (const uint16_t *)k, hd) : fo->dot(q, (const float *)k, hd);
-            scores[p] = dot * scale;
+            scores[p] *= scale;
             max = BN_MAX(max, scores[p]);
         }
         sum = bn__softmax_exp(scores, max, n_keys);
-        for (i = 0; i < hd; i++) out[i] = 0.0f;
-        for (p = 0; p < n_keys; p++) {
-            const void *v = vc + (size_t)p * row_bytes;
-            float w = scores[p] / sum;
-            if (f16) fo->axpy_f16(out, w, (const uint16_t *)v, hd);
-            else fo->axpy(out, w, (const float *)v, hd);
-        }
+        for (p = 0; p < n_keys; p++) scores[p] /= sum;
+        fo->wsum_rows(out, scores, vc, row_bytes, n_keys, hd, f16);
     }
 }
 

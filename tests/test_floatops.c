@@ -118,6 +118,61 @@ static void test_dot_axpy(void) {
     printf("    %d SIMD kernel families tested\n", tested);
 }
 
+/* Attention's row helpers over strided rows of f32 or f16: dot_rows equals
+   the same family's dot on each row, bit for bit; wsum_rows is within
+   reassociation bounds of the scalar weighted sum. */
+static void test_rows(void) {
+    enum { ROWS = 13, STRIDE = 4 * MAXN + 36 }; /* bytes between rows: not a multiple of 64 */
+    bn__fops s, f;
+    static unsigned char rows[ROWS * STRIDE];
+    float q[MAXN], w[ROWS], d0[ROWS + 1], d1[ROWS + 1], o0[MAXN + 1], o1[MAXN + 1];
+    int k, n, i, p, f16;
+    bn__fops_init(&s, BN_KERNEL_SCALAR);
+    for (k = 0; k < N_SIMD; k++) {
+        int bad_dot = 0, bad_wsum = 0;
+        if (!simd_fops(k, &f)) continue;
+        for (n = 1; n <= MAXN; n++)
+            for (f16 = 0; f16 < 2; f16++) {
+                int n_rows = 1 + (int)(rnd() % ROWS);
+                double wmag = 0.0;
+                for (i = 0; i < n; i++) q[i] = rndf(-2, 2);
+                for (p = 0; p < n_rows; p++) {
+                    w[p] = rndf(0, 1);
+                    wmag += w[p];
+                    for (i = 0; i < n; i++) {
+                        float v = rndf(-2, 2);
+                        if (f16) ((uint16_t *)(rows + (size_t)p * STRIDE))[i] = bn_f32_to_f16(v);
+                        else ((float *)(rows + (size_t)p * STRIDE))[i] = v;
+                    }
+                }
+                d1[n_rows] = 12345.0f;
+                o1[n] = 12345.0f;
+                f.dot_rows(d1, q, rows, STRIDE, n_rows, n, f16);
+                for (p = 0; p < n_rows; p++) {
+                    const unsigned char *r = rows + (size_t)p * STRIDE;
+                    d0[p] = f16 ? f.dot_f16(q, (const uint16_t *)r, n) : f.dot(q, (const float *)r, n);
+                }
+                bad_dot += memcmp(d0, d1, sizeof(float) * (size_t)n_rows) != 0 || d1[n_rows] != 12345.0f;
+                s.wsum_rows(o0, w, rows, STRIDE, n_rows, n, f16);
+                f.wsum_rows(o1, w, rows, STRIDE, n_rows, n, f16);
+                for (i = 0; i < n; i++)
+                    if (fabs((double)o0[i] - o1[i]) > 2.4e-7 * (n_rows + 2) * 2.0 * wmag) bad_wsum++;
+                bad_wsum += o1[n] != 12345.0f;
+            }
+        BNT_CHECKF(!bad_dot, "%s: dot_rows differs from dot at %d lengths", bn_kernel_name(simd_kernels[k]), bad_dot);
+        BNT_CHECKF(!bad_wsum, "%s: wsum_rows differs in %d elements", bn_kernel_name(simd_kernels[k]), bad_wsum);
+    }
+    /* the scalar weighted sum on hand-computed rows: 0.5 * (1, 2) + 0.25 * (4, -8) */
+    ((float *)rows)[0] = 1.0f;
+    ((float *)rows)[1] = 2.0f;
+    ((float *)(rows + STRIDE))[0] = 4.0f;
+    ((float *)(rows + STRIDE))[1] = -8.0f;
+    w[0] = 0.5f;
+    w[1] = 0.25f;
+    s.wsum_rows(o0, w, rows, STRIDE, 2, 2, 0);
+    BNT_CHECK(o0[0] == 1.5f && o0[1] == -1.0f);
+}
+
 /* The f16 conversion is exact: bit for bit, over normal, subnormal,
    overflowing and halfway values. */
 static void test_to_f16(void) {
@@ -479,6 +534,7 @@ static void test_kv_type_param(void) {
 int main(void) {
     BNT_RUN(test_scalar_reference);
     BNT_RUN(test_dot_axpy);
+    BNT_RUN(test_rows);
     BNT_RUN(test_to_f16);
     BNT_RUN(test_sumsq);
     BNT_RUN(test_elementwise);
