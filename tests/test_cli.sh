@@ -179,6 +179,20 @@ grep -q "stopped: stop string" "$TMP/err" && ok "stop reason reported" || bad "s
 tr ',' ' ' < "$TMP/tiny-mha-untied.prompt" > "$TMP/p.ids"
 expect_rc "ppl ids" 0 $BIN ppl -m "$HF/tiny-mha-untied/packed" --ids-file "$TMP/p.ids" -c 12
 if $TOK close "$TMP/out" "$TMP/tiny-mha-untied.nats"; then ok "ppl = HF loss"; else bad "ppl = HF loss"; cat "$TMP/out"; fi
+# the loading options: each variant still computes HF's loss (int8 head: within 1 %)
+expect_rc "ppl --head f32" 0 $BIN ppl -m "$HF/tiny-mha-untied/packed" --ids-file "$TMP/p.ids" -c 12 --head f32
+$TOK close "$TMP/out" "$TMP/tiny-mha-untied.nats" && ok "--head f32 = HF loss" || bad "--head f32 = HF loss"
+expect_rc "ppl --layout tq1" 0 $BIN ppl -m "$HF/tiny-mha-untied/packed" --ids-file "$TMP/p.ids" -c 12 --layout tq1
+$TOK close "$TMP/out" "$TMP/tiny-mha-untied.nats" && ok "--layout tq1 = HF loss" || bad "--layout tq1 = HF loss"
+within() { # within NAME FRACTION: the last ppl's nats/token within FRACTION of HF's loss
+    python3 -c "import sys; a=float(open(sys.argv[1]).read().split('nats/token:')[1].split()[0]); b=float(open(sys.argv[2]).read()); sys.exit(0 if abs(a-b) < float(sys.argv[3])*b else 1)" "$TMP/out" "$TMP/tiny-mha-untied.nats" "$2" && ok "$1" || { bad "$1"; grep nats "$TMP/out"; cat "$TMP/tiny-mha-untied.nats"; }
+}
+expect_rc "ppl --kv f16" 0 $BIN ppl -m "$HF/tiny-mha-untied/packed" --ids-file "$TMP/p.ids" -c 12 --kv f16
+within "--kv f16 within 0.1 % of HF loss" 0.001
+expect_rc "ppl --head i8" 0 $BIN ppl -m "$HF/tiny-mha-untied/packed" --ids-file "$TMP/p.ids" -c 12 --head i8
+within "--head i8 within 1 % of HF loss" 0.01
+expect_rc "bad --head" 2 $BIN ppl -m "$HF/tiny-mha-untied/packed" --ids-file "$TMP/p.ids" --head q4
+expect_rc "bad --layout" 2 $BIN ppl -m "$HF/tiny-mha-untied/packed" --ids-file "$TMP/p.ids" --layout i3
 printf 'the quick brown fox jumps over the lazy dog, again and again.' > "$TMP/text.txt"
 $TOK ids "$(cat "$TMP/text.txt")" | tr ',' ' ' > "$TMP/text.ids"
 expect_rc "ppl text" 0 $BIN ppl -m "$TMP/model" -f "$TMP/text.txt" -c 16

@@ -227,6 +227,8 @@ typedef struct options {
     const char *stops[MAX_STOPS];
     int n_stops;
     int n_predict, n_ctx, n_threads, n_beams, ignore_eos, seed_set, show_special, bos, batch_max, verbose;
+    bn_model_params mp;   /* --layout, --head */
+    bn_ftype kv_type;     /* --kv */
     uint64_t seed;
     bn_sampler_params sp;
 } options;
@@ -235,6 +237,21 @@ static void options_init(options *o) {
     memset(o, 0, sizeof *o);
     o->n_predict = -1;
     o->sp = bn_sampler_default_params();
+    o->mp = bn_model_default_params();
+    o->kv_type = bn_context_default_params().kv_type;
+}
+
+/* f32 | bf16 | f16 | i8 -> *out; 0 when the name is not one of them. */
+static int parse_ftype(const char *opt, const char *s, int allow_low, bn_ftype *out) {
+    if (!strcmp(s, "f32")) *out = BN_FTYPE_F32;
+    else if (!strcmp(s, "f16")) *out = BN_FTYPE_F16;
+    else if (allow_low && !strcmp(s, "bf16")) *out = BN_FTYPE_BF16;
+    else if (allow_low && !strcmp(s, "i8")) *out = BN_FTYPE_I8;
+    else {
+        fprintf(stderr, "bitnet: %s expects %s, got '%s'\n", opt, allow_low ? "f32, bf16, f16 or i8" : "f32 or f16", s);
+        return 0;
+    }
+    return 1;
 }
 
 /* Reads argv[*i]'s value; prints a usage error when it is missing. */
@@ -279,6 +296,22 @@ static int parse_common(options *o, int argc, char **argv, int *i) {
     if (!strcmp(a, "--tokenizer")) { VALUE(); o->tokenizer_dir = v; return 1; }
     if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { VALUE(); return parse_int(a, v, &o->n_threads) ? 1 : -1; }
     if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) { VALUE(); return parse_int(a, v, &o->n_ctx) ? 1 : -1; }
+    if (!strcmp(a, "--layout")) {
+        VALUE();
+        if (!strcmp(v, "i2")) o->mp.layout = BN_TLAYOUT_I2;
+        else if (!strcmp(v, "tq1")) o->mp.layout = BN_TLAYOUT_TQ1;
+        else {
+            fprintf(stderr, "bitnet: --layout expects i2 or tq1, got '%s'\n", v);
+            return -1;
+        }
+        return 1;
+    }
+    if (!strcmp(a, "--head")) {
+        VALUE();
+        o->mp.head_type_set = 1;
+        return parse_ftype(a, v, 1, &o->mp.head_type) ? 1 : -1;
+    }
+    if (!strcmp(a, "--kv")) { VALUE(); return parse_ftype(a, v, 0, &o->kv_type) ? 1 : -1; }
     if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { VALUE(); return parse_int(a, v, &o->n_predict) ? 1 : -1; }
     if (!strcmp(a, "--temp")) { VALUE(); return parse_float(a, v, &o->sp.temperature) ? 1 : -1; }
     if (!strcmp(a, "--top-k")) { VALUE(); return parse_int(a, v, &o->sp.top_k) ? 1 : -1; }
@@ -316,7 +349,10 @@ static const char *COMMON_HELP =
     "  -m, --model DIR          model folder (config.json + model.safetensors [+ tokenizer.json])\n"
     "      --tokenizer DIR      take tokenizer.json from another folder\n"
     "  -t, --threads N          threads (default: one per core)\n"
-    "  -c, --ctx-size N         context length (default: the model's max_position_embeddings)\n";
+    "  -c, --ctx-size N         context length (default: the model's max_position_embeddings)\n"
+    "      --layout i2|tq1      in-memory ternary layout (default i2: 2 bits; tq1: 1.6 bits, slower)\n"
+    "      --head f32|bf16|f16|i8   lm_head type (default: as on disk, bf16; i8 is faster, see README)\n"
+    "      --kv f32|f16         KV cache type (default f32)\n";
 
 static const char *SAMPLING_HELP =
     "  -n, --n-predict N        tokens to generate (default -1: until an end token or the context is full)\n"
@@ -373,7 +409,7 @@ static int session_open(session *s, const options *o, int n_seq, int need_tokeni
         return EXIT_USAGE;
     }
     if (stderr_is_tty()) fprintf(stderr, "loading %s ...", o->model_dir);
-    if (bn_model_load(&s->model, o->model_dir, NULL, &err) != BN_OK) {
+    if (bn_model_load(&s->model, o->model_dir, &o->mp, &err) != BN_OK) {
         if (stderr_is_tty()) fprintf(stderr, "\n");
         fprintf(stderr, "bitnet: cannot load the model: %s\n", err.msg);
         return EXIT_LOAD;
@@ -395,6 +431,7 @@ static int session_open(session *s, const options *o, int n_seq, int need_tokeni
     cp.n_ctx = o->n_ctx;
     cp.n_seq = n_seq;
     cp.n_threads = o->n_threads;
+    cp.kv_type = o->kv_type;
     if (o->batch_max > 0) cp.n_batch = o->batch_max;
     if (bn_context_new(&s->ctx, s->model, &cp, &err) != BN_OK) {
         if (stderr_is_tty()) fprintf(stderr, "\n");
