@@ -325,6 +325,53 @@ static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out
 
 /* bf16/f16/f32 rows x cols as a bn_fmat: in place in the map when the
    alignment allows, else copied; converted when the caller asks for another type. */
+/* Drop the pages of bytes [p, p + n) of tensor t's mapped file from this
+   process once the load has converted them (packed ternary codes, master
+   weights, a float matrix copied elsewhere): nothing reads them again, and
+   otherwise they stay in the RSS next to their converted copy. Only whole
+   pages inside the range; MADV_DONTNEED on a private read-only file mapping
+   is safe (touched again, a page comes back from the page cache). A no-op
+   where the file is not mapped or madvise is not declared. */
+static void bn__release_pages(const bn_model *m, const bn_st_tensor *t, const void *p, size_t n) {
+#if defined(BN__HUGE_PAGES) && !defined(BITNET_NO_MMAP)
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    if (m->st->files[t->file].mapped_ && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+#else
+    BN_UNUSED(m);
+    BN_UNUSED(t);
+    BN_UNUSED(p);
+    BN_UNUSED(n);
+#endif
+}
+
+#if defined(BN__HUGE_PAGES) && !defined(BITNET_NO_MMAP)
+/* A big float matrix used in place streams from the file's 4 KB page-cache
+   pages; copied once into huge pages, the 2-thread lm_head GEMV of 2B4T
+   reads it 20 % faster (17.6 -> 14.6 ms per token on the 2-core EPYC). The
+   copy goes 64 MB at a time, and each copied piece's file pages are dropped
+   from this process (MADV_DONTNEED on a private read-only mapping: touched
+   again, they come back from the page cache), so the RSS never holds both. */
+#ifndef BN_HUGE_COPY_MIN
+#define BN_HUGE_COPY_MIN ((size_t)64 << 20) /* smaller matrices stay in place */
+#endif
+static bn_status bn__fmat_copy_huge(bn_model *m, const bn_st_tensor *t, bn_fmat *out, bn_error *err) {
+    const size_t piece = (size_t)64 << 20;
+    const uint8_t *src = (const uint8_t *)t->data;
+    uint8_t *dst = bn__alloc_weights(t->nbytes, &out->owned);
+    size_t off;
+    if (!dst) return bn_errorf(err, BN_ERR_NOMEM, "out of memory copying '%s'", t->name);
+    for (off = 0; off < t->nbytes; off += piece) {
+        size_t n = BN_MIN(piece, t->nbytes - off);
+        memcpy(dst + off, src + off, n);
+        bn__release_pages(m, t, src + off, n);
+    }
+    out->data = dst;
+    m->bytes_allocated += t->nbytes;
+    return BN_OK;
+}
+#endif
+
 static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out, const bn_model_params *p, bn_error *err) {
     size_t n = (size_t)bn_st_numel(t), i;
     bn_ftype disk;
@@ -338,6 +385,9 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
                           m->st->files[t->file].path, t->name, bn_dtype_name(t->dtype));
     if (!p->head_type_set || p->head_type == disk) {
         out->type = disk;
+#if defined(BN__HUGE_PAGES) && !defined(BITNET_NO_MMAP)
+        if (t->nbytes >= BN_HUGE_COPY_MIN && m->st->files[t->file].mapped_) return bn__fmat_copy_huge(m, t, out, err);
+#endif
         if (((uintptr_t)t->data % bn_dtype_size(t->dtype)) == 0) {
             out->data = t->data; /* zero-copy: points into the mapped file */
             return BN_OK;
@@ -355,6 +405,7 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
         bn_status s;
         if (!f) return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
         if ((s = bn_st_read_f32(t, f, err))) { BN_FREE(f); return s; }
+        bn__release_pages(m, t, t->data, t->nbytes);
         out->type = p->head_type;
         if (p->head_type == BN_FTYPE_F32) {
             out->owned = f;
@@ -447,6 +498,7 @@ static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int 
     if (bn__is_float(t->dtype)) { /* master weights: quantize now */
         if ((s = bn__need(m->st, name, 2, rows, cols, &t, err))) return s;
         s = bn__quantize_master(t, rows, cols, out, p->layout, &m->weights, err);
+        if (!s) bn__release_pages(m, t, t->data, t->nbytes);
     } else if (t->dtype == BN_DTYPE_U8) { /* packed codes + weight_scale */
         float scale;
         int8_t *q;
@@ -465,6 +517,7 @@ static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int 
         if (!q) return bn_errorf(err, BN_ERR_NOMEM, "out of memory unpacking '%s'", name);
         s = bn__unpack_codes(m->st, t, rows, cols, q, err);
         if (!s) s = bn__tmat_pack_in(out, q, rows, cols, scale, p->layout, &m->weights, err);
+        if (!s) bn__release_pages(m, t, t->data, t->nbytes);
         BN_FREE(q);
     } else {
         return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected BF16/F16/F32 master or U8 packed",

@@ -3,6 +3,9 @@
    logits, hidden states and greedy tokens that HF computed on them in float32.
    Every number compared here comes from those files. */
 #define BITNET_IMPLEMENTATION
+#ifndef HF_PARITY_NAME
+#define HF_PARITY_NAME "hf_parity"
+#endif
 #include "../bitnet.h"
 #include "harness.h"
 #include <float.h>
@@ -537,5 +540,5 @@ int main(void) {
     BNT_RUN(test_head_types);
     BNT_RUN(test_shared_model_threads);
     BNT_RUN(test_kernels_each);
-    return bnt_finish("hf_parity");
+    return bnt_finish(HF_PARITY_NAME);
 }
