@@ -2583,7 +2583,12 @@ static int bn__tmat_blocks(const bn_tmat *m) {
     int bw = bn__tlayout_block_weights(m->layout);
     return (m->cols + bw - 1) / bw;
 }
-static size_t bn__tmat_row_bytes(const bn_tmat *m) { return (size_t)bn__tmat_blocks(m) * BN__TBLOCK_BYTES; }
+/* Bytes of one packed row of `cols` weights (whole blocks). */
+static size_t bn__packed_row_bytes(int cols, bn_tlayout layout) {
+    int bw = bn__tlayout_block_weights(layout);
+    return (size_t)((cols + bw - 1) / bw) * BN__TBLOCK_BYTES;
+}
+static size_t bn__tmat_row_bytes(const bn_tmat *m) { return bn__packed_row_bytes(m->cols, m->layout); }
 
 /* The code (value + 1) of weight `i` of a block. */
 static int bn__tblock_code(bn_tlayout layout, const uint8_t *block, int i) {
@@ -2641,8 +2646,7 @@ static uint8_t *bn__alloc_weights(size_t n, void **owned) {
 
 /* Bytes of one packed matrix (a multiple of 64). */
 static size_t bn__tmat_packed_bytes(int rows, int cols, bn_tlayout layout) {
-    int bw = bn__tlayout_block_weights(layout == BN_TLAYOUT_DEFAULT ? BN_TLAYOUT_I2 : layout);
-    return (size_t)rows * (size_t)((cols + bw - 1) / bw) * BN__TBLOCK_BYTES;
+    return (size_t)rows * bn__packed_row_bytes(cols, layout == BN_TLAYOUT_DEFAULT ? BN_TLAYOUT_I2 : layout);
 }
 
 /* One allocation that many matrices are packed into, in order. */
@@ -2658,14 +2662,6 @@ static bn_status bn__tarena_init(bn__tarena *a, size_t size, bn_error *err) {
     a->size = size;
     if (!a->base) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for %lu MB of packed weights", (unsigned long)(size >> 20));
     return BN_OK;
-}
-
-static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
-                                  bn_tlayout layout, bn__tarena *arena, bn_error *err);
-
-BN_API bn_status bn_tmat_pack(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
-                              bn_tlayout layout, bn_error *err) {
-    return bn__tmat_pack_in(m, values, rows, cols, scale, layout, NULL, err);
 }
 
 /* bn_tmat_pack into the next bytes of `arena` (not owned by m), or into memory of its own (arena NULL). */
@@ -2717,6 +2713,11 @@ static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, in
         }
     }
     return BN_OK;
+}
+
+BN_API bn_status bn_tmat_pack(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
+                              bn_tlayout layout, bn_error *err) {
+    return bn__tmat_pack_in(m, values, rows, cols, scale, layout, NULL, err);
 }
 
 BN_API void bn_tmat_free(bn_tmat *m) {
@@ -3163,8 +3164,7 @@ BN_API bn_kernel bn_kernel_detect(void) {
              (xcr0 & 0xe0u) == 0xe0u;
     if (avx512 && avx2) return BN_KERNEL_AVX512;
     if (!avx2) return BN_KERNEL_SCALAR;
-    bn__cpuid(7, 1, r);
-    return (r[0] >> 4) & 1 ? BN_KERNEL_AVX_VNNI : BN_KERNEL_AVX2; /* AVX-VNNI */
+    return bn__has_avx_vnni() ? BN_KERNEL_AVX_VNNI : BN_KERNEL_AVX2;
 }
 #elif defined(BN__SIMD_NEON)
 BN_API bn_kernel bn_kernel_detect(void) {
@@ -4957,8 +4957,6 @@ static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out
     return bn_st_read_f32(t, *out, err);
 }
 
-/* bf16/f16/f32 rows x cols as a bn_fmat: in place in the map when the
-   alignment allows, else copied; converted when the caller asks for another type. */
 /* Drop the pages of bytes [p, p + n) of tensor t's mapped file from this
    process once the load has converted them (packed ternary codes, master
    weights, a float matrix copied elsewhere): nothing reads them again, and
@@ -4966,8 +4964,11 @@ static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out
    pages inside the range; MADV_DONTNEED on a private read-only file mapping
    is safe (touched again, a page comes back from the page cache). A no-op
    where the file is not mapped or madvise is not declared. */
-static void bn__release_pages(const bn_model *m, const bn_st_tensor *t, const void *p, size_t n) {
 #if defined(BN__HUGE_PAGES) && !defined(BITNET_NO_MMAP)
+#define BN__ADVISE_FILE_PAGES 1 /* madvise is declared and tensors may live in mapped files */
+#endif
+static void bn__release_pages(const bn_model *m, const bn_st_tensor *t, const void *p, size_t n) {
+#if defined(BN__ADVISE_FILE_PAGES)
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
     if (m->st->files[t->file].mapped_ && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
@@ -4979,7 +4980,7 @@ static void bn__release_pages(const bn_model *m, const bn_st_tensor *t, const vo
 #endif
 }
 
-#if defined(BN__HUGE_PAGES) && !defined(BITNET_NO_MMAP)
+#if defined(BN__ADVISE_FILE_PAGES)
 /* A big float matrix used in place streams from the file's 4 KB page-cache
    pages; copied once into huge pages, the 2-thread lm_head GEMV of 2B4T
    reads it 20 % faster (17.6 -> 14.6 ms per token on the 2-core EPYC). The
@@ -5006,6 +5007,8 @@ static bn_status bn__fmat_copy_huge(bn_model *m, const bn_st_tensor *t, bn_fmat 
 }
 #endif
 
+/* bf16/f16/f32 rows x cols as a bn_fmat: in place in the map when the
+   alignment allows, else copied; converted when the caller asks for another type. */
 static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out, const bn_model_params *p, bn_error *err) {
     size_t n = (size_t)bn_st_numel(t), i;
     bn_ftype disk;
@@ -5019,7 +5022,7 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
                           m->st->files[t->file].path, t->name, bn_dtype_name(t->dtype));
     if (!p->head_type_set || p->head_type == disk) {
         out->type = disk;
-#if defined(BN__HUGE_PAGES) && !defined(BITNET_NO_MMAP)
+#if defined(BN__ADVISE_FILE_PAGES)
         if (t->nbytes >= BN_HUGE_COPY_MIN && m->st->files[t->file].mapped_) return bn__fmat_copy_huge(m, t, out, err);
 #endif
         if (((uintptr_t)t->data % bn_dtype_size(t->dtype)) == 0) {

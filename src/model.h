@@ -323,8 +323,6 @@ static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out
     return bn_st_read_f32(t, *out, err);
 }
 
-/* bf16/f16/f32 rows x cols as a bn_fmat: in place in the map when the
-   alignment allows, else copied; converted when the caller asks for another type. */
 /* Drop the pages of bytes [p, p + n) of tensor t's mapped file from this
    process once the load has converted them (packed ternary codes, master
    weights, a float matrix copied elsewhere): nothing reads them again, and
@@ -332,8 +330,11 @@ static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out
    pages inside the range; MADV_DONTNEED on a private read-only file mapping
    is safe (touched again, a page comes back from the page cache). A no-op
    where the file is not mapped or madvise is not declared. */
-static void bn__release_pages(const bn_model *m, const bn_st_tensor *t, const void *p, size_t n) {
 #if defined(BN__HUGE_PAGES) && !defined(BITNET_NO_MMAP)
+#define BN__ADVISE_FILE_PAGES 1 /* madvise is declared and tensors may live in mapped files */
+#endif
+static void bn__release_pages(const bn_model *m, const bn_st_tensor *t, const void *p, size_t n) {
+#if defined(BN__ADVISE_FILE_PAGES)
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
     if (m->st->files[t->file].mapped_ && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
@@ -345,7 +346,7 @@ static void bn__release_pages(const bn_model *m, const bn_st_tensor *t, const vo
 #endif
 }
 
-#if defined(BN__HUGE_PAGES) && !defined(BITNET_NO_MMAP)
+#if defined(BN__ADVISE_FILE_PAGES)
 /* A big float matrix used in place streams from the file's 4 KB page-cache
    pages; copied once into huge pages, the 2-thread lm_head GEMV of 2B4T
    reads it 20 % faster (17.6 -> 14.6 ms per token on the 2-core EPYC). The
@@ -372,6 +373,8 @@ static bn_status bn__fmat_copy_huge(bn_model *m, const bn_st_tensor *t, bn_fmat 
 }
 #endif
 
+/* bf16/f16/f32 rows x cols as a bn_fmat: in place in the map when the
+   alignment allows, else copied; converted when the caller asks for another type. */
 static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out, const bn_model_params *p, bn_error *err) {
     size_t n = (size_t)bn_st_numel(t), i;
     bn_ftype disk;
@@ -385,7 +388,7 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
                           m->st->files[t->file].path, t->name, bn_dtype_name(t->dtype));
     if (!p->head_type_set || p->head_type == disk) {
         out->type = disk;
-#if defined(BN__HUGE_PAGES) && !defined(BITNET_NO_MMAP)
+#if defined(BN__ADVISE_FILE_PAGES)
         if (t->nbytes >= BN_HUGE_COPY_MIN && m->st->files[t->file].mapped_) return bn__fmat_copy_huge(m, t, out, err);
 #endif
         if (((uintptr_t)t->data % bn_dtype_size(t->dtype)) == 0) {

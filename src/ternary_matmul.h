@@ -124,7 +124,12 @@ static int bn__tmat_blocks(const bn_tmat *m) {
     int bw = bn__tlayout_block_weights(m->layout);
     return (m->cols + bw - 1) / bw;
 }
-static size_t bn__tmat_row_bytes(const bn_tmat *m) { return (size_t)bn__tmat_blocks(m) * BN__TBLOCK_BYTES; }
+/* Bytes of one packed row of `cols` weights (whole blocks). */
+static size_t bn__packed_row_bytes(int cols, bn_tlayout layout) {
+    int bw = bn__tlayout_block_weights(layout);
+    return (size_t)((cols + bw - 1) / bw) * BN__TBLOCK_BYTES;
+}
+static size_t bn__tmat_row_bytes(const bn_tmat *m) { return bn__packed_row_bytes(m->cols, m->layout); }
 
 /* The code (value + 1) of weight `i` of a block. */
 static int bn__tblock_code(bn_tlayout layout, const uint8_t *block, int i) {
@@ -182,8 +187,7 @@ static uint8_t *bn__alloc_weights(size_t n, void **owned) {
 
 /* Bytes of one packed matrix (a multiple of 64). */
 static size_t bn__tmat_packed_bytes(int rows, int cols, bn_tlayout layout) {
-    int bw = bn__tlayout_block_weights(layout == BN_TLAYOUT_DEFAULT ? BN_TLAYOUT_I2 : layout);
-    return (size_t)rows * (size_t)((cols + bw - 1) / bw) * BN__TBLOCK_BYTES;
+    return (size_t)rows * bn__packed_row_bytes(cols, layout == BN_TLAYOUT_DEFAULT ? BN_TLAYOUT_I2 : layout);
 }
 
 /* One allocation that many matrices are packed into, in order. */
@@ -199,14 +203,6 @@ static bn_status bn__tarena_init(bn__tarena *a, size_t size, bn_error *err) {
     a->size = size;
     if (!a->base) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for %lu MB of packed weights", (unsigned long)(size >> 20));
     return BN_OK;
-}
-
-static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
-                                  bn_tlayout layout, bn__tarena *arena, bn_error *err);
-
-BN_API bn_status bn_tmat_pack(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
-                              bn_tlayout layout, bn_error *err) {
-    return bn__tmat_pack_in(m, values, rows, cols, scale, layout, NULL, err);
 }
 
 /* bn_tmat_pack into the next bytes of `arena` (not owned by m), or into memory of its own (arena NULL). */
@@ -258,6 +254,11 @@ static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, in
         }
     }
     return BN_OK;
+}
+
+BN_API bn_status bn_tmat_pack(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
+                              bn_tlayout layout, bn_error *err) {
+    return bn__tmat_pack_in(m, values, rows, cols, scale, layout, NULL, err);
 }
 
 BN_API void bn_tmat_free(bn_tmat *m) {

@@ -104,8 +104,7 @@ BN_API bn_kernel bn_kernel_detect(void) {
              (xcr0 & 0xe0u) == 0xe0u;
     if (avx512 && avx2) return BN_KERNEL_AVX512;
     if (!avx2) return BN_KERNEL_SCALAR;
-    bn__cpuid(7, 1, r);
-    return (r[0] >> 4) & 1 ? BN_KERNEL_AVX_VNNI : BN_KERNEL_AVX2; /* AVX-VNNI */
+    return bn__has_avx_vnni() ? BN_KERNEL_AVX_VNNI : BN_KERNEL_AVX2;
 }
 #elif defined(BN__SIMD_NEON)
 BN_API bn_kernel bn_kernel_detect(void) {
