@@ -346,38 +346,69 @@ static void bn__release_pages(const bn_model *m, const bn_st_tensor *t, const vo
 #endif
 }
 
-#if defined(BN__ADVISE_FILE_PAGES)
-/* A big float matrix used in place streams from the file's 4 KB page-cache
-   pages; copied once into huge pages, the 2-thread lm_head GEMV of 2B4T
-   reads it 20 % faster (17.6 -> 14.6 ms per token on the 2-core EPYC). The
-   copy goes 64 MB at a time, and each copied piece's file pages are dropped
-   from this process (MADV_DONTNEED on a private read-only mapping: touched
-   again, they come back from the page cache), so the RSS never holds both. */
-#ifndef BN_HUGE_COPY_MIN
-#define BN_HUGE_COPY_MIN ((size_t)64 << 20) /* smaller matrices stay in place */
-#endif
-static bn_status bn__fmat_copy_huge(bn_model *m, const bn_st_tensor *t, bn_fmat *out, bn_error *err) {
-    const size_t piece = (size_t)64 << 20;
-    const uint8_t *src = (const uint8_t *)t->data;
-    uint8_t *dst = bn__alloc_weights(t->nbytes, &out->owned);
-    size_t off;
-    if (!dst) return bn_errorf(err, BN_ERR_NOMEM, "out of memory copying '%s'", t->name);
-    for (off = 0; off < t->nbytes; off += piece) {
-        size_t n = BN_MIN(piece, t->nbytes - off);
-        memcpy(dst + off, src + off, n);
-        bn__release_pages(m, t, src + off, n);
+/* The row-major rows x cols `src` of `type` as the tiled `out` (see bn_fmat),
+   in huge pages when it is big: the kernels read a group of rows as one
+   stream, and the 2B4T lm_head GEMV runs 20 % faster from huge pages than
+   from the file's 4 KB page-cache pages. It goes about 64 MB of rows at a
+   time, and when src lies in tensor t's mapped file, each piece's file
+   pages are dropped once copied, so the RSS never holds both. */
+static bn_status bn__fmat_tile_from(bn_model *m, const bn_st_tensor *t, const void *src, bn_ftype type, bn_fmat *out,
+                                    bn_error *err) {
+    size_t esize = bn__ftype_size(type), row_bytes = esize * (size_t)out->cols,
+           nbytes = bn__fmat_tiled_bytes(out->rows, out->cols, type),
+           piece_rows = BN_MAX(((size_t)64 << 20) / row_bytes / BN_FMAT_TILE_ROWS, 1) * BN_FMAT_TILE_ROWS;
+    uint8_t *dst = bn__alloc_weights(nbytes, &out->owned);
+    int r0, r1;
+    if (!dst) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for '%s' (%llu bytes)", t->name, (unsigned long long)nbytes);
+    for (r0 = 0; r0 < out->rows; r0 = r1) {
+        r1 = (int)BN_MIN((size_t)r0 + piece_rows, (size_t)out->rows);
+        bn__fmat_tile_rows(dst, (const uint8_t *)src, out->rows, out->cols, esize, r0, r1);
+        if (src == t->data) bn__release_pages(m, t, (const uint8_t *)src + (size_t)r0 * row_bytes, (size_t)(r1 - r0) * row_bytes);
     }
+    out->type = type;
     out->data = dst;
-    m->bytes_allocated += t->nbytes;
+    out->tiled = 1;
+    m->bytes_allocated += nbytes;
     return BN_OK;
 }
-#endif
 
-/* bf16/f16/f32 rows x cols as a bn_fmat: in place in the map when the
-   alignment allows, else copied; converted when the caller asks for another type. */
+/* The row-major f32 `f` (rows x cols) as `type`, a new row-major array; int8
+   gets one absmax scale per row, into out->owned_scale. */
+static void *bn__fmat_convert(const float *f, bn_ftype type, bn_fmat *out) {
+    size_t n = (size_t)out->rows * out->cols, i;
+    int r, c;
+    if (type == BN_FTYPE_BF16 || type == BN_FTYPE_F16) {
+        uint16_t *h = BN_ALLOC(uint16_t, n);
+        if (h)
+            for (i = 0; i < n; i++) h[i] = type == BN_FTYPE_BF16 ? bn_f32_to_bf16(f[i]) : bn_f32_to_f16(f[i]);
+        return h;
+    } else {
+        int8_t *q = BN_ALLOC(int8_t, n);
+        out->owned_scale = BN_ALLOC(float, out->rows);
+        if (!q || !out->owned_scale) {
+            BN_FREE(q);
+            return NULL;
+        }
+        for (r = 0; r < out->rows; r++) {
+            const float *row = f + (size_t)r * out->cols;
+            float amax = 0.0f;
+            for (c = 0; c < out->cols; c++) amax = BN_MAX(amax, fabsf(row[c]));
+            out->owned_scale[r] = amax > 0.0f ? amax / 127.0f : 1.0f;
+            for (c = 0; c < out->cols; c++) q[(size_t)r * out->cols + c] = (int8_t)rintf(row[c] / out->owned_scale[r]);
+        }
+        out->row_scale = out->owned_scale;
+        return q;
+    }
+}
+
+/* A bf16/f16/f32 rows x cols tensor as a tiled bn_fmat of its own type, or of
+   p->head_type when the caller asks for another (converted through f32). */
 static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out, const bn_model_params *p, bn_error *err) {
-    size_t n = (size_t)bn_st_numel(t), i;
+    size_t n = (size_t)bn_st_numel(t);
     bn_ftype disk;
+    float *f;
+    void *converted;
+    bn_status s;
     memset(out, 0, sizeof *out);
     out->rows = (int)t->shape[0];
     out->cols = (int)t->shape[1];
@@ -386,63 +417,24 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
     else if (t->dtype == BN_DTYPE_F16) disk = BN_FTYPE_F16;
     else return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16",
                           m->st->files[t->file].path, t->name, bn_dtype_name(t->dtype));
-    if (!p->head_type_set || p->head_type == disk) {
-        out->type = disk;
-#if defined(BN__ADVISE_FILE_PAGES)
-        if (t->nbytes >= BN_HUGE_COPY_MIN && m->st->files[t->file].mapped_) return bn__fmat_copy_huge(m, t, out, err);
-#endif
-        if (((uintptr_t)t->data % bn_dtype_size(t->dtype)) == 0) {
-            out->data = t->data; /* zero-copy: points into the mapped file */
-            return BN_OK;
-        }
-        out->owned = BN_MALLOC(t->nbytes);
-        if (!out->owned) return bn_errorf(err, BN_ERR_NOMEM, "out of memory copying '%s'", t->name);
-        memcpy(out->owned, t->data, t->nbytes);
-        out->data = out->owned;
-        m->bytes_allocated += t->nbytes;
-        return BN_OK;
+    if (!p->head_type_set || p->head_type == disk) return bn__fmat_tile_from(m, t, t->data, disk, out, err);
+    f = BN_ALLOC(float, n);
+    if (!f) return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
+    if ((s = bn_st_read_f32(t, f, err))) {
+        BN_FREE(f);
+        return s;
     }
-    /* Convert through f32. */
-    {
-        float *f = BN_ALLOC(float, n);
-        bn_status s;
-        if (!f) return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
-        if ((s = bn_st_read_f32(t, f, err))) { BN_FREE(f); return s; }
-        bn__release_pages(m, t, t->data, t->nbytes);
-        out->type = p->head_type;
-        if (p->head_type == BN_FTYPE_F32) {
-            out->owned = f;
-            m->bytes_allocated += n * 4;
-        } else if (p->head_type == BN_FTYPE_BF16 || p->head_type == BN_FTYPE_F16) {
-            uint16_t *h = BN_ALLOC(uint16_t, n);
-            if (!h) { BN_FREE(f); return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name); }
-            for (i = 0; i < n; i++) h[i] = p->head_type == BN_FTYPE_BF16 ? bn_f32_to_bf16(f[i]) : bn_f32_to_f16(f[i]);
-            BN_FREE(f);
-            out->owned = h;
-            m->bytes_allocated += n * 2;
-        } else { /* BN_FTYPE_I8: one absmax scale per row */
-            int8_t *q = BN_ALLOC(int8_t, n);
-            int r, c;
-            out->owned_scale = BN_ALLOC(float, out->rows);
-            if (!q || !out->owned_scale) {
-                BN_FREE(f); BN_FREE(q);
-                return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
-            }
-            for (r = 0; r < out->rows; r++) {
-                const float *row = f + (size_t)r * out->cols;
-                float amax = 0.0f;
-                for (c = 0; c < out->cols; c++) amax = BN_MAX(amax, fabsf(row[c]));
-                out->owned_scale[r] = amax > 0.0f ? amax / 127.0f : 1.0f;
-                for (c = 0; c < out->cols; c++) q[(size_t)r * out->cols + c] = (int8_t)rintf(row[c] / out->owned_scale[r]);
-            }
-            BN_FREE(f);
-            out->owned = q;
-            out->row_scale = out->owned_scale;
-            m->bytes_allocated += n + sizeof(float) * (size_t)out->rows;
-        }
-        out->data = out->owned;
+    bn__release_pages(m, t, t->data, t->nbytes);
+    converted = p->head_type == BN_FTYPE_F32 ? (void *)f : bn__fmat_convert(f, p->head_type, out);
+    if (!converted) {
+        BN_FREE(f);
+        return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
     }
-    return BN_OK;
+    s = bn__fmat_tile_from(m, t, converted, p->head_type, out, err);
+    if (converted != f) BN_FREE(converted);
+    BN_FREE(f);
+    if (out->owned_scale) m->bytes_allocated += sizeof(float) * (size_t)out->rows;
+    return s;
 }
 
 /* bf16/f32 master weights, quantized as HF's online AutoBitLinear does:

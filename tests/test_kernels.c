@@ -219,9 +219,12 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
     size_t n = (size_t)rows * cols, i;
     float *wf = (float *)malloc(sizeof(float) * n), *x = (float *)malloc(sizeof(float) * (size_t)ntok * cols);
     float *y = (float *)malloc(sizeof(float) * (size_t)rows * ntok), scales[64];
+    float *y_rm = (float *)malloc(sizeof(float) * (size_t)rows * ntok);
     void *data = malloc(n * 4);
-    bn_fmat m;
-    int ok = 1, k, r, c, t;
+    bn_fmat m, tiled;
+    const bn_fmat *cur;
+    bn_error err;
+    int ok = 1, k, r, c, t, layout;
     memset(&m, 0, sizeof m);
     for (i = 0; i < (size_t)ntok * cols; i++) x[i] = (float)((int)(rnd() % 2001) - 1000) / 250.0f;
     for (r = 0; r < rows; r++) scales[r] = 0.01f * (float)(r + 1);
@@ -244,12 +247,36 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
     m.type = type;
     m.data = data;
     m.row_scale = scales;
+    if (bn_fmat_tile(&tiled, &m, &err) != BN_OK) {
+        printf("  bn_fmat_tile: %s\n", err.msg);
+        ok = 0;
+    }
+    /* the tiled layout as documented: groups of 4 rows, blocks of 16 columns */
+    for (r = 0; r < rows && ok; r++)
+        for (c = 0; c < cols && ok; c++) {
+            size_t cols16 = ((size_t)cols + 15) / 16 * 16, es = type == BN_FTYPE_F32 ? 4 : type == BN_FTYPE_I8 ? 1 : 2;
+            size_t at = (size_t)(r / 4) * 4 * cols16 + (size_t)(c / 16) * 64 + (size_t)(r % 4) * 16 + (size_t)(c % 16);
+            if (memcmp((const char *)tiled.data + at * es, (const char *)data + ((size_t)r * cols + c) * es, es) != 0) {
+                printf("  tiled element (%d, %d) is not at %zu\n", r, c, at);
+                ok = 0;
+            }
+        }
+    for (layout = 0; layout < 2 && ok; layout++)
     for (k = BN_KERNEL_SCALAR; k <= BN_KERNEL_AVX_VNNI; k++) {
+        cur = layout ? &tiled : &m;
         if (!bn_kernel_supported((bn_kernel)k)) continue;
-        bn_fmat_matmul_kernel(&m, x, ntok, y, pool, (bn_kernel)k);
+        bn_fmat_matmul_kernel(cur, x, ntok, y, pool, (bn_kernel)k);
+        if (layout) { /* the same sums in the same order as row-major */
+            bn_fmat_matmul_kernel(&m, x, ntok, y_rm, pool, (bn_kernel)k);
+            if (memcmp(y, y_rm, sizeof(float) * (size_t)rows * ntok) != 0) {
+                printf("  %s type %d %dx%d: tiled and row-major results differ\n", bn_kernel_name((bn_kernel)k),
+                       (int)type, rows, cols);
+                ok = 0;
+            }
+        }
         for (t = 0; t < ntok && ok; t++) { /* a token's result must not depend on its batch */
             float y1[7];
-            bn_fmat_matmul_kernel(&m, x + (size_t)t * cols, 1, y1, NULL, (bn_kernel)k);
+            bn_fmat_matmul_kernel(cur, x + (size_t)t * cols, 1, y1, NULL, (bn_kernel)k);
             for (r = 0; r < rows; r++)
                 if (memcmp(&y1[r], &y[(size_t)t * rows + r], sizeof(float)) != 0) {
                     printf("  %s type %d cols %d: token %d alone %.9g, in a batch of %d %.9g\n",
@@ -271,13 +298,18 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
                 }
             }
     }
-    if (ok && type != BN_FTYPE_I8) { /* the embedding lookup reads the same values */
+    if (ok) { /* the embedding lookup reads the same values */
         float *row = (float *)malloc(sizeof(float) * cols);
-        bn_fmat_row(&m, rows - 1, row);
-        for (c = 0; c < cols; c++)
-            if (row[c] != wf[(size_t)(rows - 1) * cols + c]) ok = 0;
+        for (layout = 0; layout < 2; layout++)
+            for (r = 0; r < rows; r++) {
+                bn_fmat_row(layout ? &tiled : &m, r, row);
+                for (c = 0; c < cols; c++)
+                    if (row[c] != wf[(size_t)r * cols + c]) ok = 0;
+            }
         free(row);
     }
+    bn_fmat_free(&tiled);
+    free(y_rm);
     free(wf);
     free(x);
     free(y);
@@ -290,11 +322,13 @@ static void test_fmat_matmul_all_types(void) {
     static const bn_ftype types[] = {BN_FTYPE_F32, BN_FTYPE_BF16, BN_FTYPE_F16, BN_FTYPE_I8};
     bn_pool *pool = bn_pool_new(2);
     size_t ti, ci;
-    int ntok, ok = 1;
+    int ntok, rows, ok = 1;
+    /* rows 1..7 and 1..9 tokens: whole and partial tiles of 4 rows x 4 tokens */
     for (ti = 0; ti < 4; ti++)
         for (ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++)
-            for (ntok = 1; ntok <= 9; ntok += 4)
-                if (!check_fmat(types[ti], 7, cols_list[ci], ntok, ci % 2 ? pool : NULL)) ok = 0;
+            for (ntok = 1; ntok <= 9; ntok++)
+                for (rows = 1 + (ntok + (int)ci) % 3; rows <= 7; rows += 3)
+                    if (!check_fmat(types[ti], rows, cols_list[ci], ntok, ci % 2 ? pool : NULL)) ok = 0;
     BNT_CHECK(ok);
     bn_pool_free(pool);
 }
