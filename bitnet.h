@@ -3064,7 +3064,7 @@ static const uint8_t *bn__fcol(const uint8_t *w, size_t row_step, size_t block_s
 }
 
 /* The dot of `cols` contiguous weights with x (the SIMD kernels' tails). */
-static float bn__fdot_scalar_one(const uint8_t *w, bn_ftype type, int cols, const float *x) {
+BN_MAYBE_UNUSED static float bn__fdot_scalar_one(const uint8_t *w, bn_ftype type, int cols, const float *x) {
     size_t esize = bn__ftype_size(type);
     float acc = 0.0f;
     int c;
@@ -3767,7 +3767,7 @@ BN__TARGET_AVX512 static __m128 bn__hsum4_ps512(__m512 v0, __m512 v1, __m512 v2,
     __m512 c = _mm512_add_ps(_mm512_castpd_ps(_mm512_maskz_unpacklo_pd(BN__ALL8, _mm512_castps_pd(a), _mm512_castps_pd(b))),
                              _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(BN__ALL8, _mm512_castps_pd(a), _mm512_castps_pd(b))));
     /* each 128-bit lane of c now holds one partial sum of v0, v1, v2, v3 */
-    __m256 d = _mm256_add_ps(_mm512_castps512_ps256(c),
+    __m256 d = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(BN__ALL8, _mm512_castps_pd(c), 0)),
                              _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(BN__ALL8, _mm512_castps_pd(c), 1)));
     return _mm_add_ps(_mm256_castps256_ps128(d), _mm256_extractf128_ps(d, 1));
 }

@@ -605,7 +605,7 @@ static const uint8_t *bn__fcol(const uint8_t *w, size_t row_step, size_t block_s
 }
 
 /* The dot of `cols` contiguous weights with x (the SIMD kernels' tails). */
-static float bn__fdot_scalar_one(const uint8_t *w, bn_ftype type, int cols, const float *x) {
+BN_MAYBE_UNUSED static float bn__fdot_scalar_one(const uint8_t *w, bn_ftype type, int cols, const float *x) {
     size_t esize = bn__ftype_size(type);
     float acc = 0.0f;
     int c;
