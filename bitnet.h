@@ -2859,19 +2859,35 @@ static void bn__ttile_init(bn__ttile *tile, const bn_tmat *m, const int8_t *xq, 
     }
 }
 
-/* v[0..3] /= a, as four divisions in one instruction where the ISA's
-   baseline has it (SSE2 on x86-64, NEON on aarch64): the same IEEE quotients
-   as four scalar divisions, which would cost 10-20 % of a GEMV. */
+/* out[i] = (float)(d[i * stride] - sumx) * scale / act_scale for four rows
+   i: the outputs of one token, with the four divisions in one instruction
+   where the ISA's baseline has it (SSE2 on x86-64, NEON on aarch64): the
+   same IEEE results as four scalar divisions, which would cost 10-20 % of a
+   GEMV. The lanes are built in registers: four scalar stores read back as
+   one vector would stall store-to-load forwarding (measured: with them, a
+   third of an 8-token GEMM went to this step). */
 #if !defined(BITNET_NO_SIMD) && (defined(__SSE2__) || defined(_M_X64))
 #include <emmintrin.h>
-static void bn__div4(float *v, float a) { _mm_storeu_ps(v, _mm_div_ps(_mm_loadu_ps(v), _mm_set1_ps(a))); }
+static void bn__scale4(const int32_t *d, int stride, int32_t sumx, float scale, float act_scale, float *out) {
+    __m128i v = _mm_setr_epi32(d[0], d[stride], d[2 * stride], d[3 * stride]);
+    __m128 f = _mm_cvtepi32_ps(_mm_sub_epi32(v, _mm_set1_epi32(sumx)));
+    _mm_storeu_ps(out, _mm_div_ps(_mm_mul_ps(f, _mm_set1_ps(scale)), _mm_set1_ps(act_scale)));
+}
 #elif !defined(BITNET_NO_SIMD) && defined(__aarch64__) && defined(__ARM_NEON)
 #include <arm_neon.h>
-static void bn__div4(float *v, float a) { vst1q_f32(v, vdivq_f32(vld1q_f32(v), vdupq_n_f32(a))); }
+static void bn__scale4(const int32_t *d, int stride, int32_t sumx, float scale, float act_scale, float *out) {
+    int32x4_t v = vdupq_n_s32(d[0]);
+    float32x4_t f;
+    v = vsetq_lane_s32(d[stride], v, 1);
+    v = vsetq_lane_s32(d[2 * stride], v, 2);
+    v = vsetq_lane_s32(d[3 * stride], v, 3);
+    f = vcvtq_f32_s32(vsubq_s32(v, vdupq_n_s32(sumx)));
+    vst1q_f32(out, vdivq_f32(vmulq_f32(f, vdupq_n_f32(scale)), vdupq_n_f32(act_scale)));
+}
 #else
-static void bn__div4(float *v, float a) {
+static void bn__scale4(const int32_t *d, int stride, int32_t sumx, float scale, float act_scale, float *out) {
     int i;
-    for (i = 0; i < 4; i++) v[i] /= a;
+    for (i = 0; i < 4; i++) out[i] = (float)(d[i * stride] - sumx) * scale / act_scale;
 }
 #endif
 
@@ -2898,11 +2914,11 @@ static void bn__tmatmul_rows(const bn__tmatmul_job *job, int mi, const bn__ttile
             size_t o = (size_t)(t0 + t) * m->rows + r;
             if (job->out_i32) {
                 for (i = 0; i < nr; i++) job->out_i32[o + i] = dots[i * nt + t] - tile->sumx[t];
+            } else if (nr == 4) {
+                bn__scale4(dots + t, nt, tile->sumx[t], m->scale, job->act_scale[t0 + t], job->out_f32[mi] + o);
             } else {
-                float v[BN__RTILE];
-                for (i = 0; i < nr; i++) v[i] = (float)(dots[i * nt + t] - tile->sumx[t]) * m->scale;
-                bn__div4(v, job->act_scale[t0 + t]);
-                memcpy(job->out_f32[mi] + o, v, sizeof(float) * (size_t)nr);
+                for (i = 0; i < nr; i++)
+                    job->out_f32[mi][o + i] = (float)(dots[i * nt + t] - tile->sumx[t]) * m->scale / job->act_scale[t0 + t];
             }
         }
     }
@@ -3336,12 +3352,12 @@ BN__TARGET_AVX512 static int32_t bn__hsum_512(__m512i v) {
    One 64-byte load is one block; digit k of byte j is bits 2k..2k+1 and
    belongs to activation 64k + j. Two ways to get the digits:
    - shift and mask, (v >> 2k) & 3: three shifts and four ANDs per block,
-     shared by two rows x 4 tokens with one accumulator each (the GEMM);
+     shared by 4 tokens with one accumulator each (the GEMM);
    - mask only, v & (3 << 2k): the code times 4^k, still an unsigned byte
      (<= 128) for vpdpbusd; one accumulator per digit, whose sum is divided by
      4^k at the end, exactly (each product is a multiple of 4^k). One AND and
-     one vpdpbusd per 64 weights: the form for one token (the GEMV) and for
-     one row of 4 tokens, where the shifts would not be shared enough to pay. */
+     one vpdpbusd per 64 weights: the form for one token (the GEMV), where
+     the shifts would not be shared enough to pay. */
 BN__TARGET_AVX512 BN__INLINE __m512i bn__dp512(__m512i acc, __m512i d, const int8_t *x) {
     return _mm512_dpbusd_epi32(acc, d, _mm512_loadu_si512((const void *)x));
 }
@@ -3412,89 +3428,68 @@ BN__TARGET_AVX512 static void bn__i2_gemv512(const uint8_t *w, size_t row_bytes,
     for (r = 0; r < nr; r++) out[r * stride] = sums[r];
 }
 
-/* One row against a tile of 4 tokens, mask-only form (16 accumulators). */
-#define BN__I2_MASK_TOKEN(xt, o, A0, A1, A2, A3) \
-    A0 = bn__dp512(A0, d0, (xt) + (o));          \
-    A1 = bn__dp512(A1, d1, (xt) + (o) + 64);     \
-    A2 = bn__dp512(A2, d2, (xt) + (o) + 128);    \
-    A3 = bn__dp512(A3, d3, (xt) + (o) + 192)
+/* Four rows against a tile of 4 tokens, shift-and-mask form (16
+   accumulators): each activation vector loaded serves four rows and each
+   digit vector four tokens, and 16 independent vpdpbusd chains hide its
+   latency. (2B4T shapes, 8 tokens, 2 threads: 560 GMAC/s against 512 for 2
+   rows x 4 tokens, 609 against 536 when the weights are in L2.) Rows past
+   nr repeat row 0; their sums are dropped. */
+#define BN__I2_4X4_TOKEN(t, A0, A1, A2, A3)                 \
+    xv = _mm512_loadu_si512((const void *)(x[t] + o));      \
+    A0 = _mm512_dpbusd_epi32(A0, d0, xv);                   \
+    A1 = _mm512_dpbusd_epi32(A1, d1, xv);                   \
+    A2 = _mm512_dpbusd_epi32(A2, d2, xv);                   \
+    A3 = _mm512_dpbusd_epi32(A3, d3, xv)
+/* digit k of the block's four rows against the 4 tokens */
+#define BN__I2_4X4_DIGIT(k)                                                              \
+    do {                                                                                 \
+        size_t o = (size_t)b * 256 + 64 * (k);                                           \
+        __m512i d0 = _mm512_and_si512(_mm512_srli_epi16(v0, 2 * (k)), m3),               \
+                d1 = _mm512_and_si512(_mm512_srli_epi16(v1, 2 * (k)), m3),               \
+                d2 = _mm512_and_si512(_mm512_srli_epi16(v2, 2 * (k)), m3),               \
+                d3 = _mm512_and_si512(_mm512_srli_epi16(v3, 2 * (k)), m3), xv;           \
+        BN__I2_4X4_TOKEN(0, a00, a10, a20, a30);                                         \
+        BN__I2_4X4_TOKEN(1, a01, a11, a21, a31);                                         \
+        BN__I2_4X4_TOKEN(2, a02, a12, a22, a32);                                         \
+        BN__I2_4X4_TOKEN(3, a03, a13, a23, a33);                                         \
+    } while (0)
 
-BN__TARGET_AVX512 BN__NOINLINE void bn__i2_tile4_512(const uint8_t *w, int nblocks, const int8_t *const *x, int32_t *out) {
-    const __m512i m0 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(12), m2 = _mm512_set1_epi8(48),
-                  m3 = _mm512_set1_epi8((char)192);
+BN__TARGET_AVX512 BN__NOINLINE void bn__i2_tile4x4_512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                                                 const int8_t *const *x, int32_t *out, int stride) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const uint8_t *w0 = w, *w1 = nr > 1 ? w + row_bytes : w, *w2 = nr > 2 ? w + 2 * row_bytes : w,
+                  *w3 = nr > 3 ? w + 3 * row_bytes : w;
     __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
     __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-    int b;
+    int32_t sums[4][4];
+    int b, r;
     for (b = 0; b < nblocks; b++) {
-        size_t o = (size_t)b * 256;
-        __m512i v = _mm512_load_si512((const void *)(w + (size_t)b * 64));
-        __m512i d0 = _mm512_and_si512(v, m0), d1 = _mm512_and_si512(v, m1), d2 = _mm512_and_si512(v, m2),
-                d3 = _mm512_and_si512(v, m3);
-        BN__I2_MASK_TOKEN(x[0], o, a00, a01, a02, a03);
-        BN__I2_MASK_TOKEN(x[1], o, a10, a11, a12, a13);
-        BN__I2_MASK_TOKEN(x[2], o, a20, a21, a22, a23);
-        BN__I2_MASK_TOKEN(x[3], o, a30, a31, a32, a33);
+        size_t wo = (size_t)b * 64;
+        __m512i v0 = _mm512_load_si512((const void *)(w0 + wo)), v1 = _mm512_load_si512((const void *)(w1 + wo));
+        __m512i v2 = _mm512_load_si512((const void *)(w2 + wo)), v3 = _mm512_load_si512((const void *)(w3 + wo));
+        _mm_prefetch((const char *)(w0 + wo + BN__PREFETCH_AHEAD), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w1 + wo + BN__PREFETCH_AHEAD), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w2 + wo + BN__PREFETCH_AHEAD), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w3 + wo + BN__PREFETCH_AHEAD), _MM_HINT_T0);
+        /* the four digits written out: as a loop, g++ 12 copies every
+           accumulator around each vpdpbusd and spills some (40 % slower) */
+        BN__I2_4X4_DIGIT(0);
+        BN__I2_4X4_DIGIT(1);
+        BN__I2_4X4_DIGIT(2);
+        BN__I2_4X4_DIGIT(3);
     }
-    _mm_storeu_si128((__m128i *)out, bn__hsum4_512(bn__i2_unscale512(a00, a01, a02, a03),
-                                                   bn__i2_unscale512(a10, a11, a12, a13),
-                                                   bn__i2_unscale512(a20, a21, a22, a23),
-                                                   bn__i2_unscale512(a30, a31, a32, a33)));
+    _mm_storeu_si128((__m128i *)sums[0], bn__hsum4_512(a00, a01, a02, a03));
+    _mm_storeu_si128((__m128i *)sums[1], bn__hsum4_512(a10, a11, a12, a13));
+    _mm_storeu_si128((__m128i *)sums[2], bn__hsum4_512(a20, a21, a22, a23));
+    _mm_storeu_si128((__m128i *)sums[3], bn__hsum4_512(a30, a31, a32, a33));
+    for (r = 0; r < nr; r++) memcpy(out + r * stride, sums[r], sizeof sums[r]);
 }
 
-/* Two rows against a tile of 4 tokens, shift-and-mask form (8 accumulators):
-   each activation vector loaded serves both rows, which halves the loads
-   that bound the GEMM (measured on 2B4T shapes, 1 core: 312 against 202
-   GMAC/s for one row x 8 tokens when K = 6912, whose 8 tokens' activations
-   do not fit L1; 380 against 371 when K = 2560). out[0..3] row 0, out[4..7] row 1. */
-#define BN__I2_2X4_TOKEN(t, A, C)                          \
-    xv = _mm512_loadu_si512((const void *)(x[t] + o));     \
-    A = _mm512_dpbusd_epi32(A, d, xv);                     \
-    C = _mm512_dpbusd_epi32(C, e, xv)
-
-BN__TARGET_AVX512 BN__NOINLINE void bn__i2_tile2x4_512(const uint8_t *w, size_t row_bytes, int nblocks,
-                                                 const int8_t *const *x, int32_t *out) {
-    const __m512i m3 = _mm512_set1_epi8(3);
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
-    int b, k;
-    for (b = 0; b < nblocks; b++) {
-        __m512i v = _mm512_load_si512((const void *)(w + (size_t)b * 64));
-        __m512i u = _mm512_load_si512((const void *)(w + row_bytes + (size_t)b * 64));
-        _mm_prefetch((const char *)(w + (size_t)b * 64 + BN__PREFETCH_AHEAD), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w + row_bytes + (size_t)b * 64 + BN__PREFETCH_AHEAD), _MM_HINT_T0);
-        for (k = 0; k < 4; k++) {
-            size_t o = (size_t)b * 256 + 64 * (size_t)k;
-            __m512i d = _mm512_and_si512(v, m3), e = _mm512_and_si512(u, m3), xv;
-            v = _mm512_srli_epi16(v, 2);
-            u = _mm512_srli_epi16(u, 2);
-            BN__I2_2X4_TOKEN(0, a0, c0);
-            BN__I2_2X4_TOKEN(1, a1, c1);
-            BN__I2_2X4_TOKEN(2, a2, c2);
-            BN__I2_2X4_TOKEN(3, a3, c3);
-        }
-    }
-    _mm_storeu_si128((__m128i *)out, bn__hsum4_512(a0, a1, a2, a3));
-    _mm_storeu_si128((__m128i *)(out + 4), bn__hsum4_512(c0, c1, c2, c3));
-}
-
-/* The bn__tdot_fn: tiles of 4 tokens (row pairs, then a last odd row),
-   then the rest one token at a time. */
+/* The bn__tdot_fn: tiles of 4 tokens, then the rest one token at a time. */
 BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
                                                  const int8_t *const *x, int nt, int32_t *out) {
-    int32_t part[8];
-    int r, t = 0, i;
-    for (; t + 4 <= nt; t += 4) {
-        for (r = 0; r + 2 <= nr; r += 2) {
-            bn__i2_tile2x4_512(w + (size_t)r * row_bytes, row_bytes, nblocks, x + t, part);
-            for (i = 0; i < 4; i++) {
-                out[r * nt + t + i] = part[i];
-                out[(r + 1) * nt + t + i] = part[4 + i];
-            }
-        }
-        if (r < nr) {
-            bn__i2_tile4_512(w + (size_t)r * row_bytes, nblocks, x + t, part);
-            for (i = 0; i < 4; i++) out[r * nt + t + i] = part[i];
-        }
-    }
+    int t = 0;
+    for (; t + 4 <= nt; t += 4) bn__i2_tile4x4_512(w, row_bytes, nr, nblocks, x + t, out + t, nt);
     for (; t < nt; t++) bn__i2_gemv512(w, row_bytes, nr, nblocks, x[t], out + t, nt);
 }
 
