@@ -314,10 +314,10 @@ typedef enum bn_ftype { BN_FTYPE_F32 = 0, BN_FTYPE_BF16, BN_FTYPE_F16, BN_FTYPE_
    BN_FMAT_TILE_ROWS, each group stored as blocks of BN_FMAT_TILE_COLS
    columns, a block holding its 16 columns of row 0, then of row 1, ... The
    kernels read a group's rows side by side, and tiled that is one stream
-   from memory instead of four (as fast as one row at a time; four separate
-   rows cost 15 % on the 2B4T lm_head). Tiled matrices are padded with zeros
+   from memory instead of six (as fast as one row at a time; four separate
+   rows already cost 15 % on the 2B4T lm_head). Tiled matrices are padded with zeros
    to whole groups and blocks; the loader tiles embeddings and lm_head. */
-#define BN_FMAT_TILE_ROWS 4
+#define BN_FMAT_TILE_ROWS 6
 #define BN_FMAT_TILE_COLS 16
 
 typedef struct bn_fmat {
@@ -3065,9 +3065,9 @@ static float bn__fmat_at(const bn_fmat *m, size_t r, size_t c) {
    and nt <= BN__FTILE tokens. The weights come in blocks of 16 columns:
    columns 16b .. 16b + 15 of row r start at w + r * row_step + b * block_step
    bytes (row-major: row_step = a row's bytes, block_step = 16 elements'
-   bytes; tiled: 16 and 64 elements' bytes). Each (row, token) sum must be
-   formed in the same order whatever the tile, so that a token's logits do
-   not depend on the batch it was decoded in. */
+   bytes; tiled: 16 and 16 * BN_FMAT_TILE_ROWS elements' bytes). Each
+   (row, token) sum must be formed in the same order whatever the tile, so
+   that a token's logits do not depend on the batch it was decoded in. */
 #define BN__FROWS BN_FMAT_TILE_ROWS
 #define BN__FTILE 4
 typedef void (*bn__fdot_fn)(const uint8_t *w, size_t row_step, size_t block_step, int nr, bn_ftype type, int cols,
@@ -3116,7 +3116,7 @@ typedef struct bn__fmatmul_job {
    from memory once however many tokens there are; the kernel takes a group
    of rows at a time, so that each activation vector it loads serves the
    group's rows. */
-#define BN__FCHUNK 32
+#define BN__FCHUNK (8 * BN__FROWS)
 static void bn__fmatmul_worker(void *arg, int ith, int nth) {
     const bn__fmatmul_job *job = (const bn__fmatmul_job *)arg;
     const bn_fmat *m = job->m;
@@ -3767,53 +3767,65 @@ BN__TARGET_AVX512 static __m128 bn__hsum4_ps512(__m512 v0, __m512 v1, __m512 v2,
     return _mm_add_ps(_mm256_castps256_ps128(d), _mm256_extractf128_ps(d, 1));
 }
 
-/* Four rows against NT <= 4 tokens, one accumulator per (row, token) fed 16
+/* Six rows against NT <= 4 tokens, one accumulator per (row, token) fed 16
    columns per step: each converted weight vector serves NT tokens and each
-   activation vector four rows, and every sum is formed in the same order in
-   any tile. (The 2B4T head with 8 tokens, 2 threads: 19 ms against 35 for
-   one row at a time.) Rows past nr repeat row 0; their sums are dropped. */
+   activation vector six rows, and every sum is formed in the same order in
+   any tile. The kernel is bound by what it loads from L2, so the more rows
+   share an activation vector the better, up to the 32 registers (24
+   accumulators, 6 weight vectors, 1 activation vector). 2B4T head, 8
+   tokens, 2 threads: 6 rows 21 ms, 4 rows 23, one row at a time 35. Rows
+   past nr repeat row 0; their sums are dropped. */
 #define BN__FT_WEIGHTS(M)                              \
     w0 = bn__fload_avx512(r0 + off, T, 0, M);          \
     w1 = bn__fload_avx512(r1 + off, T, 0, M);          \
     w2 = bn__fload_avx512(r2 + off, T, 0, M);          \
-    w3 = bn__fload_avx512(r3 + off, T, 0, M)
-#define BN__FT_TOKEN(t, M, A0, A1, A2, A3)            \
+    w3 = bn__fload_avx512(r3 + off, T, 0, M);          \
+    w4 = bn__fload_avx512(r4 + off, T, 0, M);          \
+    w5 = bn__fload_avx512(r5 + off, T, 0, M)
+#define BN__FT_TOKEN(t, M, A0, A1, A2, A3, A4, A5)    \
     xv = _mm512_maskz_loadu_ps(M, x[t] + c);          \
     A0 = _mm512_fmadd_ps(w0, xv, A0);                 \
     A1 = _mm512_fmadd_ps(w1, xv, A1);                 \
     A2 = _mm512_fmadd_ps(w2, xv, A2);                 \
-    A3 = _mm512_fmadd_ps(w3, xv, A3)
-#define BN__FT_STEP(M)                                               \
-    BN__FT_WEIGHTS(M);                                               \
-    BN__FT_TOKEN(0, M, a00, a10, a20, a30);                          \
-    if (NT > 1) { BN__FT_TOKEN(1, M, a01, a11, a21, a31); }          \
-    if (NT > 2) { BN__FT_TOKEN(2, M, a02, a12, a22, a32); }          \
-    if (NT > 3) { BN__FT_TOKEN(3, M, a03, a13, a23, a33); }
+    A3 = _mm512_fmadd_ps(w3, xv, A3);                 \
+    A4 = _mm512_fmadd_ps(w4, xv, A4);                 \
+    A5 = _mm512_fmadd_ps(w5, xv, A5)
+#define BN__FT_STEP(M)                                                         \
+    BN__FT_WEIGHTS(M);                                                         \
+    BN__FT_TOKEN(0, M, a00, a10, a20, a30, a40, a50);                          \
+    if (NT > 1) { BN__FT_TOKEN(1, M, a01, a11, a21, a31, a41, a51); }          \
+    if (NT > 2) { BN__FT_TOKEN(2, M, a02, a12, a22, a32, a42, a52); }          \
+    if (NT > 3) { BN__FT_TOKEN(3, M, a03, a13, a23, a33, a43, a53); }
 
 BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_tile(const uint8_t *w, size_t row_step, size_t block_step, int nr,
                                                         const bn_ftype T, int cols, const float *const *x,
                                                         const int NT, float *out) {
     const uint8_t *r0 = w, *r1 = nr > 1 ? w + row_step : w, *r2 = nr > 2 ? w + 2 * row_step : w,
-                  *r3 = nr > 3 ? w + 3 * row_step : w;
+                  *r3 = nr > 3 ? w + 3 * row_step : w, *r4 = nr > 4 ? w + 4 * row_step : w,
+                  *r5 = nr > 5 ? w + 5 * row_step : w;
     /* Tiled, the group is one stream, prefetched BN__PREFETCH_AHEAD bytes
-       ahead; row-major, four streams, each prefetched at the next group's
+       ahead; row-major, six streams, each prefetched at the next group's
        lines (the hardware prefetcher alone falls behind either way). */
     const int tiled = block_step > row_step;
-    size_t ahead = tiled ? BN__PREFETCH_AHEAD : 4 * row_step, off = 0;
+    const size_t block_bytes = 6 * 16 * bn__ftype_size(T);
+    size_t ahead = tiled ? BN__PREFETCH_AHEAD : 6 * row_step, off = 0, line;
     __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
     __m512 a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-    __m512 w0, w1, w2, w3, xv;
-    float sums[4][4];
+    __m512 a40 = a00, a41 = a00, a42 = a00, a43 = a00, a50 = a00, a51 = a00, a52 = a00, a53 = a00;
+    __m512 w0, w1, w2, w3, w4, w5, xv;
+    float sums[6][4];
     int c = 0, r, t;
     for (; c + 16 <= cols; c += 16, off += block_step) {
         if (tiled) {
-            size_t line;
-            for (line = 0; line < block_step; line += 64) _mm_prefetch((const char *)r0 + off + ahead + line, _MM_HINT_T0);
+            for (line = 0; line < block_bytes; line += 64)
+                _mm_prefetch((const char *)r0 + off + ahead + line, _MM_HINT_T0);
         } else {
             _mm_prefetch((const char *)r0 + off + ahead, _MM_HINT_T0);
             _mm_prefetch((const char *)r1 + off + ahead, _MM_HINT_T0);
             _mm_prefetch((const char *)r2 + off + ahead, _MM_HINT_T0);
             _mm_prefetch((const char *)r3 + off + ahead, _MM_HINT_T0);
+            _mm_prefetch((const char *)r4 + off + ahead, _MM_HINT_T0);
+            _mm_prefetch((const char *)r5 + off + ahead, _MM_HINT_T0);
         }
         BN__FT_STEP(BN__ALL16)
     }
@@ -3821,12 +3833,15 @@ BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_tile(const uint8_t *w, size_t 
         __mmask16 tail = (__mmask16)((1u << (cols - c)) - 1);
         BN__FT_STEP(tail)
     }
-    _mm_storeu_ps(sums[0], bn__hsum4_ps512(a00, a10, a20, a30));
-    if (NT > 1) _mm_storeu_ps(sums[1], bn__hsum4_ps512(a01, a11, a21, a31));
-    if (NT > 2) _mm_storeu_ps(sums[2], bn__hsum4_ps512(a02, a12, a22, a32));
-    if (NT > 3) _mm_storeu_ps(sums[3], bn__hsum4_ps512(a03, a13, a23, a33));
+    /* row r's tokens as the lanes of one vector (unused tokens' sums are 0) */
+    _mm_storeu_ps(sums[0], bn__hsum4_ps512(a00, a01, a02, a03));
+    _mm_storeu_ps(sums[1], bn__hsum4_ps512(a10, a11, a12, a13));
+    _mm_storeu_ps(sums[2], bn__hsum4_ps512(a20, a21, a22, a23));
+    _mm_storeu_ps(sums[3], bn__hsum4_ps512(a30, a31, a32, a33));
+    _mm_storeu_ps(sums[4], bn__hsum4_ps512(a40, a41, a42, a43));
+    _mm_storeu_ps(sums[5], bn__hsum4_ps512(a50, a51, a52, a53));
     for (r = 0; r < nr; r++)
-        for (t = 0; t < NT; t++) out[r * NT + t] = sums[t][r];
+        for (t = 0; t < NT; t++) out[r * NT + t] = sums[r][t];
 }
 
 BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_type(const uint8_t *w, size_t row_step, size_t block_step, int nr,

@@ -46,10 +46,10 @@ typedef enum bn_ftype { BN_FTYPE_F32 = 0, BN_FTYPE_BF16, BN_FTYPE_F16, BN_FTYPE_
    BN_FMAT_TILE_ROWS, each group stored as blocks of BN_FMAT_TILE_COLS
    columns, a block holding its 16 columns of row 0, then of row 1, ... The
    kernels read a group's rows side by side, and tiled that is one stream
-   from memory instead of four (as fast as one row at a time; four separate
-   rows cost 15 % on the 2B4T lm_head). Tiled matrices are padded with zeros
+   from memory instead of six (as fast as one row at a time; four separate
+   rows already cost 15 % on the 2B4T lm_head). Tiled matrices are padded with zeros
    to whole groups and blocks; the loader tiles embeddings and lm_head. */
-#define BN_FMAT_TILE_ROWS 4
+#define BN_FMAT_TILE_ROWS 6
 #define BN_FMAT_TILE_COLS 16
 
 typedef struct bn_fmat {
@@ -606,9 +606,9 @@ static float bn__fmat_at(const bn_fmat *m, size_t r, size_t c) {
    and nt <= BN__FTILE tokens. The weights come in blocks of 16 columns:
    columns 16b .. 16b + 15 of row r start at w + r * row_step + b * block_step
    bytes (row-major: row_step = a row's bytes, block_step = 16 elements'
-   bytes; tiled: 16 and 64 elements' bytes). Each (row, token) sum must be
-   formed in the same order whatever the tile, so that a token's logits do
-   not depend on the batch it was decoded in. */
+   bytes; tiled: 16 and 16 * BN_FMAT_TILE_ROWS elements' bytes). Each
+   (row, token) sum must be formed in the same order whatever the tile, so
+   that a token's logits do not depend on the batch it was decoded in. */
 #define BN__FROWS BN_FMAT_TILE_ROWS
 #define BN__FTILE 4
 typedef void (*bn__fdot_fn)(const uint8_t *w, size_t row_step, size_t block_step, int nr, bn_ftype type, int cols,
@@ -657,7 +657,7 @@ typedef struct bn__fmatmul_job {
    from memory once however many tokens there are; the kernel takes a group
    of rows at a time, so that each activation vector it loads serves the
    group's rows. */
-#define BN__FCHUNK 32
+#define BN__FCHUNK (8 * BN__FROWS)
 static void bn__fmatmul_worker(void *arg, int ith, int nth) {
     const bn__fmatmul_job *job = (const bn__fmatmul_job *)arg;
     const bn_fmat *m = job->m;

@@ -251,11 +251,12 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
         printf("  bn_fmat_tile: %s\n", err.msg);
         ok = 0;
     }
-    /* the tiled layout as documented: groups of 4 rows, blocks of 16 columns */
+    /* the tiled layout as documented: groups of BN_FMAT_TILE_ROWS rows, blocks of 16 columns */
     for (r = 0; r < rows && ok; r++)
         for (c = 0; c < cols && ok; c++) {
             size_t cols16 = ((size_t)cols + 15) / 16 * 16, es = type == BN_FTYPE_F32 ? 4 : type == BN_FTYPE_I8 ? 1 : 2;
-            size_t at = (size_t)(r / 4) * 4 * cols16 + (size_t)(c / 16) * 64 + (size_t)(r % 4) * 16 + (size_t)(c % 16);
+            size_t R = BN_FMAT_TILE_ROWS, at = (size_t)r / R * R * cols16 + (size_t)(c / 16) * 16 * R +
+                                              (size_t)r % R * 16 + (size_t)(c % 16);
             if (memcmp((const char *)tiled.data + at * es, (const char *)data + ((size_t)r * cols + c) * es, es) != 0) {
                 printf("  tiled element (%d, %d) is not at %zu\n", r, c, at);
                 ok = 0;
