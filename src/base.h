@@ -114,20 +114,6 @@ BN_MAYBE_UNUSED static void *bn__zalloc(size_t n) {
     return p;
 }
 
-/* 64-byte aligned memory for SIMD operands (a 64-byte load that straddles
-   two cache lines costs two). The byte before the returned pointer holds
-   its distance (1..64) from the start of the allocation; free with bn__free64. */
-BN_MAYBE_UNUSED static void *bn__alloc64(size_t n) {
-    unsigned char *raw = (unsigned char *)BN_MALLOC(n + 64), *p;
-    if (!raw) return NULL;
-    p = raw + (64 - (uintptr_t)raw % 64);
-    p[-1] = (unsigned char)(p - raw);
-    return p;
-}
-BN_MAYBE_UNUSED static void bn__free64(void *p) {
-    if (p) BN_FREE((unsigned char *)p - ((unsigned char *)p)[-1]);
-}
-#define BN_ALLOC64(type, n) ((type *)bn__alloc64(sizeof(type) * (size_t)(n)))
 
 BN_API void bn_free(void *p) { BN_FREE(p); }
 

@@ -84,6 +84,7 @@ struct bn_context {
     float *gate, *up; /* [n_batch][intermediate] */
     float *proj;      /* output of o_proj / down_proj [n_batch][hidden] */
     int8_t *xq;       /* quantized activations [n_batch][max(hidden, q_dim, intermediate)] */
+    void *xn_mem, *xq_mem; /* the allocations behind xn and xq (64-byte aligned: SIMD operands) */
     float *act_scale; /* [n_batch] */
     float *scores;    /* attention scores, one row of n_ctx per thread */
     float *rope_cos, *rope_sin; /* [n_ctx][head_dim / 2], computed once */
@@ -169,7 +170,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     ctx->v_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
     ctx->seq_len = BN_ZALLOC(int, p.n_seq);
     ctx->x = BN_ALLOC(float, nb * c->hidden_size);
-    ctx->xn = BN_ALLOC64(float, nb * wide); /* SIMD operands: 64-byte aligned */
+    ctx->xn = (float *)bn__alloc_aligned(sizeof(float) * nb * wide, &ctx->xn_mem);
     ctx->q = BN_ALLOC(float, nb * q_dim);
     ctx->k = BN_ALLOC(float, nb * kv_dim);
     ctx->v = BN_ALLOC(float, nb * kv_dim);
@@ -177,7 +178,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     ctx->gate = BN_ALLOC(float, nb * c->intermediate_size);
     ctx->up = BN_ALLOC(float, nb * c->intermediate_size);
     ctx->proj = BN_ALLOC(float, nb * c->hidden_size);
-    ctx->xq = BN_ALLOC64(int8_t, nb * wide); /* SIMD operands: 64-byte aligned */
+    ctx->xq = (int8_t *)bn__alloc_aligned(nb * wide, &ctx->xq_mem);
     ctx->act_scale = BN_ALLOC(float, nb);
     ctx->scores = BN_ALLOC(float, (size_t)bn_pool_size(ctx->pool) * p.n_ctx);
     ctx->logits_row = BN_ALLOC(int, nb);
@@ -203,7 +204,7 @@ BN_API void bn_context_free(bn_context *ctx) {
     BN_FREE(ctx->v_cache);
     BN_FREE(ctx->seq_len);
     BN_FREE(ctx->x);
-    bn__free64(ctx->xn);
+    BN_FREE(ctx->xn_mem);
     BN_FREE(ctx->q);
     BN_FREE(ctx->k);
     BN_FREE(ctx->v);
@@ -211,7 +212,7 @@ BN_API void bn_context_free(bn_context *ctx) {
     BN_FREE(ctx->gate);
     BN_FREE(ctx->up);
     BN_FREE(ctx->proj);
-    bn__free64(ctx->xq);
+    BN_FREE(ctx->xq_mem);
     BN_FREE(ctx->act_scale);
     BN_FREE(ctx->scores);
     BN_FREE(ctx->logits);

@@ -357,7 +357,7 @@ static bn_status bn__fmat_tile_from(bn_model *m, const bn_st_tensor *t, const vo
     size_t esize = bn__ftype_size(type), row_bytes = esize * (size_t)out->cols,
            nbytes = bn__fmat_tiled_bytes(out->rows, out->cols, type),
            piece_rows = BN_MAX(((size_t)64 << 20) / row_bytes / BN_FMAT_TILE_ROWS, 1) * BN_FMAT_TILE_ROWS;
-    uint8_t *dst = bn__alloc_weights(nbytes, &out->owned);
+    uint8_t *dst = bn__alloc_aligned(nbytes, &out->owned);
     int r0, r1;
     if (!dst) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for '%s' (%llu bytes)", t->name, (unsigned long long)nbytes);
     for (r0 = 0; r0 < out->rows; r0 = r1) {
@@ -522,25 +522,45 @@ static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int 
     return s;
 }
 
+/* The seven linears of a layer, in the order they are loaded and packed:
+   the one list of their names and shapes, for the loader and the arena size. */
+#define BN__N_LINEARS 7
+typedef struct bn__linear_spec {
+    const char *name; /* after "model.layers.N." */
+    int rows, cols;
+} bn__linear_spec;
+
+static void bn__layer_linears(const bn_config *c, bn__linear_spec spec[BN__N_LINEARS]) {
+    static const char *const names[BN__N_LINEARS] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                                     "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                                     "mlp.down_proj"};
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim, h = c->hidden_size,
+        f = c->intermediate_size, i;
+    const int rows[BN__N_LINEARS] = {q_dim, kv_dim, kv_dim, h, f, f, h};
+    const int cols[BN__N_LINEARS] = {h, h, h, q_dim, h, h, f};
+    for (i = 0; i < BN__N_LINEARS; i++) {
+        spec[i].name = names[i];
+        spec[i].rows = rows[i];
+        spec[i].cols = cols[i];
+    }
+}
+
 static bn_status bn__load_layer(bn_model *m, int l, const bn_model_params *p, bn_error *err) {
     const bn_config *c = &m->config;
     bn_layer *L = &m->layers[l];
-    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim, h = c->hidden_size,
-        f = c->intermediate_size;
+    bn_tmat *const dst[BN__N_LINEARS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    bn__linear_spec spec[BN__N_LINEARS];
+    int q_dim = c->n_heads * c->head_dim, h = c->hidden_size, f = c->intermediate_size, i;
     char pre[128], name[192];
     bn_status s;
 #define BN__NAME(suffix) (snprintf(name, sizeof name, "%s.%s", pre, suffix), name)
     snprintf(pre, sizeof pre, "model.layers.%d", l);
     if ((s = bn__load_norm(m, BN__NAME("input_layernorm.weight"), h, &L->attn_norm, err)) ||
-        (s = bn__load_norm(m, BN__NAME("post_attention_layernorm.weight"), h, &L->ffn_norm, err)) ||
-        (s = bn__load_linear(m, BN__NAME("self_attn.q_proj"), q_dim, h, &L->wq, p, err)) ||
-        (s = bn__load_linear(m, BN__NAME("self_attn.k_proj"), kv_dim, h, &L->wk, p, err)) ||
-        (s = bn__load_linear(m, BN__NAME("self_attn.v_proj"), kv_dim, h, &L->wv, p, err)) ||
-        (s = bn__load_linear(m, BN__NAME("self_attn.o_proj"), h, q_dim, &L->wo, p, err)) ||
-        (s = bn__load_linear(m, BN__NAME("mlp.gate_proj"), f, h, &L->w_gate, p, err)) ||
-        (s = bn__load_linear(m, BN__NAME("mlp.up_proj"), f, h, &L->w_up, p, err)) ||
-        (s = bn__load_linear(m, BN__NAME("mlp.down_proj"), h, f, &L->w_down, p, err)))
+        (s = bn__load_norm(m, BN__NAME("post_attention_layernorm.weight"), h, &L->ffn_norm, err)))
         return s;
+    bn__layer_linears(c, spec);
+    for (i = 0; i < BN__N_LINEARS; i++)
+        if ((s = bn__load_linear(m, BN__NAME(spec[i].name), spec[i].rows, spec[i].cols, dst[i], p, err))) return s;
     if (c->has_sub_norms &&
         ((s = bn__load_norm(m, BN__NAME("self_attn.attn_sub_norm.weight"), q_dim, &L->attn_sub_norm, err)) ||
          (s = bn__load_norm(m, BN__NAME("mlp.ffn_sub_norm.weight"), f, &L->ffn_sub_norm, err))))
@@ -549,13 +569,14 @@ static bn_status bn__load_layer(bn_model *m, int l, const bn_model_params *p, bn
     return BN_OK;
 }
 
-/* Bytes of one layer's seven packed matrices. */
+/* Bytes of one layer's packed matrices. */
 static size_t bn__layer_packed_bytes(const bn_config *c, bn_tlayout layout) {
-    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim, h = c->hidden_size,
-        f = c->intermediate_size;
-    return bn__tmat_packed_bytes(q_dim, h, layout) + 2 * bn__tmat_packed_bytes(kv_dim, h, layout) +
-           bn__tmat_packed_bytes(h, q_dim, layout) + 2 * bn__tmat_packed_bytes(f, h, layout) +
-           bn__tmat_packed_bytes(h, f, layout);
+    bn__linear_spec spec[BN__N_LINEARS];
+    size_t total = 0;
+    int i;
+    bn__layer_linears(c, spec);
+    for (i = 0; i < BN__N_LINEARS; i++) total += bn__tmat_packed_bytes(spec[i].rows, spec[i].cols, layout);
+    return total;
 }
 
 static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_error *err) {

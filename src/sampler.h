@@ -63,7 +63,9 @@ BN_API void bn_sampler_reset(bn_sampler *s);
 BN_API void bn_sampler_accept(bn_sampler *s, int32_t token);
 /* Pick the next token from n_vocab logits (not modified). Does not accept it. */
 BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits);
-/* The candidates of the last bn_sampler_sample (after the chain), for display or tests. */
+/* The candidates of the last bn_sampler_sample (after the chain), for display or tests.
+   Empty after a greedy draw with no logit bias and no penalty to apply: that one reads
+   the argmax straight from the logits. */
 BN_API const bn_candidates *bn_sampler_candidates(const bn_sampler *s);
 
 /* The steps, usable on their own. */
@@ -413,9 +415,25 @@ static int bn__penalties_on(const bn_sampler_params *p) {
            (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
 }
 
+/* The highest logit, ties to the lowest id (as bn_sample_argmax). */
+static int32_t bn__argmax_logits(const float *logits, int n) {
+    int i, best = 0;
+    if (n <= 0) return -1;
+    for (i = 1; i < n; i++)
+        if (logits[i] > logits[best]) best = i;
+    return best;
+}
+
 BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
     const bn_sampler_params *p = &s->params;
     bn_candidates *c = &s->cands;
+    if (p->temperature <= 0.0f && p->n_logit_bias == 0 && !(bn__penalties_on(p) && s->window_len > 0)) {
+        /* greedy and nothing changes the logits: no candidate list to build
+           (128k of them for 2B4T, 1.5 MB written per token) */
+        c->n = 0;
+        c->sorted = 0;
+        return bn__argmax_logits(logits, s->n_vocab);
+    }
     bn_candidates_init(c, logits, s->n_vocab);
     bn_sample_logit_bias(c, s->bias, p->n_logit_bias);
     if (bn__penalties_on(p) && s->window_len > 0) {

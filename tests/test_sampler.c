@@ -47,6 +47,22 @@ static void test_argmax_ties_lowest_id(void) {
     BNT_CHECK(bn_sample_argmax(&c) == 1);
 }
 
+/* greedy without bias or penalties reads the logits directly: same answer */
+static void test_greedy_fast_path(void) {
+    float l[6] = {1, 5, 3, 5, 2, -7};
+    bn_sampler *s;
+    bn_sampler_params p = bn_sampler_default_params();
+    p.temperature = 0.0f;
+    p.repeat_penalty = 1.0f;
+    p.frequency_penalty = 0.0f;
+    p.presence_penalty = 0.0f;
+    BNT_CHECK(bn_sampler_new(&s, &p, 6, NULL) == BN_OK);
+    BNT_CHECK(bn_sampler_sample(s, l) == 1); /* the tie of 5s goes to the lowest id */
+    l[5] = 9.0f;
+    BNT_CHECK(bn_sampler_sample(s, l) == 5);
+    bn_sampler_free(s);
+}
+
 static void test_top_k_small(void) {
     float l[6] = {1, 5, 3, 5, 2, -1};
     bn_candidates c = make(l, 6);
@@ -315,6 +331,7 @@ static void test_bad_params(void) {
 int main(void) {
     BNT_RUN(test_prng_reference_values);
     BNT_RUN(test_argmax_ties_lowest_id);
+    BNT_RUN(test_greedy_fast_path);
     BNT_RUN(test_top_k_small);
     BNT_RUN(test_top_k_matches_full_sort);
     BNT_RUN(test_softmax_known);
