@@ -418,9 +418,11 @@ static int bn__penalties_on(const bn_sampler_params *p) {
 /* The highest logit, ties to the lowest id (as bn_sample_argmax). */
 static int32_t bn__argmax_logits(const float *logits, int n) {
     int i, best = 0;
+    float top;
     if (n <= 0) return -1;
+    top = logits[0];
     for (i = 1; i < n; i++)
-        if (logits[i] > logits[best]) best = i;
+        if (logits[i] > top) top = logits[best = i];
     return best;
 }
 
