@@ -1977,6 +1977,33 @@ BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
 
 #endif /* BITNET_NO_THREADS */
 
+/* Guided self-scheduling of [0, n) inside a parallel region: each call hands
+   the calling thread the next part, [*lo, *hi), a share of what is left
+   (remaining / (2 nth), at least min_part) so that the first parts are big
+   (a thread streams long runs of weights) and the last ones small; 0 when
+   nothing is left. A thread that finishes early takes more, so one slow core
+   (a busy host, an efficiency core) does not keep the others waiting at the
+   end of the region. *next starts at 0 before bn_pool_run. */
+static int bn__take_part(long long *next, int n, int nth, int min_part, int *lo, int *hi) {
+    for (;;) {
+#if defined(BITNET_NO_THREADS)
+        long long v = *next;
+#else
+        long long v = bn__atomic_load64(next);
+#endif
+        long long part = BN_MAX((n - v) / (2 * nth), (long long)min_part), end = BN_MIN(v + part, (long long)n);
+        if (v >= n) return 0;
+#if defined(BITNET_NO_THREADS)
+        *next = end;
+#else
+        if (!bn__atomic_cas64(next, v, end)) continue;
+#endif
+        *lo = (int)v;
+        *hi = (int)end;
+        return 1;
+    }
+}
+
 /* ==================== safetensors.h ======================================= */
 #if !defined(BITNET_NO_MMAP) && !defined(_WIN32)
 #include <fcntl.h>
@@ -2818,6 +2845,7 @@ typedef struct bn__tmatmul_job {
     int32_t *out_i32;                 /* either this (one matrix) ... */
     float *out_f32[BN__MAX_FUSED];    /* ... or these, with act_scale */
     const float *act_scale;
+    long long next;                   /* work handed out so far (bn__take_part) */
 } bn__tmatmul_job;
 
 /* One tile of up to BN__TTILE tokens, as the kernels want them: pointers to
@@ -2927,22 +2955,37 @@ static void bn__tmatmul_rows(const bn__tmatmul_job *job, int mi, const bn__ttile
     }
 }
 
-/* One thread: its share of the rows of all the job's matrices, counted in
-   whole groups of BN__RTILE, for every token, BN__TTILE tokens at a time: a
-   tile's activations stay in L1 while the rows stream past. */
+/* Row groups [glo, ghi) of the job, counted across its matrices, against one tile of tokens. */
+static void bn__tmatmul_groups(const bn__tmatmul_job *job, const bn__ttile *tile, int t0, int glo, int ghi) {
+    int mi, g;
+    for (mi = 0, g = 0; mi < job->n_mats; g += bn__tmat_row_groups(job->m[mi]), mi++) {
+        int lo = BN_MAX(glo - g, 0) * BN__RTILE, hi = BN_MIN(ghi - g, bn__tmat_row_groups(job->m[mi])) * BN__RTILE;
+        if (lo < hi) bn__tmatmul_rows(job, mi, tile, t0, lo, BN_MIN(hi, job->m[mi]->rows));
+    }
+}
+
+/* One thread: parts of the work taken as it goes (bn__take_part). The work
+   is every group of BN__RTILE rows of the job's matrices for every tile of
+   BN__TTILE tokens, tile by tile: a tile's activations stay in L1 while the
+   rows stream past, and a thread prepares each tile at most once. */
 static void bn__tmatmul_worker(void *arg, int ith, int nth) {
-    const bn__tmatmul_job *job = (const bn__tmatmul_job *)arg;
+    bn__tmatmul_job *job = (bn__tmatmul_job *)arg;
     const bn_tmat *m0 = job->m[0];
-    int bw = bn__tlayout_block_weights(m0->layout), nfull = m0->cols / bw, total = 0, glo, ghi, t0, mi, g;
+    int bw = bn__tlayout_block_weights(m0->layout), nfull = m0->cols / bw, total = 0, n_tiles, cur = -1, lo, hi, mi;
     bn__ttile tile;
+    BN_UNUSED(ith);
     for (mi = 0; mi < job->n_mats; mi++) total += bn__tmat_row_groups(job->m[mi]);
-    bn_split_range(total, ith, nth, &glo, &ghi);
-    if (glo >= ghi) return;
-    for (t0 = 0; t0 < job->n_tokens; t0 += tile.nt) {
-        bn__ttile_init(&tile, m0, job->xq, t0, BN_MIN(job->n_tokens - t0, BN__TTILE), nfull, bw);
-        for (mi = 0, g = 0; mi < job->n_mats; g += bn__tmat_row_groups(job->m[mi]), mi++) {
-            int lo = BN_MAX(glo - g, 0) * BN__RTILE, hi = BN_MIN(ghi - g, bn__tmat_row_groups(job->m[mi])) * BN__RTILE;
-            if (lo < hi) bn__tmatmul_rows(job, mi, &tile, t0, lo, BN_MIN(hi, job->m[mi]->rows));
+    n_tiles = (job->n_tokens + BN__TTILE - 1) / BN__TTILE;
+    while (bn__take_part(&job->next, n_tiles * total, nth, 4, &lo, &hi)) {
+        while (lo < hi) { /* a part may end in the next tile */
+            int ti = lo / total, end = BN_MIN(hi, (ti + 1) * total);
+            if (ti != cur) {
+                bn__ttile_init(&tile, m0, job->xq, ti * BN__TTILE, BN_MIN(job->n_tokens - ti * BN__TTILE, BN__TTILE),
+                               nfull, bw);
+                cur = ti;
+            }
+            bn__tmatmul_groups(job, &tile, ti * BN__TTILE, lo - ti * total, end - ti * total);
+            lo = end;
         }
     }
 }
@@ -3111,22 +3154,24 @@ typedef struct bn__fmatmul_job {
     int n_tokens;
     float *y;
     bn__fdot_fn dot;
+    long long next; /* groups of rows handed out so far (bn__take_part) */
 } bn__fmatmul_job;
 
-/* One thread: its share of the groups of BN__FROWS rows, for every token.
-   The rows go in chunks of BN__FCHUNK (a few hundred KB, which stay in L2)
-   and each chunk meets every tile of BN__FTILE tokens, so the matrix is read
-   from memory once however many tokens there are; the kernel takes a group
-   of rows at a time, so that each activation vector it loads serves the
-   group's rows. */
+/* One thread: parts of the groups of BN__FROWS rows taken as it goes
+   (bn__take_part), for every token. A part goes in chunks of BN__FCHUNK rows
+   (a few hundred KB, which stay in L2) and each chunk meets every tile of
+   BN__FTILE tokens, so the matrix is read from memory once however many
+   tokens there are; the kernel takes a group of rows at a time, so that
+   each activation vector it loads serves the group's rows. */
 #define BN__FCHUNK (8 * BN__FROWS)
 static void bn__fmatmul_worker(void *arg, int ith, int nth) {
-    const bn__fmatmul_job *job = (const bn__fmatmul_job *)arg;
+    bn__fmatmul_job *job = (bn__fmatmul_job *)arg;
     const bn_fmat *m = job->m;
     size_t esize = bn__ftype_size(m->type), row_step, block_step, group_bytes;
     const float *xs[BN__FTILE];
     float dots[BN__FROWS * BN__FTILE];
     int glo, ghi, lo, hi, c0, c1, t0, nt, nr, t, r, i;
+    BN_UNUSED(ith);
     if (m->tiled) {
         row_step = BN_FMAT_TILE_COLS * esize;
         block_step = BN__FROWS * BN_FMAT_TILE_COLS * esize;
@@ -3136,21 +3181,22 @@ static void bn__fmatmul_worker(void *arg, int ith, int nth) {
         block_step = BN_FMAT_TILE_COLS * esize;
         group_bytes = BN__FROWS * row_step;
     }
-    bn_split_range((m->rows + BN__FROWS - 1) / BN__FROWS, ith, nth, &glo, &ghi);
-    lo = glo * BN__FROWS;
-    hi = BN_MIN(ghi * BN__FROWS, m->rows);
-    for (c0 = lo; c0 < hi; c0 = c1) {
-        c1 = BN_MIN(c0 + BN__FCHUNK, hi);
-        for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
-            nt = BN_MIN(job->n_tokens - t0, BN__FTILE);
-            for (t = 0; t < nt; t++) xs[t] = job->x + (size_t)(t0 + t) * m->cols;
-            for (r = c0; r < c1; r += nr) {
-                nr = BN_MIN(c1 - r, BN__FROWS);
-                job->dot((const uint8_t *)m->data + (size_t)(r / BN__FROWS) * group_bytes, row_step, block_step, nr,
-                         m->type, m->cols, xs, nt, dots);
-                for (i = 0; i < nr; i++) {
-                    float s = m->type == BN_FTYPE_I8 ? m->row_scale[r + i] : 1.0f;
-                    for (t = 0; t < nt; t++) job->y[(size_t)(t0 + t) * m->rows + r + i] = dots[i * nt + t] * s;
+    while (bn__take_part(&job->next, (m->rows + BN__FROWS - 1) / BN__FROWS, nth, BN__FCHUNK / BN__FROWS, &glo, &ghi)) {
+        lo = glo * BN__FROWS;
+        hi = BN_MIN(ghi * BN__FROWS, m->rows);
+        for (c0 = lo; c0 < hi; c0 = c1) {
+            c1 = BN_MIN(c0 + BN__FCHUNK, hi);
+            for (t0 = 0; t0 < job->n_tokens; t0 += nt) {
+                nt = BN_MIN(job->n_tokens - t0, BN__FTILE);
+                for (t = 0; t < nt; t++) xs[t] = job->x + (size_t)(t0 + t) * m->cols;
+                for (r = c0; r < c1; r += nr) {
+                    nr = BN_MIN(c1 - r, BN__FROWS);
+                    job->dot((const uint8_t *)m->data + (size_t)(r / BN__FROWS) * group_bytes, row_step, block_step,
+                             nr, m->type, m->cols, xs, nt, dots);
+                    for (i = 0; i < nr; i++) {
+                        float s = m->type == BN_FTYPE_I8 ? m->row_scale[r + i] : 1.0f;
+                        for (t = 0; t < nt; t++) job->y[(size_t)(t0 + t) * m->rows + r + i] = dots[i * nt + t] * s;
+                    }
                 }
             }
         }
@@ -3168,6 +3214,7 @@ BN_API void bn_fmat_matmul_kernel(const bn_fmat *m, const float *x, int n_tokens
     job.y = y;
     job.dot = bn__fdot_simd(kernel);
     if (!job.dot) job.dot = bn__fdot_scalar;
+    job.next = 0;
     bn_pool_run(pool, bn__fmatmul_worker, &job);
 }
 

@@ -321,5 +321,32 @@ BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
 
 #endif /* BITNET_NO_THREADS */
 
+/* Guided self-scheduling of [0, n) inside a parallel region: each call hands
+   the calling thread the next part, [*lo, *hi), a share of what is left
+   (remaining / (2 nth), at least min_part) so that the first parts are big
+   (a thread streams long runs of weights) and the last ones small; 0 when
+   nothing is left. A thread that finishes early takes more, so one slow core
+   (a busy host, an efficiency core) does not keep the others waiting at the
+   end of the region. *next starts at 0 before bn_pool_run. */
+static int bn__take_part(long long *next, int n, int nth, int min_part, int *lo, int *hi) {
+    for (;;) {
+#if defined(BITNET_NO_THREADS)
+        long long v = *next;
+#else
+        long long v = bn__atomic_load64(next);
+#endif
+        long long part = BN_MAX((n - v) / (2 * nth), (long long)min_part), end = BN_MIN(v + part, (long long)n);
+        if (v >= n) return 0;
+#if defined(BITNET_NO_THREADS)
+        *next = end;
+#else
+        if (!bn__atomic_cas64(next, v, end)) continue;
+#endif
+        *lo = (int)v;
+        *hi = (int)end;
+        return 1;
+    }
+}
+
 #endif /* BITNET_IMPLEMENTATION */
 #endif /* BN_PART_THREADS_H */
