@@ -32,10 +32,8 @@ test:
 
 # Speed of the 2B4T-shaped synthetic model (generated into build/ on first use) against this
 # machine's memory bandwidth; BENCH_ARGS="MODEL_DIR -t N --layout tq1 --head i8 --quick" to vary.
-bench: bitnet.h
-	@mkdir -p $(BUILD)
-	$(CC) -std=c99 -O2 -march=native $(WARN) tools/bench.c -o $(BUILD)/bench $(LIBS)
-	./$(BUILD)/bench $(BENCH_ARGS)
+bench: $(BUILD)/bitnet
+	./$(BUILD)/bitnet bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -135,7 +135,7 @@ TOK="python3 $TMP/tok.py"
 expect_rc "help" 0 $BIN --help
 expect_rc "no command" 2 $BIN
 expect_rc "unknown command" 2 $BIN frobnicate
-for c in run chat ppl inspect bench-batch; do
+for c in run chat ppl inspect bench bench-batch; do
     expect_rc "$c --help" 0 $BIN $c --help
     grep -q "usage: bitnet $c" "$TMP/out" && ok "$c --help text" || bad "$c --help text"
 done
@@ -231,6 +231,14 @@ head -n 1 "$TMP/out" > "$TMP/first"
 same "chat first reply = greedy continuation of the template" "$TMP/first" "$TMP/want"
 [ "$(wc -l < "$TMP/out")" -eq 2 ] && ok "chat two replies" || bad "chat two replies"
 if grep "cache: reusing" "$TMP/err" | tail -n 1 | grep -qv "reusing 0 "; then ok "chat reuses the cache"; else bad "chat reuses the cache"; cat "$TMP/err"; fi
+
+# --- bench runs (a tiny model; the bandwidth probe reads a 1 GiB buffer)
+expect_rc "bench" 0 $BIN bench -m "$HF/tiny-mha-untied/packed" --quick -t 1
+for k in pp128 tg32 "peak RSS" bandwidth roofline; do
+    grep -q "^$k" "$TMP/out" && ok "bench line $k" || bad "bench line $k"
+done
+expect_rc "bench missing model" 3 $BIN bench -m "$TMP/nothing"
+expect_rc "bench unknown option" 2 $BIN bench --bogus
 
 # --- bench-batch runs
 expect_rc "bench-batch" 0 $BIN bench-batch -m "$HF/tiny-mha-untied/packed" -b 1,2 -n 2 -t 1

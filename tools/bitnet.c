@@ -4,6 +4,7 @@
        bitnet chat    -m DIR                 interactive chat with the model's template
        bitnet ppl     -m DIR -f FILE         perplexity of a text file
        bitnet inspect -m DIR                 config, tensors, weight variant
+       bitnet bench   [-m DIR]              prompt and decode speed against the memory bandwidth
        bitnet bench-batch -m DIR             total tok/s when decoding B sequences at once
        bitnet tokenize   -m DIR [--special] [--add-special] TEXT | -f FILE   token ids as a JSON list
        bitnet detokenize -m DIR [--skip-special] ID...                         the text of token ids
@@ -31,9 +32,12 @@
 #define is_terminal(fd) _isatty(fd)
 #else
 #include <unistd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #define is_terminal(fd) isatty(fd)
 #endif
 
+#define BENCH_MODEL "build/bitnet-2b4t-synth" /* bitnet bench's model when -m is not given */
 #define EXIT_OK 0
 #define EXIT_RUN 1
 #define EXIT_USAGE 2
@@ -1391,6 +1395,325 @@ static int cmd_bench_batch(int argc, char **argv) {
     return rc;
 }
 
+/* ------------------------------------------------------------ bench */
+
+static const char *BENCH_HELP =
+    "usage: bitnet bench [-m DIR] [-t THREADS] [--layout i2|tq1] [--head f32|bf16|f16|i8] [--kv f32|f16] [--quick]\n"
+    "       bitnet bench [-m DIR] [-t THREADS] --ctx N [--kv f32|f16]\n"
+    "Prompt and decode speed against this machine's memory bandwidth: pp128 and pp512\n"
+    "(one bn_eval of 128 / 512 tokens), tg128 (128 one-token steps) with all threads and\n"
+    "with one, the bytes of weights a decode step reads, the streaming read bandwidth\n"
+    "measured here, the roofline (bandwidth / bytes per token) and the peak RSS.\n"
+    "--quick: a smaller cache, no pp512, tg32. --ctx N: only the decode speed after N\n"
+    "tokens of context. DIR defaults to " BENCH_MODEL ", which\n"
+    "tools/gen_synthetic.py writes on first use (the 2B4T shape, random weights).\n"
+    "A benchmark, not a test: the numbers depend on the machine and its load.\n";
+
+/* Peak resident set of this process in MB (0 where unknown). */
+static double peak_rss_mb(void) {
+#ifdef _WIN32
+    return 0.0;
+#else
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0.0;
+#if defined(__APPLE__)
+    return ru.ru_maxrss / 1e6; /* bytes */
+#else
+    return ru.ru_maxrss * 1024.0 / 1e6; /* KB */
+#endif
+#endif
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
+typedef struct bw_job {
+    const uint64_t *buf;
+    size_t n; /* words */
+    int prefetch;
+    uint64_t sums[256];
+} bw_job;
+
+/* The sum of words [lo, hi), with four independent chains. */
+static uint64_t bw_sum_plain(const uint64_t *buf, size_t lo, size_t hi, int prefetch) {
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    size_t i;
+    for (i = lo; i + 4 <= hi; i += 4) {
+        if (prefetch && i % 8 == 0) PREFETCH((const char *)(buf + i) + 16384);
+        a += buf[i];
+        b += buf[i + 1];
+        c += buf[i + 2];
+        d += buf[i + 3];
+    }
+    for (; i < hi; i++) a += buf[i];
+    return a + b + c + d;
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#include <immintrin.h>
+/* The same with 512-bit loads, so that the loop is bound by memory, not by adds. */
+__attribute__((target("avx512f"))) static uint64_t bw_sum_avx512(const uint64_t *buf, size_t lo, size_t hi,
+                                                                  int prefetch) {
+    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+    uint64_t lanes[8], s = 0;
+    size_t i;
+    for (i = lo; i + 32 <= hi; i += 32) {
+        if (prefetch) {
+            const char *ahead = (const char *)(buf + i) + 16384;
+            _mm_prefetch(ahead, _MM_HINT_T0);
+            _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            _mm_prefetch(ahead + 128, _MM_HINT_T0);
+            _mm_prefetch(ahead + 192, _MM_HINT_T0);
+        }
+        a = _mm512_add_epi64(a, _mm512_loadu_si512((const void *)(buf + i)));
+        b = _mm512_add_epi64(b, _mm512_loadu_si512((const void *)(buf + i + 8)));
+        c = _mm512_add_epi64(c, _mm512_loadu_si512((const void *)(buf + i + 16)));
+        d = _mm512_add_epi64(d, _mm512_loadu_si512((const void *)(buf + i + 24)));
+    }
+    _mm512_storeu_si512((void *)lanes, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+    for (i = 0; i < 8; i++) s += lanes[i];
+    return s + bw_sum_plain(buf, lo + (hi - lo) / 32 * 32, hi, 0);
+}
+#endif
+
+static void bw_worker(void *arg, int ith, int nth) {
+    bw_job *j = (bw_job *)arg;
+    size_t per = j->n / (size_t)nth / 32 * 32, lo = per * (size_t)ith, hi = ith == nth - 1 ? j->n : lo + per;
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    if (bn_kernel_supported(BN_KERNEL_AVX512)) {
+        j->sums[ith] = bw_sum_avx512(j->buf, lo, hi, j->prefetch);
+        return;
+    }
+#endif
+    j->sums[ith] = bw_sum_plain(j->buf, lo, hi, j->prefetch);
+}
+
+/* Best of 10 passes over a 1 GiB buffer (far larger than any cache), every
+   other one with software prefetch, on huge pages where the OS gives them:
+   the roofline is the fastest streaming read found here, not a slow one. */
+static double measure_bandwidth(int n_threads) {
+    const size_t bytes = (size_t)1 << 30, huge = (size_t)2 << 20;
+    bw_job job;
+    bn_pool *pool = bn_pool_new(n_threads);
+    double best = 0.0;
+    uint64_t keep = 0;
+    size_t i;
+    int rep;
+    char *raw = (char *)malloc(bytes + huge);
+    uint64_t *buf = raw ? (uint64_t *)(raw + (huge - (uintptr_t)raw % huge)) : NULL;
+    if (!buf || !pool) {
+        free(raw);
+        bn_pool_free(pool);
+        return 0.0;
+    }
+#if defined(MADV_HUGEPAGE)
+    madvise(buf, bytes, MADV_HUGEPAGE);
+#endif
+    for (i = 0; i < bytes / 8; i++) buf[i] = i;
+    memset(&job, 0, sizeof job);
+    job.buf = buf;
+    job.n = bytes / 8;
+    for (rep = 0; rep < 10; rep++) {
+        double t0 = bn_time_s(), dt;
+        job.prefetch = rep % 2;
+        bn_pool_run(pool, bw_worker, &job);
+        dt = bn_time_s() - t0;
+        if (bytes / dt / 1e9 > best) best = (double)bytes / dt / 1e9;
+        keep += job.sums[0];
+    }
+    if (keep == 42) printf(" "); /* the sums are used */
+    free(raw);
+    bn_pool_free(pool);
+    return best;
+}
+
+/* Bytes of weights one decode step reads: the ternary linears and lm_head. */
+static size_t decode_weight_bytes(const bn_model *m) {
+    const bn_config *c = bn_model_config(m);
+    size_t total = 0, esz;
+    int l;
+    for (l = 0; l < c->n_layers; l++) {
+        const bn_layer *L = &m->layers[l];
+        total += L->wq.nbytes + L->wk.nbytes + L->wv.nbytes + L->wo.nbytes + L->w_gate.nbytes + L->w_up.nbytes +
+                 L->w_down.nbytes;
+    }
+    esz = m->lm_head.type == BN_FTYPE_F32 ? 4 : m->lm_head.type == BN_FTYPE_I8 ? 1 : 2;
+    return total + (size_t)m->lm_head.rows * m->lm_head.cols * esz;
+}
+
+static void bench_tokens(int32_t *tok, int n, int vocab, uint32_t seed) {
+    int i;
+    for (i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        tok[i] = (int32_t)((seed >> 8) % (uint32_t)vocab);
+    }
+}
+
+/* Tokens per second of n_steps one-token steps after a prompt of n_prompt
+   tokens (not timed); n_steps = 0 times the prompt itself (one bn_eval). */
+static double bench_eval(bn_context *ctx, int n_prompt, int n_steps, int vocab) {
+    int32_t *tok = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_prompt), one[1];
+    bn_error err;
+    double t0 = 0.0, dt;
+    int i, ok = tok != NULL;
+    bn_context_reset(ctx);
+    if (ok) bench_tokens(tok, n_prompt, vocab, 7);
+    if (n_steps == 0) t0 = bn_time_s();
+    if (ok && bn_eval(ctx, 0, tok, n_prompt, &err) != BN_OK) ok = 0;
+    if (n_steps > 0) t0 = bn_time_s();
+    for (i = 0; ok && i < n_steps; i++) {
+        bench_tokens(one, 1, vocab, (uint32_t)i * 31u + 5u);
+        if (bn_eval(ctx, 0, one, 1, &err) != BN_OK) ok = 0;
+    }
+    dt = bn_time_s() - t0;
+    free(tok);
+    if (!ok) {
+        fprintf(stderr, "bitnet bench: %s\n", tok ? err.msg : "out of memory");
+        return 0.0;
+    }
+    return (n_steps > 0 ? n_steps : n_prompt) / dt;
+}
+
+static const char *ftype_name(bn_ftype t) {
+    return t == BN_FTYPE_F32 ? "f32" : t == BN_FTYPE_F16 ? "f16" : t == BN_FTYPE_I8 ? "i8" : "bf16";
+}
+
+static int cmd_bench(int argc, char **argv) {
+    options o;
+    bn_context_params cp = bn_context_default_params();
+    bn_model *model = NULL;
+    bn_context *ctx = NULL;
+    bn_error err;
+    const bn_config *c;
+    size_t mapped = 0, allocated = 0, wbytes, kv_bytes;
+    double t0, load_s, tg, tg1 = 0.0, bw, bw1, roof;
+    int i, quick = 0, long_ctx = 0, n_threads, rc = EXIT_OK;
+    options_init(&o);
+    o.model_dir = BENCH_MODEL;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("%s\n%s", BENCH_HELP, EXIT_HELP);
+            return EXIT_OK;
+        }
+        if (!strcmp(a, "--quick")) {
+            quick = 1;
+            continue;
+        }
+        if (!strcmp(a, "--ctx")) {
+            const char *v = need_value(argc, argv, &i);
+            if (!v || !parse_int(a, v, &long_ctx) || long_ctx < 1) return EXIT_USAGE;
+            continue;
+        }
+        r = parse_common(&o, argc, argv, &i);
+        if (r < 0) return EXIT_USAGE;
+        if (r == 0) {
+            fprintf(stderr, "bitnet bench: unknown option '%s' (see --help)\n", a);
+            return EXIT_USAGE;
+        }
+    }
+    if (!file_exists(o.model_dir, "config.json")) {
+        if (strcmp(o.model_dir, BENCH_MODEL) != 0) {
+            fprintf(stderr, "bitnet bench: no config.json in %s\n", o.model_dir);
+            return EXIT_LOAD;
+        }
+        printf("bench: generating the 2B4T-shaped synthetic model in %s (once)\n", BENCH_MODEL);
+        fflush(stdout);
+        if (system("python3 tools/gen_synthetic.py " BENCH_MODEL) != 0) return EXIT_LOAD;
+    }
+    t0 = bn_time_s();
+    if (bn_model_load(&model, o.model_dir, &o.mp, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench: cannot load the model: %s\n", err.msg);
+        return EXIT_LOAD;
+    }
+    load_s = bn_time_s() - t0;
+    c = bn_model_config(model);
+    bn_model_memory(model, &mapped, &allocated);
+    wbytes = decode_weight_bytes(model);
+    n_threads = o.n_threads > 0 ? o.n_threads : bn_cpu_count();
+    cp.n_threads = n_threads;
+    cp.kv_type = o.kv_type;
+    cp.kernel = bn_kernel_detect();
+    if (long_ctx > 0) { /* decode at a long context only */
+        cp.n_ctx = long_ctx + 64;
+        cp.n_batch = 256;
+        if (bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
+            fprintf(stderr, "bitnet bench: %s\n", err.msg);
+            bn_model_free(model);
+            return EXIT_RUN;
+        }
+        bench_eval(ctx, 8, 4, c->vocab_size); /* warm-up */
+        printf("tg32 @ %d  %.2f tok/s (%d threads, kernel %s, KV cache %s)\n", long_ctx,
+               bench_eval(ctx, long_ctx, 32, c->vocab_size), n_threads, bn_kernel_name(cp.kernel),
+               ftype_name(cp.kv_type));
+        bn_context_free(ctx);
+        bn_model_free(model);
+        return EXIT_OK;
+    }
+    cp.n_ctx = quick ? 256 : 640;
+    cp.n_batch = quick ? 128 : 512;
+    if (bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench: %s\n", err.msg);
+        bn_model_free(model);
+        return EXIT_RUN;
+    }
+    kv_bytes = (size_t)2 * c->n_layers * cp.n_ctx * c->n_kv_heads * c->head_dim * (cp.kv_type == BN_FTYPE_F16 ? 2 : 4);
+    printf("model      %s: %d layers, hidden %d, ffn %d, vocab %d, loaded in %.1f s\n", o.model_dir, c->n_layers,
+           c->hidden_size, c->intermediate_size, c->vocab_size, load_s);
+    printf("layout     %s, lm_head %s, kernel %s, threads %d\n",
+           model->layers[0].wq.layout == BN_TLAYOUT_TQ1 ? "tq1" : "i2", ftype_name(model->lm_head.type),
+           bn_kernel_name(cp.kernel), n_threads);
+    printf("memory     mapped %.1f MB, allocated %.1f MB, KV cache %.1f MB (%s, n_ctx %d)\n", mapped / 1e6,
+           allocated / 1e6, kv_bytes / 1e6, ftype_name(cp.kv_type), cp.n_ctx);
+    printf("weights    %.1f MB read per decoded token (ternary linears + lm_head)\n", wbytes / 1e6);
+    fflush(stdout);
+    bench_eval(ctx, 8, 0, c->vocab_size); /* warm-up: first touch of the weights, KV cache, scratch */
+    printf("pp128      %.2f tok/s\n", bench_eval(ctx, 128, 0, c->vocab_size));
+    fflush(stdout);
+    if (!quick) {
+        printf("pp512      %.2f tok/s\n", bench_eval(ctx, 512, 0, c->vocab_size));
+        fflush(stdout);
+    }
+    tg = bench_eval(ctx, 1, quick ? 32 : 128, c->vocab_size);
+    printf("tg%-3d      %.2f tok/s (%d threads), %.2f GB/s of weights\n", quick ? 32 : 128, tg, n_threads,
+           tg * wbytes / 1e9);
+    fflush(stdout);
+    bn_context_free(ctx);
+    ctx = NULL;
+    cp.n_threads = 1;
+    if (bn_context_new(&ctx, model, &cp, &err) == BN_OK) {
+        tg1 = bench_eval(ctx, 1, quick ? 16 : 64, c->vocab_size);
+        printf("tg (1 thr) %.2f tok/s, %.2f GB/s of weights\n", tg1, tg1 * wbytes / 1e9);
+        if (!quick) printf("pp128 (1)  %.2f tok/s\n", bench_eval(ctx, 128, 0, c->vocab_size));
+        fflush(stdout);
+        bn_context_free(ctx);
+    }
+    /* The budget is the model's files + KV cache + 64 MB: the load converts
+       the packed weights, copies the float matrices into their tiled layout
+       and drops the file pages it no longer reads, so what stays is about
+       one copy of the model. (Measured before the bandwidth buffer.) */
+    printf("peak RSS   %.1f MB (model files %.1f MB, allocated %.1f MB, KV %.1f MB; budget: files + KV + 64 MB = %.1f MB)\n",
+           peak_rss_mb(), mapped / 1e6, allocated / 1e6, kv_bytes / 1e6, (mapped + kv_bytes) / 1e6 + 64.0);
+    bn_model_free(model);
+    bw = measure_bandwidth(n_threads);
+    bw1 = measure_bandwidth(1);
+    if (bw <= 0.0 || bw1 <= 0.0) {
+        fprintf(stderr, "bitnet bench: no memory for the 1 GiB bandwidth buffer\n");
+        return EXIT_RUN;
+    }
+    roof = bw * 1e9 / (double)wbytes;
+    printf("bandwidth  %.2f GB/s streaming read (%d threads), %.2f GB/s (1 thread)\n", bw, n_threads, bw1);
+    printf("roofline   %.2f tok/s = %.2f GB/s / %.1f MB per token; decode reaches %.1f %% of it\n", roof, bw,
+           wbytes / 1e6, 100.0 * tg / roof);
+    printf("roofline1  %.2f tok/s at 1 thread; decode reaches %.1f %%\n", bw1 * 1e9 / (double)wbytes,
+           100.0 * tg1 / (bw1 * 1e9 / (double)wbytes));
+    return rc;
+}
+
 /* ------------------------------------------------------------ main */
 
 typedef struct command {
@@ -1404,6 +1727,7 @@ static const command COMMANDS[] = {
     {"chat", cmd_chat, "interactive chat with the model's chat template"},
     {"ppl", cmd_ppl, "perplexity of a text file"},
     {"inspect", cmd_inspect, "config, tensors, dtypes, bytes and weight variant of a model folder"},
+    {"bench", cmd_bench, "prompt and decode speed against the memory bandwidth (roofline)"},
     {"bench-batch", cmd_bench_batch, "decoding throughput with B sequences at once"},
     {"tokenize", cmd_tokenize, "token ids of a text, as a JSON list"},
     {"detokenize", cmd_detokenize, "the text of token ids"},
