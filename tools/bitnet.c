@@ -1266,6 +1266,7 @@ static int cmd_inspect(int argc, char **argv) {
 
 static const char *BENCH_BATCH_HELP =
     "usage: bitnet bench-batch -m DIR [-b 1,2,4,8,16] [-n STEPS] [--prompt-len N] [-t THREADS]\n"
+    "                          [--layout i2|tq1] [--head f32|bf16|f16|i8] [--kv f32|f16]\n"
     "Decoding throughput with B sequences at once (continuous batching through\n"
     "bn_batcher: one bn_forward per step, one token per sequence). Each sequence\n"
     "gets a prompt of --prompt-len ids (default 16); then STEPS decode steps are\n"
@@ -1300,6 +1301,7 @@ static int bench_one(const options *o, bn_model *model, int B, int steps, int pl
     cp.n_ctx = plen + steps + 4;
     cp.n_batch = BN_MAX(B * plen, B);
     cp.n_threads = o->n_threads;
+    cp.kv_type = o->kv_type;
     if (!prompt || bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
         fprintf(stderr, "bitnet bench-batch: %s\n", prompt ? err.msg : "out of memory");
         free(prompt);
@@ -1375,7 +1377,7 @@ static int cmd_bench_batch(int argc, char **argv) {
         free(list);
         return EXIT_USAGE;
     }
-    if (bn_model_load(&model, o.model_dir, NULL, &err) != BN_OK) {
+    if (bn_model_load(&model, o.model_dir, &o.mp, &err) != BN_OK) { /* --layout, --head */
         fprintf(stderr, "bitnet bench-batch: cannot load the model: %s\n", err.msg);
         free(list);
         return EXIT_LOAD;
