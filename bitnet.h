@@ -3298,6 +3298,24 @@ static void bn__tdot_by_row(bn__trow_fn row_dot, const uint8_t *w, size_t row_by
             for (t = 0; t < n; t++) out[r * nt + t0 + t] = part[t];
         }
 }
+
+/* The same for float kernels written for one row (its 16-column blocks
+   block_step bytes apart) against BN__FTILE tokens (row_tile) or one
+   (row_one): a bn__fdot_fn that goes row by row. */
+typedef void (*bn__frow_fn)(const uint8_t *row, size_t block_step, bn_ftype type, int cols, const float *const *x,
+                            float *out);
+
+static void bn__fdot_by_row(bn__frow_fn row_tile, bn__frow_fn row_one, const uint8_t *w, size_t row_step,
+                            size_t block_step, int nr, bn_ftype type, int cols, const float *const *x, int nt,
+                            float *out) {
+    int r, t;
+    for (r = 0; r < nr; r++) {
+        const uint8_t *row = w + (size_t)r * row_step;
+        if (nt == BN__FTILE) row_tile(row, block_step, type, cols, x, out + r * nt);
+        else
+            for (t = 0; t < nt; t++) row_one(row, block_step, type, cols, x + t, out + r * nt + t);
+    }
+}
 #endif
 
 /* ---- CPU detection (asked each time: no global cache) ---- */
@@ -3956,17 +3974,17 @@ BN__TARGET_AVX2 BN__INLINE void bn__fdot_avx2_nt(const uint8_t *row, size_t bloc
     }
 }
 
-BN__TARGET_AVX2 static void bn__fdot_avx2(const uint8_t *w, size_t row_step, size_t block_step, int nr, bn_ftype type,
-                                          int cols, const float *const *x, int nt, float *out) {
-    int r, t;
-    for (r = 0; r < nr; r++) {
-        const uint8_t *row = w + (size_t)r * row_step;
-        if (nt == BN__FTILE) {
-            bn__fdot_avx2_nt(row, block_step, type, cols, x, BN__FTILE, out + r * nt);
-            continue;
-        }
-        for (t = 0; t < nt; t++) bn__fdot_avx2_nt(row, block_step, type, cols, x + t, 1, out + r * nt + t);
-    }
+BN__TARGET_AVX2 static void bn__frow_avx2_tile(const uint8_t *row, size_t block_step, bn_ftype type, int cols,
+                                               const float *const *x, float *out) {
+    bn__fdot_avx2_nt(row, block_step, type, cols, x, BN__FTILE, out);
+}
+BN__TARGET_AVX2 static void bn__frow_avx2_one(const uint8_t *row, size_t block_step, bn_ftype type, int cols,
+                                              const float *const *x, float *out) {
+    bn__fdot_avx2_nt(row, block_step, type, cols, x, 1, out);
+}
+static void bn__fdot_avx2(const uint8_t *w, size_t row_step, size_t block_step, int nr, bn_ftype type, int cols,
+                          const float *const *x, int nt, float *out) {
+    bn__fdot_by_row(bn__frow_avx2_tile, bn__frow_avx2_one, w, row_step, block_step, nr, type, cols, x, nt, out);
 }
 
 static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
@@ -4175,17 +4193,17 @@ BN__INLINE void bn__fdot_neon_nt(const uint8_t *row, size_t block_step, bn_ftype
     }
 }
 
+static void bn__frow_neon_tile(const uint8_t *row, size_t block_step, bn_ftype type, int cols, const float *const *x,
+                               float *out) {
+    bn__fdot_neon_nt(row, block_step, type, cols, x, BN__FTILE, out);
+}
+static void bn__frow_neon_one(const uint8_t *row, size_t block_step, bn_ftype type, int cols, const float *const *x,
+                              float *out) {
+    bn__fdot_neon_nt(row, block_step, type, cols, x, 1, out);
+}
 static void bn__fdot_neon(const uint8_t *w, size_t row_step, size_t block_step, int nr, bn_ftype type, int cols,
                           const float *const *x, int nt, float *out) {
-    int r, t;
-    for (r = 0; r < nr; r++) {
-        const uint8_t *row = w + (size_t)r * row_step;
-        if (nt == BN__FTILE) {
-            bn__fdot_neon_nt(row, block_step, type, cols, x, BN__FTILE, out + r * nt);
-            continue;
-        }
-        for (t = 0; t < nt; t++) bn__fdot_neon_nt(row, block_step, type, cols, x + t, 1, out + r * nt + t);
-    }
+    bn__fdot_by_row(bn__frow_neon_tile, bn__frow_neon_one, w, row_step, block_step, nr, type, cols, x, nt, out);
 }
 
 static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
@@ -4268,13 +4286,21 @@ static void bn__relu2_mul_scalar(float *g, const float *up, int n) {
     }
 }
 
-static void bn__dot_rows_scalar(float *out, const float *q, const unsigned char *rows, size_t stride, int n_rows,
-                                int n, int f16) {
+/* dot_rows of any family from its dot and dot_f16 (called with constant
+   functions, so that once inlined they are direct calls). */
+static inline void bn__dot_rows_with(float (*dot)(const float *, const float *, int),
+                                     float (*dot_f16)(const float *, const uint16_t *, int), float *out, const float *q,
+                                     const unsigned char *rows, size_t stride, int n_rows, int n, int f16) {
     int p;
     for (p = 0; p < n_rows; p++) {
         const unsigned char *r = rows + (size_t)p * stride;
-        out[p] = f16 ? bn__dot_f16_scalar(q, (const uint16_t *)r, n) : bn__dot_scalar(q, (const float *)r, n);
+        out[p] = f16 ? dot_f16(q, (const uint16_t *)r, n) : dot(q, (const float *)r, n);
     }
+}
+
+static void bn__dot_rows_scalar(float *out, const float *q, const unsigned char *rows, size_t stride, int n_rows,
+                                int n, int f16) {
+    bn__dot_rows_with(bn__dot_scalar, bn__dot_f16_scalar, out, q, rows, stride, n_rows, n, f16);
 }
 static void bn__wsum_rows_scalar(float *out, const float *w, const unsigned char *rows, size_t stride, int n_rows,
                                  int n, int f16) {
@@ -4437,11 +4463,7 @@ BN__TARGET_AVX2 static void bn__relu2_mul_avx2(float *g, const float *up, int n)
 
 BN__TARGET_AVX2 static void bn__dot_rows_avx2(float *out, const float *q, const unsigned char *rows, size_t stride,
                                               int n_rows, int n, int f16) {
-    int p;
-    for (p = 0; p < n_rows; p++) {
-        const unsigned char *r = rows + (size_t)p * stride;
-        out[p] = f16 ? bn__dot_f16_avx2(q, (const uint16_t *)r, n) : bn__dot_avx2(q, (const float *)r, n);
-    }
+    bn__dot_rows_with(bn__dot_avx2, bn__dot_f16_avx2, out, q, rows, stride, n_rows, n, f16);
 }
 
 BN__TARGET_AVX2 BN__INLINE __m256 bn__row8_avx2(const unsigned char *r, int c, int f16) {
@@ -4474,14 +4496,7 @@ BN__TARGET_AVX2 static void bn__wsum_rows_avx2(float *out, const float *w, const
             a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), bn__row8_avx2(rows + (size_t)p * stride, c, f16), a0);
         _mm256_storeu_ps(out + c, a0);
     }
-    for (; c < n; c++) {
-        float acc = 0.0f;
-        for (p = 0; p < n_rows; p++) {
-            const unsigned char *r = rows + (size_t)p * stride;
-            acc += w[p] * (f16 ? bn_f16_to_f32(((const uint16_t *)r)[c]) : ((const float *)r)[c]);
-        }
-        out[c] = acc;
-    }
+    if (c < n) bn__wsum_rows_scalar(out + c, w, rows + (size_t)c * (f16 ? 2 : 4), stride, n_rows, n - c, f16);
 }
 
 BN__TARGET_AVX512 BN__INLINE __mmask16 bn__mask16(int left) {
@@ -4625,11 +4640,7 @@ BN__TARGET_AVX512 static void bn__relu2_mul_avx512(float *g, const float *up, in
 
 BN__TARGET_AVX512 static void bn__dot_rows_avx512(float *out, const float *q, const unsigned char *rows, size_t stride,
                                                 int n_rows, int n, int f16) {
-    int p;
-    for (p = 0; p < n_rows; p++) {
-        const unsigned char *r = rows + (size_t)p * stride;
-        out[p] = f16 ? bn__dot_f16_avx512(q, (const uint16_t *)r, n) : bn__dot_avx512(q, (const float *)r, n);
-    }
+    bn__dot_rows_with(bn__dot_avx512, bn__dot_f16_avx512, out, q, rows, stride, n_rows, n, f16);
 }
 
 BN__TARGET_AVX512 BN__INLINE __m512 bn__row16_avx512(const unsigned char *r, int c, __mmask16 m, int f16) {
@@ -4790,11 +4801,7 @@ static void bn__relu2_mul_neon(float *g, const float *up, int n) {
 
 static void bn__dot_rows_neon(float *out, const float *q, const unsigned char *rows, size_t stride, int n_rows, int n,
                               int f16) {
-    int p;
-    for (p = 0; p < n_rows; p++) {
-        const unsigned char *r = rows + (size_t)p * stride;
-        out[p] = f16 ? bn__dot_f16_neon(q, (const uint16_t *)r, n) : bn__dot_neon(q, (const float *)r, n);
-    }
+    bn__dot_rows_with(bn__dot_neon, bn__dot_f16_neon, out, q, rows, stride, n_rows, n, f16);
 }
 
 BN__INLINE float32x4_t bn__row4_neon(const unsigned char *r, int c, int f16) {
@@ -4825,14 +4832,7 @@ static void bn__wsum_rows_neon(float *out, const float *w, const unsigned char *
         for (p = 0; p < n_rows; p++) a0 = vfmaq_n_f32(a0, bn__row4_neon(rows + (size_t)p * stride, c, f16), w[p]);
         vst1q_f32(out + c, a0);
     }
-    for (; c < n; c++) {
-        float acc = 0.0f;
-        for (p = 0; p < n_rows; p++) {
-            const unsigned char *r = rows + (size_t)p * stride;
-            acc += w[p] * (f16 ? bn_f16_to_f32(((const uint16_t *)r)[c]) : ((const float *)r)[c]);
-        }
-        out[c] = acc;
-    }
+    if (c < n) bn__wsum_rows_scalar(out + c, w, rows + (size_t)c * (f16 ? 2 : 4), stride, n_rows, n - c, f16);
 }
 
 static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {

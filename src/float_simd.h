@@ -76,13 +76,21 @@ static void bn__relu2_mul_scalar(float *g, const float *up, int n) {
     }
 }
 
-static void bn__dot_rows_scalar(float *out, const float *q, const unsigned char *rows, size_t stride, int n_rows,
-                                int n, int f16) {
+/* dot_rows of any family from its dot and dot_f16 (called with constant
+   functions, so that once inlined they are direct calls). */
+static inline void bn__dot_rows_with(float (*dot)(const float *, const float *, int),
+                                     float (*dot_f16)(const float *, const uint16_t *, int), float *out, const float *q,
+                                     const unsigned char *rows, size_t stride, int n_rows, int n, int f16) {
     int p;
     for (p = 0; p < n_rows; p++) {
         const unsigned char *r = rows + (size_t)p * stride;
-        out[p] = f16 ? bn__dot_f16_scalar(q, (const uint16_t *)r, n) : bn__dot_scalar(q, (const float *)r, n);
+        out[p] = f16 ? dot_f16(q, (const uint16_t *)r, n) : dot(q, (const float *)r, n);
     }
+}
+
+static void bn__dot_rows_scalar(float *out, const float *q, const unsigned char *rows, size_t stride, int n_rows,
+                                int n, int f16) {
+    bn__dot_rows_with(bn__dot_scalar, bn__dot_f16_scalar, out, q, rows, stride, n_rows, n, f16);
 }
 static void bn__wsum_rows_scalar(float *out, const float *w, const unsigned char *rows, size_t stride, int n_rows,
                                  int n, int f16) {
@@ -245,11 +253,7 @@ BN__TARGET_AVX2 static void bn__relu2_mul_avx2(float *g, const float *up, int n)
 
 BN__TARGET_AVX2 static void bn__dot_rows_avx2(float *out, const float *q, const unsigned char *rows, size_t stride,
                                               int n_rows, int n, int f16) {
-    int p;
-    for (p = 0; p < n_rows; p++) {
-        const unsigned char *r = rows + (size_t)p * stride;
-        out[p] = f16 ? bn__dot_f16_avx2(q, (const uint16_t *)r, n) : bn__dot_avx2(q, (const float *)r, n);
-    }
+    bn__dot_rows_with(bn__dot_avx2, bn__dot_f16_avx2, out, q, rows, stride, n_rows, n, f16);
 }
 
 BN__TARGET_AVX2 BN__INLINE __m256 bn__row8_avx2(const unsigned char *r, int c, int f16) {
@@ -282,14 +286,7 @@ BN__TARGET_AVX2 static void bn__wsum_rows_avx2(float *out, const float *w, const
             a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), bn__row8_avx2(rows + (size_t)p * stride, c, f16), a0);
         _mm256_storeu_ps(out + c, a0);
     }
-    for (; c < n; c++) {
-        float acc = 0.0f;
-        for (p = 0; p < n_rows; p++) {
-            const unsigned char *r = rows + (size_t)p * stride;
-            acc += w[p] * (f16 ? bn_f16_to_f32(((const uint16_t *)r)[c]) : ((const float *)r)[c]);
-        }
-        out[c] = acc;
-    }
+    if (c < n) bn__wsum_rows_scalar(out + c, w, rows + (size_t)c * (f16 ? 2 : 4), stride, n_rows, n - c, f16);
 }
 
 BN__TARGET_AVX512 BN__INLINE __mmask16 bn__mask16(int left) {
@@ -433,11 +430,7 @@ BN__TARGET_AVX512 static void bn__relu2_mul_avx512(float *g, const float *up, in
 
 BN__TARGET_AVX512 static void bn__dot_rows_avx512(float *out, const float *q, const unsigned char *rows, size_t stride,
                                                 int n_rows, int n, int f16) {
-    int p;
-    for (p = 0; p < n_rows; p++) {
-        const unsigned char *r = rows + (size_t)p * stride;
-        out[p] = f16 ? bn__dot_f16_avx512(q, (const uint16_t *)r, n) : bn__dot_avx512(q, (const float *)r, n);
-    }
+    bn__dot_rows_with(bn__dot_avx512, bn__dot_f16_avx512, out, q, rows, stride, n_rows, n, f16);
 }
 
 BN__TARGET_AVX512 BN__INLINE __m512 bn__row16_avx512(const unsigned char *r, int c, __mmask16 m, int f16) {
@@ -598,11 +591,7 @@ static void bn__relu2_mul_neon(float *g, const float *up, int n) {
 
 static void bn__dot_rows_neon(float *out, const float *q, const unsigned char *rows, size_t stride, int n_rows, int n,
                               int f16) {
-    int p;
-    for (p = 0; p < n_rows; p++) {
-        const unsigned char *r = rows + (size_t)p * stride;
-        out[p] = f16 ? bn__dot_f16_neon(q, (const uint16_t *)r, n) : bn__dot_neon(q, (const float *)r, n);
-    }
+    bn__dot_rows_with(bn__dot_neon, bn__dot_f16_neon, out, q, rows, stride, n_rows, n, f16);
 }
 
 BN__INLINE float32x4_t bn__row4_neon(const unsigned char *r, int c, int f16) {
@@ -633,14 +622,7 @@ static void bn__wsum_rows_neon(float *out, const float *w, const unsigned char *
         for (p = 0; p < n_rows; p++) a0 = vfmaq_n_f32(a0, bn__row4_neon(rows + (size_t)p * stride, c, f16), w[p]);
         vst1q_f32(out + c, a0);
     }
-    for (; c < n; c++) {
-        float acc = 0.0f;
-        for (p = 0; p < n_rows; p++) {
-            const unsigned char *r = rows + (size_t)p * stride;
-            acc += w[p] * (f16 ? bn_f16_to_f32(((const uint16_t *)r)[c]) : ((const float *)r)[c]);
-        }
-        out[c] = acc;
-    }
+    if (c < n) bn__wsum_rows_scalar(out + c, w, rows + (size_t)c * (f16 ? 2 : 4), stride, n_rows, n - c, f16);
 }
 
 static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {

@@ -64,6 +64,24 @@ static void bn__tdot_by_row(bn__trow_fn row_dot, const uint8_t *w, size_t row_by
             for (t = 0; t < n; t++) out[r * nt + t0 + t] = part[t];
         }
 }
+
+/* The same for float kernels written for one row (its 16-column blocks
+   block_step bytes apart) against BN__FTILE tokens (row_tile) or one
+   (row_one): a bn__fdot_fn that goes row by row. */
+typedef void (*bn__frow_fn)(const uint8_t *row, size_t block_step, bn_ftype type, int cols, const float *const *x,
+                            float *out);
+
+static void bn__fdot_by_row(bn__frow_fn row_tile, bn__frow_fn row_one, const uint8_t *w, size_t row_step,
+                            size_t block_step, int nr, bn_ftype type, int cols, const float *const *x, int nt,
+                            float *out) {
+    int r, t;
+    for (r = 0; r < nr; r++) {
+        const uint8_t *row = w + (size_t)r * row_step;
+        if (nt == BN__FTILE) row_tile(row, block_step, type, cols, x, out + r * nt);
+        else
+            for (t = 0; t < nt; t++) row_one(row, block_step, type, cols, x + t, out + r * nt + t);
+    }
+}
 #endif
 
 /* ---- CPU detection (asked each time: no global cache) ---- */
@@ -722,17 +740,17 @@ BN__TARGET_AVX2 BN__INLINE void bn__fdot_avx2_nt(const uint8_t *row, size_t bloc
     }
 }
 
-BN__TARGET_AVX2 static void bn__fdot_avx2(const uint8_t *w, size_t row_step, size_t block_step, int nr, bn_ftype type,
-                                          int cols, const float *const *x, int nt, float *out) {
-    int r, t;
-    for (r = 0; r < nr; r++) {
-        const uint8_t *row = w + (size_t)r * row_step;
-        if (nt == BN__FTILE) {
-            bn__fdot_avx2_nt(row, block_step, type, cols, x, BN__FTILE, out + r * nt);
-            continue;
-        }
-        for (t = 0; t < nt; t++) bn__fdot_avx2_nt(row, block_step, type, cols, x + t, 1, out + r * nt + t);
-    }
+BN__TARGET_AVX2 static void bn__frow_avx2_tile(const uint8_t *row, size_t block_step, bn_ftype type, int cols,
+                                               const float *const *x, float *out) {
+    bn__fdot_avx2_nt(row, block_step, type, cols, x, BN__FTILE, out);
+}
+BN__TARGET_AVX2 static void bn__frow_avx2_one(const uint8_t *row, size_t block_step, bn_ftype type, int cols,
+                                              const float *const *x, float *out) {
+    bn__fdot_avx2_nt(row, block_step, type, cols, x, 1, out);
+}
+static void bn__fdot_avx2(const uint8_t *w, size_t row_step, size_t block_step, int nr, bn_ftype type, int cols,
+                          const float *const *x, int nt, float *out) {
+    bn__fdot_by_row(bn__frow_avx2_tile, bn__frow_avx2_one, w, row_step, block_step, nr, type, cols, x, nt, out);
 }
 
 static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
@@ -941,17 +959,17 @@ BN__INLINE void bn__fdot_neon_nt(const uint8_t *row, size_t block_step, bn_ftype
     }
 }
 
+static void bn__frow_neon_tile(const uint8_t *row, size_t block_step, bn_ftype type, int cols, const float *const *x,
+                               float *out) {
+    bn__fdot_neon_nt(row, block_step, type, cols, x, BN__FTILE, out);
+}
+static void bn__frow_neon_one(const uint8_t *row, size_t block_step, bn_ftype type, int cols, const float *const *x,
+                              float *out) {
+    bn__fdot_neon_nt(row, block_step, type, cols, x, 1, out);
+}
 static void bn__fdot_neon(const uint8_t *w, size_t row_step, size_t block_step, int nr, bn_ftype type, int cols,
                           const float *const *x, int nt, float *out) {
-    int r, t;
-    for (r = 0; r < nr; r++) {
-        const uint8_t *row = w + (size_t)r * row_step;
-        if (nt == BN__FTILE) {
-            bn__fdot_neon_nt(row, block_step, type, cols, x, BN__FTILE, out + r * nt);
-            continue;
-        }
-        for (t = 0; t < nt; t++) bn__fdot_neon_nt(row, block_step, type, cols, x + t, 1, out + r * nt + t);
-    }
+    bn__fdot_by_row(bn__frow_neon_tile, bn__frow_neon_one, w, row_step, block_step, nr, type, cols, x, nt, out);
 }
 
 static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
