@@ -1264,6 +1264,13 @@ static int cmd_inspect(int argc, char **argv) {
 
 /* ------------------------------------------------------------ bench-batch */
 
+/* n token ids from the library's PRNG (the benchmarks' prompts). */
+static void bench_tokens(int32_t *tok, int n, int vocab, uint64_t *rng) {
+    int i;
+    for (i = 0; i < n; i++) tok[i] = (int32_t)(bn_rng_next(rng) % (uint64_t)vocab);
+}
+
+
 static const char *BENCH_BATCH_HELP =
     "usage: bitnet bench-batch -m DIR [-b 1,2,4,8,16] [-n STEPS] [--prompt-len N] [-t THREADS]\n"
     "                          [--layout i2|tq1] [--head f32|bf16|f16|i8] [--kv f32|f16]\n"
@@ -1314,8 +1321,7 @@ static int bench_one(const options *o, bn_model *model, int B, int steps, int pl
     rp.user = &count;
     if (bn_batcher_new(&b, ctx, &bp, &err) != BN_OK) rc = EXIT_RUN;
     for (i = 0; !rc && i < B; i++) {
-        int k;
-        for (k = 0; k < plen; k++) prompt[k] = (int32_t)(bn_rng_next(&rng) % (uint64_t)V);
+        bench_tokens(prompt, plen, V, &rng);
         if (bn_batcher_add(b, prompt, plen, &rp, NULL, &err) != BN_OK) rc = EXIT_RUN;
     }
     /* step 1 processes every prompt and samples each first token; then time */
@@ -1546,28 +1552,21 @@ static size_t decode_weight_bytes(const bn_model *m) {
     return total + (size_t)m->lm_head.rows * m->lm_head.cols * esz;
 }
 
-static void bench_tokens(int32_t *tok, int n, int vocab, uint32_t seed) {
-    int i;
-    for (i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        tok[i] = (int32_t)((seed >> 8) % (uint32_t)vocab);
-    }
-}
-
 /* Tokens per second of n_steps one-token steps after a prompt of n_prompt
    tokens (not timed); n_steps = 0 times the prompt itself (one bn_eval). */
 static double bench_eval(bn_context *ctx, int n_prompt, int n_steps, int vocab) {
     int32_t *tok = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_prompt), one[1];
     bn_error err;
     double t0 = 0.0, dt;
+    uint64_t rng = 7;
     int i, ok = tok != NULL;
     bn_context_reset(ctx);
-    if (ok) bench_tokens(tok, n_prompt, vocab, 7);
+    if (ok) bench_tokens(tok, n_prompt, vocab, &rng);
     if (n_steps == 0) t0 = bn_time_s();
     if (ok && bn_eval(ctx, 0, tok, n_prompt, &err) != BN_OK) ok = 0;
     if (n_steps > 0) t0 = bn_time_s();
     for (i = 0; ok && i < n_steps; i++) {
-        bench_tokens(one, 1, vocab, (uint32_t)i * 31u + 5u);
+        bench_tokens(one, 1, vocab, &rng);
         if (bn_eval(ctx, 0, one, 1, &err) != BN_OK) ok = 0;
     }
     dt = bn_time_s() - t0;
