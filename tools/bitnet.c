@@ -1271,13 +1271,26 @@ static void bench_tokens(int32_t *tok, int n, int vocab, uint64_t *rng) {
 }
 
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of n sorted values. */
+static double median_sorted(const double *v, int n) { return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
+
 static const char *BENCH_BATCH_HELP =
-    "usage: bitnet bench-batch -m DIR [-b 1,2,4,8,16] [-n STEPS] [--prompt-len N] [-t THREADS]\n"
+    "usage: bitnet bench-batch -m DIR [-b 1,2,4,8,16] [-n STEPS] [-r ROUNDS] [--prompt-len N] [-t THREADS]\n"
     "                          [--layout i2|tq1] [--head f32|bf16|f16|i8] [--kv f32|f16]\n"
     "Decoding throughput with B sequences at once (continuous batching through\n"
     "bn_batcher: one bn_forward per step, one token per sequence). Each sequence\n"
     "gets a prompt of --prompt-len ids (default 16); then STEPS decode steps are\n"
-    "timed (default 32). Prints total and per-sequence tok/s for each B.\n";
+    "timed (default 32). Prints total and per-sequence tok/s for each B.\n"
+    "-r ROUNDS (default 1) goes through the list of B that many times, so that the\n"
+    "runs of different B alternate; it prints each B's median, slowest and fastest\n"
+    "total tok/s, and as 'vs B=1' the median over rounds of the round's ratio to B = 1\n"
+    "(a shared machine's memory bandwidth drifts: the ratio of neighbouring runs is\n"
+    "steadier than the ratio of two medians).\n";
 
 typedef struct bench_count {
     int tokens;
@@ -1344,8 +1357,8 @@ static int cmd_bench_batch(int argc, char **argv) {
     bn_error err;
     const char *bs = "1,2,4,8,16";
     int32_t *list = NULL;
-    int i, n_b, steps = 32, plen = 16, rc = EXIT_OK;
-    double base = 0.0;
+    int i, k, n_b, steps = 32, plen = 16, rounds = 1, rc = EXIT_OK;
+    double *rates = NULL, *ratios = NULL;
     options_init(&o);
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -1364,6 +1377,13 @@ static int cmd_bench_batch(int argc, char **argv) {
         }
         if (!strcmp(a, "-b")) {
             if (!(bs = need_value(argc, argv, &i))) return EXIT_USAGE;
+        } else if (!strcmp(a, "-r")) {
+            const char *v = need_value(argc, argv, &i);
+            if (!v || !parse_int(a, v, &rounds)) return EXIT_USAGE;
+            if (rounds < 1) {
+                fprintf(stderr, "bitnet bench-batch: -r expects a number of rounds >= 1\n");
+                return EXIT_USAGE;
+            }
         } else if (!strcmp(a, "--prompt-len")) {
             const char *v = need_value(argc, argv, &i);
             if (!v || !parse_int(a, v, &plen) || plen < 1) return EXIT_USAGE;
@@ -1388,18 +1408,32 @@ static int cmd_bench_batch(int argc, char **argv) {
         free(list);
         return EXIT_LOAD;
     }
-    printf("%4s %12s %12s %8s\n", "B", "total tok/s", "tok/s/seq", "vs B=1");
+    rates = (double *)calloc((size_t)n_b * (size_t)rounds, sizeof(double));
+    ratios = (double *)calloc((size_t)n_b * (size_t)rounds, sizeof(double));
+    if (!rates || !ratios) rc = EXIT_RUN;
+    for (k = 0; !rc && k < rounds; k++) {
+        double base = 0.0;
+        if (rounds > 1) fprintf(stderr, "bitnet bench-batch: round %d of %d\n", k + 1, rounds);
+        for (i = 0; !rc && i < n_b; i++)
+            if (list[i] >= 1) rc = bench_one(&o, model, list[i], steps, plen, &rates[(size_t)i * rounds + k]);
+        for (i = 0; i < n_b; i++)
+            if (base == 0.0 && list[i] == 1) base = rates[(size_t)i * rounds + k];
+        for (i = 0; i < n_b; i++) ratios[(size_t)i * rounds + k] = base > 0.0 ? rates[(size_t)i * rounds + k] / base : 0.0;
+    }
+    if (!rc) printf("%4s %12s %9s %9s %12s %8s\n", "B", "total tok/s", "slowest", "fastest", "tok/s/seq", "vs B=1");
     for (i = 0; !rc && i < n_b; i++) {
-        double r = 0.0;
+        double *r = &rates[(size_t)i * rounds], med;
         if (list[i] < 1) continue;
-        rc = bench_one(&o, model, list[i], steps, plen, &r);
-        if (rc) break;
-        if (base == 0.0 && list[i] == 1) base = r;
-        printf("%4d %12.1f %12.1f %7.2fx\n", (int)list[i], r, r / list[i], base > 0 ? r / base : 0.0);
-        fflush(stdout);
+        qsort(r, (size_t)rounds, sizeof(double), cmp_double);
+        med = median_sorted(r, rounds);
+        qsort(&ratios[(size_t)i * rounds], (size_t)rounds, sizeof(double), cmp_double);
+        printf("%4d %12.1f %9.1f %9.1f %12.1f %7.2fx\n", (int)list[i], med, r[0], r[rounds - 1], med / list[i],
+               median_sorted(&ratios[(size_t)i * rounds], rounds));
     }
     bn_model_free(model);
     free(list);
+    free(rates);
+    free(ratios);
     return rc;
 }
 
