@@ -295,14 +295,16 @@ BN__TARGET_AVX512 BN__INLINE __mmask16 bn__mask16(int left) {
 
 /* The AVX-512 helpers use the maskz_ forms of intrinsics with an all-ones
    mask (BN__ALL16): g++ 12 reports the plain forms' "undefined" start
-   vector under -Wmaybe-uninitialized. Horizontal sums go through memory for
-   the same reason. */
+   vector under -Wmaybe-uninitialized. */
 #define BN__ALL16 ((__mmask16)0xffff)
 #define BN__ALL8 ((__mmask8)0xff)
+/* Lanes i and i + 8 added, then bn__fsum8. The halves are taken in
+   registers: stored as one vector and read back as two, they stalled
+   store-to-load forwarding, which made each attention score (one call per
+   key and head) cost about twice its FMAs. */
 BN__TARGET_AVX512 static float bn__fsum16(__m512 v) {
-    float lanes[16];
-    _mm512_storeu_ps(lanes, v);
-    return bn__fsum8(_mm256_add_ps(_mm256_loadu_ps(lanes), _mm256_loadu_ps(lanes + 8)));
+    __m256 hi = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(BN__ALL8, _mm512_castps_pd(v), 1));
+    return bn__fsum8(_mm256_add_ps(_mm512_castps512_ps256(v), hi));
 }
 
 BN__TARGET_AVX512 static float bn__dot_avx512(const float *a, const float *b, int n) {

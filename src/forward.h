@@ -70,7 +70,7 @@ struct bn_context {
     const bn_model *model;
     bn_context_params params;
     bn_pool *pool;
-    /* KV cache: [n_seq][n_layers][n_ctx][kv_dim] each, of params.kv_type
+    /* KV cache: [n_seq][n_layers][n_kv_heads][n_ctx][head_dim] each, of params.kv_type
        (f32 or f16: kv_esize bytes an element). */
     unsigned char *k_cache, *v_cache;
     size_t kv_esize;
@@ -86,7 +86,7 @@ struct bn_context {
     int8_t *xq;       /* quantized activations [n_batch][max(hidden, q_dim, intermediate)] */
     void *xn_mem, *xq_mem; /* the allocations behind xn and xq (64-byte aligned: SIMD operands) */
     float *act_scale; /* [n_batch] */
-    float *scores;    /* attention scores, one row of n_ctx per thread */
+    float *scores;    /* attention scratch, per thread (bn__scores_per_thread) */
     float *rope_cos, *rope_sin; /* [n_ctx][head_dim / 2], computed once */
     /* Logits of the tokens that asked for them. */
     float *logits;
@@ -110,10 +110,21 @@ BN_API bn_context_params bn_context_default_params(void) {
 
 static size_t bn__kv_dim(const bn_config *c) { return (size_t)c->n_kv_heads * c->head_dim; }
 
-/* Byte offset of the cache row of (seq, layer, pos). */
-static size_t bn__kv_offset(const bn_context *ctx, int seq, int layer, int pos) {
+/* A thread's attention scratch: scores for a GQA group's query heads, and a
+   head's partial weighted sum (bn__attn_heads). */
+static size_t bn__scores_per_thread(const bn_config *c, int n_ctx) {
+    return (size_t)(c->n_heads / c->n_kv_heads) * n_ctx + c->head_dim;
+}
+
+/* Byte offset of the cache row (head_dim elements) of K/V head `head` at
+   (seq, layer, pos). A head's rows are contiguous, so attention reads each
+   head's keys as one stream: rows of all heads side by side (each head's
+   row 2.5 KB from the next) made a 2048-token decode step's attention
+   almost twice as slow, the prefetchers not keeping up. */
+static size_t bn__kv_offset(const bn_context *ctx, int seq, int layer, int head, int pos) {
     const bn_config *c = &ctx->model->config;
-    return ((((size_t)seq * c->n_layers + layer) * ctx->params.n_ctx) + (size_t)pos) * bn__kv_dim(c) * ctx->kv_esize;
+    size_t slab = ((size_t)seq * c->n_layers + layer) * c->n_kv_heads + head;
+    return (slab * ctx->params.n_ctx + (size_t)pos) * c->head_dim * ctx->kv_esize;
 }
 
 /* The RoPE table: the angle of pair i at position p is computed in f32 as HF
@@ -180,7 +191,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     ctx->proj = BN_ALLOC(float, nb * c->hidden_size);
     ctx->xq = (int8_t *)bn__alloc_aligned(nb * wide, &ctx->xq_mem);
     ctx->act_scale = BN_ALLOC(float, nb);
-    ctx->scores = BN_ALLOC(float, (size_t)bn_pool_size(ctx->pool) * p.n_ctx);
+    ctx->scores = BN_ALLOC(float, (size_t)bn_pool_size(ctx->pool) * bn__scores_per_thread(c, p.n_ctx));
     ctx->logits_row = BN_ALLOC(int, nb);
     ctx->rope_cos = BN_ALLOC(float, (size_t)p.n_ctx * (c->head_dim / 2));
     ctx->rope_sin = BN_ALLOC(float, (size_t)p.n_ctx * (c->head_dim / 2));
@@ -238,15 +249,16 @@ BN_API void bn_seq_truncate(bn_context *ctx, int seq, int len) {
 BN_API bn_status bn_seq_copy(bn_context *ctx, int src, int dst, bn_error *err) {
     const bn_config *c = &ctx->model->config;
     size_t n;
-    int l;
+    int l, h;
     if (src < 0 || src >= ctx->params.n_seq || dst < 0 || dst >= ctx->params.n_seq)
         return bn_errorf(err, BN_ERR_ARG, "bn_seq_copy: sequence %d or %d is not in [0, %d)", src, dst, ctx->params.n_seq);
     if (src == dst) return BN_OK;
-    n = bn__kv_offset(ctx, 0, 0, ctx->seq_len[src]); /* bytes of the filled rows of one layer */
-    for (l = 0; l < c->n_layers; l++) {
-        memcpy(ctx->k_cache + bn__kv_offset(ctx, dst, l, 0), ctx->k_cache + bn__kv_offset(ctx, src, l, 0), n);
-        memcpy(ctx->v_cache + bn__kv_offset(ctx, dst, l, 0), ctx->v_cache + bn__kv_offset(ctx, src, l, 0), n);
-    }
+    n = bn__kv_offset(ctx, 0, 0, 0, ctx->seq_len[src]); /* bytes of the filled rows of one head */
+    for (l = 0; l < c->n_layers; l++)
+        for (h = 0; h < c->n_kv_heads; h++) {
+            memcpy(ctx->k_cache + bn__kv_offset(ctx, dst, l, h, 0), ctx->k_cache + bn__kv_offset(ctx, src, l, h, 0), n);
+            memcpy(ctx->v_cache + bn__kv_offset(ctx, dst, l, h, 0), ctx->v_cache + bn__kv_offset(ctx, src, l, h, 0), n);
+        }
     ctx->seq_len[dst] = ctx->seq_len[src];
     return BN_OK;
 }
@@ -374,49 +386,95 @@ static void bn__rope(const bn_context *ctx, float *v, int n_heads, int pos) {
     }
 }
 
-/* Attention for the (token, head) pairs of a batch, spread over the pool's threads. */
+/* Attention for the (token, head) pairs of a batch, spread over the pool's
+   threads. A task is a token and `heads` of its query heads that read the
+   same K/V head (grouped-query attention: 2B4T has 4 query heads per K/V
+   head), so that the task reads those K and V rows from memory once for all
+   of them rather than once per query head. */
 typedef struct bn__attn_job {
     bn_context *ctx;
-    int layer, n_tokens;
+    int layer, n_tokens, heads;
     const int32_t *pos, *seq;
 } bn__attn_job;
 
-/* One (token, head): scores with the dot helper, softmax, then the weighted
-   sum of V rows, all in an order that depends only on the token's position,
-   never on the rest of the batch. */
+/* Keys per pass over the cache: a pass's K (V) rows, 256 x head_dim
+   elements (128 KB for 2B4T in f32), stay in L2 while each head of the task
+   reads them. */
+#define BN__ATTN_CHUNK 256
+
+/* Query heads per task: the whole group, or fewer when the batch is too
+   small to give each thread about 4 tasks (2B4T, one token, 2 threads: 2
+   heads, 10 tasks). The numbers do not depend on it (see bn__attn_heads). */
+static int bn__attn_heads_per_task(int n_tokens, int n_heads, int group, int nth) {
+    int heads = group;
+    while (heads > 1 && (long)n_tokens * n_heads / heads < 4L * nth) {
+        do heads--;
+        while (group % heads);
+    }
+    return heads;
+}
+
+/* Attention of `heads` query heads q (head_dim floats each, one after the
+   other) that share the K/V rows kc, vc (row_bytes apart), over n_keys
+   positions, into out. scores holds heads x n_ctx floats plus head_dim.
+   Each head's result depends only on n_keys: scores with the dot helper,
+   softmax, then the weighted sum of V rows, in passes of BN__ATTN_CHUNK keys
+   whose partial sums are added in order. */
+static void bn__attn_heads(const bn__fops *fo, int heads, int hd, const float *q, float *out, const unsigned char *kc,
+                           const unsigned char *vc, size_t row_bytes, int n_keys, int f16, float *scores, int n_ctx) {
+    float scale = 1.0f / sqrtf((float)hd), *part = scores + (size_t)heads * n_ctx;
+    int j, p0, p, i;
+    for (p0 = 0; p0 < n_keys; p0 += BN__ATTN_CHUNK)
+        for (j = 0; j < heads; j++)
+            fo->dot_rows(scores + (size_t)j * n_ctx + p0, q + (size_t)j * hd, kc + (size_t)p0 * row_bytes, row_bytes,
+                         BN_MIN(n_keys - p0, BN__ATTN_CHUNK), hd, f16);
+    for (j = 0; j < heads; j++) {
+        float *sc = scores + (size_t)j * n_ctx, max = -INFINITY, sum;
+        for (p = 0; p < n_keys; p++) {
+            sc[p] *= scale;
+            max = BN_MAX(max, sc[p]);
+        }
+        sum = bn__softmax_exp(sc, max, n_keys);
+        for (p = 0; p < n_keys; p++) sc[p] /= sum;
+    }
+    for (p0 = 0; p0 < n_keys; p0 += BN__ATTN_CHUNK)
+        for (j = 0; j < heads; j++) {
+            float *o = out + (size_t)j * hd;
+            fo->wsum_rows(p0 ? part : o, scores + (size_t)j * n_ctx + p0, vc + (size_t)p0 * row_bytes, row_bytes,
+                          BN_MIN(n_keys - p0, BN__ATTN_CHUNK), hd, f16);
+            if (p0)
+                for (i = 0; i < hd; i++) o[i] += part[i];
+        }
+}
+
 static void bn__attn_worker(void *arg, int ith, int nth) {
     const bn__attn_job *job = (const bn__attn_job *)arg;
     bn_context *ctx = job->ctx;
-    const bn__fops *fo = &ctx->fops;
     const bn_config *c = &ctx->model->config;
-    int hd = c->head_dim, n_heads = c->n_heads, group = c->n_heads / c->n_kv_heads, lo, hi, task;
-    int f16 = ctx->params.kv_type == BN_FTYPE_F16;
-    size_t row_bytes = bn__kv_dim(c) * ctx->kv_esize, q_dim = (size_t)n_heads * hd;
-    float *scores = ctx->scores + (size_t)ith * ctx->params.n_ctx, scale = 1.0f / sqrtf((float)hd);
-    bn_split_range(job->n_tokens * n_heads, ith, nth, &lo, &hi);
+    int hd = c->head_dim, group = c->n_heads / c->n_kv_heads, per_token = c->n_heads / job->heads, lo, hi, task;
+    size_t q_dim = (size_t)c->n_heads * hd;
+    float *scores = ctx->scores + (size_t)ith * bn__scores_per_thread(c, ctx->params.n_ctx);
+    bn_split_range(job->n_tokens * per_token, ith, nth, &lo, &hi);
     for (task = lo; task < hi; task++) {
-        int t = task / n_heads, h = task % n_heads, kvh = h / group, n_keys = job->pos[t] + 1, p;
-        int seq = job->seq ? job->seq[t] : 0;
-        size_t head = bn__kv_offset(ctx, seq, job->layer, 0) + (size_t)kvh * hd * ctx->kv_esize;
-        const unsigned char *kc = ctx->k_cache + head, *vc = ctx->v_cache + head;
-        const float *q = ctx->q + (size_t)t * q_dim + (size_t)h * hd;
-        float *out = ctx->att + (size_t)t * q_dim + (size_t)h * hd, max = -INFINITY, sum;
+        int t = task / per_token, h = task % per_token * job->heads, seq = job->seq ? job->seq[t] : 0;
+        size_t head = bn__kv_offset(ctx, seq, job->layer, h / group, 0);
         /* causal: this token sees positions 0..pos of its own sequence */
-        fo->dot_rows(scores, q, kc, row_bytes, n_keys, hd, f16);
-        for (p = 0; p < n_keys; p++) {
-            scores[p] *= scale;
-            max = BN_MAX(max, scores[p]);
-        }
-        sum = bn__softmax_exp(scores, max, n_keys);
-        for (p = 0; p < n_keys; p++) scores[p] /= sum;
-        fo->wsum_rows(out, scores, vc, row_bytes, n_keys, hd, f16);
+        bn__attn_heads(&ctx->fops, job->heads, hd, ctx->q + (size_t)t * q_dim + (size_t)h * hd,
+                       ctx->att + (size_t)t * q_dim + (size_t)h * hd, ctx->k_cache + head, ctx->v_cache + head,
+                       (size_t)hd * ctx->kv_esize, job->pos[t] + 1, ctx->params.kv_type == BN_FTYPE_F16, scores,
+                       ctx->params.n_ctx);
     }
 }
 
-/* Store a token's K or V row (kv_dim floats) in the cache at byte offset at. */
-static void bn__kv_store(bn_context *ctx, unsigned char *cache, size_t at, const float *row, int kv_dim) {
-    if (ctx->params.kv_type == BN_FTYPE_F16) ctx->fops.to_f16((uint16_t *)(cache + at), row, kv_dim);
-    else memcpy(cache + at, row, sizeof(float) * (size_t)kv_dim);
+/* Store a token's K or V (kv_dim floats, head after head) in the cache at (seq, layer, pos). */
+static void bn__kv_store(bn_context *ctx, unsigned char *cache, int seq, int layer, int pos, const float *kv) {
+    const bn_config *c = &ctx->model->config;
+    int h, hd = c->head_dim;
+    for (h = 0; h < c->n_kv_heads; h++) {
+        unsigned char *at = cache + bn__kv_offset(ctx, seq, layer, h, pos);
+        if (ctx->params.kv_type == BN_FTYPE_F16) ctx->fops.to_f16((uint16_t *)at, kv + (size_t)h * hd, hd);
+        else memcpy(at, kv + (size_t)h * hd, sizeof(float) * (size_t)hd);
+    }
 }
 
 static void bn__capture(bn_context *ctx, int slot, const float *x, int n_tokens) {
@@ -445,17 +503,17 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     }
     for (t = 0; t < n; t++) {
         int seq = b->seq ? b->seq[t] : 0;
-        size_t at = bn__kv_offset(ctx, seq, l, b->pos[t]);
         bn__rope(ctx, ctx->q + (size_t)t * q_dim, c->n_heads, b->pos[t]);
         bn__rope(ctx, ctx->k + (size_t)t * kv_dim, c->n_kv_heads, b->pos[t]);
-        bn__kv_store(ctx, ctx->k_cache, at, ctx->k + (size_t)t * kv_dim, kv_dim);
-        bn__kv_store(ctx, ctx->v_cache, at, ctx->v + (size_t)t * kv_dim, kv_dim);
+        bn__kv_store(ctx, ctx->k_cache, seq, l, b->pos[t], ctx->k + (size_t)t * kv_dim);
+        bn__kv_store(ctx, ctx->v_cache, seq, l, b->pos[t], ctx->v + (size_t)t * kv_dim);
     }
     job.ctx = ctx;
     job.layer = l;
     job.n_tokens = n;
     job.pos = b->pos;
     job.seq = b->seq;
+    job.heads = bn__attn_heads_per_task(n, c->n_heads, c->n_heads / c->n_kv_heads, bn_pool_size(ctx->pool));
     bn_pool_run(ctx->pool, bn__attn_worker, &job);
     bn__rows(ctx, L, n, bn__row_attn_out);
     bn_tmat_matmul(&L->wo, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);

@@ -175,6 +175,69 @@ static void test_rows(void) {
 
 /* The f16 conversion is exact: bit for bit, over normal, subnormal,
    overflowing and halfway values. */
+/* ---- attention of a GQA group over a long cache (bn__attn_heads) ----
+   Against softmax attention in double, for every kernel, f32 and f16 rows,
+   across the BN__ATTN_CHUNK boundaries; and each head's result is the same
+   bit for bit whether it is computed alone or with the rest of its group. */
+static void test_attn_heads(void) {
+    enum { HD = 64, HEADS = 4, KEYS = 600 };
+    static const int n_keys_list[] = {1, 2, BN__ATTN_CHUNK - 1, BN__ATTN_CHUNK, BN__ATTN_CHUNK + 1, KEYS};
+    static unsigned char kc[KEYS * HD * 4], vc[KEYS * HD * 4];
+    static float scores[HEADS * KEYS + HD];
+    float q[HEADS * HD], out[HEADS * HD], solo[HD];
+    double sc[KEYS];
+    int k, f16, li, j, p, i, worst_ok = 1, same = 1;
+    double worst = 0.0;
+    for (k = -1; k < N_SIMD; k++) {
+        bn__fops f;
+        if (k < 0) bn__fops_init(&f, BN_KERNEL_SCALAR);
+        else if (!simd_fops(k, &f)) continue;
+        for (f16 = 0; f16 < 2; f16++) {
+            size_t row_bytes = (size_t)HD * (f16 ? 2 : 4);
+            for (p = 0; p < KEYS; p++)
+                for (i = 0; i < HD; i++) {
+                    float kv = rndf(-2, 2), vv = rndf(-2, 2);
+                    if (f16) {
+                        ((uint16_t *)kc)[p * HD + i] = bn_f32_to_f16(kv);
+                        ((uint16_t *)vc)[p * HD + i] = bn_f32_to_f16(vv);
+                    } else {
+                        ((float *)kc)[p * HD + i] = kv;
+                        ((float *)vc)[p * HD + i] = vv;
+                    }
+                }
+            for (i = 0; i < HEADS * HD; i++) q[i] = rndf(-1, 1);
+            for (li = 0; li < (int)(sizeof n_keys_list / sizeof n_keys_list[0]); li++) {
+                int n_keys = n_keys_list[li];
+                bn__attn_heads(&f, HEADS, HD, q, out, kc, vc, row_bytes, n_keys, f16, scores, KEYS);
+                for (j = 0; j < HEADS; j++) {
+                    double max = -1e300, sum = 0.0;
+                    for (p = 0; p < n_keys; p++) {
+                        double d = 0.0;
+                        for (i = 0; i < HD; i++)
+                            d += (double)q[j * HD + i] * (f16 ? bn_f16_to_f32(((uint16_t *)kc)[p * HD + i])
+                                                              : ((float *)kc)[p * HD + i]);
+                        sc[p] = d / sqrt((double)HD);
+                        if (sc[p] > max) max = sc[p];
+                    }
+                    for (p = 0; p < n_keys; p++) sum += (sc[p] = exp(sc[p] - max));
+                    for (i = 0; i < HD; i++) {
+                        double o = 0.0, err;
+                        for (p = 0; p < n_keys; p++)
+                            o += sc[p] / sum * (f16 ? bn_f16_to_f32(((uint16_t *)vc)[p * HD + i]) : ((float *)vc)[p * HD + i]);
+                        err = fabs(o - out[j * HD + i]);
+                        if (err > worst) worst = err;
+                        if (err > 1e-5) worst_ok = 0;
+                    }
+                    bn__attn_heads(&f, 1, HD, q + j * HD, solo, kc, vc, row_bytes, n_keys, f16, scores, KEYS);
+                    if (memcmp(solo, out + j * HD, sizeof solo) != 0) same = 0;
+                }
+            }
+        }
+    }
+    BNT_CHECKF(worst_ok, "attention differs from double by up to %g", worst);
+    BNT_CHECKF(same, "a head's attention depends on the heads computed with it");
+}
+
 static void test_to_f16(void) {
     bn__fops s, f;
     float x[MAXN];
@@ -535,6 +598,7 @@ int main(void) {
     BNT_RUN(test_scalar_reference);
     BNT_RUN(test_dot_axpy);
     BNT_RUN(test_rows);
+    BNT_RUN(test_attn_heads);
     BNT_RUN(test_to_f16);
     BNT_RUN(test_sumsq);
     BNT_RUN(test_elementwise);
