@@ -303,8 +303,10 @@ BN__TARGET_AVX512 BN__INLINE __mmask16 bn__mask16(int left) {
    store-to-load forwarding, which made each attention score (one call per
    key and head) cost about twice its FMAs. */
 BN__TARGET_AVX512 static float bn__fsum16(__m512 v) {
-    __m256 hi = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(BN__ALL8, _mm512_castps_pd(v), 1));
-    return bn__fsum8(_mm256_add_ps(_mm512_castps512_ps256(v), hi));
+    __m512d d = _mm512_castps_pd(v);
+    __m256 lo = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(BN__ALL8, d, 0));
+    __m256 hi = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(BN__ALL8, d, 1));
+    return bn__fsum8(_mm256_add_ps(lo, hi));
 }
 
 BN__TARGET_AVX512 static float bn__dot_avx512(const float *a, const float *b, int n) {
