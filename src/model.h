@@ -362,7 +362,7 @@ static bn_status bn__fmat_tile_from(bn_model *m, const bn_st_tensor *t, const vo
     if (!dst) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for '%s' (%llu bytes)", t->name, (unsigned long long)nbytes);
     for (r0 = 0; r0 < out->rows; r0 = r1) {
         r1 = (int)BN_MIN((size_t)r0 + piece_rows, (size_t)out->rows);
-        bn__fmat_tile_rows(dst, (const uint8_t *)src, out->rows, out->cols, esize, r0, r1);
+        bn__fmat_tile_rows(dst, (const uint8_t *)src, out->rows, out->cols, type, r0, r1);
         if (src == t->data) bn__release_pages(m, t, (const uint8_t *)src + (size_t)r0 * row_bytes, (size_t)(r1 - r0) * row_bytes);
     }
     out->type = type;

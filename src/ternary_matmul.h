@@ -48,7 +48,11 @@ typedef enum bn_ftype { BN_FTYPE_F32 = 0, BN_FTYPE_BF16, BN_FTYPE_F16, BN_FTYPE_
    kernels read a group's rows side by side, and tiled that is one stream
    from memory instead of six (as fast as one row at a time; four separate
    rows already cost 15 % on the 2B4T lm_head). Tiled matrices are padded with zeros
-   to whole groups and blocks; the loader tiles embeddings and lm_head. */
+   to whole groups and blocks; the loader tiles embeddings and lm_head.
+   BF16 blocks hold a row's 16 columns in the order 0, 8, 1, 9, ..., 7, 15:
+   each 32-bit word has column j in its low half and j + 8 in its high half,
+   so a shift and a mask turn the words into floats of columns 0-7 and 8-15
+   (instead of widening every value; bn_fmat_row reads either layout). */
 #define BN_FMAT_TILE_ROWS 6
 #define BN_FMAT_TILE_COLS 16
 
@@ -579,31 +583,44 @@ static size_t bn__fmat_tiled_bytes(int rows, int cols, bn_ftype type) {
     return groups * BN_FMAT_TILE_ROWS * bn__fmat_tiled_cols(cols) * bn__ftype_size(type);
 }
 
+/* Where column j (0..15) of a row's block lies in a tiled block: BF16
+   interleaves the two halves (see bn_fmat), the other types keep the order. */
+static size_t bn__ftile_pos(bn_ftype type, size_t j) {
+    if (type != BN_FTYPE_BF16) return j;
+    return j < 8 ? 2 * j : 2 * (j - 8) + 1;
+}
+
 /* The position of element (r, c) in m->data, in elements. */
 static size_t bn__fmat_index(const bn_fmat *m, size_t r, size_t c) {
     const size_t R = BN_FMAT_TILE_ROWS, C = BN_FMAT_TILE_COLS;
     if (!m->tiled) return r * (size_t)m->cols + c;
-    return (r / R) * R * bn__fmat_tiled_cols(m->cols) + (c / C) * R * C + (r % R) * C + c % C;
+    return (r / R) * R * bn__fmat_tiled_cols(m->cols) + (c / C) * R * C + (r % R) * C + bn__ftile_pos(m->type, c % C);
 }
 
-/* Rows [r0, r1) of the row-major `src` (rows x cols elements of esize bytes)
+/* Rows [r0, r1) of the row-major `src` (rows x cols elements of `type`)
    into the tiled `dst`, r0 a multiple of BN_FMAT_TILE_ROWS; the padding of
    those rows' groups is set to zero. */
-static void bn__fmat_tile_rows(uint8_t *dst, const uint8_t *src, int rows, int cols, size_t esize, int r0, int r1) {
-    const size_t R = BN_FMAT_TILE_ROWS, C = BN_FMAT_TILE_COLS, ncols = bn__fmat_tiled_cols(cols);
-    size_t g, r, c;
+static void bn__fmat_tile_rows(uint8_t *dst, const uint8_t *src, int rows, int cols, bn_ftype type, int r0, int r1) {
+    const size_t R = BN_FMAT_TILE_ROWS, C = BN_FMAT_TILE_COLS, ncols = bn__fmat_tiled_cols(cols),
+                 esize = bn__ftype_size(type);
+    size_t g, r, c, j;
     for (g = (size_t)r0 / R; g * R < (size_t)r1; g++) {
         uint8_t *group = dst + g * R * ncols * esize;
         memset(group, 0, R * ncols * esize);
         for (r = g * R; r < (g + 1) * R && r < (size_t)rows; r++)
-            for (c = 0; c < (size_t)cols; c += C)
-                memcpy(group + ((c / C) * R * C + (r % R) * C) * esize, src + (r * (size_t)cols + c) * esize,
-                       BN_MIN(C, (size_t)cols - c) * esize);
+            for (c = 0; c < (size_t)cols; c += C) {
+                uint8_t *block_row = group + ((c / C) * R * C + (r % R) * C) * esize;
+                const uint8_t *from = src + (r * (size_t)cols + c) * esize;
+                if (type != BN_FTYPE_BF16) memcpy(block_row, from, BN_MIN(C, (size_t)cols - c) * esize);
+                else
+                    for (j = 0; j < C && c + j < (size_t)cols; j++)
+                        memcpy(block_row + bn__ftile_pos(type, j) * esize, from + j * esize, esize);
+            }
     }
 }
 
 BN_API bn_status bn_fmat_tile(bn_fmat *dst, const bn_fmat *src, bn_error *err) {
-    size_t esize = bn__ftype_size(src->type), nbytes = bn__fmat_tiled_bytes(src->rows, src->cols, src->type);
+    size_t nbytes = bn__fmat_tiled_bytes(src->rows, src->cols, src->type);
     uint8_t *data;
     memset(dst, 0, sizeof *dst);
     if (src->tiled) return bn_errorf(err, BN_ERR_ARG, "bn_fmat_tile: the matrix is tiled already");
@@ -613,7 +630,7 @@ BN_API bn_status bn_fmat_tile(bn_fmat *dst, const bn_fmat *src, bn_error *err) {
         bn_fmat_free(dst);
         return bn_errorf(err, BN_ERR_NOMEM, "out of memory tiling a %d x %d matrix", src->rows, src->cols);
     }
-    bn__fmat_tile_rows(data, (const uint8_t *)src->data, src->rows, src->cols, esize, 0, src->rows);
+    bn__fmat_tile_rows(data, (const uint8_t *)src->data, src->rows, src->cols, src->type, 0, src->rows);
     if (dst->owned_scale) {
         memcpy(dst->owned_scale, src->row_scale, sizeof(float) * (size_t)src->rows);
         dst->row_scale = dst->owned_scale;
@@ -637,36 +654,41 @@ static float bn__fmat_at(const bn_fmat *m, size_t r, size_t c) {
    and nt <= BN__FTILE tokens. The weights come in blocks of 16 columns:
    columns 16b .. 16b + 15 of row r start at w + r * row_step + b * block_step
    bytes (row-major: row_step = a row's bytes, block_step = 16 elements'
-   bytes; tiled: 16 and 16 * BN_FMAT_TILE_ROWS elements' bytes). Each
-   (row, token) sum must be formed in the same order whatever the tile, so
-   that a token's logits do not depend on the batch it was decoded in. */
+   bytes; tiled: 16 and 16 * BN_FMAT_TILE_ROWS elements' bytes, and BF16
+   blocks interleaved, see bn_fmat). Each (row, token) sum must be formed in
+   the same order whatever the tile and the layout, so that a token's logits
+   do not depend on the batch it was decoded in. */
 #define BN__FROWS BN_FMAT_TILE_ROWS
-#define BN__FTILE 4
-typedef void (*bn__fdot_fn)(const uint8_t *w, size_t row_step, size_t block_step, int nr, bn_ftype type, int cols,
-                            const float *const *x, int nt, float *out);
+#define BN__FTILE 8
+typedef void (*bn__fdot_fn)(const uint8_t *w, size_t row_step, size_t block_step, int tiled, int nr, bn_ftype type,
+                            int cols, const float *const *x, int nt, float *out);
 
 /* The address of column c of row r (see bn__fdot_fn). */
-static const uint8_t *bn__fcol(const uint8_t *w, size_t row_step, size_t block_step, int r, int c, bn_ftype type) {
+static const uint8_t *bn__fcol(const uint8_t *w, size_t row_step, size_t block_step, int tiled, int r, int c,
+                               bn_ftype type) {
+    size_t j = (size_t)(c % BN_FMAT_TILE_COLS);
     return w + (size_t)r * row_step + (size_t)(c / BN_FMAT_TILE_COLS) * block_step +
-           (size_t)(c % BN_FMAT_TILE_COLS) * bn__ftype_size(type);
+           (tiled ? bn__ftile_pos(type, j) : j) * bn__ftype_size(type);
 }
 
-/* The dot of `cols` contiguous weights with x (the SIMD kernels' tails). */
-BN_MAYBE_UNUSED static float bn__fdot_scalar_one(const uint8_t *w, bn_ftype type, int cols, const float *x) {
-    size_t esize = bn__ftype_size(type);
+/* The dot of columns [c0, c1) of one row's 16-column block with x, which
+   points at the block's column 0 (the SIMD kernels' tails). */
+BN_MAYBE_UNUSED static float bn__fdot_block_part(const uint8_t *block, bn_ftype type, int tiled, int c0, int c1,
+                                                 const float *x) {
     float acc = 0.0f;
     int c;
-    for (c = 0; c < cols; c++) acc += bn__fweight(w + (size_t)c * esize, type) * x[c];
+    for (c = c0; c < c1; c++) acc += bn__fweight(bn__fcol(block, 0, 0, tiled, 0, c, type), type) * x[c];
     return acc;
 }
 
-static void bn__fdot_scalar(const uint8_t *w, size_t row_step, size_t block_step, int nr, bn_ftype type, int cols,
-                            const float *const *x, int nt, float *out) {
+static void bn__fdot_scalar(const uint8_t *w, size_t row_step, size_t block_step, int tiled, int nr, bn_ftype type,
+                            int cols, const float *const *x, int nt, float *out) {
     int r, t, c;
     for (r = 0; r < nr; r++)
         for (t = 0; t < nt; t++) {
             float acc = 0.0f;
-            for (c = 0; c < cols; c++) acc += bn__fweight(bn__fcol(w, row_step, block_step, r, c, type), type) * x[t][c];
+            for (c = 0; c < cols; c++)
+                acc += bn__fweight(bn__fcol(w, row_step, block_step, tiled, r, c, type), type) * x[t][c];
             out[r * nt + t] = acc;
         }
 }
@@ -718,7 +740,7 @@ static void bn__fmatmul_worker(void *arg, int ith, int nth) {
                 for (r = c0; r < c1; r += nr) {
                     nr = BN_MIN(c1 - r, BN__FROWS);
                     job->dot((const uint8_t *)m->data + (size_t)(r / BN__FROWS) * group_bytes, row_step, block_step,
-                             nr, m->type, m->cols, xs, nt, dots);
+                             m->tiled, nr, m->type, m->cols, xs, nt, dots);
                     for (i = 0; i < nr; i++) {
                         float s = m->type == BN_FTYPE_I8 ? m->row_scale[r + i] : 1.0f;
                         for (t = 0; t < nt; t++) job->y[(size_t)(t0 + t) * m->rows + r + i] = dots[i * nt + t] * s;

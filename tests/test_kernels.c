@@ -251,12 +251,14 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
         printf("  bn_fmat_tile: %s\n", err.msg);
         ok = 0;
     }
-    /* the tiled layout as documented: groups of BN_FMAT_TILE_ROWS rows, blocks of 16 columns */
+    /* the tiled layout as documented: groups of BN_FMAT_TILE_ROWS rows, blocks of 16 columns, a
+       BF16 row's 16 in the order 0, 8, 1, 9, ..., 7, 15 */
     for (r = 0; r < rows && ok; r++)
         for (c = 0; c < cols && ok; c++) {
             size_t cols16 = ((size_t)cols + 15) / 16 * 16, es = type == BN_FTYPE_F32 ? 4 : type == BN_FTYPE_I8 ? 1 : 2;
+            size_t j = (size_t)(c % 16), pos = type != BN_FTYPE_BF16 ? j : j < 8 ? 2 * j : 2 * (j - 8) + 1;
             size_t R = BN_FMAT_TILE_ROWS, at = (size_t)r / R * R * cols16 + (size_t)(c / 16) * 16 * R +
-                                              (size_t)r % R * 16 + (size_t)(c % 16);
+                                              (size_t)r % R * 16 + pos;
             if (memcmp((const char *)tiled.data + at * es, (const char *)data + ((size_t)r * cols + c) * es, es) != 0) {
                 printf("  tiled element (%d, %d) is not at %zu\n", r, c, at);
                 ok = 0;
@@ -324,10 +326,11 @@ static void test_fmat_matmul_all_types(void) {
     bn_pool *pool = bn_pool_new(2);
     size_t ti, ci;
     int ntok, rows, ok = 1;
-    /* rows 1..7 and 1..9 tokens: whole and partial tiles of 4 rows x 4 tokens */
+    /* rows 1..7 and 1..17 tokens: whole and partial tiles of 6 rows x 4 tokens, of 6 rows x 8
+       tokens (BF16 with AVX-512) and of 1 row x 4 tokens (AVX2, NEON) */
     for (ti = 0; ti < 4; ti++)
         for (ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++)
-            for (ntok = 1; ntok <= 9; ntok++)
+            for (ntok = 1; ntok <= 17; ntok++)
                 for (rows = 1 + (ntok + (int)ci) % 3; rows <= 7; rows += 3)
                     if (!check_fmat(types[ti], rows, cols_list[ci], ntok, ci % 2 ? pool : NULL)) ok = 0;
     BNT_CHECK(ok);
