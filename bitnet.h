@@ -3991,10 +3991,16 @@ BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_type(const uint8_t *w, size_t 
         A2 = _mm512_fmadd_ps(h2, xv, A2);                 \
     }
 
-/* x[0..7] (the lanes in `m`, others 0) in both halves of a vector */
+/* x[0..7] (the lanes in `m`, others 0) in both halves of a vector. A full
+   one is a single vbroadcastf64x4 from memory, written as asm: the intrinsic
+   trips g++ 12's -Wmaybe-uninitialized (its "undefined" start vector), and
+   its maskz_ form compiles to a load and a shuffle, 16 more shuffles a step. */
 BN__TARGET_AVX512 BN__INLINE __m512 bn__bcast8_ps(const float *x, __mmask8 m) {
-    if (m == (__mmask8)0xff) return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(x))));
-    return _mm512_castpd_ps(_mm512_maskz_broadcast_f64x4(BN__ALL8, _mm256_castps_pd(_mm256_maskz_loadu_ps(m, x))));
+    __m512 r;
+    if (m != (__mmask8)0xff)
+        return _mm512_castpd_ps(_mm512_maskz_broadcast_f64x4(BN__ALL8, _mm256_castps_pd(_mm256_maskz_loadu_ps(m, x))));
+    __asm__("{vbroadcastf64x4 %1, %0|vbroadcastf64x4 %0, %1}" : "=v"(r) : "m"(*(const float(*)[8])x));
+    return r;
 }
 
 /* The sums of lanes 0-7 and of lanes 8-15 of v, by the same tree. */
@@ -4002,8 +4008,11 @@ BN__TARGET_AVX512 static void bn__hsum_halves_ps512(__m512 v, float *first, floa
     v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(BN__ALL16, v, v, 0xb1)); /* + lane i ^ 4 */
     v = _mm512_add_ps(v, _mm512_maskz_permute_ps(BN__ALL16, v, 0x4e));        /* + lane i ^ 2 */
     v = _mm512_add_ps(v, _mm512_maskz_permute_ps(BN__ALL16, v, 0xb1));        /* + lane i ^ 1 */
-    *first = _mm_cvtss_f32(_mm512_castps512_ps128(v));
-    *second = _mm_cvtss_f32(_mm512_maskz_extractf32x4_ps(BN__ALL8, v, 2));
+    /* (both halves through maskz extracts: g++ 12 reports the casts' "undefined" vectors) */
+    *first = _mm_cvtss_f32(_mm256_castps256_ps128(
+        _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(BN__ALL8, _mm512_castps_pd(v), 0))));
+    *second = _mm_cvtss_f32(_mm256_castps256_ps128(
+        _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(BN__ALL8, _mm512_castps_pd(v), 1))));
 }
 
 BN__TARGET_AVX512 BN__INLINE void bn__fdot_bf16_avx512_tile(const uint8_t *w, size_t row_step, size_t block_step,
