@@ -3086,9 +3086,9 @@ static void bn__fmat_tile_rows(uint8_t *dst, const uint8_t *src, int rows, int c
                 uint8_t *block_row = group + ((c / C) * R * C + (r % R) * C) * esize;
                 const uint8_t *from = src + (r * (size_t)cols + c) * esize;
                 if (type != BN_FTYPE_BF16) memcpy(block_row, from, BN_MIN(C, (size_t)cols - c) * esize);
-                else
+                else /* interleaved (bn__ftile_pos), 2 bytes at a time: a constant size copies in one move */
                     for (j = 0; j < C && c + j < (size_t)cols; j++)
-                        memcpy(block_row + bn__ftile_pos(type, j) * esize, from + j * esize, esize);
+                        memcpy(block_row + bn__ftile_pos(BN_FTYPE_BF16, j) * 2, from + j * 2, 2);
             }
     }
 }
