@@ -1356,10 +1356,12 @@ static int bench_one(const options *o, bn_model *model, int B, int steps, int pl
     return rc;
 }
 
-/* The best seconds of `reps` calls of a ternary (ft == NULL) or float matmul of B tokens. */
+/* Bytes of one element of a float matrix. */
+static size_t ftype_bytes(bn_ftype type) { return type == BN_FTYPE_F32 ? 4 : type == BN_FTYPE_I8 ? 1 : 2; }
+
+/* The best seconds of `reps` calls of a ternary (t != NULL) or float (f) matmul of B tokens. */
 static double best_matmul_seconds(const bn_tmat *t, const bn_fmat *f, const int8_t *xq, const float *x,
-                                  const float *act_scale, int B, float *y, int reps) {
-    bn_kernel kernel = bn_kernel_detect(); /* once: cpuid can cost more than a small matmul in a VM */
+                                  const float *act_scale, int B, float *y, int reps, bn_kernel kernel) {
     double best = 1e30;
     int r;
     for (r = 0; r < reps; r++) {
@@ -1382,7 +1384,7 @@ static double matmul_floor_seconds(const bn_model *m, int B, int n_threads) {
     const size_t slice_bytes = (size_t)256 << 10;
     bn_tmat t = m->layers[0].w_gate;
     bn_fmat f = m->lm_head;
-    size_t row_bytes = t.nbytes / (size_t)t.rows, ternary_macs = 0, esize;
+    size_t row_bytes = t.nbytes / (size_t)t.rows, ternary_macs = 0;
     int cols = BN_MAX(t.cols, f.cols), l, i, frows;
     /* activations 64-byte aligned, as a context's are (a vector load that straddles two lines costs two) */
     char *mem = (char *)malloc((size_t)B * cols * 5 + 128);
@@ -1397,8 +1399,7 @@ static double matmul_floor_seconds(const bn_model *m, int B, int n_threads) {
     }
     t.rows = (int)BN_MIN((size_t)t.rows, BN_MAX(slice_bytes / row_bytes, 4));
     t.nbytes = (size_t)t.rows * row_bytes;
-    esize = f.type == BN_FTYPE_F32 ? 4 : f.type == BN_FTYPE_I8 ? 1 : 2;
-    frows = (int)(slice_bytes / ((size_t)f.cols * esize)) / BN_FMAT_TILE_ROWS * BN_FMAT_TILE_ROWS;
+    frows = (int)(slice_bytes / ((size_t)f.cols * ftype_bytes(f.type))) / BN_FMAT_TILE_ROWS * BN_FMAT_TILE_ROWS;
     f.rows = BN_MIN(f.rows, BN_MAX(frows, BN_FMAT_TILE_ROWS)); /* whole groups of a tiled matrix */
     y = (float *)malloc(sizeof(float) * (size_t)B * (size_t)BN_MAX(t.rows, f.rows));
     if (xq && x && scales && y) {
@@ -1407,8 +1408,9 @@ static double matmul_floor_seconds(const bn_model *m, int B, int n_threads) {
             x[i] = (float)(i * 37 % 255 - 127) / 127.0f;
         }
         for (i = 0; i < B; i++) scales[i] = 1.0f;
-        ts = best_matmul_seconds(&t, NULL, xq, NULL, scales, B, y, 20);
-        fs = best_matmul_seconds(NULL, &f, NULL, x, NULL, B, y, 20);
+        bn_kernel kernel = bn_kernel_detect(); /* once: cpuid can cost more than a small matmul in a VM */
+        ts = best_matmul_seconds(&t, NULL, xq, NULL, scales, B, y, 20, kernel);
+        fs = best_matmul_seconds(NULL, &f, NULL, x, NULL, B, y, 20, kernel);
         floor_s = ((double)ternary_macs / ((double)t.rows * t.cols) * ts +
                    (double)m->lm_head.rows / f.rows * fs) / n_threads;
     }
@@ -1658,15 +1660,14 @@ static double measure_bandwidth(int n_threads) {
 /* Bytes of weights one decode step reads: the ternary linears and lm_head. */
 static size_t decode_weight_bytes(const bn_model *m) {
     const bn_config *c = bn_model_config(m);
-    size_t total = 0, esz;
+    size_t total = 0;
     int l;
     for (l = 0; l < c->n_layers; l++) {
         const bn_layer *L = &m->layers[l];
         total += L->wq.nbytes + L->wk.nbytes + L->wv.nbytes + L->wo.nbytes + L->w_gate.nbytes + L->w_up.nbytes +
                  L->w_down.nbytes;
     }
-    esz = m->lm_head.type == BN_FTYPE_F32 ? 4 : m->lm_head.type == BN_FTYPE_I8 ? 1 : 2;
-    return total + (size_t)m->lm_head.rows * m->lm_head.cols * esz;
+    return total + (size_t)m->lm_head.rows * m->lm_head.cols * ftype_bytes(m->lm_head.type);
 }
 
 /* Tokens per second of n_steps one-token steps after a prompt of n_prompt
