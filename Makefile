@@ -17,10 +17,12 @@ bitnet.h: amalgamate.py LICENSE $(wildcard src/*.h)
 amalgamate:
 	python3 amalgamate.py
 
-# The `bitnet` command (tools/bitnet.c includes only bitnet.h).
-$(BUILD)/bitnet: tools/bitnet.c bitnet.h
+# The `bitnet` command: every tools/*.c is one translation unit of it; each includes only bitnet.h
+# (tools/bitnet.c holds the implementation) and tools/cli.h. New commands go in files of their own.
+TOOL_SRC := $(wildcard tools/*.c)
+$(BUILD)/bitnet: $(TOOL_SRC) $(wildcard tools/*.h) bitnet.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(WARN) tools/bitnet.c -o $@ $(LIBS)
+	$(CC) $(CFLAGS) $(WARN) $(TOOL_SRC) -o $@ $(LIBS)
 
 # Installs what the test suite needs on Debian/Ubuntu, only what is missing.
 deps:

@@ -12,7 +12,7 @@ trap 'rm -rf "$TMP"' EXIT
 BIN=build/bitnet
 HF=tests/fixtures/hf
 mkdir -p build
-if ! cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror tools/bitnet.c -o "$BIN" -lm -lpthread; then
+if ! cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror tools/*.c -o "$BIN" -lm -lpthread; then
     echo "test_cli: 0 passed, 1 failed"
     exit 1
 fi

@@ -17,10 +17,11 @@
        2  usage error (unknown option, missing or malformed argument)
        3  the model or tokenizer could not be loaded
 
-   Build: make (or cc -O2 tools/bitnet.c -o bitnet -lm -lpthread). */
+   Build: make (or: cc -O2 tools/[a-z]*.c -o bitnet -lm -lpthread). */
 #define _DEFAULT_SOURCE /* lets bitnet.h ask Linux for huge pages for the weights (madvise) */
 #define BITNET_IMPLEMENTATION
 #include "../bitnet.h"
+#include "cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,10 +39,6 @@
 #endif
 
 #define BENCH_MODEL "build/bitnet-2b4t-synth" /* bitnet bench's model when -m is not given */
-#define EXIT_OK 0
-#define EXIT_RUN 1
-#define EXIT_USAGE 2
-#define EXIT_LOAD 3
 
 static const char *EXIT_HELP = "exit status: 0 ok, 1 failure while running, 2 usage error, 3 model/tokenizer load failed\n";
 
