@@ -60,6 +60,11 @@ BN_API void bn_model_free(bn_model *model);
 BN_API const bn_config *bn_model_config(const bn_model *model);
 /* Bytes of files mapped and bytes allocated (converted weights) by the load. */
 BN_API void bn_model_memory(const bn_model *model, size_t *bytes_mapped, size_t *bytes_allocated);
+/* The loaded weights, read-only and owned by the model (for tools that measure them): layer's
+   ternary linears in the order q, k, v, o, gate, up, down (which = 0..6; NULL outside the
+   model), and the output head. */
+BN_API const bn_tmat *bn_model_linear(const bn_model *model, int layer, int which);
+BN_API const bn_fmat *bn_model_lm_head(const bn_model *model);
 /* Parse and validate a config.json text (and generation_config.json, may be
    NULL) into *cfg without loading weights; `what` names the file in errors. */
 BN_API bn_status bn_config_parse(bn_config *cfg, const char *config_json, const char *generation_config_json,
@@ -690,6 +695,23 @@ BN_API void bn_model_memory(const bn_model *model, size_t *bytes_mapped, size_t 
     if (bytes_mapped) *bytes_mapped = model->st ? model->st->bytes_mapped : 0;
     if (bytes_allocated) *bytes_allocated = model->bytes_allocated;
 }
+
+BN_API const bn_tmat *bn_model_linear(const bn_model *model, int layer, int which) {
+    const bn_layer *L;
+    if (layer < 0 || layer >= model->config.n_layers || which < 0 || which > 6) return NULL;
+    L = &model->layers[layer];
+    switch (which) {
+    case 0: return &L->wq;
+    case 1: return &L->wk;
+    case 2: return &L->wv;
+    case 3: return &L->wo;
+    case 4: return &L->w_gate;
+    case 5: return &L->w_up;
+    default: return &L->w_down;
+    }
+}
+
+BN_API const bn_fmat *bn_model_lm_head(const bn_model *model) { return &model->lm_head; }
 
 #endif /* BITNET_IMPLEMENTATION */
 #endif /* BN_PART_MODEL_H */

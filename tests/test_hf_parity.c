@@ -125,6 +125,24 @@ static double check_logits(const char *label, const float *got, const float *ref
     return e_all;
 }
 
+/* bn_model_linear / bn_model_lm_head give the matrices with HF's shapes [out, in], and NULL
+   outside the model. */
+static void check_weight_shapes(const bn_model *m, const bn_config *c) {
+    const int q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
+    const int rows[7] = {q, kv, kv, c->hidden_size, c->intermediate_size, c->intermediate_size, c->hidden_size};
+    const int cols[7] = {c->hidden_size, c->hidden_size, c->hidden_size, q, c->hidden_size, c->hidden_size,
+                         c->intermediate_size};
+    int l, k;
+    for (l = 0; l < c->n_layers; l++)
+        for (k = 0; k < 7; k++) {
+            const bn_tmat *t = bn_model_linear(m, l, k);
+            BNT_CHECKF(t && t->rows == rows[k] && t->cols == cols[k], "layer %d linear %d", l, k);
+        }
+    BNT_CHECK(bn_model_linear(m, c->n_layers, 0) == NULL && bn_model_linear(m, 0, 7) == NULL &&
+              bn_model_linear(m, -1, 0) == NULL);
+    BNT_CHECK(bn_model_lm_head(m)->rows == c->vocab_size && bn_model_lm_head(m)->cols == c->hidden_size);
+}
+
 static void check_case(int ci, int vi) {
     char dir[256], refpath[256], why[160];
     bn_model *model = NULL;
@@ -150,6 +168,7 @@ static void check_case(int ci, int vi) {
     hid = cfg->hidden_size;
     bn_model_memory(model, &mapped, &allocated);
     BNT_CHECK(mapped > 0 && allocated > 0);
+    check_weight_shapes(model, cfg);
 
     ids_f = ref_tensor(ref, NULL, "input_ids", &n_ids);
     ref_logits = ref_tensor(ref, variants[vi], "logits", &n_logits);

@@ -1,0 +1,607 @@
+/* bench.c: `bitnet bench` and `bitnet bench-batch`, the benchmarks.
+
+   bench: one sequence's prompt and decode speed against this machine's memory bandwidth (a
+   streaming read measured here with AVX-512 loads where the CPU has them): the roofline of a
+   decoder whose every step reads all the weights once.
+   bench-batch: the total decode speed of B sequences at once through bn_batcher, beside the
+   ceiling that the matrix kernels' in-cache rate sets.
+
+   Benchmarks, not tests: the numbers depend on the machine and its load. docs/benchmarks.md
+   has the figures per machine, each with its command. */
+#define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) for the bandwidth buffer */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#ifndef _WIN32
+#include <sys/mman.h>
+#include <sys/resource.h>
+#endif
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define BENCH_MODEL "build/bitnet-2b4t-synth" /* bitnet bench's model when -m is not given */
+
+/* n token ids from the library's PRNG (the benchmarks' prompts). */
+static void bench_tokens(int32_t *tok, int n, int vocab, uint64_t *rng) {
+    int i;
+    for (i = 0; i < n; i++) tok[i] = (int32_t)(bn_rng_next(rng) % (uint64_t)vocab);
+}
+
+/* Bytes of one element of a float matrix. */
+static size_t ftype_bytes(bn_ftype type) { return type == BN_FTYPE_F32 ? 4 : type == BN_FTYPE_I8 ? 1 : 2; }
+
+/* Bytes of weights one decode step reads: the ternary linears and lm_head. */
+static size_t decode_weight_bytes(const bn_model *m) {
+    const bn_fmat *head = bn_model_lm_head(m);
+    size_t total = 0;
+    int l, k;
+    for (l = 0; l < bn_model_config(m)->n_layers; l++)
+        for (k = 0; k < 7; k++) total += bn_model_linear(m, l, k)->nbytes;
+    return total + (size_t)head->rows * head->cols * ftype_bytes(head->type);
+}
+
+/* ------------------------------------------------------------------ bench */
+
+/* Peak resident set of this process in MB (0 where unknown). */
+static double peak_rss_mb(void) {
+#ifdef _WIN32
+    return 0.0;
+#else
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0.0;
+#if defined(__APPLE__)
+    return ru.ru_maxrss / 1e6; /* bytes */
+#else
+    return ru.ru_maxrss * 1024.0 / 1e6; /* KB */
+#endif
+#endif
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
+typedef struct bw_job {
+    const uint64_t *buf;
+    size_t n; /* words */
+    int prefetch;
+    uint64_t sums[256];
+} bw_job;
+
+/* The sum of words [lo, hi), with four independent chains. */
+static uint64_t bw_sum_plain(const uint64_t *buf, size_t lo, size_t hi, int prefetch) {
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    size_t i;
+    for (i = lo; i + 4 <= hi; i += 4) {
+        if (prefetch && i % 8 == 0) PREFETCH((const char *)(buf + i) + 16384);
+        a += buf[i];
+        b += buf[i + 1];
+        c += buf[i + 2];
+        d += buf[i + 3];
+    }
+    for (; i < hi; i++) a += buf[i];
+    return a + b + c + d;
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#include <immintrin.h>
+/* The same with 512-bit loads, so that the loop is bound by memory, not by adds. */
+__attribute__((target("avx512f"))) static uint64_t bw_sum_avx512(const uint64_t *buf, size_t lo, size_t hi,
+                                                                 int prefetch) {
+    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+    uint64_t lanes[8], s = 0;
+    size_t i;
+    for (i = lo; i + 32 <= hi; i += 32) {
+        if (prefetch) {
+            const char *ahead = (const char *)(buf + i) + 16384;
+            _mm_prefetch(ahead, _MM_HINT_T0);
+            _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            _mm_prefetch(ahead + 128, _MM_HINT_T0);
+            _mm_prefetch(ahead + 192, _MM_HINT_T0);
+        }
+        a = _mm512_add_epi64(a, _mm512_loadu_si512((const void *)(buf + i)));
+        b = _mm512_add_epi64(b, _mm512_loadu_si512((const void *)(buf + i + 8)));
+        c = _mm512_add_epi64(c, _mm512_loadu_si512((const void *)(buf + i + 16)));
+        d = _mm512_add_epi64(d, _mm512_loadu_si512((const void *)(buf + i + 24)));
+    }
+    _mm512_storeu_si512((void *)lanes, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+    for (i = 0; i < 8; i++) s += lanes[i];
+    return s + bw_sum_plain(buf, lo + (hi - lo) / 32 * 32, hi, 0);
+}
+#endif
+
+static void bw_worker(void *arg, int ith, int nth) {
+    bw_job *j = (bw_job *)arg;
+    size_t per = j->n / (size_t)nth / 32 * 32, lo = per * (size_t)ith, hi = ith == nth - 1 ? j->n : lo + per;
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    if (bn_kernel_supported(BN_KERNEL_AVX512)) {
+        j->sums[ith] = bw_sum_avx512(j->buf, lo, hi, j->prefetch);
+        return;
+    }
+#endif
+    j->sums[ith] = bw_sum_plain(j->buf, lo, hi, j->prefetch);
+}
+
+/* Best of 10 passes over a 1 GiB buffer (far larger than any cache), every
+   other one with software prefetch, on huge pages where the OS gives them:
+   the roofline is the fastest streaming read found here, not a slow one. */
+static double measure_bandwidth(int n_threads) {
+    const size_t bytes = (size_t)1 << 30, huge = (size_t)2 << 20;
+    bw_job job;
+    bn_pool *pool = bn_pool_new(n_threads);
+    double best = 0.0;
+    uint64_t keep = 0;
+    size_t i;
+    int rep;
+    char *raw = (char *)malloc(bytes + huge);
+    uint64_t *buf = raw ? (uint64_t *)(raw + (huge - (uintptr_t)raw % huge)) : NULL;
+    if (!buf || !pool) {
+        free(raw);
+        bn_pool_free(pool);
+        return 0.0;
+    }
+#if defined(MADV_HUGEPAGE)
+    madvise(buf, bytes, MADV_HUGEPAGE);
+#endif
+    for (i = 0; i < bytes / 8; i++) buf[i] = i;
+    memset(&job, 0, sizeof job);
+    job.buf = buf;
+    job.n = bytes / 8;
+    for (rep = 0; rep < 10; rep++) {
+        double t0 = bn_time_s(), dt;
+        job.prefetch = rep % 2;
+        bn_pool_run(pool, bw_worker, &job);
+        dt = bn_time_s() - t0;
+        if (bytes / dt / 1e9 > best) best = (double)bytes / dt / 1e9;
+        keep += job.sums[0];
+    }
+    if (keep == 42) printf(" "); /* the sums are used */
+    free(raw);
+    bn_pool_free(pool);
+    return best;
+}
+
+/* Tokens per second of n_steps one-token steps after a prompt of n_prompt
+   tokens (not timed); n_steps = 0 times the prompt itself (one bn_eval). */
+static double bench_eval(bn_context *ctx, int n_prompt, int n_steps, int vocab) {
+    int32_t *tok = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_prompt), one[1];
+    bn_error err;
+    double t0 = 0.0, dt;
+    uint64_t rng = 7;
+    int i, ok = tok != NULL;
+    bn_context_reset(ctx);
+    if (ok) bench_tokens(tok, n_prompt, vocab, &rng);
+    if (n_steps == 0) t0 = bn_time_s();
+    if (ok && bn_eval(ctx, 0, tok, n_prompt, &err) != BN_OK) ok = 0;
+    if (n_steps > 0) t0 = bn_time_s();
+    for (i = 0; ok && i < n_steps; i++) {
+        bench_tokens(one, 1, vocab, &rng);
+        if (bn_eval(ctx, 0, one, 1, &err) != BN_OK) ok = 0;
+    }
+    dt = bn_time_s() - t0;
+    free(tok);
+    if (!ok) {
+        fprintf(stderr, "bitnet bench: %s\n", tok ? err.msg : "out of memory");
+        return 0.0;
+    }
+    return (n_steps > 0 ? n_steps : n_prompt) / dt;
+}
+
+typedef struct bench_args {
+    cli_model model; /* -m and the engine options */
+    int quick, long_ctx;
+} bench_args;
+
+static void bench_defaults(void *p) {
+    bench_args *a = (bench_args *)p;
+    cli_model_defaults(&a->model);
+    a->model.dir = BENCH_MODEL;
+}
+
+static const cli_opt BENCH_OPTIONS[] = {
+    CLI_STRING("-m, --model", "DIR", bench_args, model.dir, "model folder"),
+    CLI_FLAG("--quick", bench_args, quick, "a smaller cache, no pp512, tg32 instead of tg128"),
+    CLI_INT("--ctx", "N", bench_args, long_ctx, 0, INT_MAX, "only the decode speed after N tokens of context; 0: off"),
+    CLI_INCLUDE("engine options", bench_args, model, CLI_ENGINE_OPTIONS),
+    CLI_END};
+
+/* Loads the model, writing the synthetic one first when it is the default and missing. */
+static int bench_load(const cli_model *m, bn_model **model, double *load_s) {
+    bn_model_params mp = cli_model_params(m);
+    bn_error err;
+    double t0;
+    if (!cli_file_exists(m->dir, "config.json")) {
+        if (strcmp(m->dir, BENCH_MODEL) != 0) {
+            fprintf(stderr, "bitnet bench: no config.json in %s\n", m->dir);
+            return EXIT_LOAD;
+        }
+        printf("bench: generating the 2B4T-shaped synthetic model in %s (once)\n", BENCH_MODEL);
+        fflush(stdout);
+        if (system("python3 tools/gen_synthetic.py " BENCH_MODEL) != 0) return EXIT_LOAD;
+    }
+    t0 = bn_time_s();
+    if (bn_model_load(model, m->dir, &mp, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench: cannot load the model: %s\n", err.msg);
+        return EXIT_LOAD;
+    }
+    *load_s = bn_time_s() - t0;
+    return EXIT_OK;
+}
+
+/* --ctx N: the decode speed after N tokens of context, nothing else. */
+static int bench_long_context(bn_model *model, bn_context_params cp, int n) {
+    bn_context *ctx = NULL;
+    bn_error err;
+    int vocab = bn_model_config(model)->vocab_size;
+    cp.n_ctx = n + 64;
+    cp.n_batch = 256;
+    if (bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench: %s\n", err.msg);
+        return EXIT_RUN;
+    }
+    bench_eval(ctx, 8, 4, vocab); /* warm-up */
+    printf("tg32 @ %d  %.2f tok/s (%d threads, kernel %s, KV cache %s)\n", n, bench_eval(ctx, n, 32, vocab),
+           cp.n_threads, bn_kernel_name(cp.kernel), cli_ftype_name(cp.kv_type));
+    bn_context_free(ctx);
+    return EXIT_OK;
+}
+
+/* The streaming read bandwidth with all threads and one, and the decode speeds against the
+   rooflines they set (bandwidth / bytes of weights per token). */
+static int bench_roofline(int n_threads, size_t wbytes, double tg, double tg1) {
+    double bw = measure_bandwidth(n_threads), bw1 = measure_bandwidth(1), roof, roof1;
+    if (bw <= 0.0 || bw1 <= 0.0) {
+        fprintf(stderr, "bitnet bench: no memory for the 1 GiB bandwidth buffer\n");
+        return EXIT_RUN;
+    }
+    roof = bw * 1e9 / (double)wbytes;
+    roof1 = bw1 * 1e9 / (double)wbytes;
+    printf("bandwidth  %.2f GB/s streaming read (%d threads), %.2f GB/s (1 thread)\n", bw, n_threads, bw1);
+    printf("roofline   %.2f tok/s = %.2f GB/s / %.1f MB per token; decode reaches %.1f %% of it\n", roof, bw,
+           wbytes / 1e6, 100.0 * tg / roof);
+    printf("roofline1  %.2f tok/s at 1 thread; decode reaches %.1f %%\n", roof1, 100.0 * tg1 / roof1);
+    return EXIT_OK;
+}
+
+static int bench_run(void *p, int argc, char **argv) {
+    const bench_args *a = (const bench_args *)p;
+    bn_context_params cp = cli_context_params(&a->model);
+    bn_model *model = NULL;
+    bn_context *ctx = NULL;
+    bn_error err;
+    const bn_config *c;
+    size_t mapped = 0, allocated = 0, wbytes, kv_bytes;
+    double load_s = 0.0, tg, tg1 = 0.0;
+    int rc = bench_load(&a->model, &model, &load_s), quick = a->quick;
+    (void)argc;
+    (void)argv;
+    if (rc) return rc;
+    c = bn_model_config(model);
+    bn_model_memory(model, &mapped, &allocated);
+    wbytes = decode_weight_bytes(model);
+    cp.n_threads = a->model.n_threads > 0 ? a->model.n_threads : bn_cpu_count();
+    cp.kernel = bn_kernel_detect();
+    if (a->long_ctx > 0) {
+        rc = bench_long_context(model, cp, a->long_ctx);
+        bn_model_free(model);
+        return rc;
+    }
+    cp.n_ctx = quick ? 256 : 640;
+    cp.n_batch = quick ? 128 : 512;
+    if (bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench: %s\n", err.msg);
+        bn_model_free(model);
+        return EXIT_RUN;
+    }
+    kv_bytes = (size_t)2 * c->n_layers * cp.n_ctx * c->n_kv_heads * c->head_dim * (cp.kv_type == BN_FTYPE_F16 ? 2 : 4);
+    printf("model      %s: %d layers, hidden %d, ffn %d, vocab %d, loaded in %.1f s\n", a->model.dir, c->n_layers,
+           c->hidden_size, c->intermediate_size, c->vocab_size, load_s);
+    printf("layout     %s, lm_head %s, kernel %s, threads %d\n",
+           bn_model_linear(model, 0, 0)->layout == BN_TLAYOUT_TQ1 ? "tq1" : "i2",
+           cli_ftype_name(bn_model_lm_head(model)->type), bn_kernel_name(cp.kernel), cp.n_threads);
+    printf("memory     mapped %.1f MB, allocated %.1f MB, KV cache %.1f MB (%s, n_ctx %d)\n", mapped / 1e6,
+           allocated / 1e6, kv_bytes / 1e6, cli_ftype_name(cp.kv_type), cp.n_ctx);
+    printf("weights    %.1f MB read per decoded token (ternary linears + lm_head)\n", wbytes / 1e6);
+    fflush(stdout);
+    bench_eval(ctx, 8, 0, c->vocab_size); /* warm-up: first touch of the weights, KV cache, scratch */
+    printf("pp128      %.2f tok/s\n", bench_eval(ctx, 128, 0, c->vocab_size));
+    fflush(stdout);
+    if (!quick) {
+        printf("pp512      %.2f tok/s\n", bench_eval(ctx, 512, 0, c->vocab_size));
+        fflush(stdout);
+    }
+    tg = bench_eval(ctx, 1, quick ? 32 : 128, c->vocab_size);
+    printf("tg%-3d      %.2f tok/s (%d threads), %.2f GB/s of weights\n", quick ? 32 : 128, tg, cp.n_threads,
+           tg * wbytes / 1e9);
+    fflush(stdout);
+    bn_context_free(ctx);
+    ctx = NULL;
+    cp.n_threads = 1;
+    if (bn_context_new(&ctx, model, &cp, &err) == BN_OK) {
+        tg1 = bench_eval(ctx, 1, quick ? 16 : 64, c->vocab_size);
+        printf("tg (1 thr) %.2f tok/s, %.2f GB/s of weights\n", tg1, tg1 * wbytes / 1e9);
+        if (!quick) printf("pp128 (1)  %.2f tok/s\n", bench_eval(ctx, 128, 0, c->vocab_size));
+        fflush(stdout);
+        bn_context_free(ctx);
+    }
+    /* The budget is the model's files + KV cache + 64 MB: the load converts
+       the packed weights, copies the float matrices into their tiled layout
+       and drops the file pages it no longer reads, so what stays is about
+       one copy of the model. (Measured before the bandwidth buffer.) */
+    printf("peak RSS   %.1f MB (model files %.1f MB, allocated %.1f MB, KV %.1f MB; budget: files + KV + 64 MB = %.1f "
+           "MB)\n",
+           peak_rss_mb(), mapped / 1e6, allocated / 1e6, kv_bytes / 1e6, (mapped + kv_bytes) / 1e6 + 64.0);
+    bn_model_free(model);
+    return bench_roofline(a->model.n_threads > 0 ? a->model.n_threads : bn_cpu_count(), wbytes, tg, tg1);
+}
+
+const cli_command cmd_bench = {
+    "bench",
+    "prompt and decode speed against the memory bandwidth (roofline)",
+    "[-m DIR] [options]",
+    "Prompt and decode speed against this machine's memory bandwidth: pp128 and pp512 (one bn_eval of\n"
+    "128 / 512 tokens), tg128 (128 one-token steps) with all threads and with one, the bytes of weights a\n"
+    "decode step reads, the streaming read bandwidth measured here, the roofline (bandwidth / bytes per\n"
+    "token) and the peak RSS. Without -m it measures " BENCH_MODEL ", which tools/gen_synthetic.py\n"
+    "writes on first use (the 2B4T shape, random weights). A benchmark, not a test: the numbers\n"
+    "depend on the machine and its load.\n",
+    BENCH_OPTIONS,
+    sizeof(bench_args),
+    bench_defaults,
+    bench_run,
+    0,
+    0};
+
+/* ------------------------------------------------------------------ bench-batch */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of n sorted values. */
+static double median_sorted(const double *v, int n) { return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
+
+typedef struct bench_count {
+    int tokens;
+} bench_count;
+
+static int bench_on_token(void *user, int id, int32_t token, const float *logits) {
+    (void)(id);
+    (void)(token);
+    (void)(logits);
+    ((bench_count *)user)->tokens++;
+    return 0;
+}
+
+/* Decode steps/sec with B sequences; *tok_s gets total tokens/s. */
+static int bench_one(const cli_model *m, bn_model *model, int B, int steps, int plen, double *tok_s) {
+    bn_context_params cp = cli_context_params(m);
+    bn_context *ctx = NULL;
+    bn_batcher *b = NULL;
+    bn_batcher_params bp = bn_batcher_default_params();
+    bn_request_params rp = bn_request_default_params();
+    bench_count count;
+    bn_error err;
+    int32_t *prompt = (int32_t *)malloc(sizeof(int32_t) * (size_t)plen);
+    int i, n_active = 0, V = bn_model_config(model)->vocab_size, rc = EXIT_OK;
+    double t0;
+    uint64_t rng = 1234;
+    cp.n_seq = B;
+    cp.n_ctx = plen + steps + 4;
+    cp.n_batch = MAX(B * plen, B);
+    if (!prompt || bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench-batch: %s\n", prompt ? err.msg : "out of memory");
+        free(prompt);
+        return EXIT_RUN;
+    }
+    bp.prefill_chunk = B * plen;
+    rp.max_new_tokens = steps + 2;
+    rp.ignore_eos = 1;
+    rp.on_token = bench_on_token;
+    rp.user = &count;
+    if (bn_batcher_new(&b, ctx, &bp, &err) != BN_OK) rc = EXIT_RUN;
+    for (i = 0; !rc && i < B; i++) {
+        bench_tokens(prompt, plen, V, &rng);
+        if (bn_batcher_add(b, prompt, plen, &rp, NULL, &err) != BN_OK) rc = EXIT_RUN;
+    }
+    /* step 1 processes every prompt and samples each first token; then time */
+    if (!rc && bn_batcher_step(b, &n_active, &err) != BN_OK) rc = EXIT_RUN;
+    count.tokens = 0;
+    t0 = bn_time_s();
+    for (i = 0; !rc && i < steps; i++)
+        if (bn_batcher_step(b, &n_active, &err) != BN_OK) rc = EXIT_RUN;
+    *tok_s = rc ? 0.0 : count.tokens / (bn_time_s() - t0);
+    if (rc) fprintf(stderr, "bitnet bench-batch: %s\n", err.msg);
+    bn_batcher_free(b);
+    bn_context_free(ctx);
+    free(prompt);
+    return rc;
+}
+
+/* The best seconds of `reps` calls of a ternary (t != NULL) or float (f) matmul of B tokens. */
+static double best_matmul_seconds(const bn_tmat *t, const bn_fmat *f, const int8_t *xq, const float *x,
+                                  const float *act_scale, int B, float *y, int reps, bn_kernel kernel) {
+    double best = 1e30;
+    int r;
+    for (r = 0; r < reps; r++) {
+        double t0 = bn_time_s(), dt;
+        if (t)
+            bn_tmat_matmul(t, xq, act_scale, B, y, NULL, kernel);
+        else
+            bn_fmat_matmul_kernel(f, x, B, y, NULL, kernel);
+        dt = bn_time_s() - t0;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
+/* Seconds a decode step of B tokens spends in matrix products at best: each
+   family's multiply-adds at the rate its kernel reaches on one thread over a
+   slice of about 256 KB of the model's own weights (in L2 after the first
+   call), times n_threads. An upper bound on speed: it leaves out memory,
+   attention and everything else, and assumes the threads scale perfectly. */
+static double matmul_floor_seconds(const bn_model *m, int B, int n_threads) {
+    const bn_config *cfg = bn_model_config(m);
+    const size_t slice_bytes = (size_t)256 << 10;
+    bn_tmat t = *bn_model_linear(m, 0, 4); /* gate_proj */
+    bn_fmat f = *bn_model_lm_head(m);
+    size_t row_bytes = t.nbytes / (size_t)t.rows, ternary_macs = 0;
+    int cols = MAX(t.cols, f.cols), l, i, frows;
+    /* activations 64-byte aligned, as a context's are (a vector load that straddles two lines costs two) */
+    char *mem = (char *)malloc((size_t)B * cols * 5 + 128);
+    int8_t *xq = mem ? (int8_t *)(mem + (64 - (uintptr_t)mem % 64)) : NULL;
+    float *x = mem ? (float *)(xq + ((size_t)B * cols + 63) / 64 * 64) : NULL;
+    float *scales = (float *)malloc(sizeof(float) * (size_t)B), *y;
+    double ts, fs, floor_s = 0.0;
+    for (l = 0; l < cfg->n_layers; l++)
+        for (i = 0; i < 7; i++) ternary_macs += (size_t)bn_model_linear(m, l, i)->rows * bn_model_linear(m, l, i)->cols;
+    t.rows = (int)MIN((size_t)t.rows, MAX(slice_bytes / row_bytes, 4));
+    t.nbytes = (size_t)t.rows * row_bytes;
+    frows = (int)(slice_bytes / ((size_t)f.cols * ftype_bytes(f.type))) / BN_FMAT_TILE_ROWS * BN_FMAT_TILE_ROWS;
+    f.rows = MIN(f.rows, MAX(frows, BN_FMAT_TILE_ROWS)); /* whole groups of a tiled matrix */
+    y = (float *)malloc(sizeof(float) * (size_t)B * (size_t)MAX(t.rows, f.rows));
+    if (xq && x && scales && y) {
+        for (i = 0; i < B * cols; i++) {
+            xq[i] = (int8_t)(i * 37 % 255 - 127);
+            x[i] = (float)(i * 37 % 255 - 127) / 127.0f;
+        }
+        for (i = 0; i < B; i++) scales[i] = 1.0f;
+        bn_kernel kernel = bn_kernel_detect(); /* once: cpuid can cost more than a small matmul in a VM */
+        ts = best_matmul_seconds(&t, NULL, xq, NULL, scales, B, y, 20, kernel);
+        fs = best_matmul_seconds(NULL, &f, NULL, x, NULL, B, y, 20, kernel);
+        floor_s =
+            ((double)ternary_macs / ((double)t.rows * t.cols) * ts + (double)bn_model_lm_head(m)->rows / f.rows * fs) /
+            n_threads;
+    }
+    free(mem);
+    free(scales);
+    free(y);
+    return floor_s;
+}
+typedef struct bench_batch_args {
+    cli_model model; /* -m and the engine options */
+    const char *sizes;
+    int steps, prompt_len, rounds;
+} bench_batch_args;
+
+static void bench_batch_defaults(void *p) {
+    bench_batch_args *a = (bench_batch_args *)p;
+    cli_model_defaults(&a->model);
+    a->sizes = "1,2,4,8,16";
+    a->steps = 32;
+    a->prompt_len = 16;
+    a->rounds = 1;
+}
+
+static const cli_opt BENCH_BATCH_OPTIONS[] = {
+    CLI_STRING("-m, --model", "DIR", bench_batch_args, model.dir, "model folder"),
+    CLI_STRING("-b, --batch-sizes", "LIST", bench_batch_args, sizes, "the batch sizes B to measure"),
+    CLI_INT("-n, --steps", "N", bench_batch_args, steps, 1, INT_MAX, "decode steps timed for each B"),
+    CLI_INT("--prompt-len", "N", bench_batch_args, prompt_len, 1, INT_MAX, "prompt ids per sequence"),
+    CLI_INT("-r, --rounds", "N", bench_batch_args, rounds, 1, 1000,
+            "go through the list of B N times, so that the runs of different B alternate"),
+    CLI_INCLUDE("engine options", bench_batch_args, model, CLI_ENGINE_OPTIONS),
+    CLI_END};
+
+/* The table: each B's median, slowest and fastest total tok/s over the rounds (sorted here),
+   the median of its per-round ratio to B = 1, and the matmul ceiling. */
+static void bench_batch_table(const int32_t *sizes, int n_b, int rounds, double *rates, double *ratios,
+                              const double *floors) {
+    double base_med = 0.0;
+    int i;
+    for (i = 0; i < n_b; i++) {
+        qsort(&rates[(size_t)i * rounds], (size_t)rounds, sizeof(double), cmp_double);
+        qsort(&ratios[(size_t)i * rounds], (size_t)rounds, sizeof(double), cmp_double);
+        if (sizes[i] == 1 && base_med == 0.0) base_med = median_sorted(&rates[(size_t)i * rounds], rounds);
+    }
+    printf("%4s %12s %9s %9s %12s %8s %18s\n", "B", "total tok/s", "slowest", "fastest", "tok/s/seq", "vs B=1",
+           "ceiling");
+    for (i = 0; i < n_b; i++) {
+        const double *r = &rates[(size_t)i * rounds];
+        double med = median_sorted(r, rounds), ceiling = floors[i] > 0.0 ? sizes[i] / floors[i] : 0.0;
+        if (sizes[i] < 1) continue;
+        printf("%4d %12.1f %9.1f %9.1f %12.1f %7.2fx %9.1f", (int)sizes[i], med, r[0], r[rounds - 1], med / sizes[i],
+               median_sorted(&ratios[(size_t)i * rounds], rounds), ceiling);
+        if (base_med > 0.0) printf(" (%5.2fx)", ceiling / base_med);
+        printf("\n");
+    }
+}
+
+static int bench_batch_run(void *p, int argc, char **argv) {
+    const bench_batch_args *a = (const bench_batch_args *)p;
+    bn_model_params mp = cli_model_params(&a->model);
+    bn_model *model = NULL;
+    bn_error err;
+    int32_t *sizes = NULL;
+    int i, k, n_b, rounds = a->rounds, rc = EXIT_OK;
+    int n_threads = a->model.n_threads > 0 ? a->model.n_threads : bn_cpu_count();
+    double *rates, *ratios, *floors;
+    (void)argc;
+    (void)argv;
+    n_b = cli_parse_ids(a->sizes, &sizes);
+    if (n_b <= 0) {
+        free(sizes);
+        return cli_usage_error(&cmd_bench_batch, "-b expects batch sizes such as 1,2,4,8, got '%s'", a->sizes);
+    }
+    if (!a->model.dir) {
+        free(sizes);
+        return cli_usage_error(&cmd_bench_batch, "no model given: use -m DIR");
+    }
+    if (bn_model_load(&model, a->model.dir, &mp, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench-batch: cannot load the model: %s\n", err.msg);
+        free(sizes);
+        return EXIT_LOAD;
+    }
+    rates = (double *)calloc((size_t)n_b * (size_t)rounds, sizeof(double));
+    floors = (double *)calloc((size_t)n_b, sizeof(double));
+    ratios = (double *)calloc((size_t)n_b * (size_t)rounds, sizeof(double));
+    if (!rates || !ratios || !floors) rc = EXIT_RUN;
+    for (k = 0; !rc && k < rounds; k++) {
+        double base = 0.0;
+        if (rounds > 1) fprintf(stderr, "bitnet bench-batch: round %d of %d\n", k + 1, rounds);
+        for (i = 0; !rc && i < n_b; i++) {
+            double f;
+            if (sizes[i] < 1) continue;
+            rc = bench_one(&a->model, model, sizes[i], a->steps, a->prompt_len, &rates[(size_t)i * rounds + k]);
+            /* the best of the rounds: a busy host slows the in-cache rate too */
+            f = matmul_floor_seconds(model, (int)sizes[i], n_threads);
+            if (f > 0.0 && (floors[i] == 0.0 || f < floors[i])) floors[i] = f;
+        }
+        for (i = 0; i < n_b; i++)
+            if (base == 0.0 && sizes[i] == 1) base = rates[(size_t)i * rounds + k];
+        for (i = 0; i < n_b; i++)
+            ratios[(size_t)i * rounds + k] = base > 0.0 ? rates[(size_t)i * rounds + k] / base : 0.0;
+    }
+    if (!rc) bench_batch_table(sizes, n_b, rounds, rates, ratios, floors);
+    bn_model_free(model);
+    free(sizes);
+    free(rates);
+    free(ratios);
+    free(floors);
+    return rc;
+}
+
+const cli_command cmd_bench_batch = {
+    "bench-batch",
+    "decoding throughput with B sequences at once",
+    "-m DIR [options]",
+    "Decoding throughput with B sequences at once (continuous batching through bn_batcher: one\n"
+    "bn_forward per step, one token per sequence). Each sequence gets a prompt of --prompt-len ids;\n"
+    "then --steps decode steps are timed. Prints each B's median, slowest and fastest total tok/s over\n"
+    "the rounds, tok/s per sequence, and as 'vs B=1' the median over rounds of the round's ratio to\n"
+    "B = 1 (a shared machine's memory bandwidth drifts: the ratio of neighbouring runs is steadier\n"
+    "than the ratio of two medians).\n"
+    "'ceiling' is the most a step of B tokens could give if it did nothing but its matrix products\n"
+    "(the ternary linears and the lm_head) at the rate the kernels reach on weights already in cache\n"
+    "(one thread measured, best of the rounds, times the threads), with its ratio to B = 1's median:\n"
+    "where memory is no longer the limit, the arithmetic is, and no batch size goes past it.\n",
+    BENCH_BATCH_OPTIONS,
+    sizeof(bench_batch_args),
+    bench_batch_defaults,
+    bench_batch_run,
+    0,
+    0};
