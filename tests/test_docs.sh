@@ -1,0 +1,34 @@
+#!/bin/sh
+# README.md and docs/: the README stays within 12 KB, and every relative link in them leads to a
+# file that exists and, for "file#anchor", to a heading of that file (GitHub's anchor rules).
+# Prints "test_docs: N passed, M failed".
+cd "$(dirname "$0")/.." || exit 1
+python3 - <<'PY'
+import glob, os, re, sys
+passed = failed = 0
+def check(ok, name):
+    global passed, failed
+    if ok: passed += 1; print("ok   " + name)
+    else: failed += 1; print("FAIL " + name)
+def anchors(path):
+    out = set()
+    for line in open(path, encoding="utf-8"):
+        m = re.match(r"#+ (.*)", line)
+        if m:
+            a = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            out.add(a)
+    return out
+size = os.path.getsize("README.md")
+check(size <= 12 * 1024, "README.md is %d bytes (at most 12288)" % size)
+for doc in ["README.md"] + sorted(glob.glob("docs/*.md")):
+    bad = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", open(doc, encoding="utf-8").read()):
+        if re.match(r"[a-z]+:", target): continue  # http:, https:, mailto:
+        path, _, anchor = target.partition("#")
+        full = os.path.normpath(os.path.join(os.path.dirname(doc), path)) if path else doc
+        if not os.path.exists(full): bad.append(target)
+        elif anchor and full.endswith(".md") and anchor not in anchors(full): bad.append(target)
+    check(not bad, "%s: links resolve%s" % (doc, " (broken: %s)" % ", ".join(bad) if bad else ""))
+print("test_docs: %d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)
+PY
