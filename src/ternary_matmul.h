@@ -375,7 +375,7 @@ typedef struct bn__tmatmul_job {
     int32_t *out_i32;                 /* either this (one matrix) ... */
     float *out_f32[BN__MAX_FUSED];    /* ... or these, with act_scale */
     const float *act_scale;
-    long long next;                   /* work handed out so far (bn__take_part) */
+    bn__split split;                  /* the work: row groups x token tiles (bn__tmatmul_worker) */
 } bn__tmatmul_job;
 
 /* One tile of up to BN__TTILE tokens, as the kernels want them: pointers to
@@ -494,19 +494,17 @@ static void bn__tmatmul_groups(const bn__tmatmul_job *job, const bn__ttile *tile
     }
 }
 
-/* One thread: parts of the work taken as it goes (bn__take_part). The work
-   is every group of BN__RTILE rows of the job's matrices for every tile of
-   BN__TTILE tokens, tile by tile: a tile's activations stay in L1 while the
-   rows stream past, and a thread prepares each tile at most once. */
+/* One thread: its parts of the work (bn__split). The work is every group of
+   BN__RTILE rows of the job's matrices for every tile of BN__TTILE tokens,
+   tile by tile: a tile's activations stay in L1 while the rows stream past,
+   and a thread prepares each tile at most once. */
 static void bn__tmatmul_worker(void *arg, int ith, int nth) {
     bn__tmatmul_job *job = (bn__tmatmul_job *)arg;
     const bn_tmat *m0 = job->m[0];
-    int bw = bn__tlayout_block_weights(m0->layout), nfull = m0->cols / bw, total = 0, n_tiles, cur = -1, lo, hi, mi;
+    int bw = bn__tlayout_block_weights(m0->layout), nfull = m0->cols / bw, total = 0, cur = -1, lo, hi, mi;
     bn__ttile tile;
-    BN_UNUSED(ith);
     for (mi = 0; mi < job->n_mats; mi++) total += bn__tmat_row_groups(job->m[mi]);
-    n_tiles = (job->n_tokens + BN__TTILE - 1) / BN__TTILE;
-    while (bn__take_part(&job->next, n_tiles * total, nth, 4, &lo, &hi)) {
+    while (bn__split_next(&job->split, ith, nth, &lo, &hi)) {
         while (lo < hi) { /* a part may end in the next tile */
             int ti = lo / total, end = BN_MIN(hi, (ti + 1) * total);
             if (ti != cur) {
@@ -523,7 +521,7 @@ static void bn__tmatmul_worker(void *arg, int ith, int nth) {
 static void bn__tmatmul_run(const bn_tmat *const *ms, int n_mats, const int8_t *xq, int n_tokens, int32_t *out_i32,
                             float *const *out_f32, const float *act_scale, bn_pool *pool, bn_kernel kernel) {
     bn__tmatmul_job job;
-    int i;
+    int i, total;
     memset(&job, 0, sizeof job);
     job.n_mats = n_mats;
     for (i = 0; i < n_mats; i++) {
@@ -536,6 +534,8 @@ static void bn__tmatmul_run(const bn_tmat *const *ms, int n_mats, const int8_t *
     job.out_i32 = out_i32;
     job.act_scale = act_scale;
     if (n_tokens <= 0) return;
+    for (i = 0, total = 0; i < n_mats; i++) total += bn__tmat_row_groups(ms[i]);
+    bn__split_init(&job.split, pool, (n_tokens + BN__TTILE - 1) / BN__TTILE * total, 4);
     bn_pool_run(pool, bn__tmatmul_worker, &job);
 }
 
@@ -702,11 +702,11 @@ typedef struct bn__fmatmul_job {
     int n_tokens;
     float *y;
     bn__fdot_fn dot;
-    long long next; /* groups of rows handed out so far (bn__take_part) */
+    bn__split split; /* the work: groups of BN__FROWS rows */
 } bn__fmatmul_job;
 
-/* One thread: parts of the groups of BN__FROWS rows taken as it goes
-   (bn__take_part), for every token. A part goes in chunks of BN__FCHUNK rows
+/* One thread: its parts of the groups of BN__FROWS rows (bn__split), for
+   every token. A part goes in chunks of BN__FCHUNK rows
    (a few hundred KB, which stay in L2) and each chunk meets every tile of
    BN__FTILE tokens, so the matrix is read from memory once however many
    tokens there are; the kernel takes a group of rows at a time, so that
@@ -719,7 +719,6 @@ static void bn__fmatmul_worker(void *arg, int ith, int nth) {
     const float *xs[BN__FTILE];
     float dots[BN__FROWS * BN__FTILE];
     int glo, ghi, lo, hi, c0, c1, t0, nt, nr, t, r, i;
-    BN_UNUSED(ith);
     if (m->tiled) {
         row_step = BN_FMAT_TILE_COLS * esize;
         block_step = BN__FROWS * BN_FMAT_TILE_COLS * esize;
@@ -729,7 +728,7 @@ static void bn__fmatmul_worker(void *arg, int ith, int nth) {
         block_step = BN_FMAT_TILE_COLS * esize;
         group_bytes = BN__FROWS * row_step;
     }
-    while (bn__take_part(&job->next, (m->rows + BN__FROWS - 1) / BN__FROWS, nth, BN__FCHUNK / BN__FROWS, &glo, &ghi)) {
+    while (bn__split_next(&job->split, ith, nth, &glo, &ghi)) {
         lo = glo * BN__FROWS;
         hi = BN_MIN(ghi * BN__FROWS, m->rows);
         for (c0 = lo; c0 < hi; c0 = c1) {
@@ -762,7 +761,7 @@ BN_API void bn_fmat_matmul_kernel(const bn_fmat *m, const float *x, int n_tokens
     job.y = y;
     job.dot = bn__fdot_simd(kernel);
     if (!job.dot) job.dot = bn__fdot_scalar;
-    job.next = 0;
+    bn__split_init(&job.split, pool, (m->rows + BN__FROWS - 1) / BN__FROWS, BN__FCHUNK / BN__FROWS);
     bn_pool_run(pool, bn__fmatmul_worker, &job);
 }
 

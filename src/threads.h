@@ -5,13 +5,14 @@
 
    bn_pool_run(pool, fn, arg) calls fn(arg, ith, nth) once for each ith in
    [0, nth), concurrently on the pool's nth threads (the calling thread is
-   one of them; a thread may run several ith when another is slow to wake),
-   and returns when all calls are done. A NULL pool runs fn(arg, 0, 1) on the caller: every parallel
+   one of them and runs ith = 0; it also runs the part of a worker that has
+   not started yet when its own is done), and returns when all calls are
+   done. A NULL pool runs fn(arg, 0, 1) on the caller: every parallel
    function in this library also works single-threaded.
 
    One pool serves one caller at a time (a context owns its pool); fn must not
    call bn_pool_run on the same pool. Workers wait for work by spinning
-   briefly (a decode step runs hundreds of short parallel regions, and a
+   briefly (a decode step runs about 150 short parallel regions, and a
    sleeping thread takes tens of microseconds to wake) and then sleep on a
    condition variable, so an idle pool costs no CPU.
 
@@ -21,6 +22,17 @@
 typedef struct bn_pool bn_pool;
 typedef void (*bn_pool_fn)(void *arg, int ith, int nth);
 
+/* Where the time of parallel regions goes (bn_pool_profile; bitnet bench
+   --profile). Seconds, added up over regions; thread-seconds count each
+   thread's time separately. */
+typedef struct bn_pool_stats {
+    double wall;  /* the caller's time inside bn_pool_run */
+    double busy;  /* thread-seconds inside fn */
+    double late;  /* thread-seconds from a region's start to each part's start (wake-up) */
+    double idle;  /* thread-seconds of wall x nth outside fn: wake-up, uneven parts, the final wait */
+    long regions; /* bn_pool_run calls */
+} bn_pool_stats;
+
 BN_EXTERN_C_BEGIN
 /* n_threads <= 0 means one per available core. NULL when out of memory or
    when no thread could be created. */
@@ -28,6 +40,9 @@ BN_API bn_pool *bn_pool_new(int n_threads);
 BN_API void bn_pool_free(bn_pool *pool);
 BN_API int bn_pool_size(const bn_pool *pool); /* 1 for NULL */
 BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg);
+/* Later regions add their times to *stats (which the caller zeroes); NULL
+   stops. Timing costs two clock reads per part: leave it off otherwise. */
+BN_API void bn_pool_profile(bn_pool *pool, bn_pool_stats *stats);
 /* Split [0, n) into nth nearly equal parts; part ith is [*lo, *hi). */
 BN_API void bn_split_range(int n, int ith, int nth, int *lo, int *hi);
 /* Online CPU cores (1 when unknown or BITNET_NO_THREADS). */
@@ -46,10 +61,36 @@ BN_API void bn_split_range(int n, int ith, int nth, int *lo, int *hi) {
 /* Polls of the shared counters before a waiting thread goes to sleep. */
 #define BN__POOL_SPIN 20000
 
+
+/* A monotonic clock with sub-microsecond resolution where the platform has
+   one (clock_gettime is POSIX, not C99: without a feature macro such as
+   _DEFAULT_SOURCE, gettimeofday's microseconds). For profiles. */
+#if defined(_WIN32)
+static double bn__clock(void) { return bn_time_s(); }
+#elif defined(CLOCK_MONOTONIC)
+static double bn__clock(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+#else
+static double bn__clock(void) { return bn_time_s(); }
+#endif
+
+/* One 64-byte line per thread of a pool: its part's state in the current
+   region, its share of a work split (bn__split), and profile times. */
+typedef struct bn__slot {
+    long long state; /* (region << 1) | finished: part ith is claimed in region r once state >= r << 1 */
+    long long range; /* bn__split: the unclaimed work of this thread, lo | hi << 32 */
+    double t0, t1;   /* profile: when part ith of the last region started and ended */
+    char pad[32];
+} bn__slot;
+
 #if defined(BITNET_NO_THREADS)
 
 struct bn_pool {
     int n_threads;
+    bn_pool_stats *stats;
 };
 
 BN_API int bn_cpu_count(void) { return 1; }
@@ -65,10 +106,22 @@ BN_API void bn_pool_free(bn_pool *pool) { BN_FREE(pool); }
 
 BN_API int bn_pool_size(const bn_pool *pool) { BN_UNUSED(pool); return 1; }
 
-BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
-    BN_UNUSED(pool);
-    fn(arg, 0, 1);
+BN_API void bn_pool_profile(bn_pool *pool, bn_pool_stats *stats) {
+    if (pool) pool->stats = stats;
 }
+
+BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
+    double t0 = pool && pool->stats ? bn__clock() : 0.0;
+    fn(arg, 0, 1);
+    if (pool && pool->stats) {
+        double dt = bn__clock() - t0;
+        pool->stats->wall += dt;
+        pool->stats->busy += dt;
+        pool->stats->regions++;
+    }
+}
+
+static bn__slot *bn__pool_slots(bn_pool *pool) { BN_UNUSED(pool); return NULL; }
 
 #else /* real threads */
 
@@ -89,11 +142,13 @@ typedef CONDITION_VARIABLE bn__cond;
 #define bn__cond_destroy(c) ((void)(c))
 #define bn__cond_wait(c, m) SleepConditionVariableCS(c, m, INFINITE)
 #define bn__cond_broadcast(c) WakeAllConditionVariable(c)
+/* The Interlocked functions are full barriers: every one is sequentially consistent. */
 #define bn__atomic_load(p) InterlockedCompareExchange((volatile LONG *)(p), 0, 0)
-#define bn__atomic_store(p, v) InterlockedExchange((volatile LONG *)(p), (LONG)(v))
-#define bn__atomic_dec(p) InterlockedDecrement((volatile LONG *)(p)) /* returns the new value */
+#define bn__atomic_add_sc(p, v) InterlockedExchangeAdd((volatile LONG *)(p), (LONG)(v))
 #define bn__atomic_load64(p) InterlockedCompareExchange64((volatile LONGLONG *)(p), 0, 0)
+#define bn__atomic_load64_sc(p) bn__atomic_load64(p)
 #define bn__atomic_store64(p, v) InterlockedExchange64((volatile LONGLONG *)(p), (LONGLONG)(v))
+#define bn__atomic_store64_sc(p, v) bn__atomic_store64(p, v)
 #define bn__atomic_cas64(p, expected, desired) \
     (InterlockedCompareExchange64((volatile LONGLONG *)(p), (LONGLONG)(desired), (LONGLONG)(expected)) == (LONGLONG)(expected))
 #define bn__cpu_relax() YieldProcessor()
@@ -114,11 +169,12 @@ typedef pthread_cond_t bn__cond;
 #define bn__cond_wait(c, m) pthread_cond_wait(c, m)
 #define bn__cond_broadcast(c) pthread_cond_broadcast(c)
 #define bn__yield() sched_yield()
-#define bn__atomic_load(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
-#define bn__atomic_store(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
-#define bn__atomic_dec(p) __atomic_sub_fetch(p, 1, __ATOMIC_ACQ_REL)
+#define bn__atomic_load(p) __atomic_load_n(p, __ATOMIC_SEQ_CST)
+#define bn__atomic_add_sc(p, v) __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST)
 #define bn__atomic_load64(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
+#define bn__atomic_load64_sc(p) __atomic_load_n(p, __ATOMIC_SEQ_CST)
 #define bn__atomic_store64(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
+#define bn__atomic_store64_sc(p, v) __atomic_store_n(p, v, __ATOMIC_SEQ_CST)
 static int bn__atomic_cas64(long long *p, long long expected, long long desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
@@ -136,28 +192,31 @@ typedef struct bn__worker {
     int ith;
 } bn__worker;
 
-/* A region's nth parts ("slots", the ith of fn) are claimed by whichever
-   threads get there first: the caller claims slots too, and runs the parts
-   of workers that have not woken up yet. So on a loaded machine, where a
-   worker may sit descheduled for a whole time slice, the caller does not
-   wait for it; a late worker finds no slot left and goes back to waiting.
-   `slots` holds (region number << 16) | next unclaimed slot, so that a claim
-   (compare-and-swap) can only succeed in the region it was read from. */
+/* Each part ith of a region belongs to thread ith: a worker claims its own
+   slot (compare-and-swap on its own cache line, so the threads never queue
+   for one shared counter), and the caller, once its own part is done, claims
+   and runs the parts of workers that have not started yet: on a loaded
+   machine, where a worker may sit descheduled for a whole time slice, the
+   caller does not wait for it. The caller then waits for each slot's
+   `finished` bit, each on its own line. Sleepers are counted, so a region
+   costs no system call while the workers spin. */
 struct bn_pool {
     int n_threads;
-    int n_started;          /* worker threads created (n_threads - 1 when all went well) */
-    bn_pool_fn fn;          /* the current parallel region */
+    int n_started;  /* worker threads created (n_threads - 1 when all went well) */
+    bn_pool_fn fn;  /* the current parallel region */
     void *arg;
-    /* Shared counters, read with atomic loads while spinning and changed
-       under `mutex` when a sleeping thread must not miss the change. */
-    long long slots;        /* (region << 16) | next slot */
-    long pending;           /* slots of the current region not finished yet */
+    long long region; /* the current region's number; workers wait for it to change */
+    long sleepers;    /* workers asleep on `wake`, or about to be */
+    long caller_waits; /* the caller is asleep on `done`, or about to be */
     long stop;
+    bn_pool_stats *stats;
     bn__mutex mutex;
-    bn__cond wake;          /* a region started, or stop */
-    bn__cond done;          /* pending reached 0 */
+    bn__cond wake;  /* a region started, or stop */
+    bn__cond done;  /* a part finished while the caller sleeps */
     bn__thread *threads;
     bn__worker *workers;
+    bn__slot *slots; /* [n_threads], 64-byte aligned */
+    void *slots_mem;
 };
 
 BN_API int bn_cpu_count(void) {
@@ -173,6 +232,8 @@ BN_API int bn_cpu_count(void) {
 #endif
 }
 
+static bn__slot *bn__pool_slots(bn_pool *pool) { return pool ? pool->slots : NULL; }
+
 /* Now and then let another thread run: with more threads than free cores,
    the one we wait for may be waiting for our core. */
 static void bn__spin_pause(int i) {
@@ -182,43 +243,76 @@ static void bn__spin_pause(int i) {
         bn__cpu_relax();
 }
 
-/* Claim and run slots of the current region until none is left. */
-static void bn__pool_work(bn_pool *p) {
-    for (;;) {
-        long long v = bn__atomic_load64(&p->slots);
-        int slot = (int)(v & 0xffff);
-        bn_pool_fn fn;
-        void *arg;
-        if (slot >= p->n_threads) return;
-        fn = p->fn; /* valid: the region cannot finish while a slot is unclaimed */
-        arg = p->arg;
-        if (!bn__atomic_cas64(&p->slots, v, v + 1)) continue;
-        fn(arg, slot, p->n_threads);
-        if (bn__atomic_dec(&p->pending) == 0) {
-            bn__mutex_lock(&p->mutex);
-            bn__cond_broadcast(&p->done);
-            bn__mutex_unlock(&p->mutex);
-        }
+/* Claim part ith of region r and run it; 0 when another thread has it. */
+static int bn__pool_run_part(bn_pool *p, int ith, long long r) {
+    bn__slot *s = &p->slots[ith];
+    long long v = bn__atomic_load64(&s->state);
+    if (v >= r << 1 || !bn__atomic_cas64(&s->state, v, r << 1)) return 0;
+    /* fn and arg are region r's: r cannot end while part ith is unclaimed */
+    if (p->stats) {
+        s->t0 = bn__clock();
+        p->fn(p->arg, ith, p->n_threads);
+        s->t1 = bn__clock();
+    } else {
+        p->fn(p->arg, ith, p->n_threads);
     }
+    /* sequentially consistent, against the caller's caller_waits (see bn__pool_wait_parts) */
+    bn__atomic_store64_sc(&s->state, (r << 1) | 1);
+    if (bn__atomic_load(&p->caller_waits)) {
+        bn__mutex_lock(&p->mutex);
+        bn__cond_broadcast(&p->done);
+        bn__mutex_unlock(&p->mutex);
+    }
+    return 1;
+}
+
+static int bn__pool_parts_done(bn_pool *p, long long r) {
+    int i;
+    for (i = 1; i < p->n_threads; i++)
+        if (bn__atomic_load64_sc(&p->slots[i].state) != ((r << 1) | 1)) return 0;
+    return 1;
+}
+
+/* The caller: wait until every part of region r has finished. */
+static void bn__pool_wait_parts(bn_pool *p, long long r) {
+    int i, spin = 0;
+    for (i = 1; i < p->n_threads; i++)
+        while (bn__atomic_load64(&p->slots[i].state) != ((r << 1) | 1)) {
+            if (++spin >= BN__POOL_SPIN) goto sleep;
+            bn__spin_pause(spin);
+        }
+    return;
+sleep:
+    bn__mutex_lock(&p->mutex);
+    bn__atomic_add_sc(&p->caller_waits, 1);
+    while (!bn__pool_parts_done(p, r)) bn__cond_wait(&p->done, &p->mutex);
+    bn__atomic_add_sc(&p->caller_waits, -1);
+    bn__mutex_unlock(&p->mutex);
+}
+
+/* A worker: wait for a region after `seen`; its number, or -1 to stop. */
+static long long bn__pool_wait_region(bn_pool *p, long long seen) {
+    long long r;
+    int i;
+    for (i = 0; i < BN__POOL_SPIN; i++) {
+        r = bn__atomic_load64(&p->region);
+        if (r != seen) return r;
+        if (bn__atomic_load(&p->stop)) return -1;
+        bn__spin_pause(i);
+    }
+    bn__mutex_lock(&p->mutex);
+    bn__atomic_add_sc(&p->sleepers, 1);
+    while ((r = bn__atomic_load64_sc(&p->region)) == seen && !bn__atomic_load(&p->stop))
+        bn__cond_wait(&p->wake, &p->mutex);
+    bn__atomic_add_sc(&p->sleepers, -1);
+    bn__mutex_unlock(&p->mutex);
+    return bn__atomic_load(&p->stop) ? -1 : r;
 }
 
 static void bn__pool_worker_loop(bn__worker *w) {
     bn_pool *p = w->pool;
-    long long seen = 0; /* the region number last worked on */
-    for (;;) {
-        int i;
-        for (i = 0; i < BN__POOL_SPIN && (bn__atomic_load64(&p->slots) >> 16) == seen && !bn__atomic_load(&p->stop); i++)
-            bn__spin_pause(i);
-        if ((bn__atomic_load64(&p->slots) >> 16) == seen) {
-            bn__mutex_lock(&p->mutex);
-            while ((bn__atomic_load64(&p->slots) >> 16) == seen && !bn__atomic_load(&p->stop))
-                bn__cond_wait(&p->wake, &p->mutex);
-            bn__mutex_unlock(&p->mutex);
-        }
-        if (bn__atomic_load(&p->stop)) return;
-        seen = bn__atomic_load64(&p->slots) >> 16;
-        bn__pool_work(p);
-    }
+    long long r = 0;
+    while ((r = bn__pool_wait_region(p, r)) >= 0) bn__pool_run_part(p, w->ith, r);
 }
 
 #if defined(_WIN32)
@@ -253,12 +347,15 @@ BN_API bn_pool *bn_pool_new(int n_threads) {
     n_threads = BN_MIN(n_threads, BN__POOL_MAX_THREADS);
     p->threads = BN_ZALLOC(bn__thread, n_threads);
     p->workers = BN_ZALLOC(bn__worker, n_threads);
-    if (!p->threads || !p->workers) {
+    p->slots_mem = bn__zalloc(sizeof(bn__slot) * (size_t)(n_threads + 1));
+    if (!p->threads || !p->workers || !p->slots_mem) {
         BN_FREE(p->threads);
         BN_FREE(p->workers);
+        BN_FREE(p->slots_mem);
         BN_FREE(p);
         return NULL;
     }
+    p->slots = (bn__slot *)((char *)p->slots_mem + (64 - (uintptr_t)p->slots_mem % 64) % 64);
     bn__mutex_init(&p->mutex);
     bn__cond_init(&p->wake);
     bn__cond_init(&p->done);
@@ -279,7 +376,7 @@ BN_API void bn_pool_free(bn_pool *pool) {
     int i;
     if (!pool) return;
     bn__mutex_lock(&pool->mutex);
-    bn__atomic_store(&pool->stop, 1);
+    bn__atomic_add_sc(&pool->stop, 1);
     bn__cond_broadcast(&pool->wake);
     bn__mutex_unlock(&pool->mutex);
     for (i = 1; i <= pool->n_started; i++) bn__thread_join(pool->threads[i]);
@@ -288,64 +385,129 @@ BN_API void bn_pool_free(bn_pool *pool) {
     bn__mutex_destroy(&pool->mutex);
     BN_FREE(pool->threads);
     BN_FREE(pool->workers);
+    BN_FREE(pool->slots_mem);
     BN_FREE(pool);
 }
 
 BN_API int bn_pool_size(const bn_pool *pool) { return pool ? pool->n_threads : 1; }
 
+BN_API void bn_pool_profile(bn_pool *pool, bn_pool_stats *stats) {
+    if (pool) pool->stats = stats;
+}
+
+/* Add region r's times (started at t_start) to the pool's stats. */
+static void bn__pool_account(bn_pool *p, double t_start) {
+    double wall = bn__clock() - t_start, busy = 0.0;
+    int i;
+    for (i = 0; i < p->n_threads; i++) {
+        busy += p->slots[i].t1 - p->slots[i].t0;
+        p->stats->late += p->slots[i].t0 - t_start;
+    }
+    p->stats->wall += wall;
+    p->stats->busy += busy;
+    p->stats->idle += wall * p->n_threads - busy;
+    p->stats->regions++;
+}
+
 BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
-    long long region;
+    long long r;
+    double t_start = 0.0;
     int i;
     if (!pool || pool->n_threads == 1) {
+        if (pool && pool->stats) t_start = bn__clock();
         fn(arg, 0, 1);
+        if (pool && pool->stats) {
+            pool->slots[0].t0 = t_start;
+            pool->slots[0].t1 = bn__clock();
+            bn__pool_account(pool, t_start);
+        }
         return;
     }
     pool->fn = fn;
     pool->arg = arg;
-    bn__atomic_store(&pool->pending, (long)pool->n_threads);
-    region = (bn__atomic_load64(&pool->slots) >> 16) + 1;
-    bn__mutex_lock(&pool->mutex);
-    bn__atomic_store64(&pool->slots, region << 16); /* publishes fn and arg, slot 0 next */
-    bn__cond_broadcast(&pool->wake);
-    bn__mutex_unlock(&pool->mutex);
-
-    bn__pool_work(pool);
-
-    for (i = 0; i < BN__POOL_SPIN && bn__atomic_load(&pool->pending) != 0; i++) bn__spin_pause(i);
-    if (bn__atomic_load(&pool->pending) != 0) {
+    r = pool->region + 1;
+    if (pool->stats) t_start = bn__clock();
+    /* publishes fn and arg; sequentially consistent against a worker going to
+       sleep (it counts itself in `sleepers`, then reads `region`) */
+    bn__atomic_store64_sc(&pool->region, r);
+    if (bn__atomic_load(&pool->sleepers)) {
         bn__mutex_lock(&pool->mutex);
-        while (bn__atomic_load(&pool->pending) != 0) bn__cond_wait(&pool->done, &pool->mutex);
+        bn__cond_broadcast(&pool->wake);
         bn__mutex_unlock(&pool->mutex);
     }
+    bn__pool_run_part(pool, 0, r);
+    for (i = 1; i < pool->n_threads; i++) bn__pool_run_part(pool, i, r); /* workers not started yet */
+    bn__pool_wait_parts(pool, r);
+    if (pool->stats) bn__pool_account(pool, t_start);
 }
 
 #endif /* BITNET_NO_THREADS */
 
-/* Guided self-scheduling of [0, n) inside a parallel region: each call hands
-   the calling thread the next part, [*lo, *hi), a share of what is left
-   (remaining / (2 nth), at least min_part) so that the first parts are big
-   (a thread streams long runs of weights) and the last ones small; 0 when
-   nothing is left. A thread that finishes early takes more, so one slow core
-   (a busy host, an efficiency core) does not keep the others waiting at the
-   end of the region. *next starts at 0 before bn_pool_run. */
-static int bn__take_part(long long *next, int n, int nth, int min_part, int *lo, int *hi) {
-    for (;;) {
-#if defined(BITNET_NO_THREADS)
-        long long v = *next;
-#else
-        long long v = bn__atomic_load64(next);
-#endif
-        long long part = BN_MAX((n - v) / (2 * nth), (long long)min_part), end = BN_MIN(v + part, (long long)n);
-        if (v >= n) return 0;
-#if defined(BITNET_NO_THREADS)
-        *next = end;
-#else
-        if (!bn__atomic_cas64(next, v, end)) continue;
-#endif
-        *lo = (int)v;
-        *hi = (int)end;
-        return 1;
+/* A work split for one parallel region: [0, n) cut into nth contiguous
+   ranges, range ith for thread ith, who takes it front to back, each time
+   half of what is left of it (at least `part` units); a thread whose range
+   is used up takes `part` units at a time from the back of the others'
+   ranges, so a slow or late thread does not hold the region up.
+
+   Each thread thus streams one long run of memory, which the prefetches
+   follow, in a few parts. Parts handed out from one shared counter (the
+   former split) sent every thread from one place to another, each time
+   without prefetched lines ahead of it, and made all threads queue for that
+   counter's cache line: on a 16-core Xeon it held decode at 16 threads to
+   74 % of the memory roofline. Small parts of a thread's own range cost too:
+   one thread took 15 % longer per token in parts of 16 rows than in halves.
+   The ranges live in the pool's slots (one cache line per thread);
+   bn__split_init runs on the caller before bn_pool_run. */
+typedef struct bn__split {
+    bn__slot *slots; /* the pool's, or `own` */
+    bn__slot own;
+    int part;
+} bn__split;
+
+static long long bn__range_pack(int lo, int hi) {
+    return (long long)((unsigned long long)(unsigned)lo | (unsigned long long)(unsigned)hi << 32);
+}
+
+static void bn__split_init(bn__split *s, bn_pool *pool, int n, int part) {
+    int nth = bn_pool_size(pool), i, lo, hi;
+    s->slots = bn__pool_slots(pool);
+    if (!s->slots || nth == 1) s->slots = &s->own;
+    s->part = BN_MAX(part, 1);
+    for (i = 0; i < nth; i++) {
+        bn_split_range(n, i, nth, &lo, &hi);
+        s->slots[i].range = bn__range_pack(lo, hi);
     }
+}
+
+/* The next part [*lo, *hi) for thread ith of nth; 0 when all is taken. */
+static int bn__split_next(bn__split *s, int ith, int nth, int *lo, int *hi) {
+    int k;
+    for (k = 0; k < nth; k++) {
+        long long *cell = &s->slots[(ith + k) % nth].range;
+        for (;;) {
+#if defined(BITNET_NO_THREADS)
+            long long v = *cell;
+#else
+            long long v = bn__atomic_load64(cell);
+#endif
+            int a = (int)(v & 0xffffffff), b = (int)((unsigned long long)v >> 32);
+            if (a >= b) break;
+            if (k == 0) { /* our own range: half of it from the front */
+                *lo = a;
+                *hi = BN_MIN(a + BN_MAX(s->part, (b - a) / 2), b);
+            } else { /* another's: a part from the back */
+                *lo = BN_MAX(b - s->part, a);
+                *hi = b;
+            }
+#if defined(BITNET_NO_THREADS)
+            *cell = k == 0 ? bn__range_pack(*hi, b) : bn__range_pack(a, *lo);
+#else
+            if (!bn__atomic_cas64(cell, v, k == 0 ? bn__range_pack(*hi, b) : bn__range_pack(a, *lo))) continue;
+#endif
+            return 1;
+        }
+    }
+    return 0;
 }
 
 #endif /* BITNET_IMPLEMENTATION */

@@ -154,6 +154,55 @@ static void test_parallel_work(void) {
     free(out);
 }
 
+/* bn__split: every unit of [0, n) goes to exactly one part, whichever threads
+   take them (each from its own range, then from the others' backs). */
+typedef struct {
+    bn__split split;
+    int *hits; /* [n]: how many parts covered each unit */
+    int n;
+    int bad;
+} split_job;
+
+static void split_fn(void *arg, int ith, int nth) {
+    split_job *j = (split_job *)arg;
+    int lo, hi, i;
+    while (bn__split_next(&j->split, ith, nth, &lo, &hi)) {
+        if (lo < 0 || hi > j->n || lo >= hi) {
+            j->bad = 1;
+            return;
+        }
+        for (i = lo; i < hi; i++) __atomic_fetch_add(&j->hits[i], 1, __ATOMIC_RELAXED);
+        if (ith == 1) { /* a slow thread: the others take its range from the back */
+            double t0 = bn_time_s();
+            while (bn_time_s() - t0 < 2e-5) {
+            }
+        }
+    }
+}
+
+static void test_split_takes_each_unit_once(void) {
+    int nthreads, n, part, round, i, ok = 1;
+    for (nthreads = 1; nthreads <= 5; nthreads++) {
+        bn_pool *p = bn_pool_new(nthreads);
+        for (n = 0; n <= 67 && p; n += 11)
+            for (part = 1; part <= 9; part += 4)
+                for (round = 0; round < 20; round++) {
+                    split_job job;
+                    memset(&job, 0, sizeof job);
+                    job.n = n;
+                    job.hits = (int *)calloc((size_t)n + 1, sizeof(int));
+                    bn__split_init(&job.split, p, n, part);
+                    bn_pool_run(p, split_fn, &job);
+                    if (job.bad) ok = 0;
+                    for (i = 0; i < n; i++)
+                        if (job.hits[i] != 1) ok = 0;
+                    free(job.hits);
+                }
+        bn_pool_free(p);
+    }
+    BNT_CHECK(ok);
+}
+
 int main(void) {
     BNT_RUN(test_null_pool_is_serial);
     BNT_RUN(test_sizes);
@@ -163,5 +212,6 @@ int main(void) {
     BNT_RUN(test_region_after_workers_sleep);
     BNT_RUN(test_split_range);
     BNT_RUN(test_parallel_work);
+    BNT_RUN(test_split_takes_each_unit_once);
     return bnt_finish("test_threads");
 }
