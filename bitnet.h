@@ -531,6 +531,30 @@ typedef struct bn_batch {
     const int8_t *want_logits; /* NULL: only the last token */
 } bn_batch;
 
+/* Where a context's forward passes spend their time (bn_context_profile;
+   bitnet bench --profile): the stages of a block, in order, and the head. */
+typedef enum bn_stage {
+    BN_STAGE_ATTN_IN,  /* RMSNorm and quantization of the attention input */
+    BN_STAGE_QKV,      /* q, k and v projections (one parallel region) */
+    BN_STAGE_ROPE_KV,  /* RoPE, and K and V into the cache */
+    BN_STAGE_ATTN,     /* attention over the cache */
+    BN_STAGE_ATTN_OUT, /* sub-norm and quantization of the attention output */
+    BN_STAGE_O,        /* o_proj */
+    BN_STAGE_FFN_IN,   /* residual add, RMSNorm and quantization */
+    BN_STAGE_GATE_UP,  /* gate and up projections (one parallel region) */
+    BN_STAGE_FFN_MID,  /* activation, sub-norm and quantization */
+    BN_STAGE_DOWN,     /* down_proj */
+    BN_STAGE_RESIDUAL, /* residual add */
+    BN_STAGE_HEAD,     /* embedding rows, final norm, lm_head */
+    BN_STAGE_COUNT
+} bn_stage;
+
+typedef struct bn_profile {
+    double seconds[BN_STAGE_COUNT];         /* all of each stage's time, on the calling thread */
+    bn_pool_stats regions[BN_STAGE_COUNT];  /* its parallel regions (see bn_pool_stats) */
+    long forwards, tokens;                  /* bn_forward calls and their tokens */
+} bn_profile;
+
 BN_EXTERN_C_BEGIN
 BN_API bn_context_params bn_context_default_params(void);
 BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const bn_context_params *params,
@@ -558,6 +582,11 @@ BN_API const bn_context_params *bn_context_get_params(const bn_context *ctx);
    n_layers - 1 the output of layer l, l = n_layers the output after the final
    norm. The caller sizes out for its largest batch. NULL turns it off. */
 BN_API void bn_context_capture_hidden(bn_context *ctx, float *out);
+/* Profiling: when prof is not NULL, each later bn_forward adds its times to
+   *prof (which the caller zeroes). It costs a few clock reads per stage and
+   per thread in each parallel region. NULL turns it off. */
+BN_API void bn_context_profile(bn_context *ctx, bn_profile *prof);
+BN_API const char *bn_stage_name(bn_stage stage); /* "qkv", "attention", ... */
 BN_EXTERN_C_END
 
 /* ==================== unicode_tables.h ==================================== */
@@ -5892,6 +5921,9 @@ struct bn_context {
     int *logits_row; /* [n_batch] row of each batch token, or -1 */
     int n_batch_last, last_row;
     float *capture; /* see bn_context_capture_hidden */
+    bn_profile *prof; /* see bn_context_profile */
+    int stage;        /* the stage being timed, or -1 */
+    double stage_t0;  /* when it began */
 };
 
 BN_API bn_context_params bn_context_default_params(void) {
@@ -6002,6 +6034,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     }
     bn__rope_table(ctx->rope_cos, ctx->rope_sin, p.n_ctx, c->head_dim, c->rope_theta);
     ctx->last_row = -1;
+    ctx->stage = -1;
     *out = ctx;
     return BN_OK;
 }
@@ -6034,6 +6067,29 @@ BN_API void bn_context_free(bn_context *ctx) {
 BN_API const bn_model *bn_context_model(const bn_context *ctx) { return ctx->model; }
 BN_API const bn_context_params *bn_context_get_params(const bn_context *ctx) { return &ctx->params; }
 BN_API void bn_context_capture_hidden(bn_context *ctx, float *out) { ctx->capture = out; }
+
+BN_API void bn_context_profile(bn_context *ctx, bn_profile *prof) {
+    ctx->prof = prof;
+    ctx->stage = -1;
+    bn_pool_profile(ctx->pool, NULL);
+}
+
+BN_API const char *bn_stage_name(bn_stage stage) {
+    static const char *const names[BN_STAGE_COUNT] = {"attn_in", "qkv",     "rope_kv", "attention", "attn_out", "o_proj",
+                                                      "ffn_in",  "gate_up", "ffn_mid", "down_proj", "residual", "head"};
+    return (int)stage >= 0 && stage < BN_STAGE_COUNT ? names[stage] : "?";
+}
+
+/* Profiling: the current stage ends and `stage` begins (-1: none). */
+static void bn__stage(bn_context *ctx, int stage) {
+    double t;
+    if (!ctx->prof) return;
+    t = bn__clock();
+    if (ctx->stage >= 0) ctx->prof->seconds[ctx->stage] += t - ctx->stage_t0;
+    ctx->stage = stage;
+    ctx->stage_t0 = t;
+    bn_pool_profile(ctx->pool, stage >= 0 ? &ctx->prof->regions[stage] : NULL);
+}
 
 BN_API int bn_seq_len(const bn_context *ctx, int seq) {
     return seq >= 0 && seq < ctx->params.n_seq ? ctx->seq_len[seq] : 0;
@@ -6291,7 +6347,9 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     bn__attn_job job;
 
     /* attention: q, k, v from one quantization of the normed input */
+    bn__stage(ctx, BN_STAGE_ATTN_IN);
     bn__rows(ctx, L, n, bn__row_attn_in);
+    bn__stage(ctx, BN_STAGE_QKV);
     {
         const bn_tmat *qkv[3];
         float *out[3];
@@ -6299,6 +6357,7 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
         out[0] = ctx->q, out[1] = ctx->k, out[2] = ctx->v;
         bn_tmat_matmul_n(qkv, 3, ctx->xq, ctx->act_scale, n, out, ctx->pool, kern);
     }
+    bn__stage(ctx, BN_STAGE_ROPE_KV);
     for (t = 0; t < n; t++) {
         int seq = b->seq ? b->seq[t] : 0;
         bn__rope(ctx, ctx->q + (size_t)t * q_dim, c->n_heads, b->pos[t]);
@@ -6312,12 +6371,17 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     job.pos = b->pos;
     job.seq = b->seq;
     job.heads = bn__attn_heads_per_task(n, c->n_heads, c->n_heads / c->n_kv_heads, bn_pool_size(ctx->pool));
+    bn__stage(ctx, BN_STAGE_ATTN);
     bn_pool_run(ctx->pool, bn__attn_worker, &job);
+    bn__stage(ctx, BN_STAGE_ATTN_OUT);
     bn__rows(ctx, L, n, bn__row_attn_out);
+    bn__stage(ctx, BN_STAGE_O);
     bn_tmat_matmul(&L->wo, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
 
     /* feed-forward: gate and up from one quantization */
+    bn__stage(ctx, BN_STAGE_FFN_IN);
     bn__rows(ctx, L, n, bn__row_ffn_in);
+    bn__stage(ctx, BN_STAGE_GATE_UP);
     {
         const bn_tmat *gate_up[2];
         float *out[2];
@@ -6325,8 +6389,11 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
         out[0] = ctx->gate, out[1] = ctx->up;
         bn_tmat_matmul_n(gate_up, 2, ctx->xq, ctx->act_scale, n, out, ctx->pool, kern);
     }
+    bn__stage(ctx, BN_STAGE_FFN_MID);
     bn__rows(ctx, L, n, bn__row_ffn_mid);
+    bn__stage(ctx, BN_STAGE_DOWN);
     bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
+    bn__stage(ctx, BN_STAGE_RESIDUAL);
     bn__rows(ctx, L, n, bn__row_residual);
 }
 
@@ -6379,6 +6446,7 @@ BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
     /* the sequence lengths grow only once the batch is known to be valid */
     ctx->n_batch_last = n;
     ctx->last_row = -1;
+    bn__stage(ctx, BN_STAGE_HEAD);
     for (t = 0; t < n; t++) {
         bn_fmat_row(&m->embed, b->token[t], ctx->x + (size_t)t * hid);
         if (ctx->logits_row[t] >= 0) ctx->last_row = ctx->logits_row[t];
@@ -6388,6 +6456,7 @@ BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
         bn__block(ctx, l, b);
         if (l < c->n_layers - 1) bn__capture(ctx, l + 1, ctx->x, n);
     }
+    bn__stage(ctx, BN_STAGE_HEAD);
     bn__rmsnorm_rows(ctx, ctx->xn, ctx->x, m->final_norm, n, hid);
     bn__capture(ctx, c->n_layers, ctx->xn, n);
     /* lm_head over the tokens that want logits, gathered into contiguous rows */
@@ -6396,6 +6465,11 @@ BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
             memmove(ctx->xn + (size_t)ctx->logits_row[t] * hid, ctx->xn + (size_t)t * hid, sizeof(float) * (size_t)hid);
     if (n_out) bn_fmat_matmul_kernel(&m->lm_head, ctx->xn, n_out, ctx->logits, ctx->pool, ctx->params.kernel);
     for (t = 0; t < n; t++) ctx->seq_len[b->seq ? b->seq[t] : 0]++;
+    bn__stage(ctx, -1);
+    if (ctx->prof) {
+        ctx->prof->forwards++;
+        ctx->prof->tokens += n;
+    }
     return BN_OK;
 }
 

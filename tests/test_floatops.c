@@ -594,6 +594,61 @@ static void test_kv_type_param(void) {
     bn_model_free(model);
 }
 
+/* bn_context_profile: counts every stage's parallel regions, adds up times
+   that are consistent with each other, changes no logit, and stops on NULL. */
+static void test_profile(void) {
+    bn_model *model = NULL;
+    bn_context *ctx = NULL;
+    bn_context_params cp = bn_context_default_params();
+    bn_profile prof;
+    bn_error err;
+    int32_t toks[8] = {1, 5, 9, 2, 7, 3, 8, 4};
+    float *plain = NULL;
+    int V, L, s, k, ok = 1;
+    BNT_CHECKF(bn_model_load(&model, BNT_FIXTURES "/hf/tiny-gqa-tied/packed", NULL, &err) == BN_OK, "%s", err.msg);
+    if (!model) return;
+    V = bn_model_config(model)->vocab_size;
+    L = bn_model_config(model)->n_layers;
+    cp.n_threads = 3;
+    cp.n_ctx = 32;
+    BNT_CHECK(bn_context_new(&ctx, model, &cp, &err) == BN_OK);
+    if (!ctx) return;
+    /* the same tokens without and with the profile: the same logits */
+    plain = (float *)malloc(sizeof(float) * (size_t)V);
+    BNT_CHECK(bn_eval(ctx, 0, toks, 5, &err) == BN_OK);
+    for (k = 5; k < 8; k++) BNT_CHECK(bn_eval(ctx, 0, &toks[k], 1, &err) == BN_OK);
+    memcpy(plain, bn_get_logits(ctx, -1), sizeof(float) * (size_t)V);
+    bn_context_reset(ctx);
+    memset(&prof, 0, sizeof prof);
+    bn_context_profile(ctx, &prof);
+    BNT_CHECK(bn_eval(ctx, 0, toks, 5, &err) == BN_OK); /* a prompt of 5, then 3 decode steps */
+    for (k = 5; k < 8; k++) BNT_CHECK(bn_eval(ctx, 0, &toks[k], 1, &err) == BN_OK);
+    BNT_CHECK(memcmp(plain, bn_get_logits(ctx, -1), sizeof(float) * (size_t)V) == 0);
+    BNT_CHECKF(prof.forwards == 4 && prof.tokens == 8, "%ld forwards, %ld tokens", prof.forwards, prof.tokens);
+    /* one region per matmul stage and layer in every forward; the rows and
+       RoPE only when the batch has several tokens (the prompt) */
+    BNT_CHECK(prof.regions[BN_STAGE_QKV].regions == 4L * L && prof.regions[BN_STAGE_DOWN].regions == 4L * L);
+    BNT_CHECK(prof.regions[BN_STAGE_GATE_UP].regions == 4L * L && prof.regions[BN_STAGE_O].regions == 4L * L);
+    BNT_CHECK(prof.regions[BN_STAGE_ATTN].regions == 4L * L && prof.regions[BN_STAGE_HEAD].regions == 4);
+    BNT_CHECK(prof.regions[BN_STAGE_ROPE_KV].regions == 0 && prof.regions[BN_STAGE_FFN_MID].regions == L);
+    for (s = 0; s < BN_STAGE_COUNT; s++) {
+        const bn_pool_stats *r = &prof.regions[s];
+        if (r->wall > prof.seconds[s] + 1e-5 || r->busy > 3 * r->wall + 1e-5 || r->late < 0.0 || r->busy < 0.0) ok = 0;
+        if (fabs(r->idle - (3 * r->wall - r->busy)) > 1e-6) ok = 0;
+        for (k = 0; k < s; k++)
+            if (!strcmp(bn_stage_name((bn_stage)s), bn_stage_name((bn_stage)k))) ok = 0;
+    }
+    BNT_CHECK(ok);
+    BNT_CHECK(strcmp(bn_stage_name(BN_STAGE_QKV), "qkv") == 0 && strcmp(bn_stage_name(BN_STAGE_COUNT), "?") == 0);
+    /* off: nothing more is added */
+    bn_context_profile(ctx, NULL);
+    BNT_CHECK(bn_eval(ctx, 0, toks, 1, &err) == BN_OK);
+    BNT_CHECK(prof.forwards == 4 && prof.regions[BN_STAGE_QKV].regions == 4L * L);
+    free(plain);
+    bn_context_free(ctx);
+    bn_model_free(model);
+}
+
 int main(void) {
     BNT_RUN(test_scalar_reference);
     BNT_RUN(test_dot_axpy);
@@ -607,5 +662,6 @@ int main(void) {
     BNT_RUN(test_batched_equals_solo_f16);
     BNT_RUN(test_batched_equals_solo_f32);
     BNT_RUN(test_kv_type_param);
+    BNT_RUN(test_profile);
     return bnt_finish("floatops");
 }
