@@ -533,6 +533,32 @@ static void bn__kv_store(bn_context *ctx, unsigned char *cache, int seq, int lay
     }
 }
 
+/* RoPE on token t's q and k, and its k and v into the cache. */
+typedef struct bn__rope_kv_job {
+    bn_context *ctx;
+    int layer;
+    const bn_batch *b;
+} bn__rope_kv_job;
+
+static void bn__rope_kv_token(bn_context *ctx, int l, const bn_batch *b, int t) {
+    const bn_config *c = &ctx->model->config;
+    int seq = b->seq ? b->seq[t] : 0, q_dim = c->n_heads * c->head_dim, kv_dim = (int)bn__kv_dim(c);
+    bn__rope(ctx, ctx->q + (size_t)t * q_dim, c->n_heads, b->pos[t]);
+    bn__rope(ctx, ctx->k + (size_t)t * kv_dim, c->n_kv_heads, b->pos[t]);
+    bn__kv_store(ctx, ctx->k_cache, seq, l, b->pos[t], ctx->k + (size_t)t * kv_dim);
+    bn__kv_store(ctx, ctx->v_cache, seq, l, b->pos[t], ctx->v + (size_t)t * kv_dim);
+}
+
+/* Over the pool when there are several tokens: the first store to a cache
+   page faults it in (a few microseconds each), which a batch of 8 new tokens
+   a step pays 30 layers over. */
+static void bn__rope_kv_worker(void *arg, int ith, int nth) {
+    const bn__rope_kv_job *job = (const bn__rope_kv_job *)arg;
+    int lo, hi, t;
+    bn_split_range(job->b->n_tokens, ith, nth, &lo, &hi);
+    for (t = lo; t < hi; t++) bn__rope_kv_token(job->ctx, job->layer, job->b, t);
+}
+
 static void bn__capture(bn_context *ctx, int slot, const float *x, int n_tokens) {
     size_t n = (size_t)n_tokens * ctx->model->config.hidden_size;
     if (ctx->capture) memcpy(ctx->capture + (size_t)slot * n, x, n * sizeof(float));
@@ -543,8 +569,7 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     const bn_model *m = ctx->model;
     const bn_config *c = &m->config;
     const bn_layer *L = &m->layers[l];
-    int n = b->n_tokens, t;
-    int q_dim = c->n_heads * c->head_dim, kv_dim = (int)bn__kv_dim(c);
+    int n = b->n_tokens;
     bn_kernel kern = ctx->params.kernel;
     bn__attn_job job;
 
@@ -560,12 +585,14 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
         bn_tmat_matmul_n(qkv, 3, ctx->xq, ctx->act_scale, n, out, ctx->pool, kern);
     }
     bn__stage(ctx, BN_STAGE_ROPE_KV);
-    for (t = 0; t < n; t++) {
-        int seq = b->seq ? b->seq[t] : 0;
-        bn__rope(ctx, ctx->q + (size_t)t * q_dim, c->n_heads, b->pos[t]);
-        bn__rope(ctx, ctx->k + (size_t)t * kv_dim, c->n_kv_heads, b->pos[t]);
-        bn__kv_store(ctx, ctx->k_cache, seq, l, b->pos[t], ctx->k + (size_t)t * kv_dim);
-        bn__kv_store(ctx, ctx->v_cache, seq, l, b->pos[t], ctx->v + (size_t)t * kv_dim);
+    if (n == 1) {
+        bn__rope_kv_token(ctx, l, b, 0);
+    } else {
+        bn__rope_kv_job rk;
+        rk.ctx = ctx;
+        rk.layer = l;
+        rk.b = b;
+        bn_pool_run(ctx->pool, bn__rope_kv_worker, &rk);
     }
     job.ctx = ctx;
     job.layer = l;
