@@ -237,6 +237,21 @@ expect_rc "bench" 0 $BIN bench -m "$HF/tiny-mha-untied/packed" --quick -t 1
 for k in pp128 tg32 "peak RSS" bandwidth roofline; do
     grep -q "^$k" "$TMP/out" && ok "bench line $k" || bad "bench line $k"
 done
+# --threads-sweep: one row per thread count (1 and 2 here), each with decode, its GB/s, the bandwidth,
+# the roofline and decode's share of it, and nothing of the full run
+expect_rc "bench --threads-sweep" 0 $BIN bench -m "$HF/tiny-mha-untied/packed" --threads-sweep -t 2
+num='[0-9][0-9.]*'
+[ "$(grep -cE "^ +[12] +$num +$num +$num +$num +$num %\$" "$TMP/out")" = 2 ] &&
+    [ "$(awk '/^threads /{getline; a=$1; getline; print a "," $1}' "$TMP/out")" = "1,2" ] &&
+    grep -q "^threads-sweep" "$TMP/out" && ! grep -q "^pp128" "$TMP/out" && ok "bench --threads-sweep rows" ||
+    { bad "bench --threads-sweep rows"; sed 's/^/    /' "$TMP/out"; }
+# --profile: a line per stage of the forward pass, whose shares add up to 100 %
+expect_rc "bench --profile" 0 $BIN bench -m "$HF/tiny-mha-untied/packed" --quick -t 2 --profile
+stages=$(awk '/^stage /{on=1; next} on && /^[a-z_]+ +[0-9]/{printf "%s ", $1} on && !/^[a-z_]+ +[0-9]/{on=0}' "$TMP/out")
+[ "$stages" = "attn_in qkv rope_kv attention attn_out o_proj ffn_in gate_up ffn_mid down_proj residual head " ] &&
+    awk '/^stage /{on=1; next} on && /^[a-z_]+ +[0-9]/{sub("%", "", $3); t += $3; next} {on=0}
+         END{exit !(t > 99 && t < 101)}' "$TMP/out" &&
+    ok "bench --profile stages" || { bad "bench --profile stages ($stages)"; sed 's/^/    /' "$TMP/out"; }
 expect_rc "bench missing model" 3 $BIN bench -m "$TMP/nothing"
 expect_rc "bench unknown option" 2 $BIN bench --bogus
 

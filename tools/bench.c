@@ -2,7 +2,8 @@
 
    bench: one sequence's prompt and decode speed against this machine's memory bandwidth (a
    streaming read measured here with AVX-512 loads where the CPU has them): the roofline of a
-   decoder whose every step reads all the weights once.
+   decoder whose every step reads all the weights once; per thread count with --threads-sweep,
+   and per stage of the forward pass with --profile.
    bench-batch: the total decode speed of B sequences at once through bn_batcher, beside the
    ceiling that the matrix kernels' in-cache rate sets.
 
@@ -192,7 +193,7 @@ static double bench_eval(bn_context *ctx, int n_prompt, int n_steps, int vocab) 
 
 typedef struct bench_args {
     cli_model model; /* -m and the engine options */
-    int quick, long_ctx;
+    int quick, long_ctx, sweep, profile;
 } bench_args;
 
 static void bench_defaults(void *p) {
@@ -205,6 +206,9 @@ static const cli_opt BENCH_OPTIONS[] = {
     CLI_STRING("-m, --model", "DIR", bench_args, model.dir, "model folder"),
     CLI_FLAG("--quick", bench_args, quick, "a smaller cache, no pp512, tg32 instead of tg128"),
     CLI_INT("--ctx", "N", bench_args, long_ctx, 0, INT_MAX, "only the decode speed after N tokens of context; 0: off"),
+    CLI_FLAG("--threads-sweep", bench_args, sweep,
+             "only decode (tg32) and the roofline at 1, 2, 4, ... threads and -t (default: every core), a row each"),
+    CLI_FLAG("--profile", bench_args, profile, "then where a decode step's time goes, stage by stage (bn_context_profile)"),
     CLI_INCLUDE("engine options", bench_args, model, CLI_ENGINE_OPTIONS),
     CLI_END};
 
@@ -249,6 +253,81 @@ static int bench_long_context(bn_model *model, bn_context_params cp, int n) {
     return EXIT_OK;
 }
 
+/* Bytes of weights a decode step reads in a stage of the profile (0: none). */
+static size_t stage_weight_bytes(const bn_model *m, int stage) {
+    static const int first[BN_STAGE_COUNT] = {-1, 0, -1, -1, -1, 3, -1, 4, -1, 6, -1, -1};
+    static const int count[BN_STAGE_COUNT] = {0, 3, 0, 0, 0, 1, 0, 2, 0, 1, 0, 0};
+    const bn_fmat *head = bn_model_lm_head(m);
+    size_t total = 0;
+    int l, k;
+    if (stage == BN_STAGE_HEAD) return (size_t)head->rows * head->cols * ftype_bytes(head->type);
+    for (l = 0; l < bn_model_config(m)->n_layers; l++)
+        for (k = 0; k < count[stage]; k++) total += bn_model_linear(m, l, first[stage] + k)->nbytes;
+    return total;
+}
+
+/* --profile: n_steps profiled decode steps, and a line per stage: its time per step, its share,
+   its parallel regions per step and their average length, the thread time idle in them (waiting
+   to start, for uneven parts, at the end) and, for the matrix products, the weights' GB/s. */
+static void bench_profile(bn_context *ctx, const bn_model *m, int n_steps) {
+    bn_profile prof;
+    double total = 0.0;
+    int s, nth = bn_context_get_params(ctx)->n_threads;
+    memset(&prof, 0, sizeof prof);
+    bn_context_profile(ctx, &prof); /* a prompt of one token and n_steps steps: all one-token forwards */
+    bench_eval(ctx, 1, n_steps, bn_model_config(m)->vocab_size);
+    bn_context_profile(ctx, NULL);
+    for (s = 0; s < BN_STAGE_COUNT; s++) total += prof.seconds[s];
+    if (prof.forwards <= 0 || total <= 0.0) return;
+    printf("profile    %ld one-token steps, %.3f ms a step with the profile on, %d threads\n", prof.forwards,
+           1e3 * total / prof.forwards, nth);
+    printf("%-10s %9s %6s %8s %10s %7s %9s\n", "stage", "ms/step", "share", "regions", "us/region", "idle", "GB/s");
+    for (s = 0; s < BN_STAGE_COUNT; s++) {
+        const bn_pool_stats *r = &prof.regions[s];
+        double per = prof.seconds[s] / prof.forwards, bytes = (double)stage_weight_bytes(m, s);
+        printf("%-10s %9.3f %5.1f%% %8.1f %10.1f %6.1f%%", bn_stage_name((bn_stage)s), 1e3 * per,
+               100.0 * prof.seconds[s] / total, (double)r->regions / prof.forwards,
+               r->regions ? 1e6 * r->wall / r->regions : 0.0, r->wall > 0.0 ? 100.0 * r->idle / (r->wall * nth) : 0.0);
+        if (bytes > 0.0 && per > 0.0) printf(" %9.1f", bytes / per / 1e9);
+        printf("\n");
+    }
+}
+
+/* --threads-sweep: decode (tg32 after a one-token prompt) at 1, 2, 4, ... threads and max_threads,
+   each against the streaming read measured with the same number of threads. */
+static int bench_threads_sweep(bn_model *model, bn_context_params cp, size_t wbytes, int max_threads) {
+    int vocab = bn_model_config(model)->vocab_size, t = 1, rc = EXIT_OK;
+    printf("threads-sweep  decode tg32 against the roofline of the streaming read with as many threads "
+           "(%.1f MB of weights a token)\n",
+           wbytes / 1e6);
+    printf("%7s %12s %12s %14s %14s %11s\n", "threads", "decode tok/s", "weights GB/s", "bandwidth GB/s",
+           "roofline tok/s", "of roofline");
+    for (;;) {
+        bn_context *ctx = NULL;
+        bn_error err;
+        double tg, bw, roof;
+        cp.n_threads = t;
+        if (bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
+            fprintf(stderr, "bitnet bench: %s\n", err.msg);
+            return EXIT_RUN;
+        }
+        bench_eval(ctx, 8, 4, vocab); /* warm-up */
+        tg = bench_eval(ctx, 1, 32, vocab);
+        bn_context_free(ctx);
+        bw = measure_bandwidth(t);
+        if (bw <= 0.0) {
+            fprintf(stderr, "bitnet bench: no memory for the 1 GiB bandwidth buffer\n");
+            return EXIT_RUN;
+        }
+        roof = bw * 1e9 / (double)wbytes;
+        printf("%7d %12.2f %12.2f %14.2f %14.2f %9.1f %%\n", t, tg, tg * wbytes / 1e9, bw, roof, 100.0 * tg / roof);
+        fflush(stdout);
+        if (t == max_threads) break;
+        t = MIN(t * 2, max_threads);
+    }
+    return rc;
+}
+
 /* The streaming read bandwidth with all threads and one, and the decode speeds against the
    rooflines they set (bandwidth / bytes of weights per token). */
 static int bench_roofline(int n_threads, size_t wbytes, double tg, double tg1) {
@@ -289,6 +368,13 @@ static int bench_run(void *p, int argc, char **argv) {
         bn_model_free(model);
         return rc;
     }
+    if (a->sweep) {
+        cp.n_ctx = 64;
+        cp.n_batch = 16;
+        rc = bench_threads_sweep(model, cp, wbytes, cp.n_threads);
+        bn_model_free(model);
+        return rc;
+    }
     cp.n_ctx = quick ? 256 : 640;
     cp.n_batch = quick ? 128 : 512;
     if (bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
@@ -317,6 +403,7 @@ static int bench_run(void *p, int argc, char **argv) {
     printf("tg%-3d      %.2f tok/s (%d threads), %.2f GB/s of weights\n", quick ? 32 : 128, tg, cp.n_threads,
            tg * wbytes / 1e9);
     fflush(stdout);
+    if (a->profile) bench_profile(ctx, model, quick ? 32 : 128);
     bn_context_free(ctx);
     ctx = NULL;
     cp.n_threads = 1;
@@ -345,7 +432,10 @@ const cli_command cmd_bench = {
     "Prompt and decode speed against this machine's memory bandwidth: pp128 and pp512 (one bn_eval of\n"
     "128 / 512 tokens), tg128 (128 one-token steps) with all threads and with one, the bytes of weights a\n"
     "decode step reads, the streaming read bandwidth measured here, the roofline (bandwidth / bytes per\n"
-    "token) and the peak RSS. Without -m it measures " BENCH_MODEL ", which tools/gen_synthetic.py\n"
+    "token) and the peak RSS. --threads-sweep: decode and its roofline at 1, 2, 4, ... threads instead,\n"
+    "each against the bandwidth measured with as many threads, to show how decoding scales with the\n"
+    "cores. --profile: where a decode step's time goes, stage by stage, with the parallel regions'\n"
+    "idle thread time. Without -m it measures " BENCH_MODEL ", which tools/gen_synthetic.py\n"
     "writes on first use (the 2B4T shape, random weights). A benchmark, not a test: the numbers\n"
     "depend on the machine and its load.\n",
     BENCH_OPTIONS,
@@ -422,28 +512,48 @@ static int bench_one(const cli_model *m, bn_model *model, int B, int steps, int 
     return rc;
 }
 
-/* The best seconds of `reps` calls of a ternary (t != NULL) or float (f) matmul of B tokens. */
-static double best_matmul_seconds(const bn_tmat *t, const bn_fmat *f, const int8_t *xq, const float *x,
-                                  const float *act_scale, int B, float *y, int reps, bn_kernel kernel) {
+/* Every thread of a pool multiplies the same in-cache slice of weights at once (each into its
+   own output): an all-core turbo is slower than a one-core one, and the cores share the L3 and
+   the mesh, so the in-cache rate is measured with all the threads working, not on one and
+   multiplied. */
+typedef struct slice_job {
+    const bn_tmat *t; /* a ternary slice, or */
+    const bn_fmat *f; /* a float one */
+    const int8_t *xq;
+    const float *x, *act_scale;
+    int B;
+    float *y;      /* [nth][y_stride] */
+    size_t y_stride;
+    bn_kernel kernel;
+} slice_job;
+
+static void slice_worker(void *arg, int ith, int nth) {
+    const slice_job *j = (const slice_job *)arg;
+    float *y = j->y + (size_t)ith * j->y_stride;
+    (void)nth;
+    if (j->t)
+        bn_tmat_matmul(j->t, j->xq, j->act_scale, j->B, y, NULL, j->kernel);
+    else
+        bn_fmat_matmul_kernel(j->f, j->x, j->B, y, NULL, j->kernel);
+}
+
+/* The best seconds of `reps` rounds in which every thread of the pool does the slice's matmul. */
+static double best_slice_seconds(bn_pool *pool, slice_job *job, int reps) {
     double best = 1e30;
     int r;
     for (r = 0; r < reps; r++) {
         double t0 = bn_time_s(), dt;
-        if (t)
-            bn_tmat_matmul(t, xq, act_scale, B, y, NULL, kernel);
-        else
-            bn_fmat_matmul_kernel(f, x, B, y, NULL, kernel);
+        bn_pool_run(pool, slice_worker, job);
         dt = bn_time_s() - t0;
         if (dt < best) best = dt;
     }
     return best;
 }
 
-/* Seconds a decode step of B tokens spends in matrix products at best: each
-   family's multiply-adds at the rate its kernel reaches on one thread over a
-   slice of about 256 KB of the model's own weights (in L2 after the first
-   call), times n_threads. An upper bound on speed: it leaves out memory,
-   attention and everything else, and assumes the threads scale perfectly. */
+/* Seconds a decode step of B tokens spends in matrix products at best: each family's
+   multiply-adds at the rate its kernel reaches over a slice of about 256 KB of the model's own
+   weights (in L2 after the first call) on every one of n_threads threads at once. An upper
+   bound on speed: it leaves out memory, attention and everything else. */
 static double matmul_floor_seconds(const bn_model *m, int B, int n_threads) {
     const bn_config *cfg = bn_model_config(m);
     const size_t slice_bytes = (size_t)256 << 10;
@@ -456,27 +566,41 @@ static double matmul_floor_seconds(const bn_model *m, int B, int n_threads) {
     int8_t *xq = mem ? (int8_t *)(mem + (64 - (uintptr_t)mem % 64)) : NULL;
     float *x = mem ? (float *)(xq + ((size_t)B * cols + 63) / 64 * 64) : NULL;
     float *scales = (float *)malloc(sizeof(float) * (size_t)B), *y;
-    double ts, fs, floor_s = 0.0;
+    bn_pool *pool = bn_pool_new(n_threads);
+    double floor_s = 0.0;
+    slice_job job;
     for (l = 0; l < cfg->n_layers; l++)
         for (i = 0; i < 7; i++) ternary_macs += (size_t)bn_model_linear(m, l, i)->rows * bn_model_linear(m, l, i)->cols;
     t.rows = (int)MIN((size_t)t.rows, MAX(slice_bytes / row_bytes, 4));
     t.nbytes = (size_t)t.rows * row_bytes;
     frows = (int)(slice_bytes / ((size_t)f.cols * ftype_bytes(f.type))) / BN_FMAT_TILE_ROWS * BN_FMAT_TILE_ROWS;
     f.rows = MIN(f.rows, MAX(frows, BN_FMAT_TILE_ROWS)); /* whole groups of a tiled matrix */
-    y = (float *)malloc(sizeof(float) * (size_t)B * (size_t)MAX(t.rows, f.rows));
-    if (xq && x && scales && y) {
+    memset(&job, 0, sizeof job);
+    job.y_stride = ((size_t)B * (size_t)MAX(t.rows, f.rows) + 15) / 16 * 16; /* whole cache lines a thread */
+    y = (float *)malloc(sizeof(float) * job.y_stride * (size_t)bn_pool_size(pool));
+    if (xq && x && scales && y && pool) {
+        double ts, fs;
         for (i = 0; i < B * cols; i++) {
             xq[i] = (int8_t)(i * 37 % 255 - 127);
             x[i] = (float)(i * 37 % 255 - 127) / 127.0f;
         }
         for (i = 0; i < B; i++) scales[i] = 1.0f;
-        bn_kernel kernel = bn_kernel_detect(); /* once: cpuid can cost more than a small matmul in a VM */
-        ts = best_matmul_seconds(&t, NULL, xq, NULL, scales, B, y, 20, kernel);
-        fs = best_matmul_seconds(NULL, &f, NULL, x, NULL, B, y, 20, kernel);
+        job.xq = xq;
+        job.x = x;
+        job.act_scale = scales;
+        job.B = B;
+        job.y = y;
+        job.kernel = bn_kernel_detect(); /* once: cpuid can cost more than a small matmul in a VM */
+        job.t = &t;
+        ts = best_slice_seconds(pool, &job, 20);
+        job.t = NULL;
+        job.f = &f;
+        fs = best_slice_seconds(pool, &job, 20);
         floor_s =
             ((double)ternary_macs / ((double)t.rows * t.cols) * ts + (double)bn_model_lm_head(m)->rows / f.rows * fs) /
-            n_threads;
+            bn_pool_size(pool);
     }
+    bn_pool_free(pool);
     free(mem);
     free(scales);
     free(y);
@@ -597,7 +721,7 @@ const cli_command cmd_bench_batch = {
     "than the ratio of two medians).\n"
     "'ceiling' is the most a step of B tokens could give if it did nothing but its matrix products\n"
     "(the ternary linears and the lm_head) at the rate the kernels reach on weights already in cache\n"
-    "(one thread measured, best of the rounds, times the threads), with its ratio to B = 1's median:\n"
+    "(every thread at once, best of the rounds), with its ratio to B = 1's median:\n"
     "where memory is no longer the limit, the arithmetic is, and no batch size goes past it.\n",
     BENCH_BATCH_OPTIONS,
     sizeof(bench_batch_args),
