@@ -5,7 +5,7 @@ WARN    := -Wall -Wextra -Wpedantic
 LIBS    := -lm -lpthread
 BUILD   := build
 
-.PHONY: all amalgamate test deps clean bench
+.PHONY: all amalgamate test deps clean bench fuzz
 
 all: bitnet.h $(BUILD)/bitnet
 
@@ -31,6 +31,13 @@ deps:
 # Checks that the committed bitnet.h is a fresh amalgamation *before* regenerating it.
 test:
 	@sh tests/all.sh
+
+# Every fuzz harness tests/fuzz/fuzz_*.c under libFuzzer + ASan + UBSan (clang), FUZZ_SECONDS each,
+# one after another; new inputs go to build/fuzz/corpus, findings to build/fuzz/artifacts
+# (tests/fuzz/README.md). FUZZ_JOBS=N runs N processes per harness.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@sh tests/fuzz/fuzz.sh run $(FUZZ_SECONDS)
 
 # Speed of the 2B4T-shaped synthetic model (generated into build/ on first use) against this
 # machine's memory bandwidth; BENCH_ARGS="MODEL_DIR -t N --layout tq1 --head i8 --quick" to vary.

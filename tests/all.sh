@@ -50,6 +50,16 @@ for src in tests/test_*.c; do
     [ -x "build/asan/$name" ] && ASAN_OPTIONS=detect_leaks=1 R "asan:$name" "build/asan/$name"
 done
 
+# 3a. Fuzz harnesses (tests/fuzz/README.md), without libFuzzer: every committed corpus input and every
+#     past crash input replayed through its harness under ASan + UBSan (LeakSanitizer on).
+R "build-fuzz-replay" env FUZZ_CFLAGS="-O1 -g" sh tests/fuzz/fuzz.sh build-replay
+for src in tests/fuzz/fuzz_*.c; do
+    [ -f "$src" ] || continue
+    name=${src#tests/fuzz/fuzz_}; name=${name%.c}
+    [ -x "build/fuzz/replay_$name" ] && ASAN_OPTIONS=detect_leaks=1 R "fuzz-replay:$name" \
+        "build/fuzz/replay_$name" "tests/fuzz/corpus/$name" "tests/fuzz/crashes/$name"
+done
+
 # 3b. NEON kernels: test_kernels and test_floatops cross-compiled for aarch64 and run under qemu-user, once
 #     built for a dotprod CPU, once built generic (run-time detection) on a CPU without dotprod (plain NEON).
 if command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then

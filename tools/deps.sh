@@ -7,6 +7,10 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have gcc || need="$need gcc"
 have g++ || need="$need g++"
 have clang || need="$need clang"
+# libFuzzer and the sanitizer runtimes for `make fuzz` (clang's -fsanitize=fuzzer)
+[ -n "$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" ] ||
+    [ "$(uname -m)" != x86_64 ] || need="$need libclang-rt-14-dev"
+have valgrind || need="$need valgrind"
 have make || need="$need make"
 have python3 || need="$need python3"
 have qemu-aarch64 || need="$need qemu-user"
