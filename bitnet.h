@@ -69,6 +69,22 @@ typedef enum bn_status {
     BN_ERR_CANCELLED     /* a callback asked to stop */
 } bn_status;
 
+/* Bounds on the memory the library takes for one object (a model, a context):
+   every allocation whose size comes from input - a file's contents or a
+   parameter - is checked against them before it is made, and refused with
+   BN_ERR_NOMEM and a message naming what it was for and its size. Zeros
+   mean the defaults. */
+typedef struct bn_limits {
+    size_t max_alloc; /* the largest single allocation; 0: BN_DEFAULT_MAX_ALLOC */
+    size_t max_total; /* the most bytes the object holds (beside the mapped files); 0: no limit */
+} bn_limits;
+
+/* 16 GiB on 64-bit targets (a 10B-parameter ternary model packs into 2.5 GB;
+   the largest real single block), 1 GiB on 32-bit ones. */
+#ifndef BN_DEFAULT_MAX_ALLOC
+#define BN_DEFAULT_MAX_ALLOC (sizeof(size_t) >= 8 ? (size_t)0x400000000ull : (size_t)0x40000000u)
+#endif
+
 #define BN_ERROR_MSG_MAX 512
 typedef struct bn_error {
     bn_status status;
@@ -468,6 +484,7 @@ typedef struct bn_model_params {
     bn_tlayout layout;  /* in-memory ternary layout; BN_TLAYOUT_DEFAULT picks the measured best */
     bn_ftype head_type; /* lm_head (and untied embeddings kept as-is on disk when possible) */
     int head_type_set;  /* 0: the library's measured default for head_type */
+    bn_limits limits;   /* on the bytes the load allocates (see bn_limits); zeros: the defaults */
 } bn_model_params;
 
 typedef struct bn_model bn_model; /* defined in the implementation; see bn_model_config */
@@ -1137,6 +1154,15 @@ BN_EXTERN_C_BEGIN
 /* A small default: 4 layers of 256, 4 heads / 2 kv heads, FFN 640, vocab 1024, context 256. */
 BN_API bn_train_config bn_train_config_default(void);
 /* Random initialization (normal, std 0.02; norms 1), reproducible from seed. */
+/* The floats bn_train_model_new allocates for a config's weights (the same
+   sum as bn_train_model_n_weights of the model it makes), in double: no overflow. */
+static double bn__train_n_weights(const bn_train_config *c) {
+    double D = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    double KVD = (double)(c->hidden_size / c->n_heads) * c->n_kv_heads;
+    double layer = 3 * D + 2 * D * D + 2 * D * KVD + 3 * D * F + F; /* 3 norms, q o, k v, gate up down, ffn norm */
+    return V * D * (c->tie_word_embeddings ? 1 : 2) + c->n_layers * layer + D;
+}
+
 BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_train_config *cfg, uint64_t seed, bn_error *err);
 BN_API void bn_train_model_free(bn_train_model *m);
 BN_API size_t bn_train_model_n_weights(const bn_train_model *m); /* number of trained floats */
@@ -1325,6 +1351,32 @@ BN_API bn_status bn_read_file(const char *path, char **data, size_t *len, bn_err
     return BN_OK;
 }
 
+/* An object's limits and what it holds so far (see bn_limits). */
+typedef struct bn__budget {
+    size_t max_alloc, max_total, used;
+} bn__budget;
+
+BN_MAYBE_UNUSED static void bn__budget_init(bn__budget *b, const bn_limits *lim) {
+    b->max_alloc = lim && lim->max_alloc ? lim->max_alloc : BN_DEFAULT_MAX_ALLOC;
+    b->max_total = lim ? lim->max_total : 0;
+    b->used = 0;
+}
+
+/* May the object allocate n bytes for `what` (a description naming the file
+   and field the size comes from)? keep: the bytes stay until the object is
+   freed (counted); else a temporary, checked but not counted. */
+BN_MAYBE_UNUSED static bn_status bn__budget_take(bn__budget *b, size_t n, int keep, const char *what, bn_error *err) {
+    if (n > b->max_alloc)
+        return bn_errorf(err, BN_ERR_NOMEM, "%s: %llu bytes is over the limit of %llu bytes for one allocation "
+                         "(bn_limits.max_alloc)", what, (unsigned long long)n, (unsigned long long)b->max_alloc);
+    if (b->max_total && n > b->max_total - b->used)
+        return bn_errorf(err, BN_ERR_NOMEM, "%s: %llu bytes more would hold %llu bytes, over the limit of %llu "
+                         "(bn_limits.max_total)", what, (unsigned long long)n, (unsigned long long)(b->used + n),
+                         (unsigned long long)b->max_total);
+    if (keep) b->used += n;
+    return BN_OK;
+}
+
 /* Join a folder and a file name into a BN_MALLOC'd string. */
 BN_MAYBE_UNUSED static char *bn__path_join(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);
@@ -1366,20 +1418,25 @@ BN_API double bn_time_s(void) {
 #endif
 
 /* ==================== json.h ============================================== */
-/* Nodes and strings live in a chain of large blocks that never move, so
-   pointers into the tree stay valid while the parser grows it. */
+/* Nodes and strings live in a chain of blocks that never move, so pointers
+   into the tree stay valid while the parser grows it. The first block is sized
+   from the input (a small document costs a small allocation); each later one
+   doubles, up to 1 MB, so a large document takes few blocks. */
 typedef struct bn__arena_block {
     struct bn__arena_block *next;
     size_t used, cap;
     /* data follows, aligned for doubles/pointers */
 } bn__arena_block;
 
-static void *bn__arena_alloc(void **arena, size_t n) {
+#define BN__ARENA_MAX_BLOCK ((size_t)1 << 20)
+
+/* n bytes from the arena; *next_cap is the size of the next block to make. */
+static void *bn__arena_alloc(void **arena, size_t n, size_t *next_cap) {
     bn__arena_block *b = (bn__arena_block *)*arena;
     size_t hdr = (sizeof(bn__arena_block) + 15) & ~(size_t)15;
     n = (n + 15) & ~(size_t)15;
     if (!b || b->used + n > b->cap) {
-        size_t cap = n > ((size_t)1 << 20) ? n : ((size_t)1 << 20);
+        size_t cap = BN_MAX(n, *next_cap);
         bn__arena_block *nb = (bn__arena_block *)BN_MALLOC(hdr + cap);
         if (!nb) return NULL;
         nb->next = b;
@@ -1387,6 +1444,7 @@ static void *bn__arena_alloc(void **arena, size_t n) {
         nb->cap = cap;
         *arena = nb;
         b = nb;
+        *next_cap = BN_MIN(*next_cap * 2, BN__ARENA_MAX_BLOCK);
     }
     b->used += n;
     return (char *)b + hdr + b->used - n;
@@ -1405,6 +1463,7 @@ typedef struct bn__jparser {
     const char *s, *what;
     size_t pos, len;
     void *arena;
+    size_t arena_next; /* size of the arena's next block */
     bn_json *stack; /* children being collected, for all open containers */
     size_t stack_len, stack_cap;
     bn_error *err;
@@ -1485,7 +1544,7 @@ static int bn__jstring(bn__jparser *p, const char **out, int *out_len) {
     }
     if (end >= p->len) return bn__jfail(p, "unterminated string");
     if (end - start > (size_t)INT_MAX / 2) return bn__jfail(p, "string too long");
-    buf = (char *)bn__arena_alloc(&p->arena, end - start + 1);
+    buf = (char *)bn__arena_alloc(&p->arena, end - start + 1, &p->arena_next);
     if (!buf) return bn__jnomem(p);
     if (!has_escape) {
         size_t i;
@@ -1636,7 +1695,7 @@ static int bn__jcontainer(bn__jparser *p, bn_json *v, int depth, int is_obj) {
     }
     count = p->stack_len - base;
     if (count > (size_t)INT_MAX) return bn__jfail(p, "too many elements");
-    v->child = (bn_json *)bn__arena_alloc(&p->arena, count * sizeof(bn_json));
+    v->child = (bn_json *)bn__arena_alloc(&p->arena, count * sizeof(bn_json), &p->arena_next);
     if (!v->child) return bn__jnomem(p);
     for (i = 0; i < count; i++) v->child[i] = p->stack[base + i];
     v->len = (int)count;
@@ -1679,7 +1738,9 @@ BN_API bn_status bn_json_parse(bn_json_doc *doc, const char *text, size_t len, c
     p.len = len;
     p.what = what ? what : "JSON";
     p.err = err;
-    root = (bn_json *)bn__arena_alloc(&p.arena, sizeof(bn_json));
+    /* room for the text's strings and a node per 16 bytes: most documents fit the first block */
+    p.arena_next = BN_MIN(BN_MAX(len + len / 16 * sizeof(bn_json), (size_t)256), BN__ARENA_MAX_BLOCK);
+    root = (bn_json *)bn__arena_alloc(&p.arena, sizeof(bn_json), &p.arena_next);
     if (!root) {
         bn__jnomem(&p);
     } else {
@@ -1738,6 +1799,40 @@ BN_API int bn_json_bool(const bn_json *obj, const char *key, int dflt) {
 BN_API int bn_json_is_int(const bn_json *v) {
     return v && v->type == BN_JSON_NUMBER && v->num == floor(v->num) && v->num >= (double)INT_MIN &&
            v->num <= (double)INT_MAX;
+}
+
+/* The integer member `key` of obj, in [lo, hi], into *out: the one way a
+   size or an id is read from a file, so that no number reaches an int cast
+   unchecked. Absent or null: dflt when has_dflt, else an error. Errors are
+   BN_ERR_CONFIG and name `what` and the key. */
+BN_MAYBE_UNUSED static bn_status bn__json_int_field(const bn_json *obj, const char *key, int lo, int hi, int has_dflt,
+                                                    int dflt, int *out, const char *what, bn_error *err) {
+    const bn_json *v = bn_json_get(obj, key);
+    if (!v || v->type == BN_JSON_NULL) {
+        if (!has_dflt) return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is missing", what, key);
+        *out = dflt;
+        return BN_OK;
+    }
+    if (v->type != BN_JSON_NUMBER || v->num != floor(v->num))
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is not an integer", what, key);
+    if (!(v->num >= lo && v->num <= hi))
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" = %g is out of range (%d..%d)", what, key, v->num, lo, hi);
+    *out = (int)v->num;
+    return BN_OK;
+}
+
+/* The same for a number in [lo, hi] (a float field: no NaN, no overflow on the cast). */
+BN_MAYBE_UNUSED static bn_status bn__json_num_field(const bn_json *obj, const char *key, double lo, double hi,
+                                                    double dflt, double *out, const char *what, bn_error *err) {
+    const bn_json *v = bn_json_get(obj, key);
+    if (!v || v->type == BN_JSON_NULL) {
+        *out = dflt;
+        return BN_OK;
+    }
+    if (v->type != BN_JSON_NUMBER || !(v->num >= lo && v->num <= hi))
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is not a number in [%g, %g]", what, key, lo, hi);
+    *out = v->num;
+    return BN_OK;
 }
 
 BN_API int bn_json_streq(const bn_json *v, const char *s) {
@@ -5273,7 +5368,7 @@ struct bn_model {
     float *final_norm;  /* model.norm [hidden] */
     bn_layer *layers;
     bn_safetensors *st; /* the mapped checkpoint, kept open while embed/lm_head point into it */
-    size_t bytes_allocated;
+    bn__budget budget;  /* params.limits, and the bytes allocated (bn_model_memory) */
     bn__tarena weights; /* every layer's packed ternary matrices, in one block */
 };
 
@@ -5299,22 +5394,10 @@ BN_API bn_model_params bn_model_default_params(void) {
 
 /* ---- config.json ---------------------------------------------------------- */
 
-/* A required positive integer; *out untouched and an error when absent or bad. */
+/* A positive integer up to limit; the default when absent if dflt > 0, else an error. */
 static bn_status bn__cfg_int(const bn_json *root, const char *key, int *out, int dflt, int limit, const char *what,
                              bn_error *err) {
-    const bn_json *v = bn_json_get(root, key);
-    if (!v || v->type == BN_JSON_NULL) {
-        if (dflt > 0) {
-            *out = dflt;
-            return BN_OK;
-        }
-        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is missing", what, key);
-    }
-    if (!bn_json_is_int(v)) return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is not an integer", what, key);
-    if (v->num <= 0 || v->num > limit)
-        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" = %g is out of range (1..%d)", what, key, v->num, limit);
-    *out = (int)v->num;
-    return BN_OK;
+    return bn__json_int_field(root, key, 1, limit, dflt > 0, dflt, out, what, err);
 }
 
 /* Append the ids of an int-or-list value to the EOS list, without duplicates. */
@@ -5493,17 +5576,31 @@ static bn_status bn__need(const bn_safetensors *st, const char *name, int n_dims
 
 static int bn__is_float(bn_dtype d) { return d == BN_DTYPE_F32 || d == BN_DTYPE_F16 || d == BN_DTYPE_BF16; }
 
-/* A norm weight as a new f32 array. */
+/* May the load allocate n bytes for tensor t (keep: for good; else a temporary)? */
+static bn_status bn__model_take(bn_model *m, const bn_st_tensor *t, size_t n, int keep, bn_error *err) {
+    char what[BN_ERROR_MSG_MAX / 2];
+    snprintf(what, sizeof what, "%s: tensor '%s'", m->st->files[t->file].path, t->name);
+    return bn__budget_take(&m->budget, n, keep, what, err);
+}
+
+/* A norm weight [n] of a float type. */
+static bn_status bn__check_norm(const bn_model *m, const char *name, int n, const bn_st_tensor **t, bn_error *err) {
+    bn_status s = bn__need(m->st, name, 1, n, 0, t, err);
+    if (s) return s;
+    if (!bn__is_float((*t)->dtype))
+        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected a float type",
+                         m->st->files[(*t)->file].path, name, bn_dtype_name((*t)->dtype));
+    return BN_OK;
+}
+
+/* A norm weight as a new f32 array (out NULL: only check the tensor). */
 static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out, bn_error *err) {
     const bn_st_tensor *t;
-    bn_status s = bn__need(m->st, name, 1, n, 0, &t, err);
-    if (s) return s;
-    if (!bn__is_float(t->dtype))
-        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected a float type",
-                         m->st->files[t->file].path, name, bn_dtype_name(t->dtype));
+    bn_status s = bn__check_norm(m, name, n, &t, err);
+    if (!s && out) s = bn__model_take(m, t, sizeof(float) * (size_t)n, 1, err);
+    if (s || !out) return s;
     *out = BN_ALLOC(float, n);
     if (!*out) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for '%s'", name);
-    m->bytes_allocated += sizeof(float) * (size_t)n;
     return bn_st_read_f32(t, *out, err);
 }
 
@@ -5541,8 +5638,11 @@ static bn_status bn__fmat_tile_from(bn_model *m, const bn_st_tensor *t, const vo
     size_t esize = bn__ftype_size(type), row_bytes = esize * (size_t)out->cols,
            nbytes = bn__fmat_tiled_bytes(out->rows, out->cols, type),
            piece_rows = BN_MAX(((size_t)64 << 20) / row_bytes / BN_FMAT_TILE_ROWS, 1) * BN_FMAT_TILE_ROWS;
-    uint8_t *dst = bn__alloc_aligned(nbytes, &out->owned);
+    uint8_t *dst;
     int r0, r1;
+    bn_status s = bn__model_take(m, t, nbytes, 1, err);
+    if (s) return s;
+    dst = bn__alloc_aligned(nbytes, &out->owned);
     if (!dst) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for '%s' (%llu bytes)", t->name, (unsigned long long)nbytes);
     for (r0 = 0; r0 < out->rows; r0 = r1) {
         r1 = (int)BN_MIN((size_t)r0 + piece_rows, (size_t)out->rows);
@@ -5552,7 +5652,6 @@ static bn_status bn__fmat_tile_from(bn_model *m, const bn_st_tensor *t, const vo
     out->type = type;
     out->data = dst;
     out->tiled = 1;
-    m->bytes_allocated += nbytes;
     return BN_OK;
 }
 
@@ -5602,6 +5701,10 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
     else return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16",
                           m->st->files[t->file].path, t->name, bn_dtype_name(t->dtype));
     if (!p->head_type_set || p->head_type == disk) return bn__fmat_tile_from(m, t, t->data, disk, out, err);
+    /* temporaries: the floats, then the converted copy (at most as large) and its row scales */
+    if ((s = bn__model_take(m, t, sizeof(float) * n * 2, 0, err)) ||
+        (p->head_type == BN_FTYPE_I8 && (s = bn__model_take(m, t, sizeof(float) * (size_t)out->rows, 1, err))))
+        return s;
     f = BN_ALLOC(float, n);
     if (!f) return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
     if ((s = bn_st_read_f32(t, f, err))) {
@@ -5617,7 +5720,6 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
     s = bn__fmat_tile_from(m, t, converted, p->head_type, out, err);
     if (converted != f) BN_FREE(converted);
     BN_FREE(f);
-    if (out->owned_scale) m->bytes_allocated += sizeof(float) * (size_t)out->rows;
     return s;
 }
 
@@ -5662,34 +5764,52 @@ static bn_status bn__unpack_codes(const bn_safetensors *st, const bn_st_tensor *
     return BN_OK;
 }
 
-/* One ternary linear "<prefix>.weight" of shape [rows, cols] in any variant. */
+/* One ternary linear "<prefix>.weight" [rows, cols], checked against the
+   file: master floats [rows, cols], or packed uint8 codes [ceil(rows/4), cols]
+   with "<prefix>.weight_scale", one positive float (*scale gets it; *ts is
+   NULL for master weights). */
+static bn_status bn__check_linear(const bn_model *m, const char *name, const char *sname, int rows, int cols,
+                                  const bn_st_tensor **t, const bn_st_tensor **ts, float *scale, bn_error *err) {
+    const char *path;
+    bn_status s;
+    *ts = NULL;
+    *t = bn_st_find(m->st, name);
+    if (!*t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", m->st->files[0].path, name);
+    path = m->st->files[(*t)->file].path;
+    if (bn__is_float((*t)->dtype)) return bn__need(m->st, name, 2, rows, cols, t, err);
+    if ((*t)->dtype != BN_DTYPE_U8)
+        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected BF16/F16/F32 master or U8 packed",
+                         path, name, bn_dtype_name((*t)->dtype));
+    if ((s = bn__need(m->st, name, 2, (rows + 3) / 4, cols, t, err))) return s;
+    *ts = bn_st_find(m->st, sname);
+    if (!*ts) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing (packed weights need it)", path, sname);
+    path = m->st->files[(*ts)->file].path;
+    if (bn_st_numel(*ts) != 1 || !bn__is_float((*ts)->dtype))
+        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' must hold one float", path, sname);
+    if ((s = bn_st_read_f32(*ts, scale, err))) return s;
+    if (!(*scale > 0.0f) || !isfinite(*scale))
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s' = %g is not a positive number", path, sname, (double)*scale);
+    return BN_OK;
+}
+
+/* One ternary linear "<prefix>.weight" of shape [rows, cols] in any variant,
+   packed into the model's arena (out NULL: only check the tensors). */
 static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int cols, bn_tmat *out,
                                  const bn_model_params *p, bn_error *err) {
     char name[256], sname[256];
     const bn_st_tensor *t, *ts;
-    const char *path = m->st->files[0].path;
+    float scale = 1.0f;
     bn_status s;
     snprintf(name, sizeof name, "%s.weight", prefix);
     snprintf(sname, sizeof sname, "%s.weight_scale", prefix);
-    t = bn_st_find(m->st, name);
-    if (!t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", path, name);
-    path = m->st->files[t->file].path;
-    if (bn__is_float(t->dtype)) { /* master weights: quantize now */
-        if ((s = bn__need(m->st, name, 2, rows, cols, &t, err))) return s;
+    if ((s = bn__check_linear(m, name, sname, rows, cols, &t, &ts, &scale, err)) || !out) return s;
+    /* temporaries: the weights as floats (master) or codes, and as int8 values */
+    if ((s = bn__model_take(m, t, (size_t)rows * cols * (ts ? 1 : 1 + sizeof(float)), 0, err))) return s;
+    if (!ts) { /* master weights: quantize now */
         s = bn__quantize_master(t, rows, cols, out, p->layout, &m->weights, err);
         if (!s) bn__release_pages(m, t, t->data, t->nbytes);
-    } else if (t->dtype == BN_DTYPE_U8) { /* packed codes + weight_scale */
-        float scale;
+    } else { /* packed codes + weight_scale */
         int8_t *q;
-        if ((s = bn__need(m->st, name, 2, (rows + 3) / 4, cols, &t, err))) return s;
-        ts = bn_st_find(m->st, sname);
-        if (!ts) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing (packed weights need it)", path, sname);
-        if (bn_st_numel(ts) != 1 || !bn__is_float(ts->dtype))
-            return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' must hold one float", m->st->files[ts->file].path, sname);
-        if ((s = bn_st_read_f32(ts, &scale, err))) return s;
-        if (!(scale > 0.0f) || !isfinite(scale))
-            return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s' = %g is not a positive number",
-                             m->st->files[ts->file].path, sname, (double)scale);
         /* bitlinear stores 1/mean|W| and divides by it; autobitlinear stores mean|W| and multiplies. */
         if (m->config.variant == BN_WEIGHTS_BITLINEAR) scale = 1.0f / scale;
         q = BN_ALLOC(int8_t, (size_t)rows * cols);
@@ -5698,11 +5818,9 @@ static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int 
         if (!s) s = bn__tmat_pack_in(out, q, rows, cols, scale, p->layout, &m->weights, err);
         if (!s) bn__release_pages(m, t, t->data, t->nbytes);
         BN_FREE(q);
-    } else {
-        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected BF16/F16/F32 master or U8 packed",
-                         path, name, bn_dtype_name(t->dtype));
     }
-    if (!s) m->bytes_allocated += out->nbytes;
+    /* a matrix that did not fit the arena has memory of its own */
+    if (!s && out->owned) s = bn__model_take(m, t, out->nbytes, 1, err);
     return s;
 }
 
@@ -5729,26 +5847,31 @@ static void bn__layer_linears(const bn_config *c, bn__linear_spec spec[BN__N_LIN
     }
 }
 
-static bn_status bn__load_layer(bn_model *m, int l, const bn_model_params *p, bn_error *err) {
+/* Layer l's tensors into L, or (L NULL) only checked against the file. */
+static bn_status bn__load_layer(bn_model *m, int l, bn_layer *L, const bn_model_params *p, bn_error *err) {
     const bn_config *c = &m->config;
-    bn_layer *L = &m->layers[l];
-    bn_tmat *const dst[BN__N_LINEARS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    bn_layer none;
+    bn_layer *at = L ? L : &none; /* the destinations, unused when only checking */
+    bn_tmat *const dst[BN__N_LINEARS] = {&at->wq, &at->wk, &at->wv, &at->wo, &at->w_gate, &at->w_up, &at->w_down};
     bn__linear_spec spec[BN__N_LINEARS];
     int q_dim = c->n_heads * c->head_dim, h = c->hidden_size, f = c->intermediate_size, i;
     char pre[128], name[192];
     bn_status s;
 #define BN__NAME(suffix) (snprintf(name, sizeof name, "%s.%s", pre, suffix), name)
     snprintf(pre, sizeof pre, "model.layers.%d", l);
-    if ((s = bn__load_norm(m, BN__NAME("input_layernorm.weight"), h, &L->attn_norm, err)) ||
-        (s = bn__load_norm(m, BN__NAME("post_attention_layernorm.weight"), h, &L->ffn_norm, err)))
+#define BN__OUT(field) (L ? &L->field : NULL)
+    if ((s = bn__load_norm(m, BN__NAME("input_layernorm.weight"), h, BN__OUT(attn_norm), err)) ||
+        (s = bn__load_norm(m, BN__NAME("post_attention_layernorm.weight"), h, BN__OUT(ffn_norm), err)))
         return s;
     bn__layer_linears(c, spec);
     for (i = 0; i < BN__N_LINEARS; i++)
-        if ((s = bn__load_linear(m, BN__NAME(spec[i].name), spec[i].rows, spec[i].cols, dst[i], p, err))) return s;
+        if ((s = bn__load_linear(m, BN__NAME(spec[i].name), spec[i].rows, spec[i].cols, L ? dst[i] : NULL, p, err)))
+            return s;
     if (c->has_sub_norms &&
-        ((s = bn__load_norm(m, BN__NAME("self_attn.attn_sub_norm.weight"), q_dim, &L->attn_sub_norm, err)) ||
-         (s = bn__load_norm(m, BN__NAME("mlp.ffn_sub_norm.weight"), f, &L->ffn_sub_norm, err))))
+        ((s = bn__load_norm(m, BN__NAME("self_attn.attn_sub_norm.weight"), q_dim, BN__OUT(attn_sub_norm), err)) ||
+         (s = bn__load_norm(m, BN__NAME("mlp.ffn_sub_norm.weight"), f, BN__OUT(ffn_sub_norm), err))))
         return s;
+#undef BN__OUT
 #undef BN__NAME
     return BN_OK;
 }
@@ -5763,12 +5886,33 @@ static size_t bn__layer_packed_bytes(const bn_config *c, bn_tlayout layout) {
     return total;
 }
 
+/* Every tensor that config.json implies, checked against the file (name,
+   shape, dtype, scales) before anything is allocated from the config's sizes:
+   a config that claims more than the file holds fails here, cheaply. */
+static bn_status bn__check_tensors(bn_model *m, const bn_model_params *p, bn_error *err) {
+    const bn_config *c = &m->config;
+    const bn_st_tensor *t;
+    bn_status s;
+    int l;
+    if ((s = bn__need(m->st, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
+        (!c->tie_word_embeddings &&
+         (s = bn__need(m->st, "lm_head.weight", 2, c->vocab_size, c->hidden_size, &t, err))) ||
+        (s = bn__load_norm(m, "model.norm.weight", c->hidden_size, NULL, err)))
+        return s;
+    for (l = 0; l < c->n_layers; l++)
+        if ((s = bn__load_layer(m, l, NULL, p, err))) return s;
+    return BN_OK;
+}
+
 static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_error *err) {
     const bn_config *c = &m->config;
     const bn_st_tensor *t;
     bn_model_params embed_p = *p;
     bn_status s;
     int l;
+    size_t arena;
+    char what[BN_ERROR_MSG_MAX / 2];
+    if ((s = bn__check_tensors(m, p, err))) return s;
     embed_p.head_type_set = 0; /* embeddings stay as on disk; head_type applies to lm_head */
     if ((s = bn__need(m->st, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
         (s = bn__load_fmat(m, t, &m->embed, &embed_p, err)))
@@ -5784,11 +5928,14 @@ static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_erro
         return s;
     }
     if ((s = bn__load_norm(m, "model.norm.weight", c->hidden_size, &m->final_norm, err))) return s;
+    arena = (size_t)c->n_layers * bn__layer_packed_bytes(c, p->layout);
+    snprintf(what, sizeof what, "%s: the packed matrices of %d layers", m->st->files[0].path, c->n_layers);
+    if ((s = bn__budget_take(&m->budget, arena + sizeof(bn_layer) * (size_t)c->n_layers, 1, what, err))) return s;
     m->layers = BN_ZALLOC(bn_layer, c->n_layers);
     if (!m->layers) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for %d layers", c->n_layers);
-    if ((s = bn__tarena_init(&m->weights, (size_t)c->n_layers * bn__layer_packed_bytes(c, p->layout), err))) return s;
+    if ((s = bn__tarena_init(&m->weights, arena, err))) return s;
     for (l = 0; l < c->n_layers; l++)
-        if ((s = bn__load_layer(m, l, p, err))) return s;
+        if ((s = bn__load_layer(m, l, &m->layers[l], p, err))) return s;
     return BN_OK;
 }
 
@@ -5832,6 +5979,7 @@ BN_API bn_status bn_model_load(bn_model **out, const char *path, const bn_model_
     if (!path) return bn_errorf(err, BN_ERR_ARG, "bn_model_load: path is NULL");
     m = BN_ZALLOC(bn_model, 1);
     if (!m) return bn_errorf(err, BN_ERR_NOMEM, "out of memory");
+    bn__budget_init(&m->budget, &p.limits);
     s = bn__model_load(m, path, &p, err);
     if (s) {
         bn_model_free(m);
@@ -5872,7 +6020,7 @@ BN_API const bn_config *bn_model_config(const bn_model *model) { return &model->
 
 BN_API void bn_model_memory(const bn_model *model, size_t *bytes_mapped, size_t *bytes_allocated) {
     if (bytes_mapped) *bytes_mapped = model->st ? model->st->bytes_mapped : 0;
-    if (bytes_allocated) *bytes_allocated = model->bytes_allocated;
+    if (bytes_allocated) *bytes_allocated = model->budget.used;
 }
 
 BN_API const bn_tmat *bn_model_linear(const bn_model *model, int layer, int which) {
@@ -6853,8 +7001,8 @@ typedef struct bn__tok_step {
 
 typedef struct bn__added_token {
     int32_t id;
-    const char *content;
-    size_t len;
+    const char *content; /* its own string (the id's table entry is the last added token with that id) */
+    size_t len, off;     /* off: where content is in the store, while it may still move */
     const char *norm; /* normalized content (normalized tokens only) */
     size_t norm_len;
     unsigned char special, lstrip, rstrip, normalized, single_word;
@@ -7018,7 +7166,7 @@ static bn_status bn__load_model(bn__loader *L, const bn_json *model, const bn_js
     const bn_json *vocab = bn_json_get(model, "vocab"), *merges = bn_json_get(model, "merges");
     const bn_json *type = bn_json_get(model, "type"), *v;
     int i, max_id = -1;
-    size_t total = 0;
+    size_t total = 0, n_entries;
     bn__buf tmp;
     if (!model || model->type != BN_JSON_OBJECT)
         return bn_errorf(L->err, BN_ERR_MISSING, "%s: no \"model\" object", L->what);
@@ -7058,8 +7206,14 @@ static bn_status bn__load_model(bn__loader *L, const bn_json *model, const bn_js
             if ((int)id->num > max_id) max_id = (int)id->num;
             total += (size_t)c->len * 2 + 2;
         }
-    if (max_id > (1 << 28))
-        return bn_errorf(L->err, BN_ERR_FORMAT, "%s: token id %d is implausibly large", L->what, max_id);
+    /* Ids number the entries: the per-id tables are sized by the largest id, so
+       it must be justified by entries that exist (a gap is allowed, up to as many
+       ids as there are entries), else a 48-byte file could ask for gigabytes. */
+    n_entries = (size_t)vocab->len + (added ? (size_t)added->len : 0);
+    if ((size_t)max_id >= 2 * n_entries)
+        return bn_errorf(L->err, BN_ERR_FORMAT, "%s: token id %d is beyond what %lu vocab and added_tokens entries "
+                         "can number (ids must be below twice the number of entries)", L->what, max_id,
+                         (unsigned long)n_entries);
     t->n_vocab = max_id + 1;
     t->tok_off = BN_ZALLOC(size_t, t->n_vocab + 1);
     t->tok_len = BN_ALLOC(int32_t, t->n_vocab + 1);
@@ -7188,6 +7342,7 @@ static bn_status bn__load_added(bn__loader *L, const bn_json *added) {
         at->single_word = (unsigned char)bn_json_bool(a, "single_word", 0);
         if (!bn__store_add(t, c->str, (size_t)c->len, &off)) return bn__tok_nomem(L);
         at->len = (size_t)c->len;
+        at->off = off;
         t->tok_off[at->id] = off; /* offsets now; pointers once the store stops moving */
         t->tok_len[at->id] = c->len;
         t->tok_special[at->id] = (unsigned char)(at->special | (at->normalized ? 2 : 0));
@@ -7622,7 +7777,7 @@ BN_API bn_status bn_tokenizer_load_memory(bn_tokenizer **out, const char *json, 
         bn__fix_step_strings(t, t->dec, t->n_dec);
         for (i = 0; i < t->n_added; i++) {
             bn__added_token *a = &t->added[i];
-            a->content = t->store + t->tok_off[a->id];
+            a->content = t->store + a->off;
         }
         /* normalized added tokens are matched in normalized text, as their normalized form */
         for (i = 0; !st && i < t->n_added; i++) {
@@ -7713,7 +7868,7 @@ BN_API size_t bn_tokenizer_memory(const bn_tokenizer *t) {
 BN_API int32_t bn_tokenizer_token_to_id(const bn_tokenizer *t, const char *s, size_t len) {
     int i;
     for (i = 0; i < t->n_added; i++)
-        if (t->added[i].len == len && memcmp(t->store + t->tok_off[t->added[i].id], s, len) == 0)
+        if (t->added[i].len == len && memcmp(t->added[i].content, s, len) == 0)
             return t->added[i].id;
     return bn__vocab_find(t, s, len);
 }
@@ -9230,15 +9385,32 @@ static int bn__grow(char **buf, size_t *cap, size_t need) {
     return 1;
 }
 
+/* The stop strings that can match, one at a time: *k is the position in the
+   list to look from (start at 0). A NULL or empty entry is skipped here, in
+   the one place every use of the list goes through: an empty string never
+   ends generation and never holds text back. */
+static int bn__next_stop(const bn_text_stream *ts, int *k, const char **stop, size_t *len) {
+    for (; *k < ts->n_stop; (*k)++) {
+        const char *s = ts->stop[*k];
+        if (s && s[0]) {
+            *stop = s;
+            *len = strlen(s);
+            (*k)++;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Earliest position where a stop string occurs in s[0..n), and its length; -1 if none. */
 static long bn__find_stop(const bn_text_stream *ts, const char *s, size_t n, size_t *stop_len) {
     long best = -1;
-    int k;
-    for (k = 0; k < ts->n_stop; k++) {
-        size_t m = strlen(ts->stop[k]), i;
-        if (m == 0 || m > n) continue;
+    int k = 0;
+    const char *stop;
+    size_t m, i;
+    while (bn__next_stop(ts, &k, &stop, &m)) {
         for (i = 0; i + m <= n && (best < 0 || (long)i < best); i++) {
-            if (memcmp(s + i, ts->stop[k], m) == 0) {
+            if (memcmp(s + i, stop, m) == 0) {
                 best = (long)i;
                 *stop_len = m;
                 break;
@@ -9251,16 +9423,15 @@ static long bn__find_stop(const bn_text_stream *ts, const char *s, size_t n, siz
 /* Length of the longest tail of s[0..n) that is the start of some stop string
    (it may still grow into one, so it must not be shown yet). */
 static size_t bn__stop_prefix_tail(const bn_text_stream *ts, const char *s, size_t n) {
-    size_t best = 0;
-    int k;
-    for (k = 0; k < ts->n_stop; k++) {
-        size_t m = strlen(ts->stop[k]), t;
-        for (t = (m - 1 < n ? m - 1 : n); t > best; t--)
-            if (memcmp(s + n - t, ts->stop[k], t) == 0) {
+    size_t best = 0, m, t;
+    int k = 0;
+    const char *stop;
+    while (bn__next_stop(ts, &k, &stop, &m))
+        for (t = BN_MIN(m - 1, n); t > best; t--) /* m >= 1 */
+            if (memcmp(s + n - t, stop, t) == 0) {
                 best = t;
                 break;
             }
-    }
     return best;
 }
 
@@ -11360,6 +11531,38 @@ BN_API bn_status bn_train_model_load_weights(bn_train_model *m, const char *path
     return st;
 }
 
+/* The metadata "config" of a checkpoint, every field range-checked (as
+   config.json's are) before it becomes an int or a float. */
+static bn_status bn__train_config_from_json(bn_train_config *c, const bn_json *root, const char *path, bn_error *err) {
+    double theta, eps;
+    bn_status st;
+    if (!root || root->type != BN_JSON_OBJECT) return bn_errorf(err, BN_ERR_CONFIG, "%s: config is not an object", path);
+    if ((st = bn__json_int_field(root, "vocab_size", 1, 1 << 24, 0, 0, &c->vocab_size, path, err)) ||
+        (st = bn__json_int_field(root, "hidden_size", 1, 1 << 16, 0, 0, &c->hidden_size, path, err)) ||
+        (st = bn__json_int_field(root, "intermediate_size", 1, 1 << 18, 0, 0, &c->intermediate_size, path, err)) ||
+        (st = bn__json_int_field(root, "n_layers", 1, 1024, 0, 0, &c->n_layers, path, err)) ||
+        (st = bn__json_int_field(root, "n_heads", 1, 1024, 0, 0, &c->n_heads, path, err)) ||
+        (st = bn__json_int_field(root, "n_kv_heads", 1, 1024, 0, 0, &c->n_kv_heads, path, err)) ||
+        (st = bn__json_int_field(root, "max_seq_len", 1, 1 << 24, 0, 0, &c->max_seq_len, path, err)) ||
+        (st = bn__json_int_field(root, "tie_word_embeddings", 0, 1, 1, 1, &c->tie_word_embeddings, path, err)) ||
+        (st = bn__json_int_field(root, "bos_token_id", -1, INT_MAX, 1, -1, &c->bos_token_id, path, err)) ||
+        (st = bn__json_int_field(root, "eos_token_id", -1, INT_MAX, 1, -1, &c->eos_token_id, path, err)) ||
+        (st = bn__json_num_field(root, "rope_theta", 1e-3, 1e12, 10000.0, &theta, path, err)) ||
+        (st = bn__json_num_field(root, "rms_norm_eps", 1e-30, 1.0, 1e-5, &eps, path, err)))
+        return st;
+    c->rope_theta = (float)theta;
+    c->rms_norm_eps = (float)eps;
+    return bn__train_check_config(c, err);
+}
+
+/* Values held by every tensor of a file (the most its weights can number). */
+static uint64_t bn__st_n_elements(const bn_safetensors *sf) {
+    uint64_t n = 0;
+    int i;
+    for (i = 0; i < sf->n_tensors; i++) n += (uint64_t)bn_st_numel(&sf->tensors[i]);
+    return n;
+}
+
 BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, const char *path, bn_error *err) {
     bn_safetensors *sf = NULL;
     bn_train_model *m = NULL;
@@ -11382,19 +11585,16 @@ BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, c
         bn_st_close(sf);
         return st;
     }
-    c.vocab_size = (int)bn_json_number(doc.root, "vocab_size", 0);
-    c.hidden_size = (int)bn_json_number(doc.root, "hidden_size", 0);
-    c.intermediate_size = (int)bn_json_number(doc.root, "intermediate_size", 0);
-    c.n_layers = (int)bn_json_number(doc.root, "n_layers", 0);
-    c.n_heads = (int)bn_json_number(doc.root, "n_heads", 0);
-    c.n_kv_heads = (int)bn_json_number(doc.root, "n_kv_heads", 0);
-    c.max_seq_len = (int)bn_json_number(doc.root, "max_seq_len", 0);
-    c.rope_theta = (float)bn_json_number(doc.root, "rope_theta", 10000.0);
-    c.rms_norm_eps = (float)bn_json_number(doc.root, "rms_norm_eps", 1e-5);
-    c.tie_word_embeddings = (int)bn_json_number(doc.root, "tie_word_embeddings", 1);
-    c.bos_token_id = (int)bn_json_number(doc.root, "bos_token_id", -1);
-    c.eos_token_id = (int)bn_json_number(doc.root, "eos_token_id", -1);
+    st = bn__train_config_from_json(&c, doc.root, path, err);
     bn_json_free(&doc);
+    /* the sizes come from the file: it must hold the weights they imply before they are allocated */
+    if (!st && bn__train_n_weights(&c) > (double)bn__st_n_elements(sf))
+        st = bn_errorf(err, BN_ERR_SHAPE, "%s: the config's sizes need %.0f weights but the file holds %llu values",
+                       path, bn__train_n_weights(&c), (unsigned long long)bn__st_n_elements(sf));
+    if (st) {
+        bn_st_close(sf);
+        return st;
+    }
     st = bn_train_model_new(&m, &c, 0, err);
     if (!st && opt) st = bn_adamw_init(opt, m, 0.9f, 0.95f, 1e-8f, 0.1f, err);
     for (i = 0; !st && i < m->n_params; i++) {

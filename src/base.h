@@ -52,6 +52,22 @@ typedef enum bn_status {
     BN_ERR_CANCELLED     /* a callback asked to stop */
 } bn_status;
 
+/* Bounds on the memory the library takes for one object (a model, a context):
+   every allocation whose size comes from input - a file's contents or a
+   parameter - is checked against them before it is made, and refused with
+   BN_ERR_NOMEM and a message naming what it was for and its size. Zeros
+   mean the defaults. */
+typedef struct bn_limits {
+    size_t max_alloc; /* the largest single allocation; 0: BN_DEFAULT_MAX_ALLOC */
+    size_t max_total; /* the most bytes the object holds (beside the mapped files); 0: no limit */
+} bn_limits;
+
+/* 16 GiB on 64-bit targets (a 10B-parameter ternary model packs into 2.5 GB;
+   the largest real single block), 1 GiB on 32-bit ones. */
+#ifndef BN_DEFAULT_MAX_ALLOC
+#define BN_DEFAULT_MAX_ALLOC (sizeof(size_t) >= 8 ? (size_t)0x400000000ull : (size_t)0x40000000u)
+#endif
+
 #define BN_ERROR_MSG_MAX 512
 typedef struct bn_error {
     bn_status status;
@@ -220,6 +236,32 @@ BN_API bn_status bn_read_file(const char *path, char **data, size_t *len, bn_err
     buf[size] = 0;
     *data = buf;
     if (len) *len = (size_t)size;
+    return BN_OK;
+}
+
+/* An object's limits and what it holds so far (see bn_limits). */
+typedef struct bn__budget {
+    size_t max_alloc, max_total, used;
+} bn__budget;
+
+BN_MAYBE_UNUSED static void bn__budget_init(bn__budget *b, const bn_limits *lim) {
+    b->max_alloc = lim && lim->max_alloc ? lim->max_alloc : BN_DEFAULT_MAX_ALLOC;
+    b->max_total = lim ? lim->max_total : 0;
+    b->used = 0;
+}
+
+/* May the object allocate n bytes for `what` (a description naming the file
+   and field the size comes from)? keep: the bytes stay until the object is
+   freed (counted); else a temporary, checked but not counted. */
+BN_MAYBE_UNUSED static bn_status bn__budget_take(bn__budget *b, size_t n, int keep, const char *what, bn_error *err) {
+    if (n > b->max_alloc)
+        return bn_errorf(err, BN_ERR_NOMEM, "%s: %llu bytes is over the limit of %llu bytes for one allocation "
+                         "(bn_limits.max_alloc)", what, (unsigned long long)n, (unsigned long long)b->max_alloc);
+    if (b->max_total && n > b->max_total - b->used)
+        return bn_errorf(err, BN_ERR_NOMEM, "%s: %llu bytes more would hold %llu bytes, over the limit of %llu "
+                         "(bn_limits.max_total)", what, (unsigned long long)n, (unsigned long long)(b->used + n),
+                         (unsigned long long)b->max_total);
+    if (keep) b->used += n;
     return BN_OK;
 }
 

@@ -224,15 +224,32 @@ static int bn__grow(char **buf, size_t *cap, size_t need) {
     return 1;
 }
 
+/* The stop strings that can match, one at a time: *k is the position in the
+   list to look from (start at 0). A NULL or empty entry is skipped here, in
+   the one place every use of the list goes through: an empty string never
+   ends generation and never holds text back. */
+static int bn__next_stop(const bn_text_stream *ts, int *k, const char **stop, size_t *len) {
+    for (; *k < ts->n_stop; (*k)++) {
+        const char *s = ts->stop[*k];
+        if (s && s[0]) {
+            *stop = s;
+            *len = strlen(s);
+            (*k)++;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Earliest position where a stop string occurs in s[0..n), and its length; -1 if none. */
 static long bn__find_stop(const bn_text_stream *ts, const char *s, size_t n, size_t *stop_len) {
     long best = -1;
-    int k;
-    for (k = 0; k < ts->n_stop; k++) {
-        size_t m = strlen(ts->stop[k]), i;
-        if (m == 0 || m > n) continue;
+    int k = 0;
+    const char *stop;
+    size_t m, i;
+    while (bn__next_stop(ts, &k, &stop, &m)) {
         for (i = 0; i + m <= n && (best < 0 || (long)i < best); i++) {
-            if (memcmp(s + i, ts->stop[k], m) == 0) {
+            if (memcmp(s + i, stop, m) == 0) {
                 best = (long)i;
                 *stop_len = m;
                 break;
@@ -245,16 +262,15 @@ static long bn__find_stop(const bn_text_stream *ts, const char *s, size_t n, siz
 /* Length of the longest tail of s[0..n) that is the start of some stop string
    (it may still grow into one, so it must not be shown yet). */
 static size_t bn__stop_prefix_tail(const bn_text_stream *ts, const char *s, size_t n) {
-    size_t best = 0;
-    int k;
-    for (k = 0; k < ts->n_stop; k++) {
-        size_t m = strlen(ts->stop[k]), t;
-        for (t = (m - 1 < n ? m - 1 : n); t > best; t--)
-            if (memcmp(s + n - t, ts->stop[k], t) == 0) {
+    size_t best = 0, m, t;
+    int k = 0;
+    const char *stop;
+    while (bn__next_stop(ts, &k, &stop, &m))
+        for (t = BN_MIN(m - 1, n); t > best; t--) /* m >= 1 */
+            if (memcmp(s + n - t, stop, t) == 0) {
                 best = t;
                 break;
             }
-    }
     return best;
 }
 

@@ -53,20 +53,25 @@ BN_EXTERN_C_END
 
 #ifdef BITNET_IMPLEMENTATION
 
-/* Nodes and strings live in a chain of large blocks that never move, so
-   pointers into the tree stay valid while the parser grows it. */
+/* Nodes and strings live in a chain of blocks that never move, so pointers
+   into the tree stay valid while the parser grows it. The first block is sized
+   from the input (a small document costs a small allocation); each later one
+   doubles, up to 1 MB, so a large document takes few blocks. */
 typedef struct bn__arena_block {
     struct bn__arena_block *next;
     size_t used, cap;
     /* data follows, aligned for doubles/pointers */
 } bn__arena_block;
 
-static void *bn__arena_alloc(void **arena, size_t n) {
+#define BN__ARENA_MAX_BLOCK ((size_t)1 << 20)
+
+/* n bytes from the arena; *next_cap is the size of the next block to make. */
+static void *bn__arena_alloc(void **arena, size_t n, size_t *next_cap) {
     bn__arena_block *b = (bn__arena_block *)*arena;
     size_t hdr = (sizeof(bn__arena_block) + 15) & ~(size_t)15;
     n = (n + 15) & ~(size_t)15;
     if (!b || b->used + n > b->cap) {
-        size_t cap = n > ((size_t)1 << 20) ? n : ((size_t)1 << 20);
+        size_t cap = BN_MAX(n, *next_cap);
         bn__arena_block *nb = (bn__arena_block *)BN_MALLOC(hdr + cap);
         if (!nb) return NULL;
         nb->next = b;
@@ -74,6 +79,7 @@ static void *bn__arena_alloc(void **arena, size_t n) {
         nb->cap = cap;
         *arena = nb;
         b = nb;
+        *next_cap = BN_MIN(*next_cap * 2, BN__ARENA_MAX_BLOCK);
     }
     b->used += n;
     return (char *)b + hdr + b->used - n;
@@ -92,6 +98,7 @@ typedef struct bn__jparser {
     const char *s, *what;
     size_t pos, len;
     void *arena;
+    size_t arena_next; /* size of the arena's next block */
     bn_json *stack; /* children being collected, for all open containers */
     size_t stack_len, stack_cap;
     bn_error *err;
@@ -172,7 +179,7 @@ static int bn__jstring(bn__jparser *p, const char **out, int *out_len) {
     }
     if (end >= p->len) return bn__jfail(p, "unterminated string");
     if (end - start > (size_t)INT_MAX / 2) return bn__jfail(p, "string too long");
-    buf = (char *)bn__arena_alloc(&p->arena, end - start + 1);
+    buf = (char *)bn__arena_alloc(&p->arena, end - start + 1, &p->arena_next);
     if (!buf) return bn__jnomem(p);
     if (!has_escape) {
         size_t i;
@@ -323,7 +330,7 @@ static int bn__jcontainer(bn__jparser *p, bn_json *v, int depth, int is_obj) {
     }
     count = p->stack_len - base;
     if (count > (size_t)INT_MAX) return bn__jfail(p, "too many elements");
-    v->child = (bn_json *)bn__arena_alloc(&p->arena, count * sizeof(bn_json));
+    v->child = (bn_json *)bn__arena_alloc(&p->arena, count * sizeof(bn_json), &p->arena_next);
     if (!v->child) return bn__jnomem(p);
     for (i = 0; i < count; i++) v->child[i] = p->stack[base + i];
     v->len = (int)count;
@@ -366,7 +373,9 @@ BN_API bn_status bn_json_parse(bn_json_doc *doc, const char *text, size_t len, c
     p.len = len;
     p.what = what ? what : "JSON";
     p.err = err;
-    root = (bn_json *)bn__arena_alloc(&p.arena, sizeof(bn_json));
+    /* room for the text's strings and a node per 16 bytes: most documents fit the first block */
+    p.arena_next = BN_MIN(BN_MAX(len + len / 16 * sizeof(bn_json), (size_t)256), BN__ARENA_MAX_BLOCK);
+    root = (bn_json *)bn__arena_alloc(&p.arena, sizeof(bn_json), &p.arena_next);
     if (!root) {
         bn__jnomem(&p);
     } else {
@@ -425,6 +434,40 @@ BN_API int bn_json_bool(const bn_json *obj, const char *key, int dflt) {
 BN_API int bn_json_is_int(const bn_json *v) {
     return v && v->type == BN_JSON_NUMBER && v->num == floor(v->num) && v->num >= (double)INT_MIN &&
            v->num <= (double)INT_MAX;
+}
+
+/* The integer member `key` of obj, in [lo, hi], into *out: the one way a
+   size or an id is read from a file, so that no number reaches an int cast
+   unchecked. Absent or null: dflt when has_dflt, else an error. Errors are
+   BN_ERR_CONFIG and name `what` and the key. */
+BN_MAYBE_UNUSED static bn_status bn__json_int_field(const bn_json *obj, const char *key, int lo, int hi, int has_dflt,
+                                                    int dflt, int *out, const char *what, bn_error *err) {
+    const bn_json *v = bn_json_get(obj, key);
+    if (!v || v->type == BN_JSON_NULL) {
+        if (!has_dflt) return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is missing", what, key);
+        *out = dflt;
+        return BN_OK;
+    }
+    if (v->type != BN_JSON_NUMBER || v->num != floor(v->num))
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is not an integer", what, key);
+    if (!(v->num >= lo && v->num <= hi))
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" = %g is out of range (%d..%d)", what, key, v->num, lo, hi);
+    *out = (int)v->num;
+    return BN_OK;
+}
+
+/* The same for a number in [lo, hi] (a float field: no NaN, no overflow on the cast). */
+BN_MAYBE_UNUSED static bn_status bn__json_num_field(const bn_json *obj, const char *key, double lo, double hi,
+                                                    double dflt, double *out, const char *what, bn_error *err) {
+    const bn_json *v = bn_json_get(obj, key);
+    if (!v || v->type == BN_JSON_NULL) {
+        *out = dflt;
+        return BN_OK;
+    }
+    if (v->type != BN_JSON_NUMBER || !(v->num >= lo && v->num <= hi))
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is not a number in [%g, %g]", what, key, lo, hi);
+    *out = v->num;
+    return BN_OK;
 }
 
 BN_API int bn_json_streq(const bn_json *v, const char *s) {

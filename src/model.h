@@ -46,6 +46,7 @@ typedef struct bn_model_params {
     bn_tlayout layout;  /* in-memory ternary layout; BN_TLAYOUT_DEFAULT picks the measured best */
     bn_ftype head_type; /* lm_head (and untied embeddings kept as-is on disk when possible) */
     int head_type_set;  /* 0: the library's measured default for head_type */
+    bn_limits limits;   /* on the bytes the load allocates (see bn_limits); zeros: the defaults */
 } bn_model_params;
 
 typedef struct bn_model bn_model; /* defined in the implementation; see bn_model_config */
@@ -94,7 +95,7 @@ struct bn_model {
     float *final_norm;  /* model.norm [hidden] */
     bn_layer *layers;
     bn_safetensors *st; /* the mapped checkpoint, kept open while embed/lm_head point into it */
-    size_t bytes_allocated;
+    bn__budget budget;  /* params.limits, and the bytes allocated (bn_model_memory) */
     bn__tarena weights; /* every layer's packed ternary matrices, in one block */
 };
 
@@ -120,22 +121,10 @@ BN_API bn_model_params bn_model_default_params(void) {
 
 /* ---- config.json ---------------------------------------------------------- */
 
-/* A required positive integer; *out untouched and an error when absent or bad. */
+/* A positive integer up to limit; the default when absent if dflt > 0, else an error. */
 static bn_status bn__cfg_int(const bn_json *root, const char *key, int *out, int dflt, int limit, const char *what,
                              bn_error *err) {
-    const bn_json *v = bn_json_get(root, key);
-    if (!v || v->type == BN_JSON_NULL) {
-        if (dflt > 0) {
-            *out = dflt;
-            return BN_OK;
-        }
-        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is missing", what, key);
-    }
-    if (!bn_json_is_int(v)) return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" is not an integer", what, key);
-    if (v->num <= 0 || v->num > limit)
-        return bn_errorf(err, BN_ERR_CONFIG, "%s: \"%s\" = %g is out of range (1..%d)", what, key, v->num, limit);
-    *out = (int)v->num;
-    return BN_OK;
+    return bn__json_int_field(root, key, 1, limit, dflt > 0, dflt, out, what, err);
 }
 
 /* Append the ids of an int-or-list value to the EOS list, without duplicates. */
@@ -314,17 +303,31 @@ static bn_status bn__need(const bn_safetensors *st, const char *name, int n_dims
 
 static int bn__is_float(bn_dtype d) { return d == BN_DTYPE_F32 || d == BN_DTYPE_F16 || d == BN_DTYPE_BF16; }
 
-/* A norm weight as a new f32 array. */
+/* May the load allocate n bytes for tensor t (keep: for good; else a temporary)? */
+static bn_status bn__model_take(bn_model *m, const bn_st_tensor *t, size_t n, int keep, bn_error *err) {
+    char what[BN_ERROR_MSG_MAX / 2];
+    snprintf(what, sizeof what, "%s: tensor '%s'", m->st->files[t->file].path, t->name);
+    return bn__budget_take(&m->budget, n, keep, what, err);
+}
+
+/* A norm weight [n] of a float type. */
+static bn_status bn__check_norm(const bn_model *m, const char *name, int n, const bn_st_tensor **t, bn_error *err) {
+    bn_status s = bn__need(m->st, name, 1, n, 0, t, err);
+    if (s) return s;
+    if (!bn__is_float((*t)->dtype))
+        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected a float type",
+                         m->st->files[(*t)->file].path, name, bn_dtype_name((*t)->dtype));
+    return BN_OK;
+}
+
+/* A norm weight as a new f32 array (out NULL: only check the tensor). */
 static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out, bn_error *err) {
     const bn_st_tensor *t;
-    bn_status s = bn__need(m->st, name, 1, n, 0, &t, err);
-    if (s) return s;
-    if (!bn__is_float(t->dtype))
-        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected a float type",
-                         m->st->files[t->file].path, name, bn_dtype_name(t->dtype));
+    bn_status s = bn__check_norm(m, name, n, &t, err);
+    if (!s && out) s = bn__model_take(m, t, sizeof(float) * (size_t)n, 1, err);
+    if (s || !out) return s;
     *out = BN_ALLOC(float, n);
     if (!*out) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for '%s'", name);
-    m->bytes_allocated += sizeof(float) * (size_t)n;
     return bn_st_read_f32(t, *out, err);
 }
 
@@ -362,8 +365,11 @@ static bn_status bn__fmat_tile_from(bn_model *m, const bn_st_tensor *t, const vo
     size_t esize = bn__ftype_size(type), row_bytes = esize * (size_t)out->cols,
            nbytes = bn__fmat_tiled_bytes(out->rows, out->cols, type),
            piece_rows = BN_MAX(((size_t)64 << 20) / row_bytes / BN_FMAT_TILE_ROWS, 1) * BN_FMAT_TILE_ROWS;
-    uint8_t *dst = bn__alloc_aligned(nbytes, &out->owned);
+    uint8_t *dst;
     int r0, r1;
+    bn_status s = bn__model_take(m, t, nbytes, 1, err);
+    if (s) return s;
+    dst = bn__alloc_aligned(nbytes, &out->owned);
     if (!dst) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for '%s' (%llu bytes)", t->name, (unsigned long long)nbytes);
     for (r0 = 0; r0 < out->rows; r0 = r1) {
         r1 = (int)BN_MIN((size_t)r0 + piece_rows, (size_t)out->rows);
@@ -373,7 +379,6 @@ static bn_status bn__fmat_tile_from(bn_model *m, const bn_st_tensor *t, const vo
     out->type = type;
     out->data = dst;
     out->tiled = 1;
-    m->bytes_allocated += nbytes;
     return BN_OK;
 }
 
@@ -423,6 +428,10 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
     else return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16",
                           m->st->files[t->file].path, t->name, bn_dtype_name(t->dtype));
     if (!p->head_type_set || p->head_type == disk) return bn__fmat_tile_from(m, t, t->data, disk, out, err);
+    /* temporaries: the floats, then the converted copy (at most as large) and its row scales */
+    if ((s = bn__model_take(m, t, sizeof(float) * n * 2, 0, err)) ||
+        (p->head_type == BN_FTYPE_I8 && (s = bn__model_take(m, t, sizeof(float) * (size_t)out->rows, 1, err))))
+        return s;
     f = BN_ALLOC(float, n);
     if (!f) return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
     if ((s = bn_st_read_f32(t, f, err))) {
@@ -438,7 +447,6 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
     s = bn__fmat_tile_from(m, t, converted, p->head_type, out, err);
     if (converted != f) BN_FREE(converted);
     BN_FREE(f);
-    if (out->owned_scale) m->bytes_allocated += sizeof(float) * (size_t)out->rows;
     return s;
 }
 
@@ -483,34 +491,52 @@ static bn_status bn__unpack_codes(const bn_safetensors *st, const bn_st_tensor *
     return BN_OK;
 }
 
-/* One ternary linear "<prefix>.weight" of shape [rows, cols] in any variant. */
+/* One ternary linear "<prefix>.weight" [rows, cols], checked against the
+   file: master floats [rows, cols], or packed uint8 codes [ceil(rows/4), cols]
+   with "<prefix>.weight_scale", one positive float (*scale gets it; *ts is
+   NULL for master weights). */
+static bn_status bn__check_linear(const bn_model *m, const char *name, const char *sname, int rows, int cols,
+                                  const bn_st_tensor **t, const bn_st_tensor **ts, float *scale, bn_error *err) {
+    const char *path;
+    bn_status s;
+    *ts = NULL;
+    *t = bn_st_find(m->st, name);
+    if (!*t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", m->st->files[0].path, name);
+    path = m->st->files[(*t)->file].path;
+    if (bn__is_float((*t)->dtype)) return bn__need(m->st, name, 2, rows, cols, t, err);
+    if ((*t)->dtype != BN_DTYPE_U8)
+        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected BF16/F16/F32 master or U8 packed",
+                         path, name, bn_dtype_name((*t)->dtype));
+    if ((s = bn__need(m->st, name, 2, (rows + 3) / 4, cols, t, err))) return s;
+    *ts = bn_st_find(m->st, sname);
+    if (!*ts) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing (packed weights need it)", path, sname);
+    path = m->st->files[(*ts)->file].path;
+    if (bn_st_numel(*ts) != 1 || !bn__is_float((*ts)->dtype))
+        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' must hold one float", path, sname);
+    if ((s = bn_st_read_f32(*ts, scale, err))) return s;
+    if (!(*scale > 0.0f) || !isfinite(*scale))
+        return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s' = %g is not a positive number", path, sname, (double)*scale);
+    return BN_OK;
+}
+
+/* One ternary linear "<prefix>.weight" of shape [rows, cols] in any variant,
+   packed into the model's arena (out NULL: only check the tensors). */
 static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int cols, bn_tmat *out,
                                  const bn_model_params *p, bn_error *err) {
     char name[256], sname[256];
     const bn_st_tensor *t, *ts;
-    const char *path = m->st->files[0].path;
+    float scale = 1.0f;
     bn_status s;
     snprintf(name, sizeof name, "%s.weight", prefix);
     snprintf(sname, sizeof sname, "%s.weight_scale", prefix);
-    t = bn_st_find(m->st, name);
-    if (!t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", path, name);
-    path = m->st->files[t->file].path;
-    if (bn__is_float(t->dtype)) { /* master weights: quantize now */
-        if ((s = bn__need(m->st, name, 2, rows, cols, &t, err))) return s;
+    if ((s = bn__check_linear(m, name, sname, rows, cols, &t, &ts, &scale, err)) || !out) return s;
+    /* temporaries: the weights as floats (master) or codes, and as int8 values */
+    if ((s = bn__model_take(m, t, (size_t)rows * cols * (ts ? 1 : 1 + sizeof(float)), 0, err))) return s;
+    if (!ts) { /* master weights: quantize now */
         s = bn__quantize_master(t, rows, cols, out, p->layout, &m->weights, err);
         if (!s) bn__release_pages(m, t, t->data, t->nbytes);
-    } else if (t->dtype == BN_DTYPE_U8) { /* packed codes + weight_scale */
-        float scale;
+    } else { /* packed codes + weight_scale */
         int8_t *q;
-        if ((s = bn__need(m->st, name, 2, (rows + 3) / 4, cols, &t, err))) return s;
-        ts = bn_st_find(m->st, sname);
-        if (!ts) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing (packed weights need it)", path, sname);
-        if (bn_st_numel(ts) != 1 || !bn__is_float(ts->dtype))
-            return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' must hold one float", m->st->files[ts->file].path, sname);
-        if ((s = bn_st_read_f32(ts, &scale, err))) return s;
-        if (!(scale > 0.0f) || !isfinite(scale))
-            return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s' = %g is not a positive number",
-                             m->st->files[ts->file].path, sname, (double)scale);
         /* bitlinear stores 1/mean|W| and divides by it; autobitlinear stores mean|W| and multiplies. */
         if (m->config.variant == BN_WEIGHTS_BITLINEAR) scale = 1.0f / scale;
         q = BN_ALLOC(int8_t, (size_t)rows * cols);
@@ -519,11 +545,9 @@ static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int 
         if (!s) s = bn__tmat_pack_in(out, q, rows, cols, scale, p->layout, &m->weights, err);
         if (!s) bn__release_pages(m, t, t->data, t->nbytes);
         BN_FREE(q);
-    } else {
-        return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected BF16/F16/F32 master or U8 packed",
-                         path, name, bn_dtype_name(t->dtype));
     }
-    if (!s) m->bytes_allocated += out->nbytes;
+    /* a matrix that did not fit the arena has memory of its own */
+    if (!s && out->owned) s = bn__model_take(m, t, out->nbytes, 1, err);
     return s;
 }
 
@@ -550,26 +574,31 @@ static void bn__layer_linears(const bn_config *c, bn__linear_spec spec[BN__N_LIN
     }
 }
 
-static bn_status bn__load_layer(bn_model *m, int l, const bn_model_params *p, bn_error *err) {
+/* Layer l's tensors into L, or (L NULL) only checked against the file. */
+static bn_status bn__load_layer(bn_model *m, int l, bn_layer *L, const bn_model_params *p, bn_error *err) {
     const bn_config *c = &m->config;
-    bn_layer *L = &m->layers[l];
-    bn_tmat *const dst[BN__N_LINEARS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    bn_layer none;
+    bn_layer *at = L ? L : &none; /* the destinations, unused when only checking */
+    bn_tmat *const dst[BN__N_LINEARS] = {&at->wq, &at->wk, &at->wv, &at->wo, &at->w_gate, &at->w_up, &at->w_down};
     bn__linear_spec spec[BN__N_LINEARS];
     int q_dim = c->n_heads * c->head_dim, h = c->hidden_size, f = c->intermediate_size, i;
     char pre[128], name[192];
     bn_status s;
 #define BN__NAME(suffix) (snprintf(name, sizeof name, "%s.%s", pre, suffix), name)
     snprintf(pre, sizeof pre, "model.layers.%d", l);
-    if ((s = bn__load_norm(m, BN__NAME("input_layernorm.weight"), h, &L->attn_norm, err)) ||
-        (s = bn__load_norm(m, BN__NAME("post_attention_layernorm.weight"), h, &L->ffn_norm, err)))
+#define BN__OUT(field) (L ? &L->field : NULL)
+    if ((s = bn__load_norm(m, BN__NAME("input_layernorm.weight"), h, BN__OUT(attn_norm), err)) ||
+        (s = bn__load_norm(m, BN__NAME("post_attention_layernorm.weight"), h, BN__OUT(ffn_norm), err)))
         return s;
     bn__layer_linears(c, spec);
     for (i = 0; i < BN__N_LINEARS; i++)
-        if ((s = bn__load_linear(m, BN__NAME(spec[i].name), spec[i].rows, spec[i].cols, dst[i], p, err))) return s;
+        if ((s = bn__load_linear(m, BN__NAME(spec[i].name), spec[i].rows, spec[i].cols, L ? dst[i] : NULL, p, err)))
+            return s;
     if (c->has_sub_norms &&
-        ((s = bn__load_norm(m, BN__NAME("self_attn.attn_sub_norm.weight"), q_dim, &L->attn_sub_norm, err)) ||
-         (s = bn__load_norm(m, BN__NAME("mlp.ffn_sub_norm.weight"), f, &L->ffn_sub_norm, err))))
+        ((s = bn__load_norm(m, BN__NAME("self_attn.attn_sub_norm.weight"), q_dim, BN__OUT(attn_sub_norm), err)) ||
+         (s = bn__load_norm(m, BN__NAME("mlp.ffn_sub_norm.weight"), f, BN__OUT(ffn_sub_norm), err))))
         return s;
+#undef BN__OUT
 #undef BN__NAME
     return BN_OK;
 }
@@ -584,12 +613,33 @@ static size_t bn__layer_packed_bytes(const bn_config *c, bn_tlayout layout) {
     return total;
 }
 
+/* Every tensor that config.json implies, checked against the file (name,
+   shape, dtype, scales) before anything is allocated from the config's sizes:
+   a config that claims more than the file holds fails here, cheaply. */
+static bn_status bn__check_tensors(bn_model *m, const bn_model_params *p, bn_error *err) {
+    const bn_config *c = &m->config;
+    const bn_st_tensor *t;
+    bn_status s;
+    int l;
+    if ((s = bn__need(m->st, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
+        (!c->tie_word_embeddings &&
+         (s = bn__need(m->st, "lm_head.weight", 2, c->vocab_size, c->hidden_size, &t, err))) ||
+        (s = bn__load_norm(m, "model.norm.weight", c->hidden_size, NULL, err)))
+        return s;
+    for (l = 0; l < c->n_layers; l++)
+        if ((s = bn__load_layer(m, l, NULL, p, err))) return s;
+    return BN_OK;
+}
+
 static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_error *err) {
     const bn_config *c = &m->config;
     const bn_st_tensor *t;
     bn_model_params embed_p = *p;
     bn_status s;
     int l;
+    size_t arena;
+    char what[BN_ERROR_MSG_MAX / 2];
+    if ((s = bn__check_tensors(m, p, err))) return s;
     embed_p.head_type_set = 0; /* embeddings stay as on disk; head_type applies to lm_head */
     if ((s = bn__need(m->st, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
         (s = bn__load_fmat(m, t, &m->embed, &embed_p, err)))
@@ -605,11 +655,14 @@ static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_erro
         return s;
     }
     if ((s = bn__load_norm(m, "model.norm.weight", c->hidden_size, &m->final_norm, err))) return s;
+    arena = (size_t)c->n_layers * bn__layer_packed_bytes(c, p->layout);
+    snprintf(what, sizeof what, "%s: the packed matrices of %d layers", m->st->files[0].path, c->n_layers);
+    if ((s = bn__budget_take(&m->budget, arena + sizeof(bn_layer) * (size_t)c->n_layers, 1, what, err))) return s;
     m->layers = BN_ZALLOC(bn_layer, c->n_layers);
     if (!m->layers) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for %d layers", c->n_layers);
-    if ((s = bn__tarena_init(&m->weights, (size_t)c->n_layers * bn__layer_packed_bytes(c, p->layout), err))) return s;
+    if ((s = bn__tarena_init(&m->weights, arena, err))) return s;
     for (l = 0; l < c->n_layers; l++)
-        if ((s = bn__load_layer(m, l, p, err))) return s;
+        if ((s = bn__load_layer(m, l, &m->layers[l], p, err))) return s;
     return BN_OK;
 }
 
@@ -653,6 +706,7 @@ BN_API bn_status bn_model_load(bn_model **out, const char *path, const bn_model_
     if (!path) return bn_errorf(err, BN_ERR_ARG, "bn_model_load: path is NULL");
     m = BN_ZALLOC(bn_model, 1);
     if (!m) return bn_errorf(err, BN_ERR_NOMEM, "out of memory");
+    bn__budget_init(&m->budget, &p.limits);
     s = bn__model_load(m, path, &p, err);
     if (s) {
         bn_model_free(m);
@@ -693,7 +747,7 @@ BN_API const bn_config *bn_model_config(const bn_model *model) { return &model->
 
 BN_API void bn_model_memory(const bn_model *model, size_t *bytes_mapped, size_t *bytes_allocated) {
     if (bytes_mapped) *bytes_mapped = model->st ? model->st->bytes_mapped : 0;
-    if (bytes_allocated) *bytes_allocated = model->bytes_allocated;
+    if (bytes_allocated) *bytes_allocated = model->budget.used;
 }
 
 BN_API const bn_tmat *bn_model_linear(const bn_model *model, int layer, int which) {

@@ -260,8 +260,8 @@ typedef struct bn__tok_step {
 
 typedef struct bn__added_token {
     int32_t id;
-    const char *content;
-    size_t len;
+    const char *content; /* its own string (the id's table entry is the last added token with that id) */
+    size_t len, off;     /* off: where content is in the store, while it may still move */
     const char *norm; /* normalized content (normalized tokens only) */
     size_t norm_len;
     unsigned char special, lstrip, rstrip, normalized, single_word;
@@ -425,7 +425,7 @@ static bn_status bn__load_model(bn__loader *L, const bn_json *model, const bn_js
     const bn_json *vocab = bn_json_get(model, "vocab"), *merges = bn_json_get(model, "merges");
     const bn_json *type = bn_json_get(model, "type"), *v;
     int i, max_id = -1;
-    size_t total = 0;
+    size_t total = 0, n_entries;
     bn__buf tmp;
     if (!model || model->type != BN_JSON_OBJECT)
         return bn_errorf(L->err, BN_ERR_MISSING, "%s: no \"model\" object", L->what);
@@ -465,8 +465,14 @@ static bn_status bn__load_model(bn__loader *L, const bn_json *model, const bn_js
             if ((int)id->num > max_id) max_id = (int)id->num;
             total += (size_t)c->len * 2 + 2;
         }
-    if (max_id > (1 << 28))
-        return bn_errorf(L->err, BN_ERR_FORMAT, "%s: token id %d is implausibly large", L->what, max_id);
+    /* Ids number the entries: the per-id tables are sized by the largest id, so
+       it must be justified by entries that exist (a gap is allowed, up to as many
+       ids as there are entries), else a 48-byte file could ask for gigabytes. */
+    n_entries = (size_t)vocab->len + (added ? (size_t)added->len : 0);
+    if ((size_t)max_id >= 2 * n_entries)
+        return bn_errorf(L->err, BN_ERR_FORMAT, "%s: token id %d is beyond what %lu vocab and added_tokens entries "
+                         "can number (ids must be below twice the number of entries)", L->what, max_id,
+                         (unsigned long)n_entries);
     t->n_vocab = max_id + 1;
     t->tok_off = BN_ZALLOC(size_t, t->n_vocab + 1);
     t->tok_len = BN_ALLOC(int32_t, t->n_vocab + 1);
@@ -595,6 +601,7 @@ static bn_status bn__load_added(bn__loader *L, const bn_json *added) {
         at->single_word = (unsigned char)bn_json_bool(a, "single_word", 0);
         if (!bn__store_add(t, c->str, (size_t)c->len, &off)) return bn__tok_nomem(L);
         at->len = (size_t)c->len;
+        at->off = off;
         t->tok_off[at->id] = off; /* offsets now; pointers once the store stops moving */
         t->tok_len[at->id] = c->len;
         t->tok_special[at->id] = (unsigned char)(at->special | (at->normalized ? 2 : 0));
@@ -1029,7 +1036,7 @@ BN_API bn_status bn_tokenizer_load_memory(bn_tokenizer **out, const char *json, 
         bn__fix_step_strings(t, t->dec, t->n_dec);
         for (i = 0; i < t->n_added; i++) {
             bn__added_token *a = &t->added[i];
-            a->content = t->store + t->tok_off[a->id];
+            a->content = t->store + a->off;
         }
         /* normalized added tokens are matched in normalized text, as their normalized form */
         for (i = 0; !st && i < t->n_added; i++) {
@@ -1120,7 +1127,7 @@ BN_API size_t bn_tokenizer_memory(const bn_tokenizer *t) {
 BN_API int32_t bn_tokenizer_token_to_id(const bn_tokenizer *t, const char *s, size_t len) {
     int i;
     for (i = 0; i < t->n_added; i++)
-        if (t->added[i].len == len && memcmp(t->store + t->tok_off[t->added[i].id], s, len) == 0)
+        if (t->added[i].len == len && memcmp(t->added[i].content, s, len) == 0)
             return t->added[i].id;
     return bn__vocab_find(t, s, len);
 }

@@ -58,6 +58,15 @@ BN_EXTERN_C_BEGIN
 /* A small default: 4 layers of 256, 4 heads / 2 kv heads, FFN 640, vocab 1024, context 256. */
 BN_API bn_train_config bn_train_config_default(void);
 /* Random initialization (normal, std 0.02; norms 1), reproducible from seed. */
+/* The floats bn_train_model_new allocates for a config's weights (the same
+   sum as bn_train_model_n_weights of the model it makes), in double: no overflow. */
+static double bn__train_n_weights(const bn_train_config *c) {
+    double D = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    double KVD = (double)(c->hidden_size / c->n_heads) * c->n_kv_heads;
+    double layer = 3 * D + 2 * D * D + 2 * D * KVD + 3 * D * F + F; /* 3 norms, q o, k v, gate up down, ffn norm */
+    return V * D * (c->tie_word_embeddings ? 1 : 2) + c->n_layers * layer + D;
+}
+
 BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_train_config *cfg, uint64_t seed, bn_error *err);
 BN_API void bn_train_model_free(bn_train_model *m);
 BN_API size_t bn_train_model_n_weights(const bn_train_model *m); /* number of trained floats */
@@ -622,6 +631,38 @@ BN_API bn_status bn_train_model_load_weights(bn_train_model *m, const char *path
     return st;
 }
 
+/* The metadata "config" of a checkpoint, every field range-checked (as
+   config.json's are) before it becomes an int or a float. */
+static bn_status bn__train_config_from_json(bn_train_config *c, const bn_json *root, const char *path, bn_error *err) {
+    double theta, eps;
+    bn_status st;
+    if (!root || root->type != BN_JSON_OBJECT) return bn_errorf(err, BN_ERR_CONFIG, "%s: config is not an object", path);
+    if ((st = bn__json_int_field(root, "vocab_size", 1, 1 << 24, 0, 0, &c->vocab_size, path, err)) ||
+        (st = bn__json_int_field(root, "hidden_size", 1, 1 << 16, 0, 0, &c->hidden_size, path, err)) ||
+        (st = bn__json_int_field(root, "intermediate_size", 1, 1 << 18, 0, 0, &c->intermediate_size, path, err)) ||
+        (st = bn__json_int_field(root, "n_layers", 1, 1024, 0, 0, &c->n_layers, path, err)) ||
+        (st = bn__json_int_field(root, "n_heads", 1, 1024, 0, 0, &c->n_heads, path, err)) ||
+        (st = bn__json_int_field(root, "n_kv_heads", 1, 1024, 0, 0, &c->n_kv_heads, path, err)) ||
+        (st = bn__json_int_field(root, "max_seq_len", 1, 1 << 24, 0, 0, &c->max_seq_len, path, err)) ||
+        (st = bn__json_int_field(root, "tie_word_embeddings", 0, 1, 1, 1, &c->tie_word_embeddings, path, err)) ||
+        (st = bn__json_int_field(root, "bos_token_id", -1, INT_MAX, 1, -1, &c->bos_token_id, path, err)) ||
+        (st = bn__json_int_field(root, "eos_token_id", -1, INT_MAX, 1, -1, &c->eos_token_id, path, err)) ||
+        (st = bn__json_num_field(root, "rope_theta", 1e-3, 1e12, 10000.0, &theta, path, err)) ||
+        (st = bn__json_num_field(root, "rms_norm_eps", 1e-30, 1.0, 1e-5, &eps, path, err)))
+        return st;
+    c->rope_theta = (float)theta;
+    c->rms_norm_eps = (float)eps;
+    return bn__train_check_config(c, err);
+}
+
+/* Values held by every tensor of a file (the most its weights can number). */
+static uint64_t bn__st_n_elements(const bn_safetensors *sf) {
+    uint64_t n = 0;
+    int i;
+    for (i = 0; i < sf->n_tensors; i++) n += (uint64_t)bn_st_numel(&sf->tensors[i]);
+    return n;
+}
+
 BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, const char *path, bn_error *err) {
     bn_safetensors *sf = NULL;
     bn_train_model *m = NULL;
@@ -644,19 +685,16 @@ BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, c
         bn_st_close(sf);
         return st;
     }
-    c.vocab_size = (int)bn_json_number(doc.root, "vocab_size", 0);
-    c.hidden_size = (int)bn_json_number(doc.root, "hidden_size", 0);
-    c.intermediate_size = (int)bn_json_number(doc.root, "intermediate_size", 0);
-    c.n_layers = (int)bn_json_number(doc.root, "n_layers", 0);
-    c.n_heads = (int)bn_json_number(doc.root, "n_heads", 0);
-    c.n_kv_heads = (int)bn_json_number(doc.root, "n_kv_heads", 0);
-    c.max_seq_len = (int)bn_json_number(doc.root, "max_seq_len", 0);
-    c.rope_theta = (float)bn_json_number(doc.root, "rope_theta", 10000.0);
-    c.rms_norm_eps = (float)bn_json_number(doc.root, "rms_norm_eps", 1e-5);
-    c.tie_word_embeddings = (int)bn_json_number(doc.root, "tie_word_embeddings", 1);
-    c.bos_token_id = (int)bn_json_number(doc.root, "bos_token_id", -1);
-    c.eos_token_id = (int)bn_json_number(doc.root, "eos_token_id", -1);
+    st = bn__train_config_from_json(&c, doc.root, path, err);
     bn_json_free(&doc);
+    /* the sizes come from the file: it must hold the weights they imply before they are allocated */
+    if (!st && bn__train_n_weights(&c) > (double)bn__st_n_elements(sf))
+        st = bn_errorf(err, BN_ERR_SHAPE, "%s: the config's sizes need %.0f weights but the file holds %llu values",
+                       path, bn__train_n_weights(&c), (unsigned long long)bn__st_n_elements(sf));
+    if (st) {
+        bn_st_close(sf);
+        return st;
+    }
     st = bn_train_model_new(&m, &c, 0, err);
     if (!st && opt) st = bn_adamw_init(opt, m, 0.9f, 0.95f, 1e-8f, 0.1f, err);
     for (i = 0; !st && i < m->n_params; i++) {

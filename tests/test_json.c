@@ -1,5 +1,20 @@
 /* The JSON parser on its own: values, escapes, numbers, and malformed input
    that must fail with an error naming the byte offset. */
+#include <stdlib.h>
+
+/* The library allocates through these: bytes requested since the last reset. */
+static size_t bytes_requested;
+static void *counting_malloc(size_t n) {
+    bytes_requested += n;
+    return malloc(n);
+}
+static void *counting_realloc(void *p, size_t n) {
+    bytes_requested += n;
+    return realloc(p, n);
+}
+#define BN_MALLOC(n) counting_malloc(n)
+#define BN_REALLOC(p, n) counting_realloc(p, n)
+#define BN_FREE(p) free(p)
 #define BITNET_IMPLEMENTATION
 #include "../bitnet.h"
 #include "harness.h"
@@ -84,6 +99,30 @@ static void test_not_nul_terminated(void) {
     free(s);
 }
 
+/* A small document costs a small allocation: every parse once took a 1 MB
+   arena block up front (a few hundred parses a second under the sanitizers);
+   the first block is sized from the input, and a large document still parses. */
+static void test_small_document_small_arena(void) {
+    bn_json_doc doc;
+    bn_error err;
+    char *big;
+    size_t i, n = 300000;
+    bytes_requested = 0;
+    BNT_CHECK(parse(&doc, "{\"a\": [1, 2, \"three\"]}", &err) == BN_OK);
+    BNT_CHECKF(bytes_requested < 16384, "%llu bytes for a 22-byte document", (unsigned long long)bytes_requested);
+    if (doc.root) BNT_CHECK(doc.root->child[0].len == 3 && strcmp(doc.root->child[0].child[2].str, "three") == 0);
+    bn_json_free(&doc);
+    big = (char *)malloc(n + 3); /* [0,0,...,0]: many nodes for its size, over several blocks */
+    big[0] = '[';
+    for (i = 1; i + 1 < n; i += 2) big[i] = '0', big[i + 1] = ',';
+    big[i - 1] = ']';
+    big[i] = 0;
+    BNT_CHECKF(parse(&doc, big, &err) == BN_OK, "%s", err.msg);
+    if (doc.root) BNT_CHECK(doc.root->len == (int)((n - 1) / 2) && doc.root->child[doc.root->len - 1].type == BN_JSON_NUMBER);
+    bn_json_free(&doc);
+    free(big);
+}
+
 int main(void) {
     BNT_RUN(test_values);
     BNT_RUN(test_numbers_exact);
@@ -91,5 +130,6 @@ int main(void) {
     BNT_RUN(test_malformed);
     BNT_RUN(test_depth_limit);
     BNT_RUN(test_not_nul_terminated);
+    BNT_RUN(test_small_document_small_arena);
     return bnt_finish("test_json");
 }

@@ -1,5 +1,20 @@
 /* config.json parsing and validation, and model loading errors: every bad
    config or checkpoint (written here, into build/tmp) must give its named error. */
+#include <stdlib.h>
+
+/* The library allocates through these: the largest request since the last reset is recorded. */
+static size_t largest_alloc;
+static void *counting_malloc(size_t n) {
+    if (n > largest_alloc) largest_alloc = n;
+    return malloc(n);
+}
+static void *counting_realloc(void *p, size_t n) {
+    if (n > largest_alloc) largest_alloc = n;
+    return realloc(p, n);
+}
+#define BN_MALLOC(n) counting_malloc(n)
+#define BN_REALLOC(p, n) counting_realloc(p, n)
+#define BN_FREE(p) free(p)
 #define BITNET_IMPLEMENTATION
 #include "../bitnet.h"
 #include "harness.h"
@@ -256,6 +271,67 @@ static void test_bad_files(void) {
     expect_load_error(TMP "/m_noweights", BN_ERR_MISSING, "model.safetensors", NULL);
 }
 
+/* A config that claims far more than the file holds is refused before
+   anything is allocated from its sizes: num_hidden_layers 1024 and
+   intermediate_size 262144 beside a 1 MB model once asked for 35 GB for the
+   packed matrices before the first layer's tensors were looked at. */
+static void test_config_claims_more_than_file(void) {
+    edit e;
+    char *cfg, text[4096];
+    bn_model *m = NULL;
+    bn_error err;
+    bn_status s;
+    memset(&e, 0, sizeof e);
+    make_model(TMP "/m_claims", &e);
+    BNT_CHECK(bn_read_file(SRC_MODEL "/config.json", &cfg, NULL, &err) == BN_OK);
+    if (!cfg) return;
+    snprintf(text, sizeof text, "%.*s, \"num_hidden_layers\": 1024, \"intermediate_size\": 262144}",
+             (int)(strrchr(cfg, '}') - cfg), cfg);
+    bn_free(cfg);
+    write_text(TMP "/m_claims/config.json", text);
+    largest_alloc = 0;
+    s = bn_model_load(&m, TMP "/m_claims", NULL, &err);
+    BNT_CHECKF(s == BN_ERR_SHAPE, "status %s: %s", bn_status_str(s), s ? err.msg : "loaded");
+    BNT_CHECKF(largest_alloc < ((size_t)4 << 20), "largest allocation %llu bytes", (unsigned long long)largest_alloc);
+    if (s) printf("    %s (largest allocation %llu bytes)\n", err.msg, (unsigned long long)largest_alloc);
+    bn_model_free(m);
+}
+
+/* bn_model_params.limits: a single allocation over max_alloc, or a total over
+   max_total, is refused before it is made, naming the tensor and the size. */
+static void test_load_limits(void) {
+    bn_model_params p = bn_model_default_params();
+    bn_model *m = NULL;
+    bn_error err;
+    bn_status s;
+    size_t mapped = 0, allocated = 0;
+    BNT_CHECKF(bn_model_load(&m, SRC_MODEL, NULL, &err) == BN_OK, "%s", err.msg);
+    if (m) bn_model_memory(m, &mapped, &allocated);
+    bn_model_free(m);
+    m = NULL;
+    BNT_CHECK(allocated > 0);
+    p.limits.max_alloc = 4096;
+    largest_alloc = 0;
+    s = bn_model_load(&m, SRC_MODEL, &p, &err);
+    BNT_CHECKF(s == BN_ERR_NOMEM && strstr(err.msg, "bn_limits.max_alloc") && strstr(err.msg, "tensor '") &&
+                   strstr(err.msg, "bytes"), "%s: %s", bn_status_str(s), s ? err.msg : "loaded");
+    BNT_CHECKF(largest_alloc < ((size_t)1 << 20), "largest allocation %llu", (unsigned long long)largest_alloc);
+    if (s) printf("    %s\n", err.msg);
+    bn_model_free(m);
+    m = NULL;
+    p.limits.max_alloc = 0;
+    p.limits.max_total = allocated - 1;
+    s = bn_model_load(&m, SRC_MODEL, &p, &err);
+    BNT_CHECKF(s == BN_ERR_NOMEM && strstr(err.msg, "bn_limits.max_total"), "%s: %s", bn_status_str(s),
+               s ? err.msg : "loaded");
+    if (s) printf("    %s\n", err.msg);
+    bn_model_free(m);
+    m = NULL;
+    p.limits.max_total = allocated * 2; /* room for the load's temporaries */
+    BNT_CHECKF(bn_model_load(&m, SRC_MODEL, &p, &err) == BN_OK, "%s", err.msg);
+    bn_model_free(m);
+}
+
 /* Damaged headers and config values: loading either fails with a message
    or gives a model that runs a token without crashing (ASan watches). */
 static void test_fuzz_load(void) {
@@ -324,6 +400,8 @@ int main(void) {
     BNT_RUN(test_misshapen_tensor);
     BNT_RUN(test_bad_codes);
     BNT_RUN(test_bad_files);
+    BNT_RUN(test_config_claims_more_than_file);
+    BNT_RUN(test_load_limits);
     BNT_RUN(test_fuzz_load);
     return bnt_finish("model_errors");
 }

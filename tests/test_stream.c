@@ -97,11 +97,29 @@ static void test_stop_inside_one_piece_with_utf8(void) {
     BNT_CHECK(strcmp(all, "caf") == 0);
 }
 
+/* An empty stop string (`bitnet run --stop ""`) never matches and holds
+   nothing back; nor does a NULL entry. The tail check once computed
+   strlen("") - 1, which wrapped, and read past the 1-byte string (ASan). */
+static void test_empty_stop_string(void) {
+    const char *empty[] = {""};
+    const char *mixed[] = {"", NULL, "b"};
+    const char *p[] = {"ab"};
+    const char *p2[] = {"xy", "z"};
+    char outs[2][32], all[64];
+    BNT_CHECK(stream_pieces(empty, 1, p, 1, outs, all) == -1);
+    BNT_CHECK(strcmp(outs[0], "ab") == 0 && strcmp(all, "ab") == 0);
+    BNT_CHECK(stream_pieces(mixed, 3, p, 1, outs, all) == 1); /* the other stop strings still work */
+    BNT_CHECK(strcmp(all, "a") == 0);
+    BNT_CHECK(stream_pieces(mixed, 2, p2, 2, outs, all) == -1);
+    BNT_CHECK(strcmp(outs[0], "xy") == 0 && strcmp(outs[1], "z") == 0);
+}
+
 int main(void) {
     BNT_RUN(test_utf8_complete_prefix);
     BNT_RUN(test_stream_split_characters);
     BNT_RUN(test_stream_flush_incomplete);
     BNT_RUN(test_stop_strings_span_tokens);
+    BNT_RUN(test_empty_stop_string);
     BNT_RUN(test_stop_string_overlapping);
     BNT_RUN(test_stop_inside_one_piece_with_utf8);
     return bnt_finish("test_stream");

@@ -669,6 +669,54 @@ static void test_metaspace_reference(void) {
     bn_free(raw);
 }
 
+/* Ids must be justified by entries that exist: one vocab entry with id 2^28
+   in a 48-byte file once made the loader allocate and fill 3.4 GB of per-id tables. */
+static void test_ids_bounded_by_entries(void) {
+    static const char *const bad[] = {
+        "{\"model\":{\"vocab\":{\"a\":268435456},\"merges\":[]}}",
+        "{\"model\":{\"vocab\":{\"a\":0,\"b\":4},\"merges\":[]}}",
+        "{\"added_tokens\":[{\"id\":100000,\"content\":\"<s>\"}],\"model\":{\"vocab\":{\"a\":0},\"merges\":[]}}",
+    };
+    bn_tokenizer *tok = NULL;
+    bn_error err;
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        bn_status s = load_json(bad[i], &tok, &err);
+        BNT_CHECKF(s == BN_ERR_FORMAT && strstr(err.msg, "token id"), "%s: %s", bad[i], s ? err.msg : "loaded");
+        if (s) printf("    %s\n", err.msg);
+        bn_tokenizer_free(tok);
+        tok = NULL;
+    }
+    /* a gap is allowed while the ids stay below twice the entries */
+    BNT_CHECK(load_json("{\"model\":{\"vocab\":{\"a\":0,\"b\":3},\"merges\":[]}}", &tok, &err) == BN_OK);
+    if (tok) BNT_CHECK(bn_tokenizer_vocab_size(tok) == 4 && bn_tokenizer_id_to_token(tok, 2, NULL) == NULL);
+    bn_tokenizer_free(tok);
+}
+
+/* Two added tokens with one id: each is matched as its own string (HF maps
+   content -> id), the id decodes to the later one. The earlier one once kept
+   its length but pointed at the later one's string, and matching read past it. */
+static void test_added_tokens_same_id(void) {
+    const char *json = "{\"added_tokens\":[{\"id\":0,\"content\":\"<longtoken>\",\"special\":true},"
+                       "{\"id\":0,\"content\":\"<x>\",\"special\":true}],"
+                       "\"model\":{\"vocab\":{\"a\":0,\"b\":1,\"<\":2},\"merges\":[]}}";
+    bn_tokenizer *tok = NULL;
+    bn_error err;
+    int32_t *ids = NULL;
+    size_t n = 0, len = 0;
+    const char *s;
+    BNT_CHECKF(load_json(json, &tok, &err) == BN_OK, "%s", err.msg);
+    if (!tok) return;
+    BNT_CHECK(bn_tokenizer_token_to_id(tok, "<longtoken>", 11) == 0);
+    BNT_CHECK(bn_tokenizer_token_to_id(tok, "<x>", 3) == 0);
+    BNT_CHECKF(bn_tokenizer_encode(tok, "b<longtoken>a", 13, BN_TOK_PARSE_SPECIAL, &ids, &n, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(n == 3 && ids[0] == 1 && ids[1] == 0 && ids[2] == 0, "%d ids", (int)n);
+    bn_free(ids);
+    s = bn_tokenizer_id_to_token(tok, 0, &len);
+    BNT_CHECK(s && len == 3 && memcmp(s, "<x>", 3) == 0);
+    bn_tokenizer_free(tok);
+}
+
 int main(void) {
     char *ref = NULL;
     size_t len = 0;
@@ -702,6 +750,8 @@ int main(void) {
     BNT_RUN(test_metaspace_reference);
     BNT_RUN(test_component_errors);
     BNT_RUN(test_damaged_files);
+    BNT_RUN(test_ids_bounded_by_entries);
+    BNT_RUN(test_added_tokens_same_id);
     bn_tokenizer_free(g_llama3);
     bn_tokenizer_free(g_spm);
     bn_json_free(&g_ref);

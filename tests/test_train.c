@@ -383,6 +383,84 @@ static void test_bad_config(void) {
     BNT_CHECK(bn_train_model_new(&m, &c, 1, &err) == BN_ERR_CONFIG);
 }
 
+/* A checkpoint whose metadata config is `config`, the tensors of a tiny model's. */
+static void write_checkpoint_with_config(const char *path, const char *config) {
+    bn_train_config c = tiny_config();
+    bn_train_model *m = NULL;
+    bn_error err;
+    bn_st_tensor *ts;
+    const char *metadata[] = {"config", config, "step", "3", NULL};
+    int i;
+    BNT_CHECK(bn_train_model_new(&m, &c, 5, &err) == BN_OK);
+    if (!m) return;
+    ts = (bn_st_tensor *)calloc((size_t)m->n_params, sizeof *ts);
+    for (i = 0; i < m->n_params; i++) {
+        ts[i].name = m->names[i];
+        ts[i].dtype = BN_DTYPE_F32;
+        ts[i].n_dims = 1;
+        ts[i].shape[0] = (int64_t)m->params[i]->n;
+        ts[i].data = m->params[i]->data;
+    }
+    BNT_CHECKF(bn_st_write(path, ts, m->n_params, metadata, &err) == BN_OK, "%s", err.msg);
+    free(ts);
+    bn_train_model_free(m);
+}
+
+/* The checkpoint's config is range-checked before any number becomes an int:
+   "vocab_size": 1e10 was a float-to-int overflow (UBSan); and sizes that
+   claim more weights than the file holds are refused before they are allocated. */
+static void test_checkpoint_config_checked(void) {
+    static const struct { const char *config; bn_status status; const char *word; } cases[] = {
+        {"{\"vocab_size\": 1e10, \"hidden_size\": 32, \"intermediate_size\": 64, \"n_layers\": 1, \"n_heads\": 2,"
+         " \"n_kv_heads\": 1, \"max_seq_len\": 16}", BN_ERR_CONFIG, "vocab_size"},
+        {"{\"vocab_size\": 16, \"hidden_size\": -32, \"intermediate_size\": 64, \"n_layers\": 1, \"n_heads\": 2,"
+         " \"n_kv_heads\": 1, \"max_seq_len\": 16}", BN_ERR_CONFIG, "hidden_size"},
+        {"{\"vocab_size\": 16, \"hidden_size\": 32, \"intermediate_size\": 64, \"n_layers\": 1, \"n_heads\": 2,"
+         " \"n_kv_heads\": 1, \"max_seq_len\": 16, \"rope_theta\": 1e300}", BN_ERR_CONFIG, "rope_theta"},
+        {"{\"vocab_size\": 16, \"hidden_size\": 32, \"intermediate_size\": 64, \"n_layers\": 1, \"n_heads\": 2,"
+         " \"n_kv_heads\": 1, \"max_seq_len\": 16, \"bos_token_id\": 3e9}", BN_ERR_CONFIG, "bos_token_id"},
+        {"{\"vocab_size\": 16, \"hidden_size\": 32, \"intermediate_size\": 64, \"n_layers\": 1, \"n_heads\": 2,"
+         " \"n_kv_heads\": 1}", BN_ERR_CONFIG, "max_seq_len"},
+        {"{\"vocab_size\": 16777216, \"hidden_size\": 65536, \"intermediate_size\": 64, \"n_layers\": 1000,"
+         " \"n_heads\": 2, \"n_kv_heads\": 1, \"max_seq_len\": 16}", BN_ERR_SHAPE, "weights"},
+        {"{\"vocab_size\": 16, \"hidden_size\": 32, \"intermediate_size\": 64, \"n_layers\": 1, \"n_heads\": 2,"
+         " \"n_kv_heads\": 1, \"max_seq_len\": 16}", BN_OK, NULL},
+    };
+    const char *path = "build/test_train.badcfg.safetensors";
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bn_train_model *m = NULL;
+        bn_adamw opt;
+        bn_error err;
+        bn_status s;
+        write_checkpoint_with_config(path, cases[i].config);
+        s = bn_train_checkpoint_load(&m, &opt, path, &err);
+        if (s == BN_ERR_MISSING && cases[i].status == BN_OK) s = BN_OK; /* no adam tensors in this file */
+        BNT_CHECKF(s == cases[i].status, "case %d: %s (%s)", (int)i, bn_status_str(s), s ? err.msg : "loaded");
+        if (s && cases[i].word)
+            BNT_CHECKF(strstr(err.msg, cases[i].word) != NULL, "case %d: %s", (int)i, err.msg);
+        if (s) printf("    %s\n", err.msg);
+        if (m) bn_adamw_free(&opt);
+        bn_train_model_free(m);
+    }
+    remove(path);
+}
+
+/* bn__train_n_weights (what a checkpoint's config is checked against) is what bn_train_model_new allocates. */
+static void test_n_weights_formula(void) {
+    bn_train_config c = tiny_config();
+    bn_train_model *m = NULL;
+    bn_error err;
+    int k;
+    for (k = 0; k < 2; k++) {
+        c.tie_word_embeddings = k;
+        BNT_CHECK(bn_train_model_new(&m, &c, 1, &err) == BN_OK);
+        if (m) BNT_CHECK(bn__train_n_weights(&c) == (double)bn_train_model_n_weights(m));
+        bn_train_model_free(m);
+        m = NULL;
+    }
+}
+
 int main(void) {
     BNT_RUN(test_forward_matches_hf_gqa_tied);
     BNT_RUN(test_forward_matches_hf_mha_untied);
@@ -396,5 +474,7 @@ int main(void) {
     BNT_RUN(test_save_hf_layout);
     BNT_RUN(test_saved_model_matches_inference);
     BNT_RUN(test_bad_config);
+    BNT_RUN(test_checkpoint_config_checked);
+    BNT_RUN(test_n_weights_formula);
     return bnt_finish("train");
 }
