@@ -278,6 +278,12 @@ typedef struct bn_safetensors {
 
 BN_EXTERN_C_BEGIN
 BN_API bn_status bn_st_open(bn_safetensors **out, const char *path, bn_error *err);
+/* The same for one SafeTensors file already in memory (weights embedded in
+   a program, a file received over a network): bytes[0..size) is validated as
+   bn_st_open validates a file; tensors point into it, so it must outlive st.
+   `name` stands for the file in errors. */
+BN_API bn_status bn_st_open_memory(bn_safetensors **out, const void *bytes, size_t size, const char *name,
+                                   bn_error *err);
 BN_API void bn_st_close(bn_safetensors *st);
 /* The tensor with that name, or NULL. */
 BN_API const bn_st_tensor *bn_st_find(const bn_safetensors *st, const char *name);
@@ -534,6 +540,10 @@ typedef struct bn_context_params {
        BN_FTYPE_F16 (half the memory, faster decoding at long contexts, logits
        off by ~1e-2 relative; README: KV cache). */
     bn_ftype kv_type;
+    /* Bounds on what the context allocates (KV cache, scratch, logits), checked
+       before it allocates anything: an embedder's memory budget. Zeros: the
+       defaults (bn_limits). */
+    bn_limits limits;
 } bn_context_params;
 
 /* One bn_forward call's input. Tokens of the same sequence must come in
@@ -2706,6 +2716,35 @@ BN_API bn_status bn_st_open(bn_safetensors **out, const char *path, bn_error *er
     st = BN_ZALLOC(bn_safetensors, 1);
     if (!st) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", path);
     s = bn__st_open(st, path, err);
+    if (s) {
+        bn_st_close(st);
+        return s;
+    }
+    *out = st;
+    return BN_OK;
+}
+
+BN_API bn_status bn_st_open_memory(bn_safetensors **out, const void *bytes, size_t size, const char *name,
+                                   bn_error *err) {
+    bn_safetensors *st;
+    bn_status s;
+    *out = NULL;
+    if (!bytes && size) return bn_errorf(err, BN_ERR_ARG, "bn_st_open_memory: bytes is NULL");
+    if (!name) name = "(memory)";
+    st = BN_ZALLOC(bn_safetensors, 1);
+    if (!st) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", name);
+    st->files = BN_ZALLOC(bn_st_file, 1);
+    st->headers_ = BN_ZALLOC(bn_json_doc, 1);
+    if (st->files) st->files[0].path = bn__strndup(name, strlen(name));
+    if (!st->files || !st->headers_ || !st->files[0].path) {
+        bn_st_close(st);
+        return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", name);
+    }
+    st->n_files = 1;
+    st->files[0].bytes = bytes ? (const uint8_t *)bytes : (const uint8_t *)""; /* not owned: handle_ stays NULL */
+    st->files[0].size = size;
+    s = bn__st_parse_file(&st->files[0], 0, &st->headers_[0], &st->tensors, &st->n_tensors, err);
+    if (!s) s = bn__st_sort_names(st, err);
     if (s) {
         bn_st_close(st);
         return s;
@@ -6119,12 +6158,41 @@ static void bn__rope_table(float *cos_out, float *sin_out, int n_ctx, int head_d
     }
 }
 
+/* The context's blocks, checked against params.limits before any is made
+   (their sizes come from the model's config and the parameters). */
+static bn_status bn__context_check_limits(bn_context *ctx, size_t kv_elems, size_t wide, bn_error *err) {
+    const bn_config *c = &ctx->model->config;
+    const bn_context_params *p = &ctx->params;
+    size_t nb = (size_t)p->n_batch, q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = bn__kv_dim(c);
+    size_t kv = kv_elems * ctx->kv_esize;
+    size_t act = sizeof(float) * nb * (2 * (size_t)c->hidden_size + wide + 2 * q_dim + 2 * kv_dim +
+                                       2 * (size_t)c->intermediate_size + 1) + nb * (wide + sizeof(int));
+    size_t scores = sizeof(float) * (size_t)bn_pool_size(ctx->pool) * bn__scores_per_thread(c, p->n_ctx);
+    size_t rope = 2 * sizeof(float) * (size_t)p->n_ctx * (size_t)(c->head_dim / 2);
+    size_t logits = sizeof(float) * nb * (size_t)c->vocab_size;
+    const char *const what[] = {"the KV cache's keys", "the KV cache's values", "the activations of a batch",
+                                "the attention scratch", "the RoPE tables", "the logits of a batch"};
+    const size_t bytes[] = {kv, kv, act, scores, rope, logits};
+    char msg[BN_ERROR_MSG_MAX / 2];
+    bn__budget b;
+    int i;
+    bn__budget_init(&b, &p->limits);
+    for (i = 0; i < 6; i++) {
+        bn_status st;
+        snprintf(msg, sizeof msg, "bn_context_new: %s (n_seq %d, n_ctx %d, n_batch %d)", what[i], p->n_seq, p->n_ctx,
+                 p->n_batch);
+        if ((st = bn__budget_take(&b, bytes[i], 1, msg, err))) return st;
+    }
+    return BN_OK;
+}
+
 BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const bn_context_params *params,
                                 bn_error *err) {
     bn_context_params p = params ? *params : bn_context_default_params();
     const bn_config *c;
     bn_context *ctx;
     size_t nb, q_dim, kv_dim, wide, kv_elems;
+    bn_status st;
     *out = NULL;
     if (!model) return bn_errorf(err, BN_ERR_ARG, "bn_context_new: model is NULL");
     c = &model->config;
@@ -6155,6 +6223,10 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     wide = BN_MAX(BN_MAX((size_t)c->hidden_size, q_dim), (size_t)c->intermediate_size);
     kv_elems = (size_t)p.n_seq * c->n_layers * p.n_ctx * kv_dim;
     ctx->pool = bn_pool_new(p.n_threads);
+    if (ctx->pool && (st = bn__context_check_limits(ctx, kv_elems, wide, err))) {
+        bn_context_free(ctx);
+        return st;
+    }
     ctx->k_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
     ctx->v_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
     ctx->seq_len = BN_ZALLOC(int, p.n_seq);

@@ -21,6 +21,10 @@ typedef struct bn_context_params {
        BN_FTYPE_F16 (half the memory, faster decoding at long contexts, logits
        off by ~1e-2 relative; README: KV cache). */
     bn_ftype kv_type;
+    /* Bounds on what the context allocates (KV cache, scratch, logits), checked
+       before it allocates anything: an embedder's memory budget. Zeros: the
+       defaults (bn_limits). */
+    bn_limits limits;
 } bn_context_params;
 
 /* One bn_forward call's input. Tokens of the same sequence must come in
@@ -173,12 +177,41 @@ static void bn__rope_table(float *cos_out, float *sin_out, int n_ctx, int head_d
     }
 }
 
+/* The context's blocks, checked against params.limits before any is made
+   (their sizes come from the model's config and the parameters). */
+static bn_status bn__context_check_limits(bn_context *ctx, size_t kv_elems, size_t wide, bn_error *err) {
+    const bn_config *c = &ctx->model->config;
+    const bn_context_params *p = &ctx->params;
+    size_t nb = (size_t)p->n_batch, q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = bn__kv_dim(c);
+    size_t kv = kv_elems * ctx->kv_esize;
+    size_t act = sizeof(float) * nb * (2 * (size_t)c->hidden_size + wide + 2 * q_dim + 2 * kv_dim +
+                                       2 * (size_t)c->intermediate_size + 1) + nb * (wide + sizeof(int));
+    size_t scores = sizeof(float) * (size_t)bn_pool_size(ctx->pool) * bn__scores_per_thread(c, p->n_ctx);
+    size_t rope = 2 * sizeof(float) * (size_t)p->n_ctx * (size_t)(c->head_dim / 2);
+    size_t logits = sizeof(float) * nb * (size_t)c->vocab_size;
+    const char *const what[] = {"the KV cache's keys", "the KV cache's values", "the activations of a batch",
+                                "the attention scratch", "the RoPE tables", "the logits of a batch"};
+    const size_t bytes[] = {kv, kv, act, scores, rope, logits};
+    char msg[BN_ERROR_MSG_MAX / 2];
+    bn__budget b;
+    int i;
+    bn__budget_init(&b, &p->limits);
+    for (i = 0; i < 6; i++) {
+        bn_status st;
+        snprintf(msg, sizeof msg, "bn_context_new: %s (n_seq %d, n_ctx %d, n_batch %d)", what[i], p->n_seq, p->n_ctx,
+                 p->n_batch);
+        if ((st = bn__budget_take(&b, bytes[i], 1, msg, err))) return st;
+    }
+    return BN_OK;
+}
+
 BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const bn_context_params *params,
                                 bn_error *err) {
     bn_context_params p = params ? *params : bn_context_default_params();
     const bn_config *c;
     bn_context *ctx;
     size_t nb, q_dim, kv_dim, wide, kv_elems;
+    bn_status st;
     *out = NULL;
     if (!model) return bn_errorf(err, BN_ERR_ARG, "bn_context_new: model is NULL");
     c = &model->config;
@@ -209,6 +242,10 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     wide = BN_MAX(BN_MAX((size_t)c->hidden_size, q_dim), (size_t)c->intermediate_size);
     kv_elems = (size_t)p.n_seq * c->n_layers * p.n_ctx * kv_dim;
     ctx->pool = bn_pool_new(p.n_threads);
+    if (ctx->pool && (st = bn__context_check_limits(ctx, kv_elems, wide, err))) {
+        bn_context_free(ctx);
+        return st;
+    }
     ctx->k_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
     ctx->v_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
     ctx->seq_len = BN_ZALLOC(int, p.n_seq);

@@ -60,6 +60,12 @@ typedef struct bn_safetensors {
 
 BN_EXTERN_C_BEGIN
 BN_API bn_status bn_st_open(bn_safetensors **out, const char *path, bn_error *err);
+/* The same for one SafeTensors file already in memory (weights embedded in
+   a program, a file received over a network): bytes[0..size) is validated as
+   bn_st_open validates a file; tensors point into it, so it must outlive st.
+   `name` stands for the file in errors. */
+BN_API bn_status bn_st_open_memory(bn_safetensors **out, const void *bytes, size_t size, const char *name,
+                                   bn_error *err);
 BN_API void bn_st_close(bn_safetensors *st);
 /* The tensor with that name, or NULL. */
 BN_API const bn_st_tensor *bn_st_find(const bn_safetensors *st, const char *name);
@@ -488,6 +494,35 @@ BN_API bn_status bn_st_open(bn_safetensors **out, const char *path, bn_error *er
     st = BN_ZALLOC(bn_safetensors, 1);
     if (!st) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", path);
     s = bn__st_open(st, path, err);
+    if (s) {
+        bn_st_close(st);
+        return s;
+    }
+    *out = st;
+    return BN_OK;
+}
+
+BN_API bn_status bn_st_open_memory(bn_safetensors **out, const void *bytes, size_t size, const char *name,
+                                   bn_error *err) {
+    bn_safetensors *st;
+    bn_status s;
+    *out = NULL;
+    if (!bytes && size) return bn_errorf(err, BN_ERR_ARG, "bn_st_open_memory: bytes is NULL");
+    if (!name) name = "(memory)";
+    st = BN_ZALLOC(bn_safetensors, 1);
+    if (!st) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", name);
+    st->files = BN_ZALLOC(bn_st_file, 1);
+    st->headers_ = BN_ZALLOC(bn_json_doc, 1);
+    if (st->files) st->files[0].path = bn__strndup(name, strlen(name));
+    if (!st->files || !st->headers_ || !st->files[0].path) {
+        bn_st_close(st);
+        return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", name);
+    }
+    st->n_files = 1;
+    st->files[0].bytes = bytes ? (const uint8_t *)bytes : (const uint8_t *)""; /* not owned: handle_ stays NULL */
+    st->files[0].size = size;
+    s = bn__st_parse_file(&st->files[0], 0, &st->headers_[0], &st->tensors, &st->n_tensors, err);
+    if (!s) s = bn__st_sort_names(st, err);
     if (s) {
         bn_st_close(st);
         return s;

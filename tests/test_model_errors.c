@@ -329,6 +329,26 @@ static void test_load_limits(void) {
     m = NULL;
     p.limits.max_total = allocated * 2; /* room for the load's temporaries */
     BNT_CHECKF(bn_model_load(&m, SRC_MODEL, &p, &err) == BN_OK, "%s", err.msg);
+    if (m) { /* bn_context_params.limits: an embedder's budget for the KV cache and scratch */
+        bn_context_params cp = bn_context_default_params();
+        bn_context *ctx = NULL;
+        cp.n_ctx = 128;
+        cp.limits.max_total = 100000; /* each half of the KV cache: 2 layers x 128 positions x 128 kv dims x 4 bytes = 131072 */
+        largest_alloc = 0;
+        s = bn_context_new(&ctx, m, &cp, &err);
+        BNT_CHECKF(s == BN_ERR_NOMEM && strstr(err.msg, "KV cache") && strstr(err.msg, "n_ctx 128") &&
+                       strstr(err.msg, "bn_limits.max_total"), "%s: %s", bn_status_str(s), s ? err.msg : "created");
+        BNT_CHECK(ctx == NULL && largest_alloc < 65536);
+        if (s) printf("    %s\n", err.msg);
+        cp.limits.max_total = 0;
+        cp.limits.max_alloc = 100000;
+        s = bn_context_new(&ctx, m, &cp, &err);
+        BNT_CHECKF(s == BN_ERR_NOMEM && strstr(err.msg, "bn_limits.max_alloc"), "%s", s ? err.msg : "created");
+        cp.limits.max_alloc = 0;
+        cp.limits.max_total = (size_t)64 << 20;
+        BNT_CHECKF(bn_context_new(&ctx, m, &cp, &err) == BN_OK, "%s", err.msg);
+        bn_context_free(ctx);
+    }
     bn_model_free(m);
 }
 
