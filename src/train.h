@@ -58,15 +58,6 @@ BN_EXTERN_C_BEGIN
 /* A small default: 4 layers of 256, 4 heads / 2 kv heads, FFN 640, vocab 1024, context 256. */
 BN_API bn_train_config bn_train_config_default(void);
 /* Random initialization (normal, std 0.02; norms 1), reproducible from seed. */
-/* The floats bn_train_model_new allocates for a config's weights (the same
-   sum as bn_train_model_n_weights of the model it makes), in double: no overflow. */
-static double bn__train_n_weights(const bn_train_config *c) {
-    double D = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
-    double KVD = (double)(c->hidden_size / c->n_heads) * c->n_kv_heads;
-    double layer = 3 * D + 2 * D * D + 2 * D * KVD + 3 * D * F + F; /* 3 norms, q o, k v, gate up down, ffn norm */
-    return V * D * (c->tie_word_embeddings ? 1 : 2) + c->n_layers * layer + D;
-}
-
 BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_train_config *cfg, uint64_t seed, bn_error *err);
 BN_API void bn_train_model_free(bn_train_model *m);
 BN_API size_t bn_train_model_n_weights(const bn_train_model *m); /* number of trained floats */
@@ -165,6 +156,15 @@ static bn_ag_tensor *bn__train_add(bn_train_model *m, const char *name, int ne0,
     snprintf(m->names[m->n_params], BN_TRAIN_NAME_MAX, "%s", name);
     m->n_params++;
     return t;
+}
+
+/* The floats bn_train_model_new allocates for a config's weights (the same
+   sum as bn_train_model_n_weights of the model it makes), in double: no overflow. */
+static double bn__train_n_weights(const bn_train_config *c) {
+    double D = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    double KVD = (double)(c->hidden_size / c->n_heads) * c->n_kv_heads;
+    double layer = 3 * D + 2 * D * D + 2 * D * KVD + 3 * D * F + F; /* 3 norms, q o, k v, gate up down, ffn norm */
+    return V * D * (c->tie_word_embeddings ? 1 : 2) + c->n_layers * layer + D;
 }
 
 BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_train_config *cfg, uint64_t seed, bn_error *err) {
