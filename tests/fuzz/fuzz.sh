@@ -3,6 +3,7 @@
 #   sh tests/fuzz/fuzz.sh build-replay         ASan+UBSan replay binaries  -> build/fuzz/replay_<name>
 #   sh tests/fuzz/fuzz.sh build-fuzz           libFuzzer binaries (clang)  -> build/fuzz/fuzz_<name>
 #   sh tests/fuzz/fuzz.sh run SECONDS [NAME..] build-fuzz, then run each harness SECONDS seconds, one at a time
+#                                              (FUZZ_NO_BUILD=1: run the binaries already in build/fuzz)
 # FUZZ_CC (default clang), FUZZ_CFLAGS (default -O2 -g) and FUZZ_JOBS (default 1: -fork=N when more) can be set.
 set -u
 cd "$(dirname "$0")/../.."
@@ -49,7 +50,7 @@ run)
     secs=${2:-60}
     shift 2 2>/dev/null || shift $#
     list=${*:-$(names)}
-    build fuzz "-fsanitize=fuzzer-no-link" "-fsanitize=fuzzer" "" || exit 1
+    [ "${FUZZ_NO_BUILD:-0}" = 1 ] || build fuzz "-fsanitize=fuzzer-no-link" "-fsanitize=fuzzer" "" || exit 1
     fail=0
     for n in $list; do
         work="$OUTD/corpus/$n" art="$OUTD/artifacts/$n/"
@@ -71,7 +72,7 @@ run)
     exit $fail
     ;;
 *)
-    sed -n '2,6p' "$0"
+    sed -n '2,7p' "$0"
     exit 2
     ;;
 esac
