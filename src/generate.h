@@ -1007,6 +1007,10 @@ static void bn__batch_collect(bn_batcher *b, int n) {
         int32_t token;
         int stop;
         if (!b->b_want[i] || !r->active) continue;
+        if (r->p.max_new_tokens >= 0 && r->n_generated >= r->p.max_new_tokens) { /* max_new_tokens 0: none at all */
+            bn__request_finish(b, slot, BN_STOP_MAX_TOKENS);
+            continue;
+        }
         logits = bn_get_logits(b->ctx, i);
         token = bn_sampler_sample(r->sampler, logits);
         bn_sampler_accept(r->sampler, token);
