@@ -4,7 +4,8 @@
 #   sh tests/fuzz/fuzz.sh build-fuzz           libFuzzer binaries (clang)  -> build/fuzz/fuzz_<name>
 #   sh tests/fuzz/fuzz.sh run SECONDS [NAME..] build-fuzz, then run each harness SECONDS seconds, one at a time
 #                                              (FUZZ_NO_BUILD=1: run the binaries already in build/fuzz)
-# FUZZ_CC (default clang), FUZZ_CFLAGS (default -O2 -g) and FUZZ_JOBS (default 1: -fork=N when more) can be set.
+# FUZZ_CC (default clang), FUZZ_CFLAGS (default -O2 -g), FUZZ_LDFLAGS and FUZZ_JOBS (default 1: -fork=N when more)
+# can be set.
 set -u
 cd "$(dirname "$0")/../.."
 CC=${FUZZ_CC:-clang}
@@ -30,7 +31,7 @@ build() {
     for n in $(names); do
         rm -f "$OUTD/${flavour}_$n"
         if ! $CC $WARN $OPT $SAN $hflags "tests/fuzz/fuzz_$n.c" $extra "$OUTD/impl-$flavour.o" \
-            -o "$OUTD/${flavour}_$n" $LIBS; then
+            -o "$OUTD/${flavour}_$n" ${FUZZ_LDFLAGS:-} $LIBS; then
             echo "fuzz: building $n ($flavour) failed"
             status=1
         fi
