@@ -5489,7 +5489,9 @@ static bn_status bn__cfg_rope(bn_config *cfg, const bn_json *root, const char *w
         if (strcmp(type, "default") != 0)
             return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: rope_scaling type \"%s\" (only default RoPE)", what, type);
     }
-    if (!(theta > 0.0) || theta > 1e12) return bn_errorf(err, BN_ERR_CONFIG, "%s: rope_theta = %g must be > 0", what, theta);
+    /* checked as the float it becomes: 1e-50 is > 0 as a double but 0 as a float */
+    if (!((float)theta > 0.0f) || theta > 1e12)
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: rope_theta = %g must be > 0 (as a float) and at most 1e12", what, theta);
     cfg->rope_theta = (float)theta;
     return BN_OK;
 }
@@ -5550,7 +5552,8 @@ static bn_status bn__cfg_from_json(bn_config *cfg, const bn_json *root, const bn
         return bn_errorf(err, BN_ERR_CONFIG, "%s: num_attention_heads x head_dim is too large", what);
     if ((s = bn__cfg_rope(cfg, root, what, err))) return s;
     eps = bn_json_number(root, "rms_norm_eps", cfg->arch == BN_ARCH_BITNET ? 1e-5 : 1e-6);
-    if (!(eps > 0.0) || eps >= 1.0) return bn_errorf(err, BN_ERR_CONFIG, "%s: rms_norm_eps = %g must be in (0, 1)", what, eps);
+    if (!((float)eps > 0.0f) || eps >= 1.0)
+        return bn_errorf(err, BN_ERR_CONFIG, "%s: rms_norm_eps = %g must be in (0, 1), and > 0 as a float", what, eps);
     cfg->rms_norm_eps = (float)eps;
     cfg->tie_word_embeddings = bn_json_bool(root, "tie_word_embeddings", 0);
     cfg->bos_token_id = -1;

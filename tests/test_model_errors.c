@@ -93,6 +93,9 @@ static void test_config_errors(void) {
     expect_config_error("\"rope_parameters\": {\"rope_theta\": 10000, \"rope_type\": \"yarn\"}", BN_ERR_UNSUPPORTED, "yarn");
     expect_config_error("\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8}", BN_ERR_UNSUPPORTED, "llama3");
     expect_config_error("\"rms_norm_eps\": -1e-5", BN_ERR_CONFIG, "rms_norm_eps");
+    /* > 0 as a double, 0 as the float it becomes (found by the fuzzer: RMSNorm then divided by zero) */
+    expect_config_error("\"rms_norm_eps\": 1e-50", BN_ERR_CONFIG, "rms_norm_eps");
+    expect_config_error("\"rope_theta\": 1e-300", BN_ERR_CONFIG, "rope_theta");
     expect_config_error("\"model_type\": \"gpt2\"", BN_ERR_UNSUPPORTED, "gpt2");
     expect_config_error("\"model_type\": \"llama\"", BN_ERR_UNSUPPORTED, "quantization_config");
     expect_config_error("\"hidden_act\": \"gelu\"", BN_ERR_UNSUPPORTED, "gelu");

@@ -1,8 +1,9 @@
 /* The text stream and stop strings, against an oracle written here: the
    input is up to 4 stop strings, then generated text cut into chunks (parts
    separated by "|"; the first part holds the stop strings separated by ","
-   and may be empty). What the stream emits, plus its flush, must be exactly
-   the text up to the earliest stop string, never a byte of one. */
+   and may be empty). Generation stops after the first chunk that completes a
+   stop string; what the stream emits, plus its flush, must be exactly the
+   text before the earliest stop string in the text so far, never a byte of one. */
 #include "common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -24,14 +25,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     text = (char *)malloc(size + 1);
     if (!out || !text) abort();
     bn_text_stream_init(&ts, (const char *const *)stops, n_stop);
-    for (k = 1; (p = fuzz_part(data, size, "|", k, &n)) != NULL; k++) {
+    for (k = 1; !stop_hit && (p = fuzz_part(data, size, "|", k, &n)) != NULL; k++) {
         const char *t;
         size_t len;
+        int j;
         memcpy(text + text_len, p, n);
         text_len += n;
         if (bn_text_stream_push(&ts, (const char *)p, n, &t, &len, &stop_hit, &err) != BN_OK) abort();
         memcpy(out + out_len, t, len);
         out_len += len;
+        /* the oracle: the earliest occurrence of a non-empty stop string in the text so far */
+        for (j = 0; j < n_stop; j++) {
+            size_t m = strlen(stops[j]);
+            for (i = 0; m && i + m <= text_len && i < first; i++)
+                if (memcmp(text + i, stops[j], m) == 0) first = i;
+        }
+        if ((first != (size_t)-1) != (stop_hit != 0)) abort();
     }
     if (!stop_hit) {
         const char *t;
@@ -40,13 +49,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcpy(out + out_len, t, len);
         out_len += len;
     }
-    /* the oracle: the earliest occurrence of any non-empty stop string */
-    for (k = 0; k < n_stop; k++) {
-        size_t m = strlen(stops[k]);
-        for (i = 0; m && i + m <= text_len && i < first; i++)
-            if (memcmp(text + i, stops[k], m) == 0) first = i;
-    }
-    if ((first != (size_t)-1) != (stop_hit != 0)) abort();
     if (out_len != (first != (size_t)-1 ? first : text_len) || memcmp(out, text, out_len) != 0) abort();
     bn_text_stream_free(&ts);
     free(out);
