@@ -1,6 +1,7 @@
 #!/bin/sh
-# README.md and docs/: the README stays within 12 KB, and every relative link in them leads to a
-# file that exists and, for "file#anchor", to a heading of that file (GitHub's anchor rules).
+# README.md and docs/: the README stays within 12 KB, every relative link in them leads to a
+# file that exists and, for "file#anchor", to a heading of that file (GitHub's anchor rules), and
+# every bn_ / BN_ / BITNET_ name they mention exists in bitnet.h (a renamed API fails here).
 # Prints "test_docs: N passed, M failed".
 cd "$(dirname "$0")/.." || exit 1
 python3 - <<'PY'
@@ -18,6 +19,7 @@ def anchors(path):
             a = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
             out.add(a)
     return out
+header_words = set(re.findall(r"\w+", open("bitnet.h", encoding="utf-8").read()))
 size = os.path.getsize("README.md")
 check(size <= 12 * 1024, "README.md is %d bytes (at most 12288)" % size)
 for doc in ["README.md"] + sorted(glob.glob("docs/*.md")):
@@ -29,6 +31,9 @@ for doc in ["README.md"] + sorted(glob.glob("docs/*.md")):
         if not os.path.exists(full): bad.append(target)
         elif anchor and full.endswith(".md") and anchor not in anchors(full): bad.append(target)
     check(not bad, "%s: links resolve%s" % (doc, " (broken: %s)" % ", ".join(bad) if bad else ""))
+    names = set(re.findall(r"\b(?:bn_|BN_|BITNET_)\w*[A-Za-z0-9]\b", open(doc, encoding="utf-8").read()))
+    unknown = sorted(n for n in names if n not in header_words)
+    check(not unknown, "%s: API names exist in bitnet.h%s" % (doc, " (not found: %s)" % ", ".join(unknown) if unknown else ""))
 print("test_docs: %d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
 PY

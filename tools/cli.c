@@ -77,7 +77,8 @@ const cli_opt CLI_GENERATION_OPTIONS[] = {
     CLI_FLOAT("--top-p", "P", cli_generation, sampler.top_p, 0, 1, "nucleus sampling; 1: off"),
     CLI_FLOAT("--min-p", "P", cli_generation, sampler.min_p, 0, 1, "drop tokens below P x the most likely; 0: off"),
     CLI_FLOAT_ABOVE("--repeat-penalty", "R", cli_generation, sampler.repeat_penalty, 0, FLT_MAX,
-                    "divide the logits of tokens seen in the last --repeat-last-n by R; 1: off"),
+                    "penalize the tokens of the last --repeat-last-n: positive logits divided by R, negative ones "
+                    "multiplied; 1: off"),
     CLI_INT("--repeat-last-n", "N", cli_generation, sampler.penalty_last_n, 0, INT_MAX, "the window of the penalties"),
     CLI_FLOAT("--presence-penalty", "X", cli_generation, sampler.presence_penalty, -FLT_MAX, FLT_MAX,
               "subtracted once from the logit of every token in the window"),
