@@ -926,7 +926,7 @@ static int usage(int status) {
                "(bitnet <command> --help for its options)\n\ncommands:\n", BITNET_VERSION);
     for (i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", COMMANDS[i]->name, COMMANDS[i]->summary);
     fprintf(f, "  %-12s %s\n", "help", "this list; help COMMAND: its options; help --markdown: docs/cli.md");
-    fprintf(f, "\nexit status: 0 ok, 1 failure while running, 2 usage error, 3 model/tokenizer load failed\n");
+    fprintf(f, "\n%s", CLI_EXIT_STATUS);
     return status;
 }
 

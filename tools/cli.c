@@ -15,7 +15,7 @@
 #define is_terminal(fd) isatty(fd)
 #endif
 
-static const char *EXIT_HELP =
+const char CLI_EXIT_STATUS[] =
     "exit status: 0 ok, 1 failure while running, 2 usage error, 3 model/tokenizer load failed\n";
 
 /* ------------------------------------------------------------------ shared option blocks */
@@ -439,7 +439,7 @@ void cli_print_help(const cli_command *cmd, FILE *out) {
     if (!defaults) return;
     fprintf(out, "usage: bitnet %s %s\n%s\noptions:\n", cmd->name, cmd->usage, cmd->about);
     print_options(out, cmd->options, defaults, 1);
-    fprintf(out, "\n%s", EXIT_HELP);
+    fprintf(out, "\n%s", CLI_EXIT_STATUS);
     free(defaults);
 }
 

@@ -74,6 +74,7 @@
 #define EXIT_RUN 1   /* failure while running (I/O, out of memory, context full, bad input data) */
 #define EXIT_USAGE 2 /* unknown option, missing or malformed argument */
 #define EXIT_LOAD 3  /* the model or tokenizer could not be loaded */
+extern const char CLI_EXIT_STATUS[]; /* the line --help ends with */
 
 /* ------------------------------------------------------------------ option tables */
 
