@@ -1,7 +1,8 @@
 #!/bin/sh
 # README.md and docs/: the README stays within 12 KB, every relative link in them leads to a
 # file that exists and, for "file#anchor", to a heading of that file (GitHub's anchor rules), and
-# every bn_ / BN_ / BITNET_ name they mention exists in bitnet.h (a renamed API fails here).
+# every bn_ / BN_ / BITNET_ name they mention exists in bitnet.h (a renamed API fails here), and
+# the README links every page of docs/ (a new page goes in its Features list).
 # Prints "test_docs: N passed, M failed".
 cd "$(dirname "$0")/.." || exit 1
 python3 - <<'PY'
@@ -34,6 +35,9 @@ for doc in ["README.md"] + sorted(glob.glob("docs/*.md")):
     names = set(re.findall(r"\b(?:bn_|BN_|BITNET_)\w*[A-Za-z0-9]\b", open(doc, encoding="utf-8").read()))
     unknown = sorted(n for n in names if n not in header_words)
     check(not unknown, "%s: API names exist in bitnet.h%s" % (doc, " (not found: %s)" % ", ".join(unknown) if unknown else ""))
+readme = open("README.md", encoding="utf-8").read()
+orphans = [d for d in sorted(glob.glob("docs/*.md")) if "(%s" % d not in readme]
+check(not orphans, "README.md links every page of docs/%s" % (" (missing: %s)" % ", ".join(orphans) if orphans else ""))
 print("test_docs: %d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
 PY
