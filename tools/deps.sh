@@ -2,6 +2,7 @@
 # Install the packages the build and test suite need (Debian/Ubuntu), skipping
 # what is already there. Run as root or with sudo available.
 set -e
+cd "$(dirname "$0")/.."
 need=""
 have() { command -v "$1" >/dev/null 2>&1; }
 have gcc || need="$need gcc"
@@ -16,8 +17,22 @@ have python3 || need="$need python3"
 have qemu-aarch64 || need="$need qemu-user"
 have aarch64-linux-gnu-gcc || need="$need gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
 have x86_64-w64-mingw32-gcc || need="$need gcc-mingw-w64-x86-64"
-if [ -z "$need" ]; then echo "deps: all present"; exit 0; fi
-SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-echo "deps: installing$need"
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
+have node || need="$need nodejs"
+have npm || need="$need npm"
+have chromium || need="$need chromium" # the serve tests' browser (tests/serve/page.cjs)
+if [ -z "$need" ]; then echo "deps: all packages present"
+else
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    echo "deps: installing$need"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
+fi
+
+# npm packages for the serve tests (the official openai client, puppeteer-core), pinned by
+# tests/serve/package-lock.json, into build/npm (ignored by git).
+if ! cmp -s tests/serve/package-lock.json build/npm/package-lock.json || [ ! -d build/npm/node_modules/openai ]; then
+    echo "deps: npm ci into build/npm (openai, puppeteer-core)"
+    mkdir -p build/npm
+    cp tests/serve/package.json tests/serve/package-lock.json build/npm/
+    npm ci --prefix build/npm --ignore-scripts --no-audit --no-fund --loglevel=error
+fi

@@ -402,7 +402,7 @@ static int on_token(void *user, int id, int32_t token, const float *logits) {
     oai_logprob lp;
     const char *text = "";
     size_t len = 0;
-    int eos = is_eos(s, token), stop;
+    int eos = !j->req->ignore_eos && is_eos(s, token), stop;
     double t = now_s();
     (void)id;
     if (!eos) {
@@ -470,10 +470,10 @@ static void on_done(void *user, int id, bn_stop_reason reason, int n_generated) 
             append_text(c, text, len);
         }
     }
-    choice_done_locked(s, c, finish_reason(c, reason));
-    unlock(s);
     bn_token_stream_free(&c->ts);
     bn_text_stream_free(&c->stops);
+    choice_done_locked(s, c, finish_reason(c, reason)); /* from here on the connection may free c */
+    unlock(s);
 }
 
 /* Hands a choice to the batcher (the scheduler thread, between steps). */
@@ -484,6 +484,7 @@ static void start_choice(server *s, choice *c) {
     rp.sampler = j->req->sampler;
     rp.sampler.seed = c->seed;
     rp.max_new_tokens = j->req->max_tokens;
+    rp.ignore_eos = j->req->ignore_eos;
     rp.on_token = on_token;
     rp.on_done = on_done;
     rp.user = c;
@@ -566,6 +567,8 @@ static void *scheduler_main(void *arg) {
         unlock(s);
         for (i = 0; i < n_cancel; i++) bn_batcher_cancel(s->batcher, cancel[i]);
         for (i = 0; i < n_admit; i++) start_choice(s, admit[i]);
+        if (s->o.verbose && (n_admit || n_cancel))
+            log_line("scheduler: %d joined, %d cancelled, %d active", n_admit, n_cancel, bn_batcher_n_active(s->batcher));
         if (bn_batcher_n_active(s->batcher) > 0 && bn_batcher_step(s->batcher, NULL, &err) != BN_OK) {
             log_line("scheduler: a step failed: %s; the active requests end", err.msg);
             lock(s);

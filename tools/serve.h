@@ -66,6 +66,7 @@ typedef struct oai_request {
     int logprobs;              /* 1: return log-probabilities */
     int top_logprobs;          /* alternatives per token (0..20) */
     int return_tokens;         /* extension: each choice carries its token ids */
+    int ignore_eos;            /* extension: generate past end tokens (benchmarks) */
 } oai_request;
 
 /* Parses and checks a request body (chat: /v1/chat/completions, else /v1/completions).

@@ -363,7 +363,7 @@ int oai_parse_request(oai_request *r, int chat, const char *body, size_t len, co
     if (!parse_sampling(r, root, e) || !parse_stop(r, root, e) || !parse_logit_bias(r, root, lim, e)) return 0;
     if (!opt_int(root, "n", 1, lim->max_n, &r->n, e)) return 0;
     if (!opt_bool(root, "stream", &r->stream, e) || !parse_logprobs(r, root, e)) return 0;
-    if (!opt_bool(root, "return_tokens", &r->return_tokens, e)) return 0;
+    if (!opt_bool(root, "return_tokens", &r->return_tokens, e) || !opt_bool(root, "ignore_eos", &r->ignore_eos, e)) return 0;
     if ((v = field(root, "stream_options"))) {
         if (v->type != BN_JSON_OBJECT) return wrong_type(e, "stream_options", "an object", v);
         if (!opt_bool(v, "include_usage", &r->include_usage, e)) return 0;
