@@ -243,7 +243,8 @@ size_t http_format_head(char *out, size_t cap, int status, const char *content_t
     char length[64];
     int n;
     if (content_length >= 0) snprintf(length, sizeof length, "Content-Length: %lld\r\n", content_length);
-    else snprintf(length, sizeof length, "Transfer-Encoding: chunked\r\n");
+    else if (content_length == -1) snprintf(length, sizeof length, "Transfer-Encoding: chunked\r\n");
+    else length[0] = 0;
     n = snprintf(out, cap, "HTTP/1.1 %d %s\r\n%s%s%s%sConnection: %s\r\n%s\r\n", status, http_reason(status),
                  content_type ? "Content-Type: " : "", content_type ? content_type : "", content_type ? "\r\n" : "",
                  length, keep_alive ? "keep-alive" : "close", extra ? extra : "");

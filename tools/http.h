@@ -55,7 +55,8 @@ int http_chunked_body(const char *buf, size_t len, size_t max_body, size_t *used
 const char *http_reason(int status);
 
 /* Writes a response head into out (NUL-terminated; at most cap bytes) and returns its
-   length, or 0 when it does not fit. content_length < 0 means a chunked body.
+   length, or 0 when it does not fit. content_length -1 means a chunked body, -2 a body that
+   ends when the connection closes (for HTTP/1.0 clients).
    extra: further header lines, each ending in "\r\n" (may be NULL). */
 size_t http_format_head(char *out, size_t cap, int status, const char *content_type, long long content_length,
                         int keep_alive, const char *extra);

@@ -609,6 +609,8 @@ typedef struct conn {
     int status;           /* for the log line */
     int prompt_tokens, completion_tokens;
     int close_after;      /* close the connection after this response */
+    int have_head;        /* the request's head was read: path holds its path (for the log line) */
+    char path[208];
     int head_only;        /* HEAD: the response has no body */
 } conn;
 
@@ -680,13 +682,12 @@ static int client_gone(int fd) {
 
 /* Reads one request: its head into rq and its body into c->body. Returns HTTP_DONE,
    -1 when the connection should just close (peer gone, idle timeout), or a status. */
-static int read_request(conn *c, http_request *rq, int first) {
+static int read_request(conn *c, http_request *rq) {
     server *s = c->s;
     double timeout = s->o.timeout_s, deadline = now_s() + timeout;
     size_t head, limit = MAX_HEAD + (size_t)s->o.max_body * 2 + 65536;
     int st;
     long k;
-    (void)first;
     for (;;) {
         st = c->len ? http_parse_request(c->buf, c->len, MAX_HEAD, rq) : HTTP_INCOMPLETE;
         if (st != HTTP_INCOMPLETE) break;
@@ -695,6 +696,8 @@ static int read_request(conn *c, http_request *rq, int first) {
         if (k <= 0) return -1;
     }
     if (st != HTTP_DONE) return st;
+    c->have_head = 1;
+    snprintf(c->path, sizeof c->path, "%.*s", (int)(rq->path_len < 200 ? rq->path_len : 200), rq->path);
     head = rq->head_len;
     if (rq->content_length > s->o.max_body) return 413;
     if (rq->expect_continue && (rq->chunked || rq->content_length > 0) && c->len == head &&
@@ -1051,12 +1054,15 @@ static int answer_whole(conn *c, const http_request *rq, job *j) {
     return ok;
 }
 
-/* One HTTP chunk in one send (size line, data, CRLF). */
-static int send_chunk(int fd, const char *data, size_t n) {
+/* One HTTP chunk in one send (size line, data, CRLF); to an HTTP/1.0 client, the bytes alone
+   (the body ends when the connection closes). */
+static int send_chunk(int fd, int chunked, const char *data, size_t n) {
     char line[16];
     size_t k = http_chunk_size_line(line, n);
-    char *buf = (char *)malloc(k + n + 2);
+    char *buf;
     int ok;
+    if (!chunked) return send_all(fd, data, n);
+    buf = (char *)malloc(k + n + 2);
     if (!buf) return 0;
     memcpy(buf, line, k);
     memcpy(buf + k, data, n);
@@ -1083,7 +1089,8 @@ static int stream_events_locked(const job *j, const oai_meta *m, stream_pos *pos
         oai_choice_view v;
         int done = c->state == CH_DONE;
         if (pos[i].finished) continue;
-        if (c->len == pos[i].text && c->n_lp == pos[i].lp && !done) {
+        if (c->len == pos[i].text && c->n_lp == pos[i].lp && !(j->req->return_tokens && c->n_tokens > pos[i].tokens) &&
+            !done) {
             all = 0;
             continue;
         }
@@ -1120,9 +1127,10 @@ static int answer_stream(conn *c, const http_request *rq, job *j) {
     oai_usage u;
     jw out, chunk;
     size_t hl;
-    int i, all = 0, ok = pos != NULL;
+    int i, all = 0, ok = pos != NULL, chunked = rq->minor >= 1; /* HTTP/1.0 has no chunks: the close ends the body */
     job_meta(s, j, id, sizeof id, &m);
-    hl = http_format_head(head, sizeof head, 200, "text/event-stream", -1, rq->keep_alive && !c->close_after,
+    if (!chunked) c->close_after = 1;
+    hl = http_format_head(head, sizeof head, 200, "text/event-stream", chunked ? -1 : -2, rq->keep_alive && !c->close_after,
                           "Access-Control-Allow-Origin: *\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
     c->status = 200;
     ok = ok && send_all(c->fd, head, hl);
@@ -1139,7 +1147,7 @@ static int answer_stream(conn *c, const http_request *rq, job *j) {
         jw_raw(&out, chunk.p, chunk.len);
         jw_raw(&out, "\n\n", 2);
     }
-    if (ok && out.len) ok = send_chunk(c->fd, out.p, out.len);
+    if (ok && out.len) ok = send_chunk(c->fd, chunked, out.p, out.len);
     while (ok && !all) {
         lock(s);
         jw_reset(&out);
@@ -1153,7 +1161,7 @@ static int answer_stream(conn *c, const http_request *rq, job *j) {
             all = stream_events_locked(j, &m, pos, &out);
         }
         unlock(s);
-        if (ok && out.len) ok = !out.oom && send_chunk(c->fd, out.p, out.len);
+        if (ok && out.len) ok = !out.oom && send_chunk(c->fd, chunked, out.p, out.len);
     }
     if (ok) {
         jw_reset(&out);
@@ -1166,7 +1174,7 @@ static int answer_stream(conn *c, const http_request *rq, job *j) {
             jw_raw(&out, "\n\n", 2);
         }
         jw_raw(&out, "data: [DONE]\n\n", 14);
-        ok = !out.oom && send_chunk(c->fd, out.p, out.len) && send_all(c->fd, "0\r\n\r\n", 5);
+        ok = !out.oom && send_chunk(c->fd, chunked, out.p, out.len) && (!chunked || send_all(c->fd, "0\r\n\r\n", 5));
     }
     if (!ok) {
         lock(s);
@@ -1542,7 +1550,7 @@ static void conn_unregister(server *s, int slot) {
 static void *conn_main(void *arg) {
     conn *c = (conn *)arg;
     server *s = c->s;
-    int first = 1, slot;
+    int slot;
     for (;;) {
         http_request rq;
         double t0;
@@ -1551,20 +1559,23 @@ static void *conn_main(void *arg) {
         c->body_len = c->consumed = 0;
         c->status = 0;
         c->prompt_tokens = c->completion_tokens = 0;
-        st = read_request(c, &rq, first);
+        c->have_head = 0;
+        st = read_request(c, &rq);
         t0 = now_s();
-        first = 0;
         if (st == -1) break;
         if (st != HTTP_DONE) {
             respond_status(c, st);
             count_status(s, st);
-            log_line("%s - %d (unreadable request) %d ms", c->peer, st, 0);
+            if (c->have_head)
+                log_line("%s %s %s %d (request not read)", c->peer, rq.method, c->path, st);
+            else
+                log_line("%s - - %d (request not read)", c->peer, st);
             break;
         }
         dispatch(c, &rq);
         count_status(s, c->status);
-        log_line("%s %s %.*s %d prompt=%d gen=%d %.1f ms", c->peer, rq.method, (int)(rq.path_len > 200 ? 200 : rq.path_len),
-                 rq.path, c->status, c->prompt_tokens, c->completion_tokens, (now_s() - t0) * 1000.0);
+        log_line("%s %s %s %d prompt=%d gen=%d %.1f ms", c->peer, rq.method, c->path, c->status, c->prompt_tokens,
+                 c->completion_tokens, (now_s() - t0) * 1000.0);
         free(c->body_owned);
         c->body_owned = NULL;
         if (c->close_after || !rq.keep_alive) break;
