@@ -17,8 +17,55 @@
 #include <string.h>
 #include <time.h>
 
+#define BENCH_MODEL_DIR "build/bitnet-2b4t-synth"
+#define MAX_CLIENTS 64
+
+typedef struct bench_serve_args {
+    cli_model model; /* -m and the engine options, passed on to serve and bench-batch */
+    const char *clients;
+    int tokens, prompt_len, rounds, no_batch;
+} bench_serve_args;
+
+static void bench_serve_defaults(void *p) {
+    bench_serve_args *a = (bench_serve_args *)p;
+    cli_model_defaults(&a->model);
+    a->model.dir = BENCH_MODEL_DIR;
+    a->clients = "1,4,8,16";
+    a->tokens = 64;
+    a->prompt_len = 16;
+    a->rounds = 2;
+}
+
+static const cli_opt BENCH_SERVE_OPTIONS[] = {
+    CLI_STRING("-m, --model", "DIR", bench_serve_args, model.dir, "model folder"),
+    CLI_STRING("-c, --clients", "LIST", bench_serve_args, clients, "the numbers of concurrent clients to measure"),
+    CLI_INT("-n, --tokens", "N", bench_serve_args, tokens, 1, 100000, "tokens generated per request (end tokens ignored)"),
+    CLI_INT("--prompt-len", "N", bench_serve_args, prompt_len, 1, 4096, "random prompt ids per request"),
+    CLI_INT("-r, --rounds", "N", bench_serve_args, rounds, 1, 1000, "requests each client sends, one after another"),
+    CLI_FLAG("--no-batch", bench_serve_args, no_batch, "skip the bench-batch run"),
+    CLI_INCLUDE("engine options", bench_serve_args, model, CLI_ENGINE_OPTIONS),
+    CLI_END};
+
+static int bench_serve_run(void *p, int argc, char **argv);
+
+const cli_command cmd_bench_serve = {
+    "bench-serve",
+    "the server's tok/s and time to first token at 1-16 clients, beside bench-batch",
+    "[-m DIR] [options]",
+    "A benchmark of bitnet serve, not a test: for each client count C it starts C streaming clients\n"
+    "that each send --rounds completions of --prompt-len random token ids, greedy, --tokens new tokens\n"
+    "each, and prints the total generated tokens/s (all tokens over the wall time of the phase) and\n"
+    "the time to first token, median and 99th percentile. Then it runs bitnet bench-batch for the\n"
+    "same batch sizes, prompt length and token count and prints the server's rate against it. The\n"
+    "server (this binary, started on a free loopback port; its log: build/bench-serve.log) runs with\n"
+    "--parallel the largest C. DIR defaults to " BENCH_MODEL_DIR ", which tools/gen_synthetic.py\n"
+    "writes on first use (the 2B4T shape, random weights). The figures depend on the machine and\n"
+    "its load: quote them with both.\n",
+    BENCH_SERVE_OPTIONS, sizeof(bench_serve_args), bench_serve_defaults, bench_serve_run, 0, 0};
+
 #ifdef _WIN32
-int cmd_bench_serve(int argc, char **argv) {
+static int bench_serve_run(void *p, int argc, char **argv) {
+    (void)p;
     (void)argc;
     (void)argv;
     fprintf(stderr, "bitnet bench-serve: not available on Windows (bitnet serve is POSIX only)\n");
@@ -35,25 +82,9 @@ int cmd_bench_serve(int argc, char **argv) {
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define BENCH_MODEL_DIR "build/bitnet-2b4t-synth"
-#define MAX_CLIENTS 64
-
-static const char *BENCH_SERVE_HELP =
-    "usage: bitnet bench-serve [-m DIR] [-c 1,4,8,16] [-n TOKENS] [--prompt-len N] [-r ROUNDS] [-t THREADS]\n"
-    "                          [--layout i2|tq1] [--head f32|bf16|f16|i8] [--kv f32|f16] [--no-batch]\n"
-    "A benchmark of bitnet serve, not a test: for each client count C it starts C streaming\n"
-    "clients that each send ROUNDS completions (default 2) of --prompt-len random token ids\n"
-    "(default 16), greedy, TOKENS new tokens each (default 64, end tokens ignored), and prints\n"
-    "the total generated tokens/s (all tokens over the wall time of the phase) and the time to\n"
-    "first token, median and 99th percentile. Then it runs bitnet bench-batch for the same batch\n"
-    "sizes, prompt length and token count, and prints the server's rate against it\n"
-    "(--no-batch skips that). The server runs with --parallel the largest C. DIR defaults to\n" BENCH_MODEL_DIR ",\n"
-    "which tools/gen_synthetic.py writes on first use (the 2B4T shape, random weights).\n"
-    "The figures depend on the machine and its load: quote them with both.\n";
-
 typedef struct bench_opts {
-    const char *model_dir, *threads, *layout, *head, *kv;
-    int clients[16], n_clients, tokens, prompt_len, rounds, no_batch;
+    const bench_serve_args *a;
+    int clients[16], n_clients, tokens, prompt_len, rounds;
 } bench_opts;
 
 typedef struct client {
@@ -226,12 +257,18 @@ static int free_port(void) {
     return port;
 }
 
-/* argv for this binary running another command, with the shared model options. */
-static int child_args(const bench_opts *o, const char **argv, int n) {
-    if (o->threads) argv[n++] = "-t", argv[n++] = o->threads;
-    if (o->layout) argv[n++] = "--layout", argv[n++] = o->layout;
-    if (o->head) argv[n++] = "--head", argv[n++] = o->head;
-    if (o->kv) argv[n++] = "--kv", argv[n++] = o->kv;
+/* The engine options for a child (serve, bench-batch): appended to argv[n..]; returns the new n. */
+typedef struct engine_argv {
+    char threads[16];
+} engine_argv;
+
+static int child_args(const bench_opts *o, engine_argv *buf, const char **argv, int n) {
+    const cli_model *m = &o->a->model;
+    snprintf(buf->threads, sizeof buf->threads, "%d", m->n_threads);
+    argv[n++] = "-t", argv[n++] = buf->threads;
+    argv[n++] = "--layout", argv[n++] = m->layout == BN_TLAYOUT_I2 ? "i2" : m->layout == BN_TLAYOUT_TQ1 ? "tq1" : "auto";
+    argv[n++] = "--head", argv[n++] = m->head < 0 ? "auto" : cli_ftype_name(m->head);
+    argv[n++] = "--kv", argv[n++] = cli_ftype_name(m->kv);
     argv[n] = NULL;
     return n;
 }
@@ -239,6 +276,7 @@ static int child_args(const bench_opts *o, const char **argv, int n) {
 static pid_t start_server(const bench_opts *o, int port, int parallel) {
     char ps[16], pp[16], pc[16];
     const char *argv[32];
+    engine_argv eb;
     int n = 0;
     pid_t pid;
     snprintf(ps, sizeof ps, "%d", port);
@@ -246,12 +284,12 @@ static pid_t start_server(const bench_opts *o, int port, int parallel) {
     snprintf(pc, sizeof pc, "%d", o->prompt_len + o->tokens + 8);
     argv[n++] = "bitnet";
     argv[n++] = "serve";
-    argv[n++] = "-m", argv[n++] = o->model_dir;
+    argv[n++] = "-m", argv[n++] = o->a->model.dir;
     argv[n++] = "--port", argv[n++] = ps;
     argv[n++] = "--parallel", argv[n++] = pp;
     argv[n++] = "--ctx-size", argv[n++] = pc;
     argv[n++] = "--timeout", argv[n++] = "600";
-    child_args(o, argv, n);
+    child_args(o, &eb, argv, n);
     pid = fork();
     if (pid == 0) {
         FILE *log = freopen("build/bench-serve.log", "w", stderr);
@@ -283,6 +321,7 @@ static int wait_healthy(int port, pid_t pid) {
 static void run_bench_batch(const bench_opts *o, double *rate) {
     char list[128] = "", pn[16], pl[16], cmd[1024];
     const char *argv[32];
+    engine_argv eb;
     int i, n = 0, at = 0, fds[2];
     pid_t pid;
     for (i = 0; i < o->n_clients; i++) {
@@ -293,12 +332,12 @@ static void run_bench_batch(const bench_opts *o, double *rate) {
     snprintf(pl, sizeof pl, "%d", o->prompt_len);
     argv[n++] = "bitnet";
     argv[n++] = "bench-batch";
-    argv[n++] = "-m", argv[n++] = o->model_dir;
+    argv[n++] = "-m", argv[n++] = o->a->model.dir;
     argv[n++] = "-b", argv[n++] = list;
     argv[n++] = "-n", argv[n++] = pn;
     argv[n++] = "--prompt-len", argv[n++] = pl;
     argv[n++] = "-r", argv[n++] = "1";
-    n = child_args(o, argv, n);
+    n = child_args(o, &eb, argv, n);
     if (pipe(fds) != 0) return;
     pid = fork();
     if (pid == 0) {
@@ -322,69 +361,31 @@ static void run_bench_batch(const bench_opts *o, double *rate) {
     waitpid(pid, NULL, 0);
 }
 
-static int parse_bench_opts(bench_opts *o, int argc, char **argv) {
-    int i;
-    memset(o, 0, sizeof *o);
-    o->model_dir = BENCH_MODEL_DIR;
-    o->tokens = 64;
-    o->prompt_len = 16;
-    o->rounds = 2;
-    o->clients[0] = 1, o->clients[1] = 4, o->clients[2] = 8, o->clients[3] = 16;
-    o->n_clients = 4;
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("%s", BENCH_SERVE_HELP);
-            return EXIT_OK;
-        }
-        if (!strcmp(a, "--no-batch")) {
-            o->no_batch = 1;
-            continue;
-        }
-        if (!v) break;
-        i++;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model_dir = v;
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) o->threads = v;
-        else if (!strcmp(a, "--layout")) o->layout = v;
-        else if (!strcmp(a, "--head")) o->head = v;
-        else if (!strcmp(a, "--kv")) o->kv = v;
-        else if (!strcmp(a, "-n")) o->tokens = atoi(v);
-        else if (!strcmp(a, "--prompt-len")) o->prompt_len = atoi(v);
-        else if (!strcmp(a, "-r")) o->rounds = atoi(v);
-        else if (!strcmp(a, "-c")) {
-            const char *p = v;
-            o->n_clients = 0;
-            while (*p && o->n_clients < 16) {
-                char *end;
-                long c = strtol(p, &end, 10);
-                if (end == p || c < 1 || c > MAX_CLIENTS) {
-                    fprintf(stderr, "bitnet bench-serve: -c expects client counts in 1..%d such as 1,4,8,16\n", MAX_CLIENTS);
-                    return EXIT_USAGE;
-                }
-                o->clients[o->n_clients++] = (int)c;
-                p = *end == ',' ? end + 1 : end;
-            }
-        } else {
-            i--;
-            break;
-        }
-    }
-    if (i < argc || o->tokens < 1 || o->prompt_len < 1 || o->rounds < 1 || o->n_clients < 1) {
-        fprintf(stderr, "bitnet bench-serve: unknown option, missing or bad value near '%s' (see --help)\n", i < argc ? argv[i] : "");
-        return EXIT_USAGE;
-    }
-    return -1;
-}
-
-int cmd_bench_serve(int argc, char **argv) {
+static int bench_serve_run(void *p, int argc, char **argv) {
     bench_opts o;
     phase ph[16];
     double batch[16];
-    int i, port, max_c = 1, rc = parse_bench_opts(&o, argc, argv);
+    int i, port, max_c = 1, rc = -1;
+    const char *c;
     pid_t pid;
-    if (rc >= 0) return rc;
+    (void)argc;
+    (void)argv;
+    memset(&o, 0, sizeof o);
+    o.a = (const bench_serve_args *)p;
+    o.tokens = o.a->tokens;
+    o.prompt_len = o.a->prompt_len;
+    o.rounds = o.a->rounds;
+    for (c = o.a->clients; *c && o.n_clients < 16;) {
+        char *end;
+        long k = strtol(c, &end, 10);
+        if (end == c || k < 1 || k > MAX_CLIENTS || (*end && *end != ','))
+            return cli_usage_error(&cmd_bench_serve, "-c expects client counts in 1..%d such as 1,4,8,16", MAX_CLIENTS);
+        o.clients[o.n_clients++] = (int)k;
+        c = *end ? end + 1 : end;
+    }
+    if (o.n_clients == 0) return cli_usage_error(&cmd_bench_serve, "-c expects client counts such as 1,4,8,16");
     for (i = 0; i < o.n_clients; i++) max_c = o.clients[i] > max_c ? o.clients[i] : max_c;
-    if (access(o.model_dir, F_OK) != 0 && !strcmp(o.model_dir, BENCH_MODEL_DIR)) {
+    if (access(o.a->model.dir, F_OK) != 0 && !strcmp(o.a->model.dir, BENCH_MODEL_DIR)) {
         printf("bench-serve: generating the 2B4T-shaped synthetic model in %s (once)\n", BENCH_MODEL_DIR);
         fflush(stdout);
         if (system("python3 tools/gen_synthetic.py " BENCH_MODEL_DIR) != 0) return EXIT_LOAD;
@@ -398,7 +399,7 @@ int cmd_bench_serve(int argc, char **argv) {
         return EXIT_RUN;
     }
     printf("bench-serve: %s, bitnet serve --parallel %d on 127.0.0.1:%d, prompt %d ids, %d tokens per request, %d rounds\n",
-           o.model_dir, max_c, port, o.prompt_len, o.tokens, o.rounds);
+           o.a->model.dir, max_c, port, o.prompt_len, o.tokens, o.rounds);
     fflush(stdout);
     {
         bench_opts warm = o;
@@ -412,12 +413,12 @@ int cmd_bench_serve(int argc, char **argv) {
     }
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
-    if (!o.no_batch) run_bench_batch(&o, batch);
+    if (!o.a->no_batch) run_bench_batch(&o, batch);
     printf("%8s %12s %12s %9s %10s %10s %9s\n", "clients", "serve tok/s", "batch tok/s", "vs batch", "TTFT p50", "TTFT p99",
            "requests");
     for (i = 0; i < o.n_clients; i++) {
         printf("%8d %12.1f ", o.clients[i], ph[i].tok_s);
-        if (!o.no_batch && batch[i] > 0.0) printf("%12.1f %8.1f%% ", batch[i], 100.0 * ph[i].tok_s / batch[i]);
+        if (!o.a->no_batch && batch[i] > 0.0) printf("%12.1f %8.1f%% ", batch[i], 100.0 * ph[i].tok_s / batch[i]);
         else printf("%12s %9s ", "-", "-");
         printf("%8.0f ms %7.0f ms %9d%s\n", ph[i].p50 * 1e3, ph[i].p99 * 1e3, ph[i].requests,
                ph[i].failed ? " (some failed)" : "");

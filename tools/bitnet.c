@@ -7,6 +7,8 @@
        bitnet tokenize   -m DIR TEXT         token ids as a JSON list
        bitnet detokenize -m DIR ID...        the text of token ids
        bitnet bench, bench-batch             speed (tools/bench.c)
+       bitnet serve   -m DIR                 OpenAI-compatible HTTP server (tools/serve.c)
+       bitnet bench-serve                    the server's speed (tools/bench_serve.c)
 
    This file holds the library's implementation, the user commands and main(). Each command is
    an argument struct, an option table (tools/cli.h explains them), and a function that runs it;
@@ -908,8 +910,9 @@ const cli_command cmd_detokenize = {
 /* ------------------------------------------------------------ main */
 
 /* Every command, in the order `bitnet help` lists them. */
-static const cli_command *const COMMANDS[] = {&cmd_run,   &cmd_chat,        &cmd_ppl,      &cmd_inspect,
-                                              &cmd_bench, &cmd_bench_batch, &cmd_tokenize, &cmd_detokenize};
+static const cli_command *const COMMANDS[] = {&cmd_run,         &cmd_chat,     &cmd_ppl,        &cmd_inspect,
+                                              &cmd_bench,       &cmd_bench_batch, &cmd_tokenize, &cmd_detokenize,
+                                              &cmd_serve,       &cmd_bench_serve};
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 
 static const cli_command *find_command(const char *name) {

@@ -219,6 +219,6 @@ const char *cli_ftype_name(int ftype);
 /* ------------------------------------------------------------------ the commands */
 
 extern const cli_command cmd_run, cmd_chat, cmd_ppl, cmd_inspect, cmd_tokenize, cmd_detokenize, cmd_bench,
-    cmd_bench_batch;
+    cmd_bench_batch, cmd_serve, cmd_bench_serve;
 
 #endif

@@ -24,8 +24,63 @@
 #include <string.h>
 #include <time.h>
 
+/* ------------------------------------------------------------ options */
+
+typedef struct serve_args {
+    cli_model model;    /* -m, --tokenizer, -c, -t, --layout, --head, --kv */
+    cli_generation gen; /* defaults for the fields a request leaves out */
+    const char *host, *api_key, *alias;
+    int template_id, port, parallel, queue, timeout_s, max_body, verbose;
+} serve_args;
+
+static void serve_defaults(void *p) {
+    serve_args *a = (serve_args *)p;
+    cli_model_defaults(&a->model);
+    cli_generation_defaults(&a->gen);
+    a->host = "127.0.0.1";
+    a->template_id = BN_CHAT_AUTO;
+    a->port = 8080;
+    a->parallel = 4;
+    a->queue = 64;
+    a->timeout_s = 30;
+    a->max_body = 8 << 20;
+}
+
+#define TEMPLATE_PLAIN (-1)
+static const cli_choice SERVE_TEMPLATES[] = {
+    {"auto", BN_CHAT_AUTO}, {"llama3", BN_CHAT_LLAMA3}, {"bitnet", BN_CHAT_BITNET}, {"plain", TEMPLATE_PLAIN}, {NULL, 0}};
+
+static const cli_opt SERVE_OPTIONS[] = {
+    CLI_STRING("--host", "ADDR", serve_args, host, "address to listen on (the default serves this machine only)"),
+    CLI_INT("--port", "N", serve_args, port, 0, 65535, "TCP port; 0: a free one, printed at start"),
+    CLI_INT("--parallel", "N", serve_args, parallel, 1, 256, "sequences decoded at once: the KV slots"),
+    CLI_INT("--queue", "N", serve_args, queue, 0, 100000, "sequences that may wait for a slot; beyond, 503"),
+    CLI_STRING("--api-key", "KEY", serve_args, api_key, "require 'Authorization: Bearer KEY' (default: none)"),
+    CLI_STRING("--alias", "NAME", serve_args, alias, "the model's id in the API (default: the folder's name)"),
+    CLI_ENUM("--template", serve_args, template_id, SERVE_TEMPLATES,
+             "chat format; auto: the one in tokenizer_config.json, else plain ('User: ...' lines)"),
+    CLI_INT("--timeout", "S", serve_args, timeout_s, 1, 86400, "seconds a client may take to send a request or stay idle"),
+    CLI_INT("--max-body", "BYTES", serve_args, max_body, 1024, INT_MAX, "largest request body; larger: 413"),
+    CLI_FLAG("-v, --verbose", serve_args, verbose, "log the scheduler's admissions and cancellations"),
+    CLI_INCLUDE("model options", serve_args, model, CLI_MODEL_OPTIONS),
+    CLI_INCLUDE("generation options", serve_args, gen, CLI_GENERATION_OPTIONS),
+    CLI_END};
+
+static int serve_run(void *p, int argc, char **argv);
+
+const cli_command cmd_serve = {
+    "serve",
+    "OpenAI-compatible HTTP server with continuous batching and a chat page",
+    "-m DIR [options]",
+    "An OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/models, /health,\n"
+    "/tokenize, /detokenize, /metrics (Prometheus) and a chat page at /. Every active request decodes\n"
+    "in the same batched step. The generation options are the defaults for what a request leaves\n"
+    "out. docs/serve.md has the endpoints, the errors and what a client should do at a full context.\n",
+    SERVE_OPTIONS, sizeof(serve_args), serve_defaults, serve_run, 0, 0};
+
 #ifdef _WIN32
-int cmd_serve(int argc, char **argv) {
+static int serve_run(void *p, int argc, char **argv) {
+    (void)p;
     (void)argc;
     (void)argv;
     fprintf(stderr, "bitnet serve: not available on Windows yet (POSIX sockets); use WSL\n");
@@ -50,151 +105,6 @@ int cmd_serve(int argc, char **argv) {
 #define MAX_CHOICES 16            /* prompts x n per request */
 #define WAIT_SLICE_MS 100         /* how often a waiting connection checks that its client is still there */
 #define CONN_STACK (1u << 20)
-
-/* ------------------------------------------------------------ options */
-
-typedef struct serve_opts {
-    const char *model_dir, *tokenizer_dir, *host, *api_key, *alias, *template_name;
-    int port, parallel, n_ctx, n_threads, queue, timeout_s, verbose;
-    long long max_body;
-    bn_model_params mp;
-    bn_ftype kv_type;
-    bn_sampler_params sp; /* defaults for requests that leave a field out */
-    int max_tokens;
-} serve_opts;
-
-static const char *SERVE_HELP =
-    "usage: bitnet serve -m DIR [options]\n"
-    "An OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions, /v1/models,\n"
-    "/health, /tokenize, /detokenize, /metrics (Prometheus) and a chat page at /.\n"
-    "Every active request decodes in the same batched step (docs/serve.md).\n\n"
-    "  -m, --model DIR          model folder (config.json + model.safetensors + tokenizer.json)\n"
-    "      --tokenizer DIR      take tokenizer.json from another folder\n"
-    "      --host ADDR          address to listen on (default 127.0.0.1: this machine only)\n"
-    "      --port N             TCP port (default 8080; 0 picks a free one, printed at start)\n"
-    "      --parallel N         sequences decoded at once: KV slots (default 4)\n"
-    "  -c, --ctx-size N         context length of each slot (default: the model's)\n"
-    "      --queue N            requests that may wait for a slot; beyond, 503 (default 64)\n"
-    "      --api-key KEY        require 'Authorization: Bearer KEY' (default: none)\n"
-    "      --alias NAME         the model's name in the API (default: the folder's name)\n"
-    "      --template NAME      chat template: llama3, bitnet, plain (default: the tokenizer's, else plain)\n"
-    "      --timeout S          seconds a client may take to send a request, or stay idle (default 30)\n"
-    "      --max-body BYTES     largest request body (default 8388608)\n"
-    "  -t, --threads N          threads (default: one per core)\n"
-    "      --layout i2|tq1      in-memory ternary layout\n"
-    "      --head f32|bf16|f16|i8   lm_head type\n"
-    "      --kv f32|f16         KV cache type (default f32)\n"
-    "  -v, --verbose            log the requests' bodies' sizes and the scheduler's admissions\n"
-    "Defaults for fields a request leaves out:\n"
-    "  -n, --n-predict N        max_tokens (default -1: until an end token or the context is full)\n"
-    "      --temp T  --top-k K  --top-p P  --min-p P  --repeat-penalty R  --repeat-last-n N\n"
-    "      --presence-penalty X  --frequency-penalty X   (as bitnet run: 0.8, 40, 0.95, 0.05, 1, 64, 0, 0)\n";
-
-static int opt_int(const char *opt, const char *v, int lo, int *out) {
-    char *end;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || !*v || *end || x < lo || x > 2147483647L) {
-        fprintf(stderr, "bitnet serve: %s expects an integer >= %d, got '%s'\n", opt, lo, v ? v : "");
-        return 0;
-    }
-    *out = (int)x;
-    return 1;
-}
-
-static int opt_float(const char *opt, const char *v, float *out) {
-    char *end;
-    double x = v ? strtod(v, &end) : 0.0;
-    if (!v || !*v || *end || x != x) {
-        fprintf(stderr, "bitnet serve: %s expects a number, got '%s'\n", opt, v ? v : "");
-        return 0;
-    }
-    *out = (float)x;
-    return 1;
-}
-
-static int opt_ftype(const char *opt, const char *v, int allow_low, bn_ftype *out) {
-    if (v && !strcmp(v, "f32")) *out = BN_FTYPE_F32;
-    else if (v && !strcmp(v, "f16")) *out = BN_FTYPE_F16;
-    else if (v && allow_low && !strcmp(v, "bf16")) *out = BN_FTYPE_BF16;
-    else if (v && allow_low && !strcmp(v, "i8")) *out = BN_FTYPE_I8;
-    else {
-        fprintf(stderr, "bitnet serve: %s expects %s\n", opt, allow_low ? "f32, bf16, f16 or i8" : "f32 or f16");
-        return 0;
-    }
-    return 1;
-}
-
-/* Returns -1 to go on, or an exit status. */
-static int parse_options(serve_opts *o, int argc, char **argv) {
-    int i;
-    memset(o, 0, sizeof *o);
-    o->host = "127.0.0.1";
-    o->port = 8080;
-    o->parallel = 4;
-    o->queue = 64;
-    o->timeout_s = 30;
-    o->max_body = 8 << 20;
-    o->mp = bn_model_default_params();
-    o->kv_type = bn_context_default_params().kv_type;
-    o->sp = bn_sampler_default_params();
-    o->max_tokens = -1;
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int ok = 1, used = 1, x;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("%s\nexit status: 0 ok, 1 failure while running, 2 usage error, 3 model/tokenizer load failed\n", SERVE_HELP);
-            return EXIT_OK;
-        }
-        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            o->verbose = 1;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "bitnet serve: unknown option or missing value: %s (see --help)\n", a);
-            return EXIT_USAGE;
-        }
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model_dir = v;
-        else if (!strcmp(a, "--tokenizer")) o->tokenizer_dir = v;
-        else if (!strcmp(a, "--host")) o->host = v;
-        else if (!strcmp(a, "--port")) ok = opt_int(a, v, 0, &o->port) && o->port <= 65535;
-        else if (!strcmp(a, "--parallel") || !strcmp(a, "-np")) ok = opt_int(a, v, 1, &o->parallel);
-        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) ok = opt_int(a, v, 0, &o->n_ctx);
-        else if (!strcmp(a, "--queue")) ok = opt_int(a, v, 0, &o->queue);
-        else if (!strcmp(a, "--api-key")) o->api_key = v;
-        else if (!strcmp(a, "--alias")) o->alias = v;
-        else if (!strcmp(a, "--template")) o->template_name = v;
-        else if (!strcmp(a, "--timeout")) ok = opt_int(a, v, 1, &o->timeout_s);
-        else if (!strcmp(a, "--max-body")) ok = opt_int(a, v, 1, &x) && ((o->max_body = x), 1);
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = opt_int(a, v, 0, &o->n_threads);
-        else if (!strcmp(a, "--layout")) {
-            if (!strcmp(v, "i2")) o->mp.layout = BN_TLAYOUT_I2;
-            else if (!strcmp(v, "tq1")) o->mp.layout = BN_TLAYOUT_TQ1;
-            else ok = 0, fprintf(stderr, "bitnet serve: --layout expects i2 or tq1\n");
-        } else if (!strcmp(a, "--head")) ok = opt_ftype(a, v, 1, &o->mp.head_type) && (o->mp.head_type_set = 1);
-        else if (!strcmp(a, "--kv")) ok = opt_ftype(a, v, 0, &o->kv_type);
-        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) ok = opt_int(a, v, -1, &o->max_tokens);
-        else if (!strcmp(a, "--temp")) ok = opt_float(a, v, &o->sp.temperature);
-        else if (!strcmp(a, "--top-k")) ok = opt_int(a, v, 0, &o->sp.top_k);
-        else if (!strcmp(a, "--top-p")) ok = opt_float(a, v, &o->sp.top_p);
-        else if (!strcmp(a, "--min-p")) ok = opt_float(a, v, &o->sp.min_p);
-        else if (!strcmp(a, "--repeat-penalty")) ok = opt_float(a, v, &o->sp.repeat_penalty);
-        else if (!strcmp(a, "--repeat-last-n")) ok = opt_int(a, v, 0, &o->sp.penalty_last_n);
-        else if (!strcmp(a, "--presence-penalty")) ok = opt_float(a, v, &o->sp.presence_penalty);
-        else if (!strcmp(a, "--frequency-penalty")) ok = opt_float(a, v, &o->sp.frequency_penalty);
-        else used = 0;
-        if (!used) {
-            fprintf(stderr, "bitnet serve: unknown option '%s' (see bitnet serve --help)\n", a);
-            return EXIT_USAGE;
-        }
-        if (!ok) return EXIT_USAGE;
-        i++;
-    }
-    if (!o->model_dir) {
-        fprintf(stderr, "bitnet serve: no model given: use -m DIR (see --help)\n");
-        return EXIT_USAGE;
-    }
-    return -1;
-}
 
 /* ------------------------------------------------------------ metrics */
 
@@ -274,7 +184,8 @@ typedef struct job {
 } job;
 
 typedef struct server {
-    serve_opts o;
+    serve_args o;
+    cli_session sess;        /* the model, tokenizer and context (model, tok and ctx below point into it) */
     bn_model *model;
     bn_tokenizer *tok;
     bn_context *ctx;
@@ -488,7 +399,7 @@ static void start_choice(server *s, choice *c) {
     rp.on_token = on_token;
     rp.on_done = on_done;
     rp.user = c;
-    bn_token_stream_init(&c->ts, s->tok, BN_TOK_SKIP_SPECIAL);
+    bn_token_stream_init(&c->ts, s->tok, s->o.gen.special ? 0u : BN_TOK_SKIP_SPECIAL);
     bn_text_stream_init(&c->stops, j->req->stop, j->req->n_stop);
     if (bn_batcher_add(s->batcher, c->prompt, c->n_prompt, &rp, &c->batch_id, &err) != BN_OK) {
         log_line("scheduler: cannot start a sequence: %s", err.msg);
@@ -1696,34 +1607,19 @@ static void on_signal(int sig) {
     STOP = 1;
 }
 
-/* Loads the model, tokenizer and context and starts the scheduler. Returns an exit status. */
+/* Loads the model, tokenizer and context, and makes the batcher. Returns an exit status. */
 static int server_open(server *s) {
     bn_error err;
-    bn_context_params cp = bn_context_default_params();
     bn_batcher_params bp = bn_batcher_default_params();
-    const serve_opts *o = &s->o;
-    const char *tdir = o->tokenizer_dir ? o->tokenizer_dir : o->model_dir, *base;
+    const serve_args *o = &s->o;
+    const char *base;
     const bn_config *cfg;
-    double t0 = now_s();
-    int i;
-    if (bn_model_load(&s->model, o->model_dir, &o->mp, &err) != BN_OK) {
-        fprintf(stderr, "bitnet serve: cannot load the model: %s\n", err.msg);
-        return EXIT_LOAD;
-    }
-    if (bn_tokenizer_load(&s->tok, tdir, &err) != BN_OK) {
-        fprintf(stderr, "bitnet serve: cannot load the tokenizer (the server needs one): %s\n", err.msg);
-        return EXIT_LOAD;
-    }
+    int i, rc = cli_session_open(&s->sess, &o->model, o->parallel, 1);
+    if (rc) return rc;
+    s->model = s->sess.model;
+    s->tok = s->sess.tok;
+    s->ctx = s->sess.ctx;
     cfg = bn_model_config(s->model);
-    cp.n_ctx = o->n_ctx;
-    cp.n_seq = o->parallel;
-    cp.n_threads = o->n_threads;
-    cp.kv_type = o->kv_type;
-    if (cp.n_batch < o->parallel) cp.n_batch = o->parallel;
-    if (bn_context_new(&s->ctx, s->model, &cp, &err) != BN_OK) {
-        fprintf(stderr, "bitnet serve: cannot create a context: %s\n", err.msg);
-        return err.status == BN_ERR_NOMEM ? EXIT_RUN : EXIT_USAGE;
-    }
     /* the end tokens: the model's (config + generation_config) and the tokenizer's eos, as bitnet run */
     for (i = 0; i < cfg->n_eos && s->n_eos < 7; i++) s->eos[s->n_eos++] = cfg->eos_token_ids[i];
     if (bn_tokenizer_eos_id(s->tok) >= 0 && !is_eos(s, bn_tokenizer_eos_id(s->tok))) s->eos[s->n_eos++] = bn_tokenizer_eos_id(s->tok);
@@ -1737,22 +1633,20 @@ static int server_open(server *s) {
     s->n_vocab = cfg->vocab_size;
     s->n_ctx = bn_context_get_params(s->ctx)->n_ctx;
     s->n_slots = o->parallel;
-    if (o->template_name && !strcmp(o->template_name, "plain")) s->tmpl = BN_CHAT_UNKNOWN;
-    else if (o->template_name) {
-        s->tmpl = bn_chat_template_from_name(o->template_name);
-        if (s->tmpl == BN_CHAT_UNKNOWN) {
-            fprintf(stderr, "bitnet serve: --template expects llama3, bitnet or plain, got '%s'\n", o->template_name);
-            return EXIT_USAGE;
-        }
-    } else
-        s->tmpl = bn_tokenizer_chat_template(s->tok);
-    base = strrchr(o->model_dir, '/');
-    base = base && base[1] ? base + 1 : o->model_dir;
+    s->tmpl = o->template_id == TEMPLATE_PLAIN  ? BN_CHAT_UNKNOWN
+              : o->template_id == BN_CHAT_AUTO ? bn_tokenizer_chat_template(s->tok)
+                                               : (bn_chat_template)o->template_id;
+    base = strrchr(o->model.dir, '/');
+    base = base && base[1] ? base + 1 : o->model.dir;
     snprintf(s->model_name, sizeof s->model_name, "%s", o->alias ? o->alias : base);
     s->lim.n_vocab = s->n_vocab;
     s->lim.max_n = MAX_CHOICES;
-    s->lim.sampler = o->sp;
-    s->lim.max_tokens = o->max_tokens;
+    s->lim.sampler = o->gen.sampler;
+    s->lim.max_tokens = o->gen.n_predict;
+    s->lim.seed = o->gen.seed;
+    s->lim.stop = o->gen.stops.items;
+    s->lim.n_stop = o->gen.stops.n;
+    s->lim.ignore_eos = o->gen.ignore_eos;
     s->m.ttft.bounds = TTFT_BOUNDS;
     s->m.itl.bounds = ITL_BOUNDS;
     s->created = (long long)time(NULL);
@@ -1764,9 +1658,8 @@ static int server_open(server *s) {
         return EXIT_RUN;
     }
     for (i = 0; i < MAX_CONNS; i++) s->conn_fds[i] = -1;
-    fprintf(stderr, "bitnet serve: %s loaded in %.2f s: %d slots x %d tokens of context, kernel %s, chat template %s\n",
-            s->model_name, now_s() - t0, s->n_slots, s->n_ctx, bn_kernel_name(bn_kernel_detect()),
-            s->tmpl == BN_CHAT_UNKNOWN ? "plain" : bn_chat_template_name(s->tmpl));
+    fprintf(stderr, "bitnet serve: %s, %d slots x %d tokens of context, chat template %s\n", s->model_name, s->n_slots,
+            s->n_ctx, s->tmpl == BN_CHAT_UNKNOWN ? "plain" : bn_chat_template_name(s->tmpl));
     return EXIT_OK;
 }
 
@@ -1775,9 +1668,7 @@ static void server_close(server *s) {
     free(s->active);
     free(s->conn_fds);
     bn_batcher_free(s->batcher);
-    bn_context_free(s->ctx);
-    bn_tokenizer_free(s->tok);
-    bn_model_free(s->model);
+    cli_session_free(&s->sess);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->sched_cond);
     pthread_cond_destroy(&s->idle_cond);
@@ -1819,15 +1710,17 @@ static void server_stop(server *s) {
     unlock(s);
 }
 
-int cmd_serve(int argc, char **argv) {
+static int serve_run(void *p, int argc, char **argv) {
     server *s = (server *)calloc(1, sizeof(server));
     struct sigaction sa;
     int rc, port = 0;
+    (void)argc;
+    (void)argv;
     if (!s) return EXIT_RUN;
-    rc = parse_options(&s->o, argc, argv);
-    if (rc >= 0) {
+    s->o = *(const serve_args *)p;
+    if (!s->o.model.dir) {
         free(s);
-        return rc;
+        return cli_usage_error(&cmd_serve, "no model given: use -m DIR");
     }
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->sched_cond, NULL);

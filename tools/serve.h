@@ -44,6 +44,10 @@ typedef struct oai_limits {
     int max_n;                /* most choices per request */
     bn_sampler_params sampler; /* defaults for what the request leaves out */
     int max_tokens;           /* default max_tokens (-1: until the end or the context is full) */
+    int seed;                 /* default seed (-1: each request draws its own) */
+    const char *const *stop;  /* default stop strings */
+    int n_stop;
+    int ignore_eos;           /* default ignore_eos */
 } oai_limits;
 
 typedef struct oai_request {

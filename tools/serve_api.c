@@ -231,6 +231,7 @@ static int parse_stop(oai_request *r, const bn_json *root, api_error *e) {
     const bn_json *s = field(root, "stop");
     int i;
     if (!s) return 1;
+    r->n_stop = 0; /* the request's replace the server's defaults */
     if (s->type == BN_JSON_STRING) {
         if (s->len) r->stop[r->n_stop++] = s->str;
         return no_nul(s, "stop", e);
@@ -351,6 +352,12 @@ int oai_parse_request(oai_request *r, int chat, const char *body, size_t len, co
     r->sampler = lim->sampler;
     r->max_tokens = lim->max_tokens;
     r->n = 1;
+    r->ignore_eos = lim->ignore_eos;
+    if (lim->seed >= 0) {
+        r->sampler.seed = (uint64_t)lim->seed;
+        r->has_seed = 1;
+    }
+    for (r->n_stop = 0; r->n_stop < lim->n_stop && r->n_stop < OAI_MAX_STOP; r->n_stop++) r->stop[r->n_stop] = lim->stop[r->n_stop];
     if (!utf8_valid(body, len, &bad))
         return api_fail(e, 400, INVALID, NULL, "invalid_encoding", "The request body is not valid UTF-8 (byte %lu).",
                         (unsigned long)bad);
