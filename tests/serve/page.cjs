@@ -42,6 +42,9 @@ const SHOT = 'build/serve-chat.png';
         }
       }).observe(document.getElementById('log'), { subtree: true, childList: true, characterData: true });
     });
+    // the model writes faster than a loaded machine's browser reads: a slow link (16 KB/s for the
+    // ~40 KB of events) makes the stream arrive over a couple of seconds, as from a real server far away
+    await page.emulateNetworkConditions({ download: 16 * 1024, upload: 1 << 20, latency: 0 });
     await page.click('#toggle');
     await page.$eval('#max_tokens', (e) => { e.value = '120'; });
     await page.$eval('#temperature', (e) => { e.value = '0'; });
@@ -54,7 +57,8 @@ const SHOT = 'build/serve-chat.png';
     const updates = await page.evaluate(() => window.updates);
     const status = await page.$eval('#status', (e) => e.textContent);
     check('the prompt shows as the user message', user === 'O Romeo, Romeo!');
-    check('a reply streamed into the page', reply.length > 20 && updates >= 2, JSON.stringify({ reply, updates }));
+    check('a reply streamed into the page', reply.length > 20 && updates >= 3, JSON.stringify({ reply, updates }));
+    await page.emulateNetworkConditions(null);
     check('the status line reports the speed', /tokens, [\d.]+ tok\/s/.test(status), status);
     check('no script errors', errors.length === 0, errors.join('; '));
     check('no external requests', requests.every((u) => u.startsWith(`http://127.0.0.1:${A}/`)), requests.join(' '));
