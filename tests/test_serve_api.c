@@ -191,6 +191,7 @@ static oai_limits limits(void) {
     l.max_n = 8;
     l.sampler = bn_sampler_default_params();
     l.max_tokens = -1;
+    l.seed = -1;
     return l;
 }
 
@@ -233,6 +234,27 @@ static void test_chat_request(void) {
     oai_request_free(&r);
     BNT_CHECK(req(&r, 1, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[],\"response_format\":{\"type\":\"text\"}}", &e) == 200);
     BNT_CHECK(r.max_tokens == -1 && r.n == 1 && !r.has_seed && r.n_stop == 0 && !r.stream && !r.logprobs);
+    oai_request_free(&r);
+}
+
+/* The server's defaults (bitnet serve's generation options) for what a request leaves out. */
+static void test_server_defaults(void) {
+    static const char *const stops[] = {"\n\n", "END"};
+    oai_limits l = limits();
+    oai_request r;
+    api_error e;
+    l.seed = 77;
+    l.stop = stops;
+    l.n_stop = 2;
+    l.ignore_eos = 1;
+    l.max_tokens = 12;
+    l.sampler.temperature = 0.25f;
+    BNT_CHECK(oai_parse_request(&r, 0, "{\"prompt\":\"x\"}", 14, &l, &e));
+    BNT_CHECK(r.has_seed && r.sampler.seed == 77 && r.n_stop == 2 && strcmp(r.stop[1], "END") == 0 && r.ignore_eos &&
+              r.max_tokens == 12 && r.sampler.temperature == 0.25f);
+    oai_request_free(&r);
+    BNT_CHECK(oai_parse_request(&r, 0, "{\"prompt\":\"x\",\"seed\":5,\"stop\":\"Z\",\"ignore_eos\":false}", 53, &l, &e));
+    BNT_CHECK(r.sampler.seed == 5 && r.n_stop == 1 && strcmp(r.stop[0], "Z") == 0 && !r.ignore_eos); /* the request's win */
     oai_request_free(&r);
 }
 
@@ -396,6 +418,7 @@ int main(void) {
     BNT_RUN(test_utf8);
     BNT_RUN(test_chat_request);
     BNT_RUN(test_completion_request);
+    BNT_RUN(test_server_defaults);
     BNT_RUN(test_refusals);
     BNT_RUN(test_tokenize_bodies);
     BNT_RUN(test_logprobs);
