@@ -5,13 +5,16 @@ Each part is a C header with this shape:
 
     #ifndef BN_PART_NAME_H          <- the part's own include guard (stripped)
     #define BN_PART_NAME_H
-    ... public declarations ...
+    #include "base.h"              <- the parts it uses (stripped), so that an
+    ... public declarations ...        editor or clangd sees each part as valid C
     #ifdef BITNET_IMPLEMENTATION
     ... implementation ...
     #endif /* BITNET_IMPLEMENTATION */
     #endif /* BN_PART_NAME_H */     <- stripped
 
-bitnet.h gets every part's declarations first (in PARTS order), then one
+A part may include only parts that come before it in PARTS: the order is
+checked, not just written down. bitnet.h gets every part's declarations first
+(in PARTS order), then one
 `#ifdef BITNET_IMPLEMENTATION` block with every part's implementation, then
 the licence. Python 3 standard library only.
 
@@ -25,7 +28,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
-# The fixed order: each part may use what the parts above it declare.
+# The fixed order: each part may use (and #include) only the parts above it.
 PARTS = [
     "base.h",            # version, BN_API, allocator macros, status + error values, float16 helpers
     "json.h",            # small JSON parser (config.json, safetensors headers, tokenizer.json)
@@ -68,8 +71,29 @@ PREAMBLE = """\
 """
 
 
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+
+
+def strip_includes(name, lines):
+    """Drop the part's #include "other.h" lines after checking that each names an earlier part."""
+    kept = []
+    for n, line in enumerate(lines, 1):
+        m = INCLUDE.match(line)
+        if not m:
+            kept.append(line)
+            continue
+        dep = m.group(1)
+        if dep not in PARTS:
+            sys.exit('amalgamate.py: src/%s:%d includes "%s", which is not a part (parts include only parts; '
+                     "system headers use <...>)" % (name, n, dep))
+        if PARTS.index(dep) >= PARTS.index(name):
+            sys.exit('amalgamate.py: src/%s:%d includes "%s", which comes %s it in PARTS: a part may use only the '
+                     "parts before it" % (name, n, dep, "at" if dep == name else "after"))
+    return kept
+
+
 def split_part(name, text):
-    lines = text.split("\n")
+    lines = strip_includes(name, text.split("\n"))
     # strip the part's own include guard: first #ifndef/#define pair and the last #endif
     body = [l for l in lines]
     while body and body[-1].strip() == "":

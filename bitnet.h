@@ -93,7 +93,7 @@ typedef struct bn_error {
 
 BN_EXTERN_C_BEGIN
 /* A short constant name for a status, e.g. "format error". */
-BN_API const char *bn_status_str(bn_status status);
+BN_API const char *bn_status_name(bn_status status);
 /* Fill *err (if not NULL) with a printf-style message; returns status. */
 BN_API bn_status bn_errorf(bn_error *err, bn_status status, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
@@ -227,10 +227,10 @@ BN_EXTERN_C_END
    every entry before anyone touches the data, so a bad file gives an error
    naming the file, the tensor and the byte offset, never a crash.
 
-   bn_st_open accepts a .safetensors file, a sharded
+   bn_safetensors_load accepts a .safetensors file, a sharded
    model.safetensors.index.json, or a folder holding either. Tensors of every
    shard appear in one list. Tensor data may be unaligned inside the map: read
-   it with memcpy or bn_st_read_f32 unless you checked the alignment. */
+   it with memcpy or bn_safetensors_read_f32 unless you checked the alignment. */
 
 typedef enum bn_dtype {
     BN_DTYPE_F32 = 0,
@@ -245,53 +245,53 @@ typedef enum bn_dtype {
     BN_DTYPE_BOOL
 } bn_dtype;
 
-#define BN_ST_MAX_DIMS 8
-#define BN_ST_MAX_HEADER (100u * 1024u * 1024u) /* larger headers are refused */
+#define BN_SAFETENSORS_MAX_DIMS 8
+#define BN_SAFETENSORS_MAX_HEADER (100u * 1024u * 1024u) /* larger headers are refused */
 
-typedef struct bn_st_tensor {
+typedef struct bn_safetensors_tensor {
     const char *name;
     bn_dtype dtype;
     int n_dims;
-    int64_t shape[BN_ST_MAX_DIMS];
+    int64_t shape[BN_SAFETENSORS_MAX_DIMS];
     const void *data; /* reader: points into the mapped file; writer: the caller's data */
     size_t nbytes;    /* reader: bytes in the file; writer: ignored (computed) */
     int file;         /* reader: index into bn_safetensors.files */
     size_t offset;    /* reader: absolute byte offset of the data in its file */
-} bn_st_tensor;
+} bn_safetensors_tensor;
 
-typedef struct bn_st_file {
+typedef struct bn_safetensors_file {
     char *path;
     const uint8_t *bytes; /* the whole file */
     size_t size;
     void *handle_;        /* internal: mapping or owned buffer */
     int mapped_;
-} bn_st_file;
+} bn_safetensors_file;
 
 typedef struct bn_safetensors {
     int n_tensors;
-    bn_st_tensor *tensors; /* sorted by name */
+    bn_safetensors_tensor *tensors; /* sorted by name */
     int n_files;
-    bn_st_file *files;
+    bn_safetensors_file *files;
     bn_json_doc *headers_;  /* internal: the parsed header of each file (names point into them) */
     size_t bytes_mapped;    /* sum of the file sizes that are mapped (or read) */
 } bn_safetensors;
 
 BN_EXTERN_C_BEGIN
-BN_API bn_status bn_st_open(bn_safetensors **out, const char *path, bn_error *err);
+BN_API bn_status bn_safetensors_load(bn_safetensors **out, const char *path, bn_error *err);
 /* The same for one SafeTensors file already in memory (weights embedded in
    a program, a file received over a network): bytes[0..size) is validated as
-   bn_st_open validates a file; tensors point into it, so it must outlive st.
+   bn_safetensors_load validates a file; tensors point into it, so it must outlive st.
    `name` stands for the file in errors. */
-BN_API bn_status bn_st_open_memory(bn_safetensors **out, const void *bytes, size_t size, const char *name,
-                                   bn_error *err);
-BN_API void bn_st_close(bn_safetensors *st);
+BN_API bn_status bn_safetensors_load_memory(bn_safetensors **out, const void *bytes, size_t size, const char *name,
+                                            bn_error *err);
+BN_API void bn_safetensors_free(bn_safetensors *st);
 /* The tensor with that name, or NULL. */
-BN_API const bn_st_tensor *bn_st_find(const bn_safetensors *st, const char *name);
+BN_API const bn_safetensors_tensor *bn_safetensors_find(const bn_safetensors *st, const char *name);
 /* A string from the "__metadata__" object of the first file, or NULL. */
-BN_API const char *bn_st_metadata(const bn_safetensors *st, const char *key);
-BN_API int64_t bn_st_numel(const bn_st_tensor *t);
-/* Convert a float or integer tensor to f32 (out holds bn_st_numel floats). */
-BN_API bn_status bn_st_read_f32(const bn_st_tensor *t, float *out, bn_error *err);
+BN_API const char *bn_safetensors_metadata(const bn_safetensors *st, const char *key);
+BN_API int64_t bn_safetensors_numel(const bn_safetensors_tensor *t);
+/* Convert a float or integer tensor to f32 (out holds bn_safetensors_numel floats). */
+BN_API bn_status bn_safetensors_read_f32(const bn_safetensors_tensor *t, float *out, bn_error *err);
 
 BN_API size_t bn_dtype_size(bn_dtype dtype);
 BN_API const char *bn_dtype_name(bn_dtype dtype); /* "F32", "BF16", ... as in the file format */
@@ -300,7 +300,7 @@ BN_API const char *bn_dtype_name(bn_dtype dtype); /* "F32", "BF16", ... as in th
    is NULL or a NULL-terminated list of key, value strings, e.g.
    {"format", "pt", NULL}. The header is padded to a multiple of 8 bytes so
    the data section is aligned, as the reference implementation does. */
-BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int n, const char *const *metadata,
+BN_API bn_status bn_safetensors_write(const char *path, const bn_safetensors_tensor *tensors, int n, const char *const *metadata,
                              bn_error *err);
 BN_EXTERN_C_END
 
@@ -671,11 +671,11 @@ typedef struct bn_chat_message {
     const char *content; /* UTF-8, NUL-terminated */
 } bn_chat_message;
 
-/* Streaming decoder: feed ids one at a time, get text pieces that are always
-   complete UTF-8 (a token ending inside a multi-byte character is held back
-   until the character is complete). Same text as bn_tokenizer_decode of all
+/* The UTF-8 stream, a streaming decoder: feed ids one at a time, get text
+   pieces that are always complete UTF-8. What it holds back: a character split
+   across tokens, until its last byte arrives. Same text as bn_tokenizer_decode of all
    the ids (HF's DecodeStream algorithm). A plain struct the caller owns. */
-typedef struct bn_token_stream {
+typedef struct bn_utf8_stream {
     const bn_tokenizer *tok;
     unsigned flags;
     int32_t *ids; /* the window of ids still needed as context */
@@ -684,7 +684,7 @@ typedef struct bn_token_stream {
     size_t prefix_len;
     char *piece; /* the last piece returned */
     size_t piece_len;
-} bn_token_stream;
+} bn_utf8_stream;
 
 BN_EXTERN_C_BEGIN
 /* Load DIR/tokenizer.json and, when present, DIR/tokenizer_config.json. */
@@ -714,13 +714,12 @@ BN_API bn_status bn_tokenizer_encode(const bn_tokenizer *tok, const char *text, 
 BN_API bn_status bn_tokenizer_decode(const bn_tokenizer *tok, const int32_t *ids, size_t n_ids, unsigned flags,
                                      char **text, size_t *len, bn_error *err);
 
-BN_API void bn_token_stream_init(bn_token_stream *s, const bn_tokenizer *tok, unsigned flags);
+BN_API void bn_utf8_stream_init(bn_utf8_stream *s, const bn_tokenizer *tok, unsigned flags);
 /* Feed one id; *piece (valid until the next call) gets the new text, *len may be 0. */
-BN_API bn_status bn_token_stream_push(bn_token_stream *s, int32_t id, const char **piece, size_t *len,
-                                      bn_error *err);
+BN_API bn_status bn_utf8_stream_push(bn_utf8_stream *s, int32_t id, const char **piece, size_t *len, bn_error *err);
 /* At the end: whatever was held back (an incomplete character shows as U+FFFD). */
-BN_API bn_status bn_token_stream_flush(bn_token_stream *s, const char **piece, size_t *len, bn_error *err);
-BN_API void bn_token_stream_free(bn_token_stream *s);
+BN_API bn_status bn_utf8_stream_flush(bn_utf8_stream *s, const char **piece, size_t *len, bn_error *err);
+BN_API void bn_utf8_stream_free(bn_utf8_stream *s);
 
 /* The template recognized in tokenizer_config.json (BN_CHAT_UNKNOWN if none). */
 BN_API bn_chat_template bn_tokenizer_chat_template(const bn_tokenizer *tok);
@@ -830,7 +829,7 @@ BN_EXTERN_C_END
    streaming text, beam search, and a scheduler that decodes many sequences
    together (continuous batching).
 
-   Text streaming: bn_text_stream holds back what is not yet safe to show -
+   Text streaming: bn_stop_stream holds back what is not yet safe to show -
    the start of a UTF-8 character split across tokens, and any tail that may
    be the beginning of a stop string - and emits the rest as soon as it is. */
 
@@ -843,7 +842,7 @@ BN_EXTERN_C_BEGIN
 BN_API size_t bn_utf8_complete_prefix(const char *s, size_t n);
 BN_EXTERN_C_END
 
-typedef struct bn_text_stream {
+typedef struct bn_stop_stream {
     const char *const *stop; /* stop strings (not copied: keep them alive) */
     int n_stop;
     char *held;   /* text received but not yet emitted */
@@ -851,18 +850,18 @@ typedef struct bn_text_stream {
     char *out;    /* the text returned by the last push / flush */
     size_t cap_out;
     int stopped;  /* a stop string was seen: nothing more is emitted */
-} bn_text_stream;
+} bn_stop_stream;
 
 BN_EXTERN_C_BEGIN
-BN_API void bn_text_stream_init(bn_text_stream *ts, const char *const *stop, int n_stop);
-BN_API void bn_text_stream_free(bn_text_stream *ts);
+BN_API void bn_stop_stream_init(bn_stop_stream *ts, const char *const *stop, int n_stop);
+BN_API void bn_stop_stream_free(bn_stop_stream *ts);
 /* Append n bytes of generated text. *text / *len: what is now safe to show
    (valid until the next call). *stop_hit becomes 1 when a stop string is
    complete: the text before it is returned and the stop string is not. */
-BN_API bn_status bn_text_stream_push(bn_text_stream *ts, const char *bytes, size_t n, const char **text,
+BN_API bn_status bn_stop_stream_push(bn_stop_stream *ts, const char *bytes, size_t n, const char **text,
                                      size_t *len, int *stop_hit, bn_error *err);
 /* Generation ended: return everything still held (unless stopped). */
-BN_API void bn_text_stream_flush(bn_text_stream *ts, const char **text, size_t *len);
+BN_API void bn_stop_stream_flush(bn_stop_stream *ts, const char **text, size_t *len);
 BN_EXTERN_C_END
 
 /* ---- the decode loop ---- */
@@ -937,7 +936,7 @@ BN_EXTERN_C_BEGIN
 BN_API bn_generate_params bn_generate_default_params(void);
 BN_API bn_beam_params bn_beam_default_params(void);
 BN_API void bn_beam_result_free(bn_beam_result *r);
-BN_API const char *bn_stop_reason_str(bn_stop_reason reason);
+BN_API const char *bn_stop_reason_name(bn_stop_reason reason);
 BN_EXTERN_C_END
 
 typedef struct bn_batcher bn_batcher;
@@ -1162,7 +1161,7 @@ typedef struct bn_adamw {
 
 BN_EXTERN_C_BEGIN
 /* A small default: 4 layers of 256, 4 heads / 2 kv heads, FFN 640, vocab 1024, context 256. */
-BN_API bn_train_config bn_train_config_default(void);
+BN_API bn_train_config bn_train_default_config(void);
 /* Random initialization (normal, std 0.02; norms 1), reproducible from seed. */
 BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_train_config *cfg, uint64_t seed, bn_error *err);
 BN_API void bn_train_model_free(bn_train_model *m);
@@ -1246,7 +1245,7 @@ BN_MAYBE_UNUSED static void *bn__zalloc(size_t n) {
 
 BN_API void bn_free(void *p) { BN_FREE(p); }
 
-BN_API const char *bn_status_str(bn_status status) {
+BN_API const char *bn_status_name(bn_status status) {
     switch (status) {
     case BN_OK: return "ok";
     case BN_ERR_IO: return "i/o error";
@@ -2329,7 +2328,7 @@ static int bn__dtype_parse(const bn_json *v, bn_dtype *out) {
     return 0;
 }
 
-BN_API int64_t bn_st_numel(const bn_st_tensor *t) {
+BN_API int64_t bn_safetensors_numel(const bn_safetensors_tensor *t) {
     int64_t n = 1;
     int i;
     for (i = 0; i < t->n_dims; i++) n *= t->shape[i];
@@ -2341,7 +2340,7 @@ BN_API int64_t bn_st_numel(const bn_st_tensor *t) {
    whole file into memory. Each fills f->bytes and f->size. */
 
 #if defined(BITNET_NO_MMAP)
-static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
+static bn_status bn__file_map(bn_safetensors_file *f, bn_error *err) {
     char *data;
     size_t len;
     bn_status st = bn_read_file(f->path, &data, &len, err);
@@ -2352,9 +2351,9 @@ static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
     f->mapped_ = 0;
     return BN_OK;
 }
-static void bn__file_unmap(bn_st_file *f) { BN_FREE(f->handle_); }
+static void bn__file_unmap(bn_safetensors_file *f) { BN_FREE(f->handle_); }
 #elif defined(_WIN32)
-static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
+static bn_status bn__file_map(bn_safetensors_file *f, bn_error *err) {
     HANDLE h, m;
     LARGE_INTEGER size;
     void *p;
@@ -2381,11 +2380,11 @@ static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
     f->mapped_ = 1;
     return BN_OK;
 }
-static void bn__file_unmap(bn_st_file *f) {
+static void bn__file_unmap(bn_safetensors_file *f) {
     if (f->handle_) UnmapViewOfFile(f->handle_);
 }
 #else
-static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
+static bn_status bn__file_map(bn_safetensors_file *f, bn_error *err) {
     struct stat sb;
     void *p;
     int fd = open(f->path, O_RDONLY);
@@ -2408,7 +2407,7 @@ static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
     f->mapped_ = 1;
     return BN_OK;
 }
-static void bn__file_unmap(bn_st_file *f) {
+static void bn__file_unmap(bn_safetensors_file *f) {
     if (f->handle_) munmap(f->handle_, f->size);
 }
 #endif
@@ -2430,18 +2429,18 @@ static int bn__json_u53(const bn_json *v, uint64_t *out) {
     return 1;
 }
 
-static int bn__st_cmp_offset(const void *a, const void *b) {
-    const bn_st_tensor *x = (const bn_st_tensor *)a, *y = (const bn_st_tensor *)b;
+static int bn__safetensors_cmp_offset(const void *a, const void *b) {
+    const bn_safetensors_tensor *x = (const bn_safetensors_tensor *)a, *y = (const bn_safetensors_tensor *)b;
     return x->offset < y->offset ? -1 : x->offset > y->offset ? 1 : (x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes);
 }
 
-static int bn__st_cmp_name(const void *a, const void *b) {
-    return strcmp(((const bn_st_tensor *)a)->name, ((const bn_st_tensor *)b)->name);
+static int bn__safetensors_cmp_name(const void *a, const void *b) {
+    return strcmp(((const bn_safetensors_tensor *)a)->name, ((const bn_safetensors_tensor *)b)->name);
 }
 
 /* Parse one tensor entry of file `fi` into *t (offsets relative to the data section). */
-static bn_status bn__st_parse_entry(const bn_st_file *f, int fi, const bn_json *e, uint64_t data_size,
-                                    bn_st_tensor *t, bn_error *err) {
+static bn_status bn__safetensors_parse_entry(const bn_safetensors_file *f, int fi, const bn_json *e, uint64_t data_size,
+                                    bn_safetensors_tensor *t, bn_error *err) {
     const bn_json *dt = bn_json_get(e, "dtype"), *shape = bn_json_get(e, "shape"), *offs = bn_json_get(e, "data_offsets");
     uint64_t begin, end, numel = 1, nbytes;
     int d;
@@ -2456,9 +2455,9 @@ static bn_status bn__st_parse_entry(const bn_st_file *f, int fi, const bn_json *
         return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: tensor '%s': unknown dtype '%s'", f->path, e->key, dt->str);
     if (!shape || shape->type != BN_JSON_ARRAY)
         return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': missing \"shape\" array", f->path, e->key);
-    if (shape->len > BN_ST_MAX_DIMS)
+    if (shape->len > BN_SAFETENSORS_MAX_DIMS)
         return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: tensor '%s': %d dimensions (at most %d)", f->path, e->key,
-                         shape->len, BN_ST_MAX_DIMS);
+                         shape->len, BN_SAFETENSORS_MAX_DIMS);
     t->n_dims = shape->len;
     for (d = 0; d < shape->len; d++) {
         uint64_t dim;
@@ -2490,16 +2489,16 @@ static bn_status bn__st_parse_entry(const bn_st_file *f, int fi, const bn_json *
 }
 
 /* Validate file f (already mapped) and append its tensors to *list. */
-static bn_status bn__st_parse_file(bn_st_file *f, int fi, bn_json_doc *doc, bn_st_tensor **list, int *n_list,
+static bn_status bn__safetensors_parse_file(bn_safetensors_file *f, int fi, bn_json_doc *doc, bn_safetensors_tensor **list, int *n_list,
                                    bn_error *err) {
     uint64_t hlen, data_start, data_size;
     const bn_json *root;
-    bn_st_tensor *ts;
+    bn_safetensors_tensor *ts;
     int i, n = 0, base = *n_list;
     bn_status st;
     if (f->size < 8) return bn_errorf(err, BN_ERR_FORMAT, "%s: %lu bytes is too short for a SafeTensors file", f->path, (unsigned long)f->size);
     hlen = bn__le64(f->bytes);
-    if (hlen > BN_ST_MAX_HEADER)
+    if (hlen > BN_SAFETENSORS_MAX_HEADER)
         return bn_errorf(err, BN_ERR_FORMAT, "%s: header length %llu is over the 100 MB limit", f->path, (unsigned long long)hlen);
     if (hlen > f->size - 8)
         return bn_errorf(err, BN_ERR_FORMAT, "%s: header length %llu is larger than the file (%lu bytes)", f->path,
@@ -2522,7 +2521,7 @@ static bn_status bn__st_parse_file(bn_st_file *f, int fi, bn_json_doc *doc, bn_s
         }
         n++;
     }
-    ts = (bn_st_tensor *)BN_REALLOC(*list, sizeof(bn_st_tensor) * (size_t)(base + n + 1));
+    ts = (bn_safetensors_tensor *)BN_REALLOC(*list, sizeof(bn_safetensors_tensor) * (size_t)(base + n + 1));
     if (!ts) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory for %d tensors", f->path, n);
     *list = ts;
     for (i = 0; i < root->len; i++) {
@@ -2530,12 +2529,12 @@ static bn_status bn__st_parse_file(bn_st_file *f, int fi, bn_json_doc *doc, bn_s
         if (e->key_len == 12 && memcmp(e->key, "__metadata__", 12) == 0) continue;
         if ((size_t)e->key_len != strlen(e->key))
             return bn_errorf(err, BN_ERR_FORMAT, "%s: a tensor name contains a NUL character", f->path);
-        st = bn__st_parse_entry(f, fi, e, data_size, &ts[*n_list], err);
+        st = bn__safetensors_parse_entry(f, fi, e, data_size, &ts[*n_list], err);
         if (st) return st;
         (*n_list)++;
     }
     /* No two tensors may share bytes: sort by offset and compare neighbours. */
-    qsort(ts + base, (size_t)n, sizeof *ts, bn__st_cmp_offset);
+    qsort(ts + base, (size_t)n, sizeof *ts, bn__safetensors_cmp_offset);
     for (i = base + 1; i < base + n; i++)
         if (ts[i].nbytes && ts[i - 1].offset + ts[i - 1].nbytes > ts[i].offset)
             return bn_errorf(err, BN_ERR_FORMAT, "%s: tensors '%s' [%lu, %lu) and '%s' [%lu, %lu) overlap", f->path,
@@ -2571,7 +2570,7 @@ static char *bn__dirname(const char *path) {
 }
 
 /* Collect the distinct shard file names of an index's weight_map, in order of appearance. */
-static bn_status bn__st_index_shards(const char *index_path, const bn_json *map, char ***names, int *n, bn_error *err) {
+static bn_status bn__safetensors_index_shards(const char *index_path, const bn_json *map, char ***names, int *n, bn_error *err) {
     int i, j;
     *names = BN_ALLOC(char *, map->len + 1);
     *n = 0;
@@ -2588,30 +2587,30 @@ static bn_status bn__st_index_shards(const char *index_path, const bn_json *map,
     return BN_OK;
 }
 
-static bn_status bn__st_open_files(bn_safetensors *st, char **paths, int n, bn_error *err) {
+static bn_status bn__safetensors_open_files(bn_safetensors *st, char **paths, int n, bn_error *err) {
     int i;
     bn_status s;
-    st->files = BN_ZALLOC(bn_st_file, n);
+    st->files = BN_ZALLOC(bn_safetensors_file, n);
     st->headers_ = BN_ZALLOC(bn_json_doc, n);
     if (!st->files || !st->headers_) return bn_errorf(err, BN_ERR_NOMEM, "out of memory opening %d files", n);
     for (i = 0; i < n; i++) {
-        bn_st_file *f = &st->files[i];
+        bn_safetensors_file *f = &st->files[i];
         f->path = paths[i];
         paths[i] = NULL;
         st->n_files = i + 1;
         s = bn__file_map(f, err);
         if (s) return s;
         st->bytes_mapped += f->size;
-        s = bn__st_parse_file(f, i, &st->headers_[i], &st->tensors, &st->n_tensors, err);
+        s = bn__safetensors_parse_file(f, i, &st->headers_[i], &st->tensors, &st->n_tensors, err);
         if (s) return s;
     }
     return BN_OK;
 }
 
-/* Sort the tensors by name for bn_st_find; a name may appear only once. */
-static bn_status bn__st_sort_names(bn_safetensors *st, bn_error *err) {
+/* Sort the tensors by name for bn_safetensors_find; a name may appear only once. */
+static bn_status bn__safetensors_sort_names(bn_safetensors *st, bn_error *err) {
     int i;
-    qsort(st->tensors, (size_t)st->n_tensors, sizeof *st->tensors, bn__st_cmp_name);
+    qsort(st->tensors, (size_t)st->n_tensors, sizeof *st->tensors, bn__safetensors_cmp_name);
     for (i = 1; i < st->n_tensors; i++)
         if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0)
             return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s' appears twice (also in %s)",
@@ -2621,10 +2620,10 @@ static bn_status bn__st_sort_names(bn_safetensors *st, bn_error *err) {
 }
 
 /* Every tensor of the weight_map must be in the shard it names. */
-static bn_status bn__st_check_index(const bn_safetensors *st, const char *index_path, const bn_json *map, bn_error *err) {
+static bn_status bn__safetensors_check_index(const bn_safetensors *st, const char *index_path, const bn_json *map, bn_error *err) {
     int i;
     for (i = 0; i < map->len; i++) {
-        const bn_st_tensor *t = bn_st_find(st, map->child[i].key);
+        const bn_safetensors_tensor *t = bn_safetensors_find(st, map->child[i].key);
         const char *shard = st->files[t ? t->file : 0].path;
         if (!t || !bn__ends_with(shard, map->child[i].str))
             return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is not in shard '%s'", index_path, map->child[i].key,
@@ -2633,7 +2632,7 @@ static bn_status bn__st_check_index(const bn_safetensors *st, const char *index_
     return BN_OK;
 }
 
-static bn_status bn__st_open(bn_safetensors *st, const char *path, bn_error *err) {
+static bn_status bn__safetensors_open(bn_safetensors *st, const char *path, bn_error *err) {
     char *file = NULL, *index = NULL, **paths = NULL, **names = NULL, *dir = NULL, *text = NULL;
     int i, n = 0;
     bn_json_doc doc;
@@ -2666,7 +2665,7 @@ static bn_status bn__st_open(bn_safetensors *st, const char *path, bn_error *err
         paths[0] = file;
         file = NULL;
         n = 1;
-        if ((s = bn__st_open_files(st, paths, n, err)) == BN_OK) s = bn__st_sort_names(st, err);
+        if ((s = bn__safetensors_open_files(st, paths, n, err)) == BN_OK) s = bn__safetensors_sort_names(st, err);
         goto done;
     }
     /* An index: {"metadata": {...}, "weight_map": {"tensor": "shard file"}} */
@@ -2677,15 +2676,15 @@ static bn_status bn__st_open(bn_safetensors *st, const char *path, bn_error *err
         s = bn_errorf(err, BN_ERR_FORMAT, "%s: no \"weight_map\" object", index);
         goto done;
     }
-    if ((s = bn__st_index_shards(index, map, &names, &n, err)) != BN_OK) goto done;
+    if ((s = bn__safetensors_index_shards(index, map, &names, &n, err)) != BN_OK) goto done;
     dir = bn__dirname(index);
     paths = BN_ZALLOC(char *, n);
     if (!dir || !paths) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
     for (i = 0; i < n; i++)
         if (!(paths[i] = bn__path_join(dir, names[i]))) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
-    if ((s = bn__st_open_files(st, paths, n, err)) != BN_OK) goto done;
-    if ((s = bn__st_sort_names(st, err)) != BN_OK) goto done;
-    s = bn__st_check_index(st, index, map, err);
+    if ((s = bn__safetensors_open_files(st, paths, n, err)) != BN_OK) goto done;
+    if ((s = bn__safetensors_sort_names(st, err)) != BN_OK) goto done;
+    s = bn__safetensors_check_index(st, index, map, err);
 done:
     if (paths)
         for (i = 0; i < n; i++) BN_FREE(paths[i]);
@@ -2699,52 +2698,52 @@ done:
     return s;
 }
 
-BN_API bn_status bn_st_open(bn_safetensors **out, const char *path, bn_error *err) {
+BN_API bn_status bn_safetensors_load(bn_safetensors **out, const char *path, bn_error *err) {
     bn_safetensors *st;
     bn_status s;
     *out = NULL;
-    if (!path) return bn_errorf(err, BN_ERR_ARG, "bn_st_open: path is NULL");
+    if (!path) return bn_errorf(err, BN_ERR_ARG, "bn_safetensors_load: path is NULL");
     st = BN_ZALLOC(bn_safetensors, 1);
     if (!st) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", path);
-    s = bn__st_open(st, path, err);
+    s = bn__safetensors_open(st, path, err);
     if (s) {
-        bn_st_close(st);
+        bn_safetensors_free(st);
         return s;
     }
     *out = st;
     return BN_OK;
 }
 
-BN_API bn_status bn_st_open_memory(bn_safetensors **out, const void *bytes, size_t size, const char *name,
-                                   bn_error *err) {
+BN_API bn_status bn_safetensors_load_memory(bn_safetensors **out, const void *bytes, size_t size, const char *name,
+                                            bn_error *err) {
     bn_safetensors *st;
     bn_status s;
     *out = NULL;
-    if (!bytes && size) return bn_errorf(err, BN_ERR_ARG, "bn_st_open_memory: bytes is NULL");
+    if (!bytes && size) return bn_errorf(err, BN_ERR_ARG, "bn_safetensors_load_memory: bytes is NULL");
     if (!name) name = "(memory)";
     st = BN_ZALLOC(bn_safetensors, 1);
     if (!st) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", name);
-    st->files = BN_ZALLOC(bn_st_file, 1);
+    st->files = BN_ZALLOC(bn_safetensors_file, 1);
     st->headers_ = BN_ZALLOC(bn_json_doc, 1);
     if (st->files) st->files[0].path = bn__strndup(name, strlen(name));
     if (!st->files || !st->headers_ || !st->files[0].path) {
-        bn_st_close(st);
+        bn_safetensors_free(st);
         return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", name);
     }
     st->n_files = 1;
     st->files[0].bytes = bytes ? (const uint8_t *)bytes : (const uint8_t *)""; /* not owned: handle_ stays NULL */
     st->files[0].size = size;
-    s = bn__st_parse_file(&st->files[0], 0, &st->headers_[0], &st->tensors, &st->n_tensors, err);
-    if (!s) s = bn__st_sort_names(st, err);
+    s = bn__safetensors_parse_file(&st->files[0], 0, &st->headers_[0], &st->tensors, &st->n_tensors, err);
+    if (!s) s = bn__safetensors_sort_names(st, err);
     if (s) {
-        bn_st_close(st);
+        bn_safetensors_free(st);
         return s;
     }
     *out = st;
     return BN_OK;
 }
 
-BN_API void bn_st_close(bn_safetensors *st) {
+BN_API void bn_safetensors_free(bn_safetensors *st) {
     int i;
     if (!st) return;
     for (i = 0; i < st->n_files; i++) {
@@ -2758,7 +2757,7 @@ BN_API void bn_st_close(bn_safetensors *st) {
     BN_FREE(st);
 }
 
-BN_API const bn_st_tensor *bn_st_find(const bn_safetensors *st, const char *name) {
+BN_API const bn_safetensors_tensor *bn_safetensors_find(const bn_safetensors *st, const char *name) {
     int lo = 0, hi = st ? st->n_tensors - 1 : -1;
     while (lo <= hi) { /* tensors are sorted by name */
         int mid = lo + (hi - lo) / 2, c = strcmp(st->tensors[mid].name, name);
@@ -2769,13 +2768,13 @@ BN_API const bn_st_tensor *bn_st_find(const bn_safetensors *st, const char *name
     return NULL;
 }
 
-BN_API const char *bn_st_metadata(const bn_safetensors *st, const char *key) {
+BN_API const char *bn_safetensors_metadata(const bn_safetensors *st, const char *key) {
     if (!st || st->n_files == 0) return NULL;
     return bn_json_string(bn_json_get(st->headers_[0].root, "__metadata__"), key, NULL);
 }
 
-BN_API bn_status bn_st_read_f32(const bn_st_tensor *t, float *out, bn_error *err) {
-    size_t i, n = (size_t)bn_st_numel(t), sz = bn_dtype_size(t->dtype);
+BN_API bn_status bn_safetensors_read_f32(const bn_safetensors_tensor *t, float *out, bn_error *err) {
+    size_t i, n = (size_t)bn_safetensors_numel(t), sz = bn_dtype_size(t->dtype);
     const uint8_t *p = (const uint8_t *)t->data;
     for (i = 0; i < n; i++, p += sz) {
         uint16_t h;
@@ -2837,7 +2836,7 @@ static void bn__sbuf_jstr(bn__sbuf *b, const char *s) {
     bn__sbuf_put(b, "\"", 1);
 }
 
-BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int n, const char *const *metadata,
+BN_API bn_status bn_safetensors_write(const char *path, const bn_safetensors_tensor *tensors, int n, const char *const *metadata,
                              bn_error *err) {
     bn__sbuf h;
     FILE *f;
@@ -2846,7 +2845,7 @@ BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int 
     int i, d, ok;
     char num[64];
     memset(&h, 0, sizeof h);
-    if (!path || n < 0 || (n > 0 && !tensors)) return bn_errorf(err, BN_ERR_ARG, "bn_st_write: bad arguments");
+    if (!path || n < 0 || (n > 0 && !tensors)) return bn_errorf(err, BN_ERR_ARG, "bn_safetensors_write: bad arguments");
     bn__sbuf_str(&h, "{");
     if (metadata && metadata[0]) {
         bn__sbuf_str(&h, "\"__metadata__\":{");
@@ -2859,15 +2858,15 @@ BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int 
         bn__sbuf_str(&h, "}");
     }
     for (i = 0; i < n; i++) {
-        const bn_st_tensor *t = &tensors[i];
+        const bn_safetensors_tensor *t = &tensors[i];
         uint64_t nbytes;
-        if (!t->name || bn_dtype_size(t->dtype) == 0 || t->n_dims < 0 || t->n_dims > BN_ST_MAX_DIMS ||
-            (bn_st_numel(t) > 0 && !t->data)) {
+        if (!t->name || bn_dtype_size(t->dtype) == 0 || t->n_dims < 0 || t->n_dims > BN_SAFETENSORS_MAX_DIMS ||
+            (bn_safetensors_numel(t) > 0 && !t->data)) {
             BN_FREE(h.s);
             return bn_errorf(err, BN_ERR_ARG, "%s: tensor %d ('%s') has a bad name, dtype, shape or no data", path, i,
                              t->name ? t->name : "(null)");
         }
-        nbytes = (uint64_t)bn_st_numel(t) * bn_dtype_size(t->dtype);
+        nbytes = (uint64_t)bn_safetensors_numel(t) * bn_dtype_size(t->dtype);
         if (i || (metadata && metadata[0])) bn__sbuf_str(&h, ",");
         bn__sbuf_jstr(&h, t->name);
         bn__sbuf_str(&h, ":{\"dtype\":\"");
@@ -2897,7 +2896,7 @@ BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int 
     for (i = 0; i < 8; i++) len8[i] = (uint8_t)(hlen >> (8 * i));
     ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.s, 1, h.len, f) == h.len;
     for (i = 0; ok && i < n; i++) {
-        size_t nbytes = (size_t)bn_st_numel(&tensors[i]) * bn_dtype_size(tensors[i].dtype);
+        size_t nbytes = (size_t)bn_safetensors_numel(&tensors[i]) * bn_dtype_size(tensors[i].dtype);
         ok = nbytes == 0 || fwrite(tensors[i].data, 1, nbytes, f) == nbytes;
     }
     ok = (fclose(f) == 0) && ok;
@@ -5589,8 +5588,8 @@ BN_API bn_status bn_config_parse(bn_config *cfg, const char *config_json, const 
 
 /* A tensor the architecture needs, with the expected dtype class and shape. */
 static bn_status bn__need(const bn_safetensors *st, const char *name, int n_dims, int64_t d0, int64_t d1,
-                          const bn_st_tensor **out, bn_error *err) {
-    const bn_st_tensor *t = bn_st_find(st, name);
+                          const bn_safetensors_tensor **out, bn_error *err) {
+    const bn_safetensors_tensor *t = bn_safetensors_find(st, name);
     *out = NULL;
     if (!t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", st->files[0].path, name);
     if (t->n_dims != n_dims || t->shape[0] != d0 || (n_dims > 1 && t->shape[1] != d1)) {
@@ -5610,14 +5609,14 @@ static bn_status bn__need(const bn_safetensors *st, const char *name, int n_dims
 static int bn__is_float(bn_dtype d) { return d == BN_DTYPE_F32 || d == BN_DTYPE_F16 || d == BN_DTYPE_BF16; }
 
 /* May the load allocate n bytes for tensor t (keep: for good; else a temporary)? */
-static bn_status bn__model_take(bn_model *m, const bn_st_tensor *t, size_t n, int keep, bn_error *err) {
+static bn_status bn__model_take(bn_model *m, const bn_safetensors_tensor *t, size_t n, int keep, bn_error *err) {
     char what[BN_ERROR_MSG_MAX / 2];
     snprintf(what, sizeof what, "%s: tensor '%s'", m->st->files[t->file].path, t->name);
     return bn__budget_take(&m->budget, n, keep, what, err);
 }
 
 /* A norm weight [n] of a float type. */
-static bn_status bn__check_norm(const bn_model *m, const char *name, int n, const bn_st_tensor **t, bn_error *err) {
+static bn_status bn__check_norm(const bn_model *m, const char *name, int n, const bn_safetensors_tensor **t, bn_error *err) {
     bn_status s = bn__need(m->st, name, 1, n, 0, t, err);
     if (s) return s;
     if (!bn__is_float((*t)->dtype))
@@ -5628,13 +5627,13 @@ static bn_status bn__check_norm(const bn_model *m, const char *name, int n, cons
 
 /* A norm weight as a new f32 array (out NULL: only check the tensor). */
 static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out, bn_error *err) {
-    const bn_st_tensor *t;
+    const bn_safetensors_tensor *t;
     bn_status s = bn__check_norm(m, name, n, &t, err);
     if (!s && out) s = bn__model_take(m, t, sizeof(float) * (size_t)n, 1, err);
     if (s || !out) return s;
     *out = BN_ALLOC(float, n);
     if (!*out) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for '%s'", name);
-    return bn_st_read_f32(t, *out, err);
+    return bn_safetensors_read_f32(t, *out, err);
 }
 
 /* Drop the pages of bytes [p, p + n) of tensor t's mapped file from this
@@ -5647,7 +5646,7 @@ static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out
 #if defined(BN__HUGE_PAGES) && !defined(BITNET_NO_MMAP)
 #define BN__ADVISE_FILE_PAGES 1 /* madvise is declared and tensors may live in mapped files */
 #endif
-static void bn__release_pages(const bn_model *m, const bn_st_tensor *t, const void *p, size_t n) {
+static void bn__release_pages(const bn_model *m, const bn_safetensors_tensor *t, const void *p, size_t n) {
 #if defined(BN__ADVISE_FILE_PAGES)
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
@@ -5666,7 +5665,7 @@ static void bn__release_pages(const bn_model *m, const bn_st_tensor *t, const vo
    from the file's 4 KB page-cache pages. It goes about 64 MB of rows at a
    time, and when src lies in tensor t's mapped file, each piece's file
    pages are dropped once copied, so the RSS never holds both. */
-static bn_status bn__fmat_tile_from(bn_model *m, const bn_st_tensor *t, const void *src, bn_ftype type, bn_fmat *out,
+static bn_status bn__fmat_tile_from(bn_model *m, const bn_safetensors_tensor *t, const void *src, bn_ftype type, bn_fmat *out,
                                     bn_error *err) {
     size_t esize = bn__ftype_size(type), row_bytes = esize * (size_t)out->cols,
            nbytes = bn__fmat_tiled_bytes(out->rows, out->cols, type),
@@ -5719,8 +5718,8 @@ static void *bn__fmat_convert(const float *f, bn_ftype type, bn_fmat *out) {
 
 /* A bf16/f16/f32 rows x cols tensor as a tiled bn_fmat of its own type, or of
    p->head_type when the caller asks for another (converted through f32). */
-static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out, const bn_model_params *p, bn_error *err) {
-    size_t n = (size_t)bn_st_numel(t);
+static bn_status bn__load_fmat(bn_model *m, const bn_safetensors_tensor *t, bn_fmat *out, const bn_model_params *p, bn_error *err) {
+    size_t n = (size_t)bn_safetensors_numel(t);
     bn_ftype disk;
     float *f;
     void *converted;
@@ -5740,7 +5739,7 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
         return s;
     f = BN_ALLOC(float, n);
     if (!f) return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
-    if ((s = bn_st_read_f32(t, f, err))) {
+    if ((s = bn_safetensors_read_f32(t, f, err))) {
         BN_FREE(f);
         return s;
     }
@@ -5758,14 +5757,14 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
 
 /* bf16/f32 master weights, quantized as HF's online AutoBitLinear does:
    s = 1 / max(mean|W|, 1e-5), Wq = clamp(round(W * s), -1, 1), W ~ Wq / s. */
-static bn_status bn__quantize_master(const bn_st_tensor *t, int rows, int cols, bn_tmat *out, bn_tlayout layout,
+static bn_status bn__quantize_master(const bn_safetensors_tensor *t, int rows, int cols, bn_tmat *out, bn_tlayout layout,
                                      bn__tarena *arena, bn_error *err) {
     size_t n = (size_t)rows * cols;
     float *w = BN_ALLOC(float, n), s;
     int8_t *q = BN_ALLOC(int8_t, n);
     bn_status st = BN_OK;
     if (!w || !q) st = bn_errorf(err, BN_ERR_NOMEM, "out of memory quantizing '%s'", t->name);
-    if (!st) st = bn_st_read_f32(t, w, err);
+    if (!st) st = bn_safetensors_read_f32(t, w, err);
     if (!st) {
         s = bn_ternarize(w, n, q);
         st = bn__tmat_pack_in(out, q, rows, cols, 1.0f / s, layout, arena, err);
@@ -5777,7 +5776,7 @@ static bn_status bn__quantize_master(const bn_st_tensor *t, int rows, int cols, 
 
 /* Packed uint8 [ceil(rows/4), cols]: byte [r, c] holds the codes (value + 1)
    of rows r + i * ceil(rows/4), i = 0..3, in bits 2i..2i+1. */
-static bn_status bn__unpack_codes(const bn_safetensors *st, const bn_st_tensor *t, int rows, int cols, int8_t *q,
+static bn_status bn__unpack_codes(const bn_safetensors *st, const bn_safetensors_tensor *t, int rows, int cols, int8_t *q,
                                   bn_error *err) {
     int prow = (rows + 3) / 4, r, c, i;
     const uint8_t *b = (const uint8_t *)t->data;
@@ -5802,11 +5801,11 @@ static bn_status bn__unpack_codes(const bn_safetensors *st, const bn_st_tensor *
    with "<prefix>.weight_scale", one positive float (*scale gets it; *ts is
    NULL for master weights). */
 static bn_status bn__check_linear(const bn_model *m, const char *name, const char *sname, int rows, int cols,
-                                  const bn_st_tensor **t, const bn_st_tensor **ts, float *scale, bn_error *err) {
+                                  const bn_safetensors_tensor **t, const bn_safetensors_tensor **ts, float *scale, bn_error *err) {
     const char *path;
     bn_status s;
     *ts = NULL;
-    *t = bn_st_find(m->st, name);
+    *t = bn_safetensors_find(m->st, name);
     if (!*t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", m->st->files[0].path, name);
     path = m->st->files[(*t)->file].path;
     if (bn__is_float((*t)->dtype)) return bn__need(m->st, name, 2, rows, cols, t, err);
@@ -5814,12 +5813,12 @@ static bn_status bn__check_linear(const bn_model *m, const char *name, const cha
         return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected BF16/F16/F32 master or U8 packed",
                          path, name, bn_dtype_name((*t)->dtype));
     if ((s = bn__need(m->st, name, 2, (rows + 3) / 4, cols, t, err))) return s;
-    *ts = bn_st_find(m->st, sname);
+    *ts = bn_safetensors_find(m->st, sname);
     if (!*ts) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing (packed weights need it)", path, sname);
     path = m->st->files[(*ts)->file].path;
-    if (bn_st_numel(*ts) != 1 || !bn__is_float((*ts)->dtype))
+    if (bn_safetensors_numel(*ts) != 1 || !bn__is_float((*ts)->dtype))
         return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' must hold one float", path, sname);
-    if ((s = bn_st_read_f32(*ts, scale, err))) return s;
+    if ((s = bn_safetensors_read_f32(*ts, scale, err))) return s;
     if (!(*scale > 0.0f) || !isfinite(*scale))
         return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s' = %g is not a positive number", path, sname, (double)*scale);
     return BN_OK;
@@ -5830,7 +5829,7 @@ static bn_status bn__check_linear(const bn_model *m, const char *name, const cha
 static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int cols, bn_tmat *out,
                                  const bn_model_params *p, bn_error *err) {
     char name[256], sname[256];
-    const bn_st_tensor *t, *ts;
+    const bn_safetensors_tensor *t, *ts;
     float scale = 1.0f;
     bn_status s;
     snprintf(name, sizeof name, "%s.weight", prefix);
@@ -5924,7 +5923,7 @@ static size_t bn__layer_packed_bytes(const bn_config *c, bn_tlayout layout) {
    a config that claims more than the file holds fails here, cheaply. */
 static bn_status bn__check_tensors(bn_model *m, const bn_model_params *p, bn_error *err) {
     const bn_config *c = &m->config;
-    const bn_st_tensor *t;
+    const bn_safetensors_tensor *t;
     bn_status s;
     int l;
     if ((s = bn__need(m->st, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
@@ -5939,7 +5938,7 @@ static bn_status bn__check_tensors(bn_model *m, const bn_model_params *p, bn_err
 
 static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_error *err) {
     const bn_config *c = &m->config;
-    const bn_st_tensor *t;
+    const bn_safetensors_tensor *t;
     bn_model_params embed_p = *p;
     bn_status s;
     int l;
@@ -5993,7 +5992,7 @@ static bn_status bn__model_load(bn_model *m, const char *path, const bn_model_pa
     if ((s = bn_read_file(cfg_path, &cfg_text, NULL, err))) goto done;
     if (bn__file_exists(gen_path) && (s = bn_read_file(gen_path, &gen_text, NULL, err))) goto done;
     if ((s = bn_config_parse(&m->config, cfg_text, gen_text, cfg_path, err))) goto done;
-    if ((s = bn_st_open(&m->st, path, err))) goto done;
+    if ((s = bn_safetensors_load(&m->st, path, err))) goto done;
     s = bn__load_weights(m, p, err);
 done:
     BN_FREE(dir);
@@ -6045,7 +6044,7 @@ BN_API void bn_model_free(bn_model *m) {
     BN_FREE(m->final_norm);
     bn_fmat_free(&m->lm_head);
     bn_fmat_free(&m->embed);
-    bn_st_close(m->st);
+    bn_safetensors_free(m->st);
     BN_FREE(m);
 }
 
@@ -8855,13 +8854,13 @@ BN_API bn_status bn_tokenizer_decode(const bn_tokenizer *t, const int32_t *ids, 
 
 /* ------------------------------------------------------------ streaming */
 
-BN_API void bn_token_stream_init(bn_token_stream *s, const bn_tokenizer *tok, unsigned flags) {
+BN_API void bn_utf8_stream_init(bn_utf8_stream *s, const bn_tokenizer *tok, unsigned flags) {
     memset(s, 0, sizeof *s);
     s->tok = tok;
     s->flags = flags;
 }
 
-BN_API void bn_token_stream_free(bn_token_stream *s) {
+BN_API void bn_utf8_stream_free(bn_utf8_stream *s) {
     BN_FREE(s->ids);
     BN_FREE(s->prefix);
     BN_FREE(s->piece);
@@ -8875,8 +8874,7 @@ static int bn__ends_with_replacement(const char *s, size_t n) {
 /* HF's DecodeStream: decode the window of ids; when it has grown past the
    text already returned and does not end in U+FFFD (an incomplete
    character), return the new part and slide the window. */
-BN_API bn_status bn_token_stream_push(bn_token_stream *s, int32_t id, const char **piece, size_t *len,
-                                      bn_error *err) {
+BN_API bn_status bn_utf8_stream_push(bn_utf8_stream *s, int32_t id, const char **piece, size_t *len, bn_error *err) {
     char *str = NULL;
     size_t n = 0;
     bn_status st;
@@ -8921,7 +8919,7 @@ BN_API bn_status bn_token_stream_push(bn_token_stream *s, int32_t id, const char
     return BN_OK;
 }
 
-BN_API bn_status bn_token_stream_flush(bn_token_stream *s, const char **piece, size_t *len, bn_error *err) {
+BN_API bn_status bn_utf8_stream_flush(bn_utf8_stream *s, const char **piece, size_t *len, bn_error *err) {
     char *str = NULL;
     size_t n = 0;
     bn_status st;
@@ -9427,13 +9425,13 @@ BN_API size_t bn_utf8_complete_prefix(const char *s, size_t n) {
     return n;
 }
 
-BN_API void bn_text_stream_init(bn_text_stream *ts, const char *const *stop, int n_stop) {
+BN_API void bn_stop_stream_init(bn_stop_stream *ts, const char *const *stop, int n_stop) {
     memset(ts, 0, sizeof *ts);
     ts->stop = stop;
     ts->n_stop = stop ? n_stop : 0;
 }
 
-BN_API void bn_text_stream_free(bn_text_stream *ts) {
+BN_API void bn_stop_stream_free(bn_stop_stream *ts) {
     BN_FREE(ts->held);
     BN_FREE(ts->out);
     memset(ts, 0, sizeof *ts);
@@ -9455,7 +9453,7 @@ static int bn__grow(char **buf, size_t *cap, size_t need) {
    list to look from (start at 0). A NULL or empty entry is skipped here, in
    the one place every use of the list goes through: an empty string never
    ends generation and never holds text back. */
-static int bn__next_stop(const bn_text_stream *ts, int *k, const char **stop, size_t *len) {
+static int bn__next_stop(const bn_stop_stream *ts, int *k, const char **stop, size_t *len) {
     for (; *k < ts->n_stop; (*k)++) {
         const char *s = ts->stop[*k];
         if (s && s[0]) {
@@ -9469,7 +9467,7 @@ static int bn__next_stop(const bn_text_stream *ts, int *k, const char **stop, si
 }
 
 /* Earliest position where a stop string occurs in s[0..n), and its length; -1 if none. */
-static long bn__find_stop(const bn_text_stream *ts, const char *s, size_t n, size_t *stop_len) {
+static long bn__find_stop(const bn_stop_stream *ts, const char *s, size_t n, size_t *stop_len) {
     long best = -1;
     int k = 0;
     const char *stop;
@@ -9488,7 +9486,7 @@ static long bn__find_stop(const bn_text_stream *ts, const char *s, size_t n, siz
 
 /* Length of the longest tail of s[0..n) that is the start of some stop string
    (it may still grow into one, so it must not be shown yet). */
-static size_t bn__stop_prefix_tail(const bn_text_stream *ts, const char *s, size_t n) {
+static size_t bn__stop_prefix_tail(const bn_stop_stream *ts, const char *s, size_t n) {
     size_t best = 0, m, t;
     int k = 0;
     const char *stop;
@@ -9502,7 +9500,7 @@ static size_t bn__stop_prefix_tail(const bn_text_stream *ts, const char *s, size
 }
 
 /* Move the first n held bytes to ts->out. */
-static bn_status bn__emit(bn_text_stream *ts, size_t n, const char **text, size_t *len, bn_error *err) {
+static bn_status bn__emit(bn_stop_stream *ts, size_t n, const char **text, size_t *len, bn_error *err) {
     if (!bn__grow(&ts->out, &ts->cap_out, n + 1)) return bn_errorf(err, BN_ERR_NOMEM, "text stream: out of memory");
     memcpy(ts->out, ts->held, n);
     ts->out[n] = 0;
@@ -9513,7 +9511,7 @@ static bn_status bn__emit(bn_text_stream *ts, size_t n, const char **text, size_
     return BN_OK;
 }
 
-BN_API bn_status bn_text_stream_push(bn_text_stream *ts, const char *bytes, size_t n, const char **text,
+BN_API bn_status bn_stop_stream_push(bn_stop_stream *ts, const char *bytes, size_t n, const char **text,
                                      size_t *len, int *stop_hit, bn_error *err) {
     size_t safe, stop_len = 0, tail;
     long at;
@@ -9537,7 +9535,7 @@ BN_API bn_status bn_text_stream_push(bn_text_stream *ts, const char *bytes, size
     return bn__emit(ts, safe, text, len, err);
 }
 
-BN_API void bn_text_stream_flush(bn_text_stream *ts, const char **text, size_t *len) {
+BN_API void bn_stop_stream_flush(bn_stop_stream *ts, const char **text, size_t *len) {
     *text = "";
     *len = 0;
     if (ts->stopped || ts->n_held == 0) return;
@@ -9548,7 +9546,7 @@ BN_API void bn_text_stream_flush(bn_text_stream *ts, const char **text, size_t *
     }
 }
 
-BN_API const char *bn_stop_reason_str(bn_stop_reason reason) {
+BN_API const char *bn_stop_reason_name(bn_stop_reason reason) {
     switch (reason) {
     case BN_STOP_NONE: return "none";
     case BN_STOP_EOS: return "eos";
@@ -9615,7 +9613,7 @@ typedef struct bn__gen {
     const bn_generate_params *p;
     const int32_t *eos;
     int n_eos;
-    bn_text_stream ts;
+    bn_stop_stream ts;
     int32_t prev;
 } bn__gen;
 
@@ -9628,7 +9626,7 @@ static bn_status bn__gen_emit(bn__gen *g, int32_t token, int is_eos, bn_stop_rea
     if (g->p->token_text && !is_eos) {
         size_t n = 0;
         const char *piece = g->p->token_text(g->p->token_text_user, token, g->prev, &n);
-        bn_status st = bn_text_stream_push(&g->ts, piece ? piece : "", piece ? n : 0, &text, &len, &stop_hit, err);
+        bn_status st = bn_stop_stream_push(&g->ts, piece ? piece : "", piece ? n : 0, &text, &len, &stop_hit, err);
         if (st) return st;
         if (stop_hit) *reason = BN_STOP_STRING;
     }
@@ -9662,7 +9660,7 @@ BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, cons
     if (n_prompt <= 0 || !prompt)
         return bn_errorf(err, BN_ERR_ARG, "generate: needs at least one prompt token (to continue a sequence, pass "
                                           "the last token sampled: it is not in the cache yet)");
-    bn_text_stream_init(&g.ts, g.p->stop, g.p->n_stop);
+    bn_stop_stream_init(&g.ts, g.p->stop, g.p->n_stop);
     st = bn__gen_prompt(&g, prompt, n_prompt, err);
     r.n_prompt = st ? 0 : n_prompt;
     r.prompt_s = bn_time_s() - t0;
@@ -9697,10 +9695,10 @@ BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, cons
     if (!st && r.reason != BN_STOP_STRING && g.p->on_token) {
         const char *text;
         size_t len;
-        bn_text_stream_flush(&g.ts, &text, &len);
+        bn_stop_stream_flush(&g.ts, &text, &len);
         g.p->on_token(g.p->user, -1, text, len);
     }
-    bn_text_stream_free(&g.ts);
+    bn_stop_stream_free(&g.ts);
     r.gen_s = bn_time_s() - t0;
     if (res) *res = r;
     return st;
@@ -11081,7 +11079,7 @@ BN_API bn_status bn_ag_backward(bn_ag_graph *g, bn_ag_tensor *loss, bn_error *er
 }
 
 /* ==================== train.h ============================================= */
-BN_API bn_train_config bn_train_config_default(void) {
+BN_API bn_train_config bn_train_default_config(void) {
     bn_train_config c;
     c.vocab_size = 1024;
     c.hidden_size = 256;
@@ -11479,7 +11477,7 @@ static bn_status bn__train_write_config(const bn_train_model *m, const char *dir
 BN_API bn_status bn_train_save_hf(const bn_train_model *m, const char *dir, bn_error *err) {
     static const char *const metadata[] = {"format", "pt", NULL};
     int n = m->n_params, i, k = 0;
-    bn_st_tensor *ts = BN_ZALLOC(bn_st_tensor, 2 * n);
+    bn_safetensors_tensor *ts = BN_ZALLOC(bn_safetensors_tensor, 2 * n);
     void **bufs = BN_ZALLOC(void *, 2 * n);
     char (*scale_names)[BN_TRAIN_NAME_MAX + 8] = (char(*)[BN_TRAIN_NAME_MAX + 8])bn__zalloc(sizeof(*scale_names) * (size_t)n);
     char *path = bn__path_join(dir, "model.safetensors");
@@ -11490,7 +11488,7 @@ BN_API bn_status bn_train_save_hf(const bn_train_model *m, const char *dir, bn_e
     }
     for (i = 0; i < n; i++) {
         const bn_ag_tensor *p = m->params[i];
-        bn_st_tensor *t = &ts[k++];
+        bn_safetensors_tensor *t = &ts[k++];
         t->name = m->names[i];
         if (bn__train_is_proj(m, i)) {
             int rows = p->ne[1], cols = p->ne[0];
@@ -11528,7 +11526,7 @@ BN_API bn_status bn_train_save_hf(const bn_train_model *m, const char *dir, bn_e
             t->data = p->data;
         }
     }
-    st = bn_st_write(path, ts, k, metadata, err);
+    st = bn_safetensors_write(path, ts, k, metadata, err);
     if (!st) st = bn__train_write_config(m, dir, err);
 done:
     if (bufs)
@@ -11548,7 +11546,7 @@ BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adam
     char config[512], step[32];
     const char *metadata[5];
     int n = m->n_params, per = opt ? 3 : 1, i, k = 0;
-    bn_st_tensor *ts = BN_ZALLOC(bn_st_tensor, per * n);
+    bn_safetensors_tensor *ts = BN_ZALLOC(bn_safetensors_tensor, per * n);
     char (*names)[BN_TRAIN_NAME_MAX + 8] = (char(*)[BN_TRAIN_NAME_MAX + 8])bn__zalloc(sizeof(*names) * (size_t)(per * n));
     bn_status st;
     if (!ts || !names) {
@@ -11571,7 +11569,7 @@ BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adam
     for (i = 0; i < n; i++) {
         int j;
         for (j = 0; j < per; j++) {
-            bn_st_tensor *t = &ts[k];
+            bn_safetensors_tensor *t = &ts[k];
             const bn_ag_tensor *p = m->params[i];
             snprintf(names[k], sizeof names[k], "%s%.*s", j == 0 ? "" : j == 1 ? "adam_m." : "adam_v.",
                      BN_TRAIN_NAME_MAX - 1, m->names[i]);
@@ -11583,7 +11581,7 @@ BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adam
             k++;
         }
     }
-    st = bn_st_write(path, ts, k, metadata, err);
+    st = bn_safetensors_write(path, ts, k, metadata, err);
     BN_FREE(ts);
     BN_FREE(names);
     return st;
@@ -11591,22 +11589,23 @@ BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adam
 
 static bn_status bn__train_read_into(const bn_safetensors *sf, const char *name, float *dst, size_t n, const char *path,
                                      bn_error *err) {
-    const bn_st_tensor *t = bn_st_find(sf, name);
+    const bn_safetensors_tensor *t = bn_safetensors_find(sf, name);
     if (!t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor %s is missing", path, name);
-    if ((t->dtype != BN_DTYPE_F32 && t->dtype != BN_DTYPE_BF16 && t->dtype != BN_DTYPE_F16) || bn_st_numel(t) != (int64_t)n)
+    if ((t->dtype != BN_DTYPE_F32 && t->dtype != BN_DTYPE_BF16 && t->dtype != BN_DTYPE_F16) ||
+        bn_safetensors_numel(t) != (int64_t)n)
         return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor %s is not a float tensor of %lu elements", path, name,
                          (unsigned long)n);
-    return bn_st_read_f32(t, dst, err);
+    return bn_safetensors_read_f32(t, dst, err);
 }
 
 BN_API bn_status bn_train_model_load_weights(bn_train_model *m, const char *path, bn_error *err) {
     bn_safetensors *sf = NULL;
     bn_status st;
     int i;
-    if ((st = bn_st_open(&sf, path, err))) return st;
+    if ((st = bn_safetensors_load(&sf, path, err))) return st;
     for (i = 0; !st && i < m->n_params; i++)
         st = bn__train_read_into(sf, m->names[i], m->params[i]->data, m->params[i]->n, path, err);
-    bn_st_close(sf);
+    bn_safetensors_free(sf);
     return st;
 }
 
@@ -11635,17 +11634,17 @@ static bn_status bn__train_config_from_json(bn_train_config *c, const bn_json *r
 }
 
 /* Values held by every tensor of a file (the most its weights can number). */
-static uint64_t bn__st_n_elements(const bn_safetensors *sf) {
+static uint64_t bn__safetensors_n_elements(const bn_safetensors *sf) {
     uint64_t n = 0;
     int i;
-    for (i = 0; i < sf->n_tensors; i++) n += (uint64_t)bn_st_numel(&sf->tensors[i]);
+    for (i = 0; i < sf->n_tensors; i++) n += (uint64_t)bn_safetensors_numel(&sf->tensors[i]);
     return n;
 }
 
 BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, const char *path, bn_error *err) {
     bn_safetensors *sf = NULL;
     bn_train_model *m = NULL;
-    bn_train_config c = bn_train_config_default();
+    bn_train_config c = bn_train_default_config();
     bn_json_doc doc;
     const char *config, *step;
     char name[BN_TRAIN_NAME_MAX + 8];
@@ -11653,25 +11652,25 @@ BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, c
     int i;
     *out = NULL;
     if (opt) memset(opt, 0, sizeof *opt);
-    if ((st = bn_st_open(&sf, path, err))) return st;
-    config = bn_st_metadata(sf, "config");
-    step = bn_st_metadata(sf, "step");
+    if ((st = bn_safetensors_load(&sf, path, err))) return st;
+    config = bn_safetensors_metadata(sf, "config");
+    step = bn_safetensors_metadata(sf, "step");
     if (!config || !step) {
-        bn_st_close(sf);
+        bn_safetensors_free(sf);
         return bn_errorf(err, BN_ERR_MISSING, "%s: not a training checkpoint (no config/step metadata)", path);
     }
     if ((st = bn_json_parse(&doc, config, strlen(config), path, err))) {
-        bn_st_close(sf);
+        bn_safetensors_free(sf);
         return st;
     }
     st = bn__train_config_from_json(&c, doc.root, path, err);
     bn_json_free(&doc);
     /* the sizes come from the file: it must hold the weights they imply before they are allocated */
-    if (!st && bn__train_n_weights(&c) > (double)bn__st_n_elements(sf))
+    if (!st && bn__train_n_weights(&c) > (double)bn__safetensors_n_elements(sf))
         st = bn_errorf(err, BN_ERR_SHAPE, "%s: the config's sizes need %.0f weights but the file holds %llu values",
-                       path, bn__train_n_weights(&c), (unsigned long long)bn__st_n_elements(sf));
+                       path, bn__train_n_weights(&c), (unsigned long long)bn__safetensors_n_elements(sf));
     if (st) {
-        bn_st_close(sf);
+        bn_safetensors_free(sf);
         return st;
     }
     st = bn_train_model_new(&m, &c, 0, err);
@@ -11688,7 +11687,7 @@ BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, c
         }
     }
     if (!st && opt) opt->step = (int64_t)strtoll(step, NULL, 10);
-    bn_st_close(sf);
+    bn_safetensors_free(sf);
     if (st) {
         if (opt) bn_adamw_free(opt);
         bn_train_model_free(m);

@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
     bn_context *ctx;
     bn_sampler *sampler;
     bn_sampler_params sp = bn_sampler_default_params();
-    bn_token_stream stream;
+    bn_utf8_stream stream;
     bn_error err;
     int32_t *ids, next;
     size_t n_ids, len;
@@ -42,21 +42,21 @@ int main(int argc, char **argv) {
     if (n_ids == 0) return fprintf(stderr, "generate: the prompt has no tokens\n"), 1;
 
     printf("%s", prompt);
-    bn_token_stream_init(&stream, tok, BN_TOK_SKIP_SPECIAL);
+    bn_utf8_stream_init(&stream, tok, BN_TOK_SKIP_SPECIAL);
     for (i = 0; i < (int)n_ids; i++) bn_sampler_accept(sampler, ids[i]);
     if (bn_eval(ctx, 0, ids, (int)n_ids, &err)) return fail(&err); /* the prompt, in one batch */
     for (i = 0; i < n_new; i++) {
         next = bn_sampler_sample(sampler, bn_get_logits(ctx, -1));
         bn_sampler_accept(sampler, next);
-        if (bn_token_stream_push(&stream, next, &piece, &len, &err)) return fail(&err);
+        if (bn_utf8_stream_push(&stream, next, &piece, &len, &err)) return fail(&err);
         fwrite(piece, 1, len, stdout); /* only whole UTF-8 characters */
         fflush(stdout);
         if (bn_eval(ctx, 0, &next, 1, &err)) break; /* one token; stops when the context is full */
     }
-    if (bn_token_stream_flush(&stream, &piece, &len, &err) == BN_OK) fwrite(piece, 1, len, stdout);
+    if (bn_utf8_stream_flush(&stream, &piece, &len, &err) == BN_OK) fwrite(piece, 1, len, stdout);
     printf("\n");
 
-    bn_token_stream_free(&stream);
+    bn_utf8_stream_free(&stream);
     bn_free(ids);
     bn_sampler_free(sampler);
     bn_context_free(ctx);

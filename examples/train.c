@@ -174,7 +174,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "resumed %s at step %lld\n", o.ckpt, (long long)opt.step);
         o.seq = m->cfg.max_seq_len;
     } else {
-        bn_train_config c = bn_train_config_default();
+        bn_train_config c = bn_train_default_config();
         c.vocab_size = d.vocab;
         c.hidden_size = o.dim;
         c.intermediate_size = o.ffn;

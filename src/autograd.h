@@ -1,5 +1,8 @@
 #ifndef BN_PART_AUTOGRAD_H
 #define BN_PART_AUTOGRAD_H
+#include "base.h"
+#include "threads.h"
+#include "ternary_matmul.h"
 /* Tape-based reverse-mode autograd over float tensors: enough to train a small
    BitNet b1.58 transformer with quantization-aware training.
 

@@ -76,7 +76,7 @@ typedef struct bn_error {
 
 BN_EXTERN_C_BEGIN
 /* A short constant name for a status, e.g. "format error". */
-BN_API const char *bn_status_str(bn_status status);
+BN_API const char *bn_status_name(bn_status status);
 /* Fill *err (if not NULL) with a printf-style message; returns status. */
 BN_API bn_status bn_errorf(bn_error *err, bn_status status, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
@@ -133,7 +133,7 @@ BN_MAYBE_UNUSED static void *bn__zalloc(size_t n) {
 
 BN_API void bn_free(void *p) { BN_FREE(p); }
 
-BN_API const char *bn_status_str(bn_status status) {
+BN_API const char *bn_status_name(bn_status status) {
     switch (status) {
     case BN_OK: return "ok";
     case BN_ERR_IO: return "i/o error";

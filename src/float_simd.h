@@ -1,5 +1,8 @@
 #ifndef BN_PART_FLOAT_SIMD_H
 #define BN_PART_FLOAT_SIMD_H
+#include "base.h"
+#include "ternary_matmul.h"
+#include "ternary_simd.h"
 /* The float work of the forward pass outside the matmuls: attention's dot
    products and weighted sums over the KV cache (f32 or f16 rows), RMSNorm's
    sum of squares, activation quantization, and the

@@ -1,5 +1,10 @@
 #ifndef BN_PART_FORWARD_H
 #define BN_PART_FORWARD_H
+#include "base.h"
+#include "threads.h"
+#include "ternary_matmul.h"
+#include "float_simd.h"
+#include "model.h"
 /* A context holds what one or more sequences need to run through a model:
    the KV cache (one slot per sequence), scratch buffers, the thread pool and
    the logits of the last forward.

@@ -1,10 +1,14 @@
 #ifndef BN_PART_GENERATE_H
 #define BN_PART_GENERATE_H
+#include "base.h"
+#include "model.h"
+#include "forward.h"
+#include "sampler.h"
 /* Generation on top of bn_forward: the decode loop with stop conditions and
    streaming text, beam search, and a scheduler that decodes many sequences
    together (continuous batching).
 
-   Text streaming: bn_text_stream holds back what is not yet safe to show -
+   Text streaming: bn_stop_stream holds back what is not yet safe to show -
    the start of a UTF-8 character split across tokens, and any tail that may
    be the beginning of a stop string - and emits the rest as soon as it is. */
 
@@ -17,7 +21,7 @@ BN_EXTERN_C_BEGIN
 BN_API size_t bn_utf8_complete_prefix(const char *s, size_t n);
 BN_EXTERN_C_END
 
-typedef struct bn_text_stream {
+typedef struct bn_stop_stream {
     const char *const *stop; /* stop strings (not copied: keep them alive) */
     int n_stop;
     char *held;   /* text received but not yet emitted */
@@ -25,18 +29,18 @@ typedef struct bn_text_stream {
     char *out;    /* the text returned by the last push / flush */
     size_t cap_out;
     int stopped;  /* a stop string was seen: nothing more is emitted */
-} bn_text_stream;
+} bn_stop_stream;
 
 BN_EXTERN_C_BEGIN
-BN_API void bn_text_stream_init(bn_text_stream *ts, const char *const *stop, int n_stop);
-BN_API void bn_text_stream_free(bn_text_stream *ts);
+BN_API void bn_stop_stream_init(bn_stop_stream *ts, const char *const *stop, int n_stop);
+BN_API void bn_stop_stream_free(bn_stop_stream *ts);
 /* Append n bytes of generated text. *text / *len: what is now safe to show
    (valid until the next call). *stop_hit becomes 1 when a stop string is
    complete: the text before it is returned and the stop string is not. */
-BN_API bn_status bn_text_stream_push(bn_text_stream *ts, const char *bytes, size_t n, const char **text,
+BN_API bn_status bn_stop_stream_push(bn_stop_stream *ts, const char *bytes, size_t n, const char **text,
                                      size_t *len, int *stop_hit, bn_error *err);
 /* Generation ended: return everything still held (unless stopped). */
-BN_API void bn_text_stream_flush(bn_text_stream *ts, const char **text, size_t *len);
+BN_API void bn_stop_stream_flush(bn_stop_stream *ts, const char **text, size_t *len);
 BN_EXTERN_C_END
 
 /* ---- the decode loop ---- */
@@ -111,7 +115,7 @@ BN_EXTERN_C_BEGIN
 BN_API bn_generate_params bn_generate_default_params(void);
 BN_API bn_beam_params bn_beam_default_params(void);
 BN_API void bn_beam_result_free(bn_beam_result *r);
-BN_API const char *bn_stop_reason_str(bn_stop_reason reason);
+BN_API const char *bn_stop_reason_name(bn_stop_reason reason);
 BN_EXTERN_C_END
 
 typedef struct bn_batcher bn_batcher;
@@ -200,13 +204,13 @@ BN_API size_t bn_utf8_complete_prefix(const char *s, size_t n) {
     return n;
 }
 
-BN_API void bn_text_stream_init(bn_text_stream *ts, const char *const *stop, int n_stop) {
+BN_API void bn_stop_stream_init(bn_stop_stream *ts, const char *const *stop, int n_stop) {
     memset(ts, 0, sizeof *ts);
     ts->stop = stop;
     ts->n_stop = stop ? n_stop : 0;
 }
 
-BN_API void bn_text_stream_free(bn_text_stream *ts) {
+BN_API void bn_stop_stream_free(bn_stop_stream *ts) {
     BN_FREE(ts->held);
     BN_FREE(ts->out);
     memset(ts, 0, sizeof *ts);
@@ -228,7 +232,7 @@ static int bn__grow(char **buf, size_t *cap, size_t need) {
    list to look from (start at 0). A NULL or empty entry is skipped here, in
    the one place every use of the list goes through: an empty string never
    ends generation and never holds text back. */
-static int bn__next_stop(const bn_text_stream *ts, int *k, const char **stop, size_t *len) {
+static int bn__next_stop(const bn_stop_stream *ts, int *k, const char **stop, size_t *len) {
     for (; *k < ts->n_stop; (*k)++) {
         const char *s = ts->stop[*k];
         if (s && s[0]) {
@@ -242,7 +246,7 @@ static int bn__next_stop(const bn_text_stream *ts, int *k, const char **stop, si
 }
 
 /* Earliest position where a stop string occurs in s[0..n), and its length; -1 if none. */
-static long bn__find_stop(const bn_text_stream *ts, const char *s, size_t n, size_t *stop_len) {
+static long bn__find_stop(const bn_stop_stream *ts, const char *s, size_t n, size_t *stop_len) {
     long best = -1;
     int k = 0;
     const char *stop;
@@ -261,7 +265,7 @@ static long bn__find_stop(const bn_text_stream *ts, const char *s, size_t n, siz
 
 /* Length of the longest tail of s[0..n) that is the start of some stop string
    (it may still grow into one, so it must not be shown yet). */
-static size_t bn__stop_prefix_tail(const bn_text_stream *ts, const char *s, size_t n) {
+static size_t bn__stop_prefix_tail(const bn_stop_stream *ts, const char *s, size_t n) {
     size_t best = 0, m, t;
     int k = 0;
     const char *stop;
@@ -275,7 +279,7 @@ static size_t bn__stop_prefix_tail(const bn_text_stream *ts, const char *s, size
 }
 
 /* Move the first n held bytes to ts->out. */
-static bn_status bn__emit(bn_text_stream *ts, size_t n, const char **text, size_t *len, bn_error *err) {
+static bn_status bn__emit(bn_stop_stream *ts, size_t n, const char **text, size_t *len, bn_error *err) {
     if (!bn__grow(&ts->out, &ts->cap_out, n + 1)) return bn_errorf(err, BN_ERR_NOMEM, "text stream: out of memory");
     memcpy(ts->out, ts->held, n);
     ts->out[n] = 0;
@@ -286,7 +290,7 @@ static bn_status bn__emit(bn_text_stream *ts, size_t n, const char **text, size_
     return BN_OK;
 }
 
-BN_API bn_status bn_text_stream_push(bn_text_stream *ts, const char *bytes, size_t n, const char **text,
+BN_API bn_status bn_stop_stream_push(bn_stop_stream *ts, const char *bytes, size_t n, const char **text,
                                      size_t *len, int *stop_hit, bn_error *err) {
     size_t safe, stop_len = 0, tail;
     long at;
@@ -310,7 +314,7 @@ BN_API bn_status bn_text_stream_push(bn_text_stream *ts, const char *bytes, size
     return bn__emit(ts, safe, text, len, err);
 }
 
-BN_API void bn_text_stream_flush(bn_text_stream *ts, const char **text, size_t *len) {
+BN_API void bn_stop_stream_flush(bn_stop_stream *ts, const char **text, size_t *len) {
     *text = "";
     *len = 0;
     if (ts->stopped || ts->n_held == 0) return;
@@ -321,7 +325,7 @@ BN_API void bn_text_stream_flush(bn_text_stream *ts, const char **text, size_t *
     }
 }
 
-BN_API const char *bn_stop_reason_str(bn_stop_reason reason) {
+BN_API const char *bn_stop_reason_name(bn_stop_reason reason) {
     switch (reason) {
     case BN_STOP_NONE: return "none";
     case BN_STOP_EOS: return "eos";
@@ -388,7 +392,7 @@ typedef struct bn__gen {
     const bn_generate_params *p;
     const int32_t *eos;
     int n_eos;
-    bn_text_stream ts;
+    bn_stop_stream ts;
     int32_t prev;
 } bn__gen;
 
@@ -401,7 +405,7 @@ static bn_status bn__gen_emit(bn__gen *g, int32_t token, int is_eos, bn_stop_rea
     if (g->p->token_text && !is_eos) {
         size_t n = 0;
         const char *piece = g->p->token_text(g->p->token_text_user, token, g->prev, &n);
-        bn_status st = bn_text_stream_push(&g->ts, piece ? piece : "", piece ? n : 0, &text, &len, &stop_hit, err);
+        bn_status st = bn_stop_stream_push(&g->ts, piece ? piece : "", piece ? n : 0, &text, &len, &stop_hit, err);
         if (st) return st;
         if (stop_hit) *reason = BN_STOP_STRING;
     }
@@ -435,7 +439,7 @@ BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, cons
     if (n_prompt <= 0 || !prompt)
         return bn_errorf(err, BN_ERR_ARG, "generate: needs at least one prompt token (to continue a sequence, pass "
                                           "the last token sampled: it is not in the cache yet)");
-    bn_text_stream_init(&g.ts, g.p->stop, g.p->n_stop);
+    bn_stop_stream_init(&g.ts, g.p->stop, g.p->n_stop);
     st = bn__gen_prompt(&g, prompt, n_prompt, err);
     r.n_prompt = st ? 0 : n_prompt;
     r.prompt_s = bn_time_s() - t0;
@@ -470,10 +474,10 @@ BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, cons
     if (!st && r.reason != BN_STOP_STRING && g.p->on_token) {
         const char *text;
         size_t len;
-        bn_text_stream_flush(&g.ts, &text, &len);
+        bn_stop_stream_flush(&g.ts, &text, &len);
         g.p->on_token(g.p->user, -1, text, len);
     }
-    bn_text_stream_free(&g.ts);
+    bn_stop_stream_free(&g.ts);
     r.gen_s = bn_time_s() - t0;
     if (res) *res = r;
     return st;

@@ -1,5 +1,6 @@
 #ifndef BN_PART_JSON_H
 #define BN_PART_JSON_H
+#include "base.h"
 /* A small, strict JSON parser (RFC 8259) that builds a read-only tree.
    Used for config.json, SafeTensors headers and tokenizer.json (9 MB, ~700k
    values), so it is one pass, allocation-light and bounded in depth.

@@ -1,5 +1,9 @@
 #ifndef BN_PART_MODEL_H
 #define BN_PART_MODEL_H
+#include "base.h"
+#include "json.h"
+#include "safetensors.h"
+#include "ternary_matmul.h"
 /* A loaded model: its configuration (from config.json) and its weights in the
    layouts the kernels want. Read-only once loaded: one model can serve many
    contexts on many threads.
@@ -286,8 +290,8 @@ BN_API bn_status bn_config_parse(bn_config *cfg, const char *config_json, const 
 
 /* A tensor the architecture needs, with the expected dtype class and shape. */
 static bn_status bn__need(const bn_safetensors *st, const char *name, int n_dims, int64_t d0, int64_t d1,
-                          const bn_st_tensor **out, bn_error *err) {
-    const bn_st_tensor *t = bn_st_find(st, name);
+                          const bn_safetensors_tensor **out, bn_error *err) {
+    const bn_safetensors_tensor *t = bn_safetensors_find(st, name);
     *out = NULL;
     if (!t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", st->files[0].path, name);
     if (t->n_dims != n_dims || t->shape[0] != d0 || (n_dims > 1 && t->shape[1] != d1)) {
@@ -307,14 +311,14 @@ static bn_status bn__need(const bn_safetensors *st, const char *name, int n_dims
 static int bn__is_float(bn_dtype d) { return d == BN_DTYPE_F32 || d == BN_DTYPE_F16 || d == BN_DTYPE_BF16; }
 
 /* May the load allocate n bytes for tensor t (keep: for good; else a temporary)? */
-static bn_status bn__model_take(bn_model *m, const bn_st_tensor *t, size_t n, int keep, bn_error *err) {
+static bn_status bn__model_take(bn_model *m, const bn_safetensors_tensor *t, size_t n, int keep, bn_error *err) {
     char what[BN_ERROR_MSG_MAX / 2];
     snprintf(what, sizeof what, "%s: tensor '%s'", m->st->files[t->file].path, t->name);
     return bn__budget_take(&m->budget, n, keep, what, err);
 }
 
 /* A norm weight [n] of a float type. */
-static bn_status bn__check_norm(const bn_model *m, const char *name, int n, const bn_st_tensor **t, bn_error *err) {
+static bn_status bn__check_norm(const bn_model *m, const char *name, int n, const bn_safetensors_tensor **t, bn_error *err) {
     bn_status s = bn__need(m->st, name, 1, n, 0, t, err);
     if (s) return s;
     if (!bn__is_float((*t)->dtype))
@@ -325,13 +329,13 @@ static bn_status bn__check_norm(const bn_model *m, const char *name, int n, cons
 
 /* A norm weight as a new f32 array (out NULL: only check the tensor). */
 static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out, bn_error *err) {
-    const bn_st_tensor *t;
+    const bn_safetensors_tensor *t;
     bn_status s = bn__check_norm(m, name, n, &t, err);
     if (!s && out) s = bn__model_take(m, t, sizeof(float) * (size_t)n, 1, err);
     if (s || !out) return s;
     *out = BN_ALLOC(float, n);
     if (!*out) return bn_errorf(err, BN_ERR_NOMEM, "out of memory for '%s'", name);
-    return bn_st_read_f32(t, *out, err);
+    return bn_safetensors_read_f32(t, *out, err);
 }
 
 /* Drop the pages of bytes [p, p + n) of tensor t's mapped file from this
@@ -344,7 +348,7 @@ static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out
 #if defined(BN__HUGE_PAGES) && !defined(BITNET_NO_MMAP)
 #define BN__ADVISE_FILE_PAGES 1 /* madvise is declared and tensors may live in mapped files */
 #endif
-static void bn__release_pages(const bn_model *m, const bn_st_tensor *t, const void *p, size_t n) {
+static void bn__release_pages(const bn_model *m, const bn_safetensors_tensor *t, const void *p, size_t n) {
 #if defined(BN__ADVISE_FILE_PAGES)
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
@@ -363,7 +367,7 @@ static void bn__release_pages(const bn_model *m, const bn_st_tensor *t, const vo
    from the file's 4 KB page-cache pages. It goes about 64 MB of rows at a
    time, and when src lies in tensor t's mapped file, each piece's file
    pages are dropped once copied, so the RSS never holds both. */
-static bn_status bn__fmat_tile_from(bn_model *m, const bn_st_tensor *t, const void *src, bn_ftype type, bn_fmat *out,
+static bn_status bn__fmat_tile_from(bn_model *m, const bn_safetensors_tensor *t, const void *src, bn_ftype type, bn_fmat *out,
                                     bn_error *err) {
     size_t esize = bn__ftype_size(type), row_bytes = esize * (size_t)out->cols,
            nbytes = bn__fmat_tiled_bytes(out->rows, out->cols, type),
@@ -416,8 +420,8 @@ static void *bn__fmat_convert(const float *f, bn_ftype type, bn_fmat *out) {
 
 /* A bf16/f16/f32 rows x cols tensor as a tiled bn_fmat of its own type, or of
    p->head_type when the caller asks for another (converted through f32). */
-static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out, const bn_model_params *p, bn_error *err) {
-    size_t n = (size_t)bn_st_numel(t);
+static bn_status bn__load_fmat(bn_model *m, const bn_safetensors_tensor *t, bn_fmat *out, const bn_model_params *p, bn_error *err) {
+    size_t n = (size_t)bn_safetensors_numel(t);
     bn_ftype disk;
     float *f;
     void *converted;
@@ -437,7 +441,7 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
         return s;
     f = BN_ALLOC(float, n);
     if (!f) return bn_errorf(err, BN_ERR_NOMEM, "out of memory converting '%s'", t->name);
-    if ((s = bn_st_read_f32(t, f, err))) {
+    if ((s = bn_safetensors_read_f32(t, f, err))) {
         BN_FREE(f);
         return s;
     }
@@ -455,14 +459,14 @@ static bn_status bn__load_fmat(bn_model *m, const bn_st_tensor *t, bn_fmat *out,
 
 /* bf16/f32 master weights, quantized as HF's online AutoBitLinear does:
    s = 1 / max(mean|W|, 1e-5), Wq = clamp(round(W * s), -1, 1), W ~ Wq / s. */
-static bn_status bn__quantize_master(const bn_st_tensor *t, int rows, int cols, bn_tmat *out, bn_tlayout layout,
+static bn_status bn__quantize_master(const bn_safetensors_tensor *t, int rows, int cols, bn_tmat *out, bn_tlayout layout,
                                      bn__tarena *arena, bn_error *err) {
     size_t n = (size_t)rows * cols;
     float *w = BN_ALLOC(float, n), s;
     int8_t *q = BN_ALLOC(int8_t, n);
     bn_status st = BN_OK;
     if (!w || !q) st = bn_errorf(err, BN_ERR_NOMEM, "out of memory quantizing '%s'", t->name);
-    if (!st) st = bn_st_read_f32(t, w, err);
+    if (!st) st = bn_safetensors_read_f32(t, w, err);
     if (!st) {
         s = bn_ternarize(w, n, q);
         st = bn__tmat_pack_in(out, q, rows, cols, 1.0f / s, layout, arena, err);
@@ -474,7 +478,7 @@ static bn_status bn__quantize_master(const bn_st_tensor *t, int rows, int cols, 
 
 /* Packed uint8 [ceil(rows/4), cols]: byte [r, c] holds the codes (value + 1)
    of rows r + i * ceil(rows/4), i = 0..3, in bits 2i..2i+1. */
-static bn_status bn__unpack_codes(const bn_safetensors *st, const bn_st_tensor *t, int rows, int cols, int8_t *q,
+static bn_status bn__unpack_codes(const bn_safetensors *st, const bn_safetensors_tensor *t, int rows, int cols, int8_t *q,
                                   bn_error *err) {
     int prow = (rows + 3) / 4, r, c, i;
     const uint8_t *b = (const uint8_t *)t->data;
@@ -499,11 +503,11 @@ static bn_status bn__unpack_codes(const bn_safetensors *st, const bn_st_tensor *
    with "<prefix>.weight_scale", one positive float (*scale gets it; *ts is
    NULL for master weights). */
 static bn_status bn__check_linear(const bn_model *m, const char *name, const char *sname, int rows, int cols,
-                                  const bn_st_tensor **t, const bn_st_tensor **ts, float *scale, bn_error *err) {
+                                  const bn_safetensors_tensor **t, const bn_safetensors_tensor **ts, float *scale, bn_error *err) {
     const char *path;
     bn_status s;
     *ts = NULL;
-    *t = bn_st_find(m->st, name);
+    *t = bn_safetensors_find(m->st, name);
     if (!*t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing", m->st->files[0].path, name);
     path = m->st->files[(*t)->file].path;
     if (bn__is_float((*t)->dtype)) return bn__need(m->st, name, 2, rows, cols, t, err);
@@ -511,12 +515,12 @@ static bn_status bn__check_linear(const bn_model *m, const char *name, const cha
         return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected BF16/F16/F32 master or U8 packed",
                          path, name, bn_dtype_name((*t)->dtype));
     if ((s = bn__need(m->st, name, 2, (rows + 3) / 4, cols, t, err))) return s;
-    *ts = bn_st_find(m->st, sname);
+    *ts = bn_safetensors_find(m->st, sname);
     if (!*ts) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is missing (packed weights need it)", path, sname);
     path = m->st->files[(*ts)->file].path;
-    if (bn_st_numel(*ts) != 1 || !bn__is_float((*ts)->dtype))
+    if (bn_safetensors_numel(*ts) != 1 || !bn__is_float((*ts)->dtype))
         return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor '%s' must hold one float", path, sname);
-    if ((s = bn_st_read_f32(*ts, scale, err))) return s;
+    if ((s = bn_safetensors_read_f32(*ts, scale, err))) return s;
     if (!(*scale > 0.0f) || !isfinite(*scale))
         return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s' = %g is not a positive number", path, sname, (double)*scale);
     return BN_OK;
@@ -527,7 +531,7 @@ static bn_status bn__check_linear(const bn_model *m, const char *name, const cha
 static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int cols, bn_tmat *out,
                                  const bn_model_params *p, bn_error *err) {
     char name[256], sname[256];
-    const bn_st_tensor *t, *ts;
+    const bn_safetensors_tensor *t, *ts;
     float scale = 1.0f;
     bn_status s;
     snprintf(name, sizeof name, "%s.weight", prefix);
@@ -621,7 +625,7 @@ static size_t bn__layer_packed_bytes(const bn_config *c, bn_tlayout layout) {
    a config that claims more than the file holds fails here, cheaply. */
 static bn_status bn__check_tensors(bn_model *m, const bn_model_params *p, bn_error *err) {
     const bn_config *c = &m->config;
-    const bn_st_tensor *t;
+    const bn_safetensors_tensor *t;
     bn_status s;
     int l;
     if ((s = bn__need(m->st, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, &t, err)) ||
@@ -636,7 +640,7 @@ static bn_status bn__check_tensors(bn_model *m, const bn_model_params *p, bn_err
 
 static bn_status bn__load_weights(bn_model *m, const bn_model_params *p, bn_error *err) {
     const bn_config *c = &m->config;
-    const bn_st_tensor *t;
+    const bn_safetensors_tensor *t;
     bn_model_params embed_p = *p;
     bn_status s;
     int l;
@@ -690,7 +694,7 @@ static bn_status bn__model_load(bn_model *m, const char *path, const bn_model_pa
     if ((s = bn_read_file(cfg_path, &cfg_text, NULL, err))) goto done;
     if (bn__file_exists(gen_path) && (s = bn_read_file(gen_path, &gen_text, NULL, err))) goto done;
     if ((s = bn_config_parse(&m->config, cfg_text, gen_text, cfg_path, err))) goto done;
-    if ((s = bn_st_open(&m->st, path, err))) goto done;
+    if ((s = bn_safetensors_load(&m->st, path, err))) goto done;
     s = bn__load_weights(m, p, err);
 done:
     BN_FREE(dir);
@@ -742,7 +746,7 @@ BN_API void bn_model_free(bn_model *m) {
     BN_FREE(m->final_norm);
     bn_fmat_free(&m->lm_head);
     bn_fmat_free(&m->embed);
-    bn_st_close(m->st);
+    bn_safetensors_free(m->st);
     BN_FREE(m);
 }
 

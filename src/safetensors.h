@@ -1,5 +1,7 @@
 #ifndef BN_PART_SAFETENSORS_H
 #define BN_PART_SAFETENSORS_H
+#include "base.h"
+#include "json.h"
 /* SafeTensors reader and writer.
 
    A .safetensors file is: 8 bytes little-endian header length N, N bytes of
@@ -9,10 +11,10 @@
    every entry before anyone touches the data, so a bad file gives an error
    naming the file, the tensor and the byte offset, never a crash.
 
-   bn_st_open accepts a .safetensors file, a sharded
+   bn_safetensors_load accepts a .safetensors file, a sharded
    model.safetensors.index.json, or a folder holding either. Tensors of every
    shard appear in one list. Tensor data may be unaligned inside the map: read
-   it with memcpy or bn_st_read_f32 unless you checked the alignment. */
+   it with memcpy or bn_safetensors_read_f32 unless you checked the alignment. */
 
 typedef enum bn_dtype {
     BN_DTYPE_F32 = 0,
@@ -27,53 +29,53 @@ typedef enum bn_dtype {
     BN_DTYPE_BOOL
 } bn_dtype;
 
-#define BN_ST_MAX_DIMS 8
-#define BN_ST_MAX_HEADER (100u * 1024u * 1024u) /* larger headers are refused */
+#define BN_SAFETENSORS_MAX_DIMS 8
+#define BN_SAFETENSORS_MAX_HEADER (100u * 1024u * 1024u) /* larger headers are refused */
 
-typedef struct bn_st_tensor {
+typedef struct bn_safetensors_tensor {
     const char *name;
     bn_dtype dtype;
     int n_dims;
-    int64_t shape[BN_ST_MAX_DIMS];
+    int64_t shape[BN_SAFETENSORS_MAX_DIMS];
     const void *data; /* reader: points into the mapped file; writer: the caller's data */
     size_t nbytes;    /* reader: bytes in the file; writer: ignored (computed) */
     int file;         /* reader: index into bn_safetensors.files */
     size_t offset;    /* reader: absolute byte offset of the data in its file */
-} bn_st_tensor;
+} bn_safetensors_tensor;
 
-typedef struct bn_st_file {
+typedef struct bn_safetensors_file {
     char *path;
     const uint8_t *bytes; /* the whole file */
     size_t size;
     void *handle_;        /* internal: mapping or owned buffer */
     int mapped_;
-} bn_st_file;
+} bn_safetensors_file;
 
 typedef struct bn_safetensors {
     int n_tensors;
-    bn_st_tensor *tensors; /* sorted by name */
+    bn_safetensors_tensor *tensors; /* sorted by name */
     int n_files;
-    bn_st_file *files;
+    bn_safetensors_file *files;
     bn_json_doc *headers_;  /* internal: the parsed header of each file (names point into them) */
     size_t bytes_mapped;    /* sum of the file sizes that are mapped (or read) */
 } bn_safetensors;
 
 BN_EXTERN_C_BEGIN
-BN_API bn_status bn_st_open(bn_safetensors **out, const char *path, bn_error *err);
+BN_API bn_status bn_safetensors_load(bn_safetensors **out, const char *path, bn_error *err);
 /* The same for one SafeTensors file already in memory (weights embedded in
    a program, a file received over a network): bytes[0..size) is validated as
-   bn_st_open validates a file; tensors point into it, so it must outlive st.
+   bn_safetensors_load validates a file; tensors point into it, so it must outlive st.
    `name` stands for the file in errors. */
-BN_API bn_status bn_st_open_memory(bn_safetensors **out, const void *bytes, size_t size, const char *name,
-                                   bn_error *err);
-BN_API void bn_st_close(bn_safetensors *st);
+BN_API bn_status bn_safetensors_load_memory(bn_safetensors **out, const void *bytes, size_t size, const char *name,
+                                            bn_error *err);
+BN_API void bn_safetensors_free(bn_safetensors *st);
 /* The tensor with that name, or NULL. */
-BN_API const bn_st_tensor *bn_st_find(const bn_safetensors *st, const char *name);
+BN_API const bn_safetensors_tensor *bn_safetensors_find(const bn_safetensors *st, const char *name);
 /* A string from the "__metadata__" object of the first file, or NULL. */
-BN_API const char *bn_st_metadata(const bn_safetensors *st, const char *key);
-BN_API int64_t bn_st_numel(const bn_st_tensor *t);
-/* Convert a float or integer tensor to f32 (out holds bn_st_numel floats). */
-BN_API bn_status bn_st_read_f32(const bn_st_tensor *t, float *out, bn_error *err);
+BN_API const char *bn_safetensors_metadata(const bn_safetensors *st, const char *key);
+BN_API int64_t bn_safetensors_numel(const bn_safetensors_tensor *t);
+/* Convert a float or integer tensor to f32 (out holds bn_safetensors_numel floats). */
+BN_API bn_status bn_safetensors_read_f32(const bn_safetensors_tensor *t, float *out, bn_error *err);
 
 BN_API size_t bn_dtype_size(bn_dtype dtype);
 BN_API const char *bn_dtype_name(bn_dtype dtype); /* "F32", "BF16", ... as in the file format */
@@ -82,7 +84,7 @@ BN_API const char *bn_dtype_name(bn_dtype dtype); /* "F32", "BF16", ... as in th
    is NULL or a NULL-terminated list of key, value strings, e.g.
    {"format", "pt", NULL}. The header is padded to a multiple of 8 bytes so
    the data section is aligned, as the reference implementation does. */
-BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int n, const char *const *metadata,
+BN_API bn_status bn_safetensors_write(const char *path, const bn_safetensors_tensor *tensors, int n, const char *const *metadata,
                              bn_error *err);
 BN_EXTERN_C_END
 
@@ -116,7 +118,7 @@ static int bn__dtype_parse(const bn_json *v, bn_dtype *out) {
     return 0;
 }
 
-BN_API int64_t bn_st_numel(const bn_st_tensor *t) {
+BN_API int64_t bn_safetensors_numel(const bn_safetensors_tensor *t) {
     int64_t n = 1;
     int i;
     for (i = 0; i < t->n_dims; i++) n *= t->shape[i];
@@ -128,7 +130,7 @@ BN_API int64_t bn_st_numel(const bn_st_tensor *t) {
    whole file into memory. Each fills f->bytes and f->size. */
 
 #if defined(BITNET_NO_MMAP)
-static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
+static bn_status bn__file_map(bn_safetensors_file *f, bn_error *err) {
     char *data;
     size_t len;
     bn_status st = bn_read_file(f->path, &data, &len, err);
@@ -139,9 +141,9 @@ static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
     f->mapped_ = 0;
     return BN_OK;
 }
-static void bn__file_unmap(bn_st_file *f) { BN_FREE(f->handle_); }
+static void bn__file_unmap(bn_safetensors_file *f) { BN_FREE(f->handle_); }
 #elif defined(_WIN32)
-static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
+static bn_status bn__file_map(bn_safetensors_file *f, bn_error *err) {
     HANDLE h, m;
     LARGE_INTEGER size;
     void *p;
@@ -168,11 +170,11 @@ static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
     f->mapped_ = 1;
     return BN_OK;
 }
-static void bn__file_unmap(bn_st_file *f) {
+static void bn__file_unmap(bn_safetensors_file *f) {
     if (f->handle_) UnmapViewOfFile(f->handle_);
 }
 #else
-static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
+static bn_status bn__file_map(bn_safetensors_file *f, bn_error *err) {
     struct stat sb;
     void *p;
     int fd = open(f->path, O_RDONLY);
@@ -195,7 +197,7 @@ static bn_status bn__file_map(bn_st_file *f, bn_error *err) {
     f->mapped_ = 1;
     return BN_OK;
 }
-static void bn__file_unmap(bn_st_file *f) {
+static void bn__file_unmap(bn_safetensors_file *f) {
     if (f->handle_) munmap(f->handle_, f->size);
 }
 #endif
@@ -217,18 +219,18 @@ static int bn__json_u53(const bn_json *v, uint64_t *out) {
     return 1;
 }
 
-static int bn__st_cmp_offset(const void *a, const void *b) {
-    const bn_st_tensor *x = (const bn_st_tensor *)a, *y = (const bn_st_tensor *)b;
+static int bn__safetensors_cmp_offset(const void *a, const void *b) {
+    const bn_safetensors_tensor *x = (const bn_safetensors_tensor *)a, *y = (const bn_safetensors_tensor *)b;
     return x->offset < y->offset ? -1 : x->offset > y->offset ? 1 : (x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes);
 }
 
-static int bn__st_cmp_name(const void *a, const void *b) {
-    return strcmp(((const bn_st_tensor *)a)->name, ((const bn_st_tensor *)b)->name);
+static int bn__safetensors_cmp_name(const void *a, const void *b) {
+    return strcmp(((const bn_safetensors_tensor *)a)->name, ((const bn_safetensors_tensor *)b)->name);
 }
 
 /* Parse one tensor entry of file `fi` into *t (offsets relative to the data section). */
-static bn_status bn__st_parse_entry(const bn_st_file *f, int fi, const bn_json *e, uint64_t data_size,
-                                    bn_st_tensor *t, bn_error *err) {
+static bn_status bn__safetensors_parse_entry(const bn_safetensors_file *f, int fi, const bn_json *e, uint64_t data_size,
+                                    bn_safetensors_tensor *t, bn_error *err) {
     const bn_json *dt = bn_json_get(e, "dtype"), *shape = bn_json_get(e, "shape"), *offs = bn_json_get(e, "data_offsets");
     uint64_t begin, end, numel = 1, nbytes;
     int d;
@@ -243,9 +245,9 @@ static bn_status bn__st_parse_entry(const bn_st_file *f, int fi, const bn_json *
         return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: tensor '%s': unknown dtype '%s'", f->path, e->key, dt->str);
     if (!shape || shape->type != BN_JSON_ARRAY)
         return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s': missing \"shape\" array", f->path, e->key);
-    if (shape->len > BN_ST_MAX_DIMS)
+    if (shape->len > BN_SAFETENSORS_MAX_DIMS)
         return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: tensor '%s': %d dimensions (at most %d)", f->path, e->key,
-                         shape->len, BN_ST_MAX_DIMS);
+                         shape->len, BN_SAFETENSORS_MAX_DIMS);
     t->n_dims = shape->len;
     for (d = 0; d < shape->len; d++) {
         uint64_t dim;
@@ -277,16 +279,16 @@ static bn_status bn__st_parse_entry(const bn_st_file *f, int fi, const bn_json *
 }
 
 /* Validate file f (already mapped) and append its tensors to *list. */
-static bn_status bn__st_parse_file(bn_st_file *f, int fi, bn_json_doc *doc, bn_st_tensor **list, int *n_list,
+static bn_status bn__safetensors_parse_file(bn_safetensors_file *f, int fi, bn_json_doc *doc, bn_safetensors_tensor **list, int *n_list,
                                    bn_error *err) {
     uint64_t hlen, data_start, data_size;
     const bn_json *root;
-    bn_st_tensor *ts;
+    bn_safetensors_tensor *ts;
     int i, n = 0, base = *n_list;
     bn_status st;
     if (f->size < 8) return bn_errorf(err, BN_ERR_FORMAT, "%s: %lu bytes is too short for a SafeTensors file", f->path, (unsigned long)f->size);
     hlen = bn__le64(f->bytes);
-    if (hlen > BN_ST_MAX_HEADER)
+    if (hlen > BN_SAFETENSORS_MAX_HEADER)
         return bn_errorf(err, BN_ERR_FORMAT, "%s: header length %llu is over the 100 MB limit", f->path, (unsigned long long)hlen);
     if (hlen > f->size - 8)
         return bn_errorf(err, BN_ERR_FORMAT, "%s: header length %llu is larger than the file (%lu bytes)", f->path,
@@ -309,7 +311,7 @@ static bn_status bn__st_parse_file(bn_st_file *f, int fi, bn_json_doc *doc, bn_s
         }
         n++;
     }
-    ts = (bn_st_tensor *)BN_REALLOC(*list, sizeof(bn_st_tensor) * (size_t)(base + n + 1));
+    ts = (bn_safetensors_tensor *)BN_REALLOC(*list, sizeof(bn_safetensors_tensor) * (size_t)(base + n + 1));
     if (!ts) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory for %d tensors", f->path, n);
     *list = ts;
     for (i = 0; i < root->len; i++) {
@@ -317,12 +319,12 @@ static bn_status bn__st_parse_file(bn_st_file *f, int fi, bn_json_doc *doc, bn_s
         if (e->key_len == 12 && memcmp(e->key, "__metadata__", 12) == 0) continue;
         if ((size_t)e->key_len != strlen(e->key))
             return bn_errorf(err, BN_ERR_FORMAT, "%s: a tensor name contains a NUL character", f->path);
-        st = bn__st_parse_entry(f, fi, e, data_size, &ts[*n_list], err);
+        st = bn__safetensors_parse_entry(f, fi, e, data_size, &ts[*n_list], err);
         if (st) return st;
         (*n_list)++;
     }
     /* No two tensors may share bytes: sort by offset and compare neighbours. */
-    qsort(ts + base, (size_t)n, sizeof *ts, bn__st_cmp_offset);
+    qsort(ts + base, (size_t)n, sizeof *ts, bn__safetensors_cmp_offset);
     for (i = base + 1; i < base + n; i++)
         if (ts[i].nbytes && ts[i - 1].offset + ts[i - 1].nbytes > ts[i].offset)
             return bn_errorf(err, BN_ERR_FORMAT, "%s: tensors '%s' [%lu, %lu) and '%s' [%lu, %lu) overlap", f->path,
@@ -358,7 +360,7 @@ static char *bn__dirname(const char *path) {
 }
 
 /* Collect the distinct shard file names of an index's weight_map, in order of appearance. */
-static bn_status bn__st_index_shards(const char *index_path, const bn_json *map, char ***names, int *n, bn_error *err) {
+static bn_status bn__safetensors_index_shards(const char *index_path, const bn_json *map, char ***names, int *n, bn_error *err) {
     int i, j;
     *names = BN_ALLOC(char *, map->len + 1);
     *n = 0;
@@ -375,30 +377,30 @@ static bn_status bn__st_index_shards(const char *index_path, const bn_json *map,
     return BN_OK;
 }
 
-static bn_status bn__st_open_files(bn_safetensors *st, char **paths, int n, bn_error *err) {
+static bn_status bn__safetensors_open_files(bn_safetensors *st, char **paths, int n, bn_error *err) {
     int i;
     bn_status s;
-    st->files = BN_ZALLOC(bn_st_file, n);
+    st->files = BN_ZALLOC(bn_safetensors_file, n);
     st->headers_ = BN_ZALLOC(bn_json_doc, n);
     if (!st->files || !st->headers_) return bn_errorf(err, BN_ERR_NOMEM, "out of memory opening %d files", n);
     for (i = 0; i < n; i++) {
-        bn_st_file *f = &st->files[i];
+        bn_safetensors_file *f = &st->files[i];
         f->path = paths[i];
         paths[i] = NULL;
         st->n_files = i + 1;
         s = bn__file_map(f, err);
         if (s) return s;
         st->bytes_mapped += f->size;
-        s = bn__st_parse_file(f, i, &st->headers_[i], &st->tensors, &st->n_tensors, err);
+        s = bn__safetensors_parse_file(f, i, &st->headers_[i], &st->tensors, &st->n_tensors, err);
         if (s) return s;
     }
     return BN_OK;
 }
 
-/* Sort the tensors by name for bn_st_find; a name may appear only once. */
-static bn_status bn__st_sort_names(bn_safetensors *st, bn_error *err) {
+/* Sort the tensors by name for bn_safetensors_find; a name may appear only once. */
+static bn_status bn__safetensors_sort_names(bn_safetensors *st, bn_error *err) {
     int i;
-    qsort(st->tensors, (size_t)st->n_tensors, sizeof *st->tensors, bn__st_cmp_name);
+    qsort(st->tensors, (size_t)st->n_tensors, sizeof *st->tensors, bn__safetensors_cmp_name);
     for (i = 1; i < st->n_tensors; i++)
         if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0)
             return bn_errorf(err, BN_ERR_FORMAT, "%s: tensor '%s' appears twice (also in %s)",
@@ -408,10 +410,10 @@ static bn_status bn__st_sort_names(bn_safetensors *st, bn_error *err) {
 }
 
 /* Every tensor of the weight_map must be in the shard it names. */
-static bn_status bn__st_check_index(const bn_safetensors *st, const char *index_path, const bn_json *map, bn_error *err) {
+static bn_status bn__safetensors_check_index(const bn_safetensors *st, const char *index_path, const bn_json *map, bn_error *err) {
     int i;
     for (i = 0; i < map->len; i++) {
-        const bn_st_tensor *t = bn_st_find(st, map->child[i].key);
+        const bn_safetensors_tensor *t = bn_safetensors_find(st, map->child[i].key);
         const char *shard = st->files[t ? t->file : 0].path;
         if (!t || !bn__ends_with(shard, map->child[i].str))
             return bn_errorf(err, BN_ERR_MISSING, "%s: tensor '%s' is not in shard '%s'", index_path, map->child[i].key,
@@ -420,7 +422,7 @@ static bn_status bn__st_check_index(const bn_safetensors *st, const char *index_
     return BN_OK;
 }
 
-static bn_status bn__st_open(bn_safetensors *st, const char *path, bn_error *err) {
+static bn_status bn__safetensors_open(bn_safetensors *st, const char *path, bn_error *err) {
     char *file = NULL, *index = NULL, **paths = NULL, **names = NULL, *dir = NULL, *text = NULL;
     int i, n = 0;
     bn_json_doc doc;
@@ -453,7 +455,7 @@ static bn_status bn__st_open(bn_safetensors *st, const char *path, bn_error *err
         paths[0] = file;
         file = NULL;
         n = 1;
-        if ((s = bn__st_open_files(st, paths, n, err)) == BN_OK) s = bn__st_sort_names(st, err);
+        if ((s = bn__safetensors_open_files(st, paths, n, err)) == BN_OK) s = bn__safetensors_sort_names(st, err);
         goto done;
     }
     /* An index: {"metadata": {...}, "weight_map": {"tensor": "shard file"}} */
@@ -464,15 +466,15 @@ static bn_status bn__st_open(bn_safetensors *st, const char *path, bn_error *err
         s = bn_errorf(err, BN_ERR_FORMAT, "%s: no \"weight_map\" object", index);
         goto done;
     }
-    if ((s = bn__st_index_shards(index, map, &names, &n, err)) != BN_OK) goto done;
+    if ((s = bn__safetensors_index_shards(index, map, &names, &n, err)) != BN_OK) goto done;
     dir = bn__dirname(index);
     paths = BN_ZALLOC(char *, n);
     if (!dir || !paths) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
     for (i = 0; i < n; i++)
         if (!(paths[i] = bn__path_join(dir, names[i]))) { s = bn_errorf(err, BN_ERR_NOMEM, "out of memory"); goto done; }
-    if ((s = bn__st_open_files(st, paths, n, err)) != BN_OK) goto done;
-    if ((s = bn__st_sort_names(st, err)) != BN_OK) goto done;
-    s = bn__st_check_index(st, index, map, err);
+    if ((s = bn__safetensors_open_files(st, paths, n, err)) != BN_OK) goto done;
+    if ((s = bn__safetensors_sort_names(st, err)) != BN_OK) goto done;
+    s = bn__safetensors_check_index(st, index, map, err);
 done:
     if (paths)
         for (i = 0; i < n; i++) BN_FREE(paths[i]);
@@ -486,52 +488,52 @@ done:
     return s;
 }
 
-BN_API bn_status bn_st_open(bn_safetensors **out, const char *path, bn_error *err) {
+BN_API bn_status bn_safetensors_load(bn_safetensors **out, const char *path, bn_error *err) {
     bn_safetensors *st;
     bn_status s;
     *out = NULL;
-    if (!path) return bn_errorf(err, BN_ERR_ARG, "bn_st_open: path is NULL");
+    if (!path) return bn_errorf(err, BN_ERR_ARG, "bn_safetensors_load: path is NULL");
     st = BN_ZALLOC(bn_safetensors, 1);
     if (!st) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", path);
-    s = bn__st_open(st, path, err);
+    s = bn__safetensors_open(st, path, err);
     if (s) {
-        bn_st_close(st);
+        bn_safetensors_free(st);
         return s;
     }
     *out = st;
     return BN_OK;
 }
 
-BN_API bn_status bn_st_open_memory(bn_safetensors **out, const void *bytes, size_t size, const char *name,
-                                   bn_error *err) {
+BN_API bn_status bn_safetensors_load_memory(bn_safetensors **out, const void *bytes, size_t size, const char *name,
+                                            bn_error *err) {
     bn_safetensors *st;
     bn_status s;
     *out = NULL;
-    if (!bytes && size) return bn_errorf(err, BN_ERR_ARG, "bn_st_open_memory: bytes is NULL");
+    if (!bytes && size) return bn_errorf(err, BN_ERR_ARG, "bn_safetensors_load_memory: bytes is NULL");
     if (!name) name = "(memory)";
     st = BN_ZALLOC(bn_safetensors, 1);
     if (!st) return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", name);
-    st->files = BN_ZALLOC(bn_st_file, 1);
+    st->files = BN_ZALLOC(bn_safetensors_file, 1);
     st->headers_ = BN_ZALLOC(bn_json_doc, 1);
     if (st->files) st->files[0].path = bn__strndup(name, strlen(name));
     if (!st->files || !st->headers_ || !st->files[0].path) {
-        bn_st_close(st);
+        bn_safetensors_free(st);
         return bn_errorf(err, BN_ERR_NOMEM, "%s: out of memory", name);
     }
     st->n_files = 1;
     st->files[0].bytes = bytes ? (const uint8_t *)bytes : (const uint8_t *)""; /* not owned: handle_ stays NULL */
     st->files[0].size = size;
-    s = bn__st_parse_file(&st->files[0], 0, &st->headers_[0], &st->tensors, &st->n_tensors, err);
-    if (!s) s = bn__st_sort_names(st, err);
+    s = bn__safetensors_parse_file(&st->files[0], 0, &st->headers_[0], &st->tensors, &st->n_tensors, err);
+    if (!s) s = bn__safetensors_sort_names(st, err);
     if (s) {
-        bn_st_close(st);
+        bn_safetensors_free(st);
         return s;
     }
     *out = st;
     return BN_OK;
 }
 
-BN_API void bn_st_close(bn_safetensors *st) {
+BN_API void bn_safetensors_free(bn_safetensors *st) {
     int i;
     if (!st) return;
     for (i = 0; i < st->n_files; i++) {
@@ -545,7 +547,7 @@ BN_API void bn_st_close(bn_safetensors *st) {
     BN_FREE(st);
 }
 
-BN_API const bn_st_tensor *bn_st_find(const bn_safetensors *st, const char *name) {
+BN_API const bn_safetensors_tensor *bn_safetensors_find(const bn_safetensors *st, const char *name) {
     int lo = 0, hi = st ? st->n_tensors - 1 : -1;
     while (lo <= hi) { /* tensors are sorted by name */
         int mid = lo + (hi - lo) / 2, c = strcmp(st->tensors[mid].name, name);
@@ -556,13 +558,13 @@ BN_API const bn_st_tensor *bn_st_find(const bn_safetensors *st, const char *name
     return NULL;
 }
 
-BN_API const char *bn_st_metadata(const bn_safetensors *st, const char *key) {
+BN_API const char *bn_safetensors_metadata(const bn_safetensors *st, const char *key) {
     if (!st || st->n_files == 0) return NULL;
     return bn_json_string(bn_json_get(st->headers_[0].root, "__metadata__"), key, NULL);
 }
 
-BN_API bn_status bn_st_read_f32(const bn_st_tensor *t, float *out, bn_error *err) {
-    size_t i, n = (size_t)bn_st_numel(t), sz = bn_dtype_size(t->dtype);
+BN_API bn_status bn_safetensors_read_f32(const bn_safetensors_tensor *t, float *out, bn_error *err) {
+    size_t i, n = (size_t)bn_safetensors_numel(t), sz = bn_dtype_size(t->dtype);
     const uint8_t *p = (const uint8_t *)t->data;
     for (i = 0; i < n; i++, p += sz) {
         uint16_t h;
@@ -624,7 +626,7 @@ static void bn__sbuf_jstr(bn__sbuf *b, const char *s) {
     bn__sbuf_put(b, "\"", 1);
 }
 
-BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int n, const char *const *metadata,
+BN_API bn_status bn_safetensors_write(const char *path, const bn_safetensors_tensor *tensors, int n, const char *const *metadata,
                              bn_error *err) {
     bn__sbuf h;
     FILE *f;
@@ -633,7 +635,7 @@ BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int 
     int i, d, ok;
     char num[64];
     memset(&h, 0, sizeof h);
-    if (!path || n < 0 || (n > 0 && !tensors)) return bn_errorf(err, BN_ERR_ARG, "bn_st_write: bad arguments");
+    if (!path || n < 0 || (n > 0 && !tensors)) return bn_errorf(err, BN_ERR_ARG, "bn_safetensors_write: bad arguments");
     bn__sbuf_str(&h, "{");
     if (metadata && metadata[0]) {
         bn__sbuf_str(&h, "\"__metadata__\":{");
@@ -646,15 +648,15 @@ BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int 
         bn__sbuf_str(&h, "}");
     }
     for (i = 0; i < n; i++) {
-        const bn_st_tensor *t = &tensors[i];
+        const bn_safetensors_tensor *t = &tensors[i];
         uint64_t nbytes;
-        if (!t->name || bn_dtype_size(t->dtype) == 0 || t->n_dims < 0 || t->n_dims > BN_ST_MAX_DIMS ||
-            (bn_st_numel(t) > 0 && !t->data)) {
+        if (!t->name || bn_dtype_size(t->dtype) == 0 || t->n_dims < 0 || t->n_dims > BN_SAFETENSORS_MAX_DIMS ||
+            (bn_safetensors_numel(t) > 0 && !t->data)) {
             BN_FREE(h.s);
             return bn_errorf(err, BN_ERR_ARG, "%s: tensor %d ('%s') has a bad name, dtype, shape or no data", path, i,
                              t->name ? t->name : "(null)");
         }
-        nbytes = (uint64_t)bn_st_numel(t) * bn_dtype_size(t->dtype);
+        nbytes = (uint64_t)bn_safetensors_numel(t) * bn_dtype_size(t->dtype);
         if (i || (metadata && metadata[0])) bn__sbuf_str(&h, ",");
         bn__sbuf_jstr(&h, t->name);
         bn__sbuf_str(&h, ":{\"dtype\":\"");
@@ -684,7 +686,7 @@ BN_API bn_status bn_st_write(const char *path, const bn_st_tensor *tensors, int 
     for (i = 0; i < 8; i++) len8[i] = (uint8_t)(hlen >> (8 * i));
     ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.s, 1, h.len, f) == h.len;
     for (i = 0; ok && i < n; i++) {
-        size_t nbytes = (size_t)bn_st_numel(&tensors[i]) * bn_dtype_size(tensors[i].dtype);
+        size_t nbytes = (size_t)bn_safetensors_numel(&tensors[i]) * bn_dtype_size(tensors[i].dtype);
         ok = nbytes == 0 || fwrite(tensors[i].data, 1, nbytes, f) == nbytes;
     }
     ok = (fclose(f) == 0) && ok;

@@ -1,5 +1,6 @@
 #ifndef BN_PART_SAMPLER_H
 #define BN_PART_SAMPLER_H
+#include "base.h"
 /* Sampler chain: turns one row of logits into the next token.
 
    The chain runs in llama.cpp's order, each step a small function on a list

@@ -1,5 +1,7 @@
 #ifndef BN_PART_TERNARY_MATMUL_H
 #define BN_PART_TERNARY_MATMUL_H
+#include "base.h"
+#include "threads.h"
 /* Matrices the transformer multiplies by, and the kernels that do it.
 
    A ternary linear layer y = W x (W is rows x cols, values in {-1, 0, +1}

@@ -1,5 +1,7 @@
 #ifndef BN_PART_TERNARY_SIMD_H
 #define BN_PART_TERNARY_SIMD_H
+#include "base.h"
+#include "ternary_matmul.h"
 /* SIMD ternary kernels: AVX2 (maddubs), AVX-512 BW + VNNI (vpdpbusd), NEON
    (smull/smlal) and NEON dotprod (sdot), for both weight layouts, chosen at
    run time (bn_kernel_detect) and compiled with per-function target

@@ -1,5 +1,6 @@
 #ifndef BN_PART_THREADS_H
 #define BN_PART_THREADS_H
+#include "base.h"
 /* A persistent thread pool: threads are created once and woken for each
    parallel region, never spawned per operation.
 

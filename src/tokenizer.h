@@ -1,5 +1,8 @@
 #ifndef BN_PART_TOKENIZER_H
 #define BN_PART_TOKENIZER_H
+#include "base.h"
+#include "json.h"
+#include "unicode_tables.h"
 /* HF tokenizer.json: text -> token ids -> text, id for id with HuggingFace
    `tokenizers` for the BPE tokenizers that BitNet / LLaMA / Mistral models use.
 
@@ -42,11 +45,11 @@ typedef struct bn_chat_message {
     const char *content; /* UTF-8, NUL-terminated */
 } bn_chat_message;
 
-/* Streaming decoder: feed ids one at a time, get text pieces that are always
-   complete UTF-8 (a token ending inside a multi-byte character is held back
-   until the character is complete). Same text as bn_tokenizer_decode of all
+/* The UTF-8 stream, a streaming decoder: feed ids one at a time, get text
+   pieces that are always complete UTF-8. What it holds back: a character split
+   across tokens, until its last byte arrives. Same text as bn_tokenizer_decode of all
    the ids (HF's DecodeStream algorithm). A plain struct the caller owns. */
-typedef struct bn_token_stream {
+typedef struct bn_utf8_stream {
     const bn_tokenizer *tok;
     unsigned flags;
     int32_t *ids; /* the window of ids still needed as context */
@@ -55,7 +58,7 @@ typedef struct bn_token_stream {
     size_t prefix_len;
     char *piece; /* the last piece returned */
     size_t piece_len;
-} bn_token_stream;
+} bn_utf8_stream;
 
 BN_EXTERN_C_BEGIN
 /* Load DIR/tokenizer.json and, when present, DIR/tokenizer_config.json. */
@@ -85,13 +88,12 @@ BN_API bn_status bn_tokenizer_encode(const bn_tokenizer *tok, const char *text, 
 BN_API bn_status bn_tokenizer_decode(const bn_tokenizer *tok, const int32_t *ids, size_t n_ids, unsigned flags,
                                      char **text, size_t *len, bn_error *err);
 
-BN_API void bn_token_stream_init(bn_token_stream *s, const bn_tokenizer *tok, unsigned flags);
+BN_API void bn_utf8_stream_init(bn_utf8_stream *s, const bn_tokenizer *tok, unsigned flags);
 /* Feed one id; *piece (valid until the next call) gets the new text, *len may be 0. */
-BN_API bn_status bn_token_stream_push(bn_token_stream *s, int32_t id, const char **piece, size_t *len,
-                                      bn_error *err);
+BN_API bn_status bn_utf8_stream_push(bn_utf8_stream *s, int32_t id, const char **piece, size_t *len, bn_error *err);
 /* At the end: whatever was held back (an incomplete character shows as U+FFFD). */
-BN_API bn_status bn_token_stream_flush(bn_token_stream *s, const char **piece, size_t *len, bn_error *err);
-BN_API void bn_token_stream_free(bn_token_stream *s);
+BN_API bn_status bn_utf8_stream_flush(bn_utf8_stream *s, const char **piece, size_t *len, bn_error *err);
+BN_API void bn_utf8_stream_free(bn_utf8_stream *s);
 
 /* The template recognized in tokenizer_config.json (BN_CHAT_UNKNOWN if none). */
 BN_API bn_chat_template bn_tokenizer_chat_template(const bn_tokenizer *tok);
@@ -2048,13 +2050,13 @@ BN_API bn_status bn_tokenizer_decode(const bn_tokenizer *t, const int32_t *ids, 
 
 /* ------------------------------------------------------------ streaming */
 
-BN_API void bn_token_stream_init(bn_token_stream *s, const bn_tokenizer *tok, unsigned flags) {
+BN_API void bn_utf8_stream_init(bn_utf8_stream *s, const bn_tokenizer *tok, unsigned flags) {
     memset(s, 0, sizeof *s);
     s->tok = tok;
     s->flags = flags;
 }
 
-BN_API void bn_token_stream_free(bn_token_stream *s) {
+BN_API void bn_utf8_stream_free(bn_utf8_stream *s) {
     BN_FREE(s->ids);
     BN_FREE(s->prefix);
     BN_FREE(s->piece);
@@ -2068,8 +2070,7 @@ static int bn__ends_with_replacement(const char *s, size_t n) {
 /* HF's DecodeStream: decode the window of ids; when it has grown past the
    text already returned and does not end in U+FFFD (an incomplete
    character), return the new part and slide the window. */
-BN_API bn_status bn_token_stream_push(bn_token_stream *s, int32_t id, const char **piece, size_t *len,
-                                      bn_error *err) {
+BN_API bn_status bn_utf8_stream_push(bn_utf8_stream *s, int32_t id, const char **piece, size_t *len, bn_error *err) {
     char *str = NULL;
     size_t n = 0;
     bn_status st;
@@ -2114,7 +2115,7 @@ BN_API bn_status bn_token_stream_push(bn_token_stream *s, int32_t id, const char
     return BN_OK;
 }
 
-BN_API bn_status bn_token_stream_flush(bn_token_stream *s, const char **piece, size_t *len, bn_error *err) {
+BN_API bn_status bn_utf8_stream_flush(bn_utf8_stream *s, const char **piece, size_t *len, bn_error *err) {
     char *str = NULL;
     size_t n = 0;
     bn_status st;

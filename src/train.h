@@ -1,5 +1,11 @@
 #ifndef BN_PART_TRAIN_H
 #define BN_PART_TRAIN_H
+#include "base.h"
+#include "json.h"
+#include "threads.h"
+#include "safetensors.h"
+#include "ternary_matmul.h"
+#include "autograd.h"
 /* Quantization-aware training of a small BitNet b1.58 model (HF's
    BitNetForCausalLM: relu2 gated FFN, attn_sub_norm / ffn_sub_norm, GQA,
    RoPE), with AdamW, and saving it in the HF layout that inference loads.
@@ -56,7 +62,7 @@ typedef struct bn_adamw {
 
 BN_EXTERN_C_BEGIN
 /* A small default: 4 layers of 256, 4 heads / 2 kv heads, FFN 640, vocab 1024, context 256. */
-BN_API bn_train_config bn_train_config_default(void);
+BN_API bn_train_config bn_train_default_config(void);
 /* Random initialization (normal, std 0.02; norms 1), reproducible from seed. */
 BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_train_config *cfg, uint64_t seed, bn_error *err);
 BN_API void bn_train_model_free(bn_train_model *m);
@@ -102,7 +108,7 @@ BN_EXTERN_C_END
 
 #ifdef BITNET_IMPLEMENTATION
 
-BN_API bn_train_config bn_train_config_default(void) {
+BN_API bn_train_config bn_train_default_config(void) {
     bn_train_config c;
     c.vocab_size = 1024;
     c.hidden_size = 256;
@@ -500,7 +506,7 @@ static bn_status bn__train_write_config(const bn_train_model *m, const char *dir
 BN_API bn_status bn_train_save_hf(const bn_train_model *m, const char *dir, bn_error *err) {
     static const char *const metadata[] = {"format", "pt", NULL};
     int n = m->n_params, i, k = 0;
-    bn_st_tensor *ts = BN_ZALLOC(bn_st_tensor, 2 * n);
+    bn_safetensors_tensor *ts = BN_ZALLOC(bn_safetensors_tensor, 2 * n);
     void **bufs = BN_ZALLOC(void *, 2 * n);
     char (*scale_names)[BN_TRAIN_NAME_MAX + 8] = (char(*)[BN_TRAIN_NAME_MAX + 8])bn__zalloc(sizeof(*scale_names) * (size_t)n);
     char *path = bn__path_join(dir, "model.safetensors");
@@ -511,7 +517,7 @@ BN_API bn_status bn_train_save_hf(const bn_train_model *m, const char *dir, bn_e
     }
     for (i = 0; i < n; i++) {
         const bn_ag_tensor *p = m->params[i];
-        bn_st_tensor *t = &ts[k++];
+        bn_safetensors_tensor *t = &ts[k++];
         t->name = m->names[i];
         if (bn__train_is_proj(m, i)) {
             int rows = p->ne[1], cols = p->ne[0];
@@ -549,7 +555,7 @@ BN_API bn_status bn_train_save_hf(const bn_train_model *m, const char *dir, bn_e
             t->data = p->data;
         }
     }
-    st = bn_st_write(path, ts, k, metadata, err);
+    st = bn_safetensors_write(path, ts, k, metadata, err);
     if (!st) st = bn__train_write_config(m, dir, err);
 done:
     if (bufs)
@@ -569,7 +575,7 @@ BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adam
     char config[512], step[32];
     const char *metadata[5];
     int n = m->n_params, per = opt ? 3 : 1, i, k = 0;
-    bn_st_tensor *ts = BN_ZALLOC(bn_st_tensor, per * n);
+    bn_safetensors_tensor *ts = BN_ZALLOC(bn_safetensors_tensor, per * n);
     char (*names)[BN_TRAIN_NAME_MAX + 8] = (char(*)[BN_TRAIN_NAME_MAX + 8])bn__zalloc(sizeof(*names) * (size_t)(per * n));
     bn_status st;
     if (!ts || !names) {
@@ -592,7 +598,7 @@ BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adam
     for (i = 0; i < n; i++) {
         int j;
         for (j = 0; j < per; j++) {
-            bn_st_tensor *t = &ts[k];
+            bn_safetensors_tensor *t = &ts[k];
             const bn_ag_tensor *p = m->params[i];
             snprintf(names[k], sizeof names[k], "%s%.*s", j == 0 ? "" : j == 1 ? "adam_m." : "adam_v.",
                      BN_TRAIN_NAME_MAX - 1, m->names[i]);
@@ -604,7 +610,7 @@ BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adam
             k++;
         }
     }
-    st = bn_st_write(path, ts, k, metadata, err);
+    st = bn_safetensors_write(path, ts, k, metadata, err);
     BN_FREE(ts);
     BN_FREE(names);
     return st;
@@ -612,22 +618,23 @@ BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adam
 
 static bn_status bn__train_read_into(const bn_safetensors *sf, const char *name, float *dst, size_t n, const char *path,
                                      bn_error *err) {
-    const bn_st_tensor *t = bn_st_find(sf, name);
+    const bn_safetensors_tensor *t = bn_safetensors_find(sf, name);
     if (!t) return bn_errorf(err, BN_ERR_MISSING, "%s: tensor %s is missing", path, name);
-    if ((t->dtype != BN_DTYPE_F32 && t->dtype != BN_DTYPE_BF16 && t->dtype != BN_DTYPE_F16) || bn_st_numel(t) != (int64_t)n)
+    if ((t->dtype != BN_DTYPE_F32 && t->dtype != BN_DTYPE_BF16 && t->dtype != BN_DTYPE_F16) ||
+        bn_safetensors_numel(t) != (int64_t)n)
         return bn_errorf(err, BN_ERR_SHAPE, "%s: tensor %s is not a float tensor of %lu elements", path, name,
                          (unsigned long)n);
-    return bn_st_read_f32(t, dst, err);
+    return bn_safetensors_read_f32(t, dst, err);
 }
 
 BN_API bn_status bn_train_model_load_weights(bn_train_model *m, const char *path, bn_error *err) {
     bn_safetensors *sf = NULL;
     bn_status st;
     int i;
-    if ((st = bn_st_open(&sf, path, err))) return st;
+    if ((st = bn_safetensors_load(&sf, path, err))) return st;
     for (i = 0; !st && i < m->n_params; i++)
         st = bn__train_read_into(sf, m->names[i], m->params[i]->data, m->params[i]->n, path, err);
-    bn_st_close(sf);
+    bn_safetensors_free(sf);
     return st;
 }
 
@@ -656,17 +663,17 @@ static bn_status bn__train_config_from_json(bn_train_config *c, const bn_json *r
 }
 
 /* Values held by every tensor of a file (the most its weights can number). */
-static uint64_t bn__st_n_elements(const bn_safetensors *sf) {
+static uint64_t bn__safetensors_n_elements(const bn_safetensors *sf) {
     uint64_t n = 0;
     int i;
-    for (i = 0; i < sf->n_tensors; i++) n += (uint64_t)bn_st_numel(&sf->tensors[i]);
+    for (i = 0; i < sf->n_tensors; i++) n += (uint64_t)bn_safetensors_numel(&sf->tensors[i]);
     return n;
 }
 
 BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, const char *path, bn_error *err) {
     bn_safetensors *sf = NULL;
     bn_train_model *m = NULL;
-    bn_train_config c = bn_train_config_default();
+    bn_train_config c = bn_train_default_config();
     bn_json_doc doc;
     const char *config, *step;
     char name[BN_TRAIN_NAME_MAX + 8];
@@ -674,25 +681,25 @@ BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, c
     int i;
     *out = NULL;
     if (opt) memset(opt, 0, sizeof *opt);
-    if ((st = bn_st_open(&sf, path, err))) return st;
-    config = bn_st_metadata(sf, "config");
-    step = bn_st_metadata(sf, "step");
+    if ((st = bn_safetensors_load(&sf, path, err))) return st;
+    config = bn_safetensors_metadata(sf, "config");
+    step = bn_safetensors_metadata(sf, "step");
     if (!config || !step) {
-        bn_st_close(sf);
+        bn_safetensors_free(sf);
         return bn_errorf(err, BN_ERR_MISSING, "%s: not a training checkpoint (no config/step metadata)", path);
     }
     if ((st = bn_json_parse(&doc, config, strlen(config), path, err))) {
-        bn_st_close(sf);
+        bn_safetensors_free(sf);
         return st;
     }
     st = bn__train_config_from_json(&c, doc.root, path, err);
     bn_json_free(&doc);
     /* the sizes come from the file: it must hold the weights they imply before they are allocated */
-    if (!st && bn__train_n_weights(&c) > (double)bn__st_n_elements(sf))
+    if (!st && bn__train_n_weights(&c) > (double)bn__safetensors_n_elements(sf))
         st = bn_errorf(err, BN_ERR_SHAPE, "%s: the config's sizes need %.0f weights but the file holds %llu values",
-                       path, bn__train_n_weights(&c), (unsigned long long)bn__st_n_elements(sf));
+                       path, bn__train_n_weights(&c), (unsigned long long)bn__safetensors_n_elements(sf));
     if (st) {
-        bn_st_close(sf);
+        bn_safetensors_free(sf);
         return st;
     }
     st = bn_train_model_new(&m, &c, 0, err);
@@ -709,7 +716,7 @@ BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, c
         }
     }
     if (!st && opt) opt->step = (int64_t)strtoll(step, NULL, 10);
-    bn_st_close(sf);
+    bn_safetensors_free(sf);
     if (st) {
         if (opt) bn_adamw_free(opt);
         bn_train_model_free(m);

@@ -14,6 +14,11 @@ R() { tests/run.sh "$RES" "$@"; }
 R amalgamation python3 amalgamate.py --check
 python3 amalgamate.py # test the sources as they are, even if the committed header is stale
 
+# 1b. Each part in src/ is valid C on its own: it includes the parts it uses (amalgamate.py checks
+#     that they come earlier), so an editor or clangd sees what the amalgamation sees.
+R parts-standalone sh -c 'for part in src/*.h; do gcc -std=c99 -fsyntax-only -Wno-unused-function \
+    -Werror=implicit-function-declaration -DBITNET_IMPLEMENTATION -x c "$part" || exit 1; done'
+
 # 2. The header compiles warning-free as C99 and C++, with gcc and clang, in each configuration.
 for cc in "gcc -std=c99" "clang -std=c99" "g++ -std=c++11 -x c++" "clang++ -std=c++11 -x c++"; do
     for defs in "" "-DBITNET_STATIC" "-DBITNET_NO_THREADS -DBITNET_NO_SIMD -DBITNET_NO_MMAP"; do

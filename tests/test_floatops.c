@@ -388,14 +388,14 @@ static double rel_l2(const float *a, const float *b, size_t n) {
 }
 
 static float *ref_tensor(const bn_safetensors *ref, const char *name, size_t *n) {
-    const bn_st_tensor *t = bn_st_find(ref, name);
+    const bn_safetensors_tensor *t = bn_safetensors_find(ref, name);
     float *out;
     bn_error err;
     BNT_CHECKF(t != NULL, "reference tensor %s", name);
     if (!t) return NULL;
-    *n = (size_t)bn_st_numel(t);
+    *n = (size_t)bn_safetensors_numel(t);
     out = (float *)malloc(*n * sizeof(float));
-    BNT_CHECK(bn_st_read_f32(t, out, &err) == BN_OK);
+    BNT_CHECK(bn_safetensors_read_f32(t, out, &err) == BN_OK);
     return out;
 }
 
@@ -459,7 +459,7 @@ static void test_f16_cache_hf_parity(void) {
             snprintf(dir, sizeof dir, BNT_FIXTURES "/hf/%s/packed", cases[ci]);
             snprintf(refpath, sizeof refpath, BNT_FIXTURES "/hf/%s/reference.safetensors", cases[ci]);
             BNT_CHECKF(bn_model_load(&model, dir, NULL, &err) == BN_OK, "%s: %s", dir, err.msg);
-            BNT_CHECKF(bn_st_open(&ref, refpath, &err) == BN_OK, "%s", err.msg);
+            BNT_CHECKF(bn_safetensors_load(&ref, refpath, &err) == BN_OK, "%s", err.msg);
             if (model && ref) {
                 ids_f = ref_tensor(ref, "input_ids", &n_ids);
                 ref_logits = ref_tensor(ref, "packed.logits", &n_logits);
@@ -483,7 +483,7 @@ static void test_f16_cache_hf_parity(void) {
             free(ref_logits);
             free(l32);
             free(l16);
-            bn_st_close(ref);
+            bn_safetensors_free(ref);
             bn_model_free(model);
         }
 }

@@ -32,8 +32,8 @@ static int32_t prompt[12];     /* the fixture's input_ids */
 static int32_t hf_greedy[24]; /* HF generate's greedy continuation of it (packed variant) */
 
 static int read_i32(const bn_safetensors *st, const char *name, int32_t *out, int n) {
-    const bn_st_tensor *t = bn_st_find(st, name);
-    if (!t || t->dtype != BN_DTYPE_I32 || bn_st_numel(t) != n) return 0;
+    const bn_safetensors_tensor *t = bn_safetensors_find(st, name);
+    if (!t || t->dtype != BN_DTYPE_I32 || bn_safetensors_numel(t) != n) return 0;
     memcpy(out, t->data, sizeof(int32_t) * (size_t)n);
     return 1;
 }
@@ -562,12 +562,12 @@ static void test_batcher_full_and_cancel(void) {
 int main(void) {
     bn_error err;
     bn_safetensors *ref = NULL;
-    if (bn_st_open(&ref, CASE "/reference.safetensors", &err) != BN_OK || !read_i32(ref, "input_ids", prompt, 12) ||
-        !read_i32(ref, "packed.greedy", hf_greedy, 24)) {
+    if (bn_safetensors_load(&ref, CASE "/reference.safetensors", &err) != BN_OK ||
+        !read_i32(ref, "input_ids", prompt, 12) || !read_i32(ref, "packed.greedy", hf_greedy, 24)) {
         printf("cannot read %s/reference.safetensors\n", CASE);
         return 1;
     }
-    bn_st_close(ref);
+    bn_safetensors_free(ref);
     if (bn_model_load(&model, CASE "/packed", NULL, &err) != BN_OK) {
         printf("cannot load %s/packed: %s\n", CASE, err.msg);
         return 1;

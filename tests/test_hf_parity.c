@@ -50,11 +50,15 @@ static int first_near_tie(const char *model_dir, const bn_config *cfg, const flo
     bn_error err;
     float *w = (float *)malloc(sizeof(float) * cfg->hidden_size), *xn = (float *)malloc(sizeof(float) * cfg->hidden_size);
     int l, t, i, found = -1, hid = cfg->hidden_size;
-    if (bn_st_open(&st, model_dir, &err) != BN_OK) { free(w); free(xn); return -1; }
+    if (bn_safetensors_load(&st, model_dir, &err) != BN_OK) {
+        free(w);
+        free(xn);
+        return -1;
+    }
     for (l = 0; l < cfg->n_layers; l++) {
         char name[96];
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-        if (bn_st_read_f32(bn_st_find(st, name), w, &err) != BN_OK) break;
+        if (bn_safetensors_read_f32(bn_safetensors_find(st, name), w, &err) != BN_OK) break;
         for (t = 0; t < n_tokens && (found < 0 || t < found); t++) {
             const float *x = hidden + ((size_t)l * n_tokens + t) * hid;
             double ss = 0.0; /* as the library's RMSNorm */
@@ -74,7 +78,7 @@ static int first_near_tie(const char *model_dir, const bn_config *cfg, const flo
             }
         }
     }
-    bn_st_close(st);
+    bn_safetensors_free(st);
     free(w);
     free(xn);
     return found;
@@ -93,17 +97,17 @@ static double top2_gap(const float *x, int n) {
 /* A reference tensor as f32 (or int32 read as float), BN_MALLOC'd; NULL if absent. */
 static float *ref_tensor(const bn_safetensors *ref, const char *variant, const char *what, size_t *n) {
     char name[128];
-    const bn_st_tensor *t;
+    const bn_safetensors_tensor *t;
     float *out;
     bn_error err;
     if (variant) snprintf(name, sizeof name, "%s.%s", variant, what);
     else snprintf(name, sizeof name, "%s", what);
-    t = bn_st_find(ref, name);
+    t = bn_safetensors_find(ref, name);
     BNT_CHECKF(t != NULL, "reference tensor %s", name);
     if (!t) return NULL;
-    *n = (size_t)bn_st_numel(t);
+    *n = (size_t)bn_safetensors_numel(t);
     out = (float *)malloc(*n * sizeof(float));
-    BNT_CHECK(bn_st_read_f32(t, out, &err) == BN_OK);
+    BNT_CHECK(bn_safetensors_read_f32(t, out, &err) == BN_OK);
     return out;
 }
 
@@ -160,7 +164,7 @@ static void check_case(int ci, int vi) {
     snprintf(dir, sizeof dir, BNT_FIXTURES "/hf/%s/%s", cases[ci], variants[vi]);
     snprintf(refpath, sizeof refpath, BNT_FIXTURES "/hf/%s/reference.safetensors", cases[ci]);
     BNT_CHECKF(bn_model_load(&model, dir, NULL, &err) == BN_OK, "%s: %s", dir, err.msg);
-    BNT_CHECKF(bn_st_open(&ref, refpath, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_load(&ref, refpath, &err) == BN_OK, "%s", err.msg);
     if (!model || !ref) goto done;
     cfg = bn_model_config(model);
     BNT_CHECK(cfg->variant == variant_ids[vi]);
@@ -276,7 +280,7 @@ done:
     free(hidden);
     free(step_hidden);
     bn_context_free(ctx);
-    bn_st_close(ref);
+    bn_safetensors_free(ref);
     bn_model_free(model);
 }
 
@@ -300,8 +304,12 @@ static void test_multi_sequence_batch(void) {
     bn_batch b;
     double e;
     BNT_CHECKF(bn_model_load(&model, BNT_FIXTURES "/hf/tiny-gqa-tied/packed", NULL, &err) == BN_OK, "%s", err.msg);
-    BNT_CHECK(bn_st_open(&ref, BNT_FIXTURES "/hf/tiny-gqa-tied/reference.safetensors", &err) == BN_OK);
-    if (!model || !ref) { bn_model_free(model); bn_st_close(ref); return; }
+    BNT_CHECK(bn_safetensors_load(&ref, BNT_FIXTURES "/hf/tiny-gqa-tied/reference.safetensors", &err) == BN_OK);
+    if (!model || !ref) {
+        bn_model_free(model);
+        bn_safetensors_free(ref);
+        return;
+    }
     vocab = bn_model_config(model)->vocab_size;
     ids_f = ref_tensor(ref, NULL, "input_ids", &n_ids);
     ref_logits = ref_tensor(ref, "packed", "logits", &n_logits);
@@ -348,7 +356,7 @@ static void test_multi_sequence_batch(void) {
     free(ids_f);
     free(ref_logits);
     bn_context_free(ctx);
-    bn_st_close(ref);
+    bn_safetensors_free(ref);
     bn_model_free(model);
 }
 
@@ -411,8 +419,12 @@ static void head_type_case(const char *name, bn_ftype type, double bound) {
     mp.head_type = type;
     mp.head_type_set = 1;
     BNT_CHECKF(bn_model_load(&model, dir, &mp, &err) == BN_OK, "%s", err.msg);
-    BNT_CHECK(bn_st_open(&ref, refpath, &err) == BN_OK);
-    if (!model || !ref) { bn_model_free(model); bn_st_close(ref); return; }
+    BNT_CHECK(bn_safetensors_load(&ref, refpath, &err) == BN_OK);
+    if (!model || !ref) {
+        bn_model_free(model);
+        bn_safetensors_free(ref);
+        return;
+    }
     vocab = bn_model_config(model)->vocab_size;
     ids_f = ref_tensor(ref, NULL, "input_ids", &n_ids);
     ref_logits = ref_tensor(ref, "packed", "logits", &n_logits);
@@ -431,7 +443,7 @@ static void head_type_case(const char *name, bn_ftype type, double bound) {
     free(ids_f);
     free(ref_logits);
     bn_context_free(ctx);
-    bn_st_close(ref);
+    bn_safetensors_free(ref);
     bn_model_free(model);
 }
 
@@ -519,8 +531,12 @@ static void test_kernels_each(void) {
         bn_batch b;
         double e;
         BNT_CHECK(bn_model_load(&model, BNT_FIXTURES "/hf/llama-bitnet/packed-autobit", NULL, &err) == BN_OK);
-        BNT_CHECK(bn_st_open(&ref, BNT_FIXTURES "/hf/llama-bitnet/reference.safetensors", &err) == BN_OK);
-        if (!model || !ref) { bn_model_free(model); bn_st_close(ref); return; }
+        BNT_CHECK(bn_safetensors_load(&ref, BNT_FIXTURES "/hf/llama-bitnet/reference.safetensors", &err) == BN_OK);
+        if (!model || !ref) {
+            bn_model_free(model);
+            bn_safetensors_free(ref);
+            return;
+        }
         vocab = bn_model_config(model)->vocab_size;
         ids_f = ref_tensor(ref, NULL, "input_ids", &n_ids);
         ref_logits = ref_tensor(ref, "packed-autobit", "logits", &n_logits);
@@ -545,7 +561,7 @@ static void test_kernels_each(void) {
         free(ids_f);
         free(ref_logits);
         bn_context_free(ctx);
-        bn_st_close(ref);
+        bn_safetensors_free(ref);
         bn_model_free(model);
     }
 }

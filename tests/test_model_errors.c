@@ -40,7 +40,7 @@ static void expect_config_error(const char *extra, bn_status status, const char 
     bn_status s;
     config_with(text, sizeof text, extra);
     s = bn_config_parse(&cfg, text, NULL, "test-config.json", &err);
-    BNT_CHECKF(s == status, "[%s]: status %s, want %s (%s)", extra, bn_status_str(s), bn_status_str(status),
+    BNT_CHECKF(s == status, "[%s]: status %s, want %s (%s)", extra, bn_status_name(s), bn_status_name(status),
                s ? err.msg : "accepted");
     if (s) {
         printf("    %-60.60s -> %s\n", extra, err.msg);
@@ -133,7 +133,7 @@ static void write_text(const char *path, const char *text) {
 static void make_model(const char *dir, const edit *e) {
     bn_safetensors *st = NULL;
     bn_error err;
-    bn_st_tensor *ts;
+    bn_safetensors_tensor *ts;
     char path[512], *cfg;
     uint8_t *bad_codes = NULL;
     int32_t *zeros = NULL;
@@ -143,16 +143,16 @@ static void make_model(const char *dir, const edit *e) {
     snprintf(path, sizeof path, "%s/config.json", dir);
     write_text(path, cfg);
     bn_free(cfg);
-    BNT_CHECK(bn_st_open(&st, SRC_MODEL, &err) == BN_OK);
-    ts = (bn_st_tensor *)malloc(sizeof(bn_st_tensor) * (size_t)st->n_tensors);
+    BNT_CHECK(bn_safetensors_load(&st, SRC_MODEL, &err) == BN_OK);
+    ts = (bn_safetensors_tensor *)malloc(sizeof(bn_safetensors_tensor) * (size_t)st->n_tensors);
     for (i = 0; i < st->n_tensors; i++) {
-        bn_st_tensor t = st->tensors[i];
+        bn_safetensors_tensor t = st->tensors[i];
         if (e->drop && strcmp(t.name, e->drop) == 0) continue;
         if (e->reshape && strcmp(t.name, e->reshape) == 0) {
             t.shape[0] -= 1;
         }
         if (e->retype && strcmp(t.name, e->retype) == 0) {
-            zeros = (int32_t *)calloc((size_t)bn_st_numel(&t), sizeof(int32_t));
+            zeros = (int32_t *)calloc((size_t)bn_safetensors_numel(&t), sizeof(int32_t));
             t.dtype = BN_DTYPE_I32;
             t.data = zeros;
         }
@@ -165,18 +165,18 @@ static void make_model(const char *dir, const edit *e) {
         ts[n++] = t;
     }
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    BNT_CHECKF(bn_st_write(path, ts, n, NULL, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_write(path, ts, n, NULL, &err) == BN_OK, "%s", err.msg);
     free(ts);
     free(bad_codes);
     free(zeros);
-    bn_st_close(st);
+    bn_safetensors_free(st);
 }
 
 static void expect_load_error(const char *dir, bn_status status, const char *word1, const char *word2) {
     bn_model *m = NULL;
     bn_error err;
     bn_status s = bn_model_load(&m, dir, NULL, &err);
-    BNT_CHECKF(s == status, "%s: status %s, want %s (%s)", dir, bn_status_str(s), bn_status_str(status),
+    BNT_CHECKF(s == status, "%s: status %s, want %s (%s)", dir, bn_status_name(s), bn_status_name(status),
                s ? err.msg : "loaded");
     BNT_CHECK(m == NULL);
     if (s) {
@@ -294,7 +294,7 @@ static void test_config_claims_more_than_file(void) {
     write_text(TMP "/m_claims/config.json", text);
     largest_alloc = 0;
     s = bn_model_load(&m, TMP "/m_claims", NULL, &err);
-    BNT_CHECKF(s == BN_ERR_SHAPE, "status %s: %s", bn_status_str(s), s ? err.msg : "loaded");
+    BNT_CHECKF(s == BN_ERR_SHAPE, "status %s: %s", bn_status_name(s), s ? err.msg : "loaded");
     BNT_CHECKF(largest_alloc < ((size_t)4 << 20), "largest allocation %llu bytes", (unsigned long long)largest_alloc);
     if (s) printf("    %s (largest allocation %llu bytes)\n", err.msg, (unsigned long long)largest_alloc);
     bn_model_free(m);
@@ -317,7 +317,7 @@ static void test_load_limits(void) {
     largest_alloc = 0;
     s = bn_model_load(&m, SRC_MODEL, &p, &err);
     BNT_CHECKF(s == BN_ERR_NOMEM && strstr(err.msg, "bn_limits.max_alloc") && strstr(err.msg, "tensor '") &&
-                   strstr(err.msg, "bytes"), "%s: %s", bn_status_str(s), s ? err.msg : "loaded");
+                   strstr(err.msg, "bytes"), "%s: %s", bn_status_name(s), s ? err.msg : "loaded");
     BNT_CHECKF(largest_alloc < ((size_t)1 << 20), "largest allocation %llu", (unsigned long long)largest_alloc);
     if (s) printf("    %s\n", err.msg);
     bn_model_free(m);
@@ -325,7 +325,7 @@ static void test_load_limits(void) {
     p.limits.max_alloc = 0;
     p.limits.max_total = allocated - 1;
     s = bn_model_load(&m, SRC_MODEL, &p, &err);
-    BNT_CHECKF(s == BN_ERR_NOMEM && strstr(err.msg, "bn_limits.max_total"), "%s: %s", bn_status_str(s),
+    BNT_CHECKF(s == BN_ERR_NOMEM && strstr(err.msg, "bn_limits.max_total"), "%s: %s", bn_status_name(s),
                s ? err.msg : "loaded");
     if (s) printf("    %s\n", err.msg);
     bn_model_free(m);
@@ -340,7 +340,7 @@ static void test_load_limits(void) {
         largest_alloc = 0;
         s = bn_context_new(&ctx, m, &cp, &err);
         BNT_CHECKF(s == BN_ERR_NOMEM && strstr(err.msg, "KV cache") && strstr(err.msg, "n_ctx 128") &&
-                       strstr(err.msg, "bn_limits.max_total"), "%s: %s", bn_status_str(s), s ? err.msg : "created");
+                       strstr(err.msg, "bn_limits.max_total"), "%s: %s", bn_status_name(s), s ? err.msg : "created");
         BNT_CHECK(ctx == NULL && largest_alloc < 65536);
         if (s) printf("    %s\n", err.msg);
         cp.limits.max_total = 0;

@@ -34,17 +34,17 @@ static void write_st(const char *path, const char *header, size_t data_len) {
 static void expect_error(const char *path, bn_status status, const char *word1, const char *word2) {
     bn_safetensors *st = NULL;
     bn_error err;
-    bn_status s = bn_st_open(&st, path, &err);
-    BNT_CHECKF(s == status, "%s: status %s, want %s (%s)", path, bn_status_str(s), bn_status_str(status),
+    bn_status s = bn_safetensors_load(&st, path, &err);
+    BNT_CHECKF(s == status, "%s: status %s, want %s (%s)", path, bn_status_name(s), bn_status_name(status),
                s ? err.msg : "opened");
     BNT_CHECK(st == NULL);
     if (s) {
-        printf("    %s -> %s\n", bn_status_str(s), err.msg);
+        printf("    %s -> %s\n", bn_status_name(s), err.msg);
         BNT_CHECKF(strstr(err.msg, path) != NULL, "message does not name the file: %s", err.msg);
         if (word1) BNT_CHECKF(strstr(err.msg, word1) != NULL, "message lacks '%s': %s", word1, err.msg);
         if (word2) BNT_CHECKF(strstr(err.msg, word2) != NULL, "message lacks '%s': %s", word2, err.msg);
     }
-    bn_st_close(st);
+    bn_safetensors_free(st);
 }
 
 static void test_round_trip(void) {
@@ -56,10 +56,10 @@ static void test_round_trip(void) {
     int8_t i8[4] = {-128, -1, 0, 127};
     int32_t i32[2] = {-7, 2147483647};
     int64_t i64[2] = {-1, (int64_t)1 << 40};
-    bn_st_tensor ts[7];
+    bn_safetensors_tensor ts[7];
     bn_safetensors *st = NULL;
     bn_error err;
-    const bn_st_tensor *t;
+    const bn_safetensors_tensor *t;
     float out[6];
     int i;
     memset(ts, 0, sizeof ts);
@@ -74,41 +74,42 @@ static void test_round_trip(void) {
     ts[4].name = "i8"; ts[4].dtype = BN_DTYPE_I8; ts[4].n_dims = 2; ts[4].shape[0] = 2; ts[4].shape[1] = 2; ts[4].data = i8;
     ts[5].name = "i32"; ts[5].dtype = BN_DTYPE_I32; ts[5].n_dims = 1; ts[5].shape[0] = 2; ts[5].data = i32;
     ts[6].name = "scalar.i64"; ts[6].dtype = BN_DTYPE_I64; ts[6].n_dims = 1; ts[6].shape[0] = 2; ts[6].data = i64;
-    BNT_CHECKF(bn_st_write(path, ts, 7, meta, &err) == BN_OK, "%s", err.msg);
-    BNT_CHECKF(bn_st_open(&st, path, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_write(path, ts, 7, meta, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_load(&st, path, &err) == BN_OK, "%s", err.msg);
     if (!st) return;
     BNT_CHECK(st->n_tensors == 7);
     BNT_CHECK(st->n_files == 1);
     BNT_CHECK(st->bytes_mapped > 0);
-    BNT_CHECK(bn_st_metadata(st, "format") && strcmp(bn_st_metadata(st, "format"), "pt") == 0);
-    BNT_CHECK(bn_st_metadata(st, "note") && strcmp(bn_st_metadata(st, "note"), meta[3]) == 0);
-    BNT_CHECK(bn_st_metadata(st, "absent") == NULL);
-    BNT_CHECK(bn_st_find(st, "absent") == NULL);
+    BNT_CHECK(bn_safetensors_metadata(st, "format") && strcmp(bn_safetensors_metadata(st, "format"), "pt") == 0);
+    BNT_CHECK(bn_safetensors_metadata(st, "note") && strcmp(bn_safetensors_metadata(st, "note"), meta[3]) == 0);
+    BNT_CHECK(bn_safetensors_metadata(st, "absent") == NULL);
+    BNT_CHECK(bn_safetensors_find(st, "absent") == NULL);
     for (i = 0; i < 7; i++) {
-        t = bn_st_find(st, ts[i].name);
+        t = bn_safetensors_find(st, ts[i].name);
         BNT_CHECKF(t != NULL, "tensor %s", ts[i].name);
         if (!t) continue;
         BNT_CHECK(t->dtype == ts[i].dtype && t->n_dims == ts[i].n_dims);
         BNT_CHECK(t->shape[0] == ts[i].shape[0]);
-        BNT_CHECK(t->nbytes == (size_t)bn_st_numel(&ts[i]) * bn_dtype_size(ts[i].dtype));
+        BNT_CHECK(t->nbytes == (size_t)bn_safetensors_numel(&ts[i]) * bn_dtype_size(ts[i].dtype));
         BNT_CHECKF(memcmp(t->data, ts[i].data, t->nbytes) == 0, "bytes of %s", ts[i].name);
     }
     /* the data section starts 8-aligned, so the first tensor is aligned in the file */
-    t = bn_st_find(st, "w.f32");
+    t = bn_safetensors_find(st, "w.f32");
     BNT_CHECK(t && t->offset % 8 == 0);
-    BNT_CHECK(t && bn_st_read_f32(t, out, &err) == BN_OK && memcmp(out, f32, sizeof f32) == 0);
-    t = bn_st_find(st, "w.bf16");
-    BNT_CHECK(t && bn_st_read_f32(t, out, &err) == BN_OK && out[0] == 1.5f && out[1] == -2.25f && out[2] == 3.0f);
-    t = bn_st_find(st, "i8");
-    BNT_CHECK(t && bn_st_read_f32(t, out, &err) == BN_OK && out[0] == -128.0f && out[3] == 127.0f);
-    t = bn_st_find(st, "i32");
-    BNT_CHECK(t && bn_st_read_f32(t, out, &err) == BN_OK && out[0] == -7.0f);
-    bn_st_close(st);
+    BNT_CHECK(t && bn_safetensors_read_f32(t, out, &err) == BN_OK && memcmp(out, f32, sizeof f32) == 0);
+    t = bn_safetensors_find(st, "w.bf16");
+    BNT_CHECK(t && bn_safetensors_read_f32(t, out, &err) == BN_OK && out[0] == 1.5f && out[1] == -2.25f &&
+              out[2] == 3.0f);
+    t = bn_safetensors_find(st, "i8");
+    BNT_CHECK(t && bn_safetensors_read_f32(t, out, &err) == BN_OK && out[0] == -128.0f && out[3] == 127.0f);
+    t = bn_safetensors_find(st, "i32");
+    BNT_CHECK(t && bn_safetensors_read_f32(t, out, &err) == BN_OK && out[0] == -7.0f);
+    bn_safetensors_free(st);
 }
 
 static void test_empty_and_zero_sized(void) {
     const char *path = TMP "/st_empty.safetensors";
-    bn_st_tensor t;
+    bn_safetensors_tensor t;
     bn_safetensors *st = NULL;
     bn_error err;
     memset(&t, 0, sizeof t);
@@ -117,71 +118,72 @@ static void test_empty_and_zero_sized(void) {
     t.n_dims = 2;
     t.shape[0] = 0;
     t.shape[1] = 4;
-    BNT_CHECKF(bn_st_write(path, &t, 1, NULL, &err) == BN_OK, "%s", err.msg);
-    BNT_CHECKF(bn_st_open(&st, path, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_write(path, &t, 1, NULL, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_load(&st, path, &err) == BN_OK, "%s", err.msg);
     BNT_CHECK(st && st->n_tensors == 1 && st->tensors[0].nbytes == 0);
-    bn_st_close(st);
-    BNT_CHECKF(bn_st_write(path, NULL, 0, NULL, &err) == BN_OK, "%s", err.msg);
-    BNT_CHECKF(bn_st_open(&st, path, &err) == BN_OK, "%s", err.msg);
+    bn_safetensors_free(st);
+    BNT_CHECKF(bn_safetensors_write(path, NULL, 0, NULL, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_load(&st, path, &err) == BN_OK, "%s", err.msg);
     BNT_CHECK(st && st->n_tensors == 0);
-    bn_st_close(st);
+    bn_safetensors_free(st);
 }
 
 /* The HF fixture written by the Python safetensors library. */
 static void test_hf_fixture(void) {
     bn_safetensors *st = NULL;
     bn_error err;
-    const bn_st_tensor *t;
-    BNT_CHECKF(bn_st_open(&st, BNT_FIXTURES "/hf/tiny-gqa-tied/packed", &err) == BN_OK, "%s", err.msg);
+    const bn_safetensors_tensor *t;
+    BNT_CHECKF(bn_safetensors_load(&st, BNT_FIXTURES "/hf/tiny-gqa-tied/packed", &err) == BN_OK, "%s", err.msg);
     if (!st) return;
-    BNT_CHECK(bn_st_metadata(st, "format") && strcmp(bn_st_metadata(st, "format"), "pt") == 0);
-    t = bn_st_find(st, "model.embed_tokens.weight");
+    BNT_CHECK(bn_safetensors_metadata(st, "format") && strcmp(bn_safetensors_metadata(st, "format"), "pt") == 0);
+    t = bn_safetensors_find(st, "model.embed_tokens.weight");
     BNT_CHECK(t && t->dtype == BN_DTYPE_BF16 && t->n_dims == 2 && t->shape[0] == 1024 && t->shape[1] == 192);
-    t = bn_st_find(st, "model.layers.2.mlp.down_proj.weight");
+    t = bn_safetensors_find(st, "model.layers.2.mlp.down_proj.weight");
     BNT_CHECK(t && t->dtype == BN_DTYPE_U8 && t->shape[0] == 48 && t->shape[1] == 512);
-    t = bn_st_find(st, "model.layers.0.self_attn.q_proj.weight_scale");
+    t = bn_safetensors_find(st, "model.layers.0.self_attn.q_proj.weight_scale");
     BNT_CHECK(t && t->dtype == BN_DTYPE_BF16 && t->n_dims == 1 && t->shape[0] == 1);
-    bn_st_close(st);
+    bn_safetensors_free(st);
     /* a file path works too */
-    BNT_CHECKF(bn_st_open(&st, BNT_FIXTURES "/hf/tiny-gqa-tied/reference.safetensors", &err) == BN_OK, "%s", err.msg);
-    t = bn_st_find(st, "input_ids");
+    BNT_CHECKF(bn_safetensors_load(&st, BNT_FIXTURES "/hf/tiny-gqa-tied/reference.safetensors", &err) == BN_OK, "%s",
+               err.msg);
+    t = bn_safetensors_find(st, "input_ids");
     BNT_CHECK(t && t->dtype == BN_DTYPE_I32 && t->shape[0] == 12);
-    bn_st_close(st);
+    bn_safetensors_free(st);
 }
 
 static void test_sharded(void) {
     float a[4] = {1, 2, 3, 4}, b[2] = {5, 6};
-    bn_st_tensor t;
+    bn_safetensors_tensor t;
     bn_safetensors *st = NULL;
     bn_error err;
-    const bn_st_tensor *ta, *tb;
+    const bn_safetensors_tensor *ta, *tb;
     FILE *f;
     mkdir(TMP "/sharded", 0755);
     memset(&t, 0, sizeof t);
     t.name = "a"; t.dtype = BN_DTYPE_F32; t.n_dims = 1; t.shape[0] = 4; t.data = a;
-    BNT_CHECK(bn_st_write(TMP "/sharded/model-00001-of-00002.safetensors", &t, 1, NULL, &err) == BN_OK);
+    BNT_CHECK(bn_safetensors_write(TMP "/sharded/model-00001-of-00002.safetensors", &t, 1, NULL, &err) == BN_OK);
     t.name = "b"; t.shape[0] = 2; t.data = b;
-    BNT_CHECK(bn_st_write(TMP "/sharded/model-00002-of-00002.safetensors", &t, 1, NULL, &err) == BN_OK);
+    BNT_CHECK(bn_safetensors_write(TMP "/sharded/model-00002-of-00002.safetensors", &t, 1, NULL, &err) == BN_OK);
     f = fopen(TMP "/sharded/model.safetensors.index.json", "wb");
     fputs("{\"metadata\": {\"total_size\": 24}, \"weight_map\": {\"a\": \"model-00001-of-00002.safetensors\", "
           "\"b\": \"model-00002-of-00002.safetensors\"}}", f);
     fclose(f);
-    BNT_CHECKF(bn_st_open(&st, TMP "/sharded", &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_load(&st, TMP "/sharded", &err) == BN_OK, "%s", err.msg);
     if (!st) return;
     BNT_CHECK(st->n_files == 2 && st->n_tensors == 2);
-    ta = bn_st_find(st, "a");
-    tb = bn_st_find(st, "b");
+    ta = bn_safetensors_find(st, "a");
+    tb = bn_safetensors_find(st, "b");
     BNT_CHECK(ta && tb && ta->file != tb->file);
     BNT_CHECK(ta && memcmp(ta->data, a, sizeof a) == 0);
     BNT_CHECK(tb && memcmp(tb->data, b, sizeof b) == 0);
-    bn_st_close(st);
+    bn_safetensors_free(st);
     /* the index file itself works too */
-    BNT_CHECKF(bn_st_open(&st, TMP "/sharded/model.safetensors.index.json", &err) == BN_OK, "%s", err.msg);
-    bn_st_close(st);
+    BNT_CHECKF(bn_safetensors_load(&st, TMP "/sharded/model.safetensors.index.json", &err) == BN_OK, "%s", err.msg);
+    bn_safetensors_free(st);
     /* an index naming a tensor its shard lacks */
     mkdir(TMP "/sharded_bad", 0755);
     t.name = "a"; t.shape[0] = 4; t.data = a;
-    BNT_CHECK(bn_st_write(TMP "/sharded_bad/s1.safetensors", &t, 1, NULL, &err) == BN_OK);
+    BNT_CHECK(bn_safetensors_write(TMP "/sharded_bad/s1.safetensors", &t, 1, NULL, &err) == BN_OK);
     f = fopen(TMP "/sharded_bad/model.safetensors.index.json", "wb");
     fputs("{\"weight_map\": {\"a\": \"s1.safetensors\", \"zz\": \"s1.safetensors\"}}", f);
     fclose(f);
@@ -260,14 +262,14 @@ static void test_overlap(void) {
 
 static void test_duplicate_across_shards(void) {
     float a[1] = {1};
-    bn_st_tensor t;
+    bn_safetensors_tensor t;
     bn_error err;
     FILE *f;
     mkdir(TMP "/sharded_dup", 0755);
     memset(&t, 0, sizeof t);
     t.name = "a"; t.dtype = BN_DTYPE_F32; t.n_dims = 1; t.shape[0] = 1; t.data = a;
-    BNT_CHECK(bn_st_write(TMP "/sharded_dup/s1.safetensors", &t, 1, NULL, &err) == BN_OK);
-    BNT_CHECK(bn_st_write(TMP "/sharded_dup/s2.safetensors", &t, 1, NULL, &err) == BN_OK);
+    BNT_CHECK(bn_safetensors_write(TMP "/sharded_dup/s1.safetensors", &t, 1, NULL, &err) == BN_OK);
+    BNT_CHECK(bn_safetensors_write(TMP "/sharded_dup/s2.safetensors", &t, 1, NULL, &err) == BN_OK);
     f = fopen(TMP "/sharded_dup/model.safetensors.index.json", "wb");
     fputs("{\"weight_map\": {\"a\": \"s1.safetensors\", \"b\": \"s2.safetensors\"}}", f);
     fclose(f);
@@ -304,18 +306,18 @@ static void test_fuzz_header(void) {
             fwrite(buf, 1, n, f);
             fclose(f);
         }
-        if (bn_st_open(&st, path, &err) == BN_OK) {
+        if (bn_safetensors_load(&st, path, &err) == BN_OK) {
             int t;
             opened++;
             for (t = 0; t < st->n_tensors; t++) {
-                const bn_st_tensor *ts = &st->tensors[t];
+                const bn_safetensors_tensor *ts = &st->tensors[t];
                 const uint8_t *p = (const uint8_t *)ts->data;
                 size_t j, sum = 0;
                 BNT_CHECK(ts->offset + ts->nbytes <= st->files[0].size);
                 for (j = 0; j < ts->nbytes; j++) sum += p[j];
                 (void)sum;
             }
-            bn_st_close(st);
+            bn_safetensors_free(st);
         } else {
             failed++;
             BNT_CHECK(strlen(err.msg) > 0);

@@ -22,14 +22,14 @@ static void test_utf8_complete_prefix(void) {
 /* Push pieces one by one; collect what comes out of each push. */
 static int stream_pieces(const char *const *stops, int n_stops, const char **pieces, int n, char outs[][32],
                          char *all) {
-    bn_text_stream ts;
+    bn_stop_stream ts;
     int i, stop = 0;
     all[0] = 0;
-    bn_text_stream_init(&ts, stops, n_stops);
+    bn_stop_stream_init(&ts, stops, n_stops);
     for (i = 0; i < n && !stop; i++) {
         const char *t;
         size_t len;
-        BNT_CHECK(bn_text_stream_push(&ts, pieces[i], strlen(pieces[i]), &t, &len, &stop, NULL) == BN_OK);
+        BNT_CHECK(bn_stop_stream_push(&ts, pieces[i], strlen(pieces[i]), &t, &len, &stop, NULL) == BN_OK);
         memcpy(outs[i], t, len);
         outs[i][len] = 0;
         strcat(all, outs[i]);
@@ -37,10 +37,10 @@ static int stream_pieces(const char *const *stops, int n_stops, const char **pie
     if (!stop) {
         const char *t;
         size_t len;
-        bn_text_stream_flush(&ts, &t, &len);
+        bn_stop_stream_flush(&ts, &t, &len);
         strncat(all, t, len);
     }
-    bn_text_stream_free(&ts);
+    bn_stop_stream_free(&ts);
     return stop ? i : -1; /* pieces consumed when the stop string completed */
 }
 

@@ -337,7 +337,7 @@ static void check_stream(bn_tokenizer *tok, const char *name) {
     int i;
     for (i = 0; cases && i < cases->len; i++) {
         const bn_json *ids = bn_json_get(&cases->child[i], "ids"), *dec = bn_json_get(&cases->child[i], "decoded");
-        bn_token_stream ts;
+        bn_utf8_stream ts;
         bn__buf all;
         const char *piece;
         size_t len;
@@ -345,15 +345,15 @@ static void check_stream(bn_tokenizer *tok, const char *name) {
         bn_error err;
         memset(&all, 0, sizeof all);
         bn__buf_add(&all, "", 0);
-        bn_token_stream_init(&ts, tok, 0);
+        bn_utf8_stream_init(&ts, tok, 0);
         for (k = 0; k < ids->len; k++) {
-            BNT_CHECK(bn_token_stream_push(&ts, (int32_t)ids->child[k].num, &piece, &len, &err) == BN_OK);
+            BNT_CHECK(bn_utf8_stream_push(&ts, (int32_t)ids->child[k].num, &piece, &len, &err) == BN_OK);
             valid &= bn__is_valid_utf8(piece, len);
             bn__buf_add(&all, piece, len);
         }
-        BNT_CHECK(bn_token_stream_flush(&ts, &piece, &len, &err) == BN_OK);
+        BNT_CHECK(bn_utf8_stream_flush(&ts, &piece, &len, &err) == BN_OK);
         bn__buf_add(&all, piece, len);
-        bn_token_stream_free(&ts);
+        bn_utf8_stream_free(&ts);
         BNT_CHECKF(valid, "%s case %d: a piece was not valid UTF-8", name, i);
         BNT_CHECKF(all.len == (size_t)dec->len && memcmp(all.p, dec->str, all.len) == 0, "%s case %d: streamed '%s'",
                    name, i, all.p);
@@ -363,21 +363,23 @@ static void check_stream(bn_tokenizer *tok, const char *name) {
 
 static void test_stream_decode(void) {
     /* "𝔘" (F0 9D 94 98) is three llama3 tokens: nothing comes out until the last */
-    bn_token_stream ts;
+    bn_utf8_stream ts;
     const char *piece;
     size_t len, n = 0;
     int32_t *ids = NULL;
     bn_error err;
     BNT_CHECK(bn_tokenizer_encode(g_llama3, "\xf0\x9d\x94\x98", 4, 0, &ids, &n, &err) == BN_OK && n == 3);
     if (n != 3) return;
-    bn_token_stream_init(&ts, g_llama3, 0);
-    BNT_CHECK(bn_token_stream_push(&ts, ids[0], &piece, &len, &err) == BN_OK && len == 0);
-    BNT_CHECK(bn_token_stream_push(&ts, ids[1], &piece, &len, &err) == BN_OK && len == 0);
-    BNT_CHECK(bn_token_stream_push(&ts, ids[2], &piece, &len, &err) == BN_OK && len == 4 && memcmp(piece, "\xf0\x9d\x94\x98", 4) == 0);
+    bn_utf8_stream_init(&ts, g_llama3, 0);
+    BNT_CHECK(bn_utf8_stream_push(&ts, ids[0], &piece, &len, &err) == BN_OK && len == 0);
+    BNT_CHECK(bn_utf8_stream_push(&ts, ids[1], &piece, &len, &err) == BN_OK && len == 0);
+    BNT_CHECK(bn_utf8_stream_push(&ts, ids[2], &piece, &len, &err) == BN_OK && len == 4 &&
+              memcmp(piece, "\xf0\x9d\x94\x98", 4) == 0);
     bn_free(ids);
-    BNT_CHECK(bn_token_stream_push(&ts, 9468, &piece, &len, &err) == BN_OK && len == 0);
-    BNT_CHECK(bn_token_stream_flush(&ts, &piece, &len, &err) == BN_OK && len == 3 && memcmp(piece, "\xef\xbf\xbd", 3) == 0);
-    bn_token_stream_free(&ts);
+    BNT_CHECK(bn_utf8_stream_push(&ts, 9468, &piece, &len, &err) == BN_OK && len == 0);
+    BNT_CHECK(bn_utf8_stream_flush(&ts, &piece, &len, &err) == BN_OK && len == 3 &&
+              memcmp(piece, "\xef\xbf\xbd", 3) == 0);
+    bn_utf8_stream_free(&ts);
     check_stream(g_llama3, "llama3");
     check_stream(g_spm, "spm32k");
 }

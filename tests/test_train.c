@@ -10,7 +10,7 @@
 
 /* The bn_train_config of an HF fixture case (see tests/fixtures/hf/README.md). */
 static bn_train_config fixture_config(const char *name) {
-    bn_train_config c = bn_train_config_default();
+    bn_train_config c = bn_train_default_config();
     if (!strcmp(name, "tiny-gqa-tied")) {
         c.vocab_size = 1024, c.hidden_size = 192, c.intermediate_size = 512, c.n_layers = 3;
         c.n_heads = 6, c.n_kv_heads = 2, c.rope_theta = 500000.0f, c.tie_word_embeddings = 1;
@@ -33,7 +33,7 @@ static void check_forward_matches_hf(const char *name) {
     bn_ag_graph *g = bn_ag_graph_new(NULL);
     bn_ag_tensor *logits = NULL;
     bn_error err;
-    const bn_st_tensor *ids_t, *want_t;
+    const bn_safetensors_tensor *ids_t, *want_t;
     int32_t ids[12];
     float *want = NULL;
     int i, bad = 0;
@@ -42,15 +42,16 @@ static void check_forward_matches_hf(const char *name) {
     snprintf(path, sizeof path, HF "%s/master/model.safetensors", name);
     BNT_CHECKF(bn_train_model_load_weights(m, path, &err) == BN_OK, "%s", err.msg);
     snprintf(path, sizeof path, HF "%s/reference.safetensors", name);
-    BNT_CHECKF(bn_st_open(&ref, path, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_load(&ref, path, &err) == BN_OK, "%s", err.msg);
     if (!ref || !m) goto done;
-    ids_t = bn_st_find(ref, "input_ids");
-    want_t = bn_st_find(ref, "master.logits");
-    BNT_CHECK(ids_t && want_t && bn_st_numel(ids_t) == 12 && bn_st_numel(want_t) == 12 * c.vocab_size);
+    ids_t = bn_safetensors_find(ref, "input_ids");
+    want_t = bn_safetensors_find(ref, "master.logits");
+    BNT_CHECK(ids_t && want_t && bn_safetensors_numel(ids_t) == 12 &&
+              bn_safetensors_numel(want_t) == 12 * c.vocab_size);
     if (!ids_t || !want_t) goto done;
     memcpy(ids, ids_t->data, sizeof ids);
     want = (float *)malloc(sizeof(float) * 12 * c.vocab_size);
-    BNT_CHECK(bn_st_read_f32(want_t, want, &err) == BN_OK);
+    BNT_CHECK(bn_safetensors_read_f32(want_t, want, &err) == BN_OK);
     BNT_CHECK(bn_train_forward(m, g, ids, 1, 12, NULL, &logits) != NULL && logits);
     if (!logits) goto done;
     for (i = 0; i < 12 * c.vocab_size; i++) {
@@ -61,7 +62,7 @@ static void check_forward_matches_hf(const char *name) {
     BNT_CHECKF(bad == 0, "%s: %d of %d logits differ from HF (worst %.3g)", name, bad, 12 * c.vocab_size, worst);
 done:
     free(want);
-    bn_st_close(ref);
+    bn_safetensors_free(ref);
     bn_ag_graph_free(g);
     bn_train_model_free(m);
 }
@@ -75,19 +76,19 @@ static void test_pack_matches_hf_packed(void) {
     bn_safetensors *master = NULL, *packed = NULL;
     bn_error err;
     int i, n_checked = 0;
-    BNT_CHECKF(bn_st_open(&master, HF "tiny-gqa-tied/master/model.safetensors", &err) == BN_OK, "%s", err.msg);
-    BNT_CHECKF(bn_st_open(&packed, HF "tiny-gqa-tied/packed/model.safetensors", &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_load(&master, HF "tiny-gqa-tied/master/model.safetensors", &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_load(&packed, HF "tiny-gqa-tied/packed/model.safetensors", &err) == BN_OK, "%s", err.msg);
     for (i = 0; master && packed && i < master->n_tensors; i++) {
-        const bn_st_tensor *w = &master->tensors[i], *p, *ps;
+        const bn_safetensors_tensor *w = &master->tensors[i], *p, *ps;
         char scale_name[128];
         int rows, cols;
         float *wf, s;
         int8_t *q;
         uint8_t *mine;
         if (!strstr(w->name, "_proj.weight")) continue;
-        p = bn_st_find(packed, w->name);
+        p = bn_safetensors_find(packed, w->name);
         snprintf(scale_name, sizeof scale_name, "%s_scale", w->name);
-        ps = bn_st_find(packed, scale_name);
+        ps = bn_safetensors_find(packed, scale_name);
         BNT_CHECK(p && ps && p->dtype == BN_DTYPE_U8 && ps->dtype == BN_DTYPE_BF16);
         if (!p || !ps) continue;
         rows = (int)w->shape[0];
@@ -95,7 +96,7 @@ static void test_pack_matches_hf_packed(void) {
         wf = (float *)malloc(sizeof(float) * rows * cols);
         q = (int8_t *)malloc((size_t)rows * cols);
         mine = (uint8_t *)malloc((size_t)rows * cols / 4);
-        BNT_CHECK(bn_st_read_f32(w, wf, &err) == BN_OK);
+        BNT_CHECK(bn_safetensors_read_f32(w, wf, &err) == BN_OK);
         s = bn_ternarize(wf, (size_t)rows * cols, q);
         BNT_CHECK(bn_train_pack_ternary(q, rows, cols, mine, &err) == BN_OK);
         BNT_CHECK(p->shape[0] == rows / 4 && p->shape[1] == cols);
@@ -111,8 +112,8 @@ static void test_pack_matches_hf_packed(void) {
         free(mine);
     }
     BNT_CHECK(n_checked == 21); /* 7 linears x 3 layers */
-    bn_st_close(master);
-    bn_st_close(packed);
+    bn_safetensors_free(master);
+    bn_safetensors_free(packed);
 }
 
 static void test_pack_by_hand(void) {
@@ -135,7 +136,7 @@ static void test_lr_schedule(void) {
 
 /* One AdamW step by hand: bias correction makes the first update lr * g / (|g| + eps). */
 static void test_adamw_by_hand(void) {
-    bn_train_config c = bn_train_config_default();
+    bn_train_config c = bn_train_default_config();
     bn_train_model *m = NULL;
     bn_adamw opt;
     bn_error err;
@@ -157,7 +158,7 @@ static void test_adamw_by_hand(void) {
 }
 
 static void test_clip_grad_norm(void) {
-    bn_train_config c = bn_train_config_default();
+    bn_train_config c = bn_train_default_config();
     bn_train_model *m = NULL;
     bn_error err;
     c.vocab_size = 8, c.hidden_size = 8, c.intermediate_size = 8, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 1;
@@ -175,7 +176,7 @@ static void test_clip_grad_norm(void) {
 /* A tiny model on a fixed periodic token stream: the loss must fall far below
    the uniform guess within a few dozen steps. */
 static bn_train_config tiny_config(void) {
-    bn_train_config c = bn_train_config_default();
+    bn_train_config c = bn_train_default_config();
     c.vocab_size = 16, c.hidden_size = 32, c.intermediate_size = 64, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 1;
     c.max_seq_len = 16;
     return c;
@@ -277,12 +278,12 @@ static void test_save_hf_layout(void) {
     c.eos_token_id = 2;
     BNT_CHECK(bn_train_model_new(&m, &c, 5, &err) == BN_OK);
     BNT_CHECKF(bn_train_save_hf(m, "build", &err) == BN_OK, "%s", err.msg);
-    BNT_CHECKF(bn_st_open(&mine, "build/model.safetensors", &err) == BN_OK, "%s", err.msg);
-    BNT_CHECK(bn_st_open(&hf, HF "tiny-gqa-tied/packed/model.safetensors", &err) == BN_OK);
+    BNT_CHECKF(bn_safetensors_load(&mine, "build/model.safetensors", &err) == BN_OK, "%s", err.msg);
+    BNT_CHECK(bn_safetensors_load(&hf, HF "tiny-gqa-tied/packed/model.safetensors", &err) == BN_OK);
     if (mine && hf) {
         BNT_CHECKF(mine->n_tensors == hf->n_tensors, "%d tensors, HF has %d", mine->n_tensors, hf->n_tensors);
         for (i = 0; i < hf->n_tensors; i++) {
-            const bn_st_tensor *h = &hf->tensors[i], *t = bn_st_find(mine, h->name);
+            const bn_safetensors_tensor *h = &hf->tensors[i], *t = bn_safetensors_find(mine, h->name);
             BNT_CHECKF(t != NULL, "%s missing", h->name);
             if (!t) continue;
             /* same shapes; uint8 where HF has uint8, float (F32 here, bf16 in HF) elsewhere */
@@ -307,8 +308,8 @@ static void test_save_hf_layout(void) {
         BNT_CHECK(0);
     }
     bn_free(text);
-    bn_st_close(mine);
-    bn_st_close(hf);
+    bn_safetensors_free(mine);
+    bn_safetensors_free(hf);
     bn_train_model_free(m);
 }
 
@@ -316,7 +317,7 @@ static void test_save_hf_layout(void) {
    loaded by the inference path (bn_model_load + bn_forward: packed ternary
    weights, integer kernels) gives the logits of the training forward. */
 static void test_saved_model_matches_inference(void) {
-    bn_train_config c = bn_train_config_default();
+    bn_train_config c = bn_train_default_config();
     bn_train_model *m = NULL;
     bn_adamw opt;
     bn_model *model = NULL;
@@ -373,12 +374,12 @@ done:
 }
 
 static void test_bad_config(void) {
-    bn_train_config c = bn_train_config_default();
+    bn_train_config c = bn_train_default_config();
     bn_train_model *m = NULL;
     bn_error err;
     c.n_heads = 3; /* 256 does not split into 3 heads */
     BNT_CHECK(bn_train_model_new(&m, &c, 1, &err) == BN_ERR_CONFIG && m == NULL);
-    c = bn_train_config_default();
+    c = bn_train_default_config();
     c.intermediate_size = 642;
     BNT_CHECK(bn_train_model_new(&m, &c, 1, &err) == BN_ERR_CONFIG);
 }
@@ -388,12 +389,12 @@ static void write_checkpoint_with_config(const char *path, const char *config) {
     bn_train_config c = tiny_config();
     bn_train_model *m = NULL;
     bn_error err;
-    bn_st_tensor *ts;
+    bn_safetensors_tensor *ts;
     const char *metadata[] = {"config", config, "step", "3", NULL};
     int i;
     BNT_CHECK(bn_train_model_new(&m, &c, 5, &err) == BN_OK);
     if (!m) return;
-    ts = (bn_st_tensor *)calloc((size_t)m->n_params, sizeof *ts);
+    ts = (bn_safetensors_tensor *)calloc((size_t)m->n_params, sizeof *ts);
     for (i = 0; i < m->n_params; i++) {
         ts[i].name = m->names[i];
         ts[i].dtype = BN_DTYPE_F32;
@@ -401,7 +402,7 @@ static void write_checkpoint_with_config(const char *path, const char *config) {
         ts[i].shape[0] = (int64_t)m->params[i]->n;
         ts[i].data = m->params[i]->data;
     }
-    BNT_CHECKF(bn_st_write(path, ts, m->n_params, metadata, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_write(path, ts, m->n_params, metadata, &err) == BN_OK, "%s", err.msg);
     free(ts);
     bn_train_model_free(m);
 }
@@ -436,7 +437,7 @@ static void test_checkpoint_config_checked(void) {
         write_checkpoint_with_config(path, cases[i].config);
         s = bn_train_checkpoint_load(&m, &opt, path, &err);
         if (s == BN_ERR_MISSING && cases[i].status == BN_OK) s = BN_OK; /* no adam tensors in this file */
-        BNT_CHECKF(s == cases[i].status, "case %d: %s (%s)", (int)i, bn_status_str(s), s ? err.msg : "loaded");
+        BNT_CHECKF(s == cases[i].status, "case %d: %s (%s)", (int)i, bn_status_name(s), s ? err.msg : "loaded");
         if (s && cases[i].word)
             BNT_CHECKF(strstr(err.msg, cases[i].word) != NULL, "case %d: %s", (int)i, err.msg);
         if (s) printf("    %s\n", err.msg);

@@ -52,7 +52,7 @@ static int collect_eos(const cli_session *s, int32_t *eos) {
 
 typedef struct printer {
     const bn_tokenizer *tok; /* NULL: print ids */
-    bn_token_stream ts;
+    bn_utf8_stream ts;
     char buf[32];
     FILE *out;
     int n_printed;
@@ -69,7 +69,7 @@ static const char *printer_text(void *user, int32_t token, int32_t prev, size_t 
         *len = strlen(p->buf);
         return p->buf;
     }
-    if (bn_token_stream_push(&p->ts, token, &piece, len, NULL) != BN_OK) *len = 0;
+    if (bn_utf8_stream_push(&p->ts, token, &piece, len, NULL) != BN_OK) *len = 0;
     return piece;
 }
 
@@ -87,15 +87,15 @@ static void printer_init(printer *p, const bn_tokenizer *tok, int show_special) 
     memset(p, 0, sizeof *p);
     p->tok = tok;
     p->out = stdout;
-    if (tok) bn_token_stream_init(&p->ts, tok, show_special ? 0u : BN_TOK_SKIP_SPECIAL);
+    if (tok) bn_utf8_stream_init(&p->ts, tok, show_special ? 0u : BN_TOK_SKIP_SPECIAL);
 }
 
 static void printer_end(printer *p) {
     if (p->tok) {
         const char *piece;
         size_t len = 0;
-        if (bn_token_stream_flush(&p->ts, &piece, &len, NULL) == BN_OK && len) fwrite(piece, 1, len, p->out);
-        bn_token_stream_free(&p->ts);
+        if (bn_utf8_stream_flush(&p->ts, &piece, &len, NULL) == BN_OK && len) fwrite(piece, 1, len, p->out);
+        bn_utf8_stream_free(&p->ts);
     }
 }
 
@@ -103,7 +103,7 @@ static void print_speed(const bn_generate_result *r) {
     fprintf(stderr, "prompt: %d tokens in %.3f s (%.1f tok/s)\n", r->n_prompt, r->prompt_s,
             r->prompt_s > 0 ? r->n_prompt / r->prompt_s : 0.0);
     fprintf(stderr, "generate: %d tokens in %.3f s (%.1f tok/s), stopped: %s\n", r->n_generated, r->gen_s,
-            r->gen_s > 0 ? r->n_generated / r->gen_s : 0.0, bn_stop_reason_str(r->reason));
+            r->gen_s > 0 ? r->n_generated / r->gen_s : 0.0, bn_stop_reason_name(r->reason));
 }
 
 /* ------------------------------------------------------------ run */
@@ -249,7 +249,7 @@ static int run_run(void *p, int argc, char **argv) {
     gp.user = &pr;
     rc = bn_generate(s.ctx, 0, sampler, ids, n, &gp, NULL, 0, &res, &err) == BN_OK ? EXIT_OK : EXIT_RUN;
     if (res.reason != BN_STOP_STRING) printer_end(&pr);
-    else if (pr.tok) bn_token_stream_free(&pr.ts);
+    else if (pr.tok) bn_utf8_stream_free(&pr.ts);
     fprintf(stdout, "\n");
     fflush(stdout);
     if (rc) fprintf(stderr, "bitnet run: %s\n", err.msg);
@@ -419,7 +419,7 @@ static int chat_turn(cli_session *s, const chat_args *a, bn_chat_template tmpl, 
     gp.user = rp;
     if (!out || bn_generate(s->ctx, 0, sampler, ids + keep, (int)n_ids - keep, &gp, out, n_out, &res, &err) != BN_OK) {
         fprintf(stderr, "bitnet chat: %s\n", out ? err.msg : "out of memory");
-        bn_token_stream_free(&rp->pr.ts);
+        bn_utf8_stream_free(&rp->pr.ts);
         free(out);
         bn_free(ids);
         return EXIT_RUN;
@@ -427,9 +427,9 @@ static int chat_turn(cli_session *s, const chat_args *a, bn_chat_template tmpl, 
     if (res.reason != BN_STOP_STRING) {
         const char *piece;
         size_t plen = 0;
-        if (bn_token_stream_flush(&rp->pr.ts, &piece, &plen, NULL) == BN_OK) reply_on_token(rp, -1, piece, plen);
+        if (bn_utf8_stream_flush(&rp->pr.ts, &piece, &plen, NULL) == BN_OK) reply_on_token(rp, -1, piece, plen);
     }
-    bn_token_stream_free(&rp->pr.ts);
+    bn_utf8_stream_free(&rp->pr.ts);
     fprintf(stdout, "\n");
     fflush(stdout);
     /* the cache now holds the prompt and every generated token but the last */
@@ -722,14 +722,14 @@ static int inspect_run(void *p, int argc, char **argv) {
     (void)argc;
     (void)argv;
     if (!a->dir) return cli_usage_error(&cmd_inspect, "no model given: use -m DIR");
-    if (bn_st_open(&st, a->dir, &err) != BN_OK) {
+    if (bn_safetensors_load(&st, a->dir, &err) != BN_OK) {
         fprintf(stderr, "bitnet inspect: %s\n", err.msg);
         return EXIT_LOAD;
     }
     t0 = bn_time_s();
     if (bn_model_load(&model, a->dir, NULL, &err) != BN_OK) {
         fprintf(stderr, "bitnet inspect: cannot load the model: %s\n", err.msg);
-        bn_st_close(st);
+        bn_safetensors_free(st);
         return EXIT_LOAD;
     }
     c = bn_model_config(model);
@@ -749,7 +749,7 @@ static int inspect_run(void *p, int argc, char **argv) {
     memset(by_dtype, 0, sizeof by_dtype);
     memset(count_dtype, 0, sizeof count_dtype);
     for (i = 0; i < st->n_tensors; i++) {
-        const bn_st_tensor *t = &st->tensors[i];
+        const bn_safetensors_tensor *t = &st->tensors[i];
         int d = (int)t->dtype & 31;
         by_dtype[d] += t->nbytes;
         count_dtype[d]++;
@@ -768,7 +768,7 @@ static int inspect_run(void *p, int argc, char **argv) {
     printf("loaded in %.2f s: %.2f MiB mapped, %.2f MiB allocated\n", bn_time_s() - t0, (double)mapped / 1048576.0,
            (double)alloc / 1048576.0);
     bn_model_free(model);
-    bn_st_close(st);
+    bn_safetensors_free(st);
     return EXIT_OK;
 }
 

@@ -153,8 +153,8 @@ typedef struct choice {
     int state;              /* CH_QUEUED, CH_ACTIVE, CH_DONE */
     int cancel_sent;
     /* the scheduler's alone */
-    bn_token_stream ts;
-    bn_text_stream stops;
+    bn_utf8_stream ts;
+    bn_stop_stream stops;
     int stop_hit;
     double t_last;
     /* shared, under server.lock */
@@ -281,8 +281,8 @@ static void token_to_text(choice *c, int32_t token, const char **text, size_t *l
     size_t n = 0;
     *text = "";
     *len = 0;
-    if (bn_token_stream_push(&c->ts, token, &piece, &n, NULL) != BN_OK) n = 0;
-    if (bn_text_stream_push(&c->stops, piece, n, text, len, &c->stop_hit, NULL) != BN_OK) *len = 0;
+    if (bn_utf8_stream_push(&c->ts, token, &piece, &n, NULL) != BN_OK) n = 0;
+    if (bn_stop_stream_push(&c->stops, piece, n, text, len, &c->stop_hit, NULL) != BN_OK) *len = 0;
 }
 
 
@@ -373,16 +373,16 @@ static void on_done(void *user, int id, bn_stop_reason reason, int n_generated) 
     (void)n_generated;
     lock(s);
     if (!c->stop_hit && reason != BN_STOP_CANCELLED) { /* what the decoder and the stop strings still held */
-        if (bn_token_stream_flush(&c->ts, &piece, &n, NULL) == BN_OK &&
-            bn_text_stream_push(&c->stops, piece, n, &text, &len, &c->stop_hit, NULL) == BN_OK)
+        if (bn_utf8_stream_flush(&c->ts, &piece, &n, NULL) == BN_OK &&
+            bn_stop_stream_push(&c->stops, piece, n, &text, &len, &c->stop_hit, NULL) == BN_OK)
             append_text(c, text, len);
         if (!c->stop_hit) {
-            bn_text_stream_flush(&c->stops, &text, &len);
+            bn_stop_stream_flush(&c->stops, &text, &len);
             append_text(c, text, len);
         }
     }
-    bn_token_stream_free(&c->ts);
-    bn_text_stream_free(&c->stops);
+    bn_utf8_stream_free(&c->ts);
+    bn_stop_stream_free(&c->stops);
     choice_done_locked(s, c, finish_reason(c, reason)); /* from here on the connection may free c */
     unlock(s);
 }
@@ -399,12 +399,12 @@ static void start_choice(server *s, choice *c) {
     rp.on_token = on_token;
     rp.on_done = on_done;
     rp.user = c;
-    bn_token_stream_init(&c->ts, s->tok, s->o.gen.special ? 0u : BN_TOK_SKIP_SPECIAL);
-    bn_text_stream_init(&c->stops, j->req->stop, j->req->n_stop);
+    bn_utf8_stream_init(&c->ts, s->tok, s->o.gen.special ? 0u : BN_TOK_SKIP_SPECIAL);
+    bn_stop_stream_init(&c->stops, j->req->stop, j->req->n_stop);
     if (bn_batcher_add(s->batcher, c->prompt, c->n_prompt, &rp, &c->batch_id, &err) != BN_OK) {
         log_line("scheduler: cannot start a sequence: %s", err.msg);
-        bn_token_stream_free(&c->ts);
-        bn_text_stream_free(&c->stops);
+        bn_utf8_stream_free(&c->ts);
+        bn_stop_stream_free(&c->stops);
         lock(s);
         choice_done_locked(s, c, "error");
         unlock(s);

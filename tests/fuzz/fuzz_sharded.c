@@ -18,15 +18,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fuzz_write(dir, shards[k], p, p ? n : (size_t)-1);
     }
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    if (bn_st_open(&st, path, &err) == BN_OK) {
+    if (bn_safetensors_load(&st, path, &err) == BN_OK) {
         for (k = 0; k < st->n_tensors; k++) {
-            const bn_st_tensor *t = &st->tensors[k];
-            float *f = (float *)malloc((size_t)bn_st_numel(t) * sizeof(float) + 1);
-            if (!f || bn_st_find(st, t->name) != t) abort();
-            (void)bn_st_read_f32(t, f, &err);
+            const bn_safetensors_tensor *t = &st->tensors[k];
+            float *f = (float *)malloc((size_t)bn_safetensors_numel(t) * sizeof(float) + 1);
+            if (!f || bn_safetensors_find(st, t->name) != t) abort();
+            (void)bn_safetensors_read_f32(t, f, &err);
             free(f);
         }
-        bn_st_close(st);
+        bn_safetensors_free(st);
     }
     return 0;
 }

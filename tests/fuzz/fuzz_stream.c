@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *p;
     size_t n, out_len = 0, text_len = 0, i, first = (size_t)-1;
     int n_stop = 0, k, stop_hit = 0;
-    bn_text_stream ts;
+    bn_stop_stream ts;
     bn_error err;
     p = fuzz_part(data, size, "|", 0, &n);
     stops_text = fuzz_strdup(p, n);
@@ -24,14 +24,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     out = (char *)malloc(size + 1);
     text = (char *)malloc(size + 1);
     if (!out || !text) abort();
-    bn_text_stream_init(&ts, (const char *const *)stops, n_stop);
+    bn_stop_stream_init(&ts, (const char *const *)stops, n_stop);
     for (k = 1; !stop_hit && (p = fuzz_part(data, size, "|", k, &n)) != NULL; k++) {
         const char *t;
         size_t len;
         int j;
         memcpy(text + text_len, p, n);
         text_len += n;
-        if (bn_text_stream_push(&ts, (const char *)p, n, &t, &len, &stop_hit, &err) != BN_OK) abort();
+        if (bn_stop_stream_push(&ts, (const char *)p, n, &t, &len, &stop_hit, &err) != BN_OK) abort();
         memcpy(out + out_len, t, len);
         out_len += len;
         /* the oracle: the earliest occurrence of a non-empty stop string in the text so far */
@@ -45,12 +45,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!stop_hit) {
         const char *t;
         size_t len;
-        bn_text_stream_flush(&ts, &t, &len);
+        bn_stop_stream_flush(&ts, &t, &len);
         memcpy(out + out_len, t, len);
         out_len += len;
     }
     if (out_len != (first != (size_t)-1 ? first : text_len) || memcmp(out, text, out_len) != 0) abort();
-    bn_text_stream_free(&ts);
+    bn_stop_stream_free(&ts);
     free(out);
     free(text);
     free(stops_text);

@@ -23,14 +23,14 @@ static void exercise(const bn_tokenizer *tok) {
     for (k = 0; k < 64; k++) all[k] = (int32_t)(k * 7 % (vocab + 2)) - 1; /* -1 and vocab: out of range */
     if (bn_tokenizer_decode(tok, all, 64, BN_TOK_SKIP_SPECIAL, &text, &len, &err) == BN_OK) bn_free(text);
     {
-        bn_token_stream s;
+        bn_utf8_stream s;
         const char *piece;
-        bn_token_stream_init(&s, tok, 0);
+        bn_utf8_stream_init(&s, tok, 0);
         for (k = 0; k < 64; k++)
             if (all[k] >= 0 && all[k] < vocab && bn_tokenizer_id_to_token(tok, all[k], NULL))
-                (void)bn_token_stream_push(&s, all[k], &piece, &len, &err);
-        (void)bn_token_stream_flush(&s, &piece, &len, &err);
-        bn_token_stream_free(&s);
+                (void)bn_utf8_stream_push(&s, all[k], &piece, &len, &err);
+        (void)bn_utf8_stream_flush(&s, &piece, &len, &err);
+        bn_utf8_stream_free(&s);
     }
     if (bn_chat_format(tok, BN_CHAT_AUTO, msgs, 2, 1, &text, &len, &err) == BN_OK) bn_free(text);
 }

@@ -24,7 +24,7 @@ static void check_decode(const bn_tokenizer *tok, const int32_t *ids, size_t n, 
     char *text = NULL;
     size_t len, i;
     int vocab = bn_tokenizer_vocab_size(tok), valid = 1;
-    bn_token_stream s;
+    bn_utf8_stream s;
     for (i = 0; i < n; i++) valid &= ids[i] >= 0 && ids[i] < vocab;
     if (bn_tokenizer_decode(tok, ids, n, flags & BN_TOK_SKIP_SPECIAL, &text, &len, &err) == BN_OK) {
         if (text[len] != 0) abort();
@@ -32,16 +32,16 @@ static void check_decode(const bn_tokenizer *tok, const int32_t *ids, size_t n, 
     } else if (valid) {
         abort(); /* every id in range decodes */
     }
-    bn_token_stream_init(&s, tok, flags & BN_TOK_SKIP_SPECIAL);
+    bn_utf8_stream_init(&s, tok, flags & BN_TOK_SKIP_SPECIAL);
     for (i = 0; i < n; i++) {
         const char *piece;
-        (void)bn_token_stream_push(&s, ids[i], &piece, &len, &err);
+        (void)bn_utf8_stream_push(&s, ids[i], &piece, &len, &err);
     }
     {
         const char *piece;
-        (void)bn_token_stream_flush(&s, &piece, &len, &err);
+        (void)bn_utf8_stream_flush(&s, &piece, &len, &err);
     }
-    bn_token_stream_free(&s);
+    bn_utf8_stream_free(&s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
