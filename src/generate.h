@@ -3,24 +3,32 @@
 #include "base.h"
 #include "model.h"
 #include "forward.h"
+#include "tokenizer.h"
 #include "sampler.h"
 /* Generation on top of bn_forward: the decode loop with stop conditions and
-   streaming text, beam search, and a scheduler that decodes many sequences
-   together (continuous batching).
+   streaming text, scoring a window, beam search, and a scheduler that decodes
+   many sequences together (continuous batching).
 
-   Text streaming: bn_stop_stream holds back what is not yet safe to show -
-   the start of a UTF-8 character split across tokens, and any tail that may
-   be the beginning of a stop string - and emits the rest as soon as it is. */
+   The output path is one-way. Give bn_generate (or a batcher request) the
+   tokenizer and every sampled id goes, once, through
 
-/* ---- text streaming (no model needed) ---- */
+       bn_utf8_stream   ids -> text in whole UTF-8 characters (holds back a
+                        character split across tokens)
+       bn_stop_stream   text -> the text before any stop string (holds back a
+                        tail that may begin a stop string)
 
-/* Length of the longest prefix of s[0..n) that does not end inside a UTF-8
-   character: an incomplete multi-byte sequence at the end (at most 3 bytes)
-   is left out. Invalid bytes count as complete (they are passed on, not held). */
-BN_EXTERN_C_BEGIN
-BN_API size_t bn_utf8_complete_prefix(const char *s, size_t n);
-BN_EXTERN_C_END
+   and the callback gets finished text: printable as it comes, cut before the
+   first stop string, never half a character. End tokens are never decoded;
+   the default end tokens are the model's (config.json and
+   generation_config.json) plus the tokenizer's eos_token. At the end one rule
+   holds whatever the reason: a closing call (token -1) hands out what was
+   still held back (an incomplete character as U+FFFD), except after a stop
+   string, where nothing of the stop string or what follows it is shown. */
 
+/* ---- streaming text (no model needed) ---- */
+
+/* The stop stream: text in (whole characters, as bn_utf8_stream gives them),
+   text out, cut before the first stop string. A plain struct the caller owns. */
 typedef struct bn_stop_stream {
     const char *const *stop; /* stop strings (not copied: keep them alive) */
     int n_stop;
@@ -32,76 +40,111 @@ typedef struct bn_stop_stream {
 } bn_stop_stream;
 
 BN_EXTERN_C_BEGIN
-BN_API void bn_stop_stream_init(bn_stop_stream *ts, const char *const *stop, int n_stop);
-BN_API void bn_stop_stream_free(bn_stop_stream *ts);
-/* Append n bytes of generated text. *text / *len: what is now safe to show
-   (valid until the next call). *stop_hit becomes 1 when a stop string is
-   complete: the text before it is returned and the stop string is not. */
-BN_API bn_status bn_stop_stream_push(bn_stop_stream *ts, const char *bytes, size_t n, const char **text,
-                                     size_t *len, int *stop_hit, bn_error *err);
-/* Generation ended: return everything still held (unless stopped). */
-BN_API void bn_stop_stream_flush(bn_stop_stream *ts, const char **text, size_t *len);
+BN_API void bn_stop_stream_init(bn_stop_stream *ss, const char *const *stop, int n_stop);
+BN_API void bn_stop_stream_free(bn_stop_stream *ss);
+/* Append n bytes of text. *text / *len: what is now safe to show (valid until
+   the next call). *stop_hit becomes 1 when a stop string is complete: the text
+   before it is returned and the stop string is not; later pushes return nothing. */
+BN_API bn_status bn_stop_stream_push(bn_stop_stream *ss, const char *bytes, size_t n, const char **text, size_t *len,
+                                     int *stop_hit, bn_error *err);
+/* The text ended: return everything still held (nothing after a stop string). */
+BN_API void bn_stop_stream_flush(bn_stop_stream *ss, const char **text, size_t *len);
 BN_EXTERN_C_END
 
-/* ---- the decode loop ---- */
+/* ---- what generation reports ---- */
 
 typedef enum bn_stop_reason {
     BN_STOP_NONE = 0,
-    BN_STOP_EOS,          /* an end-of-sequence token was sampled */
+    BN_STOP_EOS,          /* an end token was sampled */
     BN_STOP_STRING,       /* a stop string appeared in the text */
     BN_STOP_MAX_TOKENS,   /* max_new_tokens generated */
     BN_STOP_CONTEXT_FULL, /* the sequence reached the context length */
-    BN_STOP_CANCELLED     /* the callback asked to stop */
+    BN_STOP_CANCELLED,    /* the callback returned nonzero, or bn_batcher_cancel */
+    BN_STOP_ERROR         /* batcher: turning the request's ids into text failed (out of memory) */
 } bn_stop_reason;
 
-/* Called once per generated token with the text that became safe to show
-   (often all of the token's text; empty while a character or a possible stop
-   string is held back). After the last token it is called once more with
-   token -1 and whatever was still held. Return nonzero to stop. */
-typedef int (*bn_token_fn)(void *user, int32_t token, const char *text, size_t len);
+/* One sampled token as bn_generate's and the batcher's callbacks see it.
+   Every sampled token gets one call (end tokens too, with no text); then one
+   closing call with token -1 carries the held-back tail and the stop reason.
+   Pointers are valid during the call only. */
+typedef struct bn_token_event {
+    int id;               /* the batcher's request id (bn_batcher_add); 0 in bn_generate */
+    int32_t token;        /* the sampled id; -1 in the closing call */
+    int index;            /* tokens generated before this one (the closing call: all of them) */
+    const char *text;     /* text that became safe to show with this token, NUL-terminated;
+                             "" without a tokenizer, and while text is held back */
+    size_t len;
+    const float *logits;  /* the model's logits it was sampled from (before the sampler's
+                             changes: for log-probabilities); NULL in the closing call */
+    int n_vocab;
+    int end_token;        /* 1: an end token: it has no text and ends generation (never with ignore_eos) */
+    bn_stop_reason reason; /* BN_STOP_NONE, except in the closing call */
+} bn_token_event;
 
-/* A token's text as bytes, for streaming and stop strings. prev is the token
-   before it (-1 at the start of generation): decoders such as SentencePiece's
-   drop a leading space only at the very start of a text. */
-typedef const char *(*bn_token_text_fn)(void *user, int32_t token, int32_t prev, size_t *len);
-
-typedef struct bn_generate_params {
-    int max_new_tokens;              /* < 0: until EOS, a stop string or the context is full. Default -1 */
-    const int32_t *eos;              /* end tokens; NULL: the model's (config.json + generation_config.json) */
-    int n_eos;
-    int ignore_eos;                  /* keep going past EOS tokens */
-    const char *const *stop;         /* stop strings (need token_text) */
-    int n_stop;
-    bn_token_text_fn token_text;     /* NULL: no text is produced (callbacks get len 0) */
-    void *token_text_user;
-    bn_token_fn on_token;            /* may be NULL */
-    void *user;
-} bn_generate_params;
+/* Return nonzero to stop (BN_STOP_CANCELLED); the closing call's return is ignored. */
+typedef int (*bn_token_fn)(void *user, const bn_token_event *ev);
 
 typedef struct bn_generate_result {
     bn_stop_reason reason;
     int n_prompt;     /* prompt tokens evaluated */
-    int n_generated;  /* tokens sampled (written to out when given) */
-    double prompt_s;  /* seconds in prompt processing */
+    int n_generated;  /* tokens sampled (the end token or the one completing a stop string included) */
+    double prompt_s;  /* seconds in prompt processing (batcher: from bn_batcher_add to the first token) */
     double gen_s;     /* seconds generating (sampling + decoding) */
 } bn_generate_result;
 
-/* The KV-cache slots of a context that beam search and the batcher use. */
+/* ---- the decode loop ---- */
+
+typedef struct bn_generate_params {
+    int max_new_tokens;              /* < 0: until an end token, a stop string or a full context. Default -1 */
+    const int32_t *eos;              /* end tokens; NULL: the model's and the tokenizer's eos_token */
+    int n_eos;
+    int ignore_eos;                  /* keep going past end tokens */
+    const bn_tokenizer *tokenizer;   /* NULL: no text (events carry ids and logits only) */
+    unsigned decode_flags;           /* bn_tokenizer_decode flags; default BN_TOK_SKIP_SPECIAL */
+    const char *const *stop;         /* stop strings (need the tokenizer); kept alive by the caller */
+    int n_stop;
+    bn_token_fn on_token;            /* may be NULL */
+    void *user;
+} bn_generate_params;
+
+BN_EXTERN_C_BEGIN
+BN_API bn_generate_params bn_generate_default_params(void);
+BN_API const char *bn_stop_reason_name(bn_stop_reason reason);
+/* Append prompt to sequence seq of ctx, then sample and decode until a stop
+   condition. out (may be NULL) receives up to max_out generated tokens.
+   Afterwards the sequence holds the prompt and every generated token but the
+   last one sampled (its logits are never needed to stop); append it yourself
+   to continue the conversation. Errors leave the tokens evaluated so far. */
+BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, const int32_t *prompt, int n_prompt,
+                             const bn_generate_params *params, int32_t *out, int max_out, bn_generate_result *res,
+                             bn_error *err);
+/* Score a window: append tokens[0..n) to sequence seq (as bn_eval does) with
+   logits at every position, and write logprob[i] = log p(tokens[i + 1] | the
+   sequence up to tokens[i]) in nats, for i = 0 .. n - 2. The sum of -logprob
+   over a text is its cross-entropy; exp of its mean, the perplexity. */
+BN_API bn_status bn_score(bn_context *ctx, int seq, const int32_t *tokens, int n, double *logprob, bn_error *err);
+BN_EXTERN_C_END
+
+/* ---- beam search ---- */
+
+/* Uses the KV-cache slots first_seq .. first_seq + n_beams - 1 of a context. */
 typedef struct bn_beam_params {
     int n_beams;           /* width; default 4 */
     int max_new_tokens;    /* default 32 */
     float length_penalty;  /* score = sum of log-probs / (generated length ^ length_penalty); default 1 */
     int early_stopping;    /* 1: stop once n_beams hypotheses ended with EOS (default);
                               0: stop when no running beam can beat the worst finished one */
-    const int32_t *eos;    /* NULL: the model's */
+    const int32_t *eos;    /* NULL: the model's and the tokenizer's eos_token */
     int n_eos;
+    const bn_tokenizer *tokenizer; /* may be NULL: only for its eos_token */
     const bn_logit_bias *logit_bias; /* added to the logits before the log-softmax; may be NULL */
     int n_logit_bias;
 } bn_beam_params;
 
 typedef struct bn_beam_hyp {
-    int32_t *tokens;  /* generated tokens (an ending EOS included) */
+    int32_t *tokens;  /* generated tokens (an ending end token included) */
     int n_tokens;
+    int ended;        /* 1: the last token is an end token */
     float sum_logprob;
     float score;      /* sum_logprob / n_tokens ^ length_penalty */
 } bn_beam_hyp;
@@ -112,23 +155,39 @@ typedef struct bn_beam_result {
 } bn_beam_result;
 
 BN_EXTERN_C_BEGIN
-BN_API bn_generate_params bn_generate_default_params(void);
 BN_API bn_beam_params bn_beam_default_params(void);
+/* Beam search from prompt, using KV slots first_seq .. first_seq + n_beams - 1
+   (their contents are replaced). Fills r with up to n_beams hypotheses, best first. */
+BN_API bn_status bn_beam_search(bn_context *ctx, int first_seq, const int32_t *prompt, int n_prompt,
+                                const bn_beam_params *params, bn_beam_result *r, bn_error *err);
 BN_API void bn_beam_result_free(bn_beam_result *r);
-BN_API const char *bn_stop_reason_name(bn_stop_reason reason);
 BN_EXTERN_C_END
+
+/* ---- the batcher: many sequences, one forward per step ----
+
+   A server's loop: bn_batcher_add a request whenever one arrives (it joins at
+   the next step), call bn_batcher_step while any is active. Each step is one
+   bn_forward: one token for every decoding request plus a chunk of the
+   prompts of joining ones. A request reports through its callbacks, in order:
+   on_token once per sampled token (id, finished text, the logits it was
+   sampled from), on_token once more with token -1 (the held-back tail and the
+   stop reason), then on_done with the reason and the counts; its slot is free
+   again when on_done runs. Callbacks run inside bn_batcher_step (or
+   bn_batcher_cancel) on the calling thread; they may call bn_batcher_add and
+   bn_batcher_cancel. */
 
 typedef struct bn_batcher bn_batcher;
 
-/* One sequence in a bn_batcher. on_token gets each sampled token and the
-   logits it was sampled from; return nonzero to stop that sequence. on_done
-   is called once when it ends (its slot is then free again). */
 typedef struct bn_request_params {
-    bn_sampler_params sampler;
-    int max_new_tokens;  /* < 0: until EOS or context full */
+    bn_sampler_params sampler;     /* default: greedy (temperature 0) */
+    int max_new_tokens;            /* < 0: until an end token, a stop string or a full context */
     int ignore_eos;
-    int (*on_token)(void *user, int id, int32_t token, const float *logits);
-    void (*on_done)(void *user, int id, bn_stop_reason reason, int n_generated);
+    const bn_tokenizer *tokenizer; /* NULL: no text; its eos_token joins the batcher's end tokens */
+    unsigned decode_flags;         /* default BN_TOK_SKIP_SPECIAL */
+    const char *const *stop;       /* stop strings (need the tokenizer); copied by bn_batcher_add */
+    int n_stop;
+    bn_token_fn on_token;          /* may be NULL; nonzero return: the request ends, BN_STOP_CANCELLED */
+    void (*on_done)(void *user, int id, const bn_generate_result *res); /* may be NULL */
     void *user;
 } bn_request_params;
 
@@ -141,79 +200,37 @@ typedef struct bn_batcher_params {
 } bn_batcher_params;
 
 BN_EXTERN_C_BEGIN
-/* Append prompt to sequence seq of ctx, then sample and decode until a stop
-   condition. out (may be NULL) receives up to max_out generated tokens.
-   Afterwards the sequence holds the prompt and every generated token but the
-   last one sampled (its logits are never needed to stop); append it yourself
-   to continue the conversation. Errors leave the tokens evaluated so far. */
-BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, const int32_t *prompt, int n_prompt,
-                             const bn_generate_params *params, int32_t *out, int max_out, bn_generate_result *res,
-                             bn_error *err);
-
-/* Beam search from prompt, using KV slots first_seq .. first_seq + n_beams - 1
-   (their contents are replaced). Fills r with up to n_beams hypotheses, best first. */
-BN_API bn_status bn_beam_search(bn_context *ctx, int first_seq, const int32_t *prompt, int n_prompt,
-                                const bn_beam_params *params, bn_beam_result *r, bn_error *err);
-
 BN_API bn_batcher_params bn_batcher_default_params(void);
 BN_API bn_request_params bn_request_default_params(void);
 BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batcher_params *params, bn_error *err);
+/* Frees the batcher; active requests end without callbacks. */
 BN_API void bn_batcher_free(bn_batcher *b);
-/* Queue a sequence: it joins at the next step. BN_ERR_CONTEXT_FULL when every
+/* Queue a request: it joins at the next step. BN_ERR_CONTEXT_FULL when every
    slot is taken, BN_ERR_ARG when the prompt does not fit a slot. *id names it. */
 BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prompt, const bn_request_params *params,
                                 int *id, bn_error *err);
-/* Stop a sequence now (on_done gets BN_STOP_CANCELLED); 0 if id is not active. */
+/* End a request now (its closing call and on_done get BN_STOP_CANCELLED); 0 if id is not active. */
 BN_API int bn_batcher_cancel(bn_batcher *b, int id);
-/* One bn_forward call: one token for every decoding sequence plus a chunk of
-   the prompts of joining ones. Returns the number of sequences still active
-   through *n_active (may be NULL). */
+/* One bn_forward call: one token for every decoding request plus a chunk of
+   the prompts of joining ones. *n_active (may be NULL): requests still active. */
 BN_API bn_status bn_batcher_step(bn_batcher *b, int *n_active, bn_error *err);
 BN_API int bn_batcher_n_active(const bn_batcher *b);
 BN_EXTERN_C_END
 
 #ifdef BITNET_IMPLEMENTATION
 
-/* ---- text streaming ---- */
+/* ---- the stop stream ---- */
 
-/* Bytes a UTF-8 character with this lead byte has, or 0 for a continuation / invalid byte. */
-static int bn__utf8_char_len(unsigned char c) {
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) return 2;
-    if (c >= 0xE0 && c <= 0xEF) return 3;
-    if (c >= 0xF0 && c <= 0xF4) return 4;
-    return 0;
+BN_API void bn_stop_stream_init(bn_stop_stream *ss, const char *const *stop, int n_stop) {
+    memset(ss, 0, sizeof *ss);
+    ss->stop = stop;
+    ss->n_stop = stop ? n_stop : 0;
 }
 
-BN_API size_t bn_utf8_complete_prefix(const char *s, size_t n) {
-    size_t i, back;
-    /* look back at most 3 bytes for the lead byte of the last character */
-    for (back = 1; back <= 3 && back <= n; back++) {
-        unsigned char c = (unsigned char)s[n - back];
-        int need;
-        if ((c & 0xC0) == 0x80) continue; /* continuation byte: keep looking */
-        need = bn__utf8_char_len(c);
-        if (need > (int)back) {
-            /* incomplete only if the bytes after the lead are all continuations (they are) */
-            for (i = n - back + 1; i < n; i++)
-                if (((unsigned char)s[i] & 0xC0) != 0x80) return n;
-            return n - back;
-        }
-        return n;
-    }
-    return n;
-}
-
-BN_API void bn_stop_stream_init(bn_stop_stream *ts, const char *const *stop, int n_stop) {
-    memset(ts, 0, sizeof *ts);
-    ts->stop = stop;
-    ts->n_stop = stop ? n_stop : 0;
-}
-
-BN_API void bn_stop_stream_free(bn_stop_stream *ts) {
-    BN_FREE(ts->held);
-    BN_FREE(ts->out);
-    memset(ts, 0, sizeof *ts);
+BN_API void bn_stop_stream_free(bn_stop_stream *ss) {
+    BN_FREE(ss->held);
+    BN_FREE(ss->out);
+    memset(ss, 0, sizeof *ss);
 }
 
 static int bn__grow(char **buf, size_t *cap, size_t need) {
@@ -232,9 +249,9 @@ static int bn__grow(char **buf, size_t *cap, size_t need) {
    list to look from (start at 0). A NULL or empty entry is skipped here, in
    the one place every use of the list goes through: an empty string never
    ends generation and never holds text back. */
-static int bn__next_stop(const bn_stop_stream *ts, int *k, const char **stop, size_t *len) {
-    for (; *k < ts->n_stop; (*k)++) {
-        const char *s = ts->stop[*k];
+static int bn__next_stop(const bn_stop_stream *ss, int *k, const char **stop, size_t *len) {
+    for (; *k < ss->n_stop; (*k)++) {
+        const char *s = ss->stop[*k];
         if (s && s[0]) {
             *stop = s;
             *len = strlen(s);
@@ -245,17 +262,16 @@ static int bn__next_stop(const bn_stop_stream *ts, int *k, const char **stop, si
     return 0;
 }
 
-/* Earliest position where a stop string occurs in s[0..n), and its length; -1 if none. */
-static long bn__find_stop(const bn_stop_stream *ts, const char *s, size_t n, size_t *stop_len) {
+/* Earliest position where a stop string occurs in s[0..n); -1 if none. */
+static long bn__find_stop(const bn_stop_stream *ss, const char *s, size_t n) {
     long best = -1;
     int k = 0;
     const char *stop;
     size_t m, i;
-    while (bn__next_stop(ts, &k, &stop, &m)) {
+    while (bn__next_stop(ss, &k, &stop, &m)) {
         for (i = 0; i + m <= n && (best < 0 || (long)i < best); i++) {
             if (memcmp(s + i, stop, m) == 0) {
                 best = (long)i;
-                *stop_len = m;
                 break;
             }
         }
@@ -265,11 +281,11 @@ static long bn__find_stop(const bn_stop_stream *ts, const char *s, size_t n, siz
 
 /* Length of the longest tail of s[0..n) that is the start of some stop string
    (it may still grow into one, so it must not be shown yet). */
-static size_t bn__stop_prefix_tail(const bn_stop_stream *ts, const char *s, size_t n) {
+static size_t bn__stop_prefix_tail(const bn_stop_stream *ss, const char *s, size_t n) {
     size_t best = 0, m, t;
     int k = 0;
     const char *stop;
-    while (bn__next_stop(ts, &k, &stop, &m))
+    while (bn__next_stop(ss, &k, &stop, &m))
         for (t = BN_MIN(m - 1, n); t > best; t--) /* m >= 1 */
             if (memcmp(s + n - t, stop, t) == 0) {
                 best = t;
@@ -278,51 +294,136 @@ static size_t bn__stop_prefix_tail(const bn_stop_stream *ts, const char *s, size
     return best;
 }
 
-/* Move the first n held bytes to ts->out. */
-static bn_status bn__emit(bn_stop_stream *ts, size_t n, const char **text, size_t *len, bn_error *err) {
-    if (!bn__grow(&ts->out, &ts->cap_out, n + 1)) return bn_errorf(err, BN_ERR_NOMEM, "text stream: out of memory");
-    memcpy(ts->out, ts->held, n);
-    ts->out[n] = 0;
-    memmove(ts->held, ts->held + n, ts->n_held - n);
-    ts->n_held -= n;
-    *text = ts->out;
+/* Move the first n held bytes to ss->out. */
+static bn_status bn__emit(bn_stop_stream *ss, size_t n, const char **text, size_t *len, bn_error *err) {
+    if (!bn__grow(&ss->out, &ss->cap_out, n + 1)) return bn_errorf(err, BN_ERR_NOMEM, "stop stream: out of memory");
+    memcpy(ss->out, ss->held, n);
+    ss->out[n] = 0;
+    memmove(ss->held, ss->held + n, ss->n_held - n);
+    ss->n_held -= n;
+    *text = ss->out;
     *len = n;
     return BN_OK;
 }
 
-BN_API bn_status bn_stop_stream_push(bn_stop_stream *ts, const char *bytes, size_t n, const char **text,
+/* Append bytes; emit up to the first stop string (then stop), or, when `last`,
+   everything, else all but a tail that may begin a stop string. */
+static bn_status bn__stop_stream_add(bn_stop_stream *ss, const char *bytes, size_t n, int last, const char **text,
                                      size_t *len, int *stop_hit, bn_error *err) {
-    size_t safe, stop_len = 0, tail;
     long at;
     *text = "";
     *len = 0;
-    *stop_hit = ts->stopped;
-    if (ts->stopped) return BN_OK;
-    if (!bn__grow(&ts->held, &ts->cap_held, ts->n_held + n + 1))
-        return bn_errorf(err, BN_ERR_NOMEM, "text stream: out of memory");
-    memcpy(ts->held + ts->n_held, bytes, n);
-    ts->n_held += n;
-    at = bn__find_stop(ts, ts->held, ts->n_held, &stop_len);
+    *stop_hit = ss->stopped;
+    if (ss->stopped) return BN_OK;
+    if (!bn__grow(&ss->held, &ss->cap_held, ss->n_held + n + 1))
+        return bn_errorf(err, BN_ERR_NOMEM, "stop stream: out of memory");
+    if (n) memcpy(ss->held + ss->n_held, bytes, n);
+    ss->n_held += n;
+    at = bn__find_stop(ss, ss->held, ss->n_held);
     if (at >= 0) {
-        ts->stopped = 1;
+        ss->stopped = 1;
         *stop_hit = 1;
-        return bn__emit(ts, (size_t)at, text, len, err);
+        ss->n_held = (size_t)at; /* the stop string and what follows it are dropped */
+        return bn__emit(ss, (size_t)at, text, len, err);
     }
-    safe = bn_utf8_complete_prefix(ts->held, ts->n_held);
-    tail = bn__stop_prefix_tail(ts, ts->held, ts->n_held);
-    if (ts->n_held - tail < safe) safe = ts->n_held - tail;
-    return bn__emit(ts, safe, text, len, err);
+    return bn__emit(ss, last ? ss->n_held : ss->n_held - bn__stop_prefix_tail(ss, ss->held, ss->n_held), text, len,
+                    err);
 }
 
-BN_API void bn_stop_stream_flush(bn_stop_stream *ts, const char **text, size_t *len) {
+BN_API bn_status bn_stop_stream_push(bn_stop_stream *ss, const char *bytes, size_t n, const char **text, size_t *len,
+                                     int *stop_hit, bn_error *err) {
+    return bn__stop_stream_add(ss, bytes, n, 0, text, len, stop_hit, err);
+}
+
+BN_API void bn_stop_stream_flush(bn_stop_stream *ss, const char **text, size_t *len) {
+    int stop_hit;
+    if (bn__stop_stream_add(ss, NULL, 0, 1, text, len, &stop_hit, NULL) != BN_OK) {
+        *text = ss->held; /* out of memory: hand out the held buffer as it is */
+        *len = ss->n_held;
+        ss->n_held = 0;
+    }
+}
+
+/* ---- the output path: ids -> finished text, and the end tokens ---- */
+
+/* What one generation (bn_generate, or a batcher request) needs to turn its
+   sampled ids into the text its callback gets, and to know its end tokens. */
+typedef struct bn__textout {
+    const bn_tokenizer *tok; /* NULL: no text */
+    bn_utf8_stream utf8;     /* ids -> whole characters */
+    bn_stop_stream stops;    /* whole characters -> the text before a stop string */
+    const int32_t *eos;      /* the end tokens: the caller's, or eos_buf */
+    int n_eos;
+    int32_t eos_buf[BN_MAX_EOS + 1];
+} bn__textout;
+
+static int bn__is_eos(int32_t token, const int32_t *eos, int n_eos) {
+    int i;
+    for (i = 0; i < n_eos; i++)
+        if (eos[i] == token) return 1;
+    return 0;
+}
+
+/* The end tokens: the caller's list if given, else the model's (config.json
+   and generation_config.json) and the tokenizer's eos_token (when tok). */
+static int bn__default_eos(const bn_context *ctx, const bn_tokenizer *tok, const int32_t *eos, int n_eos,
+                           int32_t *buf, const int32_t **out) {
+    const bn_config *cfg = bn_model_config(bn_context_model(ctx));
+    int n = 0, i;
+    if (eos) {
+        *out = eos;
+        return n_eos;
+    }
+    for (i = 0; i < cfg->n_eos && i < BN_MAX_EOS; i++) buf[n++] = cfg->eos_token_ids[i];
+    if (tok && bn_tokenizer_eos_id(tok) >= 0 && !bn__is_eos(bn_tokenizer_eos_id(tok), buf, n))
+        buf[n++] = bn_tokenizer_eos_id(tok);
+    *out = buf;
+    return n;
+}
+
+/* Set up o in place (it points into itself). stop strings need tok. */
+static void bn__textout_init(bn__textout *o, const bn_context *ctx, const bn_tokenizer *tok, unsigned flags,
+                             const char *const *stop, int n_stop, const int32_t *eos, int n_eos) {
+    memset(o, 0, sizeof *o);
+    o->tok = tok;
+    if (tok) bn_utf8_stream_init(&o->utf8, tok, flags);
+    bn_stop_stream_init(&o->stops, tok ? stop : NULL, tok ? n_stop : 0);
+    o->n_eos = bn__default_eos(ctx, tok, eos, n_eos, o->eos_buf, &o->eos);
+}
+
+static void bn__textout_free(bn__textout *o) {
+    if (o->tok) bn_utf8_stream_free(&o->utf8);
+    bn_stop_stream_free(&o->stops);
+}
+
+/* A sampled token's finished text (none for an end token, or an id the
+   tokenizer does not have); *stop_hit when it completed a stop string. */
+static bn_status bn__textout_push(bn__textout *o, int32_t token, int is_eos, const char **text, size_t *len,
+                                  int *stop_hit, bn_error *err) {
+    const char *piece;
+    size_t n = 0;
+    bn_status st;
     *text = "";
     *len = 0;
-    if (ts->stopped || ts->n_held == 0) return;
-    if (bn__emit(ts, ts->n_held, text, len, NULL) != BN_OK) { /* out of memory: hand out the held buffer */
-        *text = ts->held;
-        *len = ts->n_held;
-        ts->n_held = 0;
-    }
+    *stop_hit = 0;
+    if (!o->tok || is_eos || token < 0 || token >= bn_tokenizer_vocab_size(o->tok)) return BN_OK;
+    st = bn_utf8_stream_push(&o->utf8, token, &piece, &n, err);
+    if (!st && n) st = bn_stop_stream_push(&o->stops, piece, n, text, len, stop_hit, err);
+    return st;
+}
+
+/* The end: everything still held back (an incomplete character as U+FFFD),
+   nothing after a stop string. */
+static bn_status bn__textout_finish(bn__textout *o, const char **text, size_t *len, bn_error *err) {
+    const char *piece = "";
+    size_t n = 0;
+    int stop_hit;
+    bn_status st = BN_OK;
+    *text = "";
+    *len = 0;
+    if (!o->tok) return BN_OK;
+    if (!o->stops.stopped) st = bn_utf8_stream_flush(&o->utf8, &piece, &n, err);
+    return st ? st : bn__stop_stream_add(&o->stops, piece, n, 1, text, len, &stop_hit, err);
 }
 
 BN_API const char *bn_stop_reason_name(bn_stop_reason reason) {
@@ -333,6 +434,7 @@ BN_API const char *bn_stop_reason_name(bn_stop_reason reason) {
     case BN_STOP_MAX_TOKENS: return "max tokens";
     case BN_STOP_CONTEXT_FULL: return "context full";
     case BN_STOP_CANCELLED: return "cancelled";
+    case BN_STOP_ERROR: return "error";
     }
     return "unknown";
 }
@@ -341,6 +443,7 @@ BN_API bn_generate_params bn_generate_default_params(void) {
     bn_generate_params p;
     memset(&p, 0, sizeof p);
     p.max_new_tokens = -1;
+    p.decode_flags = BN_TOK_SKIP_SPECIAL;
     return p;
 }
 
@@ -363,25 +466,6 @@ BN_API void bn_beam_result_free(bn_beam_result *r) {
     r->n = 0;
 }
 
-static int bn__is_eos(int32_t token, const int32_t *eos, int n_eos) {
-    int i;
-    for (i = 0; i < n_eos; i++)
-        if (eos[i] == token) return 1;
-    return 0;
-}
-
-/* The model's end tokens unless the caller gave some. */
-static void bn__pick_eos(const bn_context *ctx, const int32_t *eos, int n_eos, const int32_t **out, int *n_out) {
-    if (eos) {
-        *out = eos;
-        *n_out = n_eos;
-    } else {
-        const bn_config *cfg = bn_model_config(bn_context_model(ctx));
-        *out = cfg->eos_token_ids;
-        *n_out = cfg->n_eos;
-    }
-}
-
 /* ---- bn_generate ---- */
 
 /* State of one bn_generate call, so that each step is a small function. */
@@ -390,99 +474,157 @@ typedef struct bn__gen {
     int seq;
     bn_sampler *sampler;
     const bn_generate_params *p;
-    const int32_t *eos;
-    int n_eos;
-    bn_stop_stream ts;
-    int32_t prev;
+    bn__textout out;
+    bn_generate_result r;
 } bn__gen;
 
-/* Feed a token's text to the stream and the emitted part to the callback.
-   Returns 1 when generation must stop (stop string or callback). */
-static bn_status bn__gen_emit(bn__gen *g, int32_t token, int is_eos, bn_stop_reason *reason, bn_error *err) {
-    const char *text = "";
-    size_t len = 0;
-    int stop_hit = 0;
-    if (g->p->token_text && !is_eos) {
-        size_t n = 0;
-        const char *piece = g->p->token_text(g->p->token_text_user, token, g->prev, &n);
-        bn_status st = bn_stop_stream_push(&g->ts, piece ? piece : "", piece ? n : 0, &text, &len, &stop_hit, err);
-        if (st) return st;
-        if (stop_hit) *reason = BN_STOP_STRING;
+/* Hand a sampled token (and its text) to the callback; set r.reason when it ends generation. */
+static bn_status bn__gen_token(bn__gen *g, int32_t token, const float *logits, bn_error *err) {
+    bn_token_event ev;
+    int is_eos = !g->p->ignore_eos && bn__is_eos(token, g->out.eos, g->out.n_eos), stop_hit;
+    bn_status st = bn__textout_push(&g->out, token, is_eos, &ev.text, &ev.len, &stop_hit, err);
+    if (st) return st;
+    if (stop_hit) g->r.reason = BN_STOP_STRING;
+    if (g->p->on_token) {
+        ev.id = 0;
+        ev.token = token;
+        ev.index = g->r.n_generated - 1;
+        ev.logits = logits;
+        ev.n_vocab = bn_model_config(bn_context_model(g->ctx))->vocab_size;
+        ev.end_token = is_eos;
+        ev.reason = BN_STOP_NONE;
+        if (g->p->on_token(g->p->user, &ev) && !g->r.reason) g->r.reason = BN_STOP_CANCELLED;
     }
-    g->prev = token;
-    if (g->p->on_token && g->p->on_token(g->p->user, token, text, len) && !*reason) *reason = BN_STOP_CANCELLED;
+    if (is_eos && !g->r.reason) g->r.reason = BN_STOP_EOS;
     return BN_OK;
 }
 
-static bn_status bn__gen_prompt(bn__gen *g, const int32_t *prompt, int n_prompt, bn_error *err) {
-    int i;
-    for (i = 0; i < n_prompt; i++) bn_sampler_accept(g->sampler, prompt[i]);
-    return bn_eval(g->ctx, g->seq, prompt, n_prompt, err);
+/* The closing call: the held-back tail and the reason. */
+static bn_status bn__gen_close(bn__gen *g, bn_error *err) {
+    bn_token_event ev;
+    bn_status st = bn__textout_finish(&g->out, &ev.text, &ev.len, err);
+    if (st || !g->p->on_token) return st;
+    ev.id = 0;
+    ev.token = -1;
+    ev.index = g->r.n_generated;
+    ev.logits = NULL;
+    ev.n_vocab = bn_model_config(bn_context_model(g->ctx))->vocab_size;
+    ev.end_token = 0;
+    ev.reason = g->r.reason;
+    g->p->on_token(g->p->user, &ev);
+    return BN_OK;
+}
+
+/* Sample and decode until a stop condition sets g->r.reason. */
+static bn_status bn__gen_loop(bn__gen *g, int32_t *out, int max_out, bn_error *err) {
+    int32_t token = -1;
+    bn_status st = BN_OK;
+    while (!st && !g->r.reason) {
+        const float *logits;
+        if (g->p->max_new_tokens >= 0 && g->r.n_generated >= g->p->max_new_tokens) {
+            g->r.reason = BN_STOP_MAX_TOKENS;
+            break;
+        }
+        if (g->r.n_generated > 0) { /* the previous token goes in only now: the last one never needs to */
+            if (bn_seq_len(g->ctx, g->seq) >= bn_context_get_params(g->ctx)->n_ctx) {
+                g->r.reason = BN_STOP_CONTEXT_FULL;
+                break;
+            }
+            st = bn_eval(g->ctx, g->seq, &token, 1, err);
+            if (st) break;
+        }
+        logits = bn_get_logits(g->ctx, -1);
+        if (!logits) return bn_errorf(err, BN_ERR_ARG, "generate: the last forward produced no logits");
+        token = bn_sampler_sample(g->sampler, logits);
+        bn_sampler_accept(g->sampler, token);
+        if (out && g->r.n_generated < max_out) out[g->r.n_generated] = token;
+        g->r.n_generated++;
+        st = bn__gen_token(g, token, logits, err);
+    }
+    return st;
 }
 
 BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, const int32_t *prompt, int n_prompt,
                              const bn_generate_params *params, int32_t *out, int max_out, bn_generate_result *res,
                              bn_error *err) {
     bn_generate_params defaults = bn_generate_default_params();
-    bn_generate_result r;
     bn__gen g;
     bn_status st;
     double t0 = bn_time_s();
-    memset(&r, 0, sizeof r);
+    int i;
     memset(&g, 0, sizeof g);
+    if (res) memset(res, 0, sizeof *res);
+    if (n_prompt <= 0 || !prompt)
+        return bn_errorf(err, BN_ERR_ARG, "generate: needs at least one prompt token (to continue a sequence, pass "
+                                          "the last token sampled: it is not in the cache yet)");
     g.ctx = ctx;
     g.seq = seq;
     g.sampler = sampler;
     g.p = params ? params : &defaults;
-    g.prev = -1;
-    bn__pick_eos(ctx, g.p->eos, g.p->n_eos, &g.eos, &g.n_eos);
-    if (n_prompt <= 0 || !prompt)
-        return bn_errorf(err, BN_ERR_ARG, "generate: needs at least one prompt token (to continue a sequence, pass "
-                                          "the last token sampled: it is not in the cache yet)");
-    bn_stop_stream_init(&g.ts, g.p->stop, g.p->n_stop);
-    st = bn__gen_prompt(&g, prompt, n_prompt, err);
-    r.n_prompt = st ? 0 : n_prompt;
-    r.prompt_s = bn_time_s() - t0;
+    bn__textout_init(&g.out, ctx, g.p->tokenizer, g.p->decode_flags, g.p->stop, g.p->n_stop, g.p->eos, g.p->n_eos);
+    for (i = 0; i < n_prompt; i++) bn_sampler_accept(sampler, prompt[i]);
+    st = bn_eval(ctx, seq, prompt, n_prompt, err);
+    g.r.n_prompt = st ? 0 : n_prompt;
+    g.r.prompt_s = bn_time_s() - t0;
     t0 = bn_time_s();
-    while (!st && !r.reason) {
-        int32_t token;
-        int is_eos;
-        if (g.p->max_new_tokens >= 0 && r.n_generated >= g.p->max_new_tokens) {
-            r.reason = BN_STOP_MAX_TOKENS;
-            break;
-        }
-        if (r.n_generated > 0) { /* the previous token goes in only now: the last one never needs to */
-            if (bn_seq_len(ctx, seq) >= bn_context_get_params(ctx)->n_ctx) {
-                r.reason = BN_STOP_CONTEXT_FULL;
-                break;
-            }
-            st = bn_eval(ctx, seq, &g.prev, 1, err);
-            if (st) break;
-        }
-        if (!bn_get_logits(ctx, -1)) {
-            st = bn_errorf(err, BN_ERR_ARG, "generate: the last forward produced no logits");
-            break;
-        }
-        token = bn_sampler_sample(sampler, bn_get_logits(ctx, -1));
-        bn_sampler_accept(sampler, token);
-        if (out && r.n_generated < max_out) out[r.n_generated] = token;
-        r.n_generated++;
-        is_eos = !g.p->ignore_eos && bn__is_eos(token, g.eos, g.n_eos);
-        st = bn__gen_emit(&g, token, is_eos, &r.reason, err);
-        if (!r.reason && is_eos) r.reason = BN_STOP_EOS;
-    }
-    if (!st && r.reason != BN_STOP_STRING && g.p->on_token) {
-        const char *text;
-        size_t len;
-        bn_stop_stream_flush(&g.ts, &text, &len);
-        g.p->on_token(g.p->user, -1, text, len);
-    }
-    bn_stop_stream_free(&g.ts);
-    r.gen_s = bn_time_s() - t0;
-    if (res) *res = r;
+    if (!st) st = bn__gen_loop(&g, out, max_out, err);
+    if (!st) st = bn__gen_close(&g, err);
+    bn__textout_free(&g.out);
+    g.r.gen_s = bn_time_s() - t0;
+    if (res) *res = g.r;
     return st;
 }
 
+/* ---- scoring a window ---- */
+
+/* log p(next) from a row of logits: its logit minus their log-sum-exp. */
+static double bn__logprob(const float *logits, int n_vocab, int32_t next) {
+    double max = logits[0], sum = 0.0;
+    int i;
+    for (i = 1; i < n_vocab; i++)
+        if (logits[i] > max) max = logits[i];
+    for (i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - max);
+    return (double)logits[next] - max - log(sum);
+}
+
+BN_API bn_status bn_score(bn_context *ctx, int seq, const int32_t *tokens, int n, double *logprob, bn_error *err) {
+    int n_batch = bn_context_get_params(ctx)->n_batch, n_vocab = bn_model_config(bn_context_model(ctx))->vocab_size;
+    int done = 0, i;
+    int32_t *pos = BN_ALLOC(int32_t, n_batch), *seqs = BN_ALLOC(int32_t, n_batch);
+    int8_t *want = BN_ALLOC(int8_t, n_batch);
+    bn_status st = BN_OK;
+    if (!pos || !seqs || !want) st = bn_errorf(err, BN_ERR_NOMEM, "score: out of memory");
+    if (!st && (seq < 0 || seq >= bn_context_get_params(ctx)->n_seq))
+        st = bn_errorf(err, BN_ERR_ARG, "score: sequence %d is not in the context (it has %d)", seq,
+                       bn_context_get_params(ctx)->n_seq);
+    for (i = 0; !st && i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            st = bn_errorf(err, BN_ERR_ARG, "score: token %d (at %d) is outside the vocabulary of %d", (int)tokens[i],
+                           i, n_vocab);
+    while (!st && done < n) {
+        bn_batch b;
+        int chunk = BN_MIN(n - done, n_batch), start = bn_seq_len(ctx, seq);
+        for (i = 0; i < chunk; i++) {
+            pos[i] = start + i;
+            seqs[i] = seq;
+            want[i] = 1;
+        }
+        memset(&b, 0, sizeof b);
+        b.n_tokens = chunk;
+        b.token = tokens + done;
+        b.pos = pos;
+        b.seq = seqs;
+        b.want_logits = want;
+        st = bn_forward(ctx, &b, err);
+        for (i = 0; !st && i < chunk && done + i + 1 < n; i++)
+            logprob[done + i] = bn__logprob(bn_get_logits(ctx, i), n_vocab, tokens[done + i + 1]);
+        done += chunk;
+    }
+    BN_FREE(pos);
+    BN_FREE(seqs);
+    BN_FREE(want);
+    return st;
+}
 
 /* ---- beam search ---- */
 
@@ -511,6 +653,7 @@ typedef struct bn__beam_state {
     bn_context *ctx;
     const bn_beam_params *p;
     const int32_t *eos;
+    int32_t eos_buf[BN_MAX_EOS + 1];
     int n_eos, n_vocab, n_beams, first_seq;
     bn__beam *beams, *next;
     int n_live;
@@ -547,6 +690,7 @@ static bn_status bn__beam_add_done(bn__beam_state *s, const int32_t *tokens, int
     }
     memcpy(s->done[slot].tokens, tokens, sizeof(int32_t) * (size_t)n);
     s->done[slot].n_tokens = n;
+    s->done[slot].ended = n > 0 && bn__is_eos(tokens[n - 1], s->eos, s->n_eos);
     s->done[slot].sum_logprob = (float)sum;
     s->done[slot].score = (float)score;
     return BN_OK;
@@ -761,7 +905,7 @@ BN_API bn_status bn_beam_search(bn_context *ctx, int first_seq, const int32_t *p
     s.n_beams = s.p->n_beams;
     s.first_seq = first_seq;
     s.n_vocab = bn_model_config(bn_context_model(ctx))->vocab_size;
-    bn__pick_eos(ctx, s.p->eos, s.p->n_eos, &s.eos, &s.n_eos);
+    s.n_eos = bn__default_eos(ctx, s.p->tokenizer, s.p->eos, s.p->n_eos, s.eos_buf, &s.eos);
     if (s.n_beams < 1 || s.n_beams > 64)
         return bn_errorf(err, BN_ERR_ARG, "beam search: n_beams must be in 1..64 (got %d)", s.n_beams);
     if (first_seq < 0 || first_seq + s.n_beams > bn_context_get_params(ctx)->n_seq)
@@ -792,6 +936,7 @@ BN_API bn_status bn_beam_search(bn_context *ctx, int first_seq, const int32_t *p
 
 typedef struct bn__request {
     int active;
+    int closing;         /* in its closing callbacks: cancel leaves it alone */
     int id;
     int join_order;
     int32_t *prompt;
@@ -799,20 +944,23 @@ typedef struct bn__request {
     int32_t last;        /* the token sampled last, fed at the next step */
     int has_last;
     int n_generated;
+    double t_add, t_first; /* when it was added, when its first token was sampled */
     bn_sampler *sampler;
+    char **stop;         /* the request's own copy of its stop strings (one allocation) */
+    bn__textout out;
     bn_request_params p;
 } bn__request;
 
 struct bn_batcher {
     bn_context *ctx;
     bn_batcher_params p;
-    const int32_t *eos;
-    int n_eos, n_vocab, n_ctx;
+    int n_vocab, n_ctx;
     bn__request *req; /* one per slot: req[i] uses KV slot i */
     int next_id, joins;
     int32_t *b_tok, *b_pos, *b_seq;
     int8_t *b_want;
     int *b_owner;     /* slot of the request each batch token belongs to */
+    int *b_rid;       /* and that request's id (a callback may end it and add another in its slot) */
 };
 
 BN_API bn_batcher_params bn_batcher_default_params(void) {
@@ -828,6 +976,7 @@ BN_API bn_request_params bn_request_default_params(void) {
     p.sampler = bn_sampler_default_params();
     p.sampler.temperature = 0.0f;
     p.max_new_tokens = -1;
+    p.decode_flags = BN_TOK_SKIP_SPECIAL;
     return p;
 }
 
@@ -851,7 +1000,6 @@ BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batc
     b->p = p;
     b->n_vocab = bn_model_config(bn_context_model(ctx))->vocab_size;
     b->n_ctx = bn_context_get_params(ctx)->n_ctx;
-    bn__pick_eos(ctx, p.eos, p.n_eos, &b->eos, &b->n_eos);
     nb = p.n_batch;
     b->req = BN_ZALLOC(bn__request, p.n_slots);
     b->b_tok = BN_ALLOC(int32_t, nb);
@@ -859,7 +1007,8 @@ BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batc
     b->b_seq = BN_ALLOC(int32_t, nb);
     b->b_want = BN_ALLOC(int8_t, nb);
     b->b_owner = BN_ALLOC(int, nb);
-    if (!b->req || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->b_owner) {
+    b->b_rid = BN_ALLOC(int, nb);
+    if (!b->req || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->b_owner || !b->b_rid) {
         bn_batcher_free(b);
         return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory");
     }
@@ -867,32 +1016,64 @@ BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batc
     return BN_OK;
 }
 
-static void bn__request_finish(bn_batcher *b, int slot, bn_stop_reason reason) {
+/* Free what a request holds and empty its slot (no callbacks). */
+static void bn__request_clear(bn_batcher *b, int slot) {
     bn__request *r = &b->req[slot];
-    bn_request_params p = r->p;
-    int id = r->id, n = r->n_generated;
     bn_sampler_free(r->sampler);
+    bn__textout_free(&r->out);
+    BN_FREE(r->stop);
     BN_FREE(r->prompt);
     memset(r, 0, sizeof *r);
     bn_seq_truncate(b->ctx, slot, 0);
-    if (p.on_done) p.on_done(p.user, id, reason, n);
+}
+
+/* End a request: its closing on_token (the held-back tail), then, with the
+   slot free again, on_done. */
+static void bn__request_finish(bn_batcher *b, int slot, bn_stop_reason reason) {
+    bn__request *r = &b->req[slot];
+    bn_request_params p = r->p;
+    bn_generate_result res;
+    bn_token_event ev;
+    double now = bn_time_s();
+    int id = r->id;
+    r->closing = 1;
+    if (bn__textout_finish(&r->out, &ev.text, &ev.len, NULL) != BN_OK) {
+        ev.text = "";
+        ev.len = 0;
+        reason = BN_STOP_ERROR;
+    }
+    memset(&res, 0, sizeof res);
+    res.reason = reason;
+    res.n_prompt = r->n_prompt;
+    res.n_generated = r->n_generated;
+    res.prompt_s = (r->n_generated ? r->t_first : now) - r->t_add;
+    res.gen_s = r->n_generated ? now - r->t_first : 0.0;
+    if (p.on_token) {
+        ev.id = id;
+        ev.token = -1;
+        ev.index = r->n_generated;
+        ev.logits = NULL;
+        ev.n_vocab = b->n_vocab;
+        ev.end_token = 0;
+        ev.reason = reason;
+        p.on_token(p.user, &ev);
+    }
+    bn__request_clear(b, slot);
+    if (p.on_done) p.on_done(p.user, id, &res);
 }
 
 BN_API void bn_batcher_free(bn_batcher *b) {
     int i;
     if (!b) return;
-    for (i = 0; b->req && i < b->p.n_slots; i++) {
-        if (!b->req[i].active) continue;
-        bn_sampler_free(b->req[i].sampler);
-        BN_FREE(b->req[i].prompt);
-        bn_seq_truncate(b->ctx, i, 0);
-    }
+    for (i = 0; b->req && i < b->p.n_slots; i++)
+        if (b->req[i].active) bn__request_clear(b, i);
     BN_FREE(b->req);
     BN_FREE(b->b_tok);
     BN_FREE(b->b_pos);
     BN_FREE(b->b_seq);
     BN_FREE(b->b_want);
     BN_FREE(b->b_owner);
+    BN_FREE(b->b_rid);
     BN_FREE(b);
 }
 
@@ -902,12 +1083,31 @@ BN_API int bn_batcher_n_active(const bn_batcher *b) {
     return n;
 }
 
+/* A copy of n stop strings in one allocation: the pointers, then the bytes
+   (a NULL entry becomes "", which never matches). */
+static char **bn__copy_strings(const char *const *s, int n) {
+    size_t bytes = sizeof(char *) * (size_t)n;
+    char **out, *at;
+    int i;
+    for (i = 0; i < n; i++) bytes += (s[i] ? strlen(s[i]) : 0) + 1;
+    out = (char **)BN_MALLOC(bytes ? bytes : 1);
+    if (!out) return NULL;
+    at = (char *)(out + n);
+    for (i = 0; i < n; i++) {
+        size_t len = (s[i] ? strlen(s[i]) : 0) + 1;
+        memcpy(at, s[i] ? s[i] : "", len);
+        out[i] = at;
+        at += len;
+    }
+    return out;
+}
+
 BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prompt, const bn_request_params *params,
                                 int *id, bn_error *err) {
     bn_request_params dp = bn_request_default_params();
     bn__request *r;
     bn_status st;
-    int slot, i;
+    int slot, i, n_stop;
     if (id) *id = -1;
     if (n_prompt <= 0 || n_prompt >= b->n_ctx)
         return bn_errorf(err, BN_ERR_ARG, "batcher: a prompt of %d tokens does not fit a context of %d", n_prompt,
@@ -921,19 +1121,26 @@ BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prom
     r = &b->req[slot];
     memset(r, 0, sizeof *r);
     r->p = params ? *params : dp;
+    n_stop = r->p.stop && r->p.tokenizer && r->p.n_stop > 0 ? r->p.n_stop : 0;
     st = bn_sampler_new(&r->sampler, &r->p.sampler, b->n_vocab, err);
     if (st) return st;
     r->prompt = BN_ALLOC(int32_t, n_prompt);
-    if (!r->prompt) {
+    r->stop = bn__copy_strings(r->p.stop, n_stop);
+    if (!r->prompt || !r->stop) {
         bn_sampler_free(r->sampler);
-        r->sampler = NULL;
+        BN_FREE(r->prompt);
+        BN_FREE(r->stop);
+        memset(r, 0, sizeof *r);
         return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory for a prompt of %d tokens", n_prompt);
     }
+    r->p.stop = (const char *const *)r->stop;
+    bn__textout_init(&r->out, b->ctx, r->p.tokenizer, r->p.decode_flags, r->p.stop, n_stop, b->p.eos, b->p.n_eos);
     memcpy(r->prompt, prompt, sizeof(int32_t) * (size_t)n_prompt);
     for (i = 0; i < n_prompt; i++) bn_sampler_accept(r->sampler, prompt[i]);
     r->n_prompt = n_prompt;
     r->id = b->next_id++;
     r->join_order = b->joins++;
+    r->t_add = bn_time_s();
     r->active = 1;
     bn_seq_truncate(b->ctx, slot, 0);
     if (id) *id = r->id;
@@ -943,7 +1150,7 @@ BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prom
 BN_API int bn_batcher_cancel(bn_batcher *b, int id) {
     int i;
     for (i = 0; i < b->p.n_slots; i++)
-        if (b->req[i].active && b->req[i].id == id) {
+        if (b->req[i].active && !b->req[i].closing && b->req[i].id == id) {
             bn__request_finish(b, i, BN_STOP_CANCELLED);
             return 1;
         }
@@ -956,20 +1163,22 @@ static void bn__batch_push(bn_batcher *b, int *n, int slot, int32_t token, int p
     b->b_seq[*n] = slot;
     b->b_want[*n] = (int8_t)want;
     b->b_owner[*n] = slot;
+    b->b_rid[*n] = b->req[slot].id;
     (*n)++;
 }
 
-/* One token for each sequence that is decoding. */
+/* One token for each sequence that is decoding. Those whose context is full
+   end first, before anything is queued (their callbacks may cancel others). */
 static void bn__batch_decodes(bn_batcher *b, int *n) {
     int i;
     for (i = 0; i < b->p.n_slots; i++) {
-        bn__request *r = &b->req[i];
-        if (!r->active || !r->has_last) continue;
-        if (r->n_prompt + r->n_generated > b->n_ctx) {
+        const bn__request *r = &b->req[i];
+        if (r->active && r->has_last && r->n_prompt + r->n_generated > b->n_ctx)
             bn__request_finish(b, i, BN_STOP_CONTEXT_FULL);
-            continue;
-        }
-        bn__batch_push(b, n, i, r->last, r->n_prompt + r->n_generated - 1, 1);
+    }
+    for (i = 0; i < b->p.n_slots; i++) {
+        const bn__request *r = &b->req[i];
+        if (r->active && r->has_last) bn__batch_push(b, n, i, r->last, r->n_prompt + r->n_generated - 1, 1);
     }
 }
 
@@ -997,6 +1206,37 @@ static void bn__batch_prefills(bn_batcher *b, int *n) {
     }
 }
 
+/* A request's sampled token: its text, the callback, and whether it ends the request. */
+static void bn__request_token(bn_batcher *b, int slot, int32_t token, const float *logits) {
+    bn__request *r = &b->req[slot];
+    bn_token_event ev;
+    bn_stop_reason reason = BN_STOP_NONE;
+    int id = r->id, is_eos = !r->p.ignore_eos && bn__is_eos(token, r->out.eos, r->out.n_eos), stop_hit = 0;
+    if (r->n_generated == 0) r->t_first = bn_time_s();
+    r->last = token;
+    r->has_last = 1;
+    r->n_generated++;
+    if (bn__textout_push(&r->out, token, is_eos, &ev.text, &ev.len, &stop_hit, NULL) != BN_OK) {
+        bn__request_finish(b, slot, BN_STOP_ERROR);
+        return;
+    }
+    if (stop_hit) reason = BN_STOP_STRING;
+    if (r->p.on_token) {
+        ev.id = id;
+        ev.token = token;
+        ev.index = r->n_generated - 1;
+        ev.logits = logits;
+        ev.n_vocab = b->n_vocab;
+        ev.end_token = is_eos;
+        ev.reason = BN_STOP_NONE;
+        if (r->p.on_token(r->p.user, &ev) && !reason) reason = BN_STOP_CANCELLED;
+        if (!r->active || r->id != id) return; /* the callback cancelled it */
+    }
+    if (!reason && is_eos) reason = BN_STOP_EOS;
+    if (!reason && r->p.max_new_tokens >= 0 && r->n_generated >= r->p.max_new_tokens) reason = BN_STOP_MAX_TOKENS;
+    if (reason) bn__request_finish(b, slot, reason);
+}
+
 /* After the forward: account for what went in, sample where logits came out. */
 static void bn__batch_collect(bn_batcher *b, int n) {
     int i;
@@ -1005,27 +1245,18 @@ static void bn__batch_collect(bn_batcher *b, int n) {
         if (r->active && r->n_fed < r->n_prompt) r->n_fed++;
     }
     for (i = 0; i < n; i++) {
-        int slot = b->b_owner[i];
-        bn__request *r = &b->req[slot];
+        bn__request *r = &b->req[b->b_owner[i]];
         const float *logits;
         int32_t token;
-        int stop;
-        if (!b->b_want[i] || !r->active) continue;
+        if (!b->b_want[i] || !r->active || r->id != b->b_rid[i]) continue;
         if (r->p.max_new_tokens >= 0 && r->n_generated >= r->p.max_new_tokens) { /* max_new_tokens 0: none at all */
-            bn__request_finish(b, slot, BN_STOP_MAX_TOKENS);
+            bn__request_finish(b, b->b_owner[i], BN_STOP_MAX_TOKENS);
             continue;
         }
         logits = bn_get_logits(b->ctx, i);
         token = bn_sampler_sample(r->sampler, logits);
         bn_sampler_accept(r->sampler, token);
-        r->last = token;
-        r->has_last = 1;
-        r->n_generated++;
-        stop = r->p.on_token ? r->p.on_token(r->p.user, r->id, token, logits) : 0;
-        if (stop) bn__request_finish(b, slot, BN_STOP_CANCELLED);
-        else if (!r->p.ignore_eos && bn__is_eos(token, b->eos, b->n_eos)) bn__request_finish(b, slot, BN_STOP_EOS);
-        else if (r->p.max_new_tokens >= 0 && r->n_generated >= r->p.max_new_tokens)
-            bn__request_finish(b, slot, BN_STOP_MAX_TOKENS);
+        bn__request_token(b, b->b_owner[i], token, logits);
     }
 }
 

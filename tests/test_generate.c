@@ -139,79 +139,209 @@ static void test_generate_context_full(void) {
     bn_context_free(ctx);
 }
 
-/* The text of token t is "<t>" except two tokens that carry half a euro sign each. */
-typedef struct fake_vocab {
-    int32_t split_a, split_b;
-    char buf[32];
-} fake_vocab;
+/* ---------- the one-way output path: ids -> finished text ---------- */
 
-static const char *fake_text(void *user, int32_t token, int32_t prev, size_t *len) {
-    fake_vocab *v = (fake_vocab *)user;
-    BN_UNUSED(prev);
-    if (token == v->split_a) strcpy(v->buf, "\xE2\x82");
-    else if (token == v->split_b) strcpy(v->buf, "\xAC");
-    else sprintf(v->buf, "<%d>", (int)token);
-    *len = strlen(v->buf);
-    return v->buf;
+/* A tokenizer for the fixture's vocabulary, written here: token t reads "<t>",
+   except the tokens given bytes ("<0xC3>" with byte_fallback: one byte of a
+   UTF-8 character each, so a character can be split across tokens).
+   eos >= 0 becomes tokenizer_config.json's eos_token. */
+static bn_tokenizer *fixture_tokenizer(const int32_t *byte_tok, const int *byte_val, int n_bytes, int32_t eos) {
+    int V = bn_model_config(model)->vocab_size, t, k;
+    size_t cap = (size_t)V * 24 + 512, n = 0;
+    char *json = (char *)malloc(cap), cfg[64];
+    bn_tokenizer *tok = NULL;
+    bn_error err;
+    n += (size_t)sprintf(json + n, "{\"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"merges\": [], \"vocab\": {");
+    for (t = 0; t < V; t++) {
+        char name[16];
+        sprintf(name, "<%d>", t);
+        for (k = 0; k < n_bytes; k++)
+            if (byte_tok[k] == t) sprintf(name, "<0x%02X>", byte_val[k]);
+        n += (size_t)sprintf(json + n, "%s\"%s\": %d", t ? ", " : "", name, t);
+    }
+    n += (size_t)sprintf(json + n, "}}, \"decoder\": {\"type\": \"Sequence\", \"decoders\": "
+                                   "[{\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}]}}");
+    if (eos >= 0) sprintf(cfg, "{\"eos_token\": \"<%d>\"}", (int)eos);
+    BNT_CHECKF(bn_tokenizer_load_memory(&tok, json, n, eos >= 0 ? cfg : NULL, eos >= 0 ? strlen(cfg) : 0, "fixture",
+                                        &err) == BN_OK, "%s", err.msg);
+    free(json);
+    return tok;
 }
 
+/* What the callback saw: every call's token, text length and reason, and the text. */
 typedef struct collect {
     char text[1024];
     int n_calls, cancel_at;
     int32_t tokens[64];
     size_t lens[64];
+    bn_stop_reason reasons[64];
+    int ends[64];  /* end_token of each call */
+    int logits_ok; /* every sampled token's logits were given, the closing call's not */
 } collect;
 
-static int on_token(void *user, int32_t token, const char *text, size_t len) {
+static int on_token(void *user, const bn_token_event *ev) {
     collect *c = (collect *)user;
+    if (c->n_calls == 0) c->logits_ok = 1;
     if (c->n_calls < 64) {
-        c->tokens[c->n_calls] = token;
-        c->lens[c->n_calls] = len;
+        c->tokens[c->n_calls] = ev->token;
+        c->lens[c->n_calls] = ev->len;
+        c->reasons[c->n_calls] = ev->reason;
+        c->ends[c->n_calls] = ev->end_token;
     }
+    c->logits_ok &= ev->token >= 0 ? ev->logits != NULL && ev->n_vocab == bn_model_config(model)->vocab_size &&
+                                         ev->index == c->n_calls
+                                   : ev->logits == NULL;
     c->n_calls++;
-    strncat(c->text, text, len);
+    BNT_CHECK(strlen(ev->text) == ev->len);
+    strncat(c->text, ev->text, ev->len);
     return c->cancel_at > 0 && c->n_calls == c->cancel_at;
 }
 
-static void test_generate_streaming_and_stop_string(void) {
-    int32_t ref[12], got[12];
+/* The greedy continuation's first 12 tokens, and whether those at a and b occur nowhere else in the first 8. */
+static int greedy_with_unique(int32_t *ref, int a, int b) {
+    int i, ok = 1;
+    greedy_reference(prompt, 12, 12, ref);
+    ok = ref[a] != ref[b];
+    for (i = 0; i < 8; i++)
+        if (i != a && i != b) ok &= ref[i] != ref[a] && ref[i] != ref[b];
+    return ok;
+}
+
+/* The greedy continuation's first 12 tokens in ref, and a tokenizer in which
+   tokens 2 and 3 of it (found nowhere else in the first 8) carry the two bytes of e-acute. */
+static bn_tokenizer *split_char_tokenizer(int32_t *ref) {
+    static const int vals[2] = {0xC3, 0xA9};
+    int32_t bytes[2];
+    BNT_CHECK(greedy_with_unique(ref, 2, 3));
+    bytes[0] = ref[2];
+    bytes[1] = ref[3];
+    return fixture_tokenizer(bytes, vals, 2, -1);
+}
+
+/* Generate greedily with tokenizer tok (stop strings and limits from gp), collecting the callbacks. */
+static bn_generate_result generate_text(bn_tokenizer *tok, bn_generate_params gp, collect *c) {
     bn_context *ctx = new_ctx(1, 0);
     bn_sampler *s = greedy_sampler();
+    bn_generate_result res;
+    int32_t got[32];
+    memset(c, 0, sizeof *c);
+    gp.tokenizer = tok;
+    gp.on_token = on_token;
+    gp.user = c;
+    BNT_CHECK(bn_generate(ctx, 0, s, prompt, 12, &gp, got, 32, &res, NULL) == BN_OK);
+    bn_sampler_free(s);
+    bn_context_free(ctx);
+    return res;
+}
+
+static void test_text_stop_string_and_split_character(void) {
+    /* tokens 2 and 3 carry the two bytes of e-acute; the stop string spans the end of
+       token 5's text and the start of token 6's */
+    int32_t ref[12];
     bn_generate_params gp = bn_generate_default_params();
     bn_generate_result res;
-    fake_vocab v;
+    bn_tokenizer *tok = split_char_tokenizer(ref);
     collect c;
     char stop[64], want[512];
     const char *stops[1];
-    int i, distinct = ref[2] != ref[3];
-    greedy_reference(prompt, 12, 12, ref);
-    distinct = ref[2] != ref[3];
-    for (i = 0; i < 8; i++)
-        if (i != 2 && i != 3) distinct &= ref[i] != ref[2] && ref[i] != ref[3];
-    BNT_CHECK(distinct); /* the two split tokens occur once each in the first 8 */
-    v.split_a = ref[2];
-    v.split_b = ref[3];
-    /* stop string: the end of token 5's text and the start of token 6's */
     sprintf(stop, "%d><%d", (int)ref[5], (int)ref[6]);
     stops[0] = stop;
-    memset(&c, 0, sizeof c);
     gp.ignore_eos = 1;
     gp.max_new_tokens = 12;
-    gp.token_text = fake_text;
-    gp.token_text_user = &v;
     gp.stop = stops;
     gp.n_stop = 1;
-    gp.on_token = on_token;
-    gp.user = &c;
-    BNT_CHECK(bn_generate(ctx, 0, s, prompt, 12, &gp, got, 12, &res, NULL) == BN_OK);
+    res = generate_text(tok, gp, &c);
     BNT_CHECKF(res.reason == BN_STOP_STRING && res.n_generated == 7, "reason %d n %d", res.reason, res.n_generated);
-    /* everything before the stop string: "<r0><r1>€<r4><" */
-    sprintf(want, "<%d><%d>\xE2\x82\xAC<%d><", (int)ref[0], (int)ref[1], (int)ref[4]);
+    /* everything before the stop string: "<r0><r1>é<r4><" */
+    sprintf(want, "<%d><%d>\xC3\xA9<%d><", (int)ref[0], (int)ref[1], (int)ref[4]);
     BNT_CHECKF(strcmp(c.text, want) == 0, "got '%s' want '%s'", c.text, want);
-    BNT_CHECK(c.n_calls == 7);
-    BNT_CHECK(c.lens[2] == 0 && c.lens[3] == 3); /* the euro sign comes out whole, with token 3 */
-    bn_sampler_free(s);
-    bn_context_free(ctx);
+    BNT_CHECK(c.n_calls == 8 && c.tokens[7] == -1 && c.lens[7] == 0); /* the closing call shows nothing more */
+    BNT_CHECK(c.reasons[7] == BN_STOP_STRING && c.reasons[6] == BN_STOP_NONE);
+    BNT_CHECK(c.lens[2] == 0 && c.lens[3] == 2); /* the character comes out whole, with token 3 */
+    BNT_CHECK(c.lens[5] == 1);                   /* "<r5>" minus the "<r5>" part that may begin the stop string */
+    BNT_CHECK(c.logits_ok);
+    bn_tokenizer_free(tok);
+}
+
+static void test_text_end_token_from_tokenizer(void) {
+    /* the model's config names no end token among these; the tokenizer's eos_token does */
+    int32_t ref[12], none = -1;
+    bn_generate_params gp = bn_generate_default_params();
+    bn_generate_result res;
+    bn_tokenizer *tok;
+    collect c;
+    char want[256];
+    int i;
+    BNT_CHECK(greedy_with_unique(ref, 4, 5));
+    for (i = 0; i < bn_model_config(model)->n_eos; i++) BNT_CHECK(bn_model_config(model)->eos_token_ids[i] != ref[4]);
+    tok = fixture_tokenizer(&none, &i, 0, ref[4]);
+    BNT_CHECK(tok && bn_tokenizer_eos_id(tok) == ref[4]);
+    res = generate_text(tok, gp, &c);
+    BNT_CHECKF(res.reason == BN_STOP_EOS && res.n_generated == 5, "reason %d n %d", res.reason, res.n_generated);
+    sprintf(want, "<%d><%d><%d><%d>", (int)ref[0], (int)ref[1], (int)ref[2], (int)ref[3]);
+    BNT_CHECKF(strcmp(c.text, want) == 0, "got '%s'", c.text); /* the end token has no text */
+    BNT_CHECK(c.n_calls == 6 && c.tokens[4] == ref[4] && c.lens[4] == 0 && c.reasons[5] == BN_STOP_EOS);
+    BNT_CHECK(c.ends[4] == 1 && !c.ends[0] && !c.ends[3] && !c.ends[5]); /* the event says which token ended it */
+    /* an explicit end-token list replaces the default set: the tokenizer's is not added */
+    gp.eos = &none;
+    gp.n_eos = 1;
+    gp.max_new_tokens = 7;
+    res = generate_text(tok, gp, &c);
+    BNT_CHECK(res.reason == BN_STOP_MAX_TOKENS && res.n_generated == 7);
+    /* ignore_eos: generation goes past it, and its text shows */
+    gp.eos = NULL;
+    gp.ignore_eos = 1;
+    res = generate_text(tok, gp, &c);
+    BNT_CHECK(res.reason == BN_STOP_MAX_TOKENS && strstr(c.text, want) && c.lens[4] > 0 && !c.ends[4]);
+    bn_tokenizer_free(tok);
+}
+
+static void test_text_flush_rules(void) {
+    int32_t ref[12];
+    bn_generate_params gp = bn_generate_default_params();
+    bn_generate_result res;
+    bn_tokenizer *tok = split_char_tokenizer(ref);
+    collect c;
+    char want[256], stop[64];
+    const char *stops[1];
+    gp.ignore_eos = 1;
+    /* max_new_tokens ends generation after the first byte of the character: the
+       closing call hands out the incomplete character as U+FFFD */
+    gp.max_new_tokens = 3;
+    res = generate_text(tok, gp, &c);
+    sprintf(want, "<%d><%d>\xEF\xBF\xBD", (int)ref[0], (int)ref[1]);
+    BNT_CHECK(res.reason == BN_STOP_MAX_TOKENS && c.n_calls == 4);
+    BNT_CHECKF(strcmp(c.text, want) == 0 && c.lens[2] == 0 && c.lens[3] == 3, "got '%s'", c.text);
+    BNT_CHECK(c.reasons[3] == BN_STOP_MAX_TOKENS);
+    /* a tail held as the possible start of a stop string that never completes
+       comes out in the closing call */
+    sprintf(stop, "<%d>never", (int)ref[4]);
+    stops[0] = stop;
+    gp.stop = stops;
+    gp.n_stop = 1;
+    gp.max_new_tokens = 5;
+    res = generate_text(tok, gp, &c);
+    sprintf(want, "<%d><%d>\xC3\xA9<%d>", (int)ref[0], (int)ref[1], (int)ref[4]);
+    BNT_CHECK(res.reason == BN_STOP_MAX_TOKENS && c.n_calls == 6);
+    BNT_CHECKF(strcmp(c.text, want) == 0, "got '%s' want '%s'", c.text, want);
+    BNT_CHECK(c.lens[4] == 0 && c.lens[5] == strlen(stop) - 5); /* held with token 4, out at the close */
+    /* cancelled by the callback: what was held comes out too */
+    gp.max_new_tokens = 12;
+    memset(&c, 0, sizeof c);
+    {
+        bn_context *ctx = new_ctx(1, 0);
+        bn_sampler *s = greedy_sampler();
+        c.cancel_at = 5;
+        gp.tokenizer = tok;
+        gp.on_token = on_token;
+        gp.user = &c;
+        BNT_CHECK(bn_generate(ctx, 0, s, prompt, 12, &gp, NULL, 0, &res, NULL) == BN_OK);
+        BNT_CHECK(res.reason == BN_STOP_CANCELLED && c.n_calls == 6 && c.reasons[5] == BN_STOP_CANCELLED);
+        BNT_CHECKF(strcmp(c.text, want) == 0, "got '%s' want '%s'", c.text, want);
+        bn_sampler_free(s);
+        bn_context_free(ctx);
+    }
+    bn_tokenizer_free(tok);
 }
 
 static void test_generate_cancel_then_continue(void) {
@@ -231,7 +361,7 @@ static void test_generate_cancel_then_continue(void) {
     gp.user = &c;
     BNT_CHECK(bn_generate(ctx, 0, s, prompt, 12, &gp, got, 10, &res, NULL) == BN_OK);
     BNT_CHECK(res.reason == BN_STOP_CANCELLED && res.n_generated == 4);
-    BNT_CHECK(c.n_calls == 5 && c.tokens[4] == -1); /* the closing call */
+    BNT_CHECK(c.n_calls == 5 && c.tokens[4] == -1 && c.text[0] == 0); /* the closing call; no tokenizer, no text */
     BNT_CHECK(memcmp(got, ref, 4 * sizeof(int32_t)) == 0);
     gp.on_token = NULL;
     gp.max_new_tokens = 6;
@@ -239,6 +369,45 @@ static void test_generate_cancel_then_continue(void) {
     BNT_CHECK(res.n_generated == 6 && memcmp(more, ref + 4, 6 * sizeof(int32_t)) == 0);
     bn_sampler_free(s);
     bn_context_free(ctx);
+}
+
+/* ---------- scoring a window ---------- */
+
+static void test_score_window(void) {
+    /* bn_score against a plain loop: evaluate one token at a time, log-softmax in double */
+    int V = bn_model_config(model)->vocab_size, i, t, bad = 0;
+    bn_context *ctx = new_ctx(2, 0), *solo = new_ctx(1, 0);
+    bn_context_params cp = bn_context_default_params();
+    double got[11], worst = 0.0;
+    bn_error err;
+    BNT_CHECKF(bn_score(ctx, 1, prompt, 12, got, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECK(bn_seq_len(ctx, 1) == 12 && bn_seq_len(ctx, 0) == 0);
+    for (i = 0; i < 11; i++) {
+        const float *l;
+        double max = -1e30, sum = 0.0, want;
+        BNT_CHECK(bn_eval(solo, 0, &prompt[i], 1, NULL) == BN_OK);
+        l = bn_get_logits(solo, -1);
+        for (t = 0; t < V; t++) max = l[t] > max ? l[t] : max;
+        for (t = 0; t < V; t++) sum += exp((double)l[t] - max);
+        want = (double)l[prompt[i + 1]] - max - log(sum);
+        if (fabs(want - got[i]) > worst) worst = fabs(want - got[i]);
+        bad += !(got[i] < 0.0);
+    }
+    BNT_CHECKF(worst < 1e-4 && bad == 0, "worst %g", worst);
+    /* batches smaller than the window: the same scores */
+    bn_context_free(ctx);
+    cp.n_batch = 5;
+    cp.n_threads = n_threads;
+    BNT_CHECK(bn_context_new(&ctx, model, &cp, NULL) == BN_OK);
+    {
+        double small[11];
+        BNT_CHECK(bn_score(ctx, 0, prompt, 12, small, NULL) == BN_OK);
+        for (i = 0; i < 11; i++) bad += fabs(small[i] - got[i]) > 1e-5;
+        BNT_CHECK(bad == 0);
+    }
+    BNT_CHECK(bn_score(ctx, 3, prompt, 12, got, &err) == BN_ERR_ARG); /* no such sequence */
+    bn_context_free(ctx);
+    bn_context_free(solo);
 }
 
 /* ---------- beam search vs brute force ---------- */
@@ -426,7 +595,7 @@ static void test_beam_narrow_scores_consistent(void) {
 typedef struct seq_log {
     int32_t tokens[NB_SEQ][NB_GEN];
     float *logits[NB_SEQ]; /* NB_GEN x V */
-    int n[NB_SEQ], done[NB_SEQ], ids[NB_SEQ];
+    int n[NB_SEQ], done[NB_SEQ], ids[NB_SEQ], closed[NB_SEQ], counts_ok[NB_SEQ];
     bn_stop_reason reason[NB_SEQ];
 } seq_log;
 
@@ -437,23 +606,28 @@ static int slot_of(seq_log *L, int id) {
     return -1;
 }
 
-static int log_token(void *user, int id, int32_t token, const float *logits) {
+static int log_token(void *user, const bn_token_event *ev) {
     seq_log *L = (seq_log *)user;
-    int s = slot_of(L, id), V = bn_model_config(model)->vocab_size;
-    if (s < 0 || L->n[s] >= NB_GEN) return 1;
-    L->tokens[s][L->n[s]] = token;
-    memcpy(L->logits[s] + (size_t)L->n[s] * (size_t)V, logits, sizeof(float) * (size_t)V);
+    int s = slot_of(L, ev->id), V = bn_model_config(model)->vocab_size;
+    if (s < 0) return 1;
+    if (ev->token < 0) { /* the closing call comes once, before on_done */
+        L->closed[s]++;
+        return L->done[s] ? 1 : 0;
+    }
+    if (L->n[s] >= NB_GEN || ev->index != L->n[s]) return 1;
+    L->tokens[s][L->n[s]] = ev->token;
+    memcpy(L->logits[s] + (size_t)L->n[s] * (size_t)V, ev->logits, sizeof(float) * (size_t)V);
     L->n[s]++;
     return 0;
 }
 
-static void log_done(void *user, int id, bn_stop_reason reason, int n) {
+static void log_done(void *user, int id, const bn_generate_result *res) {
     seq_log *L = (seq_log *)user;
     int s = slot_of(L, id);
-    BN_UNUSED(n);
     if (s >= 0) {
         L->done[s] = 1;
-        L->reason[s] = reason;
+        L->reason[s] = res->reason;
+        L->counts_ok[s] = res->n_generated == L->n[s] && res->n_prompt > 0 && L->closed[s] == 1;
     }
 }
 
@@ -494,7 +668,7 @@ static void batched_equals_solo(void) {
         int32_t t;
         float worst = 0.0f;
         int same = 1, i;
-        BNT_CHECK(L.done[s] && L.reason[s] == BN_STOP_MAX_TOKENS && L.n[s] == NB_GEN);
+        BNT_CHECK(L.done[s] && L.reason[s] == BN_STOP_MAX_TOKENS && L.n[s] == NB_GEN && L.counts_ok[s]);
         BNT_CHECK(bn_eval(solo, 0, prompts[s], lens[s], NULL) == BN_OK);
         for (k = 0; k < NB_GEN; k++) {
             const float *l = bn_get_logits(solo, -1);
@@ -537,6 +711,82 @@ static void test_batched_equals_solo_threads_and_llama(void) {
     model = saved;
 }
 
+/* One request's callbacks in test_batcher_text. */
+typedef struct req_text {
+    collect c;
+    int done, closed_first;
+    bn_generate_result res;
+} req_text;
+
+static int req_on_token(void *user, const bn_token_event *ev) {
+    return on_token(&((req_text *)user)->c, ev);
+}
+
+static void req_on_done(void *user, int id, const bn_generate_result *res) {
+    req_text *r = (req_text *)user;
+    BN_UNUSED(id);
+    r->done++;
+    r->res = *res;
+    r->closed_first = r->c.n_calls > 0 && r->c.tokens[(r->c.n_calls - 1) % 64] == -1;
+}
+
+static void test_batcher_text(void) {
+    /* two requests with the tokenizer and stop strings of their own: each gets
+       the text, stop reason and counts that bn_generate gives the same prompt */
+    int32_t ref[12];
+    int k, n = 1, steps = 0, ids[2];
+    bn_tokenizer *tok = split_char_tokenizer(ref);
+    bn_context *ctx = new_ctx(2, 0);
+    bn_batcher *b = NULL;
+    bn_request_params rp = bn_request_default_params();
+    bn_generate_params gp = bn_generate_default_params();
+    bn_generate_result want_res[2];
+    req_text rt[2];
+    collect want[2];
+    char stop_a[64], stop_b[64];
+    const char *sa[1], *sb[1];
+    bn_error err;
+    sprintf(stop_a, "%d><%d", (int)ref[5], (int)ref[6]);
+    sprintf(stop_b, "\xC3\xA9<never");
+    sa[0] = stop_a;
+    sb[0] = stop_b;
+    gp.ignore_eos = 1;
+    gp.max_new_tokens = 10;
+    gp.stop = sa;
+    gp.n_stop = 1;
+    want_res[0] = generate_text(tok, gp, &want[0]);
+    gp.stop = sb;
+    want_res[1] = generate_text(tok, gp, &want[1]);
+    BNT_CHECK(want_res[0].reason == BN_STOP_STRING && want_res[1].reason == BN_STOP_MAX_TOKENS);
+    memset(rt, 0, sizeof rt);
+    BNT_CHECK(bn_batcher_new(&b, ctx, NULL, &err) == BN_OK);
+    rp.ignore_eos = 1;
+    rp.max_new_tokens = 10;
+    rp.tokenizer = tok;
+    rp.on_token = req_on_token;
+    rp.on_done = req_on_done;
+    for (k = 0; k < 2; k++) {
+        rp.stop = k ? sb : sa;
+        rp.n_stop = 1;
+        rp.user = &rt[k];
+        BNT_CHECK(bn_batcher_add(b, prompt, 12, &rp, &ids[k], &err) == BN_OK);
+    }
+    memset(stop_a, 'x', sizeof stop_a - 1); /* the batcher holds copies of the stop strings */
+    memset(stop_b, 'x', sizeof stop_b - 1);
+    while (n > 0 && steps++ < 100) BNT_CHECK(bn_batcher_step(b, &n, &err) == BN_OK);
+    for (k = 0; k < 2; k++) {
+        BNT_CHECKF(strcmp(rt[k].c.text, want[k].text) == 0, "request %d: '%s' want '%s'", k, rt[k].c.text,
+                   want[k].text);
+        BNT_CHECK(rt[k].done == 1 && rt[k].closed_first && rt[k].c.logits_ok);
+        BNT_CHECK(rt[k].res.reason == want_res[k].reason && rt[k].res.n_generated == want_res[k].n_generated);
+        BNT_CHECK(rt[k].res.n_prompt == 12 && rt[k].c.n_calls == want[k].n_calls);
+        BNT_CHECK(memcmp(rt[k].c.lens, want[k].lens, sizeof(size_t) * (size_t)want[k].n_calls) == 0);
+    }
+    bn_batcher_free(b);
+    bn_context_free(ctx);
+    bn_tokenizer_free(tok);
+}
+
 static void test_batcher_full_and_cancel(void) {
     bn_context *ctx = new_ctx(2, 0);
     bn_batcher *b = NULL;
@@ -575,14 +825,18 @@ int main(void) {
     BNT_RUN(test_generate_greedy_and_max_tokens);
     BNT_RUN(test_generate_eos);
     BNT_RUN(test_generate_context_full);
-    BNT_RUN(test_generate_streaming_and_stop_string);
+    BNT_RUN(test_text_stop_string_and_split_character);
+    BNT_RUN(test_text_end_token_from_tokenizer);
+    BNT_RUN(test_text_flush_rules);
     BNT_RUN(test_generate_cancel_then_continue);
+    BNT_RUN(test_score_window);
     BNT_RUN(test_beam_exhaustive_matches_brute_force);
     BNT_RUN(test_beam_with_eos_and_length_penalty);
     BNT_RUN(test_beam_narrow_scores_consistent);
     BNT_RUN(test_batched_equals_solo);
     BNT_RUN(test_batched_equals_solo_threads_and_llama);
     BNT_RUN(test_batcher_full_and_cancel);
+    BNT_RUN(test_batcher_text);
     bn_model_free(model);
     return bnt_finish("test_generate");
 }

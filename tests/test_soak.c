@@ -13,7 +13,7 @@
 #define N_SLOTS 6
 
 typedef struct request {
-    int accepted, done, n_prompt, max_new, cancel_at, n_seen;
+    int accepted, done, closed, n_prompt, max_new, cancel_at, n_seen;
     bn_stop_reason reason;
     int n_generated;
 } request;
@@ -26,21 +26,28 @@ typedef struct soak {
 
 static soak S;
 
-static int on_token(void *user, int id, int32_t token, const float *logits) {
-    request *r = &S.req[S.by_id[id]];
+static int on_token(void *user, const bn_token_event *ev) {
+    request *r = &S.req[S.by_id[ev->id]];
     (void)user;
-    BNT_CHECK(logits != NULL && token >= 0 && token < 1024 && !r->done);
+    if (ev->token < 0) { /* the closing call: once, before on_done */
+        BNT_CHECKF(ev->logits == NULL && !r->done && !r->closed, "request %d: a second closing call",
+                   S.by_id[ev->id]);
+        r->closed++;
+        return 0;
+    }
+    BNT_CHECK(ev->logits != NULL && ev->token < 1024 && !r->done && !r->closed && ev->index == r->n_seen);
     r->n_seen++;
     return r->cancel_at > 0 && r->n_seen >= r->cancel_at;
 }
 
-static void on_done(void *user, int id, bn_stop_reason reason, int n_generated) {
+static void on_done(void *user, int id, const bn_generate_result *res) {
     request *r = &S.req[S.by_id[id]];
     (void)user;
     BNT_CHECKF(!r->done, "request %d ended twice", S.by_id[id]);
+    BNT_CHECKF(r->closed == 1, "request %d: on_done without its closing call", S.by_id[id]);
     r->done = 1;
-    r->reason = reason;
-    r->n_generated = n_generated;
+    r->reason = res->reason;
+    r->n_generated = res->n_generated;
 }
 
 static void test_batcher_soak(void) {
@@ -52,7 +59,7 @@ static void test_batcher_soak(void) {
     bn_batcher_params bp = bn_batcher_default_params();
     uint64_t rng = 20240601;
     int32_t prompt[N_CTX + 8], eos[8];
-    int next = 0, i, k, steps = 0, counts[6] = {0}, rejected = 0, outside_cancels = 0;
+    int next = 0, i, k, steps = 0, counts[BN_STOP_ERROR + 1] = {0}, rejected = 0, outside_cancels = 0;
     BNT_CHECKF(bn_model_load(&m, "models/shakespeare", NULL, &err) == BN_OK, "%s", err.msg);
     if (!m) return;
     cp.n_ctx = N_CTX;

@@ -1,22 +1,71 @@
-/* Text streaming without a model: UTF-8 characters split across tokens are
-   held until whole, stop strings are found even when they span tokens, and
-   nothing of a stop string (or what follows it) is ever shown. */
+/* Streaming text without a model: the UTF-8 stream holds a character split
+   across tokens until it is whole; the stop stream finds stop strings even when
+   they span pieces, and nothing of a stop string (or what follows it) is shown. */
 #define BITNET_IMPLEMENTATION
 #include "../bitnet.h"
 #include "harness.h"
 
-static void test_utf8_complete_prefix(void) {
-    BNT_CHECK(bn_utf8_complete_prefix("abc", 3) == 3);
-    BNT_CHECK(bn_utf8_complete_prefix("", 0) == 0);
-    BNT_CHECK(bn_utf8_complete_prefix("a\xC3", 2) == 1);             /* é split after its lead byte */
-    BNT_CHECK(bn_utf8_complete_prefix("a\xC3\xA9", 3) == 3);
-    BNT_CHECK(bn_utf8_complete_prefix("\xE2\x82", 2) == 0);          /* € missing its last byte */
-    BNT_CHECK(bn_utf8_complete_prefix("x\xE2\x82\xAC", 4) == 4);
-    BNT_CHECK(bn_utf8_complete_prefix("\xF0\x9F\x98", 3) == 0);      /* 4-byte emoji, 3 bytes in */
-    BNT_CHECK(bn_utf8_complete_prefix("\xF0\x9F\x98\x80", 4) == 4);
-    BNT_CHECK(bn_utf8_complete_prefix("a\x80", 2) == 2);             /* stray continuation: passed on */
-    BNT_CHECK(bn_utf8_complete_prefix("a\xFF", 2) == 2);             /* invalid byte: passed on */
-    BNT_CHECK(bn_utf8_complete_prefix("\xC3" "a", 2) == 2);          /* broken sequence: passed on */
+/* A byte-level tokenizer written here: ids 0..255 are the bytes (<0xNN>,
+   byte_fallback), 256 is "ok". */
+static bn_tokenizer *byte_tokenizer(void) {
+    char json[8192];
+    size_t n = 0;
+    int b;
+    bn_tokenizer *tok = NULL;
+    bn_error err;
+    n += (size_t)sprintf(json + n, "{\"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"merges\": [], \"vocab\": {");
+    for (b = 0; b < 256; b++) n += (size_t)sprintf(json + n, "\"<0x%02X>\": %d, ", b, b);
+    n += (size_t)sprintf(json + n, "\"ok\": 256}}, \"decoder\": {\"type\": \"Sequence\", \"decoders\": "
+                                   "[{\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}]}}");
+    BNT_CHECKF(bn_tokenizer_load_memory(&tok, json, n, NULL, 0, "bytes", &err) == BN_OK, "%s", err.msg);
+    return tok;
+}
+
+/* Feed ids to a UTF-8 stream; outs[i] gets the text of push i, all the whole text with the flush. */
+static void utf8_pieces(const bn_tokenizer *tok, const int32_t *ids, int n, char outs[][32], char *all) {
+    bn_utf8_stream us;
+    const char *t;
+    size_t len;
+    int i;
+    all[0] = 0;
+    bn_utf8_stream_init(&us, tok, 0);
+    for (i = 0; i < n; i++) {
+        BNT_CHECK(bn_utf8_stream_push(&us, ids[i], &t, &len, NULL) == BN_OK);
+        memcpy(outs[i], t, len);
+        outs[i][len] = 0;
+        strcat(all, outs[i]);
+    }
+    BNT_CHECK(bn_utf8_stream_flush(&us, &t, &len, NULL) == BN_OK);
+    strncat(all, t, len);
+    bn_utf8_stream_free(&us);
+}
+
+/* The UTF-8 stream holds back a character split across tokens until it is whole. */
+static void test_utf8_stream_split_characters(void) {
+    static const int32_t ids[] = {'h', 0xE2, 0x82, 0xAC, '!', 0xF0, 0x9F, 0x98, 0x80};
+    bn_tokenizer *tok = byte_tokenizer();
+    char outs[9][32], all[128];
+    if (!tok) return;
+    utf8_pieces(tok, ids, 9, outs, all);
+    BNT_CHECK(strcmp(outs[0], "h") == 0);
+    BNT_CHECK(outs[1][0] == 0 && outs[2][0] == 0); /* held: an incomplete euro sign */
+    BNT_CHECK(strcmp(outs[3], "\xE2\x82\xAC") == 0 && strcmp(outs[4], "!") == 0);
+    BNT_CHECK(outs[5][0] == 0 && outs[6][0] == 0 && outs[7][0] == 0);
+    BNT_CHECK(strcmp(outs[8], "\xF0\x9F\x98\x80") == 0);
+    BNT_CHECK(strcmp(all, "h\xE2\x82\xAC!\xF0\x9F\x98\x80") == 0);
+    bn_tokenizer_free(tok);
+}
+
+/* At the end, an incomplete character comes out as U+FFFD, as HF's decode gives it. */
+static void test_utf8_stream_flush_incomplete(void) {
+    static const int32_t ids[] = {256, 0xE2, 0x82};
+    bn_tokenizer *tok = byte_tokenizer();
+    char outs[3][32], all[64];
+    if (!tok) return;
+    utf8_pieces(tok, ids, 3, outs, all);
+    BNT_CHECK(strcmp(outs[0], "ok") == 0 && outs[1][0] == 0 && outs[2][0] == 0);
+    BNT_CHECK(strcmp(all, "ok\xEF\xBF\xBD\xEF\xBF\xBD") == 0); /* one per byte token (HF ByteFallback) */
+    bn_tokenizer_free(tok);
 }
 
 /* Push pieces one by one; collect what comes out of each push. */
@@ -42,26 +91,6 @@ static int stream_pieces(const char *const *stops, int n_stops, const char **pie
     }
     bn_stop_stream_free(&ts);
     return stop ? i : -1; /* pieces consumed when the stop string completed */
-}
-
-static void test_stream_split_characters(void) {
-    const char *pieces[] = {"h", "\xE2", "\x82", "\xAC!", "\xF0\x9F", "\x98\x80"};
-    char outs[6][32], all[128];
-    BNT_CHECK(stream_pieces(NULL, 0, pieces, 6, outs, all) == -1);
-    BNT_CHECK(strcmp(outs[0], "h") == 0);
-    BNT_CHECK(outs[1][0] == 0 && outs[2][0] == 0);      /* held: incomplete € */
-    BNT_CHECK(strcmp(outs[3], "\xE2\x82\xAC!") == 0);
-    BNT_CHECK(outs[4][0] == 0);
-    BNT_CHECK(strcmp(outs[5], "\xF0\x9F\x98\x80") == 0);
-    BNT_CHECK(strcmp(all, "h\xE2\x82\xAC!\xF0\x9F\x98\x80") == 0);
-}
-
-static void test_stream_flush_incomplete(void) {
-    const char *pieces[] = {"ok", "\xE2\x82"};
-    char outs[2][32], all[64];
-    stream_pieces(NULL, 0, pieces, 2, outs, all);
-    BNT_CHECK(strcmp(outs[1], "") == 0);
-    BNT_CHECK(strcmp(all, "ok\xE2\x82") == 0); /* at the end what is held is handed out as is */
 }
 
 static void test_stop_strings_span_tokens(void) {
@@ -115,9 +144,8 @@ static void test_empty_stop_string(void) {
 }
 
 int main(void) {
-    BNT_RUN(test_utf8_complete_prefix);
-    BNT_RUN(test_stream_split_characters);
-    BNT_RUN(test_stream_flush_incomplete);
+    BNT_RUN(test_utf8_stream_split_characters);
+    BNT_RUN(test_utf8_stream_flush_incomplete);
     BNT_RUN(test_stop_strings_span_tokens);
     BNT_RUN(test_empty_stop_string);
     BNT_RUN(test_stop_string_overlapping);

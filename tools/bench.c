@@ -459,11 +459,8 @@ typedef struct bench_count {
     int tokens;
 } bench_count;
 
-static int bench_on_token(void *user, int id, int32_t token, const float *logits) {
-    (void)(id);
-    (void)(token);
-    (void)(logits);
-    ((bench_count *)user)->tokens++;
+static int bench_on_token(void *user, const bn_token_event *ev) {
+    if (ev->token >= 0) ((bench_count *)user)->tokens++; /* not the closing call */
     return 0;
 }
 

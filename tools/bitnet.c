@@ -33,70 +33,67 @@
 #define is_terminal(fd) isatty(fd)
 #endif
 
-/* ------------------------------------------------------------ generation */
-
-/* Token ids that end generation: the model's (config + generation_config) and the tokenizer's eos. */
-static int collect_eos(const cli_session *s, int32_t *eos) {
-    const bn_config *cfg = bn_model_config(s->model);
-    int n = 0, i;
-    for (i = 0; i < cfg->n_eos && n < 8; i++) eos[n++] = cfg->eos_token_ids[i];
-    if (s->tok && n < 8) {
-        int32_t e = bn_tokenizer_eos_id(s->tok), seen = 0;
-        for (i = 0; i < n; i++) seen |= eos[i] == e;
-        if (e >= 0 && !seen) eos[n++] = e;
-    }
-    return n;
-}
-
 /* ------------------------------------------------------------ streaming text */
 
+/* bn_generate's callback: prints the finished text the library hands over
+   (or, without a tokenizer, the ids) and keeps it when asked (chat's reply). */
 typedef struct printer {
-    const bn_tokenizer *tok; /* NULL: print ids */
-    bn_utf8_stream ts;
-    char buf[32];
     FILE *out;
+    int ids;         /* no tokenizer: print ids, the end token left out */
     int n_printed;
+    int keep;        /* keep the text in text/len */
+    char *text;
+    size_t len, cap;
 } printer;
 
-/* bn_generate's token_text: the tokenizer's streaming decode, or "id " without a tokenizer. */
-static const char *printer_text(void *user, int32_t token, int32_t prev, size_t *len) {
-    printer *p = (printer *)user;
-    const char *piece = "";
-    BN_UNUSED(prev);
-    *len = 0;
-    if (!p->tok) {
-        snprintf(p->buf, sizeof p->buf, "%s%d", p->n_printed++ ? " " : "", (int)token);
-        *len = strlen(p->buf);
-        return p->buf;
-    }
-    if (bn_utf8_stream_push(&p->ts, token, &piece, len, NULL) != BN_OK) *len = 0;
-    return piece;
+/* Start a generation's output; the kept-text buffer is reused from turn to turn. */
+static void printer_init(printer *p, const bn_tokenizer *tok, int keep) {
+    p->out = stdout;
+    p->ids = tok == NULL;
+    p->n_printed = 0;
+    p->keep = keep;
+    p->len = 0;
 }
 
-static int printer_on_token(void *user, int32_t token, const char *text, size_t len) {
-    printer *p = (printer *)user;
-    BN_UNUSED(token);
-    if (len) {
-        fwrite(text, 1, len, p->out);
-        fflush(p->out);
+static int printer_keep(printer *p, const char *text, size_t len) {
+    if (p->len + len + 1 > p->cap) {
+        size_t cap = (p->len + len + 1) * 2;
+        char *t = (char *)realloc(p->text, cap);
+        if (!t) return 0;
+        p->text = t;
+        p->cap = cap;
     }
+    memcpy(p->text + p->len, text, len);
+    p->len += len;
+    p->text[p->len] = 0;
+    return 1;
+}
+
+static int printer_on_token(void *user, const bn_token_event *ev) {
+    printer *p = (printer *)user;
+    if (p->ids) {
+        if (ev->token >= 0 && !ev->end_token) fprintf(p->out, "%s%d", p->n_printed++ ? " " : "", (int)ev->token);
+    } else if (ev->len) {
+        fwrite(ev->text, 1, ev->len, p->out);
+        if (p->keep && !printer_keep(p, ev->text, ev->len)) return 1;
+    }
+    fflush(p->out);
     return 0;
 }
 
-static void printer_init(printer *p, const bn_tokenizer *tok, int show_special) {
-    memset(p, 0, sizeof *p);
-    p->tok = tok;
-    p->out = stdout;
-    if (tok) bn_utf8_stream_init(&p->ts, tok, show_special ? 0u : BN_TOK_SKIP_SPECIAL);
-}
-
-static void printer_end(printer *p) {
-    if (p->tok) {
-        const char *piece;
-        size_t len = 0;
-        if (bn_utf8_stream_flush(&p->ts, &piece, &len, NULL) == BN_OK && len) fwrite(piece, 1, len, p->out);
-        bn_utf8_stream_free(&p->ts);
-    }
+/* The generation parameters run and chat share: the library turns ids into
+   text, applies the stop strings and the end tokens, and calls the printer. */
+static bn_generate_params generate_params(const cli_session *s, const cli_generation *g, printer *pr) {
+    bn_generate_params gp = bn_generate_default_params();
+    gp.max_new_tokens = g->n_predict;
+    gp.ignore_eos = g->ignore_eos;
+    gp.tokenizer = s->tok;
+    gp.decode_flags = g->special ? 0u : BN_TOK_SKIP_SPECIAL;
+    gp.stop = g->stops.items;
+    gp.n_stop = g->stops.n;
+    gp.on_token = printer_on_token;
+    gp.user = pr;
+    return gp;
 }
 
 static void print_speed(const bn_generate_result *r) {
@@ -168,46 +165,50 @@ static int run_beams(cli_session *s, const run_args *a, const int32_t *ids, int 
     bn_beam_params bp = bn_beam_default_params();
     bn_beam_result r;
     bn_error err;
-    int32_t eos[8];
-    int i, n_eos = collect_eos(s, eos);
-    printer pr;
+    int32_t no_eos = -1;
+    int i, rc = EXIT_OK;
     bp.n_beams = a->beams;
     bp.max_new_tokens = g->n_predict > 0 ? g->n_predict : 32;
-    bp.eos = eos;
-    bp.n_eos = g->ignore_eos ? 0 : n_eos;
+    bp.tokenizer = s->tok;
+    if (g->ignore_eos) { /* an empty list: no end tokens */
+        bp.eos = &no_eos;
+        bp.n_eos = 0;
+    }
     if (bn_beam_search(s->ctx, 0, ids, n, &bp, &r, &err) != BN_OK) {
         fprintf(stderr, "bitnet: beam search failed: %s\n", err.msg);
         return EXIT_RUN;
     }
-    printer_init(&pr, s->tok, g->special);
-    for (i = 0; r.n > 0 && i < r.hyps[0].n_tokens; i++) {
-        size_t len;
-        const char *t;
-        if (!g->ignore_eos && i == r.hyps[0].n_tokens - 1) {
-            int k, is_eos = 0;
-            for (k = 0; k < n_eos; k++) is_eos |= eos[k] == r.hyps[0].tokens[i];
-            if (is_eos) break;
+    if (r.n > 0) {
+        const bn_beam_hyp *best = &r.hyps[0];
+        int n_out = best->n_tokens - best->ended; /* the end token is not part of the text */
+        char *text = NULL;
+        if (!s->tok) {
+            for (i = 0; i < n_out; i++) printf("%s%d", i ? " " : "", (int)best->tokens[i]);
+        } else if (bn_tokenizer_decode(s->tok, best->tokens, (size_t)n_out, g->special ? 0u : BN_TOK_SKIP_SPECIAL,
+                                       &text, NULL, &err) == BN_OK) {
+            fputs(text, stdout);
+            bn_free(text);
+        } else {
+            fprintf(stderr, "bitnet: %s\n", err.msg);
+            rc = EXIT_RUN;
         }
-        t = printer_text(&pr, r.hyps[0].tokens[i], -1, &len);
-        fwrite(t, 1, len, stdout);
     }
-    printer_end(&pr);
     fprintf(stdout, "\n");
     for (i = 0; i < r.n; i++)
         fprintf(stderr, "beam %d: %d tokens, score %.4f (sum log p %.4f)\n", i, r.hyps[i].n_tokens,
                 (double)r.hyps[i].score, (double)r.hyps[i].sum_logprob);
     bn_beam_result_free(&r);
-    return EXIT_OK;
+    return rc;
 }
 
 static int run_run(void *p, int argc, char **argv) {
     run_args *a = (run_args *)p;
     cli_generation *g = &a->gen;
     cli_session s;
-    int rc, n = 0, n_eos;
-    int32_t *ids = NULL, eos[8];
+    int rc, n = 0;
+    int32_t *ids = NULL;
     bn_sampler *sampler = NULL;
-    bn_generate_params gp = bn_generate_default_params();
+    bn_generate_params gp;
     bn_generate_result res;
     bn_error err;
     printer pr;
@@ -235,21 +236,10 @@ static int run_run(void *p, int argc, char **argv) {
         cli_session_free(&s);
         return EXIT_USAGE;
     }
-    printer_init(&pr, s.tok, g->special);
-    n_eos = collect_eos(&s, eos);
-    gp.max_new_tokens = g->n_predict;
-    gp.eos = eos;
-    gp.n_eos = n_eos;
-    gp.ignore_eos = g->ignore_eos;
-    gp.stop = g->stops.items;
-    gp.n_stop = g->stops.n;
-    gp.token_text = printer_text;
-    gp.token_text_user = &pr;
-    gp.on_token = printer_on_token;
-    gp.user = &pr;
+    memset(&pr, 0, sizeof pr);
+    printer_init(&pr, s.tok, 0);
+    gp = generate_params(&s, g, &pr);
     rc = bn_generate(s.ctx, 0, sampler, ids, n, &gp, NULL, 0, &res, &err) == BN_OK ? EXIT_OK : EXIT_RUN;
-    if (res.reason != BN_STOP_STRING) printer_end(&pr);
-    else if (pr.tok) bn_utf8_stream_free(&pr.ts);
     fprintf(stdout, "\n");
     fflush(stdout);
     if (rc) fprintf(stderr, "bitnet run: %s\n", err.msg);
@@ -353,38 +343,16 @@ static void conv_clear(conversation *c, int keep) {
     while (c->n > keep) free(c->texts[--c->n]);
 }
 
-/* The reply as it streams: printed and kept for the conversation. */
-typedef struct reply {
-    printer pr;
-    char *text;
-    size_t len, cap;
-} reply;
-
-static int reply_on_token(void *user, int32_t token, const char *text, size_t len) {
-    reply *r = (reply *)user;
-    printer_on_token(&r->pr, token, text, len);
-    if (r->len + len + 1 > r->cap) {
-        size_t cap = (r->len + len + 1) * 2;
-        char *p = (char *)realloc(r->text, cap);
-        if (!p) return 1;
-        r->text = p;
-        r->cap = cap;
-    }
-    memcpy(r->text + r->len, text, len);
-    r->len += len;
-    return 0;
-}
-
 /* One turn: format the whole conversation, evaluate only what the cache does
    not hold yet, generate the reply. cache/n_cache: the tokens in sequence 0. */
 static int chat_turn(cli_session *s, const chat_args *a, bn_chat_template tmpl, conversation *conv, bn_sampler *sampler,
-                     int32_t *cache, int *n_cache, reply *rp) {
+                     int32_t *cache, int *n_cache, printer *rp) {
     char *text = NULL;
     size_t len = 0, n_ids = 0;
-    int32_t *ids = NULL, eos[8], *out;
-    int keep = 0, n_ctx = bn_context_get_params(s->ctx)->n_ctx, n_out, n_eos = collect_eos(s, eos);
+    int32_t *ids = NULL, *out;
+    int keep = 0, n_ctx = bn_context_get_params(s->ctx)->n_ctx, n_out;
     bn_error err;
-    bn_generate_params gp = bn_generate_default_params();
+    bn_generate_params gp = generate_params(s, &a->gen, rp);
     bn_generate_result res;
     if (bn_chat_format(s->tok, tmpl, conv->msgs, (size_t)conv->n, 1, &text, &len, &err) != BN_OK ||
         bn_tokenizer_encode(s->tok, text, len, BN_TOK_PARSE_SPECIAL | BN_TOK_REPLACE_INVALID, &ids, &n_ids, &err) !=
@@ -405,31 +373,13 @@ static int chat_turn(cli_session *s, const chat_args *a, bn_chat_template tmpl, 
     if (a->verbose) fprintf(stderr, "[cache: reusing %d of %d prompt tokens]\n", keep, (int)n_ids);
     n_out = n_ctx - (int)n_ids + 1;
     out = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_out);
-    printer_init(&rp->pr, s->tok, a->gen.special);
-    rp->len = 0;
-    gp.max_new_tokens = a->gen.n_predict;
-    gp.eos = eos;
-    gp.n_eos = n_eos;
-    gp.ignore_eos = a->gen.ignore_eos;
-    gp.stop = a->gen.stops.items;
-    gp.n_stop = a->gen.stops.n;
-    gp.token_text = printer_text;
-    gp.token_text_user = &rp->pr;
-    gp.on_token = reply_on_token;
-    gp.user = rp;
+    printer_init(rp, s->tok, 1);
     if (!out || bn_generate(s->ctx, 0, sampler, ids + keep, (int)n_ids - keep, &gp, out, n_out, &res, &err) != BN_OK) {
         fprintf(stderr, "bitnet chat: %s\n", out ? err.msg : "out of memory");
-        bn_utf8_stream_free(&rp->pr.ts);
         free(out);
         bn_free(ids);
         return EXIT_RUN;
     }
-    if (res.reason != BN_STOP_STRING) {
-        const char *piece;
-        size_t plen = 0;
-        if (bn_utf8_stream_flush(&rp->pr.ts, &piece, &plen, NULL) == BN_OK) reply_on_token(rp, -1, piece, plen);
-    }
-    bn_utf8_stream_free(&rp->pr.ts);
     fprintf(stdout, "\n");
     fflush(stdout);
     /* the cache now holds the prompt and every generated token but the last */
@@ -453,7 +403,7 @@ static int chat_run(void *p, int argc, char **argv) {
     bn_sampler *sampler = NULL;
     bn_chat_template tmpl;
     conversation conv;
-    reply rp;
+    printer rp;
     bn_error err;
     (void)argc;
     (void)argv;
@@ -538,46 +488,6 @@ static const cli_opt PPL_OPTIONS[] = {
     CLI_INCLUDE("model options", ppl_args, model, CLI_MODEL_OPTIONS),
     CLI_END};
 
-/* Cross-entropy of the next token given logits: log-sum-exp minus its logit. */
-static double next_token_nats(const float *logits, int n_vocab, int32_t next) {
-    double max = logits[0], sum = 0.0;
-    int i;
-    for (i = 1; i < n_vocab; i++)
-        if (logits[i] > max) max = logits[i];
-    for (i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - max);
-    return max + log(sum) - (double)logits[next];
-}
-
-/* Scores one window: the sum of next-token nats of w[1..n) given w[0..i]. */
-static int score_window(bn_context *ctx, const int32_t *w, int n, int n_vocab, double *nats, bn_error *err) {
-    int n_batch = bn_context_get_params(ctx)->n_batch, done = 0, i;
-    int32_t *pos = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_batch);
-    int8_t *want = (int8_t *)malloc((size_t)n_batch);
-    bn_status st = BN_OK;
-    *nats = 0.0;
-    bn_seq_truncate(ctx, 0, 0);
-    if (!pos || !want) st = bn_errorf(err, BN_ERR_NOMEM, "out of memory");
-    while (!st && done < n - 1) { /* the last token predicts nothing */
-        bn_batch b;
-        int chunk = BN_MIN(n - 1 - done, n_batch);
-        for (i = 0; i < chunk; i++) {
-            pos[i] = done + i;
-            want[i] = 1;
-        }
-        memset(&b, 0, sizeof b);
-        b.n_tokens = chunk;
-        b.token = w + done;
-        b.pos = pos;
-        b.want_logits = want;
-        st = bn_forward(ctx, &b, err);
-        for (i = 0; !st && i < chunk; i++) *nats += next_token_nats(bn_get_logits(ctx, i), n_vocab, w[done + i + 1]);
-        done += chunk;
-    }
-    free(pos);
-    free(want);
-    return st;
-}
-
 /* Bytes of text each scored token stands for (its decoded length). */
 static double token_bytes(const bn_tokenizer *tok, int32_t id, int *cache) {
     if (cache[id] < 0) {
@@ -620,7 +530,7 @@ static int ppl_run(void *p, int argc, char **argv) {
     cli_session s;
     int i, rc, n = 0, n_ctx, win, n_windows, k, n_vocab, *byte_cache = NULL;
     int32_t *ids = NULL, *w;
-    double total = 0.0, bytes = 0.0, t0;
+    double total = 0.0, bytes = 0.0, t0, *logprob;
     long scored = 0;
     bn_error err;
     (void)argc;
@@ -648,21 +558,22 @@ static int ppl_run(void *p, int argc, char **argv) {
     win = a->bos ? n_ctx - 1 : n_ctx; /* text tokens per window */
     n_windows = (n + win - 1) / win;
     w = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_ctx);
+    logprob = (double *)malloc(sizeof(double) * (size_t)n_ctx);
     t0 = bn_time_s();
-    rc = w ? EXIT_OK : EXIT_RUN;
+    rc = w && logprob ? EXIT_OK : EXIT_RUN;
     for (k = 0; !rc && k < n_windows; k++) {
         int start = k * win, len = BN_MIN(win, n - start), wl = 0, first_scored;
-        double nats;
         if (a->bos) w[wl++] = bn_tokenizer_bos_id(s.tok) >= 0 ? bn_tokenizer_bos_id(s.tok) : 0;
         memcpy(w + wl, ids + start, sizeof(int32_t) * (size_t)len);
         wl += len;
         if (wl < 2) break; /* nothing to predict */
-        if (score_window(s.ctx, w, wl, n_vocab, &nats, &err) != BN_OK) {
+        bn_seq_truncate(s.ctx, 0, 0); /* each window starts from nothing */
+        if (bn_score(s.ctx, 0, w, wl, logprob, &err) != BN_OK) {
             fprintf(stderr, "bitnet ppl: %s\n", err.msg);
             rc = EXIT_RUN;
             break;
         }
-        total += nats;
+        for (i = 0; i < wl - 1; i++) total -= logprob[i];
         scored += wl - 1;
         first_scored = a->bos ? 0 : 1; /* the tokens whose probability was scored */
         for (i = first_scored; byte_cache && i < len; i++) bytes += token_bytes(s.tok, ids[start + i], byte_cache);
@@ -683,6 +594,7 @@ static int ppl_run(void *p, int argc, char **argv) {
         fprintf(stderr, "ppl: %.2f s (%.1f tok/s)\n", bn_time_s() - t0, (double)n / (bn_time_s() - t0));
     }
     free(w);
+    free(logprob);
     free(ids);
     free(byte_cache);
     cli_session_free(&s);

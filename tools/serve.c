@@ -153,9 +153,6 @@ typedef struct choice {
     int state;              /* CH_QUEUED, CH_ACTIVE, CH_DONE */
     int cancel_sent;
     /* the scheduler's alone */
-    bn_utf8_stream ts;
-    bn_stop_stream stops;
-    int stop_hit;
     double t_last;
     /* shared, under server.lock */
     char *text;
@@ -193,8 +190,6 @@ typedef struct server {
     bn_chat_template tmpl;   /* BN_CHAT_UNKNOWN: the plain format */
     char model_name[256];
     int n_vocab, n_ctx, n_slots;
-    int32_t eos[8];
-    int n_eos;
     oai_limits lim;
     int listen_fd;
     long long created;
@@ -268,24 +263,6 @@ static void append_text(choice *c, const char *t, size_t n) {
     c->text[c->len] = 0;
 }
 
-static int is_eos(const server *s, int32_t t) {
-    int i;
-    for (i = 0; i < s->n_eos; i++)
-        if (s->eos[i] == t) return 1;
-    return 0;
-}
-
-/* Token -> text: the tokenizer's streaming decode, then the stop strings' hold-back. */
-static void token_to_text(choice *c, int32_t token, const char **text, size_t *len) {
-    const char *piece = "";
-    size_t n = 0;
-    *text = "";
-    *len = 0;
-    if (bn_utf8_stream_push(&c->ts, token, &piece, &n, NULL) != BN_OK) n = 0;
-    if (bn_stop_stream_push(&c->stops, piece, n, text, len, &c->stop_hit, NULL) != BN_OK) *len = 0;
-}
-
-
 static void rate_add(metrics *m, double t) {
     long long sec = (long long)t;
     int k = (int)(sec % (RATE_WINDOW + 1));
@@ -306,40 +283,37 @@ static double rate_get(const metrics *m, double t) {
     return (double)n / RATE_WINDOW;
 }
 
-static int on_token(void *user, int id, int32_t token, const float *logits) {
+/* The batcher's callback: a sampled token with the finished text it completed (ids -> text, stop
+   strings and end tokens are the library's), then a closing call (token -1) with the held-back tail. */
+static int on_token(void *user, const bn_token_event *ev) {
     choice *c = (choice *)user;
     job *j = c->job;
     server *s = j->srv;
     oai_logprob lp;
-    const char *text = "";
-    size_t len = 0;
-    int eos = !j->req->ignore_eos && is_eos(s, token), stop;
+    int counted = ev->token >= 0 && !ev->end_token, stop; /* a generated token of the completion */
     double t = now_s();
-    (void)id;
-    if (!eos) {
-        if (j->req->logprobs) oai_logprob_from_logits(&lp, logits, s->n_vocab, token, j->req->top_logprobs);
-        token_to_text(c, token, &text, &len);
-    }
+    if (counted && j->req->logprobs) oai_logprob_from_logits(&lp, ev->logits, ev->n_vocab, ev->token, j->req->top_logprobs);
     lock(s);
-    if (c->t_last == 0.0) hist_add(&s->m.ttft, t - j->t_start);
-    else hist_add(&s->m.itl, t - c->t_last);
-    c->t_last = t;
-    if (!eos) {
+    if (ev->token >= 0) {
+        if (c->t_last == 0.0) hist_add(&s->m.ttft, t - j->t_start);
+        else hist_add(&s->m.itl, t - c->t_last);
+        c->t_last = t;
+    }
+    if (counted) {
         c->completion_tokens++;
         s->m.generated_tokens++;
         rate_add(&s->m, t);
-        if (grow((void **)&c->tokens, &c->cap_tokens, c->n_tokens + 1, sizeof *c->tokens)) c->tokens[c->n_tokens++] = token;
+        if (grow((void **)&c->tokens, &c->cap_tokens, c->n_tokens + 1, sizeof *c->tokens)) c->tokens[c->n_tokens++] = ev->token;
         if (j->req->logprobs && grow((void **)&c->lp, &c->cap_lp, c->n_lp + 1, sizeof *c->lp)) c->lp[c->n_lp++] = lp;
-        append_text(c, text, len);
     }
-    stop = c->stop_hit || j->cancelled;
+    append_text(c, ev->text, ev->len);
+    stop = j->cancelled;
     pthread_cond_broadcast(&j->cond);
     unlock(s);
     return stop;
 }
 
-static const char *finish_reason(const choice *c, bn_stop_reason reason) {
-    if (c->stop_hit) return "stop";
+static const char *finish_reason(bn_stop_reason reason) {
     switch (reason) {
     case BN_STOP_EOS:
     case BN_STOP_STRING: return "stop";
@@ -364,26 +338,12 @@ static void choice_done_locked(server *s, choice *c, const char *reason) {
     pthread_cond_broadcast(&j->cond);
 }
 
-static void on_done(void *user, int id, bn_stop_reason reason, int n_generated) {
+static void on_done(void *user, int id, const bn_generate_result *res) {
     choice *c = (choice *)user;
     server *s = c->job->srv;
-    const char *piece = "", *text = "";
-    size_t n = 0, len = 0;
     (void)id;
-    (void)n_generated;
     lock(s);
-    if (!c->stop_hit && reason != BN_STOP_CANCELLED) { /* what the decoder and the stop strings still held */
-        if (bn_utf8_stream_flush(&c->ts, &piece, &n, NULL) == BN_OK &&
-            bn_stop_stream_push(&c->stops, piece, n, &text, &len, &c->stop_hit, NULL) == BN_OK)
-            append_text(c, text, len);
-        if (!c->stop_hit) {
-            bn_stop_stream_flush(&c->stops, &text, &len);
-            append_text(c, text, len);
-        }
-    }
-    bn_utf8_stream_free(&c->ts);
-    bn_stop_stream_free(&c->stops);
-    choice_done_locked(s, c, finish_reason(c, reason)); /* from here on the connection may free c */
+    choice_done_locked(s, c, finish_reason(res->reason)); /* from here on the connection may free c */
     unlock(s);
 }
 
@@ -396,15 +356,15 @@ static void start_choice(server *s, choice *c) {
     rp.sampler.seed = c->seed;
     rp.max_new_tokens = j->req->max_tokens;
     rp.ignore_eos = j->req->ignore_eos;
+    rp.tokenizer = s->tok; /* the library turns ids into text, with the stop strings and end tokens */
+    rp.decode_flags = s->o.gen.special ? 0u : BN_TOK_SKIP_SPECIAL;
+    rp.stop = j->req->stop;
+    rp.n_stop = j->req->n_stop;
     rp.on_token = on_token;
     rp.on_done = on_done;
     rp.user = c;
-    bn_utf8_stream_init(&c->ts, s->tok, s->o.gen.special ? 0u : BN_TOK_SKIP_SPECIAL);
-    bn_stop_stream_init(&c->stops, j->req->stop, j->req->n_stop);
     if (bn_batcher_add(s->batcher, c->prompt, c->n_prompt, &rp, &c->batch_id, &err) != BN_OK) {
         log_line("scheduler: cannot start a sequence: %s", err.msg);
-        bn_utf8_stream_free(&c->ts);
-        bn_stop_stream_free(&c->stops);
         lock(s);
         choice_done_locked(s, c, "error");
         unlock(s);
@@ -1620,12 +1580,7 @@ static int server_open(server *s) {
     s->tok = s->sess.tok;
     s->ctx = s->sess.ctx;
     cfg = bn_model_config(s->model);
-    /* the end tokens: the model's (config + generation_config) and the tokenizer's eos, as bitnet run */
-    for (i = 0; i < cfg->n_eos && s->n_eos < 7; i++) s->eos[s->n_eos++] = cfg->eos_token_ids[i];
-    if (bn_tokenizer_eos_id(s->tok) >= 0 && !is_eos(s, bn_tokenizer_eos_id(s->tok))) s->eos[s->n_eos++] = bn_tokenizer_eos_id(s->tok);
-    bp.n_slots = o->parallel;
-    bp.eos = s->eos;
-    bp.n_eos = s->n_eos;
+    bp.n_slots = o->parallel; /* end tokens: the model's and the tokenizer's (the library's default) */
     if (bn_batcher_new(&s->batcher, s->ctx, &bp, &err) != BN_OK) {
         fprintf(stderr, "bitnet serve: %s\n", err.msg);
         return EXIT_USAGE;
