@@ -514,6 +514,10 @@ BN_API const bn_fmat *bn_model_lm_head(const bn_model *model);
    NULL) into *cfg without loading weights; `what` names the file in errors. */
 BN_API bn_status bn_config_parse(bn_config *cfg, const char *config_json, const char *generation_config_json,
                                  const char *what, bn_error *err);
+/* The config.json that bn_config_parse reads back as *cfg (every end token
+   in eos_token_id), written from the same table of keys. *json is
+   BN_MALLOC'd and NUL-terminated (free with bn_free); len may be NULL. */
+BN_API bn_status bn_config_to_json(const bn_config *cfg, char **json, size_t *len, bn_error *err);
 BN_API const char *bn_arch_name(bn_arch arch);
 BN_API const char *bn_weight_variant_name(bn_weight_variant variant);
 BN_EXTERN_C_END
@@ -1163,21 +1167,12 @@ BN_EXTERN_C_END
    [out/4, in] + weight_scale = s = 1/mean|W| as HF BitLinear reads them; norms
    and embeddings as F32, so nothing is rounded on the way) and
    generation_config.json. A checkpoint (master weights + AdamW state + step)
-   is one .safetensors file that bn_train_checkpoint_load resumes from. */
+   is one .safetensors file that bn_train_checkpoint_load resumes from.
 
-typedef struct bn_train_config {
-    int vocab_size;
-    int hidden_size;
-    int intermediate_size;
-    int n_layers;
-    int n_heads;
-    int n_kv_heads;
-    int max_seq_len;          /* max_position_embeddings */
-    float rope_theta;
-    float rms_norm_eps;
-    int tie_word_embeddings;  /* lm_head = embed_tokens */
-    int bos_token_id, eos_token_id; /* written to config.json; -1 for none */
-} bn_train_config;
+   The model's shape is a bn_config, the struct a loaded model reports: what
+   training writes to config.json (bn_config_to_json) is what inference reads
+   back (bn_config_parse). Training builds the bitnet architecture (relu2,
+   sub-norms) with head_dim = hidden_size / n_heads. */
 
 /* The parameters of one decoder layer (HF names in bn_train_model.names). */
 typedef struct bn_train_layer {
@@ -1188,7 +1183,7 @@ typedef struct bn_train_layer {
 #define BN_TRAIN_NAME_MAX 64
 
 typedef struct bn_train_model {
-    bn_train_config cfg;
+    bn_config cfg;      /* arch bitnet, head_dim set */
     bn_ag_tensor *embed, *norm, *lm_head; /* lm_head is NULL when tied */
     bn_train_layer *layers;
     int n_params;
@@ -1204,10 +1199,11 @@ typedef struct bn_adamw {
 } bn_adamw;
 
 BN_EXTERN_C_BEGIN
-/* A small default: 4 layers of 256, 4 heads / 2 kv heads, FFN 640, vocab 1024, context 256. */
-BN_API bn_train_config bn_train_default_config(void);
+/* A small default: 4 layers of 256, 4 heads / 2 kv heads, FFN 640, vocab 1024,
+   context 256, no BOS or end token. head_dim 0: hidden_size / n_heads. */
+BN_API bn_config bn_train_default_config(void);
 /* Random initialization (normal, std 0.02; norms 1), reproducible from seed. */
-BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_train_config *cfg, uint64_t seed, bn_error *err);
+BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_config *cfg, uint64_t seed, bn_error *err);
 BN_API void bn_train_model_free(bn_train_model *m);
 BN_API size_t bn_train_model_n_weights(const bn_train_model *m); /* number of trained floats */
 
@@ -5467,6 +5463,28 @@ BN_API bn_model_params bn_model_default_params(void) {
 
 /* ---- config.json ---------------------------------------------------------- */
 
+/* config.json's integer keys: bn_config_parse reads them and bn_config_to_json
+   writes them, both from this table. */
+#define BN__CFG_HEADS (-1) /* the default of num_key_value_heads: num_attention_heads */
+typedef struct bn__cfg_key {
+    const char *key;
+    size_t offset; /* of the int in bn_config */
+    int dflt;      /* when absent: 0 an error, > 0 this value, BN__CFG_HEADS the head count */
+    int limit;
+} bn__cfg_key;
+
+static const bn__cfg_key bn__cfg_keys[] = {
+    {"vocab_size", offsetof(bn_config, vocab_size), 0, 1 << 24},
+    {"hidden_size", offsetof(bn_config, hidden_size), 0, 1 << 16},
+    {"intermediate_size", offsetof(bn_config, intermediate_size), 0, 1 << 18},
+    {"num_hidden_layers", offsetof(bn_config, n_layers), 0, 1024},
+    {"num_attention_heads", offsetof(bn_config, n_heads), 0, 1024},
+    {"num_key_value_heads", offsetof(bn_config, n_kv_heads), BN__CFG_HEADS, 1024},
+    {"max_position_embeddings", offsetof(bn_config, max_seq_len), 2048, 1 << 24},
+};
+
+static int *bn__cfg_field(bn_config *cfg, const bn__cfg_key *k) { return (int *)(void *)((char *)cfg + k->offset); }
+
 /* A positive integer up to limit; the default when absent if dflt > 0, else an error. */
 static bn_status bn__cfg_int(const bn_json *root, const char *key, int *out, int dflt, int limit, const char *what,
                              bn_error *err) {
@@ -5544,6 +5562,7 @@ static bn_status bn__cfg_from_json(bn_config *cfg, const bn_json *root, const bn
     const char *model_type = bn_json_string(root, "model_type", NULL), *act;
     const bn_json *q = bn_json_get(root, "quantization_config"), *hd = bn_json_get(root, "head_dim");
     double eps;
+    size_t i;
     bn_status s;
     memset(cfg, 0, sizeof *cfg);
     if (!root || root->type != BN_JSON_OBJECT) return bn_errorf(err, BN_ERR_CONFIG, "%s: not a JSON object", what);
@@ -5569,15 +5588,12 @@ static bn_status bn__cfg_from_json(bn_config *cfg, const bn_json *root, const bn
     else if (strcmp(act, "silu") == 0) cfg->act = BN_ACT_SILU;
     else return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" (supported: relu2, silu)", what, act);
 
-    if ((s = bn__cfg_int(root, "vocab_size", &cfg->vocab_size, 0, 1 << 24, what, err)) ||
-        (s = bn__cfg_int(root, "hidden_size", &cfg->hidden_size, 0, 1 << 16, what, err)) ||
-        (s = bn__cfg_int(root, "intermediate_size", &cfg->intermediate_size, 0, 1 << 18, what, err)) ||
-        (s = bn__cfg_int(root, "num_hidden_layers", &cfg->n_layers, 0, 1024, what, err)) ||
-        (s = bn__cfg_int(root, "num_attention_heads", &cfg->n_heads, 0, 1024, what, err)))
-        return s;
-    if ((s = bn__cfg_int(root, "num_key_value_heads", &cfg->n_kv_heads, cfg->n_heads, 1024, what, err)) ||
-        (s = bn__cfg_int(root, "max_position_embeddings", &cfg->max_seq_len, 2048, 1 << 24, what, err)))
-        return s;
+    for (i = 0; i < sizeof bn__cfg_keys / sizeof bn__cfg_keys[0]; i++) {
+        const bn__cfg_key *k = &bn__cfg_keys[i];
+        if ((s = bn__cfg_int(root, k->key, bn__cfg_field(cfg, k), k->dflt == BN__CFG_HEADS ? cfg->n_heads : k->dflt,
+                             k->limit, what, err)))
+            return s;
+    }
     if (hd && hd->type != BN_JSON_NULL) {
         if ((s = bn__cfg_int(root, "head_dim", &cfg->head_dim, 0, 1 << 14, what, err))) return s;
     } else {
@@ -5626,6 +5642,94 @@ BN_API bn_status bn_config_parse(bn_config *cfg, const char *config_json, const 
     bn_json_free(&doc);
     bn_json_free(&gdoc);
     return s;
+}
+
+/* ---- writing config.json ---- */
+
+static void bn__sbuf_fmt(bn__sbuf *b, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void bn__sbuf_fmt(bn__sbuf *b, const char *fmt, ...) {
+    char tmp[256];
+    int n;
+    va_list ap;
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp) b->oom = 1; /* every piece here is short */
+    else bn__sbuf_put(b, tmp, (size_t)n);
+}
+
+/* The shortest decimal that reads back as the same float (1e-05, not 9.99999975e-06), as a JSON number. */
+static void bn__fmt_float(char *buf, size_t size, float v) {
+    int prec;
+    for (prec = 1; prec < 9; prec++) {
+        snprintf(buf, size, "%.*g", prec, (double)v);
+        if ((float)strtod(buf, NULL) == v) break;
+    }
+    if (prec == 9) snprintf(buf, size, "%.9g", (double)v);
+    if (!strpbrk(buf, ".eEni")) strncat(buf, ".0", size - strlen(buf) - 1); /* keep it a JSON float */
+}
+
+/* "  key": the bos id or null, and the end tokens as null, one id, or a list. */
+static void bn__cfg_write_tokens(bn__sbuf *b, const bn_config *cfg) {
+    int i;
+    if (cfg->bos_token_id >= 0) bn__sbuf_fmt(b, "  \"bos_token_id\": %d,\n", cfg->bos_token_id);
+    else bn__sbuf_str(b, "  \"bos_token_id\": null,\n");
+    bn__sbuf_str(b, "  \"eos_token_id\": ");
+    if (cfg->n_eos == 0) bn__sbuf_str(b, "null");
+    if (cfg->n_eos == 1) bn__sbuf_fmt(b, "%d", cfg->eos_token_ids[0]);
+    for (i = 0; cfg->n_eos > 1 && i < cfg->n_eos; i++)
+        bn__sbuf_fmt(b, "%s%d%s", i ? ", " : "[", cfg->eos_token_ids[i], i + 1 == cfg->n_eos ? "]" : "");
+    bn__sbuf_str(b, ",\n");
+}
+
+static const char *bn__cfg_quant_json(bn_weight_variant v) {
+    switch (v) {
+    case BN_WEIGHTS_MASTER: return "\"linear_class\": \"autobitlinear\", \"quantization_mode\": \"online\"";
+    case BN_WEIGHTS_BITLINEAR: return "\"linear_class\": \"bitlinear\", \"quantization_mode\": \"offline\"";
+    case BN_WEIGHTS_AUTOBITLINEAR: return "\"linear_class\": \"autobitlinear\", \"quantization_mode\": \"offline\"";
+    }
+    return "";
+}
+
+BN_API bn_status bn_config_to_json(const bn_config *cfg, char **json, size_t *len, bn_error *err) {
+    bn__sbuf b;
+    char eps[32], theta[32];
+    size_t i;
+    *json = NULL;
+    if (len) *len = 0;
+    if (cfg->n_heads <= 0 || cfg->n_eos < 0 || cfg->n_eos > BN_MAX_EOS)
+        return bn_errorf(err, BN_ERR_ARG, "bn_config_to_json: the config has %d heads and %d end tokens", cfg->n_heads,
+                         cfg->n_eos);
+    memset(&b, 0, sizeof b);
+    bn__sbuf_fmt(&b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
+                 cfg->arch == BN_ARCH_BITNET ? "BitNetForCausalLM" : "LlamaForCausalLM", bn_arch_name(cfg->arch));
+    for (i = 0; i < sizeof bn__cfg_keys / sizeof bn__cfg_keys[0]; i++)
+        bn__sbuf_fmt(&b, "  \"%s\": %d,\n", bn__cfg_keys[i].key, *bn__cfg_field((bn_config *)cfg, &bn__cfg_keys[i]));
+    if (cfg->head_dim != cfg->hidden_size / cfg->n_heads || cfg->hidden_size % cfg->n_heads)
+        bn__sbuf_fmt(&b, "  \"head_dim\": %d,\n", cfg->head_dim);
+    bn__fmt_float(eps, sizeof eps, cfg->rms_norm_eps);
+    bn__fmt_float(theta, sizeof theta, cfg->rope_theta);
+    bn__sbuf_fmt(&b, "  \"hidden_act\": \"%s\",\n  \"rms_norm_eps\": %s,\n", cfg->act == BN_ACT_RELU2 ? "relu2" : "silu",
+                 eps);
+    bn__sbuf_fmt(&b, "  \"rope_theta\": %s,\n  \"rope_parameters\": {\"rope_theta\": %s, \"rope_type\": \"default\"},\n",
+                 theta, theta);
+    bn__sbuf_fmt(&b, "  \"tie_word_embeddings\": %s,\n", cfg->tie_word_embeddings ? "true" : "false");
+    bn__cfg_write_tokens(&b, cfg);
+    /* keys HF's from_pretrained expects that bn_config does not hold */
+    bn__sbuf_str(&b, "  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n  \"pad_token_id\": null,\n"
+                     "  \"initializer_range\": 0.02,\n  \"use_cache\": true,\n");
+    bn__sbuf_fmt(&b, "  \"quantization_config\": {\"quant_method\": \"bitnet\", %s}\n}\n", bn__cfg_quant_json(cfg->variant));
+    if (b.oom) {
+        BN_FREE(b.s);
+        return bn_errorf(err, BN_ERR_NOMEM, "bn_config_to_json: out of memory");
+    }
+    *json = b.s;
+    if (len) *len = b.len;
+    return BN_OK;
 }
 
 /* ---- tensors ---------------------------------------------------------------- */
@@ -11309,8 +11413,13 @@ BN_API bn_status bn_ag_backward(bn_ag_graph *g, bn_ag_tensor *loss, bn_error *er
 }
 
 /* ==================== train.h ============================================= */
-BN_API bn_train_config bn_train_default_config(void) {
-    bn_train_config c;
+BN_API bn_config bn_train_default_config(void) {
+    bn_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = BN_ARCH_BITNET;
+    c.act = BN_ACT_RELU2;
+    c.variant = BN_WEIGHTS_BITLINEAR; /* what bn_train_save_hf writes */
+    c.has_sub_norms = 1;
     c.vocab_size = 1024;
     c.hidden_size = 256;
     c.intermediate_size = 640;
@@ -11322,11 +11431,13 @@ BN_API bn_train_config bn_train_default_config(void) {
     c.rms_norm_eps = 1e-5f;
     c.tie_word_embeddings = 1;
     c.bos_token_id = -1;
-    c.eos_token_id = -1;
     return c;
 }
 
-static bn_status bn__train_check_config(const bn_train_config *c, bn_error *err) {
+static bn_status bn__train_check_config(const bn_config *c, bn_error *err) {
+    if (c->arch != BN_ARCH_BITNET || c->act != BN_ACT_RELU2 || !c->has_sub_norms)
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "train config: training builds the bitnet architecture (relu2, "
+                                                  "sub-norms); start from bn_train_default_config()");
     if (c->vocab_size <= 0 || c->hidden_size <= 0 || c->intermediate_size <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
         c->n_kv_heads <= 0 || c->max_seq_len <= 0)
         return bn_errorf(err, BN_ERR_CONFIG, "train config: sizes must be positive");
@@ -11336,6 +11447,10 @@ static bn_status bn__train_check_config(const bn_train_config *c, bn_error *err)
     if (c->hidden_size % 4 || c->intermediate_size % 4)
         return bn_errorf(err, BN_ERR_CONFIG, "train config: hidden and intermediate sizes must be multiples of 4 "
                          "(HF packs 4 rows per byte)");
+    if (c->head_dim != 0 && c->head_dim != c->hidden_size / c->n_heads)
+        return bn_errorf(err, BN_ERR_CONFIG, "train config: head_dim %d must be 0 or hidden_size / n_heads = %d",
+                         c->head_dim, c->hidden_size / c->n_heads);
+    if (c->n_eos < 0 || c->n_eos > BN_MAX_EOS) return bn_errorf(err, BN_ERR_CONFIG, "train config: n_eos %d", c->n_eos);
     return BN_OK;
 }
 
@@ -11367,14 +11482,14 @@ static bn_ag_tensor *bn__train_add(bn_train_model *m, const char *name, int ne0,
 
 /* The floats bn_train_model_new allocates for a config's weights (the same
    sum as bn_train_model_n_weights of the model it makes), in double: no overflow. */
-static double bn__train_n_weights(const bn_train_config *c) {
+static double bn__train_n_weights(const bn_config *c) {
     double D = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     double KVD = (double)(c->hidden_size / c->n_heads) * c->n_kv_heads;
     double layer = 3 * D + 2 * D * D + 2 * D * KVD + 3 * D * F + F; /* 3 norms, q o, k v, gate up down, ffn norm */
     return V * D * (c->tie_word_embeddings ? 1 : 2) + c->n_layers * layer + D;
 }
 
-BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_train_config *cfg, uint64_t seed, bn_error *err) {
+BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_config *cfg, uint64_t seed, bn_error *err) {
     bn_train_model *m;
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 1442695040888963407ull;
     int D, F, KVD, L, i, max_params;
@@ -11390,6 +11505,8 @@ BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_train_config 
     m = BN_ZALLOC(bn_train_model, 1);
     if (!m) return bn_errorf(err, BN_ERR_NOMEM, "bn_train_model_new: out of memory");
     m->cfg = *cfg;
+    m->cfg.head_dim = D / cfg->n_heads;
+    m->cfg.variant = BN_WEIGHTS_BITLINEAR;
     m->layers = BN_ZALLOC(bn_train_layer, L);
     m->params = BN_ZALLOC(bn_ag_tensor *, max_params);
     m->names = (char(*)[BN_TRAIN_NAME_MAX])bn__zalloc(sizeof(*m->names) * (size_t)max_params);
@@ -11448,7 +11565,7 @@ static bn_ag_tensor *bn__train_bitlinear(bn_ag_graph *g, bn_ag_tensor *xq, bn_ag
 
 BN_API bn_ag_tensor *bn_train_forward(bn_train_model *m, bn_ag_graph *g, const int32_t *tokens, int n_seq, int seq_len,
                                       const int32_t *targets, bn_ag_tensor **logits) {
-    const bn_train_config *c = &m->cfg;
+    const bn_config *c = &m->cfg;
     int T = n_seq * seq_len, i;
     int32_t *pos;
     bn_ag_tensor *x, *out;
@@ -11636,72 +11753,38 @@ BN_API bn_status bn_train_pack_ternary(const int8_t *q, int rows, int cols, uint
 /* Is parameter i a quantized linear (a *_proj weight)? */
 static int bn__train_is_proj(const bn_train_model *m, int i) { return strstr(m->names[i], "_proj.weight") != NULL; }
 
-/* The shortest decimal that reads back as the same float (1e-05, not 9.99999975e-06). */
-static void bn__train_fmt_float(char *buf, size_t size, float v) {
-    int prec;
-    for (prec = 1; prec < 9; prec++) {
-        snprintf(buf, size, "%.*g", prec, (double)v);
-        if ((float)strtod(buf, NULL) == v) break;
+/* Write text to DIR/name. */
+static bn_status bn__train_write_text(const char *dir, const char *name, const char *text, size_t len, bn_error *err) {
+    char *path = bn__path_join(dir, name);
+    FILE *f = path ? fopen(path, "wb") : NULL;
+    bn_status st = BN_OK;
+    if (!f) {
+        st = bn_errorf(err, path ? BN_ERR_IO : BN_ERR_NOMEM, "%s: cannot write", path ? path : dir);
+    } else {
+        int bad = fwrite(text, 1, len, f) != len;
+        if (fclose(f) != 0) bad = 1;
+        if (bad) st = bn_errorf(err, BN_ERR_IO, "%s: write failed", path);
     }
-    if (prec == 9) snprintf(buf, size, "%.9g", (double)v);
-    if (!strpbrk(buf, ".eEni")) strncat(buf, ".0", size - strlen(buf) - 1); /* keep it a JSON float */
+    BN_FREE(path);
+    return st;
 }
 
-static void bn__train_json_token(FILE *f, const char *key, int id) {
-    if (id >= 0)
-        fprintf(f, "  \"%s\": %d,\n", key, id);
-    else
-        fprintf(f, "  \"%s\": null,\n", key);
-}
-
+/* config.json (bn_config_to_json) and generation_config.json (the tokens, sampling defaults). */
 static bn_status bn__train_write_config(const bn_train_model *m, const char *dir, bn_error *err) {
-    const bn_train_config *c = &m->cfg;
-    char *path = bn__path_join(dir, "config.json"), eps[32], theta[32];
-    FILE *f = path ? fopen(path, "w") : NULL;
-    if (!f) {
-        bn_status st = bn_errorf(err, path ? BN_ERR_IO : BN_ERR_NOMEM, "%s: cannot write", path ? path : dir);
-        BN_FREE(path);
-        return st;
-    }
-    fprintf(f, "{\n  \"architectures\": [\"BitNetForCausalLM\"],\n  \"model_type\": \"bitnet\",\n");
-    fprintf(f, "  \"vocab_size\": %d,\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n", c->vocab_size,
-            c->hidden_size, c->intermediate_size);
-    fprintf(f, "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n",
-            c->n_layers, c->n_heads, c->n_kv_heads);
-    bn__train_fmt_float(eps, sizeof eps, c->rms_norm_eps);
-    bn__train_fmt_float(theta, sizeof theta, c->rope_theta);
-    fprintf(f, "  \"hidden_act\": \"relu2\",\n  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %s,\n",
-            c->max_seq_len, eps);
-    fprintf(f, "  \"rope_theta\": %s,\n  \"rope_parameters\": {\"rope_theta\": %s, \"rope_type\": \"default\"},\n",
-            theta, theta);
-    fprintf(f, "  \"tie_word_embeddings\": %s,\n  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n",
-            c->tie_word_embeddings ? "true" : "false");
-    bn__train_json_token(f, "bos_token_id", c->bos_token_id);
-    bn__train_json_token(f, "eos_token_id", c->eos_token_id);
-    fprintf(f, "  \"pad_token_id\": null,\n  \"initializer_range\": 0.02,\n  \"use_cache\": true,\n");
-    fprintf(f, "  \"torch_dtype\": \"float32\",\n  \"dtype\": \"float32\",\n");
-    fprintf(f, "  \"quantization_config\": {\"quant_method\": \"bitnet\", \"linear_class\": \"bitlinear\", "
-               "\"quantization_mode\": \"offline\"}\n}\n");
-    if (fclose(f) != 0) {
-        bn_status st = bn_errorf(err, BN_ERR_IO, "%s: write failed", path);
-        BN_FREE(path);
-        return st;
-    }
-    BN_FREE(path);
-    path = bn__path_join(dir, "generation_config.json");
-    f = path ? fopen(path, "w") : NULL;
-    if (!f) {
-        bn_status st = bn_errorf(err, path ? BN_ERR_IO : BN_ERR_NOMEM, "%s: cannot write", path ? path : dir);
-        BN_FREE(path);
-        return st;
-    }
-    fprintf(f, "{\n");
-    bn__train_json_token(f, "bos_token_id", c->bos_token_id);
-    bn__train_json_token(f, "eos_token_id", c->eos_token_id);
-    fprintf(f, "  \"do_sample\": true,\n  \"temperature\": 0.8,\n  \"top_p\": 0.95\n}\n");
-    fclose(f);
-    BN_FREE(path);
-    return BN_OK;
+    char *json = NULL;
+    size_t len = 0;
+    bn__sbuf gen;
+    bn_status st = bn_config_to_json(&m->cfg, &json, &len, err);
+    if (!st) st = bn__train_write_text(dir, "config.json", json, len, err);
+    BN_FREE(json);
+    memset(&gen, 0, sizeof gen);
+    bn__sbuf_str(&gen, "{\n");
+    bn__cfg_write_tokens(&gen, &m->cfg);
+    bn__sbuf_str(&gen, "  \"do_sample\": true,\n  \"temperature\": 0.8,\n  \"top_p\": 0.95\n}\n");
+    if (!st && gen.oom) st = bn_errorf(err, BN_ERR_NOMEM, "generation_config.json: out of memory");
+    if (!st) st = bn__train_write_text(dir, "generation_config.json", gen.s, gen.len, err);
+    BN_FREE(gen.s);
+    return st;
 }
 
 BN_API bn_status bn_train_save_hf(const bn_train_model *m, const char *dir, bn_error *err) {
@@ -11770,10 +11853,9 @@ done:
 
 /* ---- checkpoints -------------------------------------------------------- */
 /* Tensors: every parameter under its HF name, "adam_m.<name>", "adam_v.<name>" (F32);
-   metadata: "config" (the bn_train_config as JSON) and "step". */
+   metadata: "config" (the model's config.json, bn_config_to_json) and "step". */
 BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adamw *opt, const char *path, bn_error *err) {
-    const bn_train_config *c = &m->cfg;
-    char config[512], step[32];
+    char *config = NULL, step[32];
     const char *metadata[5];
     int n = m->n_params, per = opt ? 3 : 1, i, k = 0;
     bn_safetensors_tensor *ts = BN_ZALLOC(bn_safetensors_tensor, per * n);
@@ -11784,12 +11866,11 @@ BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adam
         BN_FREE(names);
         return bn_errorf(err, BN_ERR_NOMEM, "bn_train_checkpoint_save: out of memory");
     }
-    snprintf(config, sizeof config,
-             "{\"vocab_size\": %d, \"hidden_size\": %d, \"intermediate_size\": %d, \"n_layers\": %d, \"n_heads\": %d, "
-             "\"n_kv_heads\": %d, \"max_seq_len\": %d, \"rope_theta\": %.9g, \"rms_norm_eps\": %.9g, "
-             "\"tie_word_embeddings\": %d, \"bos_token_id\": %d, \"eos_token_id\": %d}",
-             c->vocab_size, c->hidden_size, c->intermediate_size, c->n_layers, c->n_heads, c->n_kv_heads, c->max_seq_len,
-             (double)c->rope_theta, (double)c->rms_norm_eps, c->tie_word_embeddings, c->bos_token_id, c->eos_token_id);
+    if ((st = bn_config_to_json(&m->cfg, &config, NULL, err))) {
+        BN_FREE(ts);
+        BN_FREE(names);
+        return st;
+    }
     snprintf(step, sizeof step, "%lld", opt ? (long long)opt->step : 0LL);
     metadata[0] = "config";
     metadata[1] = config;
@@ -11812,6 +11893,7 @@ BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adam
         }
     }
     st = bn_safetensors_write(path, ts, k, metadata, err);
+    BN_FREE(config);
     BN_FREE(ts);
     BN_FREE(names);
     return st;
@@ -11839,30 +11921,6 @@ BN_API bn_status bn_train_model_load_weights(bn_train_model *m, const char *path
     return st;
 }
 
-/* The metadata "config" of a checkpoint, every field range-checked (as
-   config.json's are) before it becomes an int or a float. */
-static bn_status bn__train_config_from_json(bn_train_config *c, const bn_json *root, const char *path, bn_error *err) {
-    double theta, eps;
-    bn_status st;
-    if (!root || root->type != BN_JSON_OBJECT) return bn_errorf(err, BN_ERR_CONFIG, "%s: config is not an object", path);
-    if ((st = bn__json_int_field(root, "vocab_size", 1, 1 << 24, 0, 0, &c->vocab_size, path, err)) ||
-        (st = bn__json_int_field(root, "hidden_size", 1, 1 << 16, 0, 0, &c->hidden_size, path, err)) ||
-        (st = bn__json_int_field(root, "intermediate_size", 1, 1 << 18, 0, 0, &c->intermediate_size, path, err)) ||
-        (st = bn__json_int_field(root, "n_layers", 1, 1024, 0, 0, &c->n_layers, path, err)) ||
-        (st = bn__json_int_field(root, "n_heads", 1, 1024, 0, 0, &c->n_heads, path, err)) ||
-        (st = bn__json_int_field(root, "n_kv_heads", 1, 1024, 0, 0, &c->n_kv_heads, path, err)) ||
-        (st = bn__json_int_field(root, "max_seq_len", 1, 1 << 24, 0, 0, &c->max_seq_len, path, err)) ||
-        (st = bn__json_int_field(root, "tie_word_embeddings", 0, 1, 1, 1, &c->tie_word_embeddings, path, err)) ||
-        (st = bn__json_int_field(root, "bos_token_id", -1, INT_MAX, 1, -1, &c->bos_token_id, path, err)) ||
-        (st = bn__json_int_field(root, "eos_token_id", -1, INT_MAX, 1, -1, &c->eos_token_id, path, err)) ||
-        (st = bn__json_num_field(root, "rope_theta", 1e-3, 1e12, 10000.0, &theta, path, err)) ||
-        (st = bn__json_num_field(root, "rms_norm_eps", 1e-30, 1.0, 1e-5, &eps, path, err)))
-        return st;
-    c->rope_theta = (float)theta;
-    c->rms_norm_eps = (float)eps;
-    return bn__train_check_config(c, err);
-}
-
 /* Values held by every tensor of a file (the most its weights can number). */
 static uint64_t bn__safetensors_n_elements(const bn_safetensors *sf) {
     uint64_t n = 0;
@@ -11874,8 +11932,7 @@ static uint64_t bn__safetensors_n_elements(const bn_safetensors *sf) {
 BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, const char *path, bn_error *err) {
     bn_safetensors *sf = NULL;
     bn_train_model *m = NULL;
-    bn_train_config c = bn_train_default_config();
-    bn_json_doc doc;
+    bn_config c;
     const char *config, *step;
     char name[BN_TRAIN_NAME_MAX + 8];
     bn_status st;
@@ -11889,17 +11946,14 @@ BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, c
         bn_safetensors_free(sf);
         return bn_errorf(err, BN_ERR_MISSING, "%s: not a training checkpoint (no config/step metadata)", path);
     }
-    if ((st = bn_json_parse(&doc, config, strlen(config), path, err))) {
+    if ((st = bn_config_parse(&c, config, NULL, path, err))) {
         bn_safetensors_free(sf);
         return st;
     }
-    st = bn__train_config_from_json(&c, doc.root, path, err);
-    bn_json_free(&doc);
     /* the sizes come from the file: it must hold the weights they imply before they are allocated */
-    if (!st && bn__train_n_weights(&c) > (double)bn__safetensors_n_elements(sf))
+    if (bn__train_n_weights(&c) > (double)bn__safetensors_n_elements(sf)) {
         st = bn_errorf(err, BN_ERR_SHAPE, "%s: the config's sizes need %.0f weights but the file holds %llu values",
                        path, bn__train_n_weights(&c), (unsigned long long)bn__safetensors_n_elements(sf));
-    if (st) {
         bn_safetensors_free(sf);
         return st;
     }

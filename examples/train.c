@@ -174,7 +174,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "resumed %s at step %lld\n", o.ckpt, (long long)opt.step);
         o.seq = m->cfg.max_seq_len;
     } else {
-        bn_train_config c = bn_train_default_config();
+        bn_config c = bn_train_default_config();
         c.vocab_size = d.vocab;
         c.hidden_size = o.dim;
         c.intermediate_size = o.ffn;
@@ -183,7 +183,7 @@ int main(int argc, char **argv) {
         c.n_kv_heads = o.kv_heads;
         c.max_seq_len = o.seq;
         c.bos_token_id = d.bos;
-        c.eos_token_id = d.eos;
+        if (d.eos >= 0) c.eos_token_ids[c.n_eos++] = d.eos;
         if (bn_train_model_new(&m, &c, (uint64_t)o.seed, &err) || bn_adamw_init(&opt, m, 0.9f, 0.95f, 1e-8f, o.wd, &err)) {
             fprintf(stderr, "train: %s\n", err.msg);
             return 1;

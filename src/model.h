@@ -74,6 +74,10 @@ BN_API const bn_fmat *bn_model_lm_head(const bn_model *model);
    NULL) into *cfg without loading weights; `what` names the file in errors. */
 BN_API bn_status bn_config_parse(bn_config *cfg, const char *config_json, const char *generation_config_json,
                                  const char *what, bn_error *err);
+/* The config.json that bn_config_parse reads back as *cfg (every end token
+   in eos_token_id), written from the same table of keys. *json is
+   BN_MALLOC'd and NUL-terminated (free with bn_free); len may be NULL. */
+BN_API bn_status bn_config_to_json(const bn_config *cfg, char **json, size_t *len, bn_error *err);
 BN_API const char *bn_arch_name(bn_arch arch);
 BN_API const char *bn_weight_variant_name(bn_weight_variant variant);
 BN_EXTERN_C_END
@@ -124,6 +128,28 @@ BN_API bn_model_params bn_model_default_params(void) {
 }
 
 /* ---- config.json ---------------------------------------------------------- */
+
+/* config.json's integer keys: bn_config_parse reads them and bn_config_to_json
+   writes them, both from this table. */
+#define BN__CFG_HEADS (-1) /* the default of num_key_value_heads: num_attention_heads */
+typedef struct bn__cfg_key {
+    const char *key;
+    size_t offset; /* of the int in bn_config */
+    int dflt;      /* when absent: 0 an error, > 0 this value, BN__CFG_HEADS the head count */
+    int limit;
+} bn__cfg_key;
+
+static const bn__cfg_key bn__cfg_keys[] = {
+    {"vocab_size", offsetof(bn_config, vocab_size), 0, 1 << 24},
+    {"hidden_size", offsetof(bn_config, hidden_size), 0, 1 << 16},
+    {"intermediate_size", offsetof(bn_config, intermediate_size), 0, 1 << 18},
+    {"num_hidden_layers", offsetof(bn_config, n_layers), 0, 1024},
+    {"num_attention_heads", offsetof(bn_config, n_heads), 0, 1024},
+    {"num_key_value_heads", offsetof(bn_config, n_kv_heads), BN__CFG_HEADS, 1024},
+    {"max_position_embeddings", offsetof(bn_config, max_seq_len), 2048, 1 << 24},
+};
+
+static int *bn__cfg_field(bn_config *cfg, const bn__cfg_key *k) { return (int *)(void *)((char *)cfg + k->offset); }
 
 /* A positive integer up to limit; the default when absent if dflt > 0, else an error. */
 static bn_status bn__cfg_int(const bn_json *root, const char *key, int *out, int dflt, int limit, const char *what,
@@ -202,6 +228,7 @@ static bn_status bn__cfg_from_json(bn_config *cfg, const bn_json *root, const bn
     const char *model_type = bn_json_string(root, "model_type", NULL), *act;
     const bn_json *q = bn_json_get(root, "quantization_config"), *hd = bn_json_get(root, "head_dim");
     double eps;
+    size_t i;
     bn_status s;
     memset(cfg, 0, sizeof *cfg);
     if (!root || root->type != BN_JSON_OBJECT) return bn_errorf(err, BN_ERR_CONFIG, "%s: not a JSON object", what);
@@ -227,15 +254,12 @@ static bn_status bn__cfg_from_json(bn_config *cfg, const bn_json *root, const bn
     else if (strcmp(act, "silu") == 0) cfg->act = BN_ACT_SILU;
     else return bn_errorf(err, BN_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" (supported: relu2, silu)", what, act);
 
-    if ((s = bn__cfg_int(root, "vocab_size", &cfg->vocab_size, 0, 1 << 24, what, err)) ||
-        (s = bn__cfg_int(root, "hidden_size", &cfg->hidden_size, 0, 1 << 16, what, err)) ||
-        (s = bn__cfg_int(root, "intermediate_size", &cfg->intermediate_size, 0, 1 << 18, what, err)) ||
-        (s = bn__cfg_int(root, "num_hidden_layers", &cfg->n_layers, 0, 1024, what, err)) ||
-        (s = bn__cfg_int(root, "num_attention_heads", &cfg->n_heads, 0, 1024, what, err)))
-        return s;
-    if ((s = bn__cfg_int(root, "num_key_value_heads", &cfg->n_kv_heads, cfg->n_heads, 1024, what, err)) ||
-        (s = bn__cfg_int(root, "max_position_embeddings", &cfg->max_seq_len, 2048, 1 << 24, what, err)))
-        return s;
+    for (i = 0; i < sizeof bn__cfg_keys / sizeof bn__cfg_keys[0]; i++) {
+        const bn__cfg_key *k = &bn__cfg_keys[i];
+        if ((s = bn__cfg_int(root, k->key, bn__cfg_field(cfg, k), k->dflt == BN__CFG_HEADS ? cfg->n_heads : k->dflt,
+                             k->limit, what, err)))
+            return s;
+    }
     if (hd && hd->type != BN_JSON_NULL) {
         if ((s = bn__cfg_int(root, "head_dim", &cfg->head_dim, 0, 1 << 14, what, err))) return s;
     } else {
@@ -284,6 +308,94 @@ BN_API bn_status bn_config_parse(bn_config *cfg, const char *config_json, const 
     bn_json_free(&doc);
     bn_json_free(&gdoc);
     return s;
+}
+
+/* ---- writing config.json ---- */
+
+static void bn__sbuf_fmt(bn__sbuf *b, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void bn__sbuf_fmt(bn__sbuf *b, const char *fmt, ...) {
+    char tmp[256];
+    int n;
+    va_list ap;
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp) b->oom = 1; /* every piece here is short */
+    else bn__sbuf_put(b, tmp, (size_t)n);
+}
+
+/* The shortest decimal that reads back as the same float (1e-05, not 9.99999975e-06), as a JSON number. */
+static void bn__fmt_float(char *buf, size_t size, float v) {
+    int prec;
+    for (prec = 1; prec < 9; prec++) {
+        snprintf(buf, size, "%.*g", prec, (double)v);
+        if ((float)strtod(buf, NULL) == v) break;
+    }
+    if (prec == 9) snprintf(buf, size, "%.9g", (double)v);
+    if (!strpbrk(buf, ".eEni")) strncat(buf, ".0", size - strlen(buf) - 1); /* keep it a JSON float */
+}
+
+/* "  key": the bos id or null, and the end tokens as null, one id, or a list. */
+static void bn__cfg_write_tokens(bn__sbuf *b, const bn_config *cfg) {
+    int i;
+    if (cfg->bos_token_id >= 0) bn__sbuf_fmt(b, "  \"bos_token_id\": %d,\n", cfg->bos_token_id);
+    else bn__sbuf_str(b, "  \"bos_token_id\": null,\n");
+    bn__sbuf_str(b, "  \"eos_token_id\": ");
+    if (cfg->n_eos == 0) bn__sbuf_str(b, "null");
+    if (cfg->n_eos == 1) bn__sbuf_fmt(b, "%d", cfg->eos_token_ids[0]);
+    for (i = 0; cfg->n_eos > 1 && i < cfg->n_eos; i++)
+        bn__sbuf_fmt(b, "%s%d%s", i ? ", " : "[", cfg->eos_token_ids[i], i + 1 == cfg->n_eos ? "]" : "");
+    bn__sbuf_str(b, ",\n");
+}
+
+static const char *bn__cfg_quant_json(bn_weight_variant v) {
+    switch (v) {
+    case BN_WEIGHTS_MASTER: return "\"linear_class\": \"autobitlinear\", \"quantization_mode\": \"online\"";
+    case BN_WEIGHTS_BITLINEAR: return "\"linear_class\": \"bitlinear\", \"quantization_mode\": \"offline\"";
+    case BN_WEIGHTS_AUTOBITLINEAR: return "\"linear_class\": \"autobitlinear\", \"quantization_mode\": \"offline\"";
+    }
+    return "";
+}
+
+BN_API bn_status bn_config_to_json(const bn_config *cfg, char **json, size_t *len, bn_error *err) {
+    bn__sbuf b;
+    char eps[32], theta[32];
+    size_t i;
+    *json = NULL;
+    if (len) *len = 0;
+    if (cfg->n_heads <= 0 || cfg->n_eos < 0 || cfg->n_eos > BN_MAX_EOS)
+        return bn_errorf(err, BN_ERR_ARG, "bn_config_to_json: the config has %d heads and %d end tokens", cfg->n_heads,
+                         cfg->n_eos);
+    memset(&b, 0, sizeof b);
+    bn__sbuf_fmt(&b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
+                 cfg->arch == BN_ARCH_BITNET ? "BitNetForCausalLM" : "LlamaForCausalLM", bn_arch_name(cfg->arch));
+    for (i = 0; i < sizeof bn__cfg_keys / sizeof bn__cfg_keys[0]; i++)
+        bn__sbuf_fmt(&b, "  \"%s\": %d,\n", bn__cfg_keys[i].key, *bn__cfg_field((bn_config *)cfg, &bn__cfg_keys[i]));
+    if (cfg->head_dim != cfg->hidden_size / cfg->n_heads || cfg->hidden_size % cfg->n_heads)
+        bn__sbuf_fmt(&b, "  \"head_dim\": %d,\n", cfg->head_dim);
+    bn__fmt_float(eps, sizeof eps, cfg->rms_norm_eps);
+    bn__fmt_float(theta, sizeof theta, cfg->rope_theta);
+    bn__sbuf_fmt(&b, "  \"hidden_act\": \"%s\",\n  \"rms_norm_eps\": %s,\n", cfg->act == BN_ACT_RELU2 ? "relu2" : "silu",
+                 eps);
+    bn__sbuf_fmt(&b, "  \"rope_theta\": %s,\n  \"rope_parameters\": {\"rope_theta\": %s, \"rope_type\": \"default\"},\n",
+                 theta, theta);
+    bn__sbuf_fmt(&b, "  \"tie_word_embeddings\": %s,\n", cfg->tie_word_embeddings ? "true" : "false");
+    bn__cfg_write_tokens(&b, cfg);
+    /* keys HF's from_pretrained expects that bn_config does not hold */
+    bn__sbuf_str(&b, "  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n  \"pad_token_id\": null,\n"
+                     "  \"initializer_range\": 0.02,\n  \"use_cache\": true,\n");
+    bn__sbuf_fmt(&b, "  \"quantization_config\": {\"quant_method\": \"bitnet\", %s}\n}\n", bn__cfg_quant_json(cfg->variant));
+    if (b.oom) {
+        BN_FREE(b.s);
+        return bn_errorf(err, BN_ERR_NOMEM, "bn_config_to_json: out of memory");
+    }
+    *json = b.s;
+    if (len) *len = b.len;
+    return BN_OK;
 }
 
 /* ---- tensors ---------------------------------------------------------------- */

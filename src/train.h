@@ -4,6 +4,7 @@
 #include "json.h"
 #include "threads.h"
 #include "safetensors.h"
+#include "model.h"
 #include "ternary_matmul.h"
 #include "autograd.h"
 /* Quantization-aware training of a small BitNet b1.58 model (HF's
@@ -20,21 +21,12 @@
    [out/4, in] + weight_scale = s = 1/mean|W| as HF BitLinear reads them; norms
    and embeddings as F32, so nothing is rounded on the way) and
    generation_config.json. A checkpoint (master weights + AdamW state + step)
-   is one .safetensors file that bn_train_checkpoint_load resumes from. */
+   is one .safetensors file that bn_train_checkpoint_load resumes from.
 
-typedef struct bn_train_config {
-    int vocab_size;
-    int hidden_size;
-    int intermediate_size;
-    int n_layers;
-    int n_heads;
-    int n_kv_heads;
-    int max_seq_len;          /* max_position_embeddings */
-    float rope_theta;
-    float rms_norm_eps;
-    int tie_word_embeddings;  /* lm_head = embed_tokens */
-    int bos_token_id, eos_token_id; /* written to config.json; -1 for none */
-} bn_train_config;
+   The model's shape is a bn_config, the struct a loaded model reports: what
+   training writes to config.json (bn_config_to_json) is what inference reads
+   back (bn_config_parse). Training builds the bitnet architecture (relu2,
+   sub-norms) with head_dim = hidden_size / n_heads. */
 
 /* The parameters of one decoder layer (HF names in bn_train_model.names). */
 typedef struct bn_train_layer {
@@ -45,7 +37,7 @@ typedef struct bn_train_layer {
 #define BN_TRAIN_NAME_MAX 64
 
 typedef struct bn_train_model {
-    bn_train_config cfg;
+    bn_config cfg;      /* arch bitnet, head_dim set */
     bn_ag_tensor *embed, *norm, *lm_head; /* lm_head is NULL when tied */
     bn_train_layer *layers;
     int n_params;
@@ -61,10 +53,11 @@ typedef struct bn_adamw {
 } bn_adamw;
 
 BN_EXTERN_C_BEGIN
-/* A small default: 4 layers of 256, 4 heads / 2 kv heads, FFN 640, vocab 1024, context 256. */
-BN_API bn_train_config bn_train_default_config(void);
+/* A small default: 4 layers of 256, 4 heads / 2 kv heads, FFN 640, vocab 1024,
+   context 256, no BOS or end token. head_dim 0: hidden_size / n_heads. */
+BN_API bn_config bn_train_default_config(void);
 /* Random initialization (normal, std 0.02; norms 1), reproducible from seed. */
-BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_train_config *cfg, uint64_t seed, bn_error *err);
+BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_config *cfg, uint64_t seed, bn_error *err);
 BN_API void bn_train_model_free(bn_train_model *m);
 BN_API size_t bn_train_model_n_weights(const bn_train_model *m); /* number of trained floats */
 
@@ -108,8 +101,13 @@ BN_EXTERN_C_END
 
 #ifdef BITNET_IMPLEMENTATION
 
-BN_API bn_train_config bn_train_default_config(void) {
-    bn_train_config c;
+BN_API bn_config bn_train_default_config(void) {
+    bn_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = BN_ARCH_BITNET;
+    c.act = BN_ACT_RELU2;
+    c.variant = BN_WEIGHTS_BITLINEAR; /* what bn_train_save_hf writes */
+    c.has_sub_norms = 1;
     c.vocab_size = 1024;
     c.hidden_size = 256;
     c.intermediate_size = 640;
@@ -121,11 +119,13 @@ BN_API bn_train_config bn_train_default_config(void) {
     c.rms_norm_eps = 1e-5f;
     c.tie_word_embeddings = 1;
     c.bos_token_id = -1;
-    c.eos_token_id = -1;
     return c;
 }
 
-static bn_status bn__train_check_config(const bn_train_config *c, bn_error *err) {
+static bn_status bn__train_check_config(const bn_config *c, bn_error *err) {
+    if (c->arch != BN_ARCH_BITNET || c->act != BN_ACT_RELU2 || !c->has_sub_norms)
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "train config: training builds the bitnet architecture (relu2, "
+                                                  "sub-norms); start from bn_train_default_config()");
     if (c->vocab_size <= 0 || c->hidden_size <= 0 || c->intermediate_size <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
         c->n_kv_heads <= 0 || c->max_seq_len <= 0)
         return bn_errorf(err, BN_ERR_CONFIG, "train config: sizes must be positive");
@@ -135,6 +135,10 @@ static bn_status bn__train_check_config(const bn_train_config *c, bn_error *err)
     if (c->hidden_size % 4 || c->intermediate_size % 4)
         return bn_errorf(err, BN_ERR_CONFIG, "train config: hidden and intermediate sizes must be multiples of 4 "
                          "(HF packs 4 rows per byte)");
+    if (c->head_dim != 0 && c->head_dim != c->hidden_size / c->n_heads)
+        return bn_errorf(err, BN_ERR_CONFIG, "train config: head_dim %d must be 0 or hidden_size / n_heads = %d",
+                         c->head_dim, c->hidden_size / c->n_heads);
+    if (c->n_eos < 0 || c->n_eos > BN_MAX_EOS) return bn_errorf(err, BN_ERR_CONFIG, "train config: n_eos %d", c->n_eos);
     return BN_OK;
 }
 
@@ -166,14 +170,14 @@ static bn_ag_tensor *bn__train_add(bn_train_model *m, const char *name, int ne0,
 
 /* The floats bn_train_model_new allocates for a config's weights (the same
    sum as bn_train_model_n_weights of the model it makes), in double: no overflow. */
-static double bn__train_n_weights(const bn_train_config *c) {
+static double bn__train_n_weights(const bn_config *c) {
     double D = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     double KVD = (double)(c->hidden_size / c->n_heads) * c->n_kv_heads;
     double layer = 3 * D + 2 * D * D + 2 * D * KVD + 3 * D * F + F; /* 3 norms, q o, k v, gate up down, ffn norm */
     return V * D * (c->tie_word_embeddings ? 1 : 2) + c->n_layers * layer + D;
 }
 
-BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_train_config *cfg, uint64_t seed, bn_error *err) {
+BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_config *cfg, uint64_t seed, bn_error *err) {
     bn_train_model *m;
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 1442695040888963407ull;
     int D, F, KVD, L, i, max_params;
@@ -189,6 +193,8 @@ BN_API bn_status bn_train_model_new(bn_train_model **out, const bn_train_config 
     m = BN_ZALLOC(bn_train_model, 1);
     if (!m) return bn_errorf(err, BN_ERR_NOMEM, "bn_train_model_new: out of memory");
     m->cfg = *cfg;
+    m->cfg.head_dim = D / cfg->n_heads;
+    m->cfg.variant = BN_WEIGHTS_BITLINEAR;
     m->layers = BN_ZALLOC(bn_train_layer, L);
     m->params = BN_ZALLOC(bn_ag_tensor *, max_params);
     m->names = (char(*)[BN_TRAIN_NAME_MAX])bn__zalloc(sizeof(*m->names) * (size_t)max_params);
@@ -247,7 +253,7 @@ static bn_ag_tensor *bn__train_bitlinear(bn_ag_graph *g, bn_ag_tensor *xq, bn_ag
 
 BN_API bn_ag_tensor *bn_train_forward(bn_train_model *m, bn_ag_graph *g, const int32_t *tokens, int n_seq, int seq_len,
                                       const int32_t *targets, bn_ag_tensor **logits) {
-    const bn_train_config *c = &m->cfg;
+    const bn_config *c = &m->cfg;
     int T = n_seq * seq_len, i;
     int32_t *pos;
     bn_ag_tensor *x, *out;
@@ -435,72 +441,38 @@ BN_API bn_status bn_train_pack_ternary(const int8_t *q, int rows, int cols, uint
 /* Is parameter i a quantized linear (a *_proj weight)? */
 static int bn__train_is_proj(const bn_train_model *m, int i) { return strstr(m->names[i], "_proj.weight") != NULL; }
 
-/* The shortest decimal that reads back as the same float (1e-05, not 9.99999975e-06). */
-static void bn__train_fmt_float(char *buf, size_t size, float v) {
-    int prec;
-    for (prec = 1; prec < 9; prec++) {
-        snprintf(buf, size, "%.*g", prec, (double)v);
-        if ((float)strtod(buf, NULL) == v) break;
+/* Write text to DIR/name. */
+static bn_status bn__train_write_text(const char *dir, const char *name, const char *text, size_t len, bn_error *err) {
+    char *path = bn__path_join(dir, name);
+    FILE *f = path ? fopen(path, "wb") : NULL;
+    bn_status st = BN_OK;
+    if (!f) {
+        st = bn_errorf(err, path ? BN_ERR_IO : BN_ERR_NOMEM, "%s: cannot write", path ? path : dir);
+    } else {
+        int bad = fwrite(text, 1, len, f) != len;
+        if (fclose(f) != 0) bad = 1;
+        if (bad) st = bn_errorf(err, BN_ERR_IO, "%s: write failed", path);
     }
-    if (prec == 9) snprintf(buf, size, "%.9g", (double)v);
-    if (!strpbrk(buf, ".eEni")) strncat(buf, ".0", size - strlen(buf) - 1); /* keep it a JSON float */
+    BN_FREE(path);
+    return st;
 }
 
-static void bn__train_json_token(FILE *f, const char *key, int id) {
-    if (id >= 0)
-        fprintf(f, "  \"%s\": %d,\n", key, id);
-    else
-        fprintf(f, "  \"%s\": null,\n", key);
-}
-
+/* config.json (bn_config_to_json) and generation_config.json (the tokens, sampling defaults). */
 static bn_status bn__train_write_config(const bn_train_model *m, const char *dir, bn_error *err) {
-    const bn_train_config *c = &m->cfg;
-    char *path = bn__path_join(dir, "config.json"), eps[32], theta[32];
-    FILE *f = path ? fopen(path, "w") : NULL;
-    if (!f) {
-        bn_status st = bn_errorf(err, path ? BN_ERR_IO : BN_ERR_NOMEM, "%s: cannot write", path ? path : dir);
-        BN_FREE(path);
-        return st;
-    }
-    fprintf(f, "{\n  \"architectures\": [\"BitNetForCausalLM\"],\n  \"model_type\": \"bitnet\",\n");
-    fprintf(f, "  \"vocab_size\": %d,\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n", c->vocab_size,
-            c->hidden_size, c->intermediate_size);
-    fprintf(f, "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n",
-            c->n_layers, c->n_heads, c->n_kv_heads);
-    bn__train_fmt_float(eps, sizeof eps, c->rms_norm_eps);
-    bn__train_fmt_float(theta, sizeof theta, c->rope_theta);
-    fprintf(f, "  \"hidden_act\": \"relu2\",\n  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %s,\n",
-            c->max_seq_len, eps);
-    fprintf(f, "  \"rope_theta\": %s,\n  \"rope_parameters\": {\"rope_theta\": %s, \"rope_type\": \"default\"},\n",
-            theta, theta);
-    fprintf(f, "  \"tie_word_embeddings\": %s,\n  \"attention_bias\": false,\n  \"attention_dropout\": 0.0,\n",
-            c->tie_word_embeddings ? "true" : "false");
-    bn__train_json_token(f, "bos_token_id", c->bos_token_id);
-    bn__train_json_token(f, "eos_token_id", c->eos_token_id);
-    fprintf(f, "  \"pad_token_id\": null,\n  \"initializer_range\": 0.02,\n  \"use_cache\": true,\n");
-    fprintf(f, "  \"torch_dtype\": \"float32\",\n  \"dtype\": \"float32\",\n");
-    fprintf(f, "  \"quantization_config\": {\"quant_method\": \"bitnet\", \"linear_class\": \"bitlinear\", "
-               "\"quantization_mode\": \"offline\"}\n}\n");
-    if (fclose(f) != 0) {
-        bn_status st = bn_errorf(err, BN_ERR_IO, "%s: write failed", path);
-        BN_FREE(path);
-        return st;
-    }
-    BN_FREE(path);
-    path = bn__path_join(dir, "generation_config.json");
-    f = path ? fopen(path, "w") : NULL;
-    if (!f) {
-        bn_status st = bn_errorf(err, path ? BN_ERR_IO : BN_ERR_NOMEM, "%s: cannot write", path ? path : dir);
-        BN_FREE(path);
-        return st;
-    }
-    fprintf(f, "{\n");
-    bn__train_json_token(f, "bos_token_id", c->bos_token_id);
-    bn__train_json_token(f, "eos_token_id", c->eos_token_id);
-    fprintf(f, "  \"do_sample\": true,\n  \"temperature\": 0.8,\n  \"top_p\": 0.95\n}\n");
-    fclose(f);
-    BN_FREE(path);
-    return BN_OK;
+    char *json = NULL;
+    size_t len = 0;
+    bn__sbuf gen;
+    bn_status st = bn_config_to_json(&m->cfg, &json, &len, err);
+    if (!st) st = bn__train_write_text(dir, "config.json", json, len, err);
+    BN_FREE(json);
+    memset(&gen, 0, sizeof gen);
+    bn__sbuf_str(&gen, "{\n");
+    bn__cfg_write_tokens(&gen, &m->cfg);
+    bn__sbuf_str(&gen, "  \"do_sample\": true,\n  \"temperature\": 0.8,\n  \"top_p\": 0.95\n}\n");
+    if (!st && gen.oom) st = bn_errorf(err, BN_ERR_NOMEM, "generation_config.json: out of memory");
+    if (!st) st = bn__train_write_text(dir, "generation_config.json", gen.s, gen.len, err);
+    BN_FREE(gen.s);
+    return st;
 }
 
 BN_API bn_status bn_train_save_hf(const bn_train_model *m, const char *dir, bn_error *err) {
@@ -569,10 +541,9 @@ done:
 
 /* ---- checkpoints -------------------------------------------------------- */
 /* Tensors: every parameter under its HF name, "adam_m.<name>", "adam_v.<name>" (F32);
-   metadata: "config" (the bn_train_config as JSON) and "step". */
+   metadata: "config" (the model's config.json, bn_config_to_json) and "step". */
 BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adamw *opt, const char *path, bn_error *err) {
-    const bn_train_config *c = &m->cfg;
-    char config[512], step[32];
+    char *config = NULL, step[32];
     const char *metadata[5];
     int n = m->n_params, per = opt ? 3 : 1, i, k = 0;
     bn_safetensors_tensor *ts = BN_ZALLOC(bn_safetensors_tensor, per * n);
@@ -583,12 +554,11 @@ BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adam
         BN_FREE(names);
         return bn_errorf(err, BN_ERR_NOMEM, "bn_train_checkpoint_save: out of memory");
     }
-    snprintf(config, sizeof config,
-             "{\"vocab_size\": %d, \"hidden_size\": %d, \"intermediate_size\": %d, \"n_layers\": %d, \"n_heads\": %d, "
-             "\"n_kv_heads\": %d, \"max_seq_len\": %d, \"rope_theta\": %.9g, \"rms_norm_eps\": %.9g, "
-             "\"tie_word_embeddings\": %d, \"bos_token_id\": %d, \"eos_token_id\": %d}",
-             c->vocab_size, c->hidden_size, c->intermediate_size, c->n_layers, c->n_heads, c->n_kv_heads, c->max_seq_len,
-             (double)c->rope_theta, (double)c->rms_norm_eps, c->tie_word_embeddings, c->bos_token_id, c->eos_token_id);
+    if ((st = bn_config_to_json(&m->cfg, &config, NULL, err))) {
+        BN_FREE(ts);
+        BN_FREE(names);
+        return st;
+    }
     snprintf(step, sizeof step, "%lld", opt ? (long long)opt->step : 0LL);
     metadata[0] = "config";
     metadata[1] = config;
@@ -611,6 +581,7 @@ BN_API bn_status bn_train_checkpoint_save(const bn_train_model *m, const bn_adam
         }
     }
     st = bn_safetensors_write(path, ts, k, metadata, err);
+    BN_FREE(config);
     BN_FREE(ts);
     BN_FREE(names);
     return st;
@@ -638,30 +609,6 @@ BN_API bn_status bn_train_model_load_weights(bn_train_model *m, const char *path
     return st;
 }
 
-/* The metadata "config" of a checkpoint, every field range-checked (as
-   config.json's are) before it becomes an int or a float. */
-static bn_status bn__train_config_from_json(bn_train_config *c, const bn_json *root, const char *path, bn_error *err) {
-    double theta, eps;
-    bn_status st;
-    if (!root || root->type != BN_JSON_OBJECT) return bn_errorf(err, BN_ERR_CONFIG, "%s: config is not an object", path);
-    if ((st = bn__json_int_field(root, "vocab_size", 1, 1 << 24, 0, 0, &c->vocab_size, path, err)) ||
-        (st = bn__json_int_field(root, "hidden_size", 1, 1 << 16, 0, 0, &c->hidden_size, path, err)) ||
-        (st = bn__json_int_field(root, "intermediate_size", 1, 1 << 18, 0, 0, &c->intermediate_size, path, err)) ||
-        (st = bn__json_int_field(root, "n_layers", 1, 1024, 0, 0, &c->n_layers, path, err)) ||
-        (st = bn__json_int_field(root, "n_heads", 1, 1024, 0, 0, &c->n_heads, path, err)) ||
-        (st = bn__json_int_field(root, "n_kv_heads", 1, 1024, 0, 0, &c->n_kv_heads, path, err)) ||
-        (st = bn__json_int_field(root, "max_seq_len", 1, 1 << 24, 0, 0, &c->max_seq_len, path, err)) ||
-        (st = bn__json_int_field(root, "tie_word_embeddings", 0, 1, 1, 1, &c->tie_word_embeddings, path, err)) ||
-        (st = bn__json_int_field(root, "bos_token_id", -1, INT_MAX, 1, -1, &c->bos_token_id, path, err)) ||
-        (st = bn__json_int_field(root, "eos_token_id", -1, INT_MAX, 1, -1, &c->eos_token_id, path, err)) ||
-        (st = bn__json_num_field(root, "rope_theta", 1e-3, 1e12, 10000.0, &theta, path, err)) ||
-        (st = bn__json_num_field(root, "rms_norm_eps", 1e-30, 1.0, 1e-5, &eps, path, err)))
-        return st;
-    c->rope_theta = (float)theta;
-    c->rms_norm_eps = (float)eps;
-    return bn__train_check_config(c, err);
-}
-
 /* Values held by every tensor of a file (the most its weights can number). */
 static uint64_t bn__safetensors_n_elements(const bn_safetensors *sf) {
     uint64_t n = 0;
@@ -673,8 +620,7 @@ static uint64_t bn__safetensors_n_elements(const bn_safetensors *sf) {
 BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, const char *path, bn_error *err) {
     bn_safetensors *sf = NULL;
     bn_train_model *m = NULL;
-    bn_train_config c = bn_train_default_config();
-    bn_json_doc doc;
+    bn_config c;
     const char *config, *step;
     char name[BN_TRAIN_NAME_MAX + 8];
     bn_status st;
@@ -688,17 +634,14 @@ BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, c
         bn_safetensors_free(sf);
         return bn_errorf(err, BN_ERR_MISSING, "%s: not a training checkpoint (no config/step metadata)", path);
     }
-    if ((st = bn_json_parse(&doc, config, strlen(config), path, err))) {
+    if ((st = bn_config_parse(&c, config, NULL, path, err))) {
         bn_safetensors_free(sf);
         return st;
     }
-    st = bn__train_config_from_json(&c, doc.root, path, err);
-    bn_json_free(&doc);
     /* the sizes come from the file: it must hold the weights they imply before they are allocated */
-    if (!st && bn__train_n_weights(&c) > (double)bn__safetensors_n_elements(sf))
+    if (bn__train_n_weights(&c) > (double)bn__safetensors_n_elements(sf)) {
         st = bn_errorf(err, BN_ERR_SHAPE, "%s: the config's sizes need %.0f weights but the file holds %llu values",
                        path, bn__train_n_weights(&c), (unsigned long long)bn__safetensors_n_elements(sf));
-    if (st) {
         bn_safetensors_free(sf);
         return st;
     }

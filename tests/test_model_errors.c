@@ -79,6 +79,71 @@ static void test_config_values(void) {
     BNT_CHECK(cfg.variant == BN_WEIGHTS_MASTER && cfg.n_eos == 1 && cfg.eos_token_ids[0] == 11);
 }
 
+/* bn_config_to_json writes what bn_config_parse reads back: write, parse, equal. */
+static int config_round_trips(const bn_config *cfg, const char *what) {
+    char *json = NULL, *again = NULL;
+    bn_config back;
+    bn_error err;
+    int same;
+    BNT_CHECKF(bn_config_to_json(cfg, &json, NULL, &err) == BN_OK, "%s: %s", what, err.msg);
+    if (!json) return 0;
+    BNT_CHECKF(bn_config_parse(&back, json, NULL, what, &err) == BN_OK, "%s: %s\n%s", what, err.msg, json);
+    same = back.arch == cfg->arch && back.act == cfg->act && back.variant == cfg->variant &&
+           back.vocab_size == cfg->vocab_size && back.hidden_size == cfg->hidden_size &&
+           back.intermediate_size == cfg->intermediate_size && back.n_layers == cfg->n_layers &&
+           back.n_heads == cfg->n_heads && back.n_kv_heads == cfg->n_kv_heads && back.head_dim == cfg->head_dim &&
+           back.max_seq_len == cfg->max_seq_len && back.rope_theta == cfg->rope_theta &&
+           back.rms_norm_eps == cfg->rms_norm_eps && back.tie_word_embeddings == cfg->tie_word_embeddings &&
+           back.has_sub_norms == cfg->has_sub_norms && back.bos_token_id == cfg->bos_token_id &&
+           back.n_eos == cfg->n_eos && memcmp(back.eos_token_ids, cfg->eos_token_ids, sizeof(int) * (size_t)cfg->n_eos) == 0;
+    BNT_CHECKF(same, "%s: the config read back differs from the one written:\n%s", what, json);
+    /* and writing it again gives the same text */
+    BNT_CHECK(bn_config_to_json(&back, &again, NULL, &err) == BN_OK && again && strcmp(json, again) == 0);
+    bn_free(json);
+    bn_free(again);
+    return same;
+}
+
+static void test_config_round_trip(void) {
+    static const char *const extras[] = {
+        NULL,
+        "\"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"default\"}, \"head_dim\": 32,"
+        " \"eos_token_id\": [5, 6, 9], \"bos_token_id\": 1, \"tie_word_embeddings\": true, \"rms_norm_eps\": 3.3e-6,"
+        " \"quantization_config\": {\"quant_method\": \"bitnet\", \"linear_class\": \"autobitlinear\","
+        " \"quantization_mode\": \"offline\"}",
+        "\"model_type\": \"llama\", \"hidden_act\": \"silu\", \"eos_token_id\": 11, \"rope_theta\": 12345.678,"
+        " \"quantization_config\": {\"quant_method\": \"bitnet\", \"linear_class\": \"autobitlinear\","
+        " \"quantization_mode\": \"online\"}",
+    };
+    static const char *const dirs[] = {SRC_MODEL, BNT_FIXTURES "/hf/llama-bitnet/packed", "models/shakespeare"};
+    char text[2048], path[512];
+    bn_config cfg;
+    bn_error err;
+    size_t i;
+    for (i = 0; i < sizeof extras / sizeof extras[0]; i++) {
+        config_with(text, sizeof text, extras[i]);
+        BNT_CHECKF(bn_config_parse(&cfg, text, NULL, "c", &err) == BN_OK, "%s", err.msg);
+        config_round_trips(&cfg, extras[i] ? extras[i] : "the minimal config");
+    }
+    for (i = 0; i < sizeof dirs / sizeof dirs[0]; i++) { /* real config.json + generation_config.json */
+        char *c = NULL, *g = NULL;
+        size_t len;
+        snprintf(path, sizeof path, "%s/config.json", dirs[i]);
+        BNT_CHECKF(bn_read_file(path, &c, &len, &err) == BN_OK, "%s", err.msg);
+        snprintf(path, sizeof path, "%s/generation_config.json", dirs[i]);
+        if (bn_read_file(path, &g, &len, NULL) != BN_OK) g = NULL;
+        if (c) BNT_CHECKF(bn_config_parse(&cfg, c, g, dirs[i], &err) == BN_OK, "%s", err.msg);
+        if (c) config_round_trips(&cfg, dirs[i]);
+        bn_free(c);
+        bn_free(g);
+    }
+    /* the training default, with the head size training fills in */
+    cfg = bn_train_default_config();
+    cfg.head_dim = cfg.hidden_size / cfg.n_heads;
+    cfg.eos_token_ids[cfg.n_eos++] = 3;
+    config_round_trips(&cfg, "bn_train_default_config");
+}
+
 static void test_config_errors(void) {
     expect_config_error("\"hidden_size\": 0", BN_ERR_CONFIG, "hidden_size");
     expect_config_error("\"num_hidden_layers\": -2", BN_ERR_CONFIG, "num_hidden_layers");
@@ -418,6 +483,7 @@ int main(void) {
     mkdir(TMP, 0755);
     BNT_RUN(test_config_values);
     BNT_RUN(test_config_errors);
+    BNT_RUN(test_config_round_trip);
     BNT_RUN(test_unchanged_copy_loads);
     BNT_RUN(test_missing_tensor);
     BNT_RUN(test_misshapen_tensor);

@@ -8,9 +8,9 @@
 
 #define HF BNT_FIXTURES "/hf/"
 
-/* The bn_train_config of an HF fixture case (see tests/fixtures/hf/README.md). */
-static bn_train_config fixture_config(const char *name) {
-    bn_train_config c = bn_train_default_config();
+/* The bn_config of an HF fixture case (see tests/fixtures/hf/README.md). */
+static bn_config fixture_config(const char *name) {
+    bn_config c = bn_train_default_config();
     if (!strcmp(name, "tiny-gqa-tied")) {
         c.vocab_size = 1024, c.hidden_size = 192, c.intermediate_size = 512, c.n_layers = 3;
         c.n_heads = 6, c.n_kv_heads = 2, c.rope_theta = 500000.0f, c.tie_word_embeddings = 1;
@@ -27,7 +27,7 @@ static bn_train_config fixture_config(const char *name) {
    against bn_train_forward on the same weights. */
 static void check_forward_matches_hf(const char *name) {
     char path[256];
-    bn_train_config c = fixture_config(name);
+    bn_config c = fixture_config(name);
     bn_train_model *m = NULL;
     bn_safetensors *ref = NULL;
     bn_ag_graph *g = bn_ag_graph_new(NULL);
@@ -136,7 +136,7 @@ static void test_lr_schedule(void) {
 
 /* One AdamW step by hand: bias correction makes the first update lr * g / (|g| + eps). */
 static void test_adamw_by_hand(void) {
-    bn_train_config c = bn_train_default_config();
+    bn_config c = bn_train_default_config();
     bn_train_model *m = NULL;
     bn_adamw opt;
     bn_error err;
@@ -158,7 +158,7 @@ static void test_adamw_by_hand(void) {
 }
 
 static void test_clip_grad_norm(void) {
-    bn_train_config c = bn_train_default_config();
+    bn_config c = bn_train_default_config();
     bn_train_model *m = NULL;
     bn_error err;
     c.vocab_size = 8, c.hidden_size = 8, c.intermediate_size = 8, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 1;
@@ -175,8 +175,8 @@ static void test_clip_grad_norm(void) {
 
 /* A tiny model on a fixed periodic token stream: the loss must fall far below
    the uniform guess within a few dozen steps. */
-static bn_train_config tiny_config(void) {
-    bn_train_config c = bn_train_default_config();
+static bn_config tiny_config(void) {
+    bn_config c = bn_train_default_config();
     c.vocab_size = 16, c.hidden_size = 32, c.intermediate_size = 64, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 1;
     c.max_seq_len = 16;
     return c;
@@ -219,7 +219,7 @@ static float train_steps(bn_train_model *m, bn_adamw *opt, int from, int to, flo
 }
 
 static void test_loss_drops(void) {
-    bn_train_config c = tiny_config();
+    bn_config c = tiny_config();
     bn_train_model *m = NULL;
     bn_adamw opt;
     bn_error err;
@@ -235,7 +235,7 @@ static void test_loss_drops(void) {
 
 /* Stopping, saving a checkpoint and resuming gives the same weights as not stopping. */
 static void test_checkpoint_resume(void) {
-    bn_train_config c = tiny_config();
+    bn_config c = tiny_config();
     bn_train_model *a = NULL, *b = NULL;
     bn_adamw oa, ob;
     bn_error err;
@@ -266,7 +266,7 @@ done:
 
 /* The HF folder: tensor names, dtypes and shapes as in the HF packed fixture, config.json values. */
 static void test_save_hf_layout(void) {
-    bn_train_config c = fixture_config("tiny-gqa-tied");
+    bn_config c = fixture_config("tiny-gqa-tied");
     bn_train_model *m = NULL;
     bn_safetensors *mine = NULL, *hf = NULL;
     bn_json_doc doc;
@@ -275,7 +275,7 @@ static void test_save_hf_layout(void) {
     bn_error err;
     int i;
     c.bos_token_id = 1;
-    c.eos_token_id = 2;
+    c.eos_token_ids[c.n_eos++] = 2;
     BNT_CHECK(bn_train_model_new(&m, &c, 5, &err) == BN_OK);
     BNT_CHECKF(bn_train_save_hf(m, "build", &err) == BN_OK, "%s", err.msg);
     BNT_CHECKF(bn_safetensors_load(&mine, "build/model.safetensors", &err) == BN_OK, "%s", err.msg);
@@ -317,7 +317,7 @@ static void test_save_hf_layout(void) {
    loaded by the inference path (bn_model_load + bn_forward: packed ternary
    weights, integer kernels) gives the logits of the training forward. */
 static void test_saved_model_matches_inference(void) {
-    bn_train_config c = bn_train_default_config();
+    bn_config c = bn_train_default_config();
     bn_train_model *m = NULL;
     bn_adamw opt;
     bn_model *model = NULL;
@@ -374,7 +374,7 @@ done:
 }
 
 static void test_bad_config(void) {
-    bn_train_config c = bn_train_default_config();
+    bn_config c = bn_train_default_config();
     bn_train_model *m = NULL;
     bn_error err;
     c.n_heads = 3; /* 256 does not split into 3 heads */
@@ -386,7 +386,7 @@ static void test_bad_config(void) {
 
 /* A checkpoint whose metadata config is `config`, the tensors of a tiny model's. */
 static void write_checkpoint_with_config(const char *path, const char *config) {
-    bn_train_config c = tiny_config();
+    bn_config c = tiny_config();
     bn_train_model *m = NULL;
     bn_error err;
     bn_safetensors_tensor *ts;
@@ -407,25 +407,25 @@ static void write_checkpoint_with_config(const char *path, const char *config) {
     bn_train_model_free(m);
 }
 
-/* The checkpoint's config is range-checked before any number becomes an int:
-   "vocab_size": 1e10 was a float-to-int overflow (UBSan); and sizes that
-   claim more weights than the file holds are refused before they are allocated. */
+/* The checkpoint's config (its config.json) is range-checked before any number
+   becomes an int: "vocab_size": 1e10 was a float-to-int overflow (UBSan); and
+   sizes that claim more weights than the file holds are refused before they
+   are allocated. */
+#define CKPT_CONFIG(sizes, extra)                                                                             \
+    "{\"model_type\": \"bitnet\", " sizes ", \"num_attention_heads\": 2, \"num_key_value_heads\": 1,"                   \
+    " \"tie_word_embeddings\": true" extra "}"
+#define CKPT_SIZES(vocab, hidden, layers) \
+    "\"vocab_size\": " vocab ", \"hidden_size\": " hidden ", \"intermediate_size\": 64, \"num_hidden_layers\": " layers
 static void test_checkpoint_config_checked(void) {
     static const struct { const char *config; bn_status status; const char *word; } cases[] = {
-        {"{\"vocab_size\": 1e10, \"hidden_size\": 32, \"intermediate_size\": 64, \"n_layers\": 1, \"n_heads\": 2,"
-         " \"n_kv_heads\": 1, \"max_seq_len\": 16}", BN_ERR_CONFIG, "vocab_size"},
-        {"{\"vocab_size\": 16, \"hidden_size\": -32, \"intermediate_size\": 64, \"n_layers\": 1, \"n_heads\": 2,"
-         " \"n_kv_heads\": 1, \"max_seq_len\": 16}", BN_ERR_CONFIG, "hidden_size"},
-        {"{\"vocab_size\": 16, \"hidden_size\": 32, \"intermediate_size\": 64, \"n_layers\": 1, \"n_heads\": 2,"
-         " \"n_kv_heads\": 1, \"max_seq_len\": 16, \"rope_theta\": 1e300}", BN_ERR_CONFIG, "rope_theta"},
-        {"{\"vocab_size\": 16, \"hidden_size\": 32, \"intermediate_size\": 64, \"n_layers\": 1, \"n_heads\": 2,"
-         " \"n_kv_heads\": 1, \"max_seq_len\": 16, \"bos_token_id\": 3e9}", BN_ERR_CONFIG, "bos_token_id"},
-        {"{\"vocab_size\": 16, \"hidden_size\": 32, \"intermediate_size\": 64, \"n_layers\": 1, \"n_heads\": 2,"
-         " \"n_kv_heads\": 1}", BN_ERR_CONFIG, "max_seq_len"},
-        {"{\"vocab_size\": 16777216, \"hidden_size\": 65536, \"intermediate_size\": 64, \"n_layers\": 1000,"
-         " \"n_heads\": 2, \"n_kv_heads\": 1, \"max_seq_len\": 16}", BN_ERR_SHAPE, "weights"},
-        {"{\"vocab_size\": 16, \"hidden_size\": 32, \"intermediate_size\": 64, \"n_layers\": 1, \"n_heads\": 2,"
-         " \"n_kv_heads\": 1, \"max_seq_len\": 16}", BN_OK, NULL},
+        {CKPT_CONFIG(CKPT_SIZES("1e10", "32", "1"), ", \"max_position_embeddings\": 16"), BN_ERR_CONFIG, "vocab_size"},
+        {CKPT_CONFIG(CKPT_SIZES("16", "-32", "1"), ", \"max_position_embeddings\": 16"), BN_ERR_CONFIG, "hidden_size"},
+        {CKPT_CONFIG(CKPT_SIZES("16", "32", "1"), ", \"rope_theta\": 1e300"), BN_ERR_CONFIG, "rope_theta"},
+        /* an id outside int is left out, as config.json's is */
+        {CKPT_CONFIG(CKPT_SIZES("16", "32", "1"), ", \"bos_token_id\": 3e9"), BN_OK, NULL},
+        {"{\"model_type\": \"bitnet\", " CKPT_SIZES("16", "32", "1") "}", BN_ERR_CONFIG, "num_attention_heads"},
+        {CKPT_CONFIG(CKPT_SIZES("16777216", "65536", "1000"), ""), BN_ERR_SHAPE, "weights"},
+        {CKPT_CONFIG(CKPT_SIZES("16", "32", "1"), ", \"max_position_embeddings\": 16"), BN_OK, NULL},
     };
     const char *path = "build/test_train.badcfg.safetensors";
     size_t i;
@@ -449,7 +449,7 @@ static void test_checkpoint_config_checked(void) {
 
 /* bn__train_n_weights (what a checkpoint's config is checked against) is what bn_train_model_new allocates. */
 static void test_n_weights_formula(void) {
-    bn_train_config c = tiny_config();
+    bn_config c = tiny_config();
     bn_train_model *m = NULL;
     bn_error err;
     int k;
