@@ -530,7 +530,15 @@ BN_EXTERN_C_END
    bn_forward runs a batch of tokens, each tagged with its sequence and
    position, through the transformer in one pass over the weights: prompt
    processing is a batch of many tokens of one sequence; batched decoding is a
-   batch of one token for each of many sequences. */
+   batch of one token for each of many sequences.
+
+   To learn what the transformer computes, read bn_train_forward (src/train.h)
+   first: the same model as plain operations on whole tensors, a dozen lines
+   a layer (tests/test_train.c checks that the two give the same logits).
+   bn__block below is that layer step for step, written for speed: the float
+   work between two matrix products runs one token row at a time, while the
+   row is in cache (bn__rows), and q/k/v and gate/up each share one
+   quantization of their input. */
 
 typedef struct bn_context bn_context;
 
@@ -6511,7 +6519,7 @@ static void bn__rmsnorm_rows(const bn_context *ctx, float *out, const float *x, 
    this input shares. */
 typedef void (*bn__row_fn)(bn_context *ctx, const bn_layer *L, int t);
 
-/* attention input: xq = quant(norm(x)) */
+/* h = input_norm(x); hq = quant(h): the input of q_proj, k_proj and v_proj */
 static void bn__row_attn_in(bn_context *ctx, const bn_layer *L, int t) {
     const bn_config *c = &ctx->model->config;
     size_t at = (size_t)t * c->hidden_size;
@@ -6519,7 +6527,7 @@ static void bn__row_attn_in(bn_context *ctx, const bn_layer *L, int t) {
     ctx->act_scale[t] = ctx->fops.quantize(ctx->xn + at, c->hidden_size, ctx->xq + at);
 }
 
-/* o_proj input: xq = quant(sub_norm(att)) */
+/* quant(attn_sub_norm(a)): the input of o_proj (a: the attention's output) */
 static void bn__row_attn_out(bn_context *ctx, const bn_layer *L, int t) {
     const bn_config *c = &ctx->model->config;
     int q_dim = c->n_heads * c->head_dim;
@@ -6528,8 +6536,9 @@ static void bn__row_attn_out(bn_context *ctx, const bn_layer *L, int t) {
     ctx->act_scale[t] = ctx->fops.quantize(a, q_dim, ctx->xq + (size_t)t * q_dim);
 }
 
-/* x += o_proj(...); feed-forward input: xq = quant(norm(x)) */
-static void bn__row_ffn_in(bn_context *ctx, const bn_layer *L, int t) {
+/* The attention's residual, x = x + o_proj(...); then, while the row is in
+   cache, the feed-forward's input: h = post_norm(x); hq = quant(h) */
+static void bn__row_attn_residual(bn_context *ctx, const bn_layer *L, int t) {
     const bn_config *c = &ctx->model->config;
     size_t at = (size_t)t * c->hidden_size;
     ctx->fops.add(ctx->x + at, ctx->proj + at, c->hidden_size);
@@ -6537,7 +6546,7 @@ static void bn__row_ffn_in(bn_context *ctx, const bn_layer *L, int t) {
     ctx->act_scale[t] = ctx->fops.quantize(ctx->xn + at, c->hidden_size, ctx->xq + at);
 }
 
-/* down_proj input: xq = quant(sub_norm(act(gate) * up)) */
+/* f = relu2(gate) * up (silu(gate) * up for llama); quant(ffn_sub_norm(f)): the input of down_proj */
 static void bn__row_ffn_mid(bn_context *ctx, const bn_layer *L, int t) {
     const bn_config *c = &ctx->model->config;
     int f = c->intermediate_size, i;
@@ -6551,8 +6560,8 @@ static void bn__row_ffn_mid(bn_context *ctx, const bn_layer *L, int t) {
     ctx->act_scale[t] = ctx->fops.quantize(g, f, ctx->xq + (size_t)t * f);
 }
 
-/* x += down_proj(...) */
-static void bn__row_residual(bn_context *ctx, const bn_layer *L, int t) {
+/* The feed-forward's residual: x = x + down_proj(...) */
+static void bn__row_ffn_residual(bn_context *ctx, const bn_layer *L, int t) {
     size_t at = (size_t)t * ctx->model->config.hidden_size;
     BN_UNUSED(L);
     ctx->fops.add(ctx->x + at, ctx->proj + at, ctx->model->config.hidden_size);
@@ -6723,26 +6732,21 @@ static void bn__capture(bn_context *ctx, int slot, const float *x, int n_tokens)
     if (ctx->capture) memcpy(ctx->capture + (size_t)slot * n, x, n * sizeof(float));
 }
 
-/* One transformer block over the batch: x += attn(norm(x)); x += ffn(norm(x)). */
-static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
-    const bn_model *m = ctx->model;
-    const bn_config *c = &m->config;
-    const bn_layer *L = &m->layers[l];
+/* q, k, v = q_proj(hq), k_proj(hq), v_proj(hq); q, k = rope(q), rope(k); k and
+   v go into the KV cache at their positions; a = attention(q, k, v) over each
+   token's sequence so far; then o_proj's input (bn__row_attn_out) and
+   proj = o_proj(...). */
+static void bn__attention(bn_context *ctx, int l, const bn_batch *b) {
+    const bn_config *c = &ctx->model->config;
+    const bn_layer *L = &ctx->model->layers[l];
     int n = b->n_tokens;
-    bn_kernel kern = ctx->params.kernel;
+    const bn_tmat *qkv[3];
+    float *out[3];
     bn__attn_job job;
-
-    /* attention: q, k, v from one quantization of the normed input */
-    bn__stage(ctx, BN_STAGE_ATTN_IN);
-    bn__rows(ctx, L, n, bn__row_attn_in);
     bn__stage(ctx, BN_STAGE_QKV);
-    {
-        const bn_tmat *qkv[3];
-        float *out[3];
-        qkv[0] = &L->wq, qkv[1] = &L->wk, qkv[2] = &L->wv;
-        out[0] = ctx->q, out[1] = ctx->k, out[2] = ctx->v;
-        bn_tmat_matmul_n(qkv, 3, ctx->xq, ctx->act_scale, n, out, ctx->pool, kern);
-    }
+    qkv[0] = &L->wq, qkv[1] = &L->wk, qkv[2] = &L->wv;
+    out[0] = ctx->q, out[1] = ctx->k, out[2] = ctx->v;
+    bn_tmat_matmul_n(qkv, 3, ctx->xq, ctx->act_scale, n, out, ctx->pool, ctx->params.kernel);
     bn__stage(ctx, BN_STAGE_ROPE_KV);
     if (n == 1) {
         bn__rope_kv_token(ctx, l, b, 0);
@@ -6764,25 +6768,46 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     bn__stage(ctx, BN_STAGE_ATTN_OUT);
     bn__rows(ctx, L, n, bn__row_attn_out);
     bn__stage(ctx, BN_STAGE_O);
-    bn_tmat_matmul(&L->wo, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
+    bn_tmat_matmul(&L->wo, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, ctx->params.kernel);
+}
 
-    /* feed-forward: gate and up from one quantization */
-    bn__stage(ctx, BN_STAGE_FFN_IN);
-    bn__rows(ctx, L, n, bn__row_ffn_in);
+/* gate, up = gate_proj(hq), up_proj(hq); down_proj's input (bn__row_ffn_mid);
+   proj = down_proj(...). */
+static void bn__feed_forward(bn_context *ctx, const bn_layer *L, int n) {
+    const bn_tmat *gate_up[2];
+    float *out[2];
     bn__stage(ctx, BN_STAGE_GATE_UP);
-    {
-        const bn_tmat *gate_up[2];
-        float *out[2];
-        gate_up[0] = &L->w_gate, gate_up[1] = &L->w_up;
-        out[0] = ctx->gate, out[1] = ctx->up;
-        bn_tmat_matmul_n(gate_up, 2, ctx->xq, ctx->act_scale, n, out, ctx->pool, kern);
-    }
+    gate_up[0] = &L->w_gate, gate_up[1] = &L->w_up;
+    out[0] = ctx->gate, out[1] = ctx->up;
+    bn_tmat_matmul_n(gate_up, 2, ctx->xq, ctx->act_scale, n, out, ctx->pool, ctx->params.kernel);
     bn__stage(ctx, BN_STAGE_FFN_MID);
     bn__rows(ctx, L, n, bn__row_ffn_mid);
     bn__stage(ctx, BN_STAGE_DOWN);
-    bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, kern);
+    bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, ctx->params.kernel);
+}
+
+/* One transformer block over the batch, the block of bn_train_forward step for step:
+
+       h = input_norm(x); hq = quant(h)
+       x = x + o_proj(quant(attn_sub_norm(attention(rope(q_proj(hq)), rope(k_proj(hq)), v_proj(hq)))))
+       h = post_norm(x); hq = quant(h)
+       x = x + down_proj(quant(ffn_sub_norm(relu2(gate_proj(hq)) * up_proj(hq))))
+
+   Each row pass (bn__rows) does all the float work between two matrix
+   products, so the attention's residual add shares its pass with the
+   feed-forward's input norm and quantization. bn__stage marks the stages
+   that bn_context_profile times. */
+static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
+    const bn_layer *L = &ctx->model->layers[l];
+    int n = b->n_tokens;
+    bn__stage(ctx, BN_STAGE_ATTN_IN);
+    bn__rows(ctx, L, n, bn__row_attn_in);       /* h = input_norm(x); hq = quant(h) */
+    bn__attention(ctx, l, b);                   /* proj = o_proj(quant(attn_sub_norm(attention(...)))) */
+    bn__stage(ctx, BN_STAGE_FFN_IN);
+    bn__rows(ctx, L, n, bn__row_attn_residual); /* x = x + proj; h = post_norm(x); hq = quant(h) */
+    bn__feed_forward(ctx, L, n);                /* proj = down_proj(quant(ffn_sub_norm(relu2(gate) * up))) */
     bn__stage(ctx, BN_STAGE_RESIDUAL);
-    bn__rows(ctx, L, n, bn__row_residual);
+    bn__rows(ctx, L, n, bn__row_ffn_residual);  /* x = x + proj */
 }
 
 /* Check the whole batch before touching any state. */
