@@ -9,7 +9,6 @@
    then sample a token from the logits, run it through (the KV cache keeps the
    past), and again. With the tokenizer it hands the callback finished text:
    whole UTF-8 characters, cut before any stop string, ended at an end token. */
-#define _DEFAULT_SOURCE /* lets bitnet.h ask Linux for huge pages for the weights (madvise) */
 #define BITNET_IMPLEMENTATION
 #include "../bitnet.h"
 #include <stdio.h>

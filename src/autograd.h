@@ -21,6 +21,8 @@
    NULL and records why in the graph (bn_ag_graph_error), so a forward pass can
    be written straight through and checked once at the end. */
 
+#ifndef BITNET_NO_TRAIN /* training compiled out: none of what follows */
+
 typedef struct bn_ag_graph bn_ag_graph;
 typedef struct bn_ag_tensor bn_ag_tensor;
 
@@ -113,7 +115,10 @@ BN_API bn_status bn_ag_gemm(bn_pool *pool, int M, int N, int K, const float *a, 
                             size_t b_rs, size_t b_cs, float *c, size_t ldc, int accumulate);
 BN_EXTERN_C_END
 
+
+#endif /* BITNET_NO_TRAIN */
 #ifdef BITNET_IMPLEMENTATION
+#ifndef BITNET_NO_TRAIN
 
 enum {
     BN__AG_LEAF = 0,
@@ -921,5 +926,6 @@ BN_API bn_status bn_ag_backward(bn_ag_graph *g, bn_ag_tensor *loss, bn_error *er
     return BN_OK;
 }
 
+#endif /* BITNET_NO_TRAIN */
 #endif /* BITNET_IMPLEMENTATION */
 #endif /* BN_PART_AUTOGRAD_H */

@@ -1,15 +1,15 @@
 #ifndef BN_PART_BASE_H
 #define BN_PART_BASE_H
+#include <stddef.h>
+#include <stdint.h>
 /* Version, linkage, allocator hooks, status values and the error record that
-   every fallible function fills in, plus the float16/bfloat16 conversions. */
+   every fallible function fills in, the float16/bfloat16 conversions, and the
+   enums that the options of models and contexts name. */
 
 #define BITNET_VERSION_MAJOR 0
 #define BITNET_VERSION_MINOR 1
 #define BITNET_VERSION_PATCH 0
 #define BITNET_VERSION "0.1.0"
-
-#include <stddef.h>
-#include <stdint.h>
 
 /* Marks internal helpers (and, with BITNET_STATIC, the API) that a program may
    not call, so that -Wunused-function stays quiet. */
@@ -27,6 +27,8 @@
 #endif
 #endif
 
+/* For the parts in src/, each valid C and C++ on its own; bitnet.h wraps all
+   its declarations in one extern "C" block instead. */
 #ifdef __cplusplus
 #define BN_EXTERN_C_BEGIN extern "C" {
 #define BN_EXTERN_C_END }
@@ -98,6 +100,55 @@ BN_API void bn_free(void *p);
 BN_API double bn_time_s(void);
 BN_EXTERN_C_END
 
+/* The choices that bn_model_params and bn_context_params offer (the defaults
+   are measured best; see the sections on matrices and kernels). */
+
+/* How ternary weights sit in memory. */
+typedef enum bn_tlayout {
+    BN_TLAYOUT_DEFAULT = 0, /* the layout chosen by measurement (see README) */
+    BN_TLAYOUT_I2,          /* 2 bits per weight */
+    BN_TLAYOUT_TQ1          /* 5 weights per byte in base 3: ~1.6 bits per weight */
+} bn_tlayout;
+
+/* Element types of float matrices (embeddings, lm_head) and of the KV cache. */
+typedef enum bn_ftype {
+    BN_FTYPE_F32 = 0,
+    BN_FTYPE_BF16,
+    BN_FTYPE_F16,
+    BN_FTYPE_I8 /* int8 with one float scale per row */
+} bn_ftype;
+
+/* The matrix kernels: scalar C (the reference) and the SIMD families. */
+typedef enum bn_kernel {
+    BN_KERNEL_AUTO = 0, /* best for this CPU, detected at run time */
+    BN_KERNEL_SCALAR,
+    BN_KERNEL_AVX2,
+    BN_KERNEL_AVX512, /* AVX-512 BW (+VNNI where present) */
+    BN_KERNEL_NEON,
+    BN_KERNEL_NEON_DOT,
+    BN_KERNEL_AVX_VNNI /* AVX2 + AVX-VNNI (256-bit vpdpbusd: client CPUs without AVX-512) */
+} bn_kernel;
+
+/* The thread pool (see the thread pool section): contexts own one; training
+   and the building blocks take one. */
+typedef struct bn_pool bn_pool;
+
+/* Where the time of parallel regions goes (bn_pool_profile; bitnet bench
+   --profile). Seconds, added up over regions; thread-seconds count each
+   thread's time separately. */
+typedef struct bn_pool_stats {
+    double wall;  /* the caller's time inside bn_pool_run */
+    double busy;  /* thread-seconds inside fn */
+    double late;  /* thread-seconds from a region's start to each part's start (wake-up) */
+    double idle;  /* thread-seconds of wall x nth outside fn: wake-up, uneven parts, the final wait */
+    long regions; /* bn_pool_run calls */
+} bn_pool_stats;
+
+/* Matrices (see the matrices and kernels section): a model's weights are
+   ternary bn_tmat and float bn_fmat. */
+typedef struct bn_tmat bn_tmat;
+typedef struct bn_fmat bn_fmat;
+
 #ifdef BITNET_IMPLEMENTATION
 
 #include <stdarg.h>
@@ -107,7 +158,11 @@ BN_EXTERN_C_END
 #include <math.h>
 #include <limits.h>
 
-#ifndef BN_MALLOC
+#if defined(BN_MALLOC) || defined(BN_REALLOC) || defined(BN_FREE)
+#if !defined(BN_MALLOC) || !defined(BN_REALLOC) || !defined(BN_FREE)
+#error "bitnet.h: define all three of BN_MALLOC, BN_REALLOC and BN_FREE, or none of them"
+#endif
+#else
 #define BN_MALLOC(sz) malloc(sz)
 #define BN_REALLOC(p, sz) realloc(p, sz)
 #define BN_FREE(p) free(p)

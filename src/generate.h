@@ -25,32 +25,6 @@
    still held back (an incomplete character as U+FFFD), except after a stop
    string, where nothing of the stop string or what follows it is shown. */
 
-/* ---- streaming text (no model needed) ---- */
-
-/* The stop stream: text in (whole characters, as bn_utf8_stream gives them),
-   text out, cut before the first stop string. A plain struct the caller owns. */
-typedef struct bn_stop_stream {
-    const char *const *stop; /* stop strings (not copied: keep them alive) */
-    int n_stop;
-    char *held;   /* text received but not yet emitted */
-    size_t n_held, cap_held;
-    char *out;    /* the text returned by the last push / flush */
-    size_t cap_out;
-    int stopped;  /* a stop string was seen: nothing more is emitted */
-} bn_stop_stream;
-
-BN_EXTERN_C_BEGIN
-BN_API void bn_stop_stream_init(bn_stop_stream *ss, const char *const *stop, int n_stop);
-BN_API void bn_stop_stream_free(bn_stop_stream *ss);
-/* Append n bytes of text. *text / *len: what is now safe to show (valid until
-   the next call). *stop_hit becomes 1 when a stop string is complete: the text
-   before it is returned and the stop string is not; later pushes return nothing. */
-BN_API bn_status bn_stop_stream_push(bn_stop_stream *ss, const char *bytes, size_t n, const char **text, size_t *len,
-                                     int *stop_hit, bn_error *err);
-/* The text ended: return everything still held (nothing after a stop string). */
-BN_API void bn_stop_stream_flush(bn_stop_stream *ss, const char **text, size_t *len);
-BN_EXTERN_C_END
-
 /* ---- what generation reports ---- */
 
 typedef enum bn_stop_reason {
@@ -215,6 +189,32 @@ BN_API int bn_batcher_cancel(bn_batcher *b, int id);
    the prompts of joining ones. *n_active (may be NULL): requests still active. */
 BN_API bn_status bn_batcher_step(bn_batcher *b, int *n_active, bn_error *err);
 BN_API int bn_batcher_n_active(const bn_batcher *b);
+BN_EXTERN_C_END
+
+/* ---- the stop stream (no model needed) ---- */
+
+/* The stop stream: text in (whole characters, as bn_utf8_stream gives them),
+   text out, cut before the first stop string. A plain struct the caller owns. */
+typedef struct bn_stop_stream {
+    const char *const *stop; /* stop strings (not copied: keep them alive) */
+    int n_stop;
+    char *held;   /* text received but not yet emitted */
+    size_t n_held, cap_held;
+    char *out;    /* the text returned by the last push / flush */
+    size_t cap_out;
+    int stopped;  /* a stop string was seen: nothing more is emitted */
+} bn_stop_stream;
+
+BN_EXTERN_C_BEGIN
+BN_API void bn_stop_stream_init(bn_stop_stream *ss, const char *const *stop, int n_stop);
+BN_API void bn_stop_stream_free(bn_stop_stream *ss);
+/* Append n bytes of text. *text / *len: what is now safe to show (valid until
+   the next call). *stop_hit becomes 1 when a stop string is complete: the text
+   before it is returned and the stop string is not; later pushes return nothing. */
+BN_API bn_status bn_stop_stream_push(bn_stop_stream *ss, const char *bytes, size_t n, const char **text, size_t *len,
+                                     int *stop_hit, bn_error *err);
+/* The text ended: return everything still held (nothing after a stop string). */
+BN_API void bn_stop_stream_flush(bn_stop_stream *ss, const char **text, size_t *len);
 BN_EXTERN_C_END
 
 #ifdef BITNET_IMPLEMENTATION

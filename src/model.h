@@ -456,15 +456,15 @@ static bn_status bn__load_norm(bn_model *m, const char *name, int n, float **out
    otherwise they stay in the RSS next to their converted copy. Only whole
    pages inside the range; MADV_DONTNEED on a private read-only file mapping
    is safe (touched again, a page comes back from the page cache). A no-op
-   where the file is not mapped or madvise is not declared. */
-#if defined(BN__HUGE_PAGES) && !defined(BITNET_NO_MMAP)
+   where the file is not mapped, or off Linux. */
+#if defined(BN__MADVISE) && !defined(BITNET_NO_MMAP)
 #define BN__ADVISE_FILE_PAGES 1 /* madvise is declared and tensors may live in mapped files */
 #endif
 static void bn__release_pages(const bn_model *m, const bn_safetensors_tensor *t, const void *p, size_t n) {
 #if defined(BN__ADVISE_FILE_PAGES)
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
-    if (m->st->files[t->file].mapped_ && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    if (m->st->files[t->file].mapped_ && hi > lo) madvise((void *)lo, hi - lo, BN__MADV_DONTNEED);
 #else
     BN_UNUSED(m);
     BN_UNUSED(t);

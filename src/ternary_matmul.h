@@ -15,34 +15,18 @@
    must give bit-identical integer results.
 
    Float matrices (embeddings, lm_head) are bn_fmat: f32, bf16, f16 or int8
-   with one scale per row. */
+   with one scale per row. The enums bn_tlayout, bn_ftype and bn_kernel, and
+   the typedefs of bn_tmat and bn_fmat, are with the basics, since the model
+   and context sections name them. */
 
-typedef enum bn_tlayout {
-    BN_TLAYOUT_DEFAULT = 0, /* the layout chosen by measurement (see README) */
-    BN_TLAYOUT_I2,          /* 2 bits per weight */
-    BN_TLAYOUT_TQ1          /* 5 weights per byte in base 3: ~1.6 bits per weight */
-} bn_tlayout;
-
-typedef enum bn_kernel {
-    BN_KERNEL_AUTO = 0, /* best for this CPU, detected at run time */
-    BN_KERNEL_SCALAR,
-    BN_KERNEL_AVX2,
-    BN_KERNEL_AVX512, /* AVX-512 BW (+VNNI where present) */
-    BN_KERNEL_NEON,
-    BN_KERNEL_NEON_DOT,
-    BN_KERNEL_AVX_VNNI /* AVX2 + AVX-VNNI (256-bit vpdpbusd: client CPUs without AVX-512) */
-} bn_kernel;
-
-typedef struct bn_tmat {
+struct bn_tmat {
     int rows, cols;    /* rows = output features, cols = input features */
     bn_tlayout layout; /* never BN_TLAYOUT_DEFAULT once packed */
     float scale;       /* effective weight = ternary value * scale */
     uint8_t *data;     /* packed weights (64-byte aligned inside `owned`) */
     size_t nbytes;     /* bytes of packed weights: rows * row bytes */
     void *owned;       /* the allocation, freed by bn_tmat_free */
-} bn_tmat;
-
-typedef enum bn_ftype { BN_FTYPE_F32 = 0, BN_FTYPE_BF16, BN_FTYPE_F16, BN_FTYPE_I8 } bn_ftype;
+};
 
 /* A float matrix's elements are row-major, or tiled: rows in groups of
    BN_FMAT_TILE_ROWS, each group stored as blocks of BN_FMAT_TILE_COLS
@@ -58,7 +42,7 @@ typedef enum bn_ftype { BN_FTYPE_F32 = 0, BN_FTYPE_BF16, BN_FTYPE_F16, BN_FTYPE_
 #define BN_FMAT_TILE_ROWS 6
 #define BN_FMAT_TILE_COLS 16
 
-typedef struct bn_fmat {
+struct bn_fmat {
     int rows, cols;
     bn_ftype type;
     const void *data;       /* elements of `type`, row-major or tiled */
@@ -66,7 +50,7 @@ typedef struct bn_fmat {
     void *owned;            /* memory to BN_FREE with the matrix (NULL when data is not ours) */
     float *owned_scale;
     int tiled;              /* 1: the tiled layout above */
-} bn_fmat;
+};
 
 BN_EXTERN_C_BEGIN
 /* Pack a row-major rows x cols matrix of ternary values (-1, 0, 1). */
@@ -175,8 +159,30 @@ static void bn__tblock_encode(bn_tlayout layout, uint8_t *block, const int8_t *v
     }
 }
 
-#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(BITNET_NO_HUGE_PAGES)
+/* madvise, on Linux: transparent huge pages for the weights
+   (bn__alloc_aligned) and dropping a file's pages once a load has converted
+   them (bn__release_pages). glibc and musl declare madvise and its MADV_*
+   values only with _DEFAULT_SOURCE or _GNU_SOURCE, which a strict -std=c99
+   build lacks and which must come before a program's first #include; so when
+   <sys/mman.h> hid them, they are declared here with the Linux ABI's values,
+   and no feature-test macro is needed. */
+#if defined(__linux__)
+#include <sys/mman.h>
+#define BN__MADVISE 1
+#if defined(MADV_DONTNEED)
+#define BN__MADV_DONTNEED MADV_DONTNEED
+#else
+#define BN__MADV_DONTNEED 4
+extern int madvise(void *addr, size_t len, int advice);
+#endif
+#if defined(MADV_HUGEPAGE)
+#define BN__MADV_HUGEPAGE MADV_HUGEPAGE
+#else
+#define BN__MADV_HUGEPAGE 14
+#endif
+#if !defined(BITNET_NO_HUGE_PAGES)
 #define BN__HUGE_PAGES 1
+#endif
 #endif
 
 /* Memory for SIMD operands (packed weights, float matrices, activations):
@@ -186,10 +192,9 @@ static void bn__tblock_encode(bn_tlayout layout, uint8_t *block, const int8_t *v
    and marked for transparent huge pages: a decode step streams every weight
    once, and with 4 KB pages that is a TLB miss and a stop of the hardware
    prefetcher every 4 KB (measured: decode 25% faster on 2B4T shapes). A model
-   packs all its matrices into one such block (bn__tarena). madvise needs
-   _DEFAULT_SOURCE or _GNU_SOURCE defined before the first #include of the
-   translation unit; without them, or with BITNET_NO_HUGE_PAGES, weights get
-   ordinary pages. Free *owned with BN_FREE. */
+   packs all its matrices into one such block (bn__tarena). With
+   BITNET_NO_HUGE_PAGES (or off Linux) weights get ordinary pages. Free
+   *owned with BN_FREE. */
 static uint8_t *bn__alloc_aligned(size_t n, void **owned) {
     size_t align = 64;
     uint8_t *p;
@@ -201,7 +206,7 @@ static uint8_t *bn__alloc_aligned(size_t n, void **owned) {
     if (!*owned) return NULL;
     p = (uint8_t *)*owned + (align - (uintptr_t)*owned % align) % align;
 #if defined(BN__HUGE_PAGES)
-    if (align == huge) madvise(p, (n + huge - 1) / huge * huge, MADV_HUGEPAGE); /* advice: failure changes nothing */
+    if (align == huge) madvise(p, (n + huge - 1) / huge * huge, BN__MADV_HUGEPAGE); /* advice: failure changes nothing */
 #endif
     return p;
 }

@@ -18,21 +18,10 @@
    condition variable, so an idle pool costs no CPU.
 
    pthreads on POSIX, Win32 threads on Windows; BITNET_NO_THREADS builds a
-   pool of one thread (the caller). */
+   pool of one thread (the caller). The bn_pool and bn_pool_stats types are
+   with the basics (contexts name them). */
 
-typedef struct bn_pool bn_pool;
 typedef void (*bn_pool_fn)(void *arg, int ith, int nth);
-
-/* Where the time of parallel regions goes (bn_pool_profile; bitnet bench
-   --profile). Seconds, added up over regions; thread-seconds count each
-   thread's time separately. */
-typedef struct bn_pool_stats {
-    double wall;  /* the caller's time inside bn_pool_run */
-    double busy;  /* thread-seconds inside fn */
-    double late;  /* thread-seconds from a region's start to each part's start (wake-up) */
-    double idle;  /* thread-seconds of wall x nth outside fn: wake-up, uneven parts, the final wait */
-    long regions; /* bn_pool_run calls */
-} bn_pool_stats;
 
 BN_EXTERN_C_BEGIN
 /* n_threads <= 0 means one per available core. NULL when out of memory or

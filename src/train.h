@@ -28,6 +28,8 @@
    back (bn_config_parse). Training builds the bitnet architecture (relu2,
    sub-norms) with head_dim = hidden_size / n_heads. */
 
+#ifndef BITNET_NO_TRAIN /* training compiled out: none of what follows */
+
 /* The parameters of one decoder layer (HF names in bn_train_model.names). */
 typedef struct bn_train_layer {
     bn_ag_tensor *input_norm, *q, *k, *v, *o, *attn_sub_norm;
@@ -99,7 +101,10 @@ BN_API bn_status bn_train_model_load_weights(bn_train_model *m, const char *path
 BN_API bn_status bn_train_checkpoint_load(bn_train_model **m, bn_adamw *opt, const char *path, bn_error *err);
 BN_EXTERN_C_END
 
+
+#endif /* BITNET_NO_TRAIN */
 #ifdef BITNET_IMPLEMENTATION
+#ifndef BITNET_NO_TRAIN
 
 BN_API bn_config bn_train_default_config(void) {
     bn_config c;
@@ -669,5 +674,6 @@ BN_API bn_status bn_train_checkpoint_load(bn_train_model **out, bn_adamw *opt, c
     return BN_OK;
 }
 
+#endif /* BITNET_NO_TRAIN */
 #endif /* BITNET_IMPLEMENTATION */
 #endif /* BN_PART_TRAIN_H */

@@ -17,15 +17,22 @@ python3 amalgamate.py # test the sources as they are, even if the committed head
 # 1b. Each part in src/ is valid C on its own: it includes the parts it uses (amalgamate.py checks
 #     that they come earlier), so an editor or clangd sees what the amalgamation sees.
 R parts-standalone sh -c 'for part in src/*.h; do gcc -std=c99 -fsyntax-only -Wno-unused-function \
-    -Werror=implicit-function-declaration -DBITNET_IMPLEMENTATION -x c "$part" || exit 1; done'
+    -Werror=implicit-function-declaration -DBITNET_IMPLEMENTATION -x c "$part" 2> build/part.err ||
+    { cat build/part.err; exit 1; }; done'
 
 # 2. The header compiles warning-free as C99 and C++, with gcc and clang, in each configuration.
 for cc in "gcc -std=c99" "clang -std=c99" "g++ -std=c++11 -x c++" "clang++ -std=c++11 -x c++"; do
-    for defs in "" "-DBITNET_STATIC" "-DBITNET_NO_THREADS -DBITNET_NO_SIMD -DBITNET_NO_MMAP"; do
+    for defs in "" "-DBITNET_STATIC" "-DBITNET_NO_THREADS -DBITNET_NO_SIMD -DBITNET_NO_MMAP" \
+        "-DBITNET_NO_TRAIN -DBITNET_NO_HUGE_PAGES"; do
         label="warnings:$(echo "$cc $defs" | sed 's/ -x c++//; s/ -D/+/g; s/ /_/g')"
         R "$label" $cc -O2 $WARN $defs -c tests/compile_check.c -o build/compile_check.o
     done
 done
+# BITNET_NO_TRAIN leaves no autograd or training code in the object.
+R "no-train-symbols" sh -c 'gcc -std=c99 -O2 -DBITNET_NO_TRAIN -c tests/compile_check.c -o build/compile_check_nt.o &&
+    ! nm build/compile_check_nt.o | grep -E "bn_(ag|train|adamw)_"'
+# The allocator macros come all three or none.
+R "allocator-all-or-none" sh -c '! gcc -std=c99 -DBN_MALLOC=malloc -c tests/compile_check.c -o build/compile_check_am.o 2>/dev/null'
 
 # 2b. The Win32 code paths (thread pool, file mapping, timer) compile and link warning-free with
 #     MinGW-w64: the header alone, and test_threads (the pool) and test_floatops (the pool, fixtures
