@@ -97,6 +97,14 @@ done
 [ -x build/examples/generate ] && R "example-run:generate" sh -c \
     'out=$(build/examples/generate models/shakespeare "ROMEO:" 40) && printf "%s\n" "$out" | head -n 3 && case "$out" in "ROMEO:"?*) exit 0;; *) exit 1;; esac'
 
+# 4b. The quick start at the top of bitnet.h is a whole program: cut out of the header as it stands
+#     there, it builds warning-free and generates text.
+R "quickstart" sh -c 'python3 -c "
+s = open(\"bitnet.h\").read(); b = s.index(\"QUICK START\"); a = s.index(\"\n\n\", b) + 2
+e = s.index(\"\n\n   bn_generate runs\", a); print(\"\n\".join(l[7:] for l in s[a:e].split(\"\n\")))" \
+    > build/examples/quickstart.c && gcc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -I. build/examples/quickstart.c \
+    -o build/examples/quickstart -lm -lpthread && out=$(build/examples/quickstart) && [ ${#out} -gt 20 ]'
+
 # 5. Script tests (command-line programs): each prints its own "name: N passed, M failed".
 for t in tests/test_*.sh; do
     [ -f "$t" ] || continue
