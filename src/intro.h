@@ -98,7 +98,7 @@
     2. Models            bn_model_load, bn_model_config, bn_config, bn_config_parse
     3. Contexts          bn_context_new, bn_forward, bn_eval, bn_get_logits, bn_seq_*
     4. Tokenizer         bn_tokenizer_load, _encode, _decode, bn_utf8_stream, bn_chat_format
-    5. Sampling          bn_sampler_new, bn_sampler_sample, bn_sampler_accept
+    5. Sampling          bn_grammar_parse, bn_json_schema_to_gbnf, bn_sampler_new, _sample, _accept
     6. Generation        bn_generate, bn_score, bn_beam_search, bn_batcher_*, bn_stop_stream
     7. Training          bn_ag_* (autograd), bn_train_*, bn_adamw_*
     8. JSON              bn_json_parse, bn_json_get

@@ -77,6 +77,12 @@ BN_API int32_t bn_tokenizer_token_to_id(const bn_tokenizer *tok, const char *s, 
 /* The token string of an id (as stored: byte-level tokens use the byte->unicode map), or NULL. */
 BN_API const char *bn_tokenizer_id_to_token(const bn_tokenizer *tok, int32_t id, size_t *len);
 BN_API int bn_tokenizer_is_special(const bn_tokenizer *tok, int32_t id);
+/* The bytes token id adds to a text after other tokens: the decoders run on it
+   as on the middle of a text (a byte-level token gives its raw bytes, possibly
+   part of a UTF-8 character; "<0x0A>" the byte 0x0A; SentencePiece's "\xe2\x96\x81"
+   a space). Writes up to cap bytes to buf (may be NULL) and returns the whole
+   length, as snprintf does; -1 for an id that names no token. Grammars match tokens by these bytes. */
+BN_API int bn_tokenizer_token_bytes(const bn_tokenizer *tok, int32_t id, char *buf, size_t cap);
 /* bos_token / eos_token of tokenizer_config.json, or -1. */
 BN_API int32_t bn_tokenizer_bos_id(const bn_tokenizer *tok);
 BN_API int32_t bn_tokenizer_eos_id(const bn_tokenizer *tok);
@@ -2046,6 +2052,91 @@ BN_API bn_status bn_tokenizer_decode(const bn_tokenizer *t, const int32_t *ids, 
     *text = out.p;
     if (len) *len = out.len;
     return BN_OK;
+}
+
+/* One decoder on a single token in the middle of a text, into out: raw bytes
+   (no U+FFFD for a partial character), a Metaspace replacement becomes a space,
+   a Strip after Fuse concerns only the text's ends. */
+static int bn__token_bytes_step(const bn_tokenizer *t, const bn__tok_step *st, const char *s, size_t n, int fused,
+                                bn__buf *out) {
+    size_t i, l;
+    out->len = 0;
+    switch (st->kind) {
+    case BN__DEC_BYTELEVEL:
+        for (i = 0; i < n; i += l) {
+            uint32_t cp = bn__utf8_next(s + i, n - i, &l);
+            if (cp >= 0x144 || t->bl_byte[cp] < 0) { /* a token outside the map keeps its own bytes */
+                out->len = 0;
+                return bn__buf_add(out, s, n);
+            }
+            out->p[out->len++] = (char)t->bl_byte[cp]; /* room: never more bytes than characters */
+        }
+        return 1;
+    case BN__DEC_BYTEFALLBACK: {
+        int byte = bn__byte_token(s, n);
+        char c = (char)byte;
+        return byte >= 0 ? bn__buf_add(out, &c, 1) : bn__buf_add(out, s, n);
+    }
+    case BN__DEC_REPLACE:
+    case BN__DEC_METASPACE:
+        for (i = 0; i < n;) {
+            if (st->a_len && i + st->a_len <= n && memcmp(s + i, st->a, st->a_len) == 0) {
+                if (!(st->kind == BN__DEC_REPLACE ? bn__buf_add(out, st->b, st->b_len) : bn__buf_add(out, " ", 1)))
+                    return 0;
+                i += st->a_len;
+            } else {
+                if (!bn__buf_add(out, s + i, 1)) return 0;
+                i++;
+            }
+        }
+        return 1;
+    case BN__DEC_STRIP:
+        if (!fused) {
+            size_t cut = 0, end = n;
+            int k;
+            for (k = 0; k < st->start && cut + st->a_len <= n && memcmp(s + cut, st->a, st->a_len) == 0; k++)
+                cut += st->a_len;
+            for (k = 0; k < st->stop && end >= cut + st->a_len && memcmp(s + end - st->a_len, st->a, st->a_len) == 0; k++)
+                end -= st->a_len;
+            return bn__buf_add(out, s + cut, end - cut);
+        }
+        return bn__buf_add(out, s, n);
+    default: /* Fuse: one token is already one string */
+        return bn__buf_add(out, s, n);
+    }
+}
+
+BN_API int bn_tokenizer_token_bytes(const bn_tokenizer *t, int32_t id, char *buf, size_t cap) {
+    bn__buf a, b, *cur = &a, *nxt = &b, *tmp;
+    const char *ts;
+    size_t tl;
+    int k, fused = 0, ok, n;
+    if (id < 0 || id >= t->n_vocab || t->tok_len[id] < 0) return -1;
+    ts = t->store + t->tok_off[id];
+    tl = (size_t)t->tok_len[id];
+    if (t->tok_special[id] & 2)
+        for (k = 0; k < t->n_added; k++)
+            if (t->added[k].id == id && t->added[k].norm) {
+                ts = t->added[k].norm;
+                tl = t->added[k].norm_len;
+            }
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    /* without a decoder, tokens are joined with spaces (as bn_tokenizer_decode) */
+    ok = bn__buf_add(cur, t->has_decoder ? "" : " ", t->has_decoder ? 0 : 1) && bn__buf_add(cur, ts, tl) &&
+         bn__buf_reserve(nxt, cur->len);
+    for (k = 0; ok && k < t->n_dec; k++) {
+        ok = bn__buf_reserve(nxt, cur->len) && bn__token_bytes_step(t, &t->dec[k], cur->p, cur->len, fused, nxt);
+        fused |= t->dec[k].kind == BN__DEC_FUSE;
+        tmp = cur;
+        cur = nxt;
+        nxt = tmp;
+    }
+    n = ok && cur->len <= (size_t)INT_MAX ? (int)cur->len : -1;
+    if (n > 0 && buf) memcpy(buf, cur->p, BN_MIN((size_t)n, cap));
+    BN_FREE(a.p);
+    BN_FREE(b.p);
+    return n;
 }
 
 /* ------------------------------------------------------------ streaming */
