@@ -642,7 +642,19 @@ BN_API int bn_grammar_matcher_mask(bn_grammar_matcher *m, const bn_grammar_vocab
    the same seed and the same logits give the same tokens on any thread count.
 
    A sampler remembers the last penalty_last_n tokens it was told about
-   (bn_sampler_accept): the penalties look at that window. */
+   (bn_sampler_accept, bn_sampler_accept_prompt): the penalties look at that window.
+
+   Structured output: with params.grammar (GBNF) or params.json_schema, and
+   params.grammar_vocab (the tokens' bytes, bn_grammar_vocab_new), only
+   tokens that keep the generated text inside the grammar are drawn, and an
+   end token only where the grammar may end. The chain first runs as
+   without a grammar; if the token it draws fits, it is taken (most steps:
+   one check of the token's bytes); if not, every token the grammar rejects
+   is removed and the chain runs again on the rest with a new draw. Greedy
+   sampling thus gives the best allowed token, and without top-k/top-p/min-p
+   a draw is exactly the softmax restricted to the allowed tokens. The
+   grammar follows the tokens given to bn_sampler_accept (the generated
+   ones); prompt tokens go to bn_sampler_accept_prompt. */
 
 typedef struct bn_logit_bias {
     int32_t token;
@@ -661,6 +673,11 @@ typedef struct bn_sampler_params {
     uint64_t seed;           /* default 0x5EED; the same seed gives the same draws */
     const bn_logit_bias *logit_bias; /* copied by bn_sampler_new; may be NULL */
     int n_logit_bias;
+    /* structured output (at most one of grammar and json_schema; compiled by bn_sampler_new, not kept) */
+    const char *grammar;      /* GBNF text, NUL-terminated; NULL: none */
+    const char *grammar_root; /* its start rule; NULL: "root" */
+    const char *json_schema;  /* a JSON Schema, NUL-terminated; "{\"type\":\"object\"}" for any JSON object */
+    const bn_grammar_vocab *grammar_vocab; /* needed with either; must outlive the sampler */
 } bn_sampler_params;
 
 /* One candidate token. p is filled by bn_sample_softmax. */
@@ -681,13 +698,21 @@ typedef struct bn_candidates {
 typedef struct bn_sampler bn_sampler;
 
 BN_API bn_sampler_params bn_sampler_default_params(void);
+/* Errors: BN_ERR_ARG for bad values, the grammar's or the schema's error
+   (line and column, or the schema keyword) for a bad grammar. */
 BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *params, int n_vocab, bn_error *err);
 BN_API void bn_sampler_free(bn_sampler *s);
-/* Forget the token window and restart the random numbers from the seed. */
+/* Forget the token window, restart the random numbers from the seed and the grammar from its start. */
 BN_API void bn_sampler_reset(bn_sampler *s);
-/* Tell the sampler a token became part of the text (prompt or generated). */
-BN_API void bn_sampler_accept(bn_sampler *s, int32_t token);
-/* Pick the next token from n_vocab logits (not modified). Does not accept it. */
+/* Tell the sampler a token was generated: it joins the penalty window and
+   moves the grammar. Returns 0 if the grammar does not allow it (the
+   grammar then stays where it was), else 1. */
+BN_API int bn_sampler_accept(bn_sampler *s, int32_t token);
+/* Tell the sampler a token of the prompt: the penalty window only. */
+BN_API void bn_sampler_accept_prompt(bn_sampler *s, int32_t token);
+/* Pick the next token from n_vocab logits (not modified). Does not accept it.
+   -1 when a grammar allows no token at all (its text is complete and there
+   is no end token, or it needs a character no token has). */
 BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits);
 /* The candidates of the last bn_sampler_sample (after the chain), for display or tests.
    Empty after a greedy draw with no logit bias and no penalty to apply: that one reads
@@ -708,6 +733,8 @@ BN_API void bn_sample_softmax(bn_candidates *c);          /* p from logits, in p
 BN_API void bn_sample_top_p(bn_candidates *c, float top_p, int min_keep); /* leaves c sorted */
 BN_API void bn_sample_min_p(bn_candidates *c, float min_p, int min_keep);
 BN_API void bn_sample_temperature(bn_candidates *c, float temperature);
+/* Keep the candidates whose bit is set in mask (bit t of mask[t / 32]), in their order. */
+BN_API void bn_sample_allowed(bn_candidates *c, const uint32_t *mask);
 /* Draw a token from the softmax of the candidates using u in [0, 1). */
 BN_API int32_t bn_sample_draw(bn_candidates *c, double u);
 /* The PRNG: splitmix64 on *state, and a double in [0, 1) from it. */
@@ -744,7 +771,8 @@ typedef enum bn_stop_reason {
     BN_STOP_MAX_TOKENS,   /* max_new_tokens generated */
     BN_STOP_CONTEXT_FULL, /* the sequence reached the context length */
     BN_STOP_CANCELLED,    /* the callback returned nonzero, or bn_batcher_cancel */
-    BN_STOP_ERROR         /* batcher: turning the request's ids into text failed (out of memory) */
+    BN_STOP_ERROR,        /* batcher: turning the request's ids into text failed (out of memory) */
+    BN_STOP_GRAMMAR       /* the sampler's grammar allows no token (its text is complete, no end token) */
 } bn_stop_reason;
 
 /* One sampled token as bn_generate's and the batcher's callbacks see it.
@@ -9282,11 +9310,14 @@ static int bn__token_bytes_step(const bn_tokenizer *t, const bn__tok_step *st, c
     }
 }
 
-BN_API int bn_tokenizer_token_bytes(const bn_tokenizer *t, int32_t id, char *buf, size_t cap) {
-    bn__buf a, b, *cur = &a, *nxt = &b, *tmp;
+/* The bytes of token id in the middle of a text (see bn_tokenizer_token_bytes)
+   into scratch buffers a and b that the caller keeps between calls; *out
+   points into one of them. -1 for an id that names no token or out of memory. */
+static long bn__token_bytes(const bn_tokenizer *t, int32_t id, bn__buf *a, bn__buf *b, const char **out) {
+    bn__buf *cur = a, *nxt = b, *tmp;
     const char *ts;
     size_t tl;
-    int k, fused = 0, ok, n;
+    int k, fused = 0, ok;
     if (id < 0 || id >= t->n_vocab || t->tok_len[id] < 0) return -1;
     ts = t->store + t->tok_off[id];
     tl = (size_t)t->tok_len[id];
@@ -9296,11 +9327,9 @@ BN_API int bn_tokenizer_token_bytes(const bn_tokenizer *t, int32_t id, char *buf
                 ts = t->added[k].norm;
                 tl = t->added[k].norm_len;
             }
-    memset(&a, 0, sizeof a);
-    memset(&b, 0, sizeof b);
+    a->len = 0;
     /* without a decoder, tokens are joined with spaces (as bn_tokenizer_decode) */
-    ok = bn__buf_add(cur, t->has_decoder ? "" : " ", t->has_decoder ? 0 : 1) && bn__buf_add(cur, ts, tl) &&
-         bn__buf_reserve(nxt, cur->len);
+    ok = bn__buf_add(cur, " ", t->has_decoder ? 0 : 1) && bn__buf_add(cur, ts, tl);
     for (k = 0; ok && k < t->n_dec; k++) {
         ok = bn__buf_reserve(nxt, cur->len) && bn__token_bytes_step(t, &t->dec[k], cur->p, cur->len, fused, nxt);
         fused |= t->dec[k].kind == BN__DEC_FUSE;
@@ -9308,11 +9337,22 @@ BN_API int bn_tokenizer_token_bytes(const bn_tokenizer *t, int32_t id, char *buf
         cur = nxt;
         nxt = tmp;
     }
-    n = ok && cur->len <= (size_t)INT_MAX ? (int)cur->len : -1;
-    if (n > 0 && buf) memcpy(buf, cur->p, BN_MIN((size_t)n, cap));
+    *out = cur->p;
+    return ok ? (long)cur->len : -1;
+}
+
+BN_API int bn_tokenizer_token_bytes(const bn_tokenizer *t, int32_t id, char *buf, size_t cap) {
+    bn__buf a, b;
+    const char *bytes;
+    long n;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    n = bn__token_bytes(t, id, &a, &b, &bytes);
+    if (n > INT_MAX) n = -1;
+    if (n > 0 && buf) memcpy(buf, bytes, BN_MIN((size_t)n, cap));
     BN_FREE(a.p);
     BN_FREE(b.p);
-    return n;
+    return (int)n;
 }
 
 /* ------------------------------------------------------------ streaming */
@@ -10175,14 +10215,20 @@ static int bn__g_sequence(bn__gparser *p, int32_t rule, int nested) {
     return ok;
 }
 
+/* Alternatives separated by '|'; a '|' may also begin the next line. */
 static int bn__g_alternates(bn__gparser *p, int32_t rule, int nested) {
     if (!bn__g_sequence(p, rule, nested)) return 0;
-    while (p->pos < p->len && p->src[p->pos] == '|') {
+    for (;;) {
+        size_t at = p->pos;
+        bn__g_space(p, 1);
+        if (p->pos >= p->len || p->src[p->pos] != '|') {
+            p->pos = at;
+            return 1;
+        }
         p->pos++;
         bn__g_space(p, 1);
         if (!bn__g_sequence(p, rule, nested)) return 0;
     }
-    return 1;
 }
 
 /* name ::= alternates, then the end of the line. */
@@ -10429,9 +10475,11 @@ typedef struct bn__gset {
 #define BN__GP_VALUE 0x1FFFFFu
 enum { BN__GK_ANY = 0, BN__GK_E0, BN__GK_ED, BN__GK_F0, BN__GK_F4 };
 enum { BN__GF_REJECT = 0, BN__GF_PARTIAL, BN__GF_DONE };
+#define BN__GM_MASKS 4
 
 struct bn_grammar_matcher {
     const bn_grammar *g;
+    size_t cache_limit; /* BN_GRAMMAR_CACHE_BYTES */
     bn__gframe *frames;
     int32_t n_frames, cap_frames;
     int32_t *fhash;
@@ -10457,6 +10505,10 @@ struct bn_grammar_matcher {
     /* the mask walk: the set at each depth of the token trie */
     int32_t *path;
     int32_t cap_path;
+    /* the last masks made, by set (a text that stays in one state, e.g. a long string, reuses them) */
+    uint32_t *masks;
+    int32_t mask_set[BN__GM_MASKS], mask_count[BN__GM_MASKS], mask_words, mask_next;
+    const bn_grammar_vocab *mask_vocab;
 };
 
 static int bn__gclass_has(const bn_grammar *g, const bn__gclass *c, uint32_t cp) {
@@ -10758,7 +10810,7 @@ static int32_t bn__gm_step(bn_grammar_matcher *m, int32_t s, unsigned b) {
     if (t >= 0 && (r = m->trans[(size_t)t * 256 + b]) != -2) return r;
     r = bn__gm_compute(m, s, b);
     if (m->oom) return -1;
-    if (t < 0 && bn__gm_bytes(m) < BN_GRAMMAR_CACHE_BYTES &&
+    if (t < 0 && bn__gm_bytes(m) < m->cache_limit &&
         bn__gm_grow(m, &m->trans, &m->cap_tables, (m->n_tables + 1) * 256, sizeof(int32_t))) {
         int i;
         t = m->n_tables++;
@@ -10787,6 +10839,8 @@ static int32_t bn__gm_start_set(bn_grammar_matcher *m) {
 }
 
 static void bn__gm_clear(bn_grammar_matcher *m) {
+    int i;
+    for (i = 0; i < BN__GM_MASKS; i++) m->mask_set[i] = -1; /* set ids are about to mean other sets */
     m->n_frames = m->n_items = m->n_sets = m->n_tables = 0;
     if (m->fhash) memset(m->fhash, 0xff, sizeof(int32_t) * ((size_t)m->fmask + 1));
     if (m->shash) memset(m->shash, 0xff, sizeof(int32_t) * ((size_t)m->smask + 1));
@@ -10831,11 +10885,14 @@ static void bn__gm_flush(bn_grammar_matcher *m) {
 
 BN_API bn_status bn_grammar_matcher_new(bn_grammar_matcher **out, const bn_grammar *g, bn_error *err) {
     bn_grammar_matcher *m;
+    int i;
     *out = NULL;
     if (!g) return bn_errorf(err, BN_ERR_ARG, "grammar matcher: no grammar");
     m = BN_ZALLOC(bn_grammar_matcher, 1);
     if (!m) return bn_errorf(err, BN_ERR_NOMEM, "grammar matcher: out of memory");
     m->g = g;
+    m->cache_limit = BN_GRAMMAR_CACHE_BYTES;
+    for (i = 0; i < BN__GM_MASKS; i++) m->mask_set[i] = -1;
     m->start = m->cur = bn__gm_start_set(m);
     if (m->start < 0) {
         bn_grammar_matcher_free(m);
@@ -10858,11 +10915,12 @@ BN_API void bn_grammar_matcher_free(bn_grammar_matcher *m) {
     BN_FREE(m->seen);
     BN_FREE(m->seen_stamp);
     BN_FREE(m->path);
+    BN_FREE(m->masks);
     BN_FREE(m);
 }
 
 BN_API void bn_grammar_matcher_reset(bn_grammar_matcher *m) {
-    if (bn__gm_bytes(m) > BN_GRAMMAR_CACHE_BYTES) {
+    if (bn__gm_bytes(m) > m->cache_limit) {
         bn__gm_clear(m);
         m->oom = 0;
         m->start = bn__gm_start_set(m);
@@ -10873,7 +10931,7 @@ BN_API void bn_grammar_matcher_reset(bn_grammar_matcher *m) {
 /* Move to set s (>= 0), emptying the cache first if it is over budget. */
 static void bn__gm_move(bn_grammar_matcher *m, int32_t s) {
     m->cur = s;
-    if (bn__gm_bytes(m) > BN_GRAMMAR_CACHE_BYTES) bn__gm_flush(m);
+    if (bn__gm_bytes(m) > m->cache_limit) bn__gm_flush(m);
 }
 
 BN_API int bn_grammar_matcher_accept_bytes(bn_grammar_matcher *m, const char *bytes, size_t n) {
@@ -11909,13 +11967,16 @@ BN_API void bn_grammar_vocab_free(bn_grammar_vocab *v) {
 }
 
 typedef struct bn__gtok {
+    uint64_t key; /* the first 8 bytes, big-endian, zero-padded: most comparisons end here */
     const char *p;
     int32_t len, id;
 } bn__gtok;
 
 static int bn__gtok_cmp(const void *a, const void *b) {
     const bn__gtok *x = (const bn__gtok *)a, *y = (const bn__gtok *)b;
-    int c = memcmp(x->p, y->p, (size_t)BN_MIN(x->len, y->len));
+    int c;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    c = x->len > 8 && y->len > 8 ? memcmp(x->p + 8, y->p + 8, (size_t)BN_MIN(x->len, y->len) - 8) : 0;
     if (c) return c;
     if (x->len != y->len) return x->len < y->len ? -1 : 1;
     return (x->id > y->id) - (x->id < y->id);
@@ -11968,8 +12029,9 @@ BN_API bn_status bn_grammar_vocab_new(bn_grammar_vocab **out, const bn_tokenizer
                                       bn_error *err) {
     bn_grammar_vocab *v;
     bn__gtok *t = NULL;
+    bn__buf all, sa, sb;
     int32_t i, n_t = 0, tok_eos;
-    size_t total = 0;
+    size_t total;
     *out = NULL;
     if (!tok) return bn_errorf(err, BN_ERR_ARG, "grammar vocab: no tokenizer");
     if (n_eos < 0 || (n_eos > 0 && !eos)) return bn_errorf(err, BN_ERR_ARG, "grammar vocab: %d end tokens without an array", n_eos);
@@ -11980,6 +12042,9 @@ BN_API bn_status bn_grammar_vocab_new(bn_grammar_vocab **out, const bn_tokenizer
     }
     v = BN_ZALLOC(bn_grammar_vocab, 1);
     if (!v) return bn_errorf(err, BN_ERR_NOMEM, "grammar vocab: out of memory");
+    memset(&all, 0, sizeof all);
+    memset(&sa, 0, sizeof sa);
+    memset(&sb, 0, sizeof sb);
     v->n_tok = bn_tokenizer_vocab_size(tok);
     v->off = BN_ALLOC(size_t, v->n_tok + 1);
     v->len = BN_ALLOC(int32_t, v->n_tok + 1);
@@ -11987,31 +12052,43 @@ BN_API bn_status bn_grammar_vocab_new(bn_grammar_vocab **out, const bn_tokenizer
     if (!v->off || !v->len || !v->eos) goto nomem;
     for (i = 0; i < n_eos; i++) v->eos[i] = eos[i];
     v->n_eos = n_eos;
-    for (i = 0; i < v->n_tok; i++) {
-        int n = bn_tokenizer_is_special(tok, i) || bn__gvocab_is_eos(v, i) ? -1 : bn_tokenizer_token_bytes(tok, i, NULL, 0);
-        v->len[i] = n > 0 && n < 65536 ? n : -1;
-        v->off[i] = total;
-        if (v->len[i] > 0) total += (size_t)n, n_t++;
+    for (i = 0; i < v->n_tok; i++) { /* every token's bytes, one after the other */
+        const char *b;
+        long n = bn_tokenizer_is_special(tok, i) || bn__gvocab_is_eos(v, i) ? -1 : bn__token_bytes(tok, i, &sa, &sb, &b);
+        v->len[i] = n > 0 && n < 65536 ? (int32_t)n : -1;
+        v->off[i] = all.len;
+        if (v->len[i] < 0) continue;
+        if (!bn__buf_add(&all, b, (size_t)n)) goto nomem;
+        if (n > v->max_depth) v->max_depth = (int32_t)n;
+        n_t++;
     }
-    v->bytes = (char *)BN_MALLOC(total + 1);
+    total = all.len;
+    v->bytes = all.p ? all.p : (char *)BN_MALLOC(1);
+    all.p = NULL;
     t = BN_ALLOC(bn__gtok, n_t + 1);
     if (!v->bytes || !t) goto nomem;
     for (i = 0, n_t = 0; i < v->n_tok; i++) {
         if (v->len[i] < 0) continue;
-        bn_tokenizer_token_bytes(tok, i, v->bytes + v->off[i], (size_t)v->len[i]);
+        int k;
         t[n_t].p = v->bytes + v->off[i];
         t[n_t].len = v->len[i];
         t[n_t].id = i;
-        if (v->len[i] > v->max_depth) v->max_depth = v->len[i];
+        t[n_t].key = 0;
+        for (k = 0; k < 8; k++) t[n_t].key = t[n_t].key << 8 | (k < v->len[i] ? (unsigned char)t[n_t].p[k] : 0);
         n_t++;
     }
     qsort(t, (size_t)n_t, sizeof *t, bn__gtok_cmp);
     if (!bn__gvocab_trie(v, t, n_t, total)) goto nomem;
     BN_FREE(t);
+    BN_FREE(sa.p);
+    BN_FREE(sb.p);
     *out = v;
     return BN_OK;
 nomem:
     BN_FREE(t);
+    BN_FREE(all.p);
+    BN_FREE(sa.p);
+    BN_FREE(sb.p);
     bn_grammar_vocab_free(v);
     return bn_errorf(err, BN_ERR_NOMEM, "grammar vocab: out of memory for %d tokens", bn_tokenizer_vocab_size(tok));
 }
@@ -12036,7 +12113,8 @@ BN_API int bn_grammar_matcher_accept_token(bn_grammar_matcher *m, const bn_gramm
     return 1;
 }
 
-BN_API int bn_grammar_matcher_mask(bn_grammar_matcher *m, const bn_grammar_vocab *v, uint32_t *mask, int n_vocab) {
+/* The walk of the token trie from the current set: bit t of mask for each token allowed; their number. */
+static int32_t bn__gm_walk(bn_grammar_matcher *m, const bn_grammar_vocab *v, uint32_t *mask, int n_vocab) {
     int32_t i = 1, k, count = 0, *path;
     memset(mask, 0, sizeof(uint32_t) * (((size_t)n_vocab + 31) / 32));
     if (!bn__gm_grow(m, &m->path, &m->cap_path, v->max_depth + 1, sizeof(int32_t))) return 0;
@@ -12047,7 +12125,7 @@ BN_API int bn_grammar_matcher_mask(bn_grammar_matcher *m, const bn_grammar_vocab
         int32_t s = path[nd->depth - 1], t = m->sets[s].trans, r;
         /* the step, its cached case inline: this loop runs once per trie node reached */
         if (t < 0 || (r = m->trans[(size_t)t * 256 + nd->byte]) == -2) r = bn__gm_step(m, s, nd->byte);
-        if (r < 0) {
+        if (r < 0) { /* no stack takes this byte: skip every token that starts so */
             i = nd->skip;
             continue;
         }
@@ -12065,7 +12143,32 @@ BN_API int bn_grammar_matcher_mask(bn_grammar_matcher *m, const bn_grammar_vocab
                 mask[v->eos[k] >> 5] |= 1u << (v->eos[k] & 31);
                 count++;
             }
-    if (bn__gm_bytes(m) > BN_GRAMMAR_CACHE_BYTES) bn__gm_flush(m);
+    return count;
+}
+
+BN_API int bn_grammar_matcher_mask(bn_grammar_matcher *m, const bn_grammar_vocab *v, uint32_t *mask, int n_vocab) {
+    int32_t words = (n_vocab + 31) / 32, i, count;
+    if (m->mask_vocab != v || m->mask_words != words) { /* another vocabulary or size: forget the old masks */
+        uint32_t *nm = (uint32_t *)BN_REALLOC(m->masks, sizeof(uint32_t) * (size_t)words * BN__GM_MASKS);
+        for (i = 0; i < BN__GM_MASKS; i++) m->mask_set[i] = -1;
+        m->mask_vocab = nm ? v : NULL;
+        m->mask_words = nm ? words : 0;
+        if (nm) m->masks = nm;
+    }
+    for (i = 0; i < BN__GM_MASKS && m->mask_vocab; i++)
+        if (m->mask_set[i] == m->cur) {
+            memcpy(mask, m->masks + (size_t)i * words, sizeof(uint32_t) * (size_t)words);
+            return m->mask_count[i];
+        }
+    count = bn__gm_walk(m, v, mask, n_vocab);
+    if (m->mask_vocab && !m->oom) {
+        i = m->mask_next;
+        m->mask_next = (m->mask_next + 1) % BN__GM_MASKS;
+        m->mask_set[i] = m->cur;
+        m->mask_count[i] = count;
+        memcpy(m->masks + (size_t)i * words, mask, sizeof(uint32_t) * (size_t)words);
+    }
+    if (bn__gm_bytes(m) > m->cache_limit) bn__gm_flush(m);
     return count;
 }
 
@@ -12080,6 +12183,10 @@ struct bn_sampler {
     int32_t *scratch_tokens; /* penalty_last_n: sorted copy of the window */
     int *scratch_counts;
     uint64_t rng;
+    bn_grammar *grammar; /* with a grammar: its matcher, the vocab and a mask of n_vocab bits */
+    bn_grammar_matcher *gm;
+    const bn_grammar_vocab *gv;
+    uint32_t *mask;
 };
 
 BN_API bn_sampler_params bn_sampler_default_params(void) {
@@ -12108,6 +12215,29 @@ BN_API uint64_t bn_rng_next(uint64_t *state) {
 
 BN_API double bn_rng_uniform(uint64_t *state) {
     return (double)(bn_rng_next(state) >> 11) * (1.0 / 9007199254740992.0); /* 53 bits / 2^53 */
+}
+
+/* Compile the grammar (or the schema's) of p into s. */
+static bn_status bn__sampler_grammar(bn_sampler *s, const bn_sampler_params *p, bn_error *err) {
+    char *gbnf = NULL;
+    size_t len = 0;
+    bn_status st;
+    if (p->grammar && p->json_schema)
+        return bn_errorf(err, BN_ERR_ARG, "sampler: give a grammar or a JSON schema, not both");
+    if (!p->grammar_vocab)
+        return bn_errorf(err, BN_ERR_ARG, "sampler: a grammar needs params.grammar_vocab (bn_grammar_vocab_new)");
+    if (p->json_schema) {
+        st = bn_json_schema_to_gbnf(p->json_schema, strlen(p->json_schema), &gbnf, &len, err);
+        if (st) return st;
+    }
+    st = gbnf ? bn_grammar_parse(&s->grammar, gbnf, len, NULL, err)
+              : bn_grammar_parse(&s->grammar, p->grammar, strlen(p->grammar), p->grammar_root, err);
+    BN_FREE(gbnf);
+    if (!st) st = bn_grammar_matcher_new(&s->gm, s->grammar, err);
+    s->gv = p->grammar_vocab;
+    s->mask = (uint32_t *)bn__zalloc(sizeof(uint32_t) * (((size_t)s->n_vocab + 31) / 32));
+    if (!st && !s->mask) st = bn_errorf(err, BN_ERR_NOMEM, "sampler: out of memory");
+    return st;
 }
 
 BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *params, int n_vocab, bn_error *err) {
@@ -12141,6 +12271,14 @@ BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *param
     }
     for (i = 0; i < p.n_logit_bias; i++) s->bias[i] = p.logit_bias[i];
     p.logit_bias = s->bias;
+    if (p.grammar || p.json_schema) {
+        bn_status st = bn__sampler_grammar(s, &p, err);
+        if (st) {
+            bn_sampler_free(s);
+            return st;
+        }
+    }
+    p.grammar = p.grammar_root = p.json_schema = NULL; /* not kept */
     s->params = p;
     bn_sampler_reset(s);
     *out = s;
@@ -12154,6 +12292,9 @@ BN_API void bn_sampler_free(bn_sampler *s) {
     BN_FREE(s->scratch_tokens);
     BN_FREE(s->scratch_counts);
     BN_FREE(s->bias);
+    bn_grammar_matcher_free(s->gm);
+    bn_grammar_free(s->grammar);
+    BN_FREE(s->mask);
     BN_FREE(s);
 }
 
@@ -12163,14 +12304,20 @@ BN_API void bn_sampler_reset(bn_sampler *s) {
     s->rng = s->params.seed;
     s->cands.n = 0;
     s->cands.sorted = 0;
+    if (s->gm) bn_grammar_matcher_reset(s->gm);
 }
 
-BN_API void bn_sampler_accept(bn_sampler *s, int32_t token) {
+BN_API void bn_sampler_accept_prompt(bn_sampler *s, int32_t token) {
     int w = s->params.penalty_last_n;
     if (w <= 0) return;
     s->window[s->window_next] = token;
     s->window_next = (s->window_next + 1) % w;
     if (s->window_len < w) s->window_len++;
+}
+
+BN_API int bn_sampler_accept(bn_sampler *s, int32_t token) {
+    bn_sampler_accept_prompt(s, token);
+    return s->gm ? bn_grammar_matcher_accept_token(s->gm, s->gv, token) : 1;
 }
 
 BN_API const bn_candidates *bn_sampler_candidates(const bn_sampler *s) { return &s->cands; }
@@ -12355,6 +12502,15 @@ BN_API void bn_sample_temperature(bn_candidates *c, float temperature) {
     for (i = 0; i < c->n; i++) c->data[i].logit /= temperature;
 }
 
+BN_API void bn_sample_allowed(bn_candidates *c, const uint32_t *mask) {
+    int i, kept = 0;
+    for (i = 0; i < c->n; i++) {
+        int32_t id = c->data[i].id;
+        if ((mask[id >> 5] >> (id & 31)) & 1) c->data[kept++] = c->data[i];
+    }
+    c->n = kept;
+}
+
 BN_API int32_t bn_sample_draw(bn_candidates *c, double u) {
     double cum = 0.0;
     int i;
@@ -12405,10 +12561,11 @@ static int32_t bn__argmax_logits(const float *logits, int n) {
     return best;
 }
 
-BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
+/* The chain on logits; with mask, only the tokens it allows. */
+static int32_t bn__sampler_chain(bn_sampler *s, const float *logits, const uint32_t *mask) {
     const bn_sampler_params *p = &s->params;
     bn_candidates *c = &s->cands;
-    if (p->temperature <= 0.0f && p->n_logit_bias == 0 && !(bn__penalties_on(p) && s->window_len > 0)) {
+    if (!mask && p->temperature <= 0.0f && p->n_logit_bias == 0 && !(bn__penalties_on(p) && s->window_len > 0)) {
         /* greedy and nothing changes the logits: no candidate list to build
            (128k of them for 2B4T, 1.5 MB written per token) */
         c->n = 0;
@@ -12422,12 +12579,23 @@ BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
         bn_sample_penalties(c, s->scratch_tokens, s->scratch_counts, n, p->repeat_penalty, p->frequency_penalty,
                             p->presence_penalty);
     }
+    if (mask) bn_sample_allowed(c, mask);
     if (p->temperature <= 0.0f) return bn_sample_argmax(c);
     bn_sample_top_k(c, p->top_k);
     bn_sample_top_p(c, p->top_p, 1);
     bn_sample_min_p(c, p->min_p, 1);
     bn_sample_temperature(c, p->temperature);
     return bn_sample_draw(c, bn_rng_uniform(&s->rng));
+}
+
+BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
+    int32_t token = bn__sampler_chain(s, logits, NULL);
+    if (!s->gm || (token >= 0 && bn_grammar_matcher_allows(s->gm, s->gv, token))) return token;
+    if (!bn_grammar_matcher_mask(s->gm, s->gv, s->mask, s->n_vocab)) {
+        s->cands.n = 0;
+        return -1;
+    }
+    return bn__sampler_chain(s, logits, s->mask);
 }
 
 /* == implementation: generation, scoring, beam search, batching ================================================ */
@@ -12647,6 +12815,7 @@ BN_API const char *bn_stop_reason_name(bn_stop_reason reason) {
     case BN_STOP_CONTEXT_FULL: return "context full";
     case BN_STOP_CANCELLED: return "cancelled";
     case BN_STOP_ERROR: return "error";
+    case BN_STOP_GRAMMAR: return "grammar complete";
     }
     return "unknown";
 }
@@ -12748,6 +12917,10 @@ static bn_status bn__gen_loop(bn__gen *g, int32_t *out, int max_out, bn_error *e
         logits = bn_get_logits(g->ctx, -1);
         if (!logits) return bn_errorf(err, BN_ERR_ARG, "generate: the last forward produced no logits");
         token = bn_sampler_sample(g->sampler, logits);
+        if (token < 0) {
+            g->r.reason = BN_STOP_GRAMMAR;
+            break;
+        }
         bn_sampler_accept(g->sampler, token);
         if (out && g->r.n_generated < max_out) out[g->r.n_generated] = token;
         g->r.n_generated++;
@@ -12774,7 +12947,7 @@ BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, cons
     g.sampler = sampler;
     g.p = params ? params : &defaults;
     bn__textout_init(&g.out, ctx, g.p->tokenizer, g.p->decode_flags, g.p->stop, g.p->n_stop, g.p->eos, g.p->n_eos);
-    for (i = 0; i < n_prompt; i++) bn_sampler_accept(sampler, prompt[i]);
+    for (i = 0; i < n_prompt; i++) bn_sampler_accept_prompt(sampler, prompt[i]);
     st = bn_eval(ctx, seq, prompt, n_prompt, err);
     g.r.n_prompt = st ? 0 : n_prompt;
     g.r.prompt_s = bn_time_s() - t0;
@@ -13348,7 +13521,7 @@ BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prom
     r->p.stop = (const char *const *)r->stop;
     bn__textout_init(&r->out, b->ctx, r->p.tokenizer, r->p.decode_flags, r->p.stop, n_stop, b->p.eos, b->p.n_eos);
     memcpy(r->prompt, prompt, sizeof(int32_t) * (size_t)n_prompt);
-    for (i = 0; i < n_prompt; i++) bn_sampler_accept(r->sampler, prompt[i]);
+    for (i = 0; i < n_prompt; i++) bn_sampler_accept_prompt(r->sampler, prompt[i]);
     r->n_prompt = n_prompt;
     r->id = b->next_id++;
     r->join_order = b->joins++;
@@ -13467,6 +13640,10 @@ static void bn__batch_collect(bn_batcher *b, int n) {
         }
         logits = bn_get_logits(b->ctx, i);
         token = bn_sampler_sample(r->sampler, logits);
+        if (token < 0) {
+            bn__request_finish(b, b->b_owner[i], BN_STOP_GRAMMAR);
+            continue;
+        }
         bn_sampler_accept(r->sampler, token);
         bn__request_token(b, b->b_owner[i], token, logits);
     }

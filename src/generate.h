@@ -34,7 +34,8 @@ typedef enum bn_stop_reason {
     BN_STOP_MAX_TOKENS,   /* max_new_tokens generated */
     BN_STOP_CONTEXT_FULL, /* the sequence reached the context length */
     BN_STOP_CANCELLED,    /* the callback returned nonzero, or bn_batcher_cancel */
-    BN_STOP_ERROR         /* batcher: turning the request's ids into text failed (out of memory) */
+    BN_STOP_ERROR,        /* batcher: turning the request's ids into text failed (out of memory) */
+    BN_STOP_GRAMMAR       /* the sampler's grammar allows no token (its text is complete, no end token) */
 } bn_stop_reason;
 
 /* One sampled token as bn_generate's and the batcher's callbacks see it.
@@ -435,6 +436,7 @@ BN_API const char *bn_stop_reason_name(bn_stop_reason reason) {
     case BN_STOP_CONTEXT_FULL: return "context full";
     case BN_STOP_CANCELLED: return "cancelled";
     case BN_STOP_ERROR: return "error";
+    case BN_STOP_GRAMMAR: return "grammar complete";
     }
     return "unknown";
 }
@@ -536,6 +538,10 @@ static bn_status bn__gen_loop(bn__gen *g, int32_t *out, int max_out, bn_error *e
         logits = bn_get_logits(g->ctx, -1);
         if (!logits) return bn_errorf(err, BN_ERR_ARG, "generate: the last forward produced no logits");
         token = bn_sampler_sample(g->sampler, logits);
+        if (token < 0) {
+            g->r.reason = BN_STOP_GRAMMAR;
+            break;
+        }
         bn_sampler_accept(g->sampler, token);
         if (out && g->r.n_generated < max_out) out[g->r.n_generated] = token;
         g->r.n_generated++;
@@ -562,7 +568,7 @@ BN_API bn_status bn_generate(bn_context *ctx, int seq, bn_sampler *sampler, cons
     g.sampler = sampler;
     g.p = params ? params : &defaults;
     bn__textout_init(&g.out, ctx, g.p->tokenizer, g.p->decode_flags, g.p->stop, g.p->n_stop, g.p->eos, g.p->n_eos);
-    for (i = 0; i < n_prompt; i++) bn_sampler_accept(sampler, prompt[i]);
+    for (i = 0; i < n_prompt; i++) bn_sampler_accept_prompt(sampler, prompt[i]);
     st = bn_eval(ctx, seq, prompt, n_prompt, err);
     g.r.n_prompt = st ? 0 : n_prompt;
     g.r.prompt_s = bn_time_s() - t0;
@@ -1136,7 +1142,7 @@ BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prom
     r->p.stop = (const char *const *)r->stop;
     bn__textout_init(&r->out, b->ctx, r->p.tokenizer, r->p.decode_flags, r->p.stop, n_stop, b->p.eos, b->p.n_eos);
     memcpy(r->prompt, prompt, sizeof(int32_t) * (size_t)n_prompt);
-    for (i = 0; i < n_prompt; i++) bn_sampler_accept(r->sampler, prompt[i]);
+    for (i = 0; i < n_prompt; i++) bn_sampler_accept_prompt(r->sampler, prompt[i]);
     r->n_prompt = n_prompt;
     r->id = b->next_id++;
     r->join_order = b->joins++;
@@ -1255,6 +1261,10 @@ static void bn__batch_collect(bn_batcher *b, int n) {
         }
         logits = bn_get_logits(b->ctx, i);
         token = bn_sampler_sample(r->sampler, logits);
+        if (token < 0) {
+            bn__request_finish(b, b->b_owner[i], BN_STOP_GRAMMAR);
+            continue;
+        }
         bn_sampler_accept(r->sampler, token);
         bn__request_token(b, b->b_owner[i], token, logits);
     }

@@ -757,14 +757,20 @@ static int bn__g_sequence(bn__gparser *p, int32_t rule, int nested) {
     return ok;
 }
 
+/* Alternatives separated by '|'; a '|' may also begin the next line. */
 static int bn__g_alternates(bn__gparser *p, int32_t rule, int nested) {
     if (!bn__g_sequence(p, rule, nested)) return 0;
-    while (p->pos < p->len && p->src[p->pos] == '|') {
+    for (;;) {
+        size_t at = p->pos;
+        bn__g_space(p, 1);
+        if (p->pos >= p->len || p->src[p->pos] != '|') {
+            p->pos = at;
+            return 1;
+        }
         p->pos++;
         bn__g_space(p, 1);
         if (!bn__g_sequence(p, rule, nested)) return 0;
     }
-    return 1;
 }
 
 /* name ::= alternates, then the end of the line. */
@@ -1011,9 +1017,11 @@ typedef struct bn__gset {
 #define BN__GP_VALUE 0x1FFFFFu
 enum { BN__GK_ANY = 0, BN__GK_E0, BN__GK_ED, BN__GK_F0, BN__GK_F4 };
 enum { BN__GF_REJECT = 0, BN__GF_PARTIAL, BN__GF_DONE };
+#define BN__GM_MASKS 4
 
 struct bn_grammar_matcher {
     const bn_grammar *g;
+    size_t cache_limit; /* BN_GRAMMAR_CACHE_BYTES */
     bn__gframe *frames;
     int32_t n_frames, cap_frames;
     int32_t *fhash;
@@ -1039,6 +1047,10 @@ struct bn_grammar_matcher {
     /* the mask walk: the set at each depth of the token trie */
     int32_t *path;
     int32_t cap_path;
+    /* the last masks made, by set (a text that stays in one state, e.g. a long string, reuses them) */
+    uint32_t *masks;
+    int32_t mask_set[BN__GM_MASKS], mask_count[BN__GM_MASKS], mask_words, mask_next;
+    const bn_grammar_vocab *mask_vocab;
 };
 
 static int bn__gclass_has(const bn_grammar *g, const bn__gclass *c, uint32_t cp) {
@@ -1340,7 +1352,7 @@ static int32_t bn__gm_step(bn_grammar_matcher *m, int32_t s, unsigned b) {
     if (t >= 0 && (r = m->trans[(size_t)t * 256 + b]) != -2) return r;
     r = bn__gm_compute(m, s, b);
     if (m->oom) return -1;
-    if (t < 0 && bn__gm_bytes(m) < BN_GRAMMAR_CACHE_BYTES &&
+    if (t < 0 && bn__gm_bytes(m) < m->cache_limit &&
         bn__gm_grow(m, &m->trans, &m->cap_tables, (m->n_tables + 1) * 256, sizeof(int32_t))) {
         int i;
         t = m->n_tables++;
@@ -1369,6 +1381,8 @@ static int32_t bn__gm_start_set(bn_grammar_matcher *m) {
 }
 
 static void bn__gm_clear(bn_grammar_matcher *m) {
+    int i;
+    for (i = 0; i < BN__GM_MASKS; i++) m->mask_set[i] = -1; /* set ids are about to mean other sets */
     m->n_frames = m->n_items = m->n_sets = m->n_tables = 0;
     if (m->fhash) memset(m->fhash, 0xff, sizeof(int32_t) * ((size_t)m->fmask + 1));
     if (m->shash) memset(m->shash, 0xff, sizeof(int32_t) * ((size_t)m->smask + 1));
@@ -1413,11 +1427,14 @@ static void bn__gm_flush(bn_grammar_matcher *m) {
 
 BN_API bn_status bn_grammar_matcher_new(bn_grammar_matcher **out, const bn_grammar *g, bn_error *err) {
     bn_grammar_matcher *m;
+    int i;
     *out = NULL;
     if (!g) return bn_errorf(err, BN_ERR_ARG, "grammar matcher: no grammar");
     m = BN_ZALLOC(bn_grammar_matcher, 1);
     if (!m) return bn_errorf(err, BN_ERR_NOMEM, "grammar matcher: out of memory");
     m->g = g;
+    m->cache_limit = BN_GRAMMAR_CACHE_BYTES;
+    for (i = 0; i < BN__GM_MASKS; i++) m->mask_set[i] = -1;
     m->start = m->cur = bn__gm_start_set(m);
     if (m->start < 0) {
         bn_grammar_matcher_free(m);
@@ -1440,11 +1457,12 @@ BN_API void bn_grammar_matcher_free(bn_grammar_matcher *m) {
     BN_FREE(m->seen);
     BN_FREE(m->seen_stamp);
     BN_FREE(m->path);
+    BN_FREE(m->masks);
     BN_FREE(m);
 }
 
 BN_API void bn_grammar_matcher_reset(bn_grammar_matcher *m) {
-    if (bn__gm_bytes(m) > BN_GRAMMAR_CACHE_BYTES) {
+    if (bn__gm_bytes(m) > m->cache_limit) {
         bn__gm_clear(m);
         m->oom = 0;
         m->start = bn__gm_start_set(m);
@@ -1455,7 +1473,7 @@ BN_API void bn_grammar_matcher_reset(bn_grammar_matcher *m) {
 /* Move to set s (>= 0), emptying the cache first if it is over budget. */
 static void bn__gm_move(bn_grammar_matcher *m, int32_t s) {
     m->cur = s;
-    if (bn__gm_bytes(m) > BN_GRAMMAR_CACHE_BYTES) bn__gm_flush(m);
+    if (bn__gm_bytes(m) > m->cache_limit) bn__gm_flush(m);
 }
 
 BN_API int bn_grammar_matcher_accept_bytes(bn_grammar_matcher *m, const char *bytes, size_t n) {
@@ -2491,13 +2509,16 @@ BN_API void bn_grammar_vocab_free(bn_grammar_vocab *v) {
 }
 
 typedef struct bn__gtok {
+    uint64_t key; /* the first 8 bytes, big-endian, zero-padded: most comparisons end here */
     const char *p;
     int32_t len, id;
 } bn__gtok;
 
 static int bn__gtok_cmp(const void *a, const void *b) {
     const bn__gtok *x = (const bn__gtok *)a, *y = (const bn__gtok *)b;
-    int c = memcmp(x->p, y->p, (size_t)BN_MIN(x->len, y->len));
+    int c;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    c = x->len > 8 && y->len > 8 ? memcmp(x->p + 8, y->p + 8, (size_t)BN_MIN(x->len, y->len) - 8) : 0;
     if (c) return c;
     if (x->len != y->len) return x->len < y->len ? -1 : 1;
     return (x->id > y->id) - (x->id < y->id);
@@ -2550,8 +2571,9 @@ BN_API bn_status bn_grammar_vocab_new(bn_grammar_vocab **out, const bn_tokenizer
                                       bn_error *err) {
     bn_grammar_vocab *v;
     bn__gtok *t = NULL;
+    bn__buf all, sa, sb;
     int32_t i, n_t = 0, tok_eos;
-    size_t total = 0;
+    size_t total;
     *out = NULL;
     if (!tok) return bn_errorf(err, BN_ERR_ARG, "grammar vocab: no tokenizer");
     if (n_eos < 0 || (n_eos > 0 && !eos)) return bn_errorf(err, BN_ERR_ARG, "grammar vocab: %d end tokens without an array", n_eos);
@@ -2562,6 +2584,9 @@ BN_API bn_status bn_grammar_vocab_new(bn_grammar_vocab **out, const bn_tokenizer
     }
     v = BN_ZALLOC(bn_grammar_vocab, 1);
     if (!v) return bn_errorf(err, BN_ERR_NOMEM, "grammar vocab: out of memory");
+    memset(&all, 0, sizeof all);
+    memset(&sa, 0, sizeof sa);
+    memset(&sb, 0, sizeof sb);
     v->n_tok = bn_tokenizer_vocab_size(tok);
     v->off = BN_ALLOC(size_t, v->n_tok + 1);
     v->len = BN_ALLOC(int32_t, v->n_tok + 1);
@@ -2569,31 +2594,43 @@ BN_API bn_status bn_grammar_vocab_new(bn_grammar_vocab **out, const bn_tokenizer
     if (!v->off || !v->len || !v->eos) goto nomem;
     for (i = 0; i < n_eos; i++) v->eos[i] = eos[i];
     v->n_eos = n_eos;
-    for (i = 0; i < v->n_tok; i++) {
-        int n = bn_tokenizer_is_special(tok, i) || bn__gvocab_is_eos(v, i) ? -1 : bn_tokenizer_token_bytes(tok, i, NULL, 0);
-        v->len[i] = n > 0 && n < 65536 ? n : -1;
-        v->off[i] = total;
-        if (v->len[i] > 0) total += (size_t)n, n_t++;
+    for (i = 0; i < v->n_tok; i++) { /* every token's bytes, one after the other */
+        const char *b;
+        long n = bn_tokenizer_is_special(tok, i) || bn__gvocab_is_eos(v, i) ? -1 : bn__token_bytes(tok, i, &sa, &sb, &b);
+        v->len[i] = n > 0 && n < 65536 ? (int32_t)n : -1;
+        v->off[i] = all.len;
+        if (v->len[i] < 0) continue;
+        if (!bn__buf_add(&all, b, (size_t)n)) goto nomem;
+        if (n > v->max_depth) v->max_depth = (int32_t)n;
+        n_t++;
     }
-    v->bytes = (char *)BN_MALLOC(total + 1);
+    total = all.len;
+    v->bytes = all.p ? all.p : (char *)BN_MALLOC(1);
+    all.p = NULL;
     t = BN_ALLOC(bn__gtok, n_t + 1);
     if (!v->bytes || !t) goto nomem;
     for (i = 0, n_t = 0; i < v->n_tok; i++) {
         if (v->len[i] < 0) continue;
-        bn_tokenizer_token_bytes(tok, i, v->bytes + v->off[i], (size_t)v->len[i]);
+        int k;
         t[n_t].p = v->bytes + v->off[i];
         t[n_t].len = v->len[i];
         t[n_t].id = i;
-        if (v->len[i] > v->max_depth) v->max_depth = v->len[i];
+        t[n_t].key = 0;
+        for (k = 0; k < 8; k++) t[n_t].key = t[n_t].key << 8 | (k < v->len[i] ? (unsigned char)t[n_t].p[k] : 0);
         n_t++;
     }
     qsort(t, (size_t)n_t, sizeof *t, bn__gtok_cmp);
     if (!bn__gvocab_trie(v, t, n_t, total)) goto nomem;
     BN_FREE(t);
+    BN_FREE(sa.p);
+    BN_FREE(sb.p);
     *out = v;
     return BN_OK;
 nomem:
     BN_FREE(t);
+    BN_FREE(all.p);
+    BN_FREE(sa.p);
+    BN_FREE(sb.p);
     bn_grammar_vocab_free(v);
     return bn_errorf(err, BN_ERR_NOMEM, "grammar vocab: out of memory for %d tokens", bn_tokenizer_vocab_size(tok));
 }
@@ -2618,7 +2655,8 @@ BN_API int bn_grammar_matcher_accept_token(bn_grammar_matcher *m, const bn_gramm
     return 1;
 }
 
-BN_API int bn_grammar_matcher_mask(bn_grammar_matcher *m, const bn_grammar_vocab *v, uint32_t *mask, int n_vocab) {
+/* The walk of the token trie from the current set: bit t of mask for each token allowed; their number. */
+static int32_t bn__gm_walk(bn_grammar_matcher *m, const bn_grammar_vocab *v, uint32_t *mask, int n_vocab) {
     int32_t i = 1, k, count = 0, *path;
     memset(mask, 0, sizeof(uint32_t) * (((size_t)n_vocab + 31) / 32));
     if (!bn__gm_grow(m, &m->path, &m->cap_path, v->max_depth + 1, sizeof(int32_t))) return 0;
@@ -2629,7 +2667,7 @@ BN_API int bn_grammar_matcher_mask(bn_grammar_matcher *m, const bn_grammar_vocab
         int32_t s = path[nd->depth - 1], t = m->sets[s].trans, r;
         /* the step, its cached case inline: this loop runs once per trie node reached */
         if (t < 0 || (r = m->trans[(size_t)t * 256 + nd->byte]) == -2) r = bn__gm_step(m, s, nd->byte);
-        if (r < 0) {
+        if (r < 0) { /* no stack takes this byte: skip every token that starts so */
             i = nd->skip;
             continue;
         }
@@ -2647,7 +2685,32 @@ BN_API int bn_grammar_matcher_mask(bn_grammar_matcher *m, const bn_grammar_vocab
                 mask[v->eos[k] >> 5] |= 1u << (v->eos[k] & 31);
                 count++;
             }
-    if (bn__gm_bytes(m) > BN_GRAMMAR_CACHE_BYTES) bn__gm_flush(m);
+    return count;
+}
+
+BN_API int bn_grammar_matcher_mask(bn_grammar_matcher *m, const bn_grammar_vocab *v, uint32_t *mask, int n_vocab) {
+    int32_t words = (n_vocab + 31) / 32, i, count;
+    if (m->mask_vocab != v || m->mask_words != words) { /* another vocabulary or size: forget the old masks */
+        uint32_t *nm = (uint32_t *)BN_REALLOC(m->masks, sizeof(uint32_t) * (size_t)words * BN__GM_MASKS);
+        for (i = 0; i < BN__GM_MASKS; i++) m->mask_set[i] = -1;
+        m->mask_vocab = nm ? v : NULL;
+        m->mask_words = nm ? words : 0;
+        if (nm) m->masks = nm;
+    }
+    for (i = 0; i < BN__GM_MASKS && m->mask_vocab; i++)
+        if (m->mask_set[i] == m->cur) {
+            memcpy(mask, m->masks + (size_t)i * words, sizeof(uint32_t) * (size_t)words);
+            return m->mask_count[i];
+        }
+    count = bn__gm_walk(m, v, mask, n_vocab);
+    if (m->mask_vocab && !m->oom) {
+        i = m->mask_next;
+        m->mask_next = (m->mask_next + 1) % BN__GM_MASKS;
+        m->mask_set[i] = m->cur;
+        m->mask_count[i] = count;
+        memcpy(m->masks + (size_t)i * words, mask, sizeof(uint32_t) * (size_t)words);
+    }
+    if (bn__gm_bytes(m) > m->cache_limit) bn__gm_flush(m);
     return count;
 }
 

@@ -1,6 +1,7 @@
 #ifndef BN_PART_SAMPLER_H
 #define BN_PART_SAMPLER_H
 #include "base.h"
+#include "grammar.h"
 /* Sampler chain: turns one row of logits into the next token.
 
    The chain runs in llama.cpp's order, each step a small function on a list
@@ -16,7 +17,19 @@
    the same seed and the same logits give the same tokens on any thread count.
 
    A sampler remembers the last penalty_last_n tokens it was told about
-   (bn_sampler_accept): the penalties look at that window. */
+   (bn_sampler_accept, bn_sampler_accept_prompt): the penalties look at that window.
+
+   Structured output: with params.grammar (GBNF) or params.json_schema, and
+   params.grammar_vocab (the tokens' bytes, bn_grammar_vocab_new), only
+   tokens that keep the generated text inside the grammar are drawn, and an
+   end token only where the grammar may end. The chain first runs as
+   without a grammar; if the token it draws fits, it is taken (most steps:
+   one check of the token's bytes); if not, every token the grammar rejects
+   is removed and the chain runs again on the rest with a new draw. Greedy
+   sampling thus gives the best allowed token, and without top-k/top-p/min-p
+   a draw is exactly the softmax restricted to the allowed tokens. The
+   grammar follows the tokens given to bn_sampler_accept (the generated
+   ones); prompt tokens go to bn_sampler_accept_prompt. */
 
 typedef struct bn_logit_bias {
     int32_t token;
@@ -35,6 +48,11 @@ typedef struct bn_sampler_params {
     uint64_t seed;           /* default 0x5EED; the same seed gives the same draws */
     const bn_logit_bias *logit_bias; /* copied by bn_sampler_new; may be NULL */
     int n_logit_bias;
+    /* structured output (at most one of grammar and json_schema; compiled by bn_sampler_new, not kept) */
+    const char *grammar;      /* GBNF text, NUL-terminated; NULL: none */
+    const char *grammar_root; /* its start rule; NULL: "root" */
+    const char *json_schema;  /* a JSON Schema, NUL-terminated; "{\"type\":\"object\"}" for any JSON object */
+    const bn_grammar_vocab *grammar_vocab; /* needed with either; must outlive the sampler */
 } bn_sampler_params;
 
 /* One candidate token. p is filled by bn_sample_softmax. */
@@ -56,13 +74,21 @@ typedef struct bn_sampler bn_sampler;
 
 BN_EXTERN_C_BEGIN
 BN_API bn_sampler_params bn_sampler_default_params(void);
+/* Errors: BN_ERR_ARG for bad values, the grammar's or the schema's error
+   (line and column, or the schema keyword) for a bad grammar. */
 BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *params, int n_vocab, bn_error *err);
 BN_API void bn_sampler_free(bn_sampler *s);
-/* Forget the token window and restart the random numbers from the seed. */
+/* Forget the token window, restart the random numbers from the seed and the grammar from its start. */
 BN_API void bn_sampler_reset(bn_sampler *s);
-/* Tell the sampler a token became part of the text (prompt or generated). */
-BN_API void bn_sampler_accept(bn_sampler *s, int32_t token);
-/* Pick the next token from n_vocab logits (not modified). Does not accept it. */
+/* Tell the sampler a token was generated: it joins the penalty window and
+   moves the grammar. Returns 0 if the grammar does not allow it (the
+   grammar then stays where it was), else 1. */
+BN_API int bn_sampler_accept(bn_sampler *s, int32_t token);
+/* Tell the sampler a token of the prompt: the penalty window only. */
+BN_API void bn_sampler_accept_prompt(bn_sampler *s, int32_t token);
+/* Pick the next token from n_vocab logits (not modified). Does not accept it.
+   -1 when a grammar allows no token at all (its text is complete and there
+   is no end token, or it needs a character no token has). */
 BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits);
 /* The candidates of the last bn_sampler_sample (after the chain), for display or tests.
    Empty after a greedy draw with no logit bias and no penalty to apply: that one reads
@@ -83,6 +109,8 @@ BN_API void bn_sample_softmax(bn_candidates *c);          /* p from logits, in p
 BN_API void bn_sample_top_p(bn_candidates *c, float top_p, int min_keep); /* leaves c sorted */
 BN_API void bn_sample_min_p(bn_candidates *c, float min_p, int min_keep);
 BN_API void bn_sample_temperature(bn_candidates *c, float temperature);
+/* Keep the candidates whose bit is set in mask (bit t of mask[t / 32]), in their order. */
+BN_API void bn_sample_allowed(bn_candidates *c, const uint32_t *mask);
 /* Draw a token from the softmax of the candidates using u in [0, 1). */
 BN_API int32_t bn_sample_draw(bn_candidates *c, double u);
 /* The PRNG: splitmix64 on *state, and a double in [0, 1) from it. */
@@ -102,6 +130,10 @@ struct bn_sampler {
     int32_t *scratch_tokens; /* penalty_last_n: sorted copy of the window */
     int *scratch_counts;
     uint64_t rng;
+    bn_grammar *grammar; /* with a grammar: its matcher, the vocab and a mask of n_vocab bits */
+    bn_grammar_matcher *gm;
+    const bn_grammar_vocab *gv;
+    uint32_t *mask;
 };
 
 BN_API bn_sampler_params bn_sampler_default_params(void) {
@@ -130,6 +162,29 @@ BN_API uint64_t bn_rng_next(uint64_t *state) {
 
 BN_API double bn_rng_uniform(uint64_t *state) {
     return (double)(bn_rng_next(state) >> 11) * (1.0 / 9007199254740992.0); /* 53 bits / 2^53 */
+}
+
+/* Compile the grammar (or the schema's) of p into s. */
+static bn_status bn__sampler_grammar(bn_sampler *s, const bn_sampler_params *p, bn_error *err) {
+    char *gbnf = NULL;
+    size_t len = 0;
+    bn_status st;
+    if (p->grammar && p->json_schema)
+        return bn_errorf(err, BN_ERR_ARG, "sampler: give a grammar or a JSON schema, not both");
+    if (!p->grammar_vocab)
+        return bn_errorf(err, BN_ERR_ARG, "sampler: a grammar needs params.grammar_vocab (bn_grammar_vocab_new)");
+    if (p->json_schema) {
+        st = bn_json_schema_to_gbnf(p->json_schema, strlen(p->json_schema), &gbnf, &len, err);
+        if (st) return st;
+    }
+    st = gbnf ? bn_grammar_parse(&s->grammar, gbnf, len, NULL, err)
+              : bn_grammar_parse(&s->grammar, p->grammar, strlen(p->grammar), p->grammar_root, err);
+    BN_FREE(gbnf);
+    if (!st) st = bn_grammar_matcher_new(&s->gm, s->grammar, err);
+    s->gv = p->grammar_vocab;
+    s->mask = (uint32_t *)bn__zalloc(sizeof(uint32_t) * (((size_t)s->n_vocab + 31) / 32));
+    if (!st && !s->mask) st = bn_errorf(err, BN_ERR_NOMEM, "sampler: out of memory");
+    return st;
 }
 
 BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *params, int n_vocab, bn_error *err) {
@@ -163,6 +218,14 @@ BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *param
     }
     for (i = 0; i < p.n_logit_bias; i++) s->bias[i] = p.logit_bias[i];
     p.logit_bias = s->bias;
+    if (p.grammar || p.json_schema) {
+        bn_status st = bn__sampler_grammar(s, &p, err);
+        if (st) {
+            bn_sampler_free(s);
+            return st;
+        }
+    }
+    p.grammar = p.grammar_root = p.json_schema = NULL; /* not kept */
     s->params = p;
     bn_sampler_reset(s);
     *out = s;
@@ -176,6 +239,9 @@ BN_API void bn_sampler_free(bn_sampler *s) {
     BN_FREE(s->scratch_tokens);
     BN_FREE(s->scratch_counts);
     BN_FREE(s->bias);
+    bn_grammar_matcher_free(s->gm);
+    bn_grammar_free(s->grammar);
+    BN_FREE(s->mask);
     BN_FREE(s);
 }
 
@@ -185,14 +251,20 @@ BN_API void bn_sampler_reset(bn_sampler *s) {
     s->rng = s->params.seed;
     s->cands.n = 0;
     s->cands.sorted = 0;
+    if (s->gm) bn_grammar_matcher_reset(s->gm);
 }
 
-BN_API void bn_sampler_accept(bn_sampler *s, int32_t token) {
+BN_API void bn_sampler_accept_prompt(bn_sampler *s, int32_t token) {
     int w = s->params.penalty_last_n;
     if (w <= 0) return;
     s->window[s->window_next] = token;
     s->window_next = (s->window_next + 1) % w;
     if (s->window_len < w) s->window_len++;
+}
+
+BN_API int bn_sampler_accept(bn_sampler *s, int32_t token) {
+    bn_sampler_accept_prompt(s, token);
+    return s->gm ? bn_grammar_matcher_accept_token(s->gm, s->gv, token) : 1;
 }
 
 BN_API const bn_candidates *bn_sampler_candidates(const bn_sampler *s) { return &s->cands; }
@@ -377,6 +449,15 @@ BN_API void bn_sample_temperature(bn_candidates *c, float temperature) {
     for (i = 0; i < c->n; i++) c->data[i].logit /= temperature;
 }
 
+BN_API void bn_sample_allowed(bn_candidates *c, const uint32_t *mask) {
+    int i, kept = 0;
+    for (i = 0; i < c->n; i++) {
+        int32_t id = c->data[i].id;
+        if ((mask[id >> 5] >> (id & 31)) & 1) c->data[kept++] = c->data[i];
+    }
+    c->n = kept;
+}
+
 BN_API int32_t bn_sample_draw(bn_candidates *c, double u) {
     double cum = 0.0;
     int i;
@@ -427,10 +508,11 @@ static int32_t bn__argmax_logits(const float *logits, int n) {
     return best;
 }
 
-BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
+/* The chain on logits; with mask, only the tokens it allows. */
+static int32_t bn__sampler_chain(bn_sampler *s, const float *logits, const uint32_t *mask) {
     const bn_sampler_params *p = &s->params;
     bn_candidates *c = &s->cands;
-    if (p->temperature <= 0.0f && p->n_logit_bias == 0 && !(bn__penalties_on(p) && s->window_len > 0)) {
+    if (!mask && p->temperature <= 0.0f && p->n_logit_bias == 0 && !(bn__penalties_on(p) && s->window_len > 0)) {
         /* greedy and nothing changes the logits: no candidate list to build
            (128k of them for 2B4T, 1.5 MB written per token) */
         c->n = 0;
@@ -444,12 +526,23 @@ BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
         bn_sample_penalties(c, s->scratch_tokens, s->scratch_counts, n, p->repeat_penalty, p->frequency_penalty,
                             p->presence_penalty);
     }
+    if (mask) bn_sample_allowed(c, mask);
     if (p->temperature <= 0.0f) return bn_sample_argmax(c);
     bn_sample_top_k(c, p->top_k);
     bn_sample_top_p(c, p->top_p, 1);
     bn_sample_min_p(c, p->min_p, 1);
     bn_sample_temperature(c, p->temperature);
     return bn_sample_draw(c, bn_rng_uniform(&s->rng));
+}
+
+BN_API int32_t bn_sampler_sample(bn_sampler *s, const float *logits) {
+    int32_t token = bn__sampler_chain(s, logits, NULL);
+    if (!s->gm || (token >= 0 && bn_grammar_matcher_allows(s->gm, s->gv, token))) return token;
+    if (!bn_grammar_matcher_mask(s->gm, s->gv, s->mask, s->n_vocab)) {
+        s->cands.n = 0;
+        return -1;
+    }
+    return bn__sampler_chain(s, logits, s->mask);
 }
 
 #endif /* BITNET_IMPLEMENTATION */

@@ -2106,11 +2106,14 @@ static int bn__token_bytes_step(const bn_tokenizer *t, const bn__tok_step *st, c
     }
 }
 
-BN_API int bn_tokenizer_token_bytes(const bn_tokenizer *t, int32_t id, char *buf, size_t cap) {
-    bn__buf a, b, *cur = &a, *nxt = &b, *tmp;
+/* The bytes of token id in the middle of a text (see bn_tokenizer_token_bytes)
+   into scratch buffers a and b that the caller keeps between calls; *out
+   points into one of them. -1 for an id that names no token or out of memory. */
+static long bn__token_bytes(const bn_tokenizer *t, int32_t id, bn__buf *a, bn__buf *b, const char **out) {
+    bn__buf *cur = a, *nxt = b, *tmp;
     const char *ts;
     size_t tl;
-    int k, fused = 0, ok, n;
+    int k, fused = 0, ok;
     if (id < 0 || id >= t->n_vocab || t->tok_len[id] < 0) return -1;
     ts = t->store + t->tok_off[id];
     tl = (size_t)t->tok_len[id];
@@ -2120,11 +2123,9 @@ BN_API int bn_tokenizer_token_bytes(const bn_tokenizer *t, int32_t id, char *buf
                 ts = t->added[k].norm;
                 tl = t->added[k].norm_len;
             }
-    memset(&a, 0, sizeof a);
-    memset(&b, 0, sizeof b);
+    a->len = 0;
     /* without a decoder, tokens are joined with spaces (as bn_tokenizer_decode) */
-    ok = bn__buf_add(cur, t->has_decoder ? "" : " ", t->has_decoder ? 0 : 1) && bn__buf_add(cur, ts, tl) &&
-         bn__buf_reserve(nxt, cur->len);
+    ok = bn__buf_add(cur, " ", t->has_decoder ? 0 : 1) && bn__buf_add(cur, ts, tl);
     for (k = 0; ok && k < t->n_dec; k++) {
         ok = bn__buf_reserve(nxt, cur->len) && bn__token_bytes_step(t, &t->dec[k], cur->p, cur->len, fused, nxt);
         fused |= t->dec[k].kind == BN__DEC_FUSE;
@@ -2132,11 +2133,22 @@ BN_API int bn_tokenizer_token_bytes(const bn_tokenizer *t, int32_t id, char *buf
         cur = nxt;
         nxt = tmp;
     }
-    n = ok && cur->len <= (size_t)INT_MAX ? (int)cur->len : -1;
-    if (n > 0 && buf) memcpy(buf, cur->p, BN_MIN((size_t)n, cap));
+    *out = cur->p;
+    return ok ? (long)cur->len : -1;
+}
+
+BN_API int bn_tokenizer_token_bytes(const bn_tokenizer *t, int32_t id, char *buf, size_t cap) {
+    bn__buf a, b;
+    const char *bytes;
+    long n;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    n = bn__token_bytes(t, id, &a, &b, &bytes);
+    if (n > INT_MAX) n = -1;
+    if (n > 0 && buf) memcpy(buf, bytes, BN_MIN((size_t)n, cap));
     BN_FREE(a.p);
     BN_FREE(b.p);
-    return n;
+    return (int)n;
 }
 
 /* ------------------------------------------------------------ streaming */
