@@ -97,6 +97,38 @@ BN_API bn_status bn_seq_copy(bn_context *ctx, int src, int dst, bn_error *err); 
 BN_API void bn_context_reset(bn_context *ctx); /* all sequences empty */
 BN_API const bn_model *bn_context_model(const bn_context *ctx);
 BN_API const bn_context_params *bn_context_get_params(const bn_context *ctx);
+/* The tokens sequence seq holds (bn_seq_len of them; *n_tokens gets the
+   number), valid until the next call that changes the context. */
+BN_API const int32_t *bn_seq_tokens(const bn_context *ctx, int seq, int *n_tokens);
+
+/* Sequence state: a sequence's tokens and KV cache as bytes, to resume it
+   later (a prompt computed once, a conversation put aside) in any context of
+   the same model and KV type, bit for bit: the logits of the next token after
+   a load equal those the original sequence would have given. Logits are not
+   part of it: feed the next token (or, to sample right after a load, truncate
+   by one and feed the last token again).
+
+   Layout (the writer's byte order, which a mark records): "BNSTATE\0",
+   format version, byte-order mark, the model's fingerprint
+   (bn_model_fingerprint), the KV type, layers, K/V heads, head size, token
+   count, the library version that wrote it (64 bytes); the tokens; each
+   layer's and head's K rows, then V rows; a 64-bit checksum of all before it. Loading refuses, with an error that says which, a file that is not a
+   state, of another format version or byte order, cut short, corrupted
+   (checksum), made for another model, or with another KV type, or longer
+   than the context. */
+#define BN_SEQ_STATE_VERSION 1
+BN_API size_t bn_seq_state_size(const bn_context *ctx, int seq);
+/* Write the state into buf[0..cap) (cap >= bn_seq_state_size); *written gets its size. */
+BN_API bn_status bn_seq_state_save(const bn_context *ctx, int seq, void *buf, size_t cap, size_t *written, bn_error *err);
+/* Replace sequence seq with the state in buf[0..len). On error seq is as it was. */
+BN_API bn_status bn_seq_state_load(bn_context *ctx, int seq, const void *buf, size_t len, bn_error *err);
+BN_API bn_status bn_seq_state_save_file(const bn_context *ctx, int seq, const char *path, bn_error *err);
+BN_API bn_status bn_seq_state_load_file(bn_context *ctx, int seq, const char *path, bn_error *err);
+/* A 64-bit hash of what the KV cache depends on: the config, every weight's
+   shape, the ternary scales, the norms and two embedding rows (so two
+   fine-tunes of one architecture differ). */
+BN_API uint64_t bn_model_fingerprint(const bn_model *model);
+
 /* Hidden-state capture for tests (HF's output_hidden_states). When out is not
    NULL, each later bn_forward writes n_layers + 1 slices of n_tokens x hidden
    floats: out[(l * n_tokens + t) * hidden + i], l = 0 the embeddings, l = 1 ..
@@ -122,6 +154,7 @@ struct bn_context {
     size_t kv_esize;
     bn__fops fops; /* the float helpers of params.kernel */
     int *seq_len; /* [n_seq] positions filled */
+    int32_t *seq_tokens; /* [n_seq][n_ctx] the tokens at those positions */
     /* Scratch for one batch of up to n_batch tokens. */
     float *x;         /* residual stream [n_batch][hidden] */
     float *xn;        /* normed input of a block [n_batch][max(hidden, q_dim)] */
@@ -262,6 +295,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     ctx->k_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
     ctx->v_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
     ctx->seq_len = BN_ZALLOC(int, p.n_seq);
+    ctx->seq_tokens = BN_ALLOC(int32_t, (size_t)p.n_seq * p.n_ctx);
     ctx->x = BN_ALLOC(float, nb * c->hidden_size);
     ctx->xn = (float *)bn__alloc_aligned(sizeof(float) * nb * wide, &ctx->xn_mem);
     ctx->q = BN_ALLOC(float, nb * q_dim);
@@ -277,7 +311,7 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     ctx->logits_row = BN_ALLOC(int, nb);
     ctx->rope_cos = BN_ALLOC(float, (size_t)p.n_ctx * (c->head_dim / 2));
     ctx->rope_sin = BN_ALLOC(float, (size_t)p.n_ctx * (c->head_dim / 2));
-    if (!ctx->rope_cos || !ctx->rope_sin || !ctx->pool || !ctx->k_cache || !ctx->v_cache || !ctx->seq_len || !ctx->x || !ctx->xn || !ctx->q || !ctx->k ||
+    if (!ctx->rope_cos || !ctx->rope_sin || !ctx->pool || !ctx->k_cache || !ctx->v_cache || !ctx->seq_len || !ctx->seq_tokens || !ctx->x || !ctx->xn || !ctx->q || !ctx->k ||
         !ctx->v || !ctx->att || !ctx->gate || !ctx->up || !ctx->proj || !ctx->xq || !ctx->act_scale || !ctx->scores ||
         !ctx->logits_row) {
         bn_context_free(ctx);
@@ -297,6 +331,7 @@ BN_API void bn_context_free(bn_context *ctx) {
     BN_FREE(ctx->k_cache);
     BN_FREE(ctx->v_cache);
     BN_FREE(ctx->seq_len);
+    BN_FREE(ctx->seq_tokens);
     BN_FREE(ctx->x);
     BN_FREE(ctx->xn_mem);
     BN_FREE(ctx->q);
@@ -365,8 +400,16 @@ BN_API bn_status bn_seq_copy(bn_context *ctx, int src, int dst, bn_error *err) {
             memcpy(ctx->k_cache + bn__kv_offset(ctx, dst, l, h, 0), ctx->k_cache + bn__kv_offset(ctx, src, l, h, 0), n);
             memcpy(ctx->v_cache + bn__kv_offset(ctx, dst, l, h, 0), ctx->v_cache + bn__kv_offset(ctx, src, l, h, 0), n);
         }
+    memcpy(ctx->seq_tokens + (size_t)dst * ctx->params.n_ctx, ctx->seq_tokens + (size_t)src * ctx->params.n_ctx,
+           sizeof(int32_t) * (size_t)ctx->seq_len[src]);
     ctx->seq_len[dst] = ctx->seq_len[src];
     return BN_OK;
+}
+
+BN_API const int32_t *bn_seq_tokens(const bn_context *ctx, int seq, int *n_tokens) {
+    int ok = seq >= 0 && seq < ctx->params.n_seq;
+    if (n_tokens) *n_tokens = ok ? ctx->seq_len[seq] : 0;
+    return ok ? ctx->seq_tokens + (size_t)seq * ctx->params.n_ctx : NULL;
 }
 
 BN_API void bn_context_reset(bn_context *ctx) {
@@ -760,7 +803,11 @@ BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
         if (ctx->logits_row[t] >= 0 && ctx->logits_row[t] != t)
             memmove(ctx->xn + (size_t)ctx->logits_row[t] * hid, ctx->xn + (size_t)t * hid, sizeof(float) * (size_t)hid);
     if (n_out) bn_fmat_matmul_kernel(&m->lm_head, ctx->xn, n_out, ctx->logits, ctx->pool, ctx->params.kernel);
-    for (t = 0; t < n; t++) ctx->seq_len[b->seq ? b->seq[t] : 0]++;
+    for (t = 0; t < n; t++) {
+        int seq = b->seq ? b->seq[t] : 0;
+        ctx->seq_tokens[(size_t)seq * ctx->params.n_ctx + b->pos[t]] = b->token[t];
+        ctx->seq_len[seq]++;
+    }
     bn__stage(ctx, -1);
     if (ctx->prof) {
         ctx->prof->forwards++;
@@ -809,6 +856,254 @@ BN_API bn_status bn_eval(bn_context *ctx, int seq, const int32_t *tokens, int n,
     BN_FREE(pos);
     BN_FREE(seqs);
     return s;
+}
+
+/* ---- sequence state --------------------------------------------------------- */
+
+#define BN__STATE_HEADER 64
+#define BN__STATE_BOM 0x01020304u
+
+/* FNV-1a over 32-bit words: cheap enough for hundreds of MB of KV cache, and
+   any change to one word changes the result (each step is a bijection). */
+static uint64_t bn__state_hash(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = (const unsigned char *)data;
+    size_t i;
+    for (i = 0; i + 4 <= n; i += 4) {
+        uint32_t w;
+        memcpy(&w, p + i, 4);
+        h = (h ^ w) * 0x100000001B3ull;
+    }
+    return h;
+}
+
+static uint64_t bn__hash_floats(uint64_t h, const float *x, size_t n) { return x ? bn__state_hash(h, x, n * sizeof(float)) : h; }
+
+static uint64_t bn__hash_u32(uint64_t h, uint32_t v) { return bn__state_hash(h, &v, 4); }
+
+BN_API uint64_t bn_model_fingerprint(const bn_model *m) {
+    const bn_config *c = &m->config;
+    uint64_t h = 14695981039346656037ull;
+    int l, k, rows[2];
+    float *row = BN_ALLOC(float, c->hidden_size);
+    int32_t dims[] = {(int32_t)c->arch, (int32_t)c->act, c->vocab_size, c->hidden_size, c->intermediate_size,
+                      c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->has_sub_norms, c->tie_word_embeddings,
+                      m->embed.rows, m->embed.cols, m->lm_head.rows, m->lm_head.cols};
+    h = bn__state_hash(h, dims, sizeof dims);
+    h = bn__hash_floats(h, &c->rope_theta, 1);
+    h = bn__hash_floats(h, &c->rms_norm_eps, 1);
+    h = bn__hash_floats(h, m->final_norm, (size_t)c->hidden_size);
+    for (l = 0; l < c->n_layers; l++) {
+        const bn_layer *L = &m->layers[l];
+        const bn_tmat *t[7];
+        t[0] = &L->wq, t[1] = &L->wk, t[2] = &L->wv, t[3] = &L->wo, t[4] = &L->w_gate, t[5] = &L->w_up, t[6] = &L->w_down;
+        for (k = 0; k < 7; k++) {
+            h = bn__hash_u32(bn__hash_u32(h, (uint32_t)t[k]->rows), (uint32_t)t[k]->cols);
+            h = bn__hash_floats(h, &t[k]->scale, 1);
+        }
+        h = bn__hash_floats(h, L->attn_norm, (size_t)c->hidden_size);
+        h = bn__hash_floats(h, L->ffn_norm, (size_t)c->hidden_size);
+        h = bn__hash_floats(h, L->attn_sub_norm, L->attn_sub_norm ? (size_t)c->n_heads * c->head_dim : 0);
+        h = bn__hash_floats(h, L->ffn_sub_norm, L->ffn_sub_norm ? (size_t)c->intermediate_size : 0);
+    }
+    rows[0] = 0; /* the embedding values as the forward reads them (whatever their storage) */
+    rows[1] = m->embed.rows - 1;
+    for (k = 0; k < 2 && row; k++) {
+        bn_fmat_row(&m->embed, rows[k], row);
+        h = bn__hash_floats(h, row, (size_t)c->hidden_size);
+    }
+    BN_FREE(row);
+    return h;
+}
+
+BN_API size_t bn_seq_state_size(const bn_context *ctx, int seq) {
+    const bn_config *c = &ctx->model->config;
+    size_t n = (size_t)bn_seq_len(ctx, seq);
+    return BN__STATE_HEADER + 4 * n + 2 * (size_t)c->n_layers * c->n_kv_heads * n * c->head_dim * ctx->kv_esize + 8;
+}
+
+/* Where a state goes: a buffer or a file; the checksum runs along. */
+typedef struct bn__state_out {
+    unsigned char *buf;
+    size_t cap, pos;
+    FILE *f;
+    uint64_t h;
+    int fail;
+} bn__state_out;
+
+static void bn__state_put(bn__state_out *o, const void *p, size_t n, int hashed) {
+    if (o->fail) return;
+    if (hashed) o->h = bn__state_hash(o->h, p, n);
+    if (o->f) o->fail = fwrite(p, 1, n, o->f) != n;
+    else if (o->pos + n > o->cap) o->fail = 1;
+    else memcpy(o->buf + o->pos, p, n);
+    o->pos += n;
+}
+
+static void bn__state_header(const bn_context *ctx, int n, unsigned char *hd) {
+    const bn_config *c = &ctx->model->config;
+    uint32_t v[8];
+    uint64_t fp = bn_model_fingerprint(ctx->model);
+    memset(hd, 0, BN__STATE_HEADER);
+    memcpy(hd, "BNSTATE", 8);
+    v[0] = BN_SEQ_STATE_VERSION;
+    v[1] = BN__STATE_BOM;
+    memcpy(hd + 8, v, 8);
+    memcpy(hd + 16, &fp, 8);
+    v[0] = (uint32_t)ctx->params.kv_type;
+    v[1] = (uint32_t)c->n_layers;
+    v[2] = (uint32_t)c->n_kv_heads;
+    v[3] = (uint32_t)c->head_dim;
+    v[4] = (uint32_t)n;
+    memcpy(hd + 24, v, 20);
+    memcpy(hd + 44, BITNET_VERSION, BN_MIN(sizeof BITNET_VERSION, 15));
+}
+
+static void bn__state_write(const bn_context *ctx, int seq, bn__state_out *o) {
+    const bn_config *c = &ctx->model->config;
+    unsigned char hd[BN__STATE_HEADER];
+    int n = ctx->seq_len[seq], l, h, kv;
+    size_t rows = bn__kv_offset(ctx, 0, 0, 0, n); /* bytes of n rows of one head */
+    o->h = 14695981039346656037ull;
+    bn__state_header(ctx, n, hd);
+    bn__state_put(o, hd, sizeof hd, 1);
+    bn__state_put(o, ctx->seq_tokens + (size_t)seq * ctx->params.n_ctx, 4 * (size_t)n, 1);
+    for (kv = 0; kv < 2; kv++)
+        for (l = 0; l < c->n_layers; l++)
+            for (h = 0; h < c->n_kv_heads; h++)
+                bn__state_put(o, (kv ? ctx->v_cache : ctx->k_cache) + bn__kv_offset(ctx, seq, l, h, 0), rows, 1);
+    bn__state_put(o, &o->h, 8, 0);
+}
+
+BN_API bn_status bn_seq_state_save(const bn_context *ctx, int seq, void *buf, size_t cap, size_t *written, bn_error *err) {
+    bn__state_out o;
+    if (written) *written = 0;
+    if (seq < 0 || seq >= ctx->params.n_seq)
+        return bn_errorf(err, BN_ERR_ARG, "state: sequence %d is not in [0, %d)", seq, ctx->params.n_seq);
+    if (cap < bn_seq_state_size(ctx, seq))
+        return bn_errorf(err, BN_ERR_ARG, "state: a buffer of %lu bytes is too small for %lu (bn_seq_state_size)",
+                         (unsigned long)cap, (unsigned long)bn_seq_state_size(ctx, seq));
+    memset(&o, 0, sizeof o);
+    o.buf = (unsigned char *)buf;
+    o.cap = cap;
+    bn__state_write(ctx, seq, &o);
+    if (written) *written = o.pos;
+    return BN_OK;
+}
+
+BN_API bn_status bn_seq_state_save_file(const bn_context *ctx, int seq, const char *path, bn_error *err) {
+    bn__state_out o;
+    char *tmp;
+    size_t n = strlen(path);
+    if (seq < 0 || seq >= ctx->params.n_seq)
+        return bn_errorf(err, BN_ERR_ARG, "state: sequence %d is not in [0, %d)", seq, ctx->params.n_seq);
+    tmp = (char *)BN_MALLOC(n + 5);
+    if (!tmp) return bn_errorf(err, BN_ERR_NOMEM, "state: out of memory");
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", 5); /* written whole, then renamed: a reader never sees half a file */
+    memset(&o, 0, sizeof o);
+    o.f = fopen(tmp, "wb");
+    if (!o.f) {
+        BN_FREE(tmp);
+        return bn_errorf(err, BN_ERR_IO, "%s: cannot create the state file", path);
+    }
+    bn__state_write(ctx, seq, &o);
+    if (fclose(o.f) != 0) o.fail = 1;
+    if (!o.fail && rename(tmp, path) != 0) { /* Windows: rename does not replace */
+        remove(path);
+        o.fail = rename(tmp, path) != 0;
+    }
+    if (o.fail) remove(tmp);
+    BN_FREE(tmp);
+    return o.fail ? bn_errorf(err, BN_ERR_IO, "%s: cannot write the state file", path) : BN_OK;
+}
+
+static uint32_t bn__state_u32(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+BN_API bn_status bn_seq_state_load(bn_context *ctx, int seq, const void *buf, size_t len, bn_error *err) {
+    const bn_config *c = &ctx->model->config;
+    const unsigned char *p = (const unsigned char *)buf;
+    uint64_t fp, mine, sum;
+    uint32_t n, kv_type;
+    size_t rows, need, at;
+    char writer[16];
+    int l, h, kv, same_shape;
+    if (seq < 0 || seq >= ctx->params.n_seq)
+        return bn_errorf(err, BN_ERR_ARG, "state: sequence %d is not in [0, %d)", seq, ctx->params.n_seq);
+    if (len < 8 || memcmp(p, "BNSTATE", 8) != 0)
+        return bn_errorf(err, BN_ERR_FORMAT, "state: not a bitnet.h sequence state (no \"BNSTATE\" at its start)");
+    if (len < BN__STATE_HEADER + 8)
+        return bn_errorf(err, BN_ERR_FORMAT, "state: truncated: %lu bytes, not even a header", (unsigned long)len);
+    memcpy(writer, p + 44, 15);
+    writer[15] = 0;
+    if (bn__state_u32(p + 12) != BN__STATE_BOM)
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "state: written on a machine of the other byte order");
+    if (bn__state_u32(p + 8) != BN_SEQ_STATE_VERSION)
+        return bn_errorf(err, BN_ERR_UNSUPPORTED, "state: format version %lu (written by bitnet.h %s); this build reads version %d",
+                         (unsigned long)bn__state_u32(p + 8), writer, BN_SEQ_STATE_VERSION);
+    kv_type = bn__state_u32(p + 24);
+    n = bn__state_u32(p + 40);
+    same_shape = (kv_type == BN_FTYPE_F32 || kv_type == BN_FTYPE_F16) && bn__state_u32(p + 28) == (uint32_t)c->n_layers &&
+                 bn__state_u32(p + 32) == (uint32_t)c->n_kv_heads && bn__state_u32(p + 36) == (uint32_t)c->head_dim &&
+                 n <= (1u << 28);
+    rows = (size_t)n * c->head_dim * (kv_type == BN_FTYPE_F16 ? 2 : 4);
+    need = BN__STATE_HEADER + 4 * (size_t)n + 2 * (size_t)c->n_layers * c->n_kv_heads * rows + 8;
+    memcpy(&sum, p + len - 8, 8);
+    if (bn__state_hash(14695981039346656037ull, p, len - 8) != sum) { /* not as written: cut short, or changed */
+        if (same_shape && len < need)
+            return bn_errorf(err, BN_ERR_FORMAT, "state: truncated: %lu bytes, its header says %lu", (unsigned long)len,
+                             (unsigned long)need);
+        return bn_errorf(err, BN_ERR_FORMAT, "state: checksum mismatch: the data is corrupted");
+    }
+    memcpy(&fp, p + 16, 8);
+    mine = bn_model_fingerprint(ctx->model);
+    if (!same_shape || fp != mine)
+        return bn_errorf(err, BN_ERR_ARG,
+                         "state: made for another model (%lu layers x %lu K/V heads x %lu, fingerprint %016llx; this "
+                         "model %d x %d x %d, %016llx)",
+                         (unsigned long)bn__state_u32(p + 28), (unsigned long)bn__state_u32(p + 32),
+                         (unsigned long)bn__state_u32(p + 36), (unsigned long long)fp, c->n_layers, c->n_kv_heads,
+                         c->head_dim, (unsigned long long)mine);
+    if (len != need)
+        return bn_errorf(err, BN_ERR_FORMAT, "state: %lu bytes, its header says %lu", (unsigned long)len, (unsigned long)need);
+    if (kv_type != (uint32_t)ctx->params.kv_type)
+        return bn_errorf(err, BN_ERR_ARG, "state: its KV cache is %s, this context's is %s (bn_context_params.kv_type)",
+                         kv_type == BN_FTYPE_F16 ? "f16" : "f32", ctx->params.kv_type == BN_FTYPE_F16 ? "f16" : "f32");
+    if (n > (uint32_t)ctx->params.n_ctx)
+        return bn_errorf(err, BN_ERR_CONTEXT_FULL, "state: %lu tokens do not fit a context of %d", (unsigned long)n,
+                         ctx->params.n_ctx);
+    for (at = 0; at < n; at++) {
+        int32_t t = (int32_t)bn__state_u32(p + BN__STATE_HEADER + 4 * at);
+        if (t < 0 || t >= c->vocab_size)
+            return bn_errorf(err, BN_ERR_FORMAT, "state: token %ld at position %lu is outside the vocabulary", (long)t,
+                             (unsigned long)at);
+    }
+    memcpy(ctx->seq_tokens + (size_t)seq * ctx->params.n_ctx, p + BN__STATE_HEADER, 4 * (size_t)n);
+    at = BN__STATE_HEADER + 4 * (size_t)n;
+    for (kv = 0; kv < 2; kv++)
+        for (l = 0; l < c->n_layers; l++)
+            for (h = 0; h < c->n_kv_heads; h++, at += rows)
+                memcpy((kv ? ctx->v_cache : ctx->k_cache) + bn__kv_offset(ctx, seq, l, h, 0), p + at, rows);
+    ctx->seq_len[seq] = (int)n;
+    return BN_OK;
+}
+
+BN_API bn_status bn_seq_state_load_file(bn_context *ctx, int seq, const char *path, bn_error *err) {
+    char *data;
+    size_t len;
+    bn_status st = bn_read_file(path, &data, &len, err);
+    if (st) return st;
+    st = bn_seq_state_load(ctx, seq, data, len, err);
+    BN_FREE(data);
+    if (st && err) { /* name the file */
+        char msg[BN_ERROR_MSG_MAX];
+        memcpy(msg, err->msg, sizeof msg);
+        bn_errorf(err, st, "%s: %.400s", path, msg);
+    }
+    return st;
 }
 
 #endif /* BITNET_IMPLEMENTATION */
