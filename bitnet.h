@@ -634,6 +634,8 @@ BN_API void bn_grammar_free(bn_grammar *g);
    Any other keyword gives BN_ERR_UNSUPPORTED naming it and where it is. Generated
    objects hold their properties in the schema's order, only the listed ones. */
 BN_API bn_status bn_json_schema_to_gbnf(const char *schema, size_t len, char **gbnf, size_t *gbnf_len, bn_error *err);
+/* The same from a parsed schema (e.g. a member of a request body; $ref "#..." points into it). */
+BN_API bn_status bn_json_schema_node_to_gbnf(const bn_json *schema, char **gbnf, size_t *gbnf_len, bn_error *err);
 
 /* The tokens of a tokenizer as bytes (bn_tokenizer_token_bytes), in a trie.
    Special tokens are never allowed, except the end tokens eos[0..n_eos)
@@ -12197,21 +12199,18 @@ static int bn__js_schema(bn__js *js, const bn_json *s, const char *hint) {
     return bn__js_emit(js, idx, &body);
 }
 
-BN_API bn_status bn_json_schema_to_gbnf(const char *schema, size_t len, char **gbnf, size_t *gbnf_len, bn_error *err) {
-    bn_json_doc doc;
+BN_API bn_status bn_json_schema_node_to_gbnf(const bn_json *schema, char **gbnf, size_t *gbnf_len, bn_error *err) {
     bn__js js;
     bn__buf all;
-    bn_status st;
     int r, i;
     *gbnf = NULL;
     if (gbnf_len) *gbnf_len = 0;
-    st = bn_json_parse(&doc, schema ? schema : "", schema ? len : 0, "json schema", err);
-    if (st) return st;
+    if (!schema) return bn_errorf(err, BN_ERR_ARG, "json schema: no schema");
     memset(&js, 0, sizeof js);
     memset(&all, 0, sizeof all);
-    js.root = doc.root;
+    js.root = schema;
     js.err = err;
-    r = bn__js_schema(&js, doc.root, "schema");
+    r = bn__js_schema(&js, schema, "schema");
     if (r >= 0) {
         unsigned need = js.need | BN__JS_WS, before;
         do { /* the building blocks the used ones use */
@@ -12230,7 +12229,6 @@ BN_API bn_status bn_json_schema_to_gbnf(const char *schema, size_t len, char **g
     BN_FREE((void *)js.refs);
     BN_FREE(js.ref_rule);
     BN_FREE(js.out.p);
-    bn_json_free(&doc);
     if (js.st != BN_OK) {
         BN_FREE(all.p);
         return js.st;
@@ -12238,6 +12236,18 @@ BN_API bn_status bn_json_schema_to_gbnf(const char *schema, size_t len, char **g
     *gbnf = all.p;
     if (gbnf_len) *gbnf_len = all.len;
     return BN_OK;
+}
+
+BN_API bn_status bn_json_schema_to_gbnf(const char *schema, size_t len, char **gbnf, size_t *gbnf_len, bn_error *err) {
+    bn_json_doc doc;
+    bn_status st;
+    *gbnf = NULL;
+    if (gbnf_len) *gbnf_len = 0;
+    st = bn_json_parse(&doc, schema ? schema : "", schema ? len : 0, "json schema", err);
+    if (st) return st;
+    st = bn_json_schema_node_to_gbnf(doc.root, gbnf, gbnf_len, err);
+    bn_json_free(&doc);
+    return st;
 }
 
 /* ==== tokens ================================================================
