@@ -51,8 +51,10 @@ BN_API void bn_grammar_free(bn_grammar *g);
    Any other keyword gives BN_ERR_UNSUPPORTED naming it and where it is. Generated
    objects hold their properties in the schema's order, only the listed ones. */
 BN_API bn_status bn_json_schema_to_gbnf(const char *schema, size_t len, char **gbnf, size_t *gbnf_len, bn_error *err);
-/* The same from a parsed schema (e.g. a member of a request body; $ref "#..." points into it). */
-BN_API bn_status bn_json_schema_node_to_gbnf(const bn_json *schema, char **gbnf, size_t *gbnf_len, bn_error *err);
+/* The same from a parsed schema (e.g. a member of a request body; $ref "#..." points into it).
+   struct bn_json is bn_json, of the JSON section below. */
+struct bn_json;
+BN_API bn_status bn_json_schema_node_to_gbnf(const struct bn_json *schema, char **gbnf, size_t *gbnf_len, bn_error *err);
 
 /* The tokens of a tokenizer as bytes (bn_tokenizer_token_bytes), in a trie.
    Special tokens are never allowed, except the end tokens eos[0..n_eos)
@@ -1632,8 +1634,9 @@ static int bn__js_name(bn__js *js, const char *hint, size_t n) {
     return js->n_names++;
 }
 
-/* A GBNF literal of bytes s[0..n) (UTF-8 passes through; quotes, backslashes and controls escaped). */
-static int bn__js_lit(bn__buf *b, const char *s, size_t n) {
+/* s[0..n) in double quotes, '"' and '\\' escaped, appended to b: a GBNF literal
+   (controls as \xHH; UTF-8 passes through) or, with json, a JSON string (controls as \u00HH). */
+static int bn__js_quote(bn__buf *b, const char *s, size_t n, int json) {
     size_t i;
     int ok = bn__buf_add(b, "\"", 1);
     for (i = 0; ok && i < n; i++) {
@@ -1643,9 +1646,9 @@ static int bn__js_lit(bn__buf *b, const char *s, size_t n) {
             esc[0] = '\\';
             esc[1] = (char)c;
             ok = bn__buf_add(b, esc, 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof esc, "\\x%02X", c);
-            ok = bn__buf_add(b, esc, 4);
+        } else if (c < 0x20 || (c == 0x7f && !json)) {
+            snprintf(esc, sizeof esc, json ? "\\u%04x" : "\\x%02X", c);
+            ok = bn__buf_adds(b, esc);
         } else {
             ok = bn__buf_add(b, s + i, 1);
         }
@@ -1653,26 +1656,8 @@ static int bn__js_lit(bn__buf *b, const char *s, size_t n) {
     return ok && bn__buf_add(b, "\"", 1);
 }
 
-/* A string as JSON text (quotes and escapes), appended to b. */
-static int bn__js_json_string(bn__buf *b, const char *s, size_t n) {
-    size_t i;
-    int ok = bn__buf_add(b, "\"", 1);
-    for (i = 0; ok && i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            ok = bn__buf_add(b, esc, 2);
-        } else if (c < 0x20) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            ok = bn__buf_add(b, esc, 6);
-        } else {
-            ok = bn__buf_add(b, s + i, 1);
-        }
-    }
-    return ok && bn__buf_add(b, "\"", 1);
-}
+static int bn__js_lit(bn__buf *b, const char *s, size_t n) { return bn__js_quote(b, s, n, 0); }
+static int bn__js_json_string(bn__buf *b, const char *s, size_t n) { return bn__js_quote(b, s, n, 1); }
 
 /* A JSON value as compact JSON text. */
 static int bn__js_json_text(bn__buf *b, const bn_json *v) {
@@ -2338,8 +2323,6 @@ static int bn__js_typed(bn__js *js, const bn_json *s, const char *type, int idx,
         }
     return bn__js_fail(js, BN_ERR_FORMAT, "unknown type '%s'", type);
 }
-
-static const char *const bn__js_types[] = {"object", "array", "string", "number", "integer", "boolean", "null"};
 
 /* The type a schema without "type" describes, from its keywords ("" for any value). */
 static const char *bn__js_implied_type(const bn_json *s) {

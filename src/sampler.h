@@ -80,6 +80,8 @@ BN_API bn_status bn_sampler_new(bn_sampler **out, const bn_sampler_params *param
 BN_API void bn_sampler_free(bn_sampler *s);
 /* Forget the token window, restart the random numbers from the seed and the grammar from its start. */
 BN_API void bn_sampler_reset(bn_sampler *s);
+/* Only the grammar back to its start (a new reply of a chat); the window and the random numbers go on. */
+BN_API void bn_sampler_reset_grammar(bn_sampler *s);
 /* Tell the sampler a token was generated: it joins the penalty window and
    moves the grammar. Returns 0 if the grammar does not allow it (the
    grammar then stays where it was), else 1. */
@@ -251,6 +253,10 @@ BN_API void bn_sampler_reset(bn_sampler *s) {
     s->rng = s->params.seed;
     s->cands.n = 0;
     s->cands.sorted = 0;
+    bn_sampler_reset_grammar(s);
+}
+
+BN_API void bn_sampler_reset_grammar(bn_sampler *s) {
     if (s->gm) bn_grammar_matcher_reset(s->gm);
 }
 

@@ -22,12 +22,21 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define BENCH_MODEL "build/bitnet-2b4t-synth" /* bitnet bench's model when -m is not given */
+#define BENCH_TOKENIZER "tests/fixtures/tokenizers/llama3" /* 2B4T's tokenizer, for the grammar benchmark */
 
 /* n token ids from the library's PRNG (the benchmarks' prompts). */
 static void bench_tokens(int32_t *tok, int n, int vocab, uint64_t *rng) {
     int i;
     for (i = 0; i < n; i++) tok[i] = (int32_t)(bn_rng_next(rng) % (uint64_t)vocab);
 }
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of n sorted values. */
+static double median_sorted(const double *v, int n) { return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
 
 /* Bytes of one element of a float matrix. */
 static size_t ftype_bytes(bn_ftype type) { return type == BN_FTYPE_F32 ? 4 : type == BN_FTYPE_I8 ? 1 : 2; }
@@ -194,12 +203,15 @@ static double bench_eval(bn_context *ctx, int n_prompt, int n_steps, int vocab) 
 typedef struct bench_args {
     cli_model model; /* -m and the engine options */
     int quick, long_ctx, sweep, profile;
+    const char *grammar_file, *json_schema_file, *tokenizer_dir; /* the grammar benchmark */
+    int json, steps;
 } bench_args;
 
 static void bench_defaults(void *p) {
     bench_args *a = (bench_args *)p;
     cli_model_defaults(&a->model);
     a->model.dir = BENCH_MODEL;
+    a->steps = 128;
 }
 
 static const cli_opt BENCH_OPTIONS[] = {
@@ -209,6 +221,13 @@ static const cli_opt BENCH_OPTIONS[] = {
     CLI_FLAG("--threads-sweep", bench_args, sweep,
              "only decode (tg32) and the roofline at 1, 2, 4, ... threads and -t (default: every core), a row each"),
     CLI_FLAG("--profile", bench_args, profile, "then where a decode step's time goes, stage by stage (bn_context_profile)"),
+    CLI_STRING("--grammar", "FILE", bench_args, grammar_file,
+               "only the cost of sampling under this GBNF grammar, per token, beside the model step"),
+    CLI_STRING("--json-schema", "FILE", bench_args, json_schema_file, "the same under a JSON Schema"),
+    CLI_FLAG("--json", bench_args, json, "the same under any JSON object"),
+    CLI_INT("--steps", "N", bench_args, steps, 1, 100000, "decode steps of the grammar benchmark"),
+    CLI_STRING("--tokenizer", "DIR", bench_args, tokenizer_dir,
+               "the grammar benchmark's tokenizer (default: the model's, else " BENCH_TOKENIZER ")"),
     CLI_INCLUDE("engine options", bench_args, model, CLI_ENGINE_OPTIONS),
     CLI_END};
 
@@ -345,6 +364,177 @@ static int bench_roofline(int n_threads, size_t wbytes, double tg, double tg1) {
     return EXIT_OK;
 }
 
+/* ---- the grammar benchmark ---- */
+
+/* Sorts x[0..n) (n > 0) and returns its median. */
+static double median(double *x, int n) {
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    return median_sorted(x, n);
+}
+
+static double mean(const double *x, int n) {
+    double s = 0.0;
+    int i;
+    for (i = 0; i < n; i++) s += x[i];
+    return n ? s / n : 0.0;
+}
+
+typedef struct grammar_bench {
+    bn_tokenizer *tok;
+    bn_grammar_vocab *vocab;
+    bn_grammar *grammar;
+    bn_grammar_matcher *mirror; /* follows the generated text: the check and the mask alone */
+    bn_sampler *plain, *constrained;
+    char *text, *gbnf;
+    uint32_t *mask;
+    int32_t eos[BN_MAX_EOS + 1];
+    int n_eos;
+} grammar_bench;
+
+static void grammar_bench_free(grammar_bench *b) {
+    bn_sampler_free(b->plain);
+    bn_sampler_free(b->constrained);
+    bn_grammar_matcher_free(b->mirror);
+    bn_grammar_free(b->grammar);
+    bn_grammar_vocab_free(b->vocab);
+    bn_tokenizer_free(b->tok);
+    free(b->text);
+    bn_free(b->gbnf);
+    free(b->mask);
+}
+
+/* The tokenizer, the vocabulary trie (timed), the grammar, two samplers (with and without it)
+   and a matcher beside them. Returns an exit status. */
+static int grammar_bench_open(grammar_bench *b, const bench_args *a, const bn_model *model) {
+    const bn_config *c = bn_model_config(model);
+    const char *tdir = a->tokenizer_dir ? a->tokenizer_dir : cli_file_exists(a->model.dir, "tokenizer.json") ? a->model.dir : BENCH_TOKENIZER;
+    const char *file = a->grammar_file ? a->grammar_file : a->json_schema_file;
+    bn_sampler_params sp = bn_sampler_default_params(), plain = sp;
+    bn_error err;
+    size_t len = 0;
+    double t0;
+    int i;
+    memset(b, 0, sizeof *b);
+    if (!!a->grammar_file + !!a->json_schema_file + !!a->json > 1)
+        return cli_usage_error(&cmd_bench, "give one of --grammar, --json-schema and --json");
+    if (bn_tokenizer_load(&b->tok, tdir, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench: %s\n", err.msg);
+        return EXIT_LOAD;
+    }
+    for (i = 0; i < c->n_eos; i++) b->eos[b->n_eos++] = c->eos_token_ids[i];
+    if (bn_tokenizer_eos_id(b->tok) >= 0) b->eos[b->n_eos++] = bn_tokenizer_eos_id(b->tok);
+    t0 = bn_time_s();
+    if (bn_grammar_vocab_new(&b->vocab, b->tok, b->eos, b->n_eos, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench: %s\n", err.msg);
+        return EXIT_RUN;
+    }
+    printf("grammar    %s %s; %d tokens of %s in a trie in %.0f ms\n", a->grammar_file ? "GBNF" : "JSON Schema",
+           file ? file : "{\"type\": \"object\"} (--json)", bn_tokenizer_vocab_size(b->tok), tdir, (bn_time_s() - t0) * 1e3);
+    if (file) {
+        char *data;
+        if (!cli_read_input(file, &data, &len)) return EXIT_RUN;
+        b->text = (char *)malloc(len + 1);
+        if (b->text) memcpy(b->text, data, len), b->text[len] = 0;
+        free(data);
+        if (!b->text) return EXIT_RUN;
+    }
+    if (a->grammar_file) {
+        sp.grammar = b->text;
+    } else {
+        sp.json_schema = a->json ? "{\"type\": \"object\"}" : b->text;
+        if (bn_json_schema_to_gbnf(sp.json_schema, strlen(sp.json_schema), &b->gbnf, &len, &err) != BN_OK) {
+            fprintf(stderr, "bitnet bench: %s\n", err.msg);
+            return EXIT_USAGE;
+        }
+    }
+    if (bn_grammar_parse(&b->grammar, b->gbnf ? b->gbnf : b->text, b->gbnf ? len : strlen(b->text), NULL, &err) != BN_OK ||
+        bn_grammar_matcher_new(&b->mirror, b->grammar, &err) != BN_OK ||
+        bn_sampler_new(&b->plain, &plain, c->vocab_size, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    sp.grammar_vocab = b->vocab;
+    b->mask = (uint32_t *)calloc((size_t)c->vocab_size / 32 + 1, sizeof(uint32_t));
+    if (!b->mask || bn_sampler_new(&b->constrained, &sp, c->vocab_size, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench: %s\n", b->mask ? err.msg : "out of memory");
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+/* The cost of sampling under a grammar, per token, beside the model step: each step runs the
+   model, then on the same logits the plain sampler, the grammar's check of the token it drew,
+   the full mask of allowed tokens, and the sampler with the grammar (whose token goes on). */
+static int bench_grammar(const bench_args *a, bn_model *model, bn_context_params cp) {
+    const bn_config *c = bn_model_config(model);
+    grammar_bench b;
+    bn_context *ctx = NULL;
+    bn_error err;
+    int n = a->steps, i, k, allowed = 0, texts = 0, rc;
+    double *t[5]; /* model, plain sampling, check, mask, sampling with the grammar */
+    double overhead;
+    int32_t token;
+    rc = grammar_bench_open(&b, a, model);
+    cp.n_ctx = MIN(n + 8, c->max_seq_len);
+    for (k = 0; k < 5; k++) t[k] = (double *)calloc((size_t)n, sizeof(double));
+    if (!rc && (!t[4] || bn_context_new(&ctx, model, &cp, &err) != BN_OK)) {
+        fprintf(stderr, "bitnet bench: %s\n", t[4] ? err.msg : "out of memory");
+        rc = EXIT_RUN;
+    }
+    token = c->bos_token_id >= 0 ? c->bos_token_id : 0;
+    for (i = 0; !rc && i < n && bn_seq_len(ctx, 0) < cp.n_ctx; i++) {
+        const float *logits;
+        int32_t drawn;
+        double t0 = bn_time_s(), t1, t2, t3, t4;
+        if (bn_eval(ctx, 0, &token, 1, &err) != BN_OK) {
+            fprintf(stderr, "bitnet bench: %s\n", err.msg);
+            rc = EXIT_RUN;
+            break;
+        }
+        logits = bn_get_logits(ctx, -1);
+        t1 = bn_time_s();
+        drawn = bn_sampler_sample(b.plain, logits);
+        t2 = bn_time_s();
+        allowed += bn_grammar_matcher_allows(b.mirror, b.vocab, drawn);
+        t3 = bn_time_s();
+        bn_grammar_matcher_mask(b.mirror, b.vocab, b.mask, c->vocab_size);
+        t4 = bn_time_s();
+        token = bn_sampler_sample(b.constrained, logits);
+        if (token >= 0) bn_sampler_accept(b.constrained, token);
+        t[4][i] = bn_time_s() - t4;
+        t[0][i] = t1 - t0, t[1][i] = t2 - t1, t[2][i] = t3 - t2, t[3][i] = t4 - t3;
+        if (token < 0 || !bn_grammar_matcher_accept_token(b.mirror, b.vocab, token) ||
+            !bn_grammar_matcher_can_continue(b.mirror)) { /* a text is complete: the next one starts */
+            texts++;
+            bn_sampler_reset_grammar(b.constrained);
+            bn_grammar_matcher_reset(b.mirror);
+            if (token < 0) token = b.eos[0];
+        }
+    }
+    n = i;
+    if (!rc && n > 0) {
+        double model_mean = mean(t[0], n), with_mean = mean(t[4], n), m[5], max_with, max_mask;
+        for (i = 0, overhead = 0.0; i < n; i++) overhead += t[4][i] - t[1][i];
+        overhead /= n;
+        for (k = 0; k < 5; k++) m[k] = median(t[k], n); /* sorts each */
+        max_with = t[4][n - 1];
+        max_mask = t[3][n - 1];
+        printf("steps      %d (threads %d), each: model, then on its logits plain sampling, the grammar's check of the\n"
+               "           token drawn, the full mask, and sampling with the grammar (whose token goes on); %d texts ended\n",
+               n, cp.n_threads, texts);
+        printf("model      %.2f ms median per step (%.2f mean)\n", m[0] * 1e3, model_mean * 1e3);
+        printf("sampling   plain %.0f us median; with the grammar %.0f us median, %.0f mean, %.0f max\n", m[1] * 1e6,
+               m[4] * 1e6, with_mean * 1e6, max_with * 1e6);
+        printf("grammar    +%.1f us per token on average = %.2f %% of the model step; the plain draw was allowed at %d of\n"
+               "           %d steps (its check: %.1f us median); a full mask: %.0f us median, %.0f max\n",
+               overhead * 1e6, 100.0 * overhead / model_mean, allowed, n, m[2] * 1e6, m[3] * 1e6, max_mask * 1e6);
+    }
+    for (k = 0; k < 5; k++) free(t[k]);
+    bn_context_free(ctx);
+    grammar_bench_free(&b);
+    return rc;
+}
+
 static int bench_run(void *p, int argc, char **argv) {
     const bench_args *a = (const bench_args *)p;
     bn_context_params cp = cli_context_params(&a->model);
@@ -365,6 +555,11 @@ static int bench_run(void *p, int argc, char **argv) {
     cp.kernel = bn_kernel_detect();
     if (a->long_ctx > 0) {
         rc = bench_long_context(model, cp, a->long_ctx);
+        bn_model_free(model);
+        return rc;
+    }
+    if (a->grammar_file || a->json_schema_file || a->json) {
+        rc = bench_grammar(a, model, cp);
         bn_model_free(model);
         return rc;
     }
@@ -446,14 +641,6 @@ const cli_command cmd_bench = {
     0};
 
 /* ------------------------------------------------------------------ bench-batch */
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* The median of n sorted values. */
-static double median_sorted(const double *v, int n) { return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
 
 typedef struct bench_count {
     int tokens;

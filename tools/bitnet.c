@@ -108,7 +108,7 @@ static void print_speed(const bn_generate_result *r) {
 typedef struct run_args {
     cli_model model;
     cli_generation gen;
-    const char *prompt, *file, *ids;
+    const char *prompt, *file, *ids, *prompt_cache;
     int bos, beams;
 } run_args;
 
@@ -126,6 +126,8 @@ static const cli_opt RUN_OPTIONS[] = {
     CLI_STRING("--ids", "LIST", run_args, ids, "the prompt as token ids, e.g. 1,15043,3186"),
     CLI_FLAG_SET("--no-bos", run_args, bos, 0, "do not add the tokenizer's BOS to a text prompt"),
     CLI_INT("--beams", "N", run_args, beams, 1, 256, "beam search with N beams (prints the best; greedy, no sampling)"),
+    CLI_STRING("--prompt-cache", "FILE", run_args, prompt_cache,
+               "reuse the prompt's state saved in FILE (what it shares with this prompt) and save it there (docs/state.md)"),
     CLI_INCLUDE("model options", run_args, model, CLI_MODEL_OPTIONS),
     CLI_INCLUDE("generation options", run_args, gen, CLI_GENERATION_OPTIONS),
     CLI_END};
@@ -201,11 +203,58 @@ static int run_beams(cli_session *s, const run_args *a, const int32_t *ids, int 
     return rc;
 }
 
+/* --prompt-cache: loads FILE into sequence 0 when it exists and belongs to this model.
+   Returns the number of tokens it holds, or -1 when there is none to use. */
+static int prompt_cache_read(cli_session *s, const char *path) {
+    bn_error err;
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1; /* not written yet */
+    fclose(f);
+    if (bn_seq_state_load_file(s->ctx, 0, path, &err) != BN_OK) {
+        fprintf(stderr, "prompt cache: not used, it will be written again: %s\n", err.msg);
+        return -1;
+    }
+    return bn_seq_len(s->ctx, 0);
+}
+
+/* Cuts sequence 0 to the longest start it shares with ids[0..n); returns its length. */
+static int keep_common_start(cli_session *s, const int32_t *ids, int n) {
+    int n_held = 0, keep = 0;
+    const int32_t *held = bn_seq_tokens(s->ctx, 0, &n_held);
+    while (keep < n_held && keep < n && held[keep] == ids[keep]) keep++;
+    bn_seq_truncate(s->ctx, 0, keep);
+    return keep;
+}
+
+/* Writes sequence 0's state to FILE; a failure is reported, not fatal. */
+static void prompt_cache_save(cli_session *s, const char *path) {
+    bn_error err;
+    if (bn_seq_state_save_file(s->ctx, 0, path, &err) != BN_OK) fprintf(stderr, "prompt cache: %s\n", err.msg);
+}
+
+/* With --prompt-cache: all of the prompt but its last token goes into sequence 0 (reusing what
+   FILE holds of it), and FILE is written when that changed. Returns how many tokens are in, or -1. */
+static int run_prompt_cache(cli_session *s, const run_args *a, bn_sampler *sampler, const int32_t *ids, int n) {
+    bn_error err;
+    double t0;
+    int n_held = prompt_cache_read(s, a->prompt_cache), keep = keep_common_start(s, ids, n - 1), i;
+    t0 = bn_time_s();
+    if (n - 1 > keep && bn_eval(s->ctx, 0, ids + keep, n - 1 - keep, &err) != BN_OK) {
+        fprintf(stderr, "bitnet run: %s\n", err.msg);
+        return -1;
+    }
+    fprintf(stderr, "prompt cache: %d of %d prompt tokens from %s, %d evaluated in %.3f s\n", keep, n, a->prompt_cache,
+            n - 1 - keep, bn_time_s() - t0);
+    if (n_held != keep || keep < n - 1) prompt_cache_save(s, a->prompt_cache);
+    for (i = 0; i < n - 1; i++) bn_sampler_accept_prompt(sampler, ids[i]);
+    return n - 1;
+}
+
 static int run_run(void *p, int argc, char **argv) {
     run_args *a = (run_args *)p;
     cli_generation *g = &a->gen;
     cli_session s;
-    int rc, n = 0;
+    int rc, n = 0, first = 0;
     int32_t *ids = NULL;
     bn_sampler *sampler = NULL;
     bn_generate_params gp;
@@ -223,9 +272,13 @@ static int run_run(void *p, int argc, char **argv) {
         s.tok = NULL;
     }
     rc = prompt_ids(&s, a, &ids, &n);
+    if (!rc && a->beams > 1 && (g->grammar_file || g->json_schema_file || g->json || a->prompt_cache))
+        rc = cli_usage_error(&cmd_run, "--beams takes no grammar and no --prompt-cache");
     if (!rc && a->beams > 1) rc = run_beams(&s, a, ids, n);
+    if (!rc) rc = cli_generation_grammar(g, &cmd_run, &s);
     if (rc || a->beams > 1) {
         free(ids);
+        cli_generation_free(g);
         cli_session_free(&s);
         return rc;
     }
@@ -233,19 +286,28 @@ static int run_run(void *p, int argc, char **argv) {
     if (bn_sampler_new(&sampler, &g->sampler, bn_model_config(s.model)->vocab_size, &err) != BN_OK) {
         fprintf(stderr, "bitnet run: %s\n", err.msg);
         free(ids);
+        cli_generation_free(g);
         cli_session_free(&s);
         return EXIT_USAGE;
+    }
+    if (a->prompt_cache && (first = run_prompt_cache(&s, a, sampler, ids, n)) < 0) {
+        bn_sampler_free(sampler);
+        free(ids);
+        cli_generation_free(g);
+        cli_session_free(&s);
+        return EXIT_RUN;
     }
     memset(&pr, 0, sizeof pr);
     printer_init(&pr, s.tok, 0);
     gp = generate_params(&s, g, &pr);
-    rc = bn_generate(s.ctx, 0, sampler, ids, n, &gp, NULL, 0, &res, &err) == BN_OK ? EXIT_OK : EXIT_RUN;
+    rc = bn_generate(s.ctx, 0, sampler, ids + first, n - first, &gp, NULL, 0, &res, &err) == BN_OK ? EXIT_OK : EXIT_RUN;
     fprintf(stdout, "\n");
     fflush(stdout);
     if (rc) fprintf(stderr, "bitnet run: %s\n", err.msg);
     else print_speed(&res);
     bn_sampler_free(sampler);
     free(ids);
+    cli_generation_free(g);
     cli_session_free(&s);
     return rc;
 }
@@ -262,7 +324,7 @@ const cli_command cmd_run = {
 typedef struct chat_args {
     cli_model model;
     cli_generation gen;
-    const char *system;
+    const char *system, *prompt_cache;
     int template_id, verbose;
 } chat_args;
 
@@ -281,6 +343,9 @@ static const cli_opt CHAT_OPTIONS[] = {
     CLI_ENUM("--template", chat_args, template_id, CHAT_TEMPLATES,
              "the chat format; auto: the one recognized in tokenizer_config.json"),
     CLI_FLAG("-v, --verbose", chat_args, verbose, "print the cache reuse and the speed of each turn on stderr"),
+    CLI_STRING("--prompt-cache", "FILE", chat_args, prompt_cache,
+               "start from the conversation state saved in FILE (what it shares with the first prompt) and save "
+               "it there after each reply (docs/state.md)"),
     CLI_INCLUDE("model options", chat_args, model, CLI_MODEL_OPTIONS),
     CLI_INCLUDE("generation options", chat_args, gen, CLI_GENERATION_OPTIONS),
     CLI_END};
@@ -343,14 +408,14 @@ static void conv_clear(conversation *c, int keep) {
     while (c->n > keep) free(c->texts[--c->n]);
 }
 
-/* One turn: format the whole conversation, evaluate only what the cache does
-   not hold yet, generate the reply. cache/n_cache: the tokens in sequence 0. */
+/* One turn: format the whole conversation, evaluate only what sequence 0 does not
+   hold yet, generate the reply (a new text of the grammar, if there is one). */
 static int chat_turn(cli_session *s, const chat_args *a, bn_chat_template tmpl, conversation *conv, bn_sampler *sampler,
-                     int32_t *cache, int *n_cache, printer *rp) {
+                     printer *rp) {
     char *text = NULL;
     size_t len = 0, n_ids = 0;
-    int32_t *ids = NULL, *out;
-    int keep = 0, n_ctx = bn_context_get_params(s->ctx)->n_ctx, n_out;
+    int32_t *ids = NULL;
+    int keep, n_ctx = bn_context_get_params(s->ctx)->n_ctx;
     bn_error err;
     bn_generate_params gp = generate_params(s, &a->gen, rp);
     bn_generate_result res;
@@ -368,29 +433,20 @@ static int chat_turn(cli_session *s, const chat_args *a, bn_chat_template tmpl, 
         bn_free(ids);
         return EXIT_RUN;
     }
-    while (keep < *n_cache && keep < (int)n_ids - 1 && cache[keep] == ids[keep]) keep++;
-    bn_seq_truncate(s->ctx, 0, keep);
+    keep = keep_common_start(s, ids, (int)n_ids - 1);
     if (a->verbose) fprintf(stderr, "[cache: reusing %d of %d prompt tokens]\n", keep, (int)n_ids);
-    n_out = n_ctx - (int)n_ids + 1;
-    out = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_out);
+    bn_sampler_reset_grammar(sampler);
     printer_init(rp, s->tok, 1);
-    if (!out || bn_generate(s->ctx, 0, sampler, ids + keep, (int)n_ids - keep, &gp, out, n_out, &res, &err) != BN_OK) {
-        fprintf(stderr, "bitnet chat: %s\n", out ? err.msg : "out of memory");
-        free(out);
+    if (bn_generate(s->ctx, 0, sampler, ids + keep, (int)n_ids - keep, &gp, NULL, 0, &res, &err) != BN_OK) {
+        fprintf(stderr, "bitnet chat: %s\n", err.msg);
         bn_free(ids);
         return EXIT_RUN;
     }
     fprintf(stdout, "\n");
     fflush(stdout);
-    /* the cache now holds the prompt and every generated token but the last */
-    memcpy(cache, ids, sizeof(int32_t) * n_ids);
-    *n_cache = (int)n_ids;
-    if (res.n_generated > 1) {
-        memcpy(cache + n_ids, out, sizeof(int32_t) * (size_t)(res.n_generated - 1));
-        *n_cache += res.n_generated - 1;
-    }
+    /* sequence 0 now holds the prompt and every generated token but the last */
+    if (a->prompt_cache) prompt_cache_save(s, a->prompt_cache);
     if (a->verbose) print_speed(&res);
-    free(out);
     bn_free(ids);
     return conv_add(conv, "assistant", rp->text ? rp->text : "", rp->len) ? EXIT_OK : EXIT_RUN;
 }
@@ -398,8 +454,7 @@ static int chat_turn(cli_session *s, const chat_args *a, bn_chat_template tmpl, 
 static int chat_run(void *p, int argc, char **argv) {
     chat_args *a = (chat_args *)p;
     cli_session s;
-    int rc, n_cache = 0, n_system = 0, interactive;
-    int32_t *cache;
+    int rc, n_system = 0, interactive;
     bn_sampler *sampler = NULL;
     bn_chat_template tmpl;
     conversation conv;
@@ -415,13 +470,21 @@ static int chat_run(void *p, int argc, char **argv) {
         return cli_usage_error(&cmd_chat, "no chat template recognized in tokenizer_config.json; use --template llama3 "
                                           "or --template bitnet");
     }
-    a->gen.sampler.seed = cli_seed(&a->gen);
-    cache = (int32_t *)malloc(sizeof(int32_t) * (size_t)bn_context_get_params(s.ctx)->n_ctx);
-    if (!cache || bn_sampler_new(&sampler, &a->gen.sampler, bn_model_config(s.model)->vocab_size, &err) != BN_OK) {
-        fprintf(stderr, "bitnet chat: %s\n", cache ? err.msg : "out of memory");
-        free(cache);
+    rc = cli_generation_grammar(&a->gen, &cmd_chat, &s);
+    if (rc) {
         cli_session_free(&s);
-        return cache ? EXIT_USAGE : EXIT_RUN;
+        return rc;
+    }
+    a->gen.sampler.seed = cli_seed(&a->gen);
+    if (bn_sampler_new(&sampler, &a->gen.sampler, bn_model_config(s.model)->vocab_size, &err) != BN_OK) {
+        fprintf(stderr, "bitnet chat: %s\n", err.msg);
+        cli_generation_free(&a->gen);
+        cli_session_free(&s);
+        return EXIT_USAGE;
+    }
+    if (a->prompt_cache) { /* the first turn keeps what its prompt shares with it */
+        int n_held = prompt_cache_read(&s, a->prompt_cache);
+        if (n_held >= 0) fprintf(stderr, "prompt cache: %d tokens from %s\n", n_held, a->prompt_cache);
     }
     memset(&conv, 0, sizeof conv);
     memset(&rp, 0, sizeof rp);
@@ -444,11 +507,9 @@ static int chat_run(void *p, int argc, char **argv) {
         }
         if (!strcmp(line, "/reset")) {
             conv_clear(&conv, n_system);
-            n_cache = 0;
             bn_sampler_reset(sampler);
         } else if (line[0]) {
-            rc = conv_add(&conv, "user", line, strlen(line)) ? chat_turn(&s, a, tmpl, &conv, sampler, cache, &n_cache, &rp)
-                                                            : EXIT_RUN;
+            rc = conv_add(&conv, "user", line, strlen(line)) ? chat_turn(&s, a, tmpl, &conv, sampler, &rp) : EXIT_RUN;
         }
         free(line);
         if (rc) break;
@@ -457,8 +518,8 @@ static int chat_run(void *p, int argc, char **argv) {
     free(conv.msgs);
     free(conv.texts);
     free(rp.text);
-    free(cache);
     bn_sampler_free(sampler);
+    cli_generation_free(&a->gen);
     cli_session_free(&s);
     return rc;
 }

@@ -89,6 +89,11 @@ const cli_opt CLI_GENERATION_OPTIONS[] = {
     CLI_LIST("--stop", "TEXT", cli_generation, stops, "stop when TEXT appears (TEXT is not printed)"),
     CLI_FLAG("--ignore-eos", cli_generation, ignore_eos, "do not stop at end tokens"),
     CLI_FLAG("--special", cli_generation, special, "print special tokens (e.g. <|eot_id|>) instead of skipping them"),
+    CLI_STRING("--grammar", "FILE", cli_generation, grammar_file,
+               "generate only text of this GBNF grammar (docs/grammars.md); '-': standard input"),
+    CLI_STRING("--json-schema", "FILE", cli_generation, json_schema_file,
+               "generate only JSON valid against this JSON Schema (the subset in docs/grammars.md)"),
+    CLI_FLAG("--json", cli_generation, json, "generate only a JSON object"),
     CLI_END};
 
 void cli_generation_defaults(cli_generation *g) {
@@ -96,6 +101,53 @@ void cli_generation_defaults(cli_generation *g) {
     g->sampler = bn_sampler_default_params();
     g->n_predict = -1;
     g->seed = -1;
+}
+
+int cli_end_tokens(const cli_session *s, int32_t eos[CLI_MAX_EOS]) {
+    const bn_config *cfg = bn_model_config(s->model);
+    int i, j, n = 0;
+    int32_t tok_eos = s->tok ? bn_tokenizer_eos_id(s->tok) : -1;
+    for (i = 0; i < cfg->n_eos && n < CLI_MAX_EOS - 1; i++) eos[n++] = cfg->eos_token_ids[i];
+    for (j = 0; j < n && eos[j] != tok_eos; j++) {}
+    if (tok_eos >= 0 && j == n) eos[n++] = tok_eos;
+    return n;
+}
+
+int cli_generation_grammar(cli_generation *g, const cli_command *cmd, const cli_session *s) {
+    const char *file = g->grammar_file ? g->grammar_file : g->json_schema_file;
+    char *data = NULL;
+    size_t len = 0;
+    int32_t eos[CLI_MAX_EOS];
+    bn_error err;
+    if (!!g->grammar_file + !!g->json_schema_file + !!g->json > 1)
+        return cli_usage_error(cmd, "give one of --grammar, --json-schema and --json");
+    if (!file && !g->json) return EXIT_OK;
+    if (!s->tok) return cli_usage_error(cmd, "--grammar, --json-schema and --json need a tokenizer (not --ids)");
+    if (file) {
+        if (!cli_read_input(file, &data, &len)) return EXIT_RUN;
+        g->grammar_text = (char *)malloc(len + 1); /* NUL-terminated (standard input's buffer is not) */
+        if (g->grammar_text) {
+            memcpy(g->grammar_text, data, len);
+            g->grammar_text[len] = 0;
+        }
+        free(data);
+        if (!g->grammar_text) return EXIT_RUN;
+    }
+    if (g->grammar_file) g->sampler.grammar = g->grammar_text;
+    else g->sampler.json_schema = g->json ? "{\"type\": \"object\"}" : g->grammar_text;
+    if (bn_grammar_vocab_new(&g->grammar_vocab, s->tok, eos, cli_end_tokens(s, eos), &err) != BN_OK) {
+        fprintf(stderr, "bitnet %s: %s\n", cmd->name, err.msg);
+        return EXIT_RUN;
+    }
+    g->sampler.grammar_vocab = g->grammar_vocab;
+    return EXIT_OK;
+}
+
+void cli_generation_free(cli_generation *g) {
+    free(g->grammar_text);
+    bn_grammar_vocab_free(g->grammar_vocab);
+    g->grammar_text = NULL;
+    g->grammar_vocab = NULL;
 }
 
 uint64_t cli_seed(const cli_generation *g) {

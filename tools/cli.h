@@ -188,9 +188,14 @@ typedef struct cli_generation {
     int seed;      /* -1: from the clock */
     cli_list stops;
     int ignore_eos, special;
+    const char *grammar_file, *json_schema_file; /* --grammar, --json-schema */
+    int json;                                     /* --json */
+    char *grammar_text;                           /* the file, read by cli_generation_grammar */
+    bn_grammar_vocab *grammar_vocab;
 } cli_generation;
 extern const cli_opt CLI_GENERATION_OPTIONS[];
 void cli_generation_defaults(cli_generation *g);
+
 /* The sampler's seed: --seed, or one from the clock, printed on stderr so a run can be repeated. */
 uint64_t cli_seed(const cli_generation *g);
 
@@ -207,6 +212,15 @@ typedef struct cli_session {
    sequences; prints the load summary on stderr. Returns an exit status. */
 int cli_session_open(cli_session *s, const cli_model *m, int n_seq, int need_tokenizer);
 void cli_session_free(cli_session *s);
+/* The end tokens generation stops at by default: the model's (config.json + generation_config.json)
+   and the tokenizer's eos_token, as bn_generate and the batcher take them. Returns how many. */
+#define CLI_MAX_EOS (BN_MAX_EOS + 1)
+int cli_end_tokens(const cli_session *s, int32_t eos[CLI_MAX_EOS]);
+/* --grammar / --json-schema / --json: reads the file and builds the tokens' trie (s's tokenizer,
+   its end tokens allowed where the grammar may end) into g->sampler. Returns an exit status (a
+   usage error names cmd). */
+int cli_generation_grammar(cli_generation *g, const cli_command *cmd, const cli_session *s);
+void cli_generation_free(cli_generation *g);
 
 int cli_stderr_is_tty(void);
 int cli_file_exists(const char *dir, const char *name);
