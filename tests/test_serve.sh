@@ -2,6 +2,8 @@
 # `bitnet serve` as its users meet it, on models/shakespeare (context 256), only on 127.0.0.1:
 #   serve_openai  the official openai npm client, unchanged: every endpoint and error status
 #   serve_greedy  greedy through the server == `bitnet run --temp 0`, alone and beside 15 streams
+#   serve_structured  response_format json_object / json_schema through the openai client: every
+#                 answer parses and validates (a validator in the test), unsupported keywords 400
 #   serve_load    64 streams, 16 disconnects, 1,000 malformed requests: on a server built with
 #                 ASan + UBSan, whose log must stay free of reports
 #   serve_page    the chat page in headless Chromium (screenshot: build/serve-chat.png)
@@ -71,6 +73,7 @@ start B $B build/asan/bitnet --parallel 16 --queue 64 --timeout 3
 
 BITNET=build/bitnet suite serve_openai openai.cjs
 BITNET=build/bitnet suite serve_greedy greedy.cjs
+suite serve_structured structured.cjs
 BITNET=build/asan/bitnet suite serve_load load.cjs
 CHROMIUM=$(command -v chromium || echo /usr/bin/chromium) suite serve_page page.cjs
 

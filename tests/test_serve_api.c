@@ -322,6 +322,111 @@ static void test_refusals(void) {
     oai_request_free(&r);
 }
 
+/* Whether a grammar (GBNF text) accepts text as a whole. */
+static int grammar_accepts(const char *gbnf, const char *text) {
+    bn_grammar *g = NULL;
+    bn_grammar_matcher *m = NULL;
+    int ok = bn_grammar_parse(&g, gbnf, strlen(gbnf), NULL, NULL) == BN_OK &&
+             bn_grammar_matcher_new(&m, g, NULL) == BN_OK && bn_grammar_matcher_accept_bytes(m, text, strlen(text)) &&
+             bn_grammar_matcher_can_end(m);
+    bn_grammar_matcher_free(m);
+    bn_grammar_free(g);
+    return ok;
+}
+
+/* A chat request with this response_format, parsed under l. */
+static int parse_rf(oai_request *r, const char *rf, const oai_limits *l, api_error *e) {
+    char body[1024];
+    snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":%s}", rf);
+    return oai_parse_request(r, 1, body, strlen(body), l, e);
+}
+
+/* response_format: text, json_object and json_schema become the sampler's grammar; a schema
+   outside the subset is a 400 naming the keyword (param response_format). */
+static void test_response_format(void) {
+    bn_tokenizer *tok = NULL;
+    bn_grammar_vocab *vocab = NULL;
+    oai_limits l = limits();
+    oai_request r;
+    api_error e;
+    BNT_CHECK(bn_tokenizer_load(&tok, "models/shakespeare", NULL) == BN_OK);
+    BNT_CHECK(tok && bn_grammar_vocab_new(&vocab, tok, NULL, 0, NULL) == BN_OK);
+    if (!vocab) {
+        bn_tokenizer_free(tok);
+        return;
+    }
+    l.grammar_vocab = vocab;
+    /* json_object: any JSON object, nothing else */
+    BNT_CHECK(parse_rf(&r, "{\"type\":\"json_object\"}", &l, &e));
+    BNT_CHECK(r.sampler.grammar && r.sampler.grammar_vocab == vocab && !r.sampler.json_schema);
+    BNT_CHECK(r.sampler.grammar && grammar_accepts(r.sampler.grammar, "{\"a\": [1, -2.5e3, true, null, \"\\u00e9\"], \"b\": {}}"));
+    BNT_CHECK(r.sampler.grammar && grammar_accepts(r.sampler.grammar, "{}"));
+    BNT_CHECK(r.sampler.grammar && !grammar_accepts(r.sampler.grammar, "[1]") && !grammar_accepts(r.sampler.grammar, "{\"a\":}"));
+    oai_request_free(&r);
+    /* json_schema: the schema's instances only; completions take it too */
+    BNT_CHECK(oai_parse_request(&r, 0,
+                                "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"p\","
+                                "\"strict\":true,\"schema\":{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"},"
+                                "\"c\":{\"enum\":[\"red\",\"blue\"]}},\"required\":[\"n\",\"c\"],\"additionalProperties\":false}}}}",
+                                strlen("{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"p\","
+                                       "\"strict\":true,\"schema\":{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"},"
+                                       "\"c\":{\"enum\":[\"red\",\"blue\"]}},\"required\":[\"n\",\"c\"],\"additionalProperties\":false}}}}"),
+                                &l, &e));
+    BNT_CHECK(r.sampler.grammar && grammar_accepts(r.sampler.grammar, "{\"n\": 12, \"c\": \"blue\"}"));
+    BNT_CHECK(r.sampler.grammar && !grammar_accepts(r.sampler.grammar, "{\"n\": 1.5, \"c\": \"blue\"}") &&
+              !grammar_accepts(r.sampler.grammar, "{\"n\": 1, \"c\": \"green\"}") &&
+              !grammar_accepts(r.sampler.grammar, "{\"c\": \"red\"}"));
+    oai_request_free(&r);
+    /* text: no grammar, also over a server default (--json) */
+    l.sampler.grammar = "root ::= \"x\"";
+    l.sampler.grammar_vocab = vocab;
+    BNT_CHECK(parse_rf(&r, "{\"type\":\"text\"}", &l, &e) && !r.sampler.grammar);
+    oai_request_free(&r);
+    BNT_CHECK(oai_parse_request(&r, 1, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 44, &l, &e) &&
+              r.sampler.grammar == l.sampler.grammar); /* no response_format: the server's */
+    oai_request_free(&r);
+    l.sampler.grammar = NULL;
+    /* refusals */
+    {
+        static const struct {
+            const char *rf, *param, *code, *says;
+        } bad[] = {
+            {"{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"schema\":{\"type\":\"object\",\"properties\":"
+             "{\"a\":{\"type\":\"integer\",\"minimum\":3}}}}}",
+             "response_format", "unsupported_value", "/properties/a: keyword 'minimum'"},
+            {"{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"schema\":{\"not\":{}}}}", "response_format",
+             "unsupported_value", "keyword 'not'"},
+            {"{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"schema\":{\"type\":\"wat\"}}}", "response_format",
+             "invalid_value", "unknown type 'wat'"},
+            {"{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"schema\":{\"$ref\":\"#\"}}}", "response_format",
+             "invalid_value", "cannot be generated"},
+            {"{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\"}}", "response_format.json_schema.schema",
+             "missing_required_parameter", "schema"},
+            {"{\"type\":\"json_schema\"}", "response_format.json_schema", "missing_required_parameter", "json_schema"},
+            {"{\"type\":\"json_schema\",\"json_schema\":[]}", "response_format.json_schema", "invalid_type", "an object"},
+            {"{\"type\":\"json_schema\",\"json_schema\":{\"name\":5,\"schema\":{}}}", "response_format.json_schema.name",
+             "invalid_type", "a string"},
+            {"{\"type\":\"json_schema\",\"json_schema\":{\"strict\":\"yes\",\"schema\":{}}}",
+             "response_format.json_schema.strict", "invalid_type", "a boolean"},
+            {"{\"type\":\"xml\"}", "response_format.type", "invalid_value", "json_schema"},
+            {"{}", "response_format.type", "missing_required_parameter", "type"},
+            {"\"json\"", "response_format", "invalid_type", "an object"},
+        };
+        size_t i;
+        for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            int ok = parse_rf(&r, bad[i].rf, &l, &e);
+            BNT_CHECKF(!ok && e.status == 400 && e.param && strcmp(e.param, bad[i].param) == 0 && e.code &&
+                           strcmp(e.code, bad[i].code) == 0 && strstr(e.message, bad[i].says) &&
+                           strcmp(e.type, "invalid_request_error") == 0,
+                       "%s -> %d %s %s: %s", bad[i].rf, ok ? 200 : e.status, e.param ? e.param : "null",
+                       e.code ? e.code : "null", e.message);
+            oai_request_free(&r);
+        }
+    }
+    bn_grammar_vocab_free(vocab);
+    bn_tokenizer_free(tok);
+}
+
 static void test_tokenize_bodies(void) {
     bn_json_doc doc;
     api_error e;
@@ -420,6 +525,7 @@ int main(void) {
     BNT_RUN(test_completion_request);
     BNT_RUN(test_server_defaults);
     BNT_RUN(test_refusals);
+    BNT_RUN(test_response_format);
     BNT_RUN(test_tokenize_bodies);
     BNT_RUN(test_logprobs);
     BNT_RUN(test_response_bodies);

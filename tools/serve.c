@@ -190,6 +190,8 @@ typedef struct server {
     bn_chat_template tmpl;   /* BN_CHAT_UNKNOWN: the plain format */
     char model_name[256];
     int n_vocab, n_ctx, n_slots;
+    const bn_grammar_vocab *grammar_vocab; /* the generation options' (--grammar ...) or own_vocab */
+    bn_grammar_vocab *own_vocab;
     oai_limits lim;
     int listen_fd;
     long long created;
@@ -316,6 +318,7 @@ static int on_token(void *user, const bn_token_event *ev) {
 static const char *finish_reason(bn_stop_reason reason) {
     switch (reason) {
     case BN_STOP_EOS:
+    case BN_STOP_GRAMMAR: /* the response_format's text is complete */
     case BN_STOP_STRING: return "stop";
     case BN_STOP_MAX_TOKENS:
     case BN_STOP_CONTEXT_FULL: return "length";
@@ -1580,6 +1583,19 @@ static int server_open(server *s) {
     s->tok = s->sess.tok;
     s->ctx = s->sess.ctx;
     cfg = bn_model_config(s->model);
+    /* --grammar / --json-schema / --json: the default for requests without response_format; the
+       tokens' trie serves response_format too */
+    rc = cli_generation_grammar(&s->o.gen, &cmd_serve, &s->sess);
+    if (rc) return rc;
+    s->grammar_vocab = s->o.gen.grammar_vocab;
+    if (!s->grammar_vocab) {
+        int32_t eos[CLI_MAX_EOS];
+        if (bn_grammar_vocab_new(&s->own_vocab, s->tok, eos, cli_end_tokens(&s->sess, eos), &err) != BN_OK) {
+            fprintf(stderr, "bitnet serve: %s\n", err.msg);
+            return EXIT_RUN;
+        }
+        s->grammar_vocab = s->own_vocab;
+    }
     bp.n_slots = o->parallel; /* end tokens: the model's and the tokenizer's (the library's default) */
     if (bn_batcher_new(&s->batcher, s->ctx, &bp, &err) != BN_OK) {
         fprintf(stderr, "bitnet serve: %s\n", err.msg);
@@ -1602,6 +1618,7 @@ static int server_open(server *s) {
     s->lim.stop = o->gen.stops.items;
     s->lim.n_stop = o->gen.stops.n;
     s->lim.ignore_eos = o->gen.ignore_eos;
+    s->lim.grammar_vocab = s->grammar_vocab;
     s->m.ttft.bounds = TTFT_BOUNDS;
     s->m.itl.bounds = ITL_BOUNDS;
     s->created = (long long)time(NULL);
@@ -1623,6 +1640,8 @@ static void server_close(server *s) {
     free(s->active);
     free(s->conn_fds);
     bn_batcher_free(s->batcher);
+    cli_generation_free(&s->o.gen);
+    bn_grammar_vocab_free(s->own_vocab);
     cli_session_free(&s->sess);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->sched_cond);

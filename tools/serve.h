@@ -48,6 +48,7 @@ typedef struct oai_limits {
     const char *const *stop;  /* default stop strings */
     int n_stop;
     int ignore_eos;           /* default ignore_eos */
+    const bn_grammar_vocab *grammar_vocab; /* the tokens' bytes, for response_format (NULL: refused) */
 } oai_limits;
 
 typedef struct oai_request {
@@ -71,6 +72,7 @@ typedef struct oai_request {
     int top_logprobs;          /* alternatives per token (0..20) */
     int return_tokens;         /* extension: each choice carries its token ids */
     int ignore_eos;            /* extension: generate past end tokens (benchmarks) */
+    char *grammar;             /* response_format json_schema as GBNF (malloc'd); sampler.grammar points here */
 } oai_request;
 
 /* Parses and checks a request body (chat: /v1/chat/completions, else /v1/completions).

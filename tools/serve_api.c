@@ -296,16 +296,11 @@ static int parse_logprobs(oai_request *r, const bn_json *root, api_error *e) {
 
 /* Fields of OpenAI's API that this server cannot honour. */
 static int refuse_unsupported(oai_request *r, const bn_json *root, api_error *e) {
-    const bn_json *v, *rf = field(root, "response_format");
+    const bn_json *v;
     if ((v = field(root, "tools")) && !(v->type == BN_JSON_ARRAY && v->len == 0))
         return unsupported(e, "tools", "tool calling is not supported.");
     if ((v = field(root, "functions")) && !(v->type == BN_JSON_ARRAY && v->len == 0))
         return unsupported(e, "functions", "function calling is not supported.");
-    if (rf) {
-        if (rf->type != BN_JSON_OBJECT) return wrong_type(e, "response_format", "an object", rf);
-        if (!bn_json_streq(bn_json_get(rf, "type"), "text"))
-            return unsupported(e, "response_format", "only {\"type\": \"text\"} is supported.");
-    }
     if (!r->chat) {
         if ((v = field(root, "echo")) && v->type == BN_JSON_TRUE) return unsupported(e, "echo", "echoing the prompt is not supported.");
         if ((v = field(root, "suffix")) && !(v->type == BN_JSON_STRING && v->len == 0))
@@ -318,6 +313,62 @@ static int refuse_unsupported(oai_request *r, const bn_json *root, api_error *e)
         for (i = 0; i < v->len; i++)
             if (!bn_json_streq(&v->child[i], "text")) return unsupported(e, "modalities", "this model outputs text only.");
     }
+    return 1;
+}
+
+/* response_format: {"type": "text"} (no constraint, not even the server's --grammar),
+   {"type": "json_object"} (any JSON object), or {"type": "json_schema", "json_schema":
+   {"name": .., "schema": {..}, "strict": ..}} (JSON valid against the schema, in the subset of
+   docs/grammars.md; strict or not, the schema is always enforced). The schema becomes GBNF here
+   and is compiled once to check it, so that a schema the subset lacks (the keyword named) or
+   one that cannot be generated is a 400 before anything is queued; each choice's sampler
+   compiles it again and follows it on its own. */
+static int parse_response_format(oai_request *r, const bn_json *root, const oai_limits *lim, api_error *e) {
+    const bn_json *rf = field(root, "response_format"), *type, *js, *schema, *v;
+    bn_grammar *g = NULL;
+    bn_error err;
+    bn_status st;
+    if (!rf) return 1;
+    if (rf->type != BN_JSON_OBJECT) return wrong_type(e, "response_format", "an object", rf);
+    type = bn_json_get(rf, "type");
+    if (!type) return api_fail(e, 400, INVALID, "response_format.type", "missing_required_parameter",
+                               "Missing required parameter: 'response_format.type'.");
+    if (type->type != BN_JSON_STRING) return wrong_type(e, "response_format.type", "a string", type);
+    r->sampler.grammar = r->sampler.grammar_root = r->sampler.json_schema = NULL;
+    if (bn_json_streq(type, "text")) return 1;
+    if (!bn_json_streq(type, "json_object") && !bn_json_streq(type, "json_schema"))
+        return api_fail(e, 400, INVALID, "response_format.type", "invalid_value",
+                        "Invalid value for 'response_format.type': expected 'text', 'json_object' or 'json_schema'.");
+    if (!lim->grammar_vocab) return unsupported(e, "response_format", "this server has no vocabulary for grammars.");
+    if (bn_json_streq(type, "json_object")) {
+        st = bn_json_schema_to_gbnf("{\"type\": \"object\"}", 18, &r->grammar, NULL, &err);
+    } else {
+        js = bn_json_get(rf, "json_schema");
+        if (!js) return api_fail(e, 400, INVALID, "response_format.json_schema", "missing_required_parameter",
+                                 "Missing required parameter: 'response_format.json_schema'.");
+        if (js->type != BN_JSON_OBJECT) return wrong_type(e, "response_format.json_schema", "an object", js);
+        if ((v = field(js, "name")) && v->type != BN_JSON_STRING)
+            return wrong_type(e, "response_format.json_schema.name", "a string", v);
+        if ((v = field(js, "strict")) && v->type != BN_JSON_TRUE && v->type != BN_JSON_FALSE)
+            return wrong_type(e, "response_format.json_schema.strict", "a boolean", v);
+        schema = bn_json_get(js, "schema");
+        if (!schema) return api_fail(e, 400, INVALID, "response_format.json_schema.schema", "missing_required_parameter",
+                                     "Missing required parameter: 'response_format.json_schema.schema'.");
+        st = bn_json_schema_node_to_gbnf(schema, &r->grammar, NULL, &err);
+        if (st == BN_ERR_UNSUPPORTED)
+            return api_fail(e, 400, INVALID, "response_format", "unsupported_value",
+                            "Unsupported JSON Schema in 'response_format.json_schema.schema': %s", err.msg);
+        if (st && st != BN_ERR_NOMEM)
+            return api_fail(e, 400, INVALID, "response_format", "invalid_value",
+                            "Invalid JSON Schema in 'response_format.json_schema.schema': %s", err.msg);
+    }
+    if (!st) st = bn_grammar_parse(&g, r->grammar, strlen(r->grammar), NULL, &err);
+    bn_grammar_free(g);
+    if (st == BN_ERR_NOMEM) return api_fail(e, 500, "server_error", NULL, NULL, "Out of memory for the response_format.");
+    if (st) return api_fail(e, 400, INVALID, "response_format", "invalid_value",
+                            "This response_format cannot be generated: %s", err.msg);
+    r->sampler.grammar = r->grammar;
+    r->sampler.grammar_vocab = lim->grammar_vocab;
     return 1;
 }
 
@@ -368,6 +419,7 @@ int oai_parse_request(oai_request *r, int chat, const char *body, size_t len, co
     if ((v = field(root, "model")) && v->type != BN_JSON_STRING) return wrong_type(e, "model", "a string", v);
     if (!(chat ? parse_messages(r, root, e) : parse_prompt(r, root, lim, e))) return 0;
     if (!parse_sampling(r, root, e) || !parse_stop(r, root, e) || !parse_logit_bias(r, root, lim, e)) return 0;
+    if (!parse_response_format(r, root, lim, e)) return 0;
     if (!opt_int(root, "n", 1, lim->max_n, &r->n, e)) return 0;
     if (!opt_bool(root, "stream", &r->stream, e) || !parse_logprobs(r, root, e)) return 0;
     if (!opt_bool(root, "return_tokens", &r->return_tokens, e) || !opt_bool(root, "ignore_eos", &r->ignore_eos, e)) return 0;
@@ -386,6 +438,7 @@ void oai_request_free(oai_request *r) {
     free(r->messages);
     free(r->prompts);
     free(r->logit_bias);
+    bn_free(r->grammar);
     bn_json_free(&r->doc);
     memset(r, 0, sizeof *r);
 }

@@ -57,10 +57,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lim.sampler = bn_sampler_default_params();
     lim.max_tokens = -1;
     lim.seed = -1;
+    lim.grammar_vocab = (const bn_grammar_vocab *)&lim; /* response_format: the parser only passes it on */
     if (mode < 2) {
         if (oai_parse_request(&r, mode == 0, body, size, &lim, &e)) {
             if (r.n < 1 || r.n > lim.max_n || r.n_stop > OAI_MAX_STOP || r.top_logprobs > OAI_MAX_TOP_LOGPROBS) abort();
             if (r.chat && r.n_messages < 1) abort();
+            if (r.sampler.grammar && r.sampler.grammar_vocab != lim.grammar_vocab) abort();
             for (i = 0; !r.chat && i < r.n_prompts; i++)
                 if (r.prompts[i].ids)
                     for (int k = 0; k < r.prompts[i].n_ids; k++)
