@@ -840,7 +840,8 @@ typedef int (*bn_token_fn)(void *user, const bn_token_event *ev);
 
 typedef struct bn_generate_result {
     bn_stop_reason reason;
-    int n_prompt;     /* prompt tokens evaluated */
+    int n_prompt;     /* prompt tokens */
+    int n_cached;     /* batcher: prompt tokens whose KV cache an earlier request in the slot left (not recomputed) */
     int n_generated;  /* tokens sampled (the end token or the one completing a stop string included) */
     double prompt_s;  /* seconds in prompt processing (batcher: from bn_batcher_add to the first token) */
     double gen_s;     /* seconds generating (sampling + decoding) */
@@ -924,7 +925,15 @@ BN_API void bn_beam_result_free(bn_beam_result *r);
    stop reason), then on_done with the reason and the counts; its slot is free
    again when on_done runs. Callbacks run inside bn_batcher_step (or
    bn_batcher_cancel) on the calling thread; they may call bn_batcher_add and
-   bn_batcher_cancel. */
+   bn_batcher_cancel.
+
+   The prompt cache: a finished request leaves its tokens' keys and values in
+   its slot. A new request goes to the free slot whose tokens share the longest
+   start with its prompt, and only the rest of the prompt is computed (a chat's
+   earlier turns are not computed again). The result is the same, bit for bit,
+   as computing the whole prompt: the cached positions hold what the same
+   tokens at the same positions compute. bn_generate_result.n_cached says how
+   many prompt tokens were reused. */
 
 typedef struct bn_batcher bn_batcher;
 
@@ -947,6 +956,7 @@ typedef struct bn_batcher_params {
     int prefill_chunk;  /* most prompt tokens one step takes (shared by joining sequences); default 128 */
     const int32_t *eos; /* NULL: the model's */
     int n_eos;
+    int prompt_cache;   /* reuse a free slot's keys and values for a prompt's start; default 1 */
 } bn_batcher_params;
 
 BN_API bn_batcher_params bn_batcher_default_params(void);
@@ -13636,6 +13646,7 @@ typedef struct bn__request {
     int join_order;
     int32_t *prompt;
     int n_prompt, n_fed; /* prompt tokens, and how many are in the KV cache */
+    int n_cached;        /* of those, how many an earlier request left there */
     int32_t last;        /* the token sampled last, fed at the next step */
     int has_last;
     int n_generated;
@@ -13656,12 +13667,17 @@ struct bn_batcher {
     int8_t *b_want;
     int *b_owner;     /* slot of the request each batch token belongs to */
     int *b_rid;       /* and that request's id (a callback may end it and add another in its slot) */
+    int32_t *kv_tok;  /* the prompt cache: slot i's KV cache holds kv_tok[i * n_ctx ...] */
+    int *kv_len;      /* at positions 0 .. kv_len[i]-1 */
+    unsigned *kv_used; /* when each slot was last given a request (a free slot is reused least recent first) */
+    unsigned uses;
 };
 
 BN_API bn_batcher_params bn_batcher_default_params(void) {
     bn_batcher_params p;
     memset(&p, 0, sizeof p);
     p.prefill_chunk = 128;
+    p.prompt_cache = 1;
     return p;
 }
 
@@ -13703,7 +13719,11 @@ BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batc
     b->b_want = BN_ALLOC(int8_t, nb);
     b->b_owner = BN_ALLOC(int, nb);
     b->b_rid = BN_ALLOC(int, nb);
-    if (!b->req || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->b_owner || !b->b_rid) {
+    b->kv_tok = BN_ALLOC(int32_t, (size_t)p.n_slots * (size_t)b->n_ctx);
+    b->kv_len = BN_ZALLOC(int, p.n_slots);
+    b->kv_used = BN_ZALLOC(unsigned, p.n_slots);
+    if (!b->req || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->b_owner || !b->b_rid || !b->kv_tok ||
+        !b->kv_len || !b->kv_used) {
         bn_batcher_free(b);
         return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory");
     }
@@ -13711,7 +13731,8 @@ BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batc
     return BN_OK;
 }
 
-/* Free what a request holds and empty its slot (no callbacks). */
+/* Free what a request holds and empty its slot (no callbacks). What its
+   tokens left in the KV cache stays for the next request (the prompt cache). */
 static void bn__request_clear(bn_batcher *b, int slot) {
     bn__request *r = &b->req[slot];
     bn_sampler_free(r->sampler);
@@ -13719,7 +13740,8 @@ static void bn__request_clear(bn_batcher *b, int slot) {
     BN_FREE(r->stop);
     BN_FREE(r->prompt);
     memset(r, 0, sizeof *r);
-    bn_seq_truncate(b->ctx, slot, 0);
+    if (!b->p.prompt_cache) b->kv_len[slot] = 0;
+    bn_seq_truncate(b->ctx, slot, b->kv_len[slot]);
 }
 
 /* End a request: its closing on_token (the held-back tail), then, with the
@@ -13740,6 +13762,7 @@ static void bn__request_finish(bn_batcher *b, int slot, bn_stop_reason reason) {
     memset(&res, 0, sizeof res);
     res.reason = reason;
     res.n_prompt = r->n_prompt;
+    res.n_cached = r->n_cached;
     res.n_generated = r->n_generated;
     res.prompt_s = (r->n_generated ? r->t_first : now) - r->t_add;
     res.gen_s = r->n_generated ? now - r->t_first : 0.0;
@@ -13769,6 +13792,9 @@ BN_API void bn_batcher_free(bn_batcher *b) {
     BN_FREE(b->b_want);
     BN_FREE(b->b_owner);
     BN_FREE(b->b_rid);
+    BN_FREE(b->kv_tok);
+    BN_FREE(b->kv_len);
+    BN_FREE(b->kv_used);
     BN_FREE(b);
 }
 
@@ -13797,19 +13823,45 @@ static char **bn__copy_strings(const char *const *s, int n) {
     return out;
 }
 
+static int bn__common_start(const int32_t *a, int na, const int32_t *b, int nb) {
+    int i, n = BN_MIN(na, nb);
+    for (i = 0; i < n && a[i] == b[i]; i++) {
+    }
+    return i;
+}
+
+/* The free slot for a prompt: the one whose cached tokens share the longest
+   start with it, else the one used least recently (its cache is the least
+   likely to be asked for again). *reuse: the positions to keep, at most
+   n_prompt - 1, since the last prompt token must run to give logits. -1 when
+   every slot is busy. */
+static int bn__pick_slot(bn_batcher *b, const int32_t *prompt, int n_prompt, int *reuse) {
+    int i, best = -1, best_len = -1;
+    for (i = 0; i < b->p.n_slots; i++) {
+        int len;
+        if (b->req[i].active) continue;
+        len = bn__common_start(b->kv_tok + (size_t)i * (size_t)b->n_ctx, b->kv_len[i], prompt, n_prompt);
+        if (len > best_len || (len == best_len && b->kv_used[i] < b->kv_used[best])) {
+            best = i;
+            best_len = len;
+        }
+    }
+    *reuse = best < 0 ? 0 : BN_MIN(best_len, n_prompt - 1);
+    return best;
+}
+
 BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prompt, const bn_request_params *params,
                                 int *id, bn_error *err) {
     bn_request_params dp = bn_request_default_params();
     bn__request *r;
     bn_status st;
-    int slot, i, n_stop;
+    int slot, i, n_stop, reuse;
     if (id) *id = -1;
     if (n_prompt <= 0 || n_prompt >= b->n_ctx)
         return bn_errorf(err, BN_ERR_ARG, "batcher: a prompt of %d tokens does not fit a context of %d", n_prompt,
                          b->n_ctx);
-    for (slot = 0; slot < b->p.n_slots && b->req[slot].active; slot++) {
-    }
-    if (slot == b->p.n_slots)
+    slot = bn__pick_slot(b, prompt, n_prompt, &reuse);
+    if (slot < 0)
         return bn_errorf(err, BN_ERR_CONTEXT_FULL,
                          "batcher: all %d sequence slots are busy; wait for one to finish or create the context with a "
                          "larger n_seq", b->p.n_slots);
@@ -13837,7 +13889,10 @@ BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prom
     r->join_order = b->joins++;
     r->t_add = bn_time_s();
     r->active = 1;
-    bn_seq_truncate(b->ctx, slot, 0);
+    r->n_fed = r->n_cached = reuse;
+    b->kv_len[slot] = reuse;
+    b->kv_used[slot] = ++b->uses;
+    bn_seq_truncate(b->ctx, slot, reuse);
     if (id) *id = r->id;
     return BN_OK;
 }
@@ -13935,9 +13990,13 @@ static void bn__request_token(bn_batcher *b, int slot, int32_t token, const floa
 /* After the forward: account for what went in, sample where logits came out. */
 static void bn__batch_collect(bn_batcher *b, int n) {
     int i;
-    for (i = 0; i < n; i++) { /* prompt tokens are now in the cache */
-        bn__request *r = &b->req[b->b_owner[i]];
-        if (r->active && r->n_fed < r->n_prompt) r->n_fed++;
+    for (i = 0; i < n; i++) { /* the batch's tokens are now in the KV cache */
+        int slot = b->b_owner[i];
+        bn__request *r = &b->req[slot];
+        if (!r->active || r->id != b->b_rid[i]) continue;
+        if (r->n_fed < r->n_prompt) r->n_fed++;
+        b->kv_tok[(size_t)slot * (size_t)b->n_ctx + (size_t)b->b_pos[i]] = b->b_tok[i];
+        b->kv_len[slot] = b->b_pos[i] + 1;
     }
     for (i = 0; i < n; i++) {
         bn__request *r = &b->req[b->b_owner[i]];

@@ -809,6 +809,116 @@ static void test_batcher_full_and_cancel(void) {
     bn_context_free(ctx);
 }
 
+/* ---------- the prompt cache ---------- */
+
+#define PC_GEN 8
+
+typedef struct one_run {
+    int32_t tokens[PC_GEN];
+    float *logits; /* PC_GEN x V */
+    int n, done;
+    bn_generate_result res;
+} one_run;
+
+static int one_token(void *user, const bn_token_event *ev) {
+    one_run *o = (one_run *)user;
+    int V = bn_model_config(model)->vocab_size;
+    if (ev->token < 0 || o->n >= PC_GEN) return 0;
+    o->tokens[o->n] = ev->token;
+    memcpy(o->logits + (size_t)o->n * (size_t)V, ev->logits, sizeof(float) * (size_t)V);
+    o->n++;
+    return 0;
+}
+
+static void one_done(void *user, int id, const bn_generate_result *res) {
+    one_run *o = (one_run *)user;
+    BN_UNUSED(id);
+    o->done++;
+    o->res = *res;
+}
+
+/* One greedy request of PC_GEN tokens through the batcher, alone. */
+static void run_one(bn_batcher *b, const int32_t *p, int n_p, one_run *o) {
+    bn_request_params rp = bn_request_default_params();
+    bn_error err;
+    int id, n = 1, steps = 0;
+    float *keep = o->logits;
+    memset(o, 0, sizeof *o);
+    o->logits = keep;
+    rp.max_new_tokens = PC_GEN;
+    rp.ignore_eos = 1;
+    rp.on_token = one_token;
+    rp.on_done = one_done;
+    rp.user = o;
+    BNT_CHECKF(bn_batcher_add(b, p, n_p, &rp, &id, &err) == BN_OK, "%s", err.msg);
+    while (n > 0 && steps++ < 200) BNT_CHECKF(bn_batcher_step(b, &n, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECK(o->done == 1 && o->n == PC_GEN);
+}
+
+/* A request whose prompt starts with what a finished request left in a slot
+   computes only the rest, and samples what the whole prompt computed afresh
+   samples: the same tokens and the same logits, bit for bit. */
+static void test_prompt_cache(void) {
+    int V = bn_model_config(model)->vocab_size, i, k;
+    int32_t chat[40], other[12];
+    int n_chat;
+    one_run a, b2, fresh, again, o2, o3;
+    bn_context *ctx = new_ctx(2, 0), *ctx_nc = new_ctx(2, 0);
+    bn_batcher *b = NULL, *nc = NULL;
+    bn_batcher_params bp = bn_batcher_default_params(), np = bn_batcher_default_params();
+    bn_error err;
+    one_run *runs[6];
+    runs[0] = &a, runs[1] = &b2, runs[2] = &fresh, runs[3] = &again, runs[4] = &o2, runs[5] = &o3;
+    for (k = 0; k < 6; k++) runs[k]->logits = (float *)malloc(sizeof(float) * (size_t)V * PC_GEN);
+    bp.prefill_chunk = 5; /* the first request's prompt goes in 3 chunks */
+    np.prompt_cache = 0;
+    BNT_CHECK(bn_batcher_default_params().prompt_cache == 1);
+    BNT_CHECK(bn_batcher_new(&b, ctx, &bp, &err) == BN_OK);
+    BNT_CHECK(bn_batcher_new(&nc, ctx_nc, &np, &err) == BN_OK);
+
+    /* a first turn, then a second one that repeats it, its reply and more */
+    run_one(b, prompt, 12, &a);
+    BNT_CHECK(a.res.n_cached == 0 && a.res.n_prompt == 12);
+    memcpy(chat, prompt, sizeof(int32_t) * 12);
+    memcpy(chat + 12, a.tokens, sizeof(int32_t) * PC_GEN);
+    n_chat = 12 + PC_GEN;
+    for (i = 0; i < 5; i++) chat[n_chat++] = (prompt[i] * 7 + 3) % V;
+    run_one(b, chat, n_chat, &b2);
+    /* the first turn's prompt and all its sampled tokens but the last (never fed) */
+    BNT_CHECKF(b2.res.n_cached == 12 + PC_GEN - 1, "n_cached %d", b2.res.n_cached);
+    run_one(nc, chat, n_chat, &fresh);
+    BNT_CHECK(fresh.res.n_cached == 0);
+    BNT_CHECK(memcmp(b2.tokens, fresh.tokens, sizeof b2.tokens) == 0);
+    BNT_CHECKF(memcmp(b2.logits, fresh.logits, sizeof(float) * (size_t)V * PC_GEN) == 0,
+               "cached and uncached logits differ");
+
+    /* a prompt the cache holds whole: its last token still runs for its logits */
+    run_one(b, chat, 12, &again);
+    BNT_CHECKF(again.res.n_cached == 11, "n_cached %d", again.res.n_cached);
+    BNT_CHECK(memcmp(again.tokens, a.tokens, sizeof a.tokens) == 0);
+    BNT_CHECK(memcmp(again.logits, a.logits, sizeof(float) * (size_t)V * PC_GEN) == 0);
+
+    /* two slots: an unrelated prompt takes the slot used least recently, and a
+       continuation of each goes back to its own slot */
+    for (i = 0; i < 12; i++) other[i] = (prompt[11 - i] + 101) % V;
+    run_one(b, other, 12, &o2);
+    BNT_CHECK(o2.res.n_cached == 0);
+    run_one(b, chat, n_chat, &b2);
+    BNT_CHECKF(b2.res.n_cached == 12 + PC_GEN - 1, "n_cached %d", b2.res.n_cached); /* what `again` left */
+    BNT_CHECK(memcmp(b2.tokens, fresh.tokens, sizeof b2.tokens) == 0);
+    run_one(b, other, 12, &o3);
+    BNT_CHECK(o3.res.n_cached == 11 && memcmp(o3.tokens, o2.tokens, sizeof o2.tokens) == 0);
+
+    /* off: nothing is reused */
+    run_one(nc, chat, n_chat, &again);
+    BNT_CHECK(again.res.n_cached == 0 && memcmp(again.tokens, fresh.tokens, sizeof fresh.tokens) == 0);
+    bn_batcher_free(b);
+    bn_batcher_free(nc);
+    bn_context_free(ctx);
+    bn_context_free(ctx_nc);
+    for (k = 0; k < 6; k++) free(runs[k]->logits);
+}
+
 int main(void) {
     bn_error err;
     bn_safetensors *ref = NULL;
@@ -837,6 +947,7 @@ int main(void) {
     BNT_RUN(test_batched_equals_solo_threads_and_llama);
     BNT_RUN(test_batcher_full_and_cancel);
     BNT_RUN(test_batcher_text);
+    BNT_RUN(test_prompt_cache);
     bn_model_free(model);
     return bnt_finish("test_generate");
 }

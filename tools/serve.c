@@ -131,7 +131,7 @@ static void hist_add(histogram *h, double v) {
 
 typedef struct metrics {
     unsigned long long by_status[600];
-    unsigned long long prompt_tokens, generated_tokens, rejected;
+    unsigned long long prompt_tokens, cached_tokens, generated_tokens, rejected;
     histogram ttft, itl;
     long long rate_sec[RATE_WINDOW + 1]; /* per-second generated-token counts, a ring keyed by the second */
     unsigned long long rate_count[RATE_WINDOW + 1];
@@ -162,6 +162,7 @@ typedef struct choice {
     int32_t *tokens;        /* generated ids (an ending EOS left out) */
     int n_tokens, cap_tokens;
     int completion_tokens;
+    int cached_tokens;      /* of the prompt, positions the batcher's prompt cache held */
     const char *finish_reason;
 } choice;
 
@@ -346,6 +347,8 @@ static void on_done(void *user, int id, const bn_generate_result *res) {
     server *s = c->job->srv;
     (void)id;
     lock(s);
+    c->cached_tokens = res->n_cached;
+    s->m.cached_tokens += (unsigned long long)res->n_cached;
     choice_done_locked(s, c, finish_reason(res->reason)); /* from here on the connection may free c */
     unlock(s);
 }
@@ -869,6 +872,12 @@ static void job_usage(const job *j, oai_usage *u) {
     memset(u, 0, sizeof *u);
     for (k = 0; k < j->n_prompts; k++) u->prompt_tokens += j->prompt_len[k];
     for (i = 0; i < j->n_choices; i++) u->completion_tokens += j->choices[i].completion_tokens;
+    for (k = 0; k < j->n_prompts; k++) { /* a prompt's choices run side by side: the most any of them reused */
+        int most = 0;
+        for (i = 0; i < j->n_choices; i++)
+            if (j->choices[i].prompt == j->prompt_ids[k]) most = j->choices[i].cached_tokens > most ? j->choices[i].cached_tokens : most;
+        u->cached_tokens += most;
+    }
 }
 
 static void job_meta(const server *s, const job *j, char *id, size_t cap, oai_meta *m) {
@@ -1275,6 +1284,7 @@ static int h_metrics(conn *c, const http_request *rq) {
         }
     metric(&w, "bitnet_requests_rejected_total", "counter", "Requests answered 503 because every slot and the queue were full.", (double)m.rejected);
     metric(&w, "bitnet_prompt_tokens_total", "counter", "Prompt tokens of the requests run (each choice counts its prompt).", (double)m.prompt_tokens);
+    metric(&w, "bitnet_prompt_tokens_cached_total", "counter", "Prompt tokens whose keys and values the prompt cache held (not computed again).", (double)m.cached_tokens);
     metric(&w, "bitnet_generated_tokens_total", "counter", "Tokens generated (end tokens not counted).", (double)m.generated_tokens);
     metric(&w, "bitnet_tokens_per_second", "gauge", "Tokens generated per second over the last 10 seconds.", rate_get(&m, now_s()));
     metric(&w, "bitnet_requests_queued", "gauge", "Sequences waiting for a slot (a request with n choices counts n).", queued);

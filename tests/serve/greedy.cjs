@@ -1,5 +1,6 @@
 // Greedy output through the server equals `bitnet run --temp 0` on the same prompt, token for
-// token: alone, and while 15 other streams run (sampling, in the same batched steps).
+// token: alone, and while 15 other streams run (sampling, in the same batched steps); a second turn
+// that repeats the first turn and its reply reuses the cached positions and still equals `bitnet run`.
 //   PORT_A: bitnet serve -m models/shakespeare --parallel 24 (context 256)
 //   BITNET: the binary the server runs, whose `run` command is the reference
 'use strict';
@@ -104,6 +105,25 @@ async function greedy(prompt) {
       check('the 15 streams ended with [DONE]', ends.every((e) => e.done));
       break;
     }
+  });
+
+  await test('prompt cache: a second turn reuses the first and equals bitnet run', async () => {
+    const first = refs[1];
+    const r1 = await json(A, 'POST', '/v1/completions', { prompt: first.prompt, max_tokens: N, temperature: 0 });
+    const before = (await metrics(A)).bitnet_prompt_tokens_cached_total;
+    const second = first.prompt + r1.json.choices[0].text + '\nROMEO:\n';
+    const r2 = await json(A, 'POST', '/v1/completions', { prompt: second, max_tokens: N, temperature: 0 });
+    const u = r2.json.usage, cached = u.prompt_tokens_details.cached_tokens;
+    // the first turn's prompt and most of its reply (tokens at the seam may merge differently)
+    check('cached_tokens covers the first turn', cached >= first.ids.length && cached < u.prompt_tokens,
+      JSON.stringify([cached, first.ids.length, u.prompt_tokens]));
+    check('the second turn equals bitnet run', r2.json.choices[0].text === run(['-p', second]));
+    const after = (await metrics(A)).bitnet_prompt_tokens_cached_total;
+    check('/metrics counts the cached tokens', after - before === cached, JSON.stringify([before, after, cached]));
+    const r3 = await json(A, 'POST', '/v1/completions', { prompt: first.prompt, max_tokens: N, temperature: 0 });
+    check('the first prompt again: all but its last token cached, the same text',
+      r3.json.usage.prompt_tokens_details.cached_tokens === first.ids.length - 1 &&
+      r3.json.choices[0].text === r1.json.choices[0].text, JSON.stringify(r3.json.usage));
   });
 
   finish('serve_greedy');
