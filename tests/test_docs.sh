@@ -2,7 +2,8 @@
 # README.md and docs/: the README stays within 12 KB, every relative link in them leads to a
 # file that exists and, for "file#anchor", to a heading of that file (GitHub's anchor rules), and
 # every bn_ / BN_ / BITNET_ name they mention exists in bitnet.h (a renamed API fails here), and
-# the README links every page of docs/ (a new page goes in its Features list).
+# the README links every page of docs/ (a new page goes in its Features list) and names every
+# option macro the header tests (its Build options table).
 # Prints "test_docs: N passed, M failed".
 cd "$(dirname "$0")/.." || exit 1
 python3 - <<'PY'
@@ -38,6 +39,14 @@ for doc in ["README.md"] + sorted(glob.glob("docs/*.md")):
 readme = open("README.md", encoding="utf-8").read()
 orphans = [d for d in sorted(glob.glob("docs/*.md")) if "(%s" % d not in readme]
 check(not orphans, "README.md links every page of docs/%s" % (" (missing: %s)" % ", ".join(orphans) if orphans else ""))
+header = open("bitnet.h", encoding="utf-8").read()
+options = set()
+for line in re.findall(r"(?m)^\s*#\s*(?:if|elif|ifdef|ifndef)\b.*", header):
+    options |= set(re.findall(r"\b(BITNET_\w+)", line))
+options |= set(re.findall(r"(?m)^\s*#\s*ifndef\s+(BN_[A-Z]\w*)", header))
+options -= {"BITNET_H", "BITNET_IMPLEMENTATION_DONE", "BN_API"}  # guards; BN_API follows BITNET_STATIC
+unnamed = sorted(o for o in options if o not in readme)
+check(not unnamed, "README.md names every option macro (%d)%s" % (len(options), " (missing: %s)" % ", ".join(unnamed) if unnamed else ""))
 print("test_docs: %d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
 PY
