@@ -58,9 +58,10 @@ const cli_command cmd_bench_serve = {
     "the time to first token, median and 99th percentile. Then it runs bitnet bench-batch for the\n"
     "same batch sizes, prompt length and token count and prints the server's rate against it. The\n"
     "server (this binary, started on a free loopback port; its log: build/bench-serve.log) runs with\n"
-    "--parallel the largest C. DIR defaults to " BENCH_MODEL_DIR ", which tools/gen_synthetic.py\n"
-    "writes on first use (the 2B4T shape, random weights). The figures depend on the machine and\n"
-    "its load: quote them with both.\n",
+    "--parallel the largest C, and with the LLaMA 3 tokenizer of tests/fixtures when DIR has none.\n"
+    "DIR defaults to " BENCH_MODEL_DIR ", which tools/gen_synthetic.py writes on first use (the\n"
+    "2B4T shape, random weights). The figures depend on the machine and its load: quote them with\n"
+    "both.\n",
     BENCH_SERVE_OPTIONS, sizeof(bench_serve_args), bench_serve_defaults, bench_serve_run, 0, 0};
 
 #ifdef _WIN32
@@ -273,8 +274,10 @@ static int child_args(const bench_opts *o, engine_argv *buf, const char **argv, 
     return n;
 }
 
+#define FALLBACK_TOKENIZER "tests/fixtures/tokenizers/llama3"
+
 static pid_t start_server(const bench_opts *o, int port, int parallel) {
-    char ps[16], pp[16], pc[16];
+    char ps[16], pp[16], pc[16], tj[4096];
     const char *argv[32];
     engine_argv eb;
     int n = 0;
@@ -289,6 +292,11 @@ static pid_t start_server(const bench_opts *o, int port, int parallel) {
     argv[n++] = "--parallel", argv[n++] = pp;
     argv[n++] = "--ctx-size", argv[n++] = pc;
     argv[n++] = "--timeout", argv[n++] = "600";
+    /* the server needs a tokenizer, though the prompts are ids: the synthetic model has none, and
+       LLaMA 3's (the fixture) has its vocabulary size */
+    snprintf(tj, sizeof tj, "%s/tokenizer.json", o->a->model.dir);
+    if (access(tj, F_OK) != 0 && access(FALLBACK_TOKENIZER "/tokenizer.json", F_OK) == 0)
+        argv[n++] = "--tokenizer", argv[n++] = FALLBACK_TOKENIZER;
     child_args(o, &eb, argv, n);
     pid = fork();
     if (pid == 0) {
