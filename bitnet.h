@@ -92,6 +92,9 @@
    BITNET_NO_HUGE_PAGES     no transparent huge pages for the weights (Linux
                             madvise; needs no feature-test macro)
    BITNET_NO_TRAIN          leave out autograd and training (sections 7)
+   BN_DEFAULT_MAX_ALLOC     the default cap on one allocation sized from a file
+                            (bn_limits; see docs/safety.md)
+   BN_GRAMMAR_CACHE_BYTES   the grammar matcher's transition cache (default 64 MB)
 
    CONTENTS (search for "== N." to jump to a section)
     1. Basics            bn_status, bn_error, bn_free, the options' enums

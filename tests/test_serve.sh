@@ -12,7 +12,8 @@
 cd "$(dirname "$0")/.." || exit 1
 NPM=build/npm/node_modules
 LOGS=build/test_serve
-A=18100 B=18101 C=18102
+P=${TEST_SERVE_PORT:-18100}   # the first of three ports on 127.0.0.1
+A=$P B=$((P + 1)) C=$((P + 2))
 pass=0 fail=0 pids=""
 
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
