@@ -2,10 +2,10 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wpedantic
-LIBS    := -lm -lpthread
+LIBS    := -lm -lpthread -ldl
 BUILD   := build
 
-.PHONY: all amalgamate test deps clean bench fuzz
+.PHONY: all amalgamate test deps clean bench fuzz lib
 
 all: bitnet.h $(BUILD)/bitnet
 
@@ -23,6 +23,13 @@ TOOL_SRC := $(wildcard tools/*.c)
 $(BUILD)/bitnet: $(TOOL_SRC) $(wildcard tools/*.h) bitnet.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) $(TOOL_SRC) -o $@ $(LIBS)
+
+# The shared library of the header's API, for bindings (python/bitnet.py loads it with ctypes).
+LIB := $(BUILD)/libbitnet$(if $(filter Darwin,$(shell uname -s)),.dylib,.so)
+lib: $(LIB)
+$(LIB): bitnet.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) -shared -fPIC -D_DEFAULT_SOURCE -DBITNET_IMPLEMENTATION -x c bitnet.h -o $@ -lm -lpthread
 
 # Installs what the test suite needs on Debian/Ubuntu, only what is missing.
 deps:

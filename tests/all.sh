@@ -111,4 +111,8 @@ for t in tests/test_*.sh; do
     R "$(basename "$t" .sh)" sh "$t"
 done
 
+# 5b. The command built without the libcurl loader (BITNET_NO_DLOPEN; tests/build_tool.sh built it)
+#     passes the command-line tests: nothing but a download needs libcurl.
+[ -x build/tool-test/bitnet-nocurl ] && BITNET_BIN=build/tool-test/bitnet-nocurl R "no-libcurl:test_cli" sh tests/test_cli.sh
+
 sh tests/summary.sh "$RES"

@@ -215,7 +215,7 @@ static void bench_defaults(void *p) {
 }
 
 static const cli_opt BENCH_OPTIONS[] = {
-    CLI_STRING("-m, --model", "DIR", bench_args, model.dir, "model folder"),
+    CLI_STRING("-m, --model", "DIR", bench_args, model.dir, "model folder, or ORG/NAME[@REV] (the HF cache)"),
     CLI_FLAG("--quick", bench_args, quick, "a smaller cache, no pp512, tg32 instead of tg128"),
     CLI_INT("--ctx", "N", bench_args, long_ctx, 0, INT_MAX, "only the decode speed after N tokens of context; 0: off"),
     CLI_FLAG("--threads-sweep", bench_args, sweep,
@@ -235,7 +235,10 @@ static const cli_opt BENCH_OPTIONS[] = {
 static int bench_load(const cli_model *m, bn_model **model, double *load_s) {
     bn_model_params mp = cli_model_params(m);
     bn_error err;
+    cli_model resolved = *m;
     double t0;
+    if (strcmp(m->dir, BENCH_MODEL) != 0 && !cli_resolve_model(&resolved)) return EXIT_LOAD;
+    m = &resolved;
     if (!cli_file_exists(m->dir, "config.json")) {
         if (strcmp(m->dir, BENCH_MODEL) != 0) {
             fprintf(stderr, "bitnet bench: no config.json in %s\n", m->dir);
@@ -806,7 +809,7 @@ static void bench_batch_defaults(void *p) {
 }
 
 static const cli_opt BENCH_BATCH_OPTIONS[] = {
-    CLI_STRING("-m, --model", "DIR", bench_batch_args, model.dir, "model folder"),
+    CLI_STRING("-m, --model", "DIR", bench_batch_args, model.dir, "model folder, or ORG/NAME[@REV] (the HF cache)"),
     CLI_STRING("-b, --batch-sizes", "LIST", bench_batch_args, sizes, "the batch sizes B to measure"),
     CLI_INT("-n, --steps", "N", bench_batch_args, steps, 1, INT_MAX, "decode steps timed for each B"),
     CLI_INT("--prompt-len", "N", bench_batch_args, prompt_len, 1, INT_MAX, "prompt ids per sequence"),
@@ -842,6 +845,7 @@ static void bench_batch_table(const int32_t *sizes, int n_b, int rounds, double 
 static int bench_batch_run(void *p, int argc, char **argv) {
     const bench_batch_args *a = (const bench_batch_args *)p;
     bn_model_params mp = cli_model_params(&a->model);
+    cli_model resolved;
     bn_model *model = NULL;
     bn_error err;
     int32_t *sizes = NULL;
@@ -859,7 +863,12 @@ static int bench_batch_run(void *p, int argc, char **argv) {
         free(sizes);
         return cli_usage_error(&cmd_bench_batch, "no model given: use -m DIR");
     }
-    if (bn_model_load(&model, a->model.dir, &mp, &err) != BN_OK) {
+    resolved = a->model;
+    if (!cli_resolve_model(&resolved)) {
+        free(sizes);
+        return EXIT_LOAD;
+    }
+    if (bn_model_load(&model, resolved.dir, &mp, &err) != BN_OK) {
         fprintf(stderr, "bitnet bench-batch: cannot load the model: %s\n", err.msg);
         free(sizes);
         return EXIT_LOAD;

@@ -20,6 +20,7 @@
 #define BITNET_IMPLEMENTATION
 #include "../bitnet.h"
 #include "cli.h"
+#include "hub.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -678,12 +679,13 @@ typedef struct inspect_args {
 } inspect_args;
 
 static const cli_opt INSPECT_OPTIONS[] = {
-    CLI_STRING("-m, --model", "DIR", inspect_args, dir, "model folder"),
+    CLI_STRING("-m, --model", "DIR", inspect_args, dir, "model folder, or ORG/NAME[@REV] (the HF cache)"),
     CLI_FLAG("--tensors", inspect_args, tensors, "list every tensor with its dtype, shape and bytes"),
     CLI_END};
 
 static int inspect_run(void *p, int argc, char **argv) {
     const inspect_args *a = (const inspect_args *)p;
+    const char *dir;
     bn_safetensors *st = NULL;
     bn_model *model = NULL;
     bn_error err;
@@ -695,19 +697,20 @@ static int inspect_run(void *p, int argc, char **argv) {
     (void)argc;
     (void)argv;
     if (!a->dir) return cli_usage_error(&cmd_inspect, "no model given: use -m DIR");
-    if (bn_safetensors_load(&st, a->dir, &err) != BN_OK) {
+    if (!(dir = hub_model_path(a->dir))) return EXIT_LOAD;
+    if (bn_safetensors_load(&st, dir, &err) != BN_OK) {
         fprintf(stderr, "bitnet inspect: %s\n", err.msg);
         return EXIT_LOAD;
     }
     t0 = bn_time_s();
-    if (bn_model_load(&model, a->dir, NULL, &err) != BN_OK) {
+    if (bn_model_load(&model, dir, NULL, &err) != BN_OK) {
         fprintf(stderr, "bitnet inspect: cannot load the model: %s\n", err.msg);
         bn_safetensors_free(st);
         return EXIT_LOAD;
     }
     c = bn_model_config(model);
     bn_model_memory(model, &mapped, &alloc);
-    printf("model: %s\n", a->dir);
+    printf("model: %s\n", dir);
     printf("architecture: %s (%s FFN%s)\n", bn_arch_name(c->arch), c->act == BN_ACT_RELU2 ? "relu2" : "SiLU-gated",
            c->has_sub_norms ? ", attn/ffn sub-norms" : "");
     printf("weights: %s\n", bn_weight_variant_name(c->variant));
@@ -755,6 +758,7 @@ const cli_command cmd_inspect = {
 
 static int load_tokenizer(const char *dir, bn_tokenizer **tok) {
     bn_error err;
+    if (!(dir = hub_model_path(dir))) return 0; /* a folder, or ORG/NAME[@REV] from the HF cache */
     if (bn_tokenizer_load(tok, dir, &err) != BN_OK) {
         fprintf(stderr, "bitnet: cannot load the tokenizer: %s\n", err.msg);
         return 0;
@@ -768,7 +772,7 @@ typedef struct tokenize_args {
 } tokenize_args;
 
 static const cli_opt TOKENIZE_OPTIONS[] = {
-    CLI_STRING("-m, --model", "DIR", tokenize_args, dir, "folder with tokenizer.json (and tokenizer_config.json)"),
+    CLI_STRING("-m, --model", "DIR", tokenize_args, dir, "folder with tokenizer.json (and tokenizer_config.json), or ORG/NAME[@REV]"),
     CLI_STRING("-f, --file", "FILE", tokenize_args, file,
                "tokenize the file's bytes instead of TEXT ('-': standard input)"),
     CLI_FLAG("--special", tokenize_args, special,
@@ -833,7 +837,7 @@ typedef struct detokenize_args {
 } detokenize_args;
 
 static const cli_opt DETOKENIZE_OPTIONS[] = {
-    CLI_STRING("-m, --model", "DIR", detokenize_args, dir, "folder with tokenizer.json"),
+    CLI_STRING("-m, --model", "DIR", detokenize_args, dir, "folder with tokenizer.json, or ORG/NAME[@REV]"),
     CLI_FLAG("--skip-special", detokenize_args, skip_special, "leave special tokens out"),
     CLI_END};
 
@@ -883,9 +887,10 @@ const cli_command cmd_detokenize = {
 /* ------------------------------------------------------------ main */
 
 /* Every command, in the order `bitnet help` lists them. */
-static const cli_command *const COMMANDS[] = {&cmd_run,         &cmd_chat,     &cmd_ppl,        &cmd_inspect,
-                                              &cmd_bench,       &cmd_bench_batch, &cmd_tokenize, &cmd_detokenize,
-                                              &cmd_serve,       &cmd_bench_serve};
+static const cli_command *const COMMANDS[] = {&cmd_run,     &cmd_chat,        &cmd_ppl,      &cmd_inspect,
+                                              &cmd_bench,   &cmd_bench_batch, &cmd_tokenize, &cmd_detokenize,
+                                              &cmd_serve,   &cmd_bench_serve, &cmd_pull,     &cmd_ls,
+                                              &cmd_rm,      &cmd_convert};
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 
 static const cli_command *find_command(const char *name) {

@@ -1,6 +1,7 @@
 /* cli.c: the option tables' machinery (parsing, --help, validation, the Markdown reference),
    the option blocks that several commands share, and helpers they share. See cli.h. */
 #include "cli.h"
+#include "hub.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -37,8 +38,10 @@ const cli_opt CLI_ENGINE_OPTIONS[] = {
 
 const cli_opt CLI_MODEL_OPTIONS[] = {
     CLI_STRING("-m, --model", "DIR", cli_model, dir,
-               "model folder (config.json + model.safetensors [+ tokenizer.json])"),
-    CLI_STRING("--tokenizer", "DIR", cli_model, tokenizer_dir, "take tokenizer.json from another folder"),
+               "model folder (config.json + model.safetensors [+ tokenizer.json]), or ORG/NAME[@REV]: a "
+               "HuggingFace repo in the HF cache, pulled when missing"),
+    CLI_STRING("--tokenizer", "DIR", cli_model, tokenizer_dir,
+               "take tokenizer.json from another folder (or ORG/NAME[@REV])"),
     CLI_INT("-c, --ctx-size", "N", cli_model, n_ctx, 0, INT_MAX,
             "context length; 0: the model's max_position_embeddings"),
     CLI_ALSO(CLI_ENGINE_OPTIONS),
@@ -639,18 +642,40 @@ static void end_progress(void) {
     if (cli_stderr_is_tty()) fprintf(stderr, "\n");
 }
 
+int cli_resolve_model(cli_model *m) {
+    static char dir[4096], tok[4096];
+    const char *p;
+    if (m->dir && m->dir != dir) {
+        if (!(p = hub_model_path(m->dir))) return 0;
+        snprintf(dir, sizeof dir, "%s", p);
+        m->dir = dir;
+    }
+    if (m->tokenizer_dir && m->tokenizer_dir != tok) {
+        if (!(p = hub_model_path(m->tokenizer_dir))) return 0;
+        snprintf(tok, sizeof tok, "%s", p);
+        m->tokenizer_dir = tok;
+    }
+    return 1;
+}
+
 int cli_session_open(cli_session *s, const cli_model *m, int n_seq, int need_tokenizer) {
     bn_error err;
     bn_model_params mp = cli_model_params(m);
     bn_context_params cp = cli_context_params(m);
-    const char *tdir = m->tokenizer_dir ? m->tokenizer_dir : m->dir;
+    cli_model resolved = *m;
+    const char *tdir;
     double t0 = bn_time_s();
     size_t mapped = 0, alloc = 0;
     memset(s, 0, sizeof *s);
     if (!m->dir) {
-        fprintf(stderr, "bitnet: no model given: use -m DIR (a folder with config.json and model.safetensors)\n");
+        fprintf(stderr, "bitnet: no model given: use -m DIR (a folder with config.json and model.safetensors) or "
+                        "-m ORG/NAME (a HuggingFace repo)\n");
         return EXIT_USAGE;
     }
+    if (!cli_resolve_model(&resolved)) return EXIT_LOAD;
+    m = &resolved;
+    tdir = m->tokenizer_dir ? m->tokenizer_dir : m->dir;
+    progress_preload(m->dir);
     if (cli_stderr_is_tty()) fprintf(stderr, "loading %s ...", m->dir);
     if (bn_model_load(&s->model, m->dir, &mp, &err) != BN_OK) {
         end_progress();

@@ -179,6 +179,10 @@ typedef struct cli_model {
 extern const cli_opt CLI_MODEL_OPTIONS[], CLI_ENGINE_OPTIONS[];
 void cli_model_defaults(cli_model *m);
 bn_model_params cli_model_params(const cli_model *m);
+/* -m and --tokenizer may name ORG/NAME[@REV]: each becomes the folder of its snapshot in the HF
+   cache, pulled first when missing (hub_model_path, tools/hub.c: the one place where a -m
+   argument is resolved). 0 after printing why it cannot be had. */
+int cli_resolve_model(cli_model *m);
 bn_context_params cli_context_params(const cli_model *m);
 
 /* Sampling and when to stop: what run, chat and serve share. */
@@ -234,5 +238,7 @@ const char *cli_ftype_name(int ftype);
 
 extern const cli_command cmd_run, cmd_chat, cmd_ppl, cmd_inspect, cmd_tokenize, cmd_detokenize, cmd_bench,
     cmd_bench_batch, cmd_serve, cmd_bench_serve;
+extern const cli_command cmd_pull, cmd_ls, cmd_rm; /* tools/hub.c */
+extern const cli_command cmd_convert;              /* tools/convert.c */
 
 #endif

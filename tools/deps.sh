@@ -13,7 +13,8 @@ have clang || need="$need clang"
     [ "$(uname -m)" != x86_64 ] || need="$need libclang-rt-14-dev"
 have valgrind || need="$need valgrind"
 have make || need="$need make"
-have python3 || need="$need python3"
+[ -x /usr/bin/python3 ] || need="$need python3" # Debian's: the binding's and the test Hub's tests use it
+/sbin/ldconfig -p 2>/dev/null | grep -q "libcurl.so.4 " || need="$need libcurl4" # loaded by `bitnet pull` (tools/curl.c)
 have qemu-aarch64 || need="$need qemu-user"
 have aarch64-linux-gnu-gcc || need="$need gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
 have x86_64-w64-mingw32-gcc || need="$need gcc-mingw-w64-x86-64"
@@ -35,4 +36,13 @@ if ! cmp -s tests/serve/package-lock.json build/npm/package-lock.json || [ ! -d 
     mkdir -p build/npm
     cp tests/serve/package.json tests/serve/package-lock.json build/npm/
     npm ci --prefix build/npm --ignore-scripts --no-audit --no-fund --loglevel=error
+fi
+
+# npm packages for the Hub tests (the official @huggingface/hub client), pinned by
+# tests/hub/package-lock.json, into build/npm-hub (ignored by git).
+if ! cmp -s tests/hub/package-lock.json build/npm-hub/package-lock.json || [ ! -d build/npm-hub/node_modules/@huggingface/hub ]; then
+    echo "deps: npm ci into build/npm-hub (@huggingface/hub)"
+    mkdir -p build/npm-hub
+    cp tests/hub/package.json tests/hub/package-lock.json build/npm-hub/
+    npm ci --prefix build/npm-hub --ignore-scripts --no-audit --no-fund --loglevel=error
 fi
