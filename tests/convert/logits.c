@@ -1,11 +1,12 @@
 /* logits: bn_forward's logits for the HF parity prompt, compared with other folders' and HF's.
 
-       logits REFERENCE.safetensors DIR...
+       logits REFERENCE.safetensors [--save OUT.safetensors] DIR...
 
    Runs each model folder on the reference's input_ids (one batch, every token's logits) and
    prints one JSON line: for each folder, the relative L2 distance of its logits to HF's
    logits of each variant (master, packed, packed-autobit), and to the first folder's logits.
-   tests/convert/test_convert.py reads it. */
+   tests/convert/test_convert.py reads it. --save writes every folder's logits, f32
+   [tokens, vocab] named by the folder as given, for tools/hf_convert_check.py. */
 #define BITNET_IMPLEMENTATION
 #include "../../bitnet.h"
 
@@ -74,22 +75,25 @@ int main(int argc, char **argv) {
     bn_safetensors *ref = NULL;
     bn_error err;
     size_t n_ids = 0, n_ref;
-    float *ids_f, *first = NULL;
+    float *ids_f, *first = NULL, *saved[64];
+    bn_safetensors_tensor out[64];
+    const char *save = NULL;
     int32_t ids[256];
-    int i, k, vocab = 0;
-    if (argc < 3 || bn_safetensors_load(&ref, argv[1], &err) != BN_OK) {
-        fprintf(stderr, "usage: logits REFERENCE.safetensors DIR...\n");
+    int i, k, vocab = 0, n_saved = 0, k0 = 2, rc = 0;
+    if (argc > 3 && !strcmp(argv[2], "--save")) save = argv[3], k0 = 4;
+    if (argc <= k0 || argc - k0 > 64 || bn_safetensors_load(&ref, argv[1], &err) != BN_OK) {
+        fprintf(stderr, "usage: logits REFERENCE.safetensors [--save OUT.safetensors] DIR... (at most 64)\n");
         return 2;
     }
     ids_f = read_ref(ref, "input_ids", &n_ids);
     if (!ids_f || n_ids > 256) return 1;
     for (i = 0; i < (int)n_ids; i++) ids[i] = (int32_t)ids_f[i];
     printf("{");
-    for (k = 2; k < argc; k++) {
+    for (k = k0; k < argc; k++) {
         float *got = model_logits(argv[k], ids, (int)n_ids, &vocab);
         size_t n = n_ids * (size_t)vocab;
         if (!got) return 1;
-        printf("%s\"%s\": {", k > 2 ? ", " : "", argv[k]);
+        printf("%s\"%s\": {", k > k0 ? ", " : "", argv[k]);
         for (i = 0; i < 3; i++) {
             char name[64];
             float *want;
@@ -99,12 +103,29 @@ int main(int argc, char **argv) {
             free(want);
         }
         printf("\"first\": %.6e}", first ? rel_l2(got, first, n) : 0.0);
+        if (save) {
+            memset(&out[n_saved], 0, sizeof out[n_saved]);
+            out[n_saved].name = argv[k];
+            out[n_saved].dtype = BN_DTYPE_F32;
+            out[n_saved].n_dims = 2;
+            out[n_saved].shape[0] = (int64_t)n_ids;
+            out[n_saved].shape[1] = vocab;
+            out[n_saved].data = got;
+            saved[n_saved++] = got;
+        }
         if (!first) first = got;
-        else free(got);
+        else if (!save) free(got);
     }
     printf("}\n");
-    free(first);
+    if (save && bn_safetensors_write(save, out, n_saved, NULL, &err) != BN_OK) {
+        fprintf(stderr, "logits: %s\n", err.msg);
+        rc = 1;
+    }
+    if (save)
+        for (i = 0; i < n_saved; i++) free(saved[i]);
+    else
+        free(first);
     free(ids_f);
     bn_safetensors_free(ref);
-    return 0;
+    return rc;
 }
