@@ -138,6 +138,58 @@ static int read_ternary(const conversion *cv, const out_tensor *o, int8_t *q, fl
     return 1;
 }
 
+/* A float in a master's element type, and back. */
+static uint16_t to_half(bn_dtype dtype, float x) { return dtype == BN_DTYPE_BF16 ? bn_f32_to_bf16(x) : bn_f32_to_f16(x); }
+static float from_half(bn_dtype dtype, uint16_t h) { return dtype == BN_DTYPE_BF16 ? bn_bf16_to_f32(h) : bn_f16_to_f32(h); }
+
+static void put_master(bn_dtype dtype, void *buf, size_t i, float x) {
+    if (dtype == BN_DTYPE_F32) memcpy((char *)buf + 4 * i, &x, 4);
+    else {
+        uint16_t h = to_half(dtype, x);
+        memcpy((char *)buf + 2 * i, &h, 2);
+    }
+}
+
+/* x rounded to a master's element type. */
+static double representable(bn_dtype dtype, double x) {
+    return dtype == BN_DTYPE_F32 ? (double)(float)x : (double)from_half(dtype, to_half(dtype, (float)x));
+}
+
+/* A master weight whose online quantization gives back codes q and scale m: mean|W| must be m,
+   and every weight round to its code (|w| > m/2 for +-1, |w| < m/2 for 0). A single magnitude
+   v = m*n/nnz would carry the rounding of v to bf16 (up to 2^-9) into the scale. So k nonzero
+   weights take the representable value just above v and the rest the one just below, k making
+   the sum of magnitudes as close to m*n as those steps go; what is left, less than one step, is
+   put on one or two weights of code 0 (tiny against m/2, so they still quantize to 0). The mean
+   is then m to double precision, and a loader's f32 scale is m itself. */
+static void write_master(bn_dtype dtype, const int8_t *q, size_t n, size_t nnz, float m, void *buf) {
+    double v = nnz ? (double)m * (double)n / (double)nnz : 0.0, r = representable(dtype, v), lo, hi, k, rest = 0;
+    double extra[2] = {0, 0};
+    size_t i, seen = 0, zeros = 0, n_hi = 0;
+    if (dtype == BN_DTYPE_F32) {
+        lo = r <= v ? r : nextafterf((float)r, 0.0f);
+        hi = r <= v ? nextafterf((float)r, INFINITY) : r;
+    } else {
+        uint16_t h = to_half(dtype, (float)v);
+        lo = r <= v ? r : from_half(dtype, (uint16_t)(h - 1));
+        hi = r <= v ? from_half(dtype, (uint16_t)(h + 1)) : r;
+    }
+    if (nnz && hi > lo) {
+        k = floor(((double)m * (double)n - (double)nnz * lo) / (hi - lo));
+        n_hi = k <= 0 ? 0 : k >= (double)nnz ? nnz : (size_t)k;
+        rest = (double)m * (double)n - ((double)n_hi * hi + (double)(nnz - n_hi) * lo);
+        extra[0] = representable(dtype, rest);
+        extra[1] = representable(dtype, rest - extra[0]);
+        if (!(fabs(extra[0]) < 0.25 * m && fabs(extra[1]) < 0.25 * m)) extra[0] = extra[1] = 0; /* a very sparse matrix */
+    }
+    for (i = 0; i < n; i++) {
+        float x = 0.0f;
+        if (q[i]) x = (float)q[i] * (float)(seen++ < n_hi ? hi : lo);
+        else if (zeros < 2) x = (float)extra[zeros++];
+        put_master(dtype, buf, i, x);
+    }
+}
+
 /* The bytes of an output tensor into buf (o->nbytes). */
 static int make_tensor(const conversion *cv, const out_tensor *o, void *buf, bn_error *err) {
     if (o->kind == 0) {
@@ -164,13 +216,7 @@ static int make_tensor(const conversion *cv, const out_tensor *o, void *buf, bn_
             free(f);
             return 0;
         }
-        for (i = 0; i < n; i++) {
-            if (o->dtype == BN_DTYPE_F32) memcpy((char *)buf + 4 * i, &f[i], 4);
-            else {
-                uint16_t h = o->dtype == BN_DTYPE_BF16 ? bn_f32_to_bf16(f[i]) : bn_f32_to_f16(f[i]);
-                memcpy((char *)buf + 2 * i, &h, 2);
-            }
-        }
+        for (i = 0; i < n; i++) put_master(o->dtype, buf, i, f[i]);
         free(f);
         return 1;
     }
@@ -191,17 +237,7 @@ static int make_tensor(const conversion *cv, const out_tensor *o, void *buf, bn_
             return ok;
         }
         for (i = 0; i < n; i++) nnz += q[i] != 0;
-        {
-            float v = nnz ? (float)((double)m * (double)n / (double)nnz) : 0.0f;
-            for (i = 0; i < n; i++) {
-                float x = (float)q[i] * v;
-                if (o->dtype == BN_DTYPE_F32) memcpy((char *)buf + 4 * i, &x, 4);
-                else {
-                    uint16_t h = o->dtype == BN_DTYPE_BF16 ? bn_f32_to_bf16(x) : bn_f32_to_f16(x);
-                    memcpy((char *)buf + 2 * i, &h, 2);
-                }
-            }
-        }
+        write_master(o->dtype, q, n, nnz, m, buf);
         free(q);
         return 1;
     }
@@ -644,7 +680,7 @@ static const cli_opt CONVERT_OPTIONS[] = {
              "quarter of bf16's bytes), autobit (the same codes, autobitlinear), master (float weights "
              "quantized at load)"),
     CLI_ENUM("--dtype", convert_args, dtype, MASTER_DTYPES,
-             "a master output's weights; f32 keeps a packed input's scales exact"),
+             "a master output's weights (each keeps the input's scales exactly)"),
     CLI_ENUM("--scale-dtype", convert_args, scale_dtype, SCALE_DTYPES,
              "a packed output's weight_scale; f32 is exact, so the output computes the input's logits; "
              "bf16 is what HF's own packing writes"),

@@ -93,7 +93,8 @@ class Convert(unittest.TestCase):
 
     def test_round_trip_keeps_codes_and_scales(self):
         for case in CASES:
-            for dtype, scale_dtype, tol in (("bf16", "bf16", 0.0), ("f32", "f32", 1e-6), ("f16", "bf16", 2 ** -8)):
+            for dtype, scale_dtype, tol in (("bf16", "bf16", 0.0), ("f32", "f32", 1e-6), ("f16", "bf16", 0.0),
+                                            ("bf16", "f32", 1e-6)):
                 p1 = self.convert(os.path.join(FX, case, "master"), "%s-%s-1" % (case, dtype), "--to", "packed",
                                   "--scale-dtype", scale_dtype)
                 m2 = self.convert(p1, "%s-%s-2" % (case, dtype), "--to", "master", "--dtype", dtype)
@@ -114,14 +115,20 @@ class Convert(unittest.TestCase):
                 m = read_folder(m2)
                 self.assertEqual(m["model.layers.0.self_attn.q_proj.weight"][0], dtype.upper())
 
-    def test_packed_to_master_f32_gives_the_packed_logits(self):
+    def test_packed_to_master_gives_the_packed_logits(self):
+        """Master outputs in every dtype: the online quantization gives back the input's scales, so
+        bn_forward computes the packed input's logits (bf16 too: not a bf16-rounded scale)."""
         for case in CASES:
-            packed = os.path.join(FX, case, "packed")
-            m = self.convert(packed, case + "-m", "--to", "master", "--dtype", "f32")
-            self.assertLessEqual(self.logits(case, packed, m)[m]["first"], 1e-6, case)
-            cfg = json.load(open(os.path.join(m, "config.json")))
-            want = json.load(open(os.path.join(FX, case, "master", "config.json")))
-            self.assertEqual(cfg, want)  # the rest of config.json is kept; quantization_config as HF's master
+            for src in ("packed", "packed-autobit"):
+                packed = os.path.join(FX, case, src)
+                ms = [self.convert(packed, "%s-%s-m-%s" % (case, src, dt), "--to", "master", "--dtype", dt)
+                      for dt in ("bf16", "f16", "f32")]
+                r = self.logits(case, packed, *ms)
+                for m in ms:
+                    self.assertLessEqual(r[m]["first"], 1e-6, m)
+                cfg = json.load(open(os.path.join(ms[0], "config.json")))
+                want = json.load(open(os.path.join(FX, case, "master", "config.json")))
+                self.assertEqual(cfg, want)  # the rest of config.json is kept; quantization_config as HF's master
 
     def test_shards_with_an_index(self):
         case = "tiny-gqa-tied"
