@@ -9,7 +9,8 @@ compiler (the converted folders and bitnet's numbers travel with it):
 
 prepare: for each case of tests/fixtures/hf (tiny-gqa-tied, tiny-mha-untied, llama-bitnet) runs
     bitnet convert master -> packed-f32, autobit-f32, packed-bf16, autobit-bf16 (--to packed|autobit
-        [--scale-dtype bf16]), and packed -> master-from-packed (bf16), master-f32-from-packed (--dtype f32)
+        [--scale-dtype bf16]); packed -> master-from-packed (bf16), master-f32-from-packed (--dtype f32);
+        packed-autobit -> master-from-autobit (bf16)
 into OUT/CASE/NAME, then bitnet's own logits on every converted folder (bn_forward, the fixture's
 prompt; OUT/CASE/bitnet_logits.safetensors) and its greedy continuation (`bitnet run --ids
 --temp 0 --ignore-eos`, as many tokens as the fixture's HF greedy; OUT/bitnet.json).
@@ -17,7 +18,7 @@ prompt; OUT/CASE/bitnet_logits.safetensors) and its greedy continuation (`bitnet
 check: loads every converted folder with AutoModelForCausalLM (float32, CPU) and compares its
 logits on the fixture prompt with (a) bitnet's logits on the same folder, (b) HF's reference
 logits of the folder it came from (reference.safetensors: master for master's outputs, packed
-for packed's; a bf16-scale output against HF's own packed / packed-autobit), and its greedy
+and packed-autobit for theirs; a bf16-scale output against HF's own packed / packed-autobit), and its greedy
 continuation (argmax step by step, no end-token stop) with the reference's and bitnet's. Prints one row a
 folder (max |diff| and relative L2 ||a-b||/||b||) and writes $OUT/hf_check.json (default: OUT)."""
 import json
@@ -38,6 +39,7 @@ OUTPUTS = {
     "autobit-bf16": ("master", ["--to", "autobit", "--scale-dtype", "bf16"], "packed-autobit"),
     "master-from-packed": ("packed", ["--to", "master"], "packed"),
     "master-f32-from-packed": ("packed", ["--to", "master", "--dtype", "f32"], "packed"),
+    "master-from-autobit": ("packed-autobit", ["--to", "master"], "packed-autobit"),
 }
 
 
