@@ -1,7 +1,8 @@
 #!/bin/sh
 # README.md and docs/: the README stays within 12 KB, every relative link in them leads to a
 # file that exists and, for "file#anchor", to a heading of that file (GitHub's anchor rules), and
-# every bn_ / BN_ / BITNET_ name they mention exists in bitnet.h (a renamed API fails here), and
+# every bn_ / BN_ / BITNET_ name they mention exists in bitnet.h (a BITNET_ name may instead be
+# the command's or the Python binding's: tools/, python/; a renamed API fails here), and
 # the README links every page of docs/ (a new page goes in its Features list) and names every
 # option macro the header tests (its Build options table).
 # Prints "test_docs: N passed, M failed".
@@ -22,6 +23,9 @@ def anchors(path):
             out.add(a)
     return out
 header_words = set(re.findall(r"\w+", open("bitnet.h", encoding="utf-8").read()))
+# BITNET_ names may also be the command's or the Python binding's (environment variables, build flags)
+tool_words = set(w for f in glob.glob("tools/*.[ch]") + glob.glob("python/*.py")
+                 for w in re.findall(r"\bBITNET_\w+", open(f, encoding="utf-8").read()))
 size = os.path.getsize("README.md")
 check(size <= 12 * 1024, "README.md is %d bytes (at most 12288)" % size)
 for doc in ["README.md"] + sorted(glob.glob("docs/*.md")):
@@ -34,7 +38,7 @@ for doc in ["README.md"] + sorted(glob.glob("docs/*.md")):
         elif anchor and full.endswith(".md") and anchor not in anchors(full): bad.append(target)
     check(not bad, "%s: links resolve%s" % (doc, " (broken: %s)" % ", ".join(bad) if bad else ""))
     names = set(re.findall(r"\b(?:bn_|BN_|BITNET_)\w*[A-Za-z0-9]\b", open(doc, encoding="utf-8").read()))
-    unknown = sorted(n for n in names if n not in header_words)
+    unknown = sorted(n for n in names if n not in header_words and n not in tool_words)
     check(not unknown, "%s: API names exist in bitnet.h%s" % (doc, " (not found: %s)" % ", ".join(unknown) if unknown else ""))
 readme = open("README.md", encoding="utf-8").read()
 orphans = [d for d in sorted(glob.glob("docs/*.md")) if "(%s" % d not in readme]
