@@ -41,7 +41,7 @@ ERROR_MSG_MAX = 512
 MAX_EOS = 8
 TOK_ADD_SPECIAL, TOK_PARSE_SPECIAL, TOK_REPLACE_INVALID, TOK_SKIP_SPECIAL = 1, 2, 4, 8
 STOP_REASONS = {0: "none", 1: "eos", 2: "stop string", 3: "max tokens", 4: "context full", 5: "cancelled",
-                6: "error"}
+                6: "error", 7: "grammar"}
 
 
 class bn_error(ctypes.Structure):
@@ -68,7 +68,9 @@ class bn_context_params(ctypes.Structure):
 class bn_sampler_params(ctypes.Structure):
     _fields_ = [("temperature", c_float), ("top_k", c_int), ("top_p", c_float), ("min_p", c_float),
                 ("repeat_penalty", c_float), ("presence_penalty", c_float), ("frequency_penalty", c_float),
-                ("penalty_last_n", c_int), ("seed", c_uint64), ("logit_bias", c_void_p), ("n_logit_bias", c_int)]
+                ("penalty_last_n", c_int), ("seed", c_uint64), ("logit_bias", c_void_p), ("n_logit_bias", c_int),
+                ("grammar", c_char_p), ("grammar_root", c_char_p), ("json_schema", c_char_p),
+                ("grammar_vocab", c_void_p)]
 
 
 class bn_token_event(ctypes.Structure):
@@ -77,8 +79,8 @@ class bn_token_event(ctypes.Structure):
 
 
 class bn_generate_result(ctypes.Structure):
-    _fields_ = [("reason", c_int), ("n_prompt", c_int), ("n_generated", c_int), ("prompt_s", c_double),
-                ("gen_s", c_double)]
+    _fields_ = [("reason", c_int), ("n_prompt", c_int), ("n_cached", c_int), ("n_generated", c_int),
+                ("prompt_s", c_double), ("gen_s", c_double)]
 
 
 TOKEN_FN = ctypes.CFUNCTYPE(c_int, c_void_p, P(bn_token_event))
@@ -99,7 +101,7 @@ class bn_request_params(ctypes.Structure):
 
 class bn_batcher_params(ctypes.Structure):
     _fields_ = [("n_slots", c_int), ("n_batch", c_int), ("prefill_chunk", c_int), ("eos", P(c_int32)),
-                ("n_eos", c_int)]
+                ("n_eos", c_int), ("prompt_cache", c_int)]
 
 
 class bn_chat_message(ctypes.Structure):
