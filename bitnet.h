@@ -12239,8 +12239,12 @@ BN_API bn_status bn_json_schema_node_to_gbnf(const bn_json *schema, char **gbnf,
 BN_API bn_status bn_json_schema_to_gbnf(const char *schema, size_t len, char **gbnf, size_t *gbnf_len, bn_error *err) {
     bn_json_doc doc;
     bn_status st;
+    size_t at, bad, l;
     *gbnf = NULL;
     if (gbnf_len) *gbnf_len = 0;
+    for (at = 0; schema && at < len; at += l) /* a schema is text: its strings become grammar literals */
+        if (!(l = bn__utf8_check((const unsigned char *)schema + at, len - at, &bad)))
+            return bn_errorf(err, BN_ERR_FORMAT, "json schema: invalid UTF-8 at byte offset %lu", (unsigned long)at);
     st = bn_json_parse(&doc, schema ? schema : "", schema ? len : 0, "json schema", err);
     if (st) return st;
     st = bn_json_schema_node_to_gbnf(doc.root, gbnf, gbnf_len, err);

@@ -264,6 +264,9 @@ static void test_schema_unsupported(void) {
     schema_bad("{\"type\": ", BN_ERR_FORMAT, "invalid JSON");
     schema_bad("false", BN_ERR_UNSUPPORTED, "false");
     schema_bad("[1]", BN_ERR_FORMAT, "object or a boolean");
+    /* a schema is text: invalid UTF-8 in a string would become a literal no grammar can hold (found by fuzzing) */
+    schema_bad("{\"enum\": [\"re\x98" "d\"]}", BN_ERR_FORMAT, "invalid UTF-8 at byte offset 13");
+    schema_bad("{\"const\": \"\xc3\"}", BN_ERR_FORMAT, "invalid UTF-8 at byte offset 11");
 }
 
 /* A schema's grammar, matched against strings (the conversion alone). */
