@@ -1949,14 +1949,20 @@ static int bn__jsre_atom(bn__jsre *re) {
     return st;
 }
 
-static int bn__jsre_alt(bn__jsre *re, int top);
+static int bn__jsre_alt(bn__jsre *re, int top, int *nullable);
 
-/* A quantifier after an atom, copied as GBNF (a lazy '?' after it changes nothing here). */
-static int bn__jsre_quant(bn__jsre *re) {
+/* A quantifier after an atom, copied as GBNF (a lazy '?' after it changes nothing here).
+   *nullable: on entry whether the atom can match nothing, on return whether the
+   quantified atom can. A repetition of an atom that can match nothing would be
+   a rule that reaches itself without a character, which grammars refuse. */
+static int bn__jsre_quant(bn__jsre *re, int *nullable) {
     char c;
     if (re->pos >= re->n) return 0;
     c = re->s[re->pos];
+    if (*nullable && c != '?')
+        return bn__jsre_fail(re, "a repetition of something that can match nothing, such as (a|)+");
     if (c == '*' || c == '+' || c == '?') {
+        *nullable = c != '+';
         re->pos++;
         if (!bn__buf_add(re->b, &c, 1)) return bn__js_nomem(re->js);
     } else if (c == '{') {
@@ -1976,6 +1982,7 @@ static int bn__jsre_quant(bn__jsre *re) {
         if (min > BN__G_MAX_REPEAT || max > BN__G_MAX_REPEAT || (max >= 0 && max < min))
             return bn__jsre_fail(re, "a quantifier out of range");
         re->pos = end + 1;
+        *nullable = min == 0;
         if (!bn__js_repeat(re->b, (int)min, (int)max)) return bn__js_nomem(re->js);
     } else {
         return 0;
@@ -1989,8 +1996,9 @@ static int bn__jsre_quant(bn__jsre *re) {
 /* A sequence of atoms up to '|' or ')' (or the end). At the top, ^ may open
    it and $ close it; without them any characters may come before or after
    (a JSON Schema pattern matches anywhere in the string). */
-static int bn__jsre_seq(bn__jsre *re, int top) {
-    int anchored_end = 0;
+static int bn__jsre_seq(bn__jsre *re, int top, int *nullable) {
+    int anchored_end = 0, item;
+    *nullable = 1;
     if (top && re->pos < re->n && re->s[re->pos] == '^') re->pos++;
     else if (top && !bn__buf_adds(re->b, " char*")) return bn__js_nomem(re->js);
     while (re->pos < re->n) {
@@ -2013,26 +2021,31 @@ static int bn__jsre_seq(bn__jsre *re, int top) {
                     return bn__jsre_fail(re, "a lookaround or named group");
                 re->pos += 2;
             }
-            if (!bn__buf_adds(re->b, "(") || bn__jsre_alt(re, 0) < 0) return re->js->st ? -1 : bn__js_nomem(re->js);
+            if (!bn__buf_adds(re->b, "(") || bn__jsre_alt(re, 0, &item) < 0) return re->js->st ? -1 : bn__js_nomem(re->js);
             if (re->pos >= re->n || re->s[re->pos] != ')') return bn__jsre_fail(re, "unbalanced '('");
             re->pos++;
             re->depth--;
             if (!bn__buf_adds(re->b, " )")) return bn__js_nomem(re->js);
         } else if (bn__jsre_atom(re) < 0) {
             return -1;
+        } else {
+            item = 0;
         }
-        if (bn__jsre_quant(re) < 0) return -1;
+        if (bn__jsre_quant(re, &item) < 0) return -1;
+        *nullable &= item;
     }
     if (top && !anchored_end && !bn__buf_adds(re->b, " char*")) return bn__js_nomem(re->js);
     return 0;
 }
 
-static int bn__jsre_alt(bn__jsre *re, int top) {
-    if (bn__jsre_seq(re, top) < 0) return -1;
+static int bn__jsre_alt(bn__jsre *re, int top, int *nullable) {
+    int seq;
+    if (bn__jsre_seq(re, top, nullable) < 0) return -1;
     while (re->pos < re->n && re->s[re->pos] == '|') {
         re->pos++;
         if (!bn__buf_adds(re->b, " |")) return bn__js_nomem(re->js);
-        if (bn__jsre_seq(re, top) < 0) return -1;
+        if (bn__jsre_seq(re, top, &seq) < 0) return -1;
+        *nullable |= seq;
     }
     if (top && re->pos < re->n) return bn__jsre_fail(re, "unbalanced ')'");
     return 0;
@@ -2293,6 +2306,7 @@ static int bn__js_string(bn__js *js, const bn_json *s, bn__buf *body) {
     }
     if (pattern) {
         bn__jsre re;
+        int nullable;
         if (pattern->type != BN_JSON_STRING) return bn__js_fail(js, BN_ERR_FORMAT, "'pattern' must be a string");
         memset(&re, 0, sizeof re);
         re.js = js;
@@ -2300,7 +2314,7 @@ static int bn__js_string(bn__js *js, const bn_json *s, bn__buf *body) {
         re.n = (size_t)pattern->len;
         re.b = body;
         if (!bn__buf_adds(body, "\"\\\"\" (")) return bn__js_nomem(js);
-        if (bn__jsre_alt(&re, 1) < 0) return -1;
+        if (bn__jsre_alt(&re, 1, &nullable) < 0) return -1;
         return bn__buf_adds(body, " ) \"\\\"\"") ? 0 : bn__js_nomem(js);
     }
     ok = bn__buf_adds(body, "\"\\\"\" char") && (lengths ? bn__js_repeat(body, min, max) : bn__buf_adds(body, "*")) &&

@@ -267,6 +267,9 @@ static void test_schema_unsupported(void) {
     /* a schema is text: invalid UTF-8 in a string would become a literal no grammar can hold (found by fuzzing) */
     schema_bad("{\"enum\": [\"re\x98" "d\"]}", BN_ERR_FORMAT, "invalid UTF-8 at byte offset 13");
     schema_bad("{\"const\": \"\xc3\"}", BN_ERR_FORMAT, "invalid UTF-8 at byte offset 11");
+    /* a repeated group that can match nothing would be a left-recursive rule (found by fuzzing) */
+    schema_bad("{\"type\": \"string\", \"pattern\": \"(?:|bac)+\"}", BN_ERR_UNSUPPORTED, "can match nothing");
+    schema_bad("{\"type\": \"string\", \"pattern\": \"^(a*b?){2,}$\"}", BN_ERR_UNSUPPORTED, "can match nothing");
 }
 
 /* A schema's grammar, matched against strings (the conversion alone). */
