@@ -99,7 +99,8 @@
    CONTENTS (search for "== N." to jump to a section)
     1. Basics            bn_status, bn_error, bn_free, the options' enums
     2. Models            bn_model_load, bn_model_config, bn_config, bn_config_parse
-    3. Contexts          bn_context_new, bn_forward, bn_eval, bn_get_logits, bn_seq_*
+    3. Contexts          bn_context_new, bn_forward, bn_eval, bn_get_logits, bn_seq_*,
+                         bn_backend (the forward pass on a GPU: bitnet_metal.m)
     4. Tokenizer         bn_tokenizer_load, _encode, _decode, bn_utf8_stream, bn_chat_format
     5. Sampling          bn_grammar_parse, bn_json_schema_to_gbnf, bn_sampler_new, _sample, _accept
     6. Generation        bn_generate, bn_score, bn_beam_search, bn_batcher_*, bn_stop_stream
@@ -343,7 +344,7 @@ BN_API bn_status bn_config_to_json(const bn_config *cfg, char **json, size_t *le
 BN_API const char *bn_arch_name(bn_arch arch);
 BN_API const char *bn_weight_variant_name(bn_weight_variant variant);
 
-/* == 3. Contexts: the forward pass, the KV cache, evaluation =================================================== */
+/* == 3. Contexts: the forward pass, the KV cache, evaluation, backends (another device) ======================== */
 /* A context holds what one or more sequences need to run through a model:
    the KV cache (one slot per sequence), scratch buffers, the thread pool and
    the logits of the last forward.
@@ -362,6 +363,7 @@ BN_API const char *bn_weight_variant_name(bn_weight_variant variant);
    quantization of their input. */
 
 typedef struct bn_context bn_context;
+struct bn_backend; /* another device for the forward pass: see backend.h */
 
 typedef struct bn_context_params {
     int n_ctx;     /* positions per sequence; 0 = the model's max_seq_len */
@@ -377,6 +379,9 @@ typedef struct bn_context_params {
        before it allocates anything: an embedder's memory budget. Zeros: the
        defaults (bn_limits). */
     bn_limits limits;
+    /* NULL: the CPU. Otherwise the device bn_forward runs on (backend.h;
+       bitnet_metal.m's bn_metal_backend); it must outlive the context. */
+    const struct bn_backend *backend;
 } bn_context_params;
 
 /* One bn_forward call's input. Tokens of the same sequence must come in
@@ -478,6 +483,70 @@ BN_API void bn_context_capture_hidden(bn_context *ctx, float *out);
    per thread in each parallel region. NULL turns it off. */
 BN_API void bn_context_profile(bn_context *ctx, bn_profile *prof);
 BN_API const char *bn_stage_name(bn_stage stage); /* "qkv", "attention", ... */
+
+/* Backends: a context whose forward pass runs on another device.
+
+   A backend is a table of plain C functions (no device types in this
+   header). Put one in bn_context_params.backend and bn_context_new calls its
+   context_new, every bn_forward its forward (after the batch is checked),
+   bn_context_free its context_free. The rest of the context stays where it
+   is: the KV cache is the context's own memory, allocated in whole pages so
+   that a device with unified memory maps it without a copy, and bn_seq_copy,
+   bn_seq_truncate and bn_context_reset work on it between forward calls as
+   on the CPU. A backend learns where the weights and buffers are from
+   bn_backend_view_get; what it computes must match the CPU path (the scalar
+   kernels are the reference). bn_context_capture_hidden does nothing on a
+   backend's context.
+
+   bitnet_metal.m's bn_metal_backend_new makes one for Apple GPUs (Metal); a
+   CUDA or Vulkan backend would fill the same table. */
+
+typedef struct bn_backend {
+    const char *name;
+    void *user; /* the backend's own state (device, compiled kernels), passed to context_new */
+    /* Make this context's device state in *state (buffers over the model's
+       weights and the context's KV cache). */
+    bn_status (*context_new)(void *user, bn_context *ctx, void **state, bn_error *err);
+    /* Run a checked batch (positions and sequences are valid): write the
+       logits of batch token t, when logits_row[t] >= 0, to row
+       logits_row[t] of `logits` (n_out rows of vocab_size floats), and the
+       batch's K and V rows to the KV cache. The sequence lengths are the
+       caller's to advance. */
+    bn_status (*forward)(void *state, const bn_batch *batch, const int *logits_row, int n_out, float *logits,
+                         bn_error *err);
+    void (*context_free)(void *state);
+} bn_backend;
+
+/* One layer's weights: norms as f32 (sub-norms NULL where the architecture
+   has none) and the seven ternary linears. */
+typedef struct bn_backend_layer {
+    const float *attn_norm, *ffn_norm, *attn_sub_norm, *ffn_sub_norm;
+    const bn_tmat *wq, *wk, *wv, *wo, *w_gate, *w_up, *w_down;
+} bn_backend_layer;
+
+/* Where a context's model and buffers live. Every layer's packed matrices
+   lie in one block, `weights` (whole pages when it is 16 KB or more); the
+   float matrices are tiled bn_fmat. The K (and V) cache row of KV head h,
+   sequence s, layer l, position p starts at element
+   (((s * n_layers + l) * n_kv_heads + h) * n_ctx + p) * head_dim of
+   k_cache (v_cache), elements of kv_type (F32 or F16); each cache is
+   kv_bytes long and starts on a page. rope_cos/rope_sin hold the RoPE table
+   the CPU path uses: [n_ctx][head_dim / 2]. */
+typedef struct bn_backend_view {
+    const bn_config *config;
+    const bn_fmat *embed, *lm_head;
+    const float *final_norm;
+    const uint8_t *weights;
+    size_t weights_bytes;
+    unsigned char *k_cache, *v_cache;
+    size_t kv_bytes;
+    bn_ftype kv_type;
+    int n_ctx, n_seq, n_batch;
+    const float *rope_cos, *rope_sin;
+} bn_backend_view;
+
+BN_API void bn_backend_view_get(const bn_context *ctx, bn_backend_view *view);
+BN_API void bn_backend_layer_get(const bn_model *model, int layer, bn_backend_layer *out);
 
 /* == 4. Tokenizer: text <-> ids, streaming text, chat templates ================================================ */
 /* HF tokenizer.json: text -> token ids -> text, id for id with HuggingFace
@@ -3316,15 +3385,19 @@ extern int madvise(void *addr, size_t len, int advice);
    once, and with 4 KB pages that is a TLB miss and a stop of the hardware
    prefetcher every 4 KB (measured: decode 25% faster on 2B4T shapes). A model
    packs all its matrices into one such block (bn__tarena). With
-   BITNET_NO_HUGE_PAGES (or off Linux) weights get ordinary pages. Free
-   *owned with BN_FREE. */
-static uint8_t *bn__alloc_aligned(size_t n, void **owned) {
-    size_t align = 64;
+   BITNET_NO_HUGE_PAGES (or off Linux) weights get ordinary pages. Blocks of
+   BN__PAGE_BYTES or more start on a page and end on one (the allocation is
+   padded): a GPU with unified memory maps them without a copy
+   (bn_backend_view; Metal wants whole 16 KB pages). Free *owned with
+   BN_FREE. */
+#define BN__PAGE_BYTES 16384 /* Apple silicon's page size, a multiple of 4 KB */
+static uint8_t *bn__alloc_align(size_t n, size_t align, void **owned) {
     uint8_t *p;
 #if defined(BN__HUGE_PAGES)
     const size_t huge = (size_t)2 << 20;
     if (n >= huge) align = huge;
 #endif
+    if (align >= BN__PAGE_BYTES) n = (n + BN__PAGE_BYTES - 1) / BN__PAGE_BYTES * BN__PAGE_BYTES;
     *owned = BN_MALLOC(n + align - 1);
     if (!*owned) return NULL;
     p = (uint8_t *)*owned + (align - (uintptr_t)*owned % align) % align;
@@ -3332,6 +3405,9 @@ static uint8_t *bn__alloc_aligned(size_t n, void **owned) {
     if (align == huge) madvise(p, (n + huge - 1) / huge * huge, BN__MADV_HUGEPAGE); /* advice: failure changes nothing */
 #endif
     return p;
+}
+static uint8_t *bn__alloc_aligned(size_t n, void **owned) {
+    return bn__alloc_align(n, n >= BN__PAGE_BYTES ? BN__PAGE_BYTES : 64, owned);
 }
 
 /* Bytes of one packed matrix (a multiple of 64). */
@@ -6524,6 +6600,7 @@ struct bn_context {
     /* KV cache: [n_seq][n_layers][n_kv_heads][n_ctx][head_dim] each, of params.kv_type
        (f32 or f16: kv_esize bytes an element). */
     unsigned char *k_cache, *v_cache;
+    void *k_mem, *v_mem; /* their allocations: whole pages, for a backend to map (backend.h) */
     size_t kv_esize;
     bn__fops fops; /* the float helpers of params.kernel */
     int *seq_len; /* [n_seq] positions filled */
@@ -6549,7 +6626,14 @@ struct bn_context {
     bn_profile *prof; /* see bn_context_profile */
     int stage;        /* the stage being timed, or -1 */
     double stage_t0;  /* when it began */
+    void *backend_state; /* params.backend's state for this context (backend.h) */
 };
+
+/* backend.h: a context's device state, a forward pass run there, and the
+   state's release. */
+static bn_status bn__backend_context_new(bn_context *ctx, bn_error *err);
+static void bn__backend_context_free(bn_context *ctx);
+static bn_status bn__backend_forward(bn_context *ctx, const bn_batch *b, int n_out, bn_error *err);
 
 BN_API bn_context_params bn_context_default_params(void) {
     bn_context_params p;
@@ -6665,8 +6749,8 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
         bn_context_free(ctx);
         return st;
     }
-    ctx->k_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
-    ctx->v_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
+    ctx->k_cache = bn__alloc_align(kv_elems * ctx->kv_esize, BN__PAGE_BYTES, &ctx->k_mem);
+    ctx->v_cache = bn__alloc_align(kv_elems * ctx->kv_esize, BN__PAGE_BYTES, &ctx->v_mem);
     ctx->seq_len = BN_ZALLOC(int, p.n_seq);
     ctx->seq_tokens = BN_ALLOC(int32_t, (size_t)p.n_seq * p.n_ctx);
     ctx->x = BN_ALLOC(float, nb * c->hidden_size);
@@ -6694,15 +6778,23 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     bn__rope_table(ctx->rope_cos, ctx->rope_sin, p.n_ctx, c->head_dim, c->rope_theta);
     ctx->last_row = -1;
     ctx->stage = -1;
+    if (p.backend) {
+        bn_status s = bn__backend_context_new(ctx, err);
+        if (s) {
+            bn_context_free(ctx);
+            return s;
+        }
+    }
     *out = ctx;
     return BN_OK;
 }
 
 BN_API void bn_context_free(bn_context *ctx) {
     if (!ctx) return;
+    bn__backend_context_free(ctx);
     bn_pool_free(ctx->pool);
-    BN_FREE(ctx->k_cache);
-    BN_FREE(ctx->v_cache);
+    BN_FREE(ctx->k_mem);
+    BN_FREE(ctx->v_mem);
     BN_FREE(ctx->seq_len);
     BN_FREE(ctx->seq_tokens);
     BN_FREE(ctx->x);
@@ -7158,6 +7250,7 @@ BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
     /* the sequence lengths grow only once the batch is known to be valid */
     ctx->n_batch_last = n;
     ctx->last_row = -1;
+    if (ctx->backend_state) return bn__backend_forward(ctx, b, n_out, err);
     bn__stage(ctx, BN_STAGE_HEAD);
     for (t = 0; t < n; t++) {
         bn_fmat_row(&m->embed, b->token[t], ctx->x + (size_t)t * hid);
@@ -7477,6 +7570,68 @@ BN_API bn_status bn_seq_state_load_file(bn_context *ctx, int seq, const char *pa
         bn_errorf(err, st, "%s: %.400s", path, msg);
     }
     return st;
+}
+
+/* == implementation: backends: a context's forward pass on another device ====================================== */
+BN_API void bn_backend_view_get(const bn_context *ctx, bn_backend_view *v) {
+    const bn_model *m = ctx->model;
+    const bn_config *c = &m->config;
+    memset(v, 0, sizeof *v);
+    v->config = c;
+    v->embed = &m->embed;
+    v->lm_head = &m->lm_head;
+    v->final_norm = m->final_norm;
+    v->weights = m->weights.base;
+    v->weights_bytes = m->weights.used;
+    v->k_cache = ctx->k_cache;
+    v->v_cache = ctx->v_cache;
+    v->kv_bytes = (size_t)ctx->params.n_seq * c->n_layers * ctx->params.n_ctx * bn__kv_dim(c) * ctx->kv_esize;
+    v->kv_type = ctx->params.kv_type;
+    v->n_ctx = ctx->params.n_ctx;
+    v->n_seq = ctx->params.n_seq;
+    v->n_batch = ctx->params.n_batch;
+    v->rope_cos = ctx->rope_cos;
+    v->rope_sin = ctx->rope_sin;
+}
+
+BN_API void bn_backend_layer_get(const bn_model *m, int l, bn_backend_layer *out) {
+    const bn_layer *L = &m->layers[l];
+    out->attn_norm = L->attn_norm;
+    out->ffn_norm = L->ffn_norm;
+    out->attn_sub_norm = L->attn_sub_norm;
+    out->ffn_sub_norm = L->ffn_sub_norm;
+    out->wq = &L->wq;
+    out->wk = &L->wk;
+    out->wv = &L->wv;
+    out->wo = &L->wo;
+    out->w_gate = &L->w_gate;
+    out->w_up = &L->w_up;
+    out->w_down = &L->w_down;
+}
+
+static bn_status bn__backend_context_new(bn_context *ctx, bn_error *err) {
+    const bn_backend *be = ctx->params.backend;
+    if (!be->context_new || !be->forward || !be->context_free)
+        return bn_errorf(err, BN_ERR_ARG, "bn_context_new: backend '%s' lacks a function", be->name ? be->name : "?");
+    return be->context_new(be->user, ctx, &ctx->backend_state, err);
+}
+
+static void bn__backend_context_free(bn_context *ctx) {
+    if (ctx->backend_state) ctx->params.backend->context_free(ctx->backend_state);
+}
+
+static bn_status bn__backend_forward(bn_context *ctx, const bn_batch *b, int n_out, bn_error *err) {
+    int t;
+    bn_status s = ctx->params.backend->forward(ctx->backend_state, b, ctx->logits_row, n_out, ctx->logits, err);
+    if (s) {
+        ctx->n_batch_last = 0; /* no logits: the sequences are as they were */
+        return s;
+    }
+    for (t = 0; t < b->n_tokens; t++) {
+        if (ctx->logits_row[t] >= 0) ctx->last_row = ctx->logits_row[t];
+        ctx->seq_len[b->seq ? b->seq[t] : 0]++;
+    }
+    return BN_OK;
 }
 
 /* == implementation: Unicode character classes ================================================================= */

@@ -23,6 +23,7 @@
    quantization of their input. */
 
 typedef struct bn_context bn_context;
+struct bn_backend; /* another device for the forward pass: see backend.h */
 
 typedef struct bn_context_params {
     int n_ctx;     /* positions per sequence; 0 = the model's max_seq_len */
@@ -38,6 +39,9 @@ typedef struct bn_context_params {
        before it allocates anything: an embedder's memory budget. Zeros: the
        defaults (bn_limits). */
     bn_limits limits;
+    /* NULL: the CPU. Otherwise the device bn_forward runs on (backend.h;
+       bitnet_metal.m's bn_metal_backend); it must outlive the context. */
+    const struct bn_backend *backend;
 } bn_context_params;
 
 /* One bn_forward call's input. Tokens of the same sequence must come in
@@ -151,6 +155,7 @@ struct bn_context {
     /* KV cache: [n_seq][n_layers][n_kv_heads][n_ctx][head_dim] each, of params.kv_type
        (f32 or f16: kv_esize bytes an element). */
     unsigned char *k_cache, *v_cache;
+    void *k_mem, *v_mem; /* their allocations: whole pages, for a backend to map (backend.h) */
     size_t kv_esize;
     bn__fops fops; /* the float helpers of params.kernel */
     int *seq_len; /* [n_seq] positions filled */
@@ -176,7 +181,14 @@ struct bn_context {
     bn_profile *prof; /* see bn_context_profile */
     int stage;        /* the stage being timed, or -1 */
     double stage_t0;  /* when it began */
+    void *backend_state; /* params.backend's state for this context (backend.h) */
 };
+
+/* backend.h: a context's device state, a forward pass run there, and the
+   state's release. */
+static bn_status bn__backend_context_new(bn_context *ctx, bn_error *err);
+static void bn__backend_context_free(bn_context *ctx);
+static bn_status bn__backend_forward(bn_context *ctx, const bn_batch *b, int n_out, bn_error *err);
 
 BN_API bn_context_params bn_context_default_params(void) {
     bn_context_params p;
@@ -292,8 +304,8 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
         bn_context_free(ctx);
         return st;
     }
-    ctx->k_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
-    ctx->v_cache = BN_ALLOC(unsigned char, kv_elems * ctx->kv_esize);
+    ctx->k_cache = bn__alloc_align(kv_elems * ctx->kv_esize, BN__PAGE_BYTES, &ctx->k_mem);
+    ctx->v_cache = bn__alloc_align(kv_elems * ctx->kv_esize, BN__PAGE_BYTES, &ctx->v_mem);
     ctx->seq_len = BN_ZALLOC(int, p.n_seq);
     ctx->seq_tokens = BN_ALLOC(int32_t, (size_t)p.n_seq * p.n_ctx);
     ctx->x = BN_ALLOC(float, nb * c->hidden_size);
@@ -321,15 +333,23 @@ BN_API bn_status bn_context_new(bn_context **out, const bn_model *model, const b
     bn__rope_table(ctx->rope_cos, ctx->rope_sin, p.n_ctx, c->head_dim, c->rope_theta);
     ctx->last_row = -1;
     ctx->stage = -1;
+    if (p.backend) {
+        bn_status s = bn__backend_context_new(ctx, err);
+        if (s) {
+            bn_context_free(ctx);
+            return s;
+        }
+    }
     *out = ctx;
     return BN_OK;
 }
 
 BN_API void bn_context_free(bn_context *ctx) {
     if (!ctx) return;
+    bn__backend_context_free(ctx);
     bn_pool_free(ctx->pool);
-    BN_FREE(ctx->k_cache);
-    BN_FREE(ctx->v_cache);
+    BN_FREE(ctx->k_mem);
+    BN_FREE(ctx->v_mem);
     BN_FREE(ctx->seq_len);
     BN_FREE(ctx->seq_tokens);
     BN_FREE(ctx->x);
@@ -785,6 +805,7 @@ BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
     /* the sequence lengths grow only once the batch is known to be valid */
     ctx->n_batch_last = n;
     ctx->last_row = -1;
+    if (ctx->backend_state) return bn__backend_forward(ctx, b, n_out, err);
     bn__stage(ctx, BN_STAGE_HEAD);
     for (t = 0; t < n; t++) {
         bn_fmat_row(&m->embed, b->token[t], ctx->x + (size_t)t * hid);

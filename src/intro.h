@@ -99,7 +99,8 @@
    CONTENTS (search for "== N." to jump to a section)
     1. Basics            bn_status, bn_error, bn_free, the options' enums
     2. Models            bn_model_load, bn_model_config, bn_config, bn_config_parse
-    3. Contexts          bn_context_new, bn_forward, bn_eval, bn_get_logits, bn_seq_*
+    3. Contexts          bn_context_new, bn_forward, bn_eval, bn_get_logits, bn_seq_*,
+                         bn_backend (the forward pass on a GPU: bitnet_metal.m)
     4. Tokenizer         bn_tokenizer_load, _encode, _decode, bn_utf8_stream, bn_chat_format
     5. Sampling          bn_grammar_parse, bn_json_schema_to_gbnf, bn_sampler_new, _sample, _accept
     6. Generation        bn_generate, bn_score, bn_beam_search, bn_batcher_*, bn_stop_stream
