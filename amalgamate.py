@@ -185,8 +185,41 @@ def amalgamate():
     return out
 
 
+METAL_SOURCE = os.path.join("src", "metal", "bitnet.metal")
+METAL_HOST = "bitnet_metal.m"
+METAL_BEGIN = "/* ---- BEGIN GENERATED: src/metal/bitnet.metal (amalgamate.py copies it here; edit that file) ---- */"
+METAL_END = "/* ---- END GENERATED ---- */"
+
+
+def metal_host():
+    """bitnet_metal.m with the kernels' source copied in between its markers:
+    the struct bn_margs as C (the host fills it) and every line of the .metal
+    file as a string, so that a compile error's line is the .metal file's."""
+    with open(os.path.join(ROOT, METAL_SOURCE), encoding="utf-8") as f:
+        msl = f.read()
+    with open(os.path.join(ROOT, METAL_HOST), encoding="utf-8") as f:
+        host = f.read()
+    m = re.search(r"^struct bn_margs \{.*?^\};$", msl, re.S | re.M)
+    if not m:
+        sys.exit("amalgamate.py: %s has no 'struct bn_margs { ... };'" % METAL_SOURCE)
+    if msl.count("\r") or any(ord(ch) > 126 for ch in msl):
+        sys.exit("amalgamate.py: %s must be ASCII with LF line endings" % METAL_SOURCE)
+    b, e = host.find(METAL_BEGIN), host.find(METAL_END)
+    if b < 0 or e < b:
+        sys.exit("amalgamate.py: %s lacks the generated-block markers" % METAL_HOST)
+    lines = ["/* the kernels' arguments (buffer 0), as bitnet.metal declares them */",
+             m.group(0), "typedef struct bn_margs bn_margs;", "",
+             "/* src/metal/bitnet.metal, line by line */",
+             "static const char *const bn__metal_source[] = {"]
+    for line in msl.split("\n")[:-1] if msl.endswith("\n") else msl.split("\n"):
+        lines.append('    "%s\\n",' % line.replace("\\", "\\\\").replace('"', '\\"'))
+    lines.append("};")
+    return host[:b + len(METAL_BEGIN)] + "\n" + "\n".join(lines) + "\n" + host[e:]
+
+
 def main():
     out = amalgamate()
+    metal = metal_host()
     path = os.path.join(ROOT, "bitnet.h")
     if "--stdout" in sys.argv:
         sys.stdout.write(out)
@@ -199,9 +232,15 @@ def main():
         if not same:
             print("bitnet.h is not a fresh amalgamation of src/: run python3 amalgamate.py and commit it")
             sys.exit(1)
+        with open(os.path.join(ROOT, METAL_HOST), encoding="utf-8") as f:
+            if f.read() != metal:
+                print("bitnet_metal.m does not hold src/metal/bitnet.metal as it is: run python3 amalgamate.py and commit it")
+                sys.exit(1)
     else:
         with open(path, "w", encoding="utf-8", newline="\n") as f:
             f.write(out)
+        with open(os.path.join(ROOT, METAL_HOST), "w", encoding="utf-8", newline="\n") as f:
+            f.write(metal)
 
 
 if __name__ == "__main__":

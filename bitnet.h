@@ -548,6 +548,16 @@ typedef struct bn_backend_view {
 BN_API void bn_backend_view_get(const bn_context *ctx, bn_backend_view *view);
 BN_API void bn_backend_layer_get(const bn_model *model, int layer, bn_backend_layer *out);
 
+/* Apple GPUs, defined in bitnet_metal.m (not in this header): build that
+   file into the program (README: Metal) and
+       bn_backend *gpu;
+       if (bn_metal_backend_new(&gpu, &err) == BN_OK) cparams.backend = gpu;
+   then make contexts as usual; bn_metal_backend_free(gpu) after the last
+   one is freed. Errors (no Metal device, a kernel that does not compile, a
+   model the kernels do not take) come back as a status and a message. */
+extern bn_status bn_metal_backend_new(bn_backend **out, bn_error *err);
+extern void bn_metal_backend_free(bn_backend *backend);
+
 /* == 4. Tokenizer: text <-> ids, streaming text, chat templates ================================================ */
 /* HF tokenizer.json: text -> token ids -> text, id for id with HuggingFace
    `tokenizers` for the BPE tokenizers that BitNet / LLaMA / Mistral models use.

@@ -90,6 +90,48 @@ kernel void bn_embed(constant bn_margs &a [[buffer(0)]], device const int *token
 
 // ---- the row kernel: residual add / gated activation, RMSNorm, int8 quantization
 
+// RMSNorm's sum of squares as a pair of floats (hi + lo, about 48 bits): the
+// CPU path adds the squares in double, and an int8 activation that lands
+// near a rounding tie after the norm flips with the last bit of the mean.
+// With the pair, mean(x^2) rounds to the float the CPU's double gives but
+// in the rarest cases, so the normed rows, and everything quantized from
+// them, are the CPU's to the bit.
+struct bn_f2 {
+    float hi, lo;
+};
+
+// a + b exactly, as a float and the rounding error (Knuth's two-sum)
+static bn_f2 bn_two_sum(float a, float b) {
+    bn_f2 r;
+    float bb;
+    r.hi = a + b;
+    bb = r.hi - a;
+    r.lo = (a - (r.hi - bb)) + (b - bb);
+    return r;
+}
+
+static bn_f2 bn_f2_add(bn_f2 a, bn_f2 b) {
+    bn_f2 s = bn_two_sum(a.hi, b.hi);
+    float lo = s.lo + (a.lo + b.lo), hi = s.hi + lo;
+    s.lo = lo - (hi - s.hi);
+    s.hi = hi;
+    return s;
+}
+
+// x^2 added to a pair: the square is exact as x * x plus fma's rounding error.
+static bn_f2 bn_f2_add_square(bn_f2 a, float x) {
+    bn_f2 sq;
+    sq.hi = x * x;
+    sq.lo = fma(x, x, -sq.hi);
+    return bn_f2_add(a, sq);
+}
+
+// (a.hi + a.lo) / n rounded to float (one correction step of the quotient).
+static float bn_f2_div(bn_f2 a, float n) {
+    float q = a.hi / n, r = fma(-q, n, a.hi) + a.lo;
+    return q + r / n;
+}
+
 // One threadgroup per token row of n = cols floats; each thread takes
 // elements tid, tid + 256, ... in every stage, so a stage reads only what
 // the same thread wrote before it.
@@ -102,9 +144,12 @@ kernel void bn_rows(constant bn_margs &a [[buffer(0)]], device float *x [[buffer
                     device float *act_scale [[buffer(6)]],
                     uint3 tg [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
                     uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]]) {
-    threadgroup float partial[BN_ROW_THREADS / BN_SIMD];
+    threadgroup float partial[BN_ROW_THREADS / BN_SIMD], partial_lo[BN_ROW_THREADS / BN_SIMD];
     uint n = uint(a.cols), base = tg.x * n, i, k;
-    float ss = 0.0f, amax = 0.0f;
+    float amax = 0.0f;
+    bn_f2 ss;
+    ss.hi = 0.0f;
+    ss.lo = 0.0f;
     for (i = tid; i < n; i += BN_ROW_THREADS) {
         float v = x[base + i];
         if (a.add == 1) {
@@ -117,15 +162,31 @@ kernel void bn_rows(constant bn_margs &a [[buffer(0)]], device float *x [[buffer
             v = v / (1.0f + exp(-v)) * add[base + i];
         }
         y[base + i] = v;
-        ss += v * v;
+        ss = bn_f2_add_square(ss, v);
     }
     if (a.norm) {
-        float total = 0.0f, inv;
-        ss = simd_sum(ss);
-        if (lane == 0) partial[sg] = ss;
+        bn_f2 total;
+        float inv;
+        for (ushort m = BN_SIMD / 2; m > 0; m /= 2) { // the lanes' pairs, added as pairs
+            bn_f2 other;
+            other.hi = simd_shuffle_xor(ss.hi, m);
+            other.lo = simd_shuffle_xor(ss.lo, m);
+            ss = bn_f2_add(ss, other);
+        }
+        if (lane == 0) {
+            partial[sg] = ss.hi;
+            partial_lo[sg] = ss.lo;
+        }
         threadgroup_barrier(mem_flags::mem_threadgroup);
-        for (k = 0; k < BN_ROW_THREADS / BN_SIMD; k++) total += partial[k];
-        inv = 1.0f / sqrt(total / float(n) + a.eps);
+        total.hi = 0.0f;
+        total.lo = 0.0f;
+        for (k = 0; k < BN_ROW_THREADS / BN_SIMD; k++) {
+            bn_f2 p;
+            p.hi = partial[k];
+            p.lo = partial_lo[k];
+            total = bn_f2_add(total, p);
+        }
+        inv = 1.0f / sqrt(bn_f2_div(total, float(n)) + a.eps); // the CPU's 1 / sqrtf((float)(ss / n) + eps)
         for (i = tid; i < n; i += BN_ROW_THREADS) y[base + i] = w[i] * (y[base + i] * inv);
         threadgroup_barrier(mem_flags::mem_threadgroup); // partial is reused below
     }
