@@ -10,7 +10,7 @@ BUILD   := build
 all: bitnet.h $(BUILD)/bitnet
 
 # bitnet.h is generated from src/ and committed; `make` keeps it fresh.
-bitnet.h: amalgamate.py LICENSE $(wildcard src/*.h)
+bitnet.h: amalgamate.py LICENSE $(wildcard src/*.h) src/metal/bitnet.metal
 	@if command -v python3 >/dev/null 2>&1; then python3 amalgamate.py; \
 	else echo "python3 not found: using the committed bitnet.h"; touch $@; fi
 
@@ -20,9 +20,25 @@ amalgamate:
 # The `bitnet` command: every tools/*.c is one translation unit of it; each includes only bitnet.h
 # (tools/bitnet.c holds the implementation) and tools/cli.h. New commands go in files of their own.
 TOOL_SRC := $(wildcard tools/*.c)
-$(BUILD)/bitnet: $(TOOL_SRC) $(wildcard tools/*.h) bitnet.h
+# On macOS the command also gets the Metal backend (bitnet_metal.m; --metal on run, chat, bench):
+# BITNET_METAL, ARC, and the Metal and Foundation frameworks. Elsewhere nothing changes.
+ifeq ($(shell uname -s),Darwin)
+METAL_OBJ := $(BUILD)/bitnet_metal.o
+METAL_DEF := -DBITNET_METAL
+METAL_LIBS := -framework Metal -framework Foundation
+$(METAL_OBJ): bitnet_metal.m bitnet.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(WARN) $(TOOL_SRC) -o $@ $(LIBS)
+	clang $(CFLAGS) $(WARN) -fobjc-arc -c bitnet_metal.m -o $@
+endif
+$(BUILD)/bitnet: $(TOOL_SRC) $(wildcard tools/*.h) bitnet.h $(METAL_OBJ)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) $(METAL_DEF) $(TOOL_SRC) $(METAL_OBJ) -o $@ $(LIBS) $(METAL_LIBS)
+
+# macOS: the bitnet command with --metal (the same as `make` there; an error elsewhere).
+.PHONY: metal
+metal:
+	@if [ "$$(uname -s)" != Darwin ]; then echo "make metal: the Metal backend builds on macOS only (docs/metal.md: how it is tested here)"; exit 1; fi
+	@$(MAKE) $(BUILD)/bitnet
 
 # The shared library of the header's API, for bindings (python/bitnet.py loads it with ctypes).
 LIB := $(BUILD)/libbitnet$(if $(filter Darwin,$(shell uname -s)),.dylib,.so)

@@ -21,10 +21,12 @@ program needs them (TOPICS), inside one extern "C" block (the parts'
 BN_EXTERN_C_BEGIN/END lines are stripped; their system #includes go before
 it), then one #ifdef BITNET_IMPLEMENTATION
 block with every part's implementation in build order, then the licence.
-Python 3 standard library only.
+It also copies src/metal/bitnet.metal (the Metal kernels) into
+bitnet_metal.m between that file's GENERATED markers. Python 3 standard
+library only.
 
-    python3 amalgamate.py            write bitnet.h
-    python3 amalgamate.py --check    exit 1 if bitnet.h differs from a fresh amalgamation
+    python3 amalgamate.py            write bitnet.h (and bitnet_metal.m's kernels)
+    python3 amalgamate.py --check    exit 1 if bitnet.h or bitnet_metal.m differs from a fresh amalgamation
     python3 amalgamate.py --stdout   print the amalgamation
 """
 import os

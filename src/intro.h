@@ -75,6 +75,12 @@
      goes for a bn_sampler, a bn_batcher and the streams.
    - Callbacks run on the calling thread, inside the call that invokes them.
 
+   OTHER DEVICES
+   bn_context_params.backend runs a context's forward pass elsewhere: a table of
+   plain C functions (bn_backend, section 3) that another file fills.
+   bitnet_metal.m beside this header is the one for Apple GPUs
+   (bn_metal_backend_new; docs/metal.md). The CPU path is the default.
+
    ERRORS
    Every fallible function returns a bn_status: BN_OK is 0, so `if (st)` tests
    for failure. Given a bn_error (it may be NULL), it also writes a message that

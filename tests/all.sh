@@ -88,6 +88,27 @@ else
     echo "SKIPPED: NEON kernels not tested: aarch64-linux-gnu-gcc or qemu-aarch64 missing (make deps installs them)"
 fi
 
+# 3c. The Metal backend on Linux (docs/metal.md): src/metal/bitnet.metal compiled as C++ through
+#     tests/metal/metal_stdlib, its kernels run by the emulator against the scalar reference; bitnet_metal.m
+#     built with clang's Objective-C front end against GNUstep's Foundation and the Metal API stand-in
+#     (tests/metal/Metal), the whole forward on the HF fixtures against the CPU path, and the bitnet command's
+#     --metal; the two test programs under ASan + UBSan too.
+if [ -f /usr/include/GNUstep/Foundation/Foundation.h ] && command -v clang++ >/dev/null 2>&1; then
+    R "build:metal" sh tests/metal/build.sh build/metal -O2 -g
+    for t in test_metal_kernels test_metal_forward; do
+        [ -x "build/metal/$t" ] && R "${t#test_}" "build/metal/$t"
+    done
+    [ -x build/metal/bitnet ] && R "metal_cli" sh tests/metal/test_metal_cli.sh build/metal
+    R "build-asan:metal" sh tests/metal/build.sh build/asan/metal -O1 -g -fsanitize=address,undefined \
+        -fno-sanitize-recover=all -fno-omit-frame-pointer
+    for t in test_metal_kernels test_metal_forward; do
+        [ -x "build/asan/metal/$t" ] && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/metal/lsan.supp \
+            R "asan:${t#test_}" "build/asan/metal/$t"
+    done
+else
+    echo "SKIPPED: Metal backend not tested: GNUstep's Foundation (libgnustep-base-dev) or clang++ missing (make deps installs them)"
+fi
+
 # 4. The single-file examples build warning-free; generate.c runs on the shipped model.
 mkdir -p build/examples
 for src in examples/*.c; do

@@ -270,7 +270,7 @@ static int bench_long_context(bn_model *model, bn_context_params cp, int n) {
     }
     bench_eval(ctx, 8, 4, vocab); /* warm-up */
     printf("tg32 @ %d  %.2f tok/s (%d threads, kernel %s, KV cache %s)\n", n, bench_eval(ctx, n, 32, vocab),
-           cp.n_threads, bn_kernel_name(cp.kernel), cli_ftype_name(cp.kv_type));
+           cp.n_threads, cp.backend ? cp.backend->name : bn_kernel_name(cp.kernel), cli_ftype_name(cp.kv_type));
     bn_context_free(ctx);
     return EXIT_OK;
 }
@@ -556,6 +556,10 @@ static int bench_run(void *p, int argc, char **argv) {
     wbytes = decode_weight_bytes(model);
     cp.n_threads = a->model.n_threads > 0 ? a->model.n_threads : bn_cpu_count();
     cp.kernel = bn_kernel_detect();
+    if (!cli_backend(&a->model, &cp)) {
+        bn_model_free(model);
+        return EXIT_RUN;
+    }
     if (a->long_ctx > 0) {
         rc = bench_long_context(model, cp, a->long_ctx);
         bn_model_free(model);
@@ -585,7 +589,8 @@ static int bench_run(void *p, int argc, char **argv) {
            c->hidden_size, c->intermediate_size, c->vocab_size, load_s);
     printf("layout     %s, lm_head %s, kernel %s, threads %d\n",
            bn_model_linear(model, 0, 0)->layout == BN_TLAYOUT_TQ1 ? "tq1" : "i2",
-           cli_ftype_name(bn_model_lm_head(model)->type), bn_kernel_name(cp.kernel), cp.n_threads);
+           cli_ftype_name(bn_model_lm_head(model)->type), cp.backend ? cp.backend->name : bn_kernel_name(cp.kernel),
+           cp.n_threads);
     printf("memory     mapped %.1f MB, allocated %.1f MB, KV cache %.1f MB (%s, n_ctx %d)\n", mapped / 1e6,
            allocated / 1e6, kv_bytes / 1e6, cli_ftype_name(cp.kv_type), cp.n_ctx);
     printf("weights    %.1f MB read per decoded token (ternary linears + lm_head)\n", wbytes / 1e6);
@@ -604,6 +609,10 @@ static int bench_run(void *p, int argc, char **argv) {
     if (a->profile) bench_profile(ctx, model, quick ? 32 : 128);
     bn_context_free(ctx);
     ctx = NULL;
+    if (cp.backend) { /* what follows measures the CPU */
+        bn_model_free(model);
+        return EXIT_OK;
+    }
     cp.n_threads = 1;
     if (bn_context_new(&ctx, model, &cp, &err) == BN_OK) {
         tg1 = bench_eval(ctx, 1, quick ? 16 : 64, c->vocab_size);
@@ -670,6 +679,10 @@ static int bench_one(const cli_model *m, bn_model *model, int B, int steps, int 
     cp.n_seq = B;
     cp.n_ctx = plen + steps + 4;
     cp.n_batch = MAX(B * plen, B);
+    if (!cli_backend(m, &cp)) {
+        free(prompt);
+        return EXIT_RUN;
+    }
     if (!prompt || bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
         fprintf(stderr, "bitnet bench-batch: %s\n", prompt ? err.msg : "out of memory");
         free(prompt);

@@ -34,6 +34,7 @@ const cli_opt CLI_ENGINE_OPTIONS[] = {
     CLI_ENUM("--head", cli_model, head, HEAD_TYPES,
              "lm_head type; auto: the library's choice for the type on disk; i8 is faster (docs/kernels.md)"),
     CLI_ENUM("--kv", cli_model, kv, KV_TYPES, "KV cache type"),
+    CLI_FLAG("--metal", cli_model, metal, "run the model on the GPU through Metal (macOS builds; docs/metal.md)"),
     CLI_END};
 
 const cli_opt CLI_MODEL_OPTIONS[] = {
@@ -70,6 +71,31 @@ bn_context_params cli_context_params(const cli_model *m) {
     p.n_threads = m->n_threads;
     p.kv_type = (bn_ftype)m->kv;
     return p;
+}
+
+#ifdef BITNET_METAL
+static bn_backend *metal_backend; /* one for the process: contexts share its compiled kernels */
+static void free_metal_backend(void) { bn_metal_backend_free(metal_backend); }
+#endif
+
+int cli_backend(const cli_model *m, bn_context_params *cp) {
+    if (!m->metal) return 1;
+#ifdef BITNET_METAL
+    if (!metal_backend) {
+        bn_error err;
+        if (bn_metal_backend_new(&metal_backend, &err) != BN_OK) {
+            fprintf(stderr, "bitnet: --metal: %s\n", err.msg);
+            return 0;
+        }
+        atexit(free_metal_backend);
+    }
+    cp->backend = metal_backend;
+    return 1;
+#else
+    (void)cp;
+    fprintf(stderr, "bitnet: --metal: this build has no Metal backend (on a Mac, `make` builds one; docs/metal.md)\n");
+    return 0;
+#endif
 }
 
 const cli_opt CLI_GENERATION_OPTIONS[] = {
@@ -698,6 +724,11 @@ int cli_session_open(cli_session *s, const cli_model *m, int n_seq, int need_tok
         return EXIT_LOAD;
     }
     cp.n_seq = n_seq;
+    if (!cli_backend(m, &cp)) {
+        end_progress();
+        cli_session_free(s);
+        return EXIT_RUN;
+    }
     if (bn_context_new(&s->ctx, s->model, &cp, &err) != BN_OK) {
         end_progress();
         fprintf(stderr, "bitnet: cannot create a context: %s\n", err.msg);
@@ -709,7 +740,7 @@ int cli_session_open(cli_session *s, const cli_model *m, int n_seq, int need_tok
     if (cli_stderr_is_tty()) fprintf(stderr, "\r");
     fprintf(stderr, "load: %.2f s, %.1f MiB mapped, %.1f MiB allocated, threads %s%.0d, kernel %s, context %d\n",
             s->load_s, (double)mapped / 1048576.0, (double)alloc / 1048576.0, m->n_threads > 0 ? "" : "auto",
-            m->n_threads > 0 ? m->n_threads : 0, bn_kernel_name(bn_kernel_detect()),
+            m->n_threads > 0 ? m->n_threads : 0, cp.backend ? cp.backend->name : bn_kernel_name(bn_kernel_detect()),
             bn_context_get_params(s->ctx)->n_ctx);
     return EXIT_OK;
 }

@@ -21,6 +21,8 @@ have x86_64-w64-mingw32-gcc || need="$need gcc-mingw-w64-x86-64"
 have node || need="$need nodejs"
 have npm || need="$need npm"
 have chromium || need="$need chromium" # the serve tests' browser (tests/serve/page.cjs)
+# the Metal backend's tests (tests/metal): clang's Objective-C front end with GNUstep's Foundation
+[ -f /usr/include/GNUstep/Foundation/Foundation.h ] || need="$need libgnustep-base-dev"
 if [ -z "$need" ]; then echo "deps: all packages present"
 else
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo

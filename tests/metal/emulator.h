@@ -27,6 +27,24 @@ const char *bnm_source_path(void);
 /* bn_margs's field offsets in declaration order, then its size; returns the count. */
 int bnm_margs_layout(size_t *offsets, int max);
 
+/* Rounding ties of the int8 quantization. The row kernel rounds x * a to
+   the nearest integer; where x * a lies within a few ulp of k + 0.5, the CPU
+   path, whose floats differ from the GPU's in the last bits (attention adds
+   in another order), may round it the other way, and everything after it
+   moves by ~1e-2. The emulator watches every quantizing bn_rows dispatch
+   since bnm_ties_reset and keeps the closest ties; bnm_ties_flip makes the
+   next run round one of them the other way, which shows that a difference
+   from the CPU is that rounding and nothing else. */
+typedef struct bnm_tie {
+    int dispatch;   /* the n-th quantizing bn_rows dispatch since bnm_ties_reset (from 0) */
+    int row, col;   /* token row and element */
+    float v;        /* x * a */
+    float distance; /* |x * a - (k + 0.5)| */
+} bnm_tie;
+void bnm_ties_reset(void);
+int bnm_ties_closest(int k, bnm_tie *out); /* the k-th closest tie (k from 0); 0 if there is none */
+void bnm_ties_flip(const bnm_tie *tie);    /* round this one the other way, once, counting from the next reset */
+
 /* Threads run and fiber switches since the start (the emulation's cost). */
 void bnm_stats(long long *threads, long long *switches);
 

@@ -7,6 +7,7 @@
 #include "emulator.h"
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <string>
 #include <vector>
 #include <ucontext.h>
@@ -336,6 +337,56 @@ static std::string run_threadgroup(tg_run &r, int n) {
 }
 } // namespace bnm
 
+// ---- rounding ties (emulator.h) ------------------------------------------------
+namespace bnm {
+static const int N_TIES = 4;
+static bnm_tie ties[N_TIES];
+static int n_ties, quant_dispatches, flip_armed;
+static bnm_tie flip;
+
+// After a bn_rows dispatch: record its closest ties, and flip the armed one.
+static void observe_rows(void *const *bufs, unsigned n_rows) {
+    const bn_margs &a = *(const bn_margs *)bufs[0];
+    const float *y = (const float *)bufs[4], *scale = (const float *)bufs[6];
+    int8_t *xq = (int8_t *)bufs[5];
+    if (!a.quant) return;
+    for (unsigned t = 0; t < n_rows; t++)
+        for (int i = 0; i < a.cols; i++) {
+            float v = y[(size_t)t * a.cols + i] * scale[t];
+            bnm_tie c = {quant_dispatches, (int)t, i, v, std::fabs(v - std::floor(v) - 0.5f)};
+            int k;
+            if (n_ties < N_TIES) k = n_ties++;
+            else if (c.distance < ties[N_TIES - 1].distance) k = N_TIES - 1;
+            else continue;
+            ties[k] = c;
+            for (; k > 0 && ties[k].distance < ties[k - 1].distance; k--) std::swap(ties[k], ties[k - 1]);
+        }
+    if (flip_armed && flip.dispatch == quant_dispatches) {
+        int8_t &q = xq[(size_t)flip.row * a.cols + flip.col];
+        float other = (float)q == std::floor(flip.v) ? std::floor(flip.v) + 1.0f : std::floor(flip.v);
+        q = (int8_t)(other > 127.0f ? 127.0f : other < -128.0f ? -128.0f : other);
+        flip_armed = 0; // once
+    }
+    quant_dispatches++;
+}
+} // namespace bnm
+
+extern "C" void bnm_ties_reset(void) {
+    bnm::n_ties = 0;
+    bnm::quant_dispatches = 0;
+}
+
+extern "C" int bnm_ties_closest(int k, bnm_tie *out) {
+    if (k < 0 || k >= bnm::n_ties) return 0;
+    *out = bnm::ties[k];
+    return 1;
+}
+
+extern "C" void bnm_ties_flip(const bnm_tie *tie) {
+    bnm::flip_armed = tie != nullptr;
+    if (tie) bnm::flip = *tie;
+}
+
 extern "C" int bnm_kernel_buffers(const char *name) {
     const bnm::kernel_entry *k = bnm::find(name);
     return k ? k->n_buffers : -1;
@@ -369,6 +420,7 @@ extern "C" int bnm_dispatch(const char *name, void *const *bufs, int n_bufs, con
                 }
             }
     bnm::cur = saved;
+    if (std::strcmp(name, "bn_rows") == 0) bnm::observe_rows(bufs, groups[0]);
     return 0;
 }
 

@@ -132,7 +132,7 @@ enum {
 #ifdef __cplusplus
 extern "C" {
 #endif
-id<MTLDevice> MTLCreateSystemDefaultDevice(void);
+id<MTLDevice> MTLCreateSystemDefaultDevice(void) NS_RETURNS_RETAINED; /* a new reference, as Apple declares it */
 
 /* Test controls, not Apple API: make the next call of `what` fail as Metal
    can ("device": no device; "library": the source does not compile;
