@@ -279,6 +279,20 @@ static void test_rows(void) {
     }
 }
 
+/* The arguments of bn_rope_kv and bn_attention (layer 1 of n_layers). */
+static bn_margs attn_args(int T, int nh, int nkv, int hd, int n_ctx, int n_layers, int f16) {
+    bn_margs a = margs();
+    a.n_tokens = T;
+    a.n_heads = nh;
+    a.n_kv_heads = nkv;
+    a.head_dim = hd;
+    a.n_ctx = n_ctx;
+    a.n_layers = n_layers;
+    a.layer = 1;
+    a.kv_f16 = f16;
+    return a;
+}
+
 /* RoPE and the KV store against the CPU's formula and table (the same
    float operations: exact here; a GPU that fuses them into FMAs is within
    1 ulp), f32 and f16 caches (f16 stores bit for bit bn_f32_to_f16). */
@@ -299,14 +313,7 @@ static void test_rope_kv(void) {
             for (i = 0; i < (int)k.size(); i++) k[i] = rndf() * 3.0f, v[i] = rndf();
             q0 = q;
             k0 = k;
-            a.n_tokens = T;
-            a.n_heads = nh;
-            a.n_kv_heads = nkv;
-            a.head_dim = hd;
-            a.n_ctx = n_ctx;
-            a.n_layers = n_layers;
-            a.layer = 1;
-            a.kv_f16 = f16;
+            a = attn_args(T, nh, nkv, hd, n_ctx, n_layers, f16);
             dispatch("bn_rope_kv", {&a, pos, seq, q.data(), k.data(), v.data(), cs.data(), sn.data(), kc.data(), vc.data()},
                      (unsigned)T, 1, 256);
             for (t = 0; t < T; t++)
@@ -375,14 +382,7 @@ static void test_attention(void) {
                         vmax = fabsf(vv) > vmax ? fabsf(vv) : vmax;
                     }
                     for (i = 0; i < (int)q.size(); i++) q[i] = rndf() * (hi == 3 ? 6.0f : 1.5f);
-                    a.n_tokens = T;
-                    a.n_heads = nh;
-                    a.n_kv_heads = nkv;
-                    a.head_dim = hd;
-                    a.n_ctx = n_ctx;
-                    a.n_layers = n_layers;
-                    a.layer = 1;
-                    a.kv_f16 = f16;
+                    a = attn_args(T, nh, nkv, hd, n_ctx, n_layers, f16);
                     dispatch("bn_attention", {&a, pos, seq, q.data(), kc.data(), vc.data(), out.data()}, (unsigned)nh,
                              (unsigned)T, 128);
                     for (t = 0; t < T; t++)
