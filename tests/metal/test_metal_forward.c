@@ -59,25 +59,25 @@ static int fixture_tokens(const char *name, const char *variant, int32_t *ids, i
     bn_safetensors *ref = NULL;
     bn_error err;
     float buf[64];
-    const bn_st_tensor *t;
+    const bn_safetensors_tensor *t;
     char tname[64];
     int n = 0, i;
     snprintf(path, sizeof path, BNT_FIXTURES "/hf/%s/reference.safetensors", name);
-    BNT_CHECKF(bn_st_open(&ref, path, &err) == BN_OK, "%s", err.msg);
+    BNT_CHECKF(bn_safetensors_load(&ref, path, &err) == BN_OK, "%s", err.msg);
     if (!ref) return 0;
-    t = bn_st_find(ref, "input_ids");
-    if (t && bn_st_numel(t) <= 64 && bn_st_read_f32(t, buf, &err) == BN_OK) {
-        n = (int)bn_st_numel(t);
+    t = bn_safetensors_find(ref, "input_ids");
+    if (t && bn_safetensors_numel(t) <= 64 && bn_safetensors_read_f32(t, buf, &err) == BN_OK) {
+        n = (int)bn_safetensors_numel(t);
         for (i = 0; i < n; i++) ids[i] = (int32_t)buf[i];
     }
     snprintf(tname, sizeof tname, "%s.greedy", variant);
-    t = bn_st_find(ref, tname);
+    t = bn_safetensors_find(ref, tname);
     *n_greedy = 0;
-    if (t && bn_st_numel(t) <= 64 && bn_st_read_f32(t, buf, &err) == BN_OK) {
-        *n_greedy = (int)bn_st_numel(t);
+    if (t && bn_safetensors_numel(t) <= 64 && bn_safetensors_read_f32(t, buf, &err) == BN_OK) {
+        *n_greedy = (int)bn_safetensors_numel(t);
         for (i = 0; i < *n_greedy; i++) greedy[i] = (int32_t)buf[i];
     }
-    bn_st_close(ref);
+    bn_safetensors_free(ref);
     return n;
 }
 
@@ -231,12 +231,13 @@ typedef struct seq_log {
     int n[4];
 } seq_log;
 
-static int log_token(void *user, int id, int32_t token, const float *logits) {
+static int log_token(void *user, const bn_token_event *ev) {
     seq_log *L = (seq_log *)user;
-    int V = 1024;
+    int id = ev->id, V = 1024;
+    if (ev->token < 0) return 0; /* the closing call */
     if (L->n[id] < 8) {
-        L->tokens[id][L->n[id]] = token;
-        memcpy(L->logits[id] + (size_t)L->n[id] * V, logits, sizeof(float) * V);
+        L->tokens[id][L->n[id]] = ev->token;
+        memcpy(L->logits[id] + (size_t)L->n[id] * V, ev->logits, sizeof(float) * V);
     }
     L->n[id]++;
     return 0;
