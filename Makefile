@@ -20,7 +20,7 @@ amalgamate:
 # The `bitnet` command: every tools/*.c is one translation unit of it; each includes only bitnet.h
 # (tools/bitnet.c holds the implementation) and tools/cli.h. New commands go in files of their own.
 TOOL_SRC := $(wildcard tools/*.c)
-# On macOS the command also gets the Metal backend (bitnet_metal.m; --metal on run, chat, bench):
+# On macOS the command also gets the Metal backend (bitnet_metal.m; --metal on run, chat, serve, ppl, bench):
 # BITNET_METAL, ARC, and the Metal and Foundation frameworks. Elsewhere nothing changes.
 ifeq ($(shell uname -s),Darwin)
 METAL_OBJ := $(BUILD)/bitnet_metal.o

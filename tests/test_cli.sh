@@ -266,5 +266,20 @@ expect_rc "bench-batch rounds" 0 $BIN bench-batch -m "$HF/tiny-mha-untied/packed
 grep -q "ceiling$" "$TMP/out" && ! grep -q " 0.0 (" "$TMP/out" && ok "bench-batch ceiling" || bad "bench-batch ceiling"
 expect_rc "bench-batch -r 0" 2 $BIN bench-batch -m "$HF/tiny-mha-untied/packed" -r 0
 
+# --- --metal in a build without the Metal backend (Linux): every command that takes it refuses it
+# with exit 1 and the reason, before it serves or measures anything (tests/metal/test_metal_cli.sh runs
+# the commands on the Metal API stand-in)
+SH=models/shakespeare
+for cmd in "run -m $SH -p hi" "chat -m $SH" "serve -m $SH --port 18151" "ppl -m $SH -f data/tinyshakespeare.txt" \
+    "bench -m $HF/tiny-mha-untied/packed --quick" "bench-batch -m $HF/tiny-mha-untied/packed -b 1 -n 2" \
+    "bench-serve -m $HF/tiny-mha-untied/packed"; do
+    name=${cmd%% *}
+    # shellcheck disable=SC2086
+    $BIN $cmd --metal < /dev/null > "$TMP/out" 2> "$TMP/err"
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "this build has no Metal backend" "$TMP/err"; then ok "$name --metal refused without Metal"
+    else bad "$name --metal refused without Metal (exit $rc)"; sed 's/^/    /' "$TMP/err" | head -3; fi
+done
+
 echo "test_cli: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -270,6 +270,7 @@ static int child_args(const bench_opts *o, engine_argv *buf, const char **argv, 
     argv[n++] = "--layout", argv[n++] = m->layout == BN_TLAYOUT_I2 ? "i2" : m->layout == BN_TLAYOUT_TQ1 ? "tq1" : "auto";
     argv[n++] = "--head", argv[n++] = m->head < 0 ? "auto" : cli_ftype_name(m->head);
     argv[n++] = "--kv", argv[n++] = cli_ftype_name(m->kv);
+    if (m->metal) argv[n++] = "--metal";
     argv[n] = NULL;
     return n;
 }
@@ -393,6 +394,10 @@ static int bench_serve_run(void *p, int argc, char **argv) {
     }
     if (o.n_clients == 0) return cli_usage_error(&cmd_bench_serve, "-c expects client counts such as 1,4,8,16");
     for (i = 0; i < o.n_clients; i++) max_c = o.clients[i] > max_c ? o.clients[i] : max_c;
+    if (o.a->model.metal) { /* say here, not only in the server's log, when --metal cannot be had */
+        bn_context_params cp = bn_context_default_params();
+        if (!cli_backend(&o.a->model, &cp)) return EXIT_RUN;
+    }
     if (access(o.a->model.dir, F_OK) != 0 && !strcmp(o.a->model.dir, BENCH_MODEL_DIR)) {
         printf("bench-serve: generating the 2B4T-shaped synthetic model in %s (once)\n", BENCH_MODEL_DIR);
         fflush(stdout);
