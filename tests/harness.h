@@ -51,6 +51,26 @@ static int bnt_finish(const char *suite) {
     return bnt_failed ? 1 : 0;
 }
 
+/* ||a - b|| / ||b|| over n floats (||a - b|| when b is all zeros) */
+static inline double bnt_rel_l2(const float *a, const float *b, size_t n) {
+    double num = 0.0, den = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    return den > 0.0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* The index of the largest of n floats (the first, on a tie) */
+static inline int bnt_argmax(const float *x, int n) {
+    int i, best = 0;
+    for (i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
 /* Fixtures are read relative to the repository root, where make runs the tests. */
 #ifndef BNT_FIXTURES
 #define BNT_FIXTURES "tests/fixtures"

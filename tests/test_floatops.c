@@ -376,17 +376,6 @@ static void test_quantize(void) {
 
 /* ---- the KV cache types with a model ---- */
 
-static double rel_l2(const float *a, const float *b, size_t n) {
-    double num = 0.0, den = 0.0;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        double d = (double)a[i] - (double)b[i];
-        num += d * d;
-        den += (double)b[i] * (double)b[i];
-    }
-    return den > 0.0 ? sqrt(num / den) : sqrt(num);
-}
-
 static float *ref_tensor(const bn_safetensors *ref, const char *name, size_t *n) {
     const bn_safetensors_tensor *t = bn_safetensors_find(ref, name);
     float *out;
@@ -471,8 +460,8 @@ static void test_f16_cache_hf_parity(void) {
                 l16 = prompt_logits(model, BN_FTYPE_F16, kern, ids, n);
                 BNT_CHECK(l32 && l16);
                 if (l32 && l16) {
-                    double e32 = rel_l2(l32, ref_logits, n_logits), e16 = rel_l2(l16, ref_logits, n_logits);
-                    double d = rel_l2(l16, l32, n_logits);
+                    double e32 = bnt_rel_l2(l32, ref_logits, n_logits), e16 = bnt_rel_l2(l16, ref_logits, n_logits);
+                    double d = bnt_rel_l2(l16, l32, n_logits);
                     printf("    %s (%s): logits rel L2 vs HF: f32 cache %.3e, f16 cache %.3e; f16 vs f32 %.3e\n",
                            cases[ci], bn_kernel_name(kern), e32, e16, d);
                     BNT_CHECKF(e16 <= F16_TOL, "%s: f16 cache rel L2 %.3g", cases[ci], e16);

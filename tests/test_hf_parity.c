@@ -17,25 +17,6 @@ static const char *const cases[] = {"tiny-gqa-tied", "tiny-mha-untied", "llama-b
 static const char *const variants[] = {"master", "packed", "packed-autobit"};
 static const bn_weight_variant variant_ids[] = {BN_WEIGHTS_MASTER, BN_WEIGHTS_BITLINEAR, BN_WEIGHTS_AUTOBITLINEAR};
 
-/* ||a - b|| / ||b|| over n floats */
-static double rel_l2(const float *a, const float *b, size_t n) {
-    double num = 0.0, den = 0.0;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        double d = (double)a[i] - (double)b[i];
-        num += d * d;
-        den += (double)b[i] * (double)b[i];
-    }
-    return den > 0.0 ? sqrt(num / den) : sqrt(num);
-}
-
-static int argmax(const float *x, int n) {
-    int i, best = 0;
-    for (i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 /* Activation quantization is discontinuous: x * a on a rounding tie (k + 0.5)
    rounds to one side in HF and may round to the other here when the two
    float computations differ in the last bit. That flips one int8 activation
@@ -116,11 +97,11 @@ static float *ref_tensor(const bn_safetensors *ref, const char *variant, const c
    and all of them below LOOSE (a gross bug still fails). */
 #define LOOSE 5e-2
 static double check_logits(const char *label, const float *got, const float *ref, int n_tokens, int vocab, int tie) {
-    double e_all = rel_l2(got, ref, (size_t)n_tokens * vocab);
+    double e_all = bnt_rel_l2(got, ref, (size_t)n_tokens * vocab);
     if (tie < 0 || e_all <= TOL) { /* the tie excuses only what fails the strict bound */
         BNT_CHECKF(e_all <= TOL, "%s: logits rel L2 %.3g", label, e_all);
     } else {
-        double e_before = tie > 0 ? rel_l2(got, ref, (size_t)tie * vocab) : 0.0;
+        double e_before = tie > 0 ? bnt_rel_l2(got, ref, (size_t)tie * vocab) : 0.0;
         BNT_CHECKF(e_before <= TOL, "%s: logits before the tie, rel L2 %.3g", label, e_before);
         BNT_CHECKF(e_all <= LOOSE, "%s: logits rel L2 %.3g even with a tie", label, e_all);
         printf("    %s: tokens 0..%d rel L2 %.3e; all tokens %.3e (rounding tie at token %d)\n", label, tie - 1, e_before,
@@ -225,8 +206,8 @@ static void check_case(int ci, int vi) {
             rh = ref_tensor(ref, variants[vi], what, &nh);
             if (!rh) continue;
             BNT_CHECK(nh == (size_t)n_prompt * hid);
-            e = rel_l2(hidden + (size_t)l * n_prompt * hid, rh, nh);
-            e_before = tie < 0 || e <= TOL ? e : tie == 0 ? 0.0 : rel_l2(hidden + (size_t)l * n_prompt * hid, rh, (size_t)tie * hid);
+            e = bnt_rel_l2(hidden + (size_t)l * n_prompt * hid, rh, nh);
+            e_before = tie < 0 || e <= TOL ? e : tie == 0 ? 0.0 : bnt_rel_l2(hidden + (size_t)l * n_prompt * hid, rh, (size_t)tie * hid);
             BNT_CHECKF(e_before <= TOL, "hidden.%d rel L2 %.3g", l, e_before);
             BNT_CHECKF(e <= LOOSE, "hidden.%d rel L2 %.3g", l, e);
             if (e > e_hidden_max) e_hidden_max = e;
@@ -251,7 +232,7 @@ static void check_case(int ci, int vi) {
         const float *lg = bn_get_logits(ctx, -1);
         int32_t next;
         if (!lg) break;
-        next = argmax(lg, vocab);
+        next = bnt_argmax(lg, vocab);
         if (next != (int32_t)ref_greedy[g] && mismatch < 0) {
             mismatch = g;
             printf("    greedy step %d: got %d, HF %d; our top-2 gap %.3g", g, next, (int)ref_greedy[g], top2_gap(lg, vocab));
@@ -334,7 +315,7 @@ static void test_multi_sequence_batch(void) {
     b.want_logits = want;
     BNT_CHECKF(bn_forward(ctx, &b, &err) == BN_OK, "%s", err.msg);
     for (t = 0; t < 2 * n; t++) memcpy(out + (size_t)(t / 2) * vocab, bn_get_logits(ctx, t), sizeof(float) * vocab);
-    e = rel_l2(out, ref_logits, n_logits); /* the odd slots (sequence 2) were written last */
+    e = bnt_rel_l2(out, ref_logits, n_logits); /* the odd slots (sequence 2) were written last */
     BNT_CHECKF(e <= TOL, "interleaved sequences: rel L2 %.3g", e);
     for (t = 0; t < n; t++) BNT_CHECK(memcmp(bn_get_logits(ctx, 2 * t), bn_get_logits(ctx, 2 * t + 1), sizeof(float) * vocab) == 0);
     BNT_CHECK(bn_seq_len(ctx, 0) == 0 && bn_seq_len(ctx, 1) == n && bn_seq_len(ctx, 2) == n);
@@ -436,7 +417,7 @@ static void head_type_case(const char *name, bn_ftype type, double bound) {
         BNT_CHECK(bn_eval(ctx, 0, &ids[t], 1, &err) == BN_OK);
         memcpy(logits + (size_t)t * vocab, bn_get_logits(ctx, -1), sizeof(float) * vocab);
     }
-    e = rel_l2(logits, ref_logits, n_logits);
+    e = bnt_rel_l2(logits, ref_logits, n_logits);
     printf("    %s lm_head as %s: logits rel L2 %.3e\n", name, type == BN_FTYPE_F32 ? "f32" : type == BN_FTYPE_I8 ? "int8" : "f16", e);
     BNT_CHECKF(e <= bound, "rel L2 %.3g > %.3g", e, bound);
     free(logits);
@@ -554,7 +535,7 @@ static void test_kernels_each(void) {
         BNT_CHECK(bn_forward(ctx, &b, &err) == BN_OK);
         logits = (float *)malloc(sizeof(float) * (size_t)n * vocab);
         for (t = 0; t < n; t++) memcpy(logits + (size_t)t * vocab, bn_get_logits(ctx, t), sizeof(float) * vocab);
-        e = rel_l2(logits, ref_logits, n_logits);
+        e = bnt_rel_l2(logits, ref_logits, n_logits);
         printf("    kernel %s: logits rel L2 %.3e\n", bn_kernel_name(kernels[k]), e);
         BNT_CHECKF(e <= TOL, "kernel %s: rel L2 %.3g", bn_kernel_name(kernels[k]), e);
         free(logits);

@@ -97,13 +97,7 @@ static void test_source_rules(void) {
     /* the host's copy of bn_margs matches the kernels' */
     {
         size_t off[32];
-        const size_t mine[] = {offsetof(bn_margs, n_tokens), offsetof(bn_margs, rows), offsetof(bn_margs, cols),
-                               offsetof(bn_margs, layout), offsetof(bn_margs, scale), offsetof(bn_margs, ftype),
-                               offsetof(bn_margs, tiled), offsetof(bn_margs, add), offsetof(bn_margs, norm),
-                               offsetof(bn_margs, quant), offsetof(bn_margs, eps), offsetof(bn_margs, n_heads),
-                               offsetof(bn_margs, n_kv_heads), offsetof(bn_margs, head_dim), offsetof(bn_margs, n_ctx),
-                               offsetof(bn_margs, n_layers), offsetof(bn_margs, layer), offsetof(bn_margs, kv_f16),
-                               sizeof(bn_margs)};
+        const size_t mine[] = BNM_MARGS_LAYOUT(bn_margs);
         int n = bnm_margs_layout(off, 32), i;
         BNT_CHECK(n == (int)(sizeof mine / sizeof mine[0]));
         for (i = 0; i < n && i < 32; i++) BNT_CHECKF(off[i] == mine[i], "bn_margs field %d", i);

@@ -26,6 +26,13 @@ const char *bnm_source_path(void);
 
 /* bn_margs's field offsets in declaration order, then its size; returns the count. */
 int bnm_margs_layout(size_t *offsets, int max);
+/* The same list as an initializer, for a struct T with bn_margs's fields: the emulator computes it
+   for the kernels' bn_margs, a test for the copy it compares (offsetof needs <stddef.h>). */
+#define BNM_MARGS_LAYOUT(T)                                                                               \
+    {offsetof(T, n_tokens), offsetof(T, rows), offsetof(T, cols), offsetof(T, layout), offsetof(T, scale),     \
+     offsetof(T, ftype), offsetof(T, tiled), offsetof(T, add), offsetof(T, norm), offsetof(T, quant),          \
+     offsetof(T, eps), offsetof(T, n_heads), offsetof(T, n_kv_heads), offsetof(T, head_dim), offsetof(T, n_ctx), \
+     offsetof(T, n_layers), offsetof(T, layer), offsetof(T, kv_f16), sizeof(T)}
 
 /* Rounding ties of the int8 quantization. The row kernel rounds x * a to
    the nearest integer; where x * a lies within a few ulp of k + 0.5, the CPU

@@ -433,13 +433,7 @@ extern "C" void bnm_stats(long long *threads, long long *switches) {
 
 // bn_margs's size and field offsets, for the copies the host code and the tests make of it.
 extern "C" int bnm_margs_layout(size_t *offsets, int max) {
-    const size_t off[] = {offsetof(bn_margs, n_tokens), offsetof(bn_margs, rows), offsetof(bn_margs, cols),
-                          offsetof(bn_margs, layout), offsetof(bn_margs, scale), offsetof(bn_margs, ftype),
-                          offsetof(bn_margs, tiled), offsetof(bn_margs, add), offsetof(bn_margs, norm),
-                          offsetof(bn_margs, quant), offsetof(bn_margs, eps), offsetof(bn_margs, n_heads),
-                          offsetof(bn_margs, n_kv_heads), offsetof(bn_margs, head_dim), offsetof(bn_margs, n_ctx),
-                          offsetof(bn_margs, n_layers), offsetof(bn_margs, layer), offsetof(bn_margs, kv_f16),
-                          sizeof(bn_margs)};
+    const size_t off[] = BNM_MARGS_LAYOUT(bn_margs);
     int n = (int)(sizeof off / sizeof off[0]);
     for (int i = 0; i < n && i < max; i++) offsets[i] = off[i];
     return n;

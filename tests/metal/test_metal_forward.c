@@ -21,24 +21,6 @@ static const char *const cases[] = {"tiny-gqa-tied", "tiny-mha-untied", "llama-b
 static const char *const variants[] = {"master", "packed", "packed-autobit"};
 static bn_backend *gpu;
 
-static double rel_l2(const float *a, const float *b, size_t n) {
-    double num = 0.0, den = 0.0;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        double d = (double)a[i] - (double)b[i];
-        num += d * d;
-        den += (double)b[i] * (double)b[i];
-    }
-    return den > 0.0 ? sqrt(num / den) : sqrt(num);
-}
-
-static int argmax(const float *x, int n) {
-    int i, best = 0;
-    for (i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 static bn_context *new_ctx(const bn_model *m, const bn_backend *be, int n_seq, bn_ftype kv) {
     bn_context_params cp = bn_context_default_params();
     bn_context *ctx = NULL;
@@ -88,7 +70,7 @@ static double worst_rows(const bn_context *dev, int t0, int n, const float *ref,
     int t;
     for (t = 0; t < n; t++) {
         const float *l = bn_get_logits(dev, n == 1 ? -1 : t0 + t);
-        e = l ? rel_l2(l, ref + (size_t)t * vocab, (size_t)vocab) : 1e9;
+        e = l ? bnt_rel_l2(l, ref + (size_t)t * vocab, (size_t)vocab) : 1e9;
         worst = e > worst ? e : worst;
     }
     return worst;
@@ -174,8 +156,8 @@ static void forward_case(const char *name, const char *variant, const bn_model_p
     for (g = 0; g < n_greedy; g++) { /* each side feeds its own choice */
         char label[32];
         const float *lc = bn_get_logits(cpu, -1), *lg = bn_get_logits(dev, -1);
-        tok_cpu[g] = argmax(lc, vocab);
-        tok_gpu[g] = argmax(lg, vocab);
+        tok_cpu[g] = bnt_argmax(lc, vocab);
+        tok_gpu[g] = bnt_argmax(lg, vocab);
         same &= tok_cpu[g] == tok_gpu[g];
         same_hf &= tok_gpu[g] == greedy_hf[g];
         BNT_CHECK(bn_eval(cpu, 0, &tok_cpu[g], 1, &err) == BN_OK);
@@ -287,7 +269,7 @@ static void test_batched_equals_solo(void) {
         BNT_CHECK(L.n[s] == 8 && bn_eval(solo, 0, prompts[s], lens[s], &err) == BN_OK);
         for (k = 0; k < 8; k++) {
             const float *l = bn_get_logits(solo, -1);
-            t0 = argmax(l, V);
+            t0 = bnt_argmax(l, V);
             same_tokens &= t0 == L.tokens[s][k];
             same_logits &= memcmp(l, L.logits[s] + (size_t)k * V, sizeof(float) * V) == 0;
             BNT_CHECK(bn_eval(solo, 0, &t0, 1, &err) == BN_OK);
