@@ -486,7 +486,9 @@ BN_API uint64_t bn_model_fingerprint(const bn_model *model);
 BN_API void bn_context_capture_hidden(bn_context *ctx, float *out);
 /* Profiling: when prof is not NULL, each later bn_forward adds its times to
    *prof (which the caller zeroes). It costs a few clock reads per stage and
-   per thread in each parallel region. NULL turns it off. */
+   per thread in each parallel region. NULL turns it off. The stages are the
+   CPU path's: a context on a backend (bn_context_params.backend) records
+   nothing. */
 BN_API void bn_context_profile(bn_context *ctx, bn_profile *prof);
 BN_API const char *bn_stage_name(bn_stage stage); /* "qkv", "attention", ... */
 
@@ -501,8 +503,8 @@ BN_API const char *bn_stage_name(bn_stage stage); /* "qkv", "attention", ... */
    bn_seq_truncate and bn_context_reset work on it between forward calls as
    on the CPU. A backend learns where the weights and buffers are from
    bn_backend_view_get; what it computes must match the CPU path (the scalar
-   kernels are the reference). bn_context_capture_hidden does nothing on a
-   backend's context.
+   kernels are the reference). bn_context_capture_hidden and
+   bn_context_profile do nothing on a backend's context.
 
    bitnet_metal.m's bn_metal_backend_new makes one for Apple GPUs (Metal); a
    CUDA or Vulkan backend would fill the same table. */

@@ -15,8 +15,8 @@
    bn_seq_truncate and bn_context_reset work on it between forward calls as
    on the CPU. A backend learns where the weights and buffers are from
    bn_backend_view_get; what it computes must match the CPU path (the scalar
-   kernels are the reference). bn_context_capture_hidden does nothing on a
-   backend's context.
+   kernels are the reference). bn_context_capture_hidden and
+   bn_context_profile do nothing on a backend's context.
 
    bitnet_metal.m's bn_metal_backend_new makes one for Apple GPUs (Metal); a
    CUDA or Vulkan backend would fill the same table. */

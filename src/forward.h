@@ -141,7 +141,9 @@ BN_API uint64_t bn_model_fingerprint(const bn_model *model);
 BN_API void bn_context_capture_hidden(bn_context *ctx, float *out);
 /* Profiling: when prof is not NULL, each later bn_forward adds its times to
    *prof (which the caller zeroes). It costs a few clock reads per stage and
-   per thread in each parallel region. NULL turns it off. */
+   per thread in each parallel region. NULL turns it off. The stages are the
+   CPU path's: a context on a backend (bn_context_params.backend) records
+   nothing. */
 BN_API void bn_context_profile(bn_context *ctx, bn_profile *prof);
 BN_API const char *bn_stage_name(bn_stage stage); /* "qkv", "attention", ... */
 BN_EXTERN_C_END

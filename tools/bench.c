@@ -551,6 +551,11 @@ static int bench_run(void *p, int argc, char **argv) {
     (void)argc;
     (void)argv;
     if (rc) return rc;
+    if (a->model.metal && (a->sweep || a->profile)) { /* they measure the CPU path's threads and stages */
+        bn_model_free(model);
+        return cli_usage_error(&cmd_bench, "%s measures the CPU path: not with --metal",
+                               a->sweep ? "--threads-sweep" : "--profile");
+    }
     c = bn_model_config(model);
     bn_model_memory(model, &mapped, &allocated);
     wbytes = decode_weight_bytes(model);
