@@ -82,6 +82,10 @@ out=$("$bin" bench --metal --quick -m tests/fixtures/hf/llama-bitnet/packed 2>&1
 echo "$out" | sed 's/^/    /'
 echo "$out" | grep -q "kernel metal" && echo "$out" | grep -q "^tg32 "
 check "bench --metal" $?
+# --threads-sweep and --profile measure the CPU path: a usage error with --metal
+"$bin" bench --metal --profile -m tests/fixtures/hf/llama-bitnet/packed >/dev/null 2>&1
+[ $? -eq 2 ]
+check "bench --metal --profile refused" $?
 # bench-serve --metal passes --metal on to the server it starts (its log: build/bench-serve.log)
 "$bin" bench-serve -m models/shakespeare --metal -c 1,2 -n 4 -r 1 --prompt-len 4 --no-batch >/dev/null 2>&1 &&
     grep -q "kernel metal" build/bench-serve.log
