@@ -1,9 +1,9 @@
 #!/bin/sh
 # README.md and docs/: the README stays within 12 KB, every relative link in them leads to a
 # file that exists and, for "file#anchor", to a heading of that file (GitHub's anchor rules), and
-# every bn_ / BN_ / BITNET_ name they mention exists in bitnet.h (a BITNET_ name may instead be
-# the command's or the Python binding's: tools/, python/; a renamed API fails here), and
-# the README links every page of docs/ (a new page goes in its Features list) and names every
+# every bn_ / BN_ / BITNET_ name they mention exists in bitnet.h or bitnet_metal.m (a BITNET_ name
+# may instead be the command's or the Python binding's: tools/, python/; a renamed API fails here),
+# and the README links every page of docs/ (a new page goes in its Features list) and names every
 # option macro the header tests (its Build options table).
 # Prints "test_docs: N passed, M failed".
 cd "$(dirname "$0")/.." || exit 1
@@ -22,7 +22,9 @@ def anchors(path):
             a = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
             out.add(a)
     return out
-header_words = set(re.findall(r"\w+", open("bitnet.h", encoding="utf-8").read()))
+# the product's two files: the header, and the Metal backend's (its bn_metal_* API and kernel names)
+header_words = set(re.findall(r"\w+", open("bitnet.h", encoding="utf-8").read() +
+                              open("bitnet_metal.m", encoding="utf-8").read()))
 # BITNET_ names may also be the command's or the Python binding's (environment variables, build flags)
 tool_words = set(w for f in glob.glob("tools/*.[ch]") + glob.glob("python/*.py")
                  for w in re.findall(r"\bBITNET_\w+", open(f, encoding="utf-8").read()))
