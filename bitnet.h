@@ -7247,6 +7247,17 @@ static bn_status bn__check_batch(const bn_context *ctx, const bn_batch *b, bn_er
     return BN_OK;
 }
 
+/* After a forward (on the CPU or a backend): the batch's tokens join their
+   sequences (bn_seq_tokens) and the sequences grow. */
+static void bn__advance_seqs(bn_context *ctx, const bn_batch *b) {
+    int t;
+    for (t = 0; t < b->n_tokens; t++) {
+        int seq = b->seq ? b->seq[t] : 0;
+        ctx->seq_tokens[(size_t)seq * ctx->params.n_ctx + b->pos[t]] = b->token[t];
+        ctx->seq_len[seq]++;
+    }
+}
+
 BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
     const bn_model *m = ctx->model;
     const bn_config *c = &m->config;
@@ -7287,11 +7298,7 @@ BN_API bn_status bn_forward(bn_context *ctx, const bn_batch *b, bn_error *err) {
         if (ctx->logits_row[t] >= 0 && ctx->logits_row[t] != t)
             memmove(ctx->xn + (size_t)ctx->logits_row[t] * hid, ctx->xn + (size_t)t * hid, sizeof(float) * (size_t)hid);
     if (n_out) bn_fmat_matmul_kernel(&m->lm_head, ctx->xn, n_out, ctx->logits, ctx->pool, ctx->params.kernel);
-    for (t = 0; t < n; t++) {
-        int seq = b->seq ? b->seq[t] : 0;
-        ctx->seq_tokens[(size_t)seq * ctx->params.n_ctx + b->pos[t]] = b->token[t];
-        ctx->seq_len[seq]++;
-    }
+    bn__advance_seqs(ctx, b);
     bn__stage(ctx, -1);
     if (ctx->prof) {
         ctx->prof->forwards++;
@@ -7645,10 +7652,9 @@ static bn_status bn__backend_forward(bn_context *ctx, const bn_batch *b, int n_o
         ctx->n_batch_last = 0; /* no logits: the sequences are as they were */
         return s;
     }
-    for (t = 0; t < b->n_tokens; t++) {
+    for (t = 0; t < b->n_tokens; t++)
         if (ctx->logits_row[t] >= 0) ctx->last_row = ctx->logits_row[t];
-        ctx->seq_len[b->seq ? b->seq[t] : 0]++;
-    }
+    bn__advance_seqs(ctx, b);
     return BN_OK;
 }
 

@@ -136,10 +136,9 @@ static bn_status bn__backend_forward(bn_context *ctx, const bn_batch *b, int n_o
         ctx->n_batch_last = 0; /* no logits: the sequences are as they were */
         return s;
     }
-    for (t = 0; t < b->n_tokens; t++) {
+    for (t = 0; t < b->n_tokens; t++)
         if (ctx->logits_row[t] >= 0) ctx->last_row = ctx->logits_row[t];
-        ctx->seq_len[b->seq ? b->seq[t] : 0]++;
-    }
+    bn__advance_seqs(ctx, b);
     return BN_OK;
 }
 

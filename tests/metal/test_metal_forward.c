@@ -300,6 +300,24 @@ static void test_batched_equals_solo(void) {
         BNT_CHECK(bn_eval(ctx, 2, tk, 1, &err) == BN_OK);
         BNT_CHECK(memcmp(L.logits[0], bn_get_logits(ctx, -1), sizeof(float) * V) == 0);
     }
+    /* the context keeps each sequence's tokens (the batcher's prompt cache reads them), and a
+       sequence's saved state loads into another one: the same token decodes to the same logits */
+    {
+        int n_tok = 0, same = 1;
+        const int32_t *got = bn_seq_tokens(ctx, 1, &n_tok);
+        size_t cap = bn_seq_state_size(ctx, 1), used = 0;
+        void *state = malloc(cap);
+        int32_t tk = 7;
+        BNT_CHECK(got && n_tok == lens[0] + 1);
+        for (k = 0; got && k < lens[0]; k++) same &= got[k] == prompts[0][k];
+        BNT_CHECKF(same && got && got[lens[0]] == 7, "bn_seq_tokens on the GPU's context differ from the batch's");
+        BNT_CHECK(state && bn_seq_state_save(ctx, 1, state, cap, &used, &err) == BN_OK);
+        BNT_CHECKF(state && bn_seq_state_load(ctx, 3, state, used, &err) == BN_OK, "%s", err.msg);
+        bn_seq_truncate(ctx, 3, lens[0]);
+        BNT_CHECK(bn_eval(ctx, 3, &tk, 1, &err) == BN_OK);
+        BNT_CHECK(memcmp(L.logits[0], bn_get_logits(ctx, -1), sizeof(float) * V) == 0);
+        free(state);
+    }
 done:
     bn_batcher_free(b);
     bn_context_free(ctx);
