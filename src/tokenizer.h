@@ -100,6 +100,9 @@ BN_API bn_status bn_utf8_stream_push(bn_utf8_stream *s, int32_t id, const char *
 /* At the end: whatever was held back (an incomplete character shows as U+FFFD). */
 BN_API bn_status bn_utf8_stream_flush(bn_utf8_stream *s, const char **piece, size_t *len, bn_error *err);
 BN_API void bn_utf8_stream_free(bn_utf8_stream *s);
+/* The length of the UTF-8 character at s[0..n) (1-4), or 0 when the bytes
+   there are not one (overlong, a surrogate, above U+10FFFF, cut short). */
+BN_API size_t bn_utf8_char_len(const char *s, size_t n);
 
 /* The template recognized in tokenizer_config.json (BN_CHAT_UNKNOWN if none). */
 BN_API bn_chat_template bn_tokenizer_chat_template(const bn_tokenizer *tok);
@@ -2157,6 +2160,11 @@ BN_API void bn_utf8_stream_init(bn_utf8_stream *s, const bn_tokenizer *tok, unsi
     memset(s, 0, sizeof *s);
     s->tok = tok;
     s->flags = flags;
+}
+
+BN_API size_t bn_utf8_char_len(const char *s, size_t n) {
+    size_t bad;
+    return n ? bn__utf8_check((const unsigned char *)s, n, &bad) : 0;
 }
 
 BN_API void bn_utf8_stream_free(bn_utf8_stream *s) {

@@ -179,7 +179,10 @@ static void test_utf8(void) {
     BNT_CHECK(!utf8_valid("\xf4\x90\x80\x80", 4, &bad));                        /* past U+10FFFF */
     BNT_CHECK(!utf8_valid("x\xe2\x82", 3, &bad) && bad == 1);                   /* cut short */
     BNT_CHECK(!utf8_valid("\x80", 1, &bad));                                     /* a lone continuation */
-    BNT_CHECK(utf8_char_len((const unsigned char *)"\xe0\xa0\x80", 3) == 3 && utf8_char_len((const unsigned char *)"\xe0\x9f\xbf", 3) == 0);
+    /* the header's bn_utf8_char_len, which the writer uses: RFC 3629's table */
+    BNT_CHECK(bn_utf8_char_len("A", 1) == 1 && bn_utf8_char_len("\xc3\xa9", 2) == 2 && bn_utf8_char_len("\xf0\x9f\x98\x80", 4) == 4);
+    BNT_CHECK(bn_utf8_char_len("\xe0\xa0\x80", 3) == 3 && bn_utf8_char_len("\xe0\x9f\xbf", 3) == 0); /* overlong */
+    BNT_CHECK(bn_utf8_char_len("\xed\xa0\x80", 3) == 0 && bn_utf8_char_len("\xc3", 1) == 0 && bn_utf8_char_len("", 0) == 0);
 }
 
 /* ---------------------------------------------------------------- OpenAI requests */

@@ -1,5 +1,6 @@
 /* jsonw.c: the JSON writer (see jsonw.h). */
 #include "jsonw.h"
+#include "../bitnet.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -86,31 +87,6 @@ void jw_keyn(jw *w, const char *key, size_t n) {
 
 void jw_key(jw *w, const char *key) { jw_keyn(w, key, strlen(key)); }
 
-size_t utf8_char_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0], lo = 0x80, hi = 0xbf;
-    size_t need, i;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) need = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        need = 3;
-        if (c == 0xe0) lo = 0xa0;
-        if (c == 0xed) hi = 0x9f; /* no surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 4;
-        if (c == 0xf0) lo = 0x90;
-        if (c == 0xf4) hi = 0x8f; /* nothing past U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < need) return 0;
-    for (i = 1; i < need; i++) {
-        if (s[i] < lo || s[i] > hi) return 0;
-        lo = 0x80;
-        hi = 0xbf;
-    }
-    return need;
-}
-
 int utf8_valid(const char *s, size_t n, size_t *bad) {
     size_t i = 0;
     while (i < n) {
@@ -119,7 +95,7 @@ int utf8_valid(const char *s, size_t n, size_t *bad) {
             i++;
             continue;
         }
-        k = utf8_char_len((const unsigned char *)s + i, n - i);
+        k = bn_utf8_char_len(s + i, n - i);
         if (!k) {
             if (bad) *bad = i;
             return 0;
@@ -145,7 +121,7 @@ void jw_escape(jw *w, const char *s, size_t n) {
             snprintf(u, sizeof u, "\\u%04x", c);
             esc = u;
         } else if (c >= 0x80) {
-            k = utf8_char_len((const unsigned char *)s + i, n - i);
+            k = bn_utf8_char_len(s + i, n - i);
             if (!k) {
                 esc = "\xef\xbf\xbd"; /* U+FFFD for the invalid byte */
                 k = 1;

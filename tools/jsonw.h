@@ -40,7 +40,6 @@ void jw_null(jw *w);
 void jw_escape(jw *w, const char *s, size_t n);
 
 /* Length of the valid UTF-8 character at s[0..n), or 0 when the bytes there are not one. */
-size_t utf8_char_len(const unsigned char *s, size_t n);
 /* Whether s[0..n) is valid UTF-8; *bad gets the offset of the first invalid byte. */
 int utf8_valid(const char *s, size_t n, size_t *bad);
 
