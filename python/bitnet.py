@@ -62,7 +62,7 @@ class bn_limits(ctypes.Structure):
 
 class bn_context_params(ctypes.Structure):
     _fields_ = [("n_ctx", c_int), ("n_seq", c_int), ("n_batch", c_int), ("n_threads", c_int), ("kernel", c_int),
-                ("kv_type", c_int), ("limits", bn_limits)]
+                ("kv_type", c_int), ("limits", bn_limits), ("backend", c_void_p)]
 
 
 class bn_sampler_params(ctypes.Structure):
