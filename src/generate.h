@@ -978,8 +978,6 @@ struct bn_batcher {
     int8_t *b_want;
     int *b_owner;     /* slot of the request each batch token belongs to */
     int *b_rid;       /* and that request's id (a callback may end it and add another in its slot) */
-    int32_t *kv_tok;  /* the prompt cache: slot i's KV cache holds kv_tok[i * n_ctx ...] */
-    int *kv_len;      /* at positions 0 .. kv_len[i]-1 */
     unsigned *kv_used; /* when each slot was last given a request (a free slot is reused least recent first) */
     unsigned uses;
 };
@@ -1030,11 +1028,8 @@ BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batc
     b->b_want = BN_ALLOC(int8_t, nb);
     b->b_owner = BN_ALLOC(int, nb);
     b->b_rid = BN_ALLOC(int, nb);
-    b->kv_tok = BN_ALLOC(int32_t, (size_t)p.n_slots * (size_t)b->n_ctx);
-    b->kv_len = BN_ZALLOC(int, p.n_slots);
     b->kv_used = BN_ZALLOC(unsigned, p.n_slots);
-    if (!b->req || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->b_owner || !b->b_rid || !b->kv_tok ||
-        !b->kv_len || !b->kv_used) {
+    if (!b->req || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->b_owner || !b->b_rid || !b->kv_used) {
         bn_batcher_free(b);
         return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory");
     }
@@ -1051,8 +1046,7 @@ static void bn__request_clear(bn_batcher *b, int slot) {
     BN_FREE(r->stop);
     BN_FREE(r->prompt);
     memset(r, 0, sizeof *r);
-    if (!b->p.prompt_cache) b->kv_len[slot] = 0;
-    bn_seq_truncate(b->ctx, slot, b->kv_len[slot]);
+    if (!b->p.prompt_cache) bn_seq_truncate(b->ctx, slot, 0);
 }
 
 /* End a request: its closing on_token (the held-back tail), then, with the
@@ -1103,8 +1097,6 @@ BN_API void bn_batcher_free(bn_batcher *b) {
     BN_FREE(b->b_want);
     BN_FREE(b->b_owner);
     BN_FREE(b->b_rid);
-    BN_FREE(b->kv_tok);
-    BN_FREE(b->kv_len);
     BN_FREE(b->kv_used);
     BN_FREE(b);
 }
@@ -1149,9 +1141,11 @@ static int bn__common_start(const int32_t *a, int na, const int32_t *b, int nb) 
 static int bn__pick_slot(bn_batcher *b, const int32_t *prompt, int n_prompt, int *reuse) {
     int i, best = -1, best_len = -1;
     for (i = 0; i < b->p.n_slots; i++) {
-        int len;
+        int n_held, len;
+        const int32_t *held;
         if (b->req[i].active) continue;
-        len = bn__common_start(b->kv_tok + (size_t)i * (size_t)b->n_ctx, b->kv_len[i], prompt, n_prompt);
+        held = bn_seq_tokens(b->ctx, i, &n_held); /* what the slot's KV cache holds */
+        len = bn__common_start(held, n_held, prompt, n_prompt);
         if (len > best_len || (len == best_len && b->kv_used[i] < b->kv_used[best])) {
             best = i;
             best_len = len;
@@ -1201,7 +1195,6 @@ BN_API bn_status bn_batcher_add(bn_batcher *b, const int32_t *prompt, int n_prom
     r->t_add = bn_time_s();
     r->active = 1;
     r->n_fed = r->n_cached = reuse;
-    b->kv_len[slot] = reuse;
     b->kv_used[slot] = ++b->uses;
     bn_seq_truncate(b->ctx, slot, reuse);
     if (id) *id = r->id;
@@ -1301,13 +1294,9 @@ static void bn__request_token(bn_batcher *b, int slot, int32_t token, const floa
 /* After the forward: account for what went in, sample where logits came out. */
 static void bn__batch_collect(bn_batcher *b, int n) {
     int i;
-    for (i = 0; i < n; i++) { /* the batch's tokens are now in the KV cache */
-        int slot = b->b_owner[i];
-        bn__request *r = &b->req[slot];
-        if (!r->active || r->id != b->b_rid[i]) continue;
-        if (r->n_fed < r->n_prompt) r->n_fed++;
-        b->kv_tok[(size_t)slot * (size_t)b->n_ctx + (size_t)b->b_pos[i]] = b->b_tok[i];
-        b->kv_len[slot] = b->b_pos[i] + 1;
+    for (i = 0; i < n; i++) { /* prompt tokens are now in the cache */
+        bn__request *r = &b->req[b->b_owner[i]];
+        if (r->active && r->n_fed < r->n_prompt) r->n_fed++;
     }
     for (i = 0; i < n; i++) {
         bn__request *r = &b->req[b->b_owner[i]];
