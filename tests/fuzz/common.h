@@ -43,14 +43,43 @@ BN_MAYBE_UNUSED static char *fuzz_strdup(const uint8_t *p, size_t n) {
     return s;
 }
 
-/* This process's scratch folder under /tmp (made once). */
+/* What the harness made in its scratch folder, removed when the process exits
+   (libFuzzer ends a run with exit()): paths, folders last. */
+static char fuzz_made[16][512];
+static int fuzz_n_made;
+
+BN_MAYBE_UNUSED static void fuzz_cleanup(void) {
+    while (fuzz_n_made > 0) {
+        const char *path = fuzz_made[--fuzz_n_made];
+        if (remove(path) != 0) rmdir(path);
+    }
+}
+
+BN_MAYBE_UNUSED static void fuzz_remember(const char *path) {
+    int i;
+    for (i = 0; i < fuzz_n_made; i++)
+        if (!strcmp(fuzz_made[i], path)) return;
+    if (fuzz_n_made < 16) snprintf(fuzz_made[fuzz_n_made++], sizeof fuzz_made[0], "%s", path);
+}
+
+/* This process's scratch folder under $TMPDIR or /tmp (made once). A tmpfs
+   such as /dev/shm spares the harnesses that write files a disk's costs. */
 BN_MAYBE_UNUSED static const char *fuzz_dir(const char *name) {
     static char dir[256];
     if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/bn-fuzz-%s-%ld", name, (long)getpid());
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/bn-fuzz-%s-%ld", tmp && *tmp ? tmp : "/tmp", name, (long)getpid());
         mkdir(dir, 0700);
+        fuzz_remember(dir);
+        atexit(fuzz_cleanup);
     }
     return dir;
+}
+
+/* A folder inside the scratch folder, removed at exit with it. */
+BN_MAYBE_UNUSED static void fuzz_mkdir(const char *path) {
+    mkdir(path, 0700);
+    fuzz_remember(path);
 }
 
 /* Write n bytes to dir/file (n == (size_t)-1: remove it). */
@@ -63,5 +92,6 @@ BN_MAYBE_UNUSED static void fuzz_write(const char *dir, const char *file, const 
     if (!f) abort();
     if (n && fwrite(p, 1, n, f) != n) abort();
     fclose(f);
+    fuzz_remember(path);
 }
 #endif

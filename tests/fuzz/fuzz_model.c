@@ -20,9 +20,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bn_error err;
     snprintf(sub, sizeof sub, "%s/%d", dir, which);
     if (!linked[which]) { /* the weights, linked once per process */
-        mkdir(sub, 0700);
+        fuzz_mkdir(sub);
         snprintf(link, sizeof link, "%s/model.safetensors", sub);
         if (!realpath(weights[which], target) || (symlink(target, link) != 0 && access(link, R_OK) != 0)) abort();
+        fuzz_remember(link);
         linked[which] = 1;
     }
     fuzz_write(sub, "config.json", data, n);
