@@ -695,8 +695,8 @@ BN_API bn_status bn_chat_format(const bn_tokenizer *tok, bn_chat_template tmpl, 
    Literals and classes are Unicode: "é", [α-ω], [^"\\], \xHH \uHHHH
    \UHHHHHHHH, \n \r \t; `.` is any character. A rule's alternatives may span
    lines after a `|` or inside parentheses. Errors give the line and column.
-   A step that would follow more than a million grammar positions at once
-   (a grammar ambiguous beyond use, e.g. ("x"?){10000}) is refused like a
+   A step that would follow more than 65,536 grammar positions at once (a
+   grammar ambiguous beyond use, e.g. (("x"?){200}){200}) is refused like a
    byte the grammar does not allow.
 
    Matching is on bytes: a character class is matched one UTF-8 byte at a
@@ -10982,9 +10982,12 @@ enum { BN__GK_ANY = 0, BN__GK_E0, BN__GK_ED, BN__GK_F0, BN__GK_F4 };
 enum { BN__GF_REJECT = 0, BN__GF_PARTIAL, BN__GF_DONE };
 #define BN__GM_MASKS 4
 /* The most (position, parent) pairs one step may visit. Grammars that need
-   more are ambiguous beyond use, e.g. (x?){10000}: each x could be any of
-   10000 optional ones. Such a step is refused like a byte the grammar does not allow. */
-#define BN__GM_MAX_VISITS (1 << 20)
+   more are ambiguous beyond use, e.g. ((x?){200}){200}: each x could be any
+   of 40000 optional ones, in 200 groups. Such a step is refused like a byte the grammar does not allow.
+   The bound is also what a hostile grammar can cost per byte (about 0.5 ms
+   on a 2-core AMD EPYC): the JSON grammar and converted schemas visit at most a few hundred
+   pairs a step, the fuzz corpus's grammars at most 2,600. */
+#define BN__GM_MAX_VISITS (1 << 16)
 
 struct bn_grammar_matcher {
     const bn_grammar *g;
@@ -11512,7 +11515,9 @@ typedef struct bn__js {
     int n_names, cap_names;
     const bn_json **refs;    /* $ref strings already given a rule, and its index */
     int *ref_rule;
+    int *ref_inside;         /* while its target is being converted: the value of `inside` then; else -1 */
     int n_refs, cap_refs;
+    int inside;              /* how many objects and arrays the conversion is inside */
     unsigned need;
     char path[400];          /* where in the schema, for errors (a JSON pointer) */
     size_t path_len;
@@ -12021,9 +12026,13 @@ static int bn__js_add_ref(bn__js *js, const bn_json *ref, int idx) {
         ni = (int *)BN_REALLOC(js->ref_rule, sizeof(int) * (size_t)cap);
         if (!ni) return bn__js_nomem(js);
         js->ref_rule = ni;
+        ni = (int *)BN_REALLOC(js->ref_inside, sizeof(int) * (size_t)cap);
+        if (!ni) return bn__js_nomem(js);
+        js->ref_inside = ni;
         js->cap_refs = cap;
     }
     js->refs[js->n_refs] = ref;
+    js->ref_inside[js->n_refs] = js->inside;
     js->ref_rule[js->n_refs++] = idx;
     return 0;
 }
@@ -12057,7 +12066,10 @@ static const bn_json *bn__js_resolve(const bn_json *t, const char *s, size_t n) 
     return t;
 }
 
-/* The rule of the target of a $ref; each target gets one rule, so references may recurse. */
+/* The rule of the target of a $ref; each target gets one rule, so references may recurse,
+   but only from inside an object or array that the target opened: a target that reaches
+   itself before its first character ({"$ref": "#"}, or through anyOf) has no finite value,
+   and its grammar would be left-recursive. */
 static int bn__js_ref(bn__js *js, const bn_json *ref) {
     const bn_json *t;
     const char *s = ref->str, *last;
@@ -12065,7 +12077,13 @@ static int bn__js_ref(bn__js *js, const bn_json *ref) {
     bn__buf body;
     int k, idx, sub;
     for (k = 0; k < js->n_refs; k++)
-        if (js->refs[k]->len == ref->len && !memcmp(js->refs[k]->str, s, n)) return js->ref_rule[k];
+        if (js->refs[k]->len == ref->len && !memcmp(js->refs[k]->str, s, n)) {
+            if (js->ref_inside[k] == js->inside)
+                return bn__js_fail(js, BN_ERR_FORMAT,
+                                   "$ref '%.*s' refers to itself before any character of its value (a loop that matches nothing)",
+                                   (int)BN_MIN(n, 80), s);
+            return js->ref_rule[k];
+        }
     if (!n || s[0] != '#')
         return bn__js_fail(js, BN_ERR_UNSUPPORTED, "$ref '%.*s': only references within the schema (#/...) are supported",
                            (int)BN_MIN(n, 80), s);
@@ -12074,11 +12092,13 @@ static int bn__js_ref(bn__js *js, const bn_json *ref) {
     for (last = s + n; last > s && last[-1] != '/' && last[-1] != '#';) last--;
     idx = bn__js_name(js, last, (size_t)(s + n - last));
     if (idx < 0 || bn__js_add_ref(js, ref, idx) < 0) return -1;
+    k = js->n_refs - 1;
     old = js->path_len;
     js->path_len = 0;
     if (n > 2) bn__js_push(js, s + 2, n - 2);
     sub = bn__js_schema(js, t, js->names[idx]);
     bn__js_pop(js, old);
+    js->ref_inside[k] = -1;
     if (sub < 0) return -1;
     memset(&body, 0, sizeof body);
     if (!bn__buf_adds(&body, js->names[sub])) return bn__js_nomem(js);
@@ -12100,13 +12120,15 @@ static int bn__js_type_is(const bn_json *v, const char *type) {
 static int bn__js_sub(bn__js *js, const bn_json *v, int parent, const char *key, const char *suffix, int i) {
     char hint[96], num[16];
     size_t old = bn__js_push(js, key, strlen(key));
-    int r;
+    int r, opens = !strcmp(key, "items") || !strcmp(key, "additionalProperties"); /* inside "[" or "{" */
     if (i >= 0) {
         snprintf(num, sizeof num, "%d", i);
         bn__js_push(js, num, strlen(num));
     }
     snprintf(hint, sizeof hint, "%s-%s%s", js->names[parent], suffix, i >= 0 ? num : "");
+    js->inside += opens;
     r = bn__js_schema(js, v, hint);
+    js->inside -= opens;
     bn__js_pop(js, old);
     return r;
 }
@@ -12145,7 +12167,9 @@ static int bn__js_properties(bn__js *js, const bn_json *s, const bn_json *props,
         char hint[96];
         bn__js_push(js, props->child[i].key, (size_t)props->child[i].key_len);
         snprintf(hint, sizeof hint, "%s-%.*s", js->names[idx], BN_MIN(props->child[i].key_len, 32), props->child[i].key);
+        js->inside++;
         val[i] = bn__js_schema(js, &props->child[i], hint);
+        js->inside--;
         bn__js_pop(js, old);
         ok = val[i] >= 0;
     }
@@ -12427,6 +12451,7 @@ BN_API bn_status bn_json_schema_node_to_gbnf(const bn_json *schema, char **gbnf,
     BN_FREE(js.names);
     BN_FREE((void *)js.refs);
     BN_FREE(js.ref_rule);
+    BN_FREE(js.ref_inside);
     BN_FREE(js.out.p);
     if (js.st != BN_OK) {
         BN_FREE(all.p);

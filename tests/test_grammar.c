@@ -131,6 +131,26 @@ static void test_repetition_bounds(void) {
     expect("root ::= [.]{1,4}", yes4, NULL, no4);
 }
 
+/* A step follows at most 65,536 grammar positions: ("x"?){10000} needs about 50,000 and
+   works; ((x?){200}){200} needs 200,000 and is refused, as a grammar ambiguous beyond use.
+   (A fuzzed grammar of such classes cost 7 ms a byte under the former bound of 2^20.) */
+static void test_ambiguity_bound(void) {
+    static const char *yes[] = {"y", "xxxy", NULL};
+    static const char *no[] = {"xxxyy", NULL};
+    bn_grammar *g = compile("root ::= (\"x\"?){10000} \"y\"");
+    bn_grammar_matcher *m = NULL;
+    bn_error err;
+    BNT_CHECK(g != NULL);
+    bn_grammar_free(g);
+    expect("root ::= (\"x\"?){10000} \"y\"", yes, NULL, no);
+    g = compile("root ::= ((\"x\"?){200}){200} \"y\"");
+    BNT_CHECK(g != NULL);
+    if (!g) return;
+    BNT_CHECK(bn_grammar_matcher_new(&m, g, &err) == BN_ERR_UNSUPPORTED);
+    BNT_CHECKF(strstr(err.msg, "too ambiguous") != NULL, "%s", err.msg);
+    bn_grammar_free(g);
+}
+
 static void test_syntax_details(void) {
     static const char *yes[] = {"x-y", "y-y", NULL};
     static const char *yes2[] = {"\t|\n", NULL};
@@ -254,6 +274,11 @@ static void test_schema_unsupported(void) {
     schema_bad("{\"type\": \"string\", \"format\": \"email\"}", BN_ERR_UNSUPPORTED, "format 'email'");
     schema_bad("{\"$ref\": \"https://example.com/s.json\"}", BN_ERR_UNSUPPORTED, "$ref");
     schema_bad("{\"$ref\": \"#/$defs/missing\"}", BN_ERR_FORMAT, "points to nothing");
+    /* a reference that reaches itself before any character has no finite value (found by fuzzing) */
+    schema_bad("{\"$ref\": \"#\"}", BN_ERR_FORMAT, "$ref '#' refers to itself before any character");
+    schema_bad("{\"anyOf\": [{\"type\": \"null\"}, {\"$ref\": \"#\"}]}", BN_ERR_FORMAT, "refers to itself");
+    schema_bad("{\"$defs\": {\"a\": {\"allOf\": [{\"$ref\": \"#/$defs/b\"}]}, \"b\": {\"$ref\": \"#/$defs/a\"}},"
+               " \"$ref\": \"#/$defs/a\"}", BN_ERR_FORMAT, "refers to itself");
     schema_bad("{\"type\": \"string\", \"pattern\": \"(a)\\\\1\"}", BN_ERR_UNSUPPORTED, "pattern");
     schema_bad("{\"type\": \"string\", \"pattern\": \"a(?=b)\"}", BN_ERR_UNSUPPORTED, "lookaround");
     schema_bad("{\"type\": \"string\", \"pattern\": \"a^b\"}", BN_ERR_UNSUPPORTED, "'^'");
@@ -301,6 +326,8 @@ static void test_schema_grammars(void) {
     static const char *n5[] = {"\"2024-02-30T00:00:00Z\"", "\"2024-13-01T00:00:00Z\"", "\"2024-01-01T24:00:00Z\"",
                                "\"2024-01-01 00:00:00Z\"", "\"2024-01-01T00:00:00\"", NULL};
     static const char *y6[] = {"{\"k\": 1, \"j\": -3}", "{}", NULL};
+    static const char *y7[] = {"[]", "[[], [[]]]", "null", "[null, [null]]", NULL};
+    static const char *n7[] = {"[1]", "[[]", NULL};
     static const char *n6[] = {"{\"k\": \"x\"}", NULL};
     schema_expect("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}, \"b\": {\"type\": \"string\", "
                   "\"maxLength\": 3}, \"c\": {\"type\": \"boolean\"}}, \"required\": [\"b\"], \"additionalProperties\": false}",
@@ -312,6 +339,8 @@ static void test_schema_grammars(void) {
     schema_expect("{\"type\": \"string\", \"pattern\": \"ab\"}", y4, n4);
     schema_expect("{\"type\": \"string\", \"format\": \"date-time\"}", y5, n5);
     schema_expect("{\"type\": \"object\", \"additionalProperties\": {\"type\": \"integer\"}}", y6, n6);
+    /* recursion inside "[" is fine, also through anyOf */
+    schema_expect("{\"anyOf\": [{\"type\": \"null\"}, {\"type\": \"array\", \"items\": {\"$ref\": \"#\"}}]}", y7, n7);
 }
 
 /* ---------- tokens: the LLaMA 3 vocabulary ---------- */
@@ -715,6 +744,7 @@ int main(void) {
     BNT_RUN(test_nested_json);
     BNT_RUN(test_unicode_classes);
     BNT_RUN(test_repetition_bounds);
+    BNT_RUN(test_ambiguity_bound);
     BNT_RUN(test_syntax_details);
     BNT_RUN(test_cache_flush);
     BNT_RUN(test_bad_grammars);
