@@ -402,7 +402,7 @@ static void test_response_format(void) {
             {"{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"schema\":{\"type\":\"wat\"}}}", "response_format",
              "invalid_value", "unknown type 'wat'"},
             {"{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"schema\":{\"$ref\":\"#\"}}}", "response_format",
-             "invalid_value", "cannot be generated"},
+             "invalid_value", "$ref '#' refers to itself"},
             {"{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\"}}", "response_format.json_schema.schema",
              "missing_required_parameter", "schema"},
             {"{\"type\":\"json_schema\"}", "response_format.json_schema", "missing_required_parameter", "json_schema"},
