@@ -707,8 +707,16 @@ static void bn__fdot_scalar(const uint8_t *w, size_t row_step, size_t block_step
         }
 }
 
-/* Defined in ternary_simd.h: the SIMD float kernel for `kernel`, or NULL. */
+/* One token against two tiled groups of rows (2 x BN__FROWS) that lie
+   group_bytes apart, cols a multiple of BN_FMAT_TILE_COLS: out[r] for the
+   12 rows, each sum formed as the bn__fdot_fn of the same kernel forms it. */
+typedef void (*bn__fdot12_fn)(const uint8_t *w, size_t group_bytes, size_t block_step, int cols, const float *x,
+                              float *out);
+
+/* Defined in ternary_simd.h: the SIMD float kernel for `kernel`, or NULL;
+   the two-group one-token kernel for `kernel` and `type`, or NULL. */
 static bn__fdot_fn bn__fdot_simd(bn_kernel kernel);
+static bn__fdot12_fn bn__fdot12_simd(bn_kernel kernel, bn_ftype type);
 
 typedef struct bn__fmatmul_job {
     const bn_fmat *m;
@@ -716,6 +724,7 @@ typedef struct bn__fmatmul_job {
     int n_tokens;
     float *y;
     bn__fdot_fn dot;
+    bn__fdot12_fn dot12; /* for one token, two groups at a time, where the kernel has one */
     bn__split split; /* the work: groups of BN__FROWS rows */
 } bn__fmatmul_job;
 
@@ -751,9 +760,14 @@ static void bn__fmatmul_worker(void *arg, int ith, int nth) {
                 nt = BN_MIN(job->n_tokens - t0, BN__FTILE);
                 for (t = 0; t < nt; t++) xs[t] = job->x + (size_t)(t0 + t) * m->cols;
                 for (r = c0; r < c1; r += nr) {
+                    const uint8_t *w = (const uint8_t *)m->data + (size_t)(r / BN__FROWS) * group_bytes;
                     nr = BN_MIN(c1 - r, BN__FROWS);
-                    job->dot((const uint8_t *)m->data + (size_t)(r / BN__FROWS) * group_bytes, row_step, block_step,
-                             m->tiled, nr, m->type, m->cols, xs, nt, dots);
+                    if (job->dot12 && nt == 1 && c1 - r >= 2 * BN__FROWS) {
+                        nr = 2 * BN__FROWS;
+                        job->dot12(w, group_bytes, block_step, m->cols, xs[0], dots);
+                    } else {
+                        job->dot(w, row_step, block_step, m->tiled, nr, m->type, m->cols, xs, nt, dots);
+                    }
                     for (i = 0; i < nr; i++) {
                         float s = m->type == BN_FTYPE_I8 ? m->row_scale[r + i] : 1.0f;
                         for (t = 0; t < nt; t++) job->y[(size_t)(t0 + t) * m->rows + r + i] = dots[i * nt + t] * s;
@@ -774,6 +788,7 @@ BN_API void bn_fmat_matmul_kernel(const bn_fmat *m, const float *x, int n_tokens
     job.n_tokens = n_tokens;
     job.y = y;
     job.dot = bn__fdot_simd(kernel);
+    job.dot12 = job.dot && m->tiled && m->cols % BN_FMAT_TILE_COLS == 0 ? bn__fdot12_simd(kernel, m->type) : NULL;
     if (!job.dot) job.dot = bn__fdot_scalar;
     bn__split_init(&job.split, pool, (m->rows + BN__FROWS - 1) / BN__FROWS, BN__FCHUNK / BN__FROWS);
     bn_pool_run(pool, bn__fmatmul_worker, &job);

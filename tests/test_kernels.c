@@ -278,7 +278,7 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
             }
         }
         for (t = 0; t < ntok && ok; t++) { /* a token's result must not depend on its batch */
-            float y1[7];
+            float y1[64];
             bn_fmat_matmul_kernel(cur, x + (size_t)t * cols, 1, y1, NULL, (bn_kernel)k);
             for (r = 0; r < rows; r++)
                 if (memcmp(&y1[r], &y[(size_t)t * rows + r], sizeof(float)) != 0) {
@@ -333,6 +333,27 @@ static void test_fmat_matmul_all_types(void) {
             for (ntok = 1; ntok <= 17; ntok++)
                 for (rows = 1 + (ntok + (int)ci) % 3; rows <= 7; rows += 3)
                     if (!check_fmat(types[ti], rows, cols_list[ci], ntok, ci % 2 ? pool : NULL)) ok = 0;
+    BNT_CHECK(ok);
+    bn_pool_free(pool);
+}
+
+/* Tiled matrices of 12 rows or more: one token goes two groups of rows at a
+   time where the kernel has a form for it (BF16 with AVX-512, columns a
+   multiple of 16), and must form every sum as the six-row kernel does for
+   the row-major matrix and for a batch of tokens (check_fmat compares both
+   bit for bit); partial pairs of groups at the end of a thread's range and
+   of a chunk fall back to the six-row kernel. */
+static void test_fmat_matmul_two_groups(void) {
+    static const int rows_list[] = {12, 13, 18, 29, 50, 64}, cols_list[] = {16, 48, 2560};
+    static const bn_ftype types[] = {BN_FTYPE_BF16, BN_FTYPE_F32};
+    bn_pool *pool = bn_pool_new(3);
+    size_t ri, ci, ti;
+    int ntok, ok = 1;
+    for (ti = 0; ti < 2; ti++)
+        for (ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
+            for (ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++)
+                for (ntok = 1; ntok <= 3; ntok += 2)
+                    if (!check_fmat(types[ti], rows_list[ri], cols_list[ci], ntok, (ri + ci) % 2 ? pool : NULL)) ok = 0;
     BNT_CHECK(ok);
     bn_pool_free(pool);
 }
@@ -397,5 +418,6 @@ int main(void) {
     BNT_RUN(test_matmul_n_matches_separate);
     BNT_RUN(test_quantize_act_hf_formula);
     BNT_RUN(test_fmat_matmul_all_types);
+    BNT_RUN(test_fmat_matmul_two_groups);
     return bnt_finish("test_kernels");
 }
