@@ -4758,6 +4758,17 @@ BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_type(const uint8_t *w, size_t 
         A2 = _mm512_fmadd_ps(h2, xv, A2);                 \
     }
 
+/* the three pairs' products for every token of the tile */
+#define BN__BF_TOKENS                  \
+    BN__BF_TOKEN(0, a00, a10, a20)     \
+    BN__BF_TOKEN(1, a01, a11, a21)     \
+    BN__BF_TOKEN(2, a02, a12, a22)     \
+    BN__BF_TOKEN(3, a03, a13, a23)     \
+    BN__BF_TOKEN(4, a04, a14, a24)     \
+    BN__BF_TOKEN(5, a05, a15, a25)     \
+    BN__BF_TOKEN(6, a06, a16, a26)     \
+    BN__BF_TOKEN(7, a07, a17, a27)
+
 /* x[0..7] (the lanes in `m`, others 0) in both halves of a vector. A full
    one is a single vbroadcastf64x4 from memory, written as asm: the intrinsic
    trips g++ 12's -Wmaybe-uninitialized (its "undefined" start vector), and
@@ -4804,14 +4815,7 @@ BN__TARGET_AVX512 BN__INLINE void bn__fdot_bf16_avx512_tile(const uint8_t *w, si
             BN__BF_PAIR_TILED(0, l0, h0);
             BN__BF_PAIR_TILED(1, l1, h1);
             BN__BF_PAIR_TILED(2, l2, h2);
-            BN__BF_TOKEN(0, a00, a10, a20)
-            BN__BF_TOKEN(1, a01, a11, a21)
-            BN__BF_TOKEN(2, a02, a12, a22)
-            BN__BF_TOKEN(3, a03, a13, a23)
-            BN__BF_TOKEN(4, a04, a14, a24)
-            BN__BF_TOKEN(5, a05, a15, a25)
-            BN__BF_TOKEN(6, a06, a16, a26)
-            BN__BF_TOKEN(7, a07, a17, a27)
+            BN__BF_TOKENS
         }
     }
     for (; c < cols; c += 16, off += block_step) {
@@ -4829,14 +4833,7 @@ BN__TARGET_AVX512 BN__INLINE void bn__fdot_bf16_avx512_tile(const uint8_t *w, si
             BN__BF_PAIR_ROWS(r2, r3, m, l1, h1);
             BN__BF_PAIR_ROWS(r4, r5, m, l2, h2);
         }
-        BN__BF_TOKEN(0, a00, a10, a20)
-        BN__BF_TOKEN(1, a01, a11, a21)
-        BN__BF_TOKEN(2, a02, a12, a22)
-        BN__BF_TOKEN(3, a03, a13, a23)
-        BN__BF_TOKEN(4, a04, a14, a24)
-        BN__BF_TOKEN(5, a05, a15, a25)
-        BN__BF_TOKEN(6, a06, a16, a26)
-        BN__BF_TOKEN(7, a07, a17, a27)
+        BN__BF_TOKENS
     }
     {
         const __m512 acc[3][8] = {{a00, a01, a02, a03, a04, a05, a06, a07},
