@@ -98,29 +98,38 @@ static uint64_t bw_sum_plain(const uint64_t *buf, size_t lo, size_t hi, int pref
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #include <immintrin.h>
-/* The same with 512-bit loads, so that the loop is bound by memory, not by adds. */
+/* The same with 512-bit loads, so that the loop is bound by memory, not by adds.
+   Two loops, not one with a test of the flag inside: on a Zen 5 core that test
+   alone held the plain stream to 28-31 GB/s where the loads reach 36-39. */
+#define BW_ADD4(i)                                                              \
+    do {                                                                        \
+        a = _mm512_add_epi64(a, _mm512_loadu_si512((const void *)(buf + (i))));      \
+        b = _mm512_add_epi64(b, _mm512_loadu_si512((const void *)(buf + (i) + 8)));  \
+        c = _mm512_add_epi64(c, _mm512_loadu_si512((const void *)(buf + (i) + 16))); \
+        d = _mm512_add_epi64(d, _mm512_loadu_si512((const void *)(buf + (i) + 24))); \
+    } while (0)
 __attribute__((target("avx512f"))) static uint64_t bw_sum_avx512(const uint64_t *buf, size_t lo, size_t hi,
                                                                  int prefetch) {
     __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
     uint64_t lanes[8], s = 0;
     size_t i;
-    for (i = lo; i + 32 <= hi; i += 32) {
-        if (prefetch) {
+    if (prefetch) {
+        for (i = lo; i + 32 <= hi; i += 32) {
             const char *ahead = (const char *)(buf + i) + 16384;
             _mm_prefetch(ahead, _MM_HINT_T0);
             _mm_prefetch(ahead + 64, _MM_HINT_T0);
             _mm_prefetch(ahead + 128, _MM_HINT_T0);
             _mm_prefetch(ahead + 192, _MM_HINT_T0);
+            BW_ADD4(i);
         }
-        a = _mm512_add_epi64(a, _mm512_loadu_si512((const void *)(buf + i)));
-        b = _mm512_add_epi64(b, _mm512_loadu_si512((const void *)(buf + i + 8)));
-        c = _mm512_add_epi64(c, _mm512_loadu_si512((const void *)(buf + i + 16)));
-        d = _mm512_add_epi64(d, _mm512_loadu_si512((const void *)(buf + i + 24)));
+    } else {
+        for (i = lo; i + 32 <= hi; i += 32) BW_ADD4(i);
     }
     _mm512_storeu_si512((void *)lanes, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
     for (i = 0; i < 8; i++) s += lanes[i];
     return s + bw_sum_plain(buf, lo + (hi - lo) / 32 * 32, hi, 0);
 }
+#undef BW_ADD4
 #endif
 
 static void bw_worker(void *arg, int ith, int nth) {
