@@ -12204,15 +12204,13 @@ static int bn__js_type_is(const bn_json *v, const char *type) {
 static int bn__js_sub(bn__js *js, const bn_json *v, int parent, const char *key, const char *suffix, int i) {
     char hint[96], num[16];
     size_t old = bn__js_push(js, key, strlen(key));
-    int r, opens = !strcmp(key, "items") || !strcmp(key, "additionalProperties"); /* inside "[" or "{" */
+    int r;
     if (i >= 0) {
         snprintf(num, sizeof num, "%d", i);
         bn__js_push(js, num, strlen(num));
     }
     snprintf(hint, sizeof hint, "%s-%s%s", js->names[parent], suffix, i >= 0 ? num : "");
-    js->inside += opens;
     r = bn__js_schema(js, v, hint);
-    js->inside -= opens;
     bn__js_pop(js, old);
     return r;
 }
@@ -12251,9 +12249,7 @@ static int bn__js_properties(bn__js *js, const bn_json *s, const bn_json *props,
         char hint[96];
         bn__js_push(js, props->child[i].key, (size_t)props->child[i].key_len);
         snprintf(hint, sizeof hint, "%s-%.*s", js->names[idx], BN_MIN(props->child[i].key_len, 32), props->child[i].key);
-        js->inside++;
         val[i] = bn__js_schema(js, &props->child[i], hint);
-        js->inside--;
         bn__js_pop(js, old);
         ok = val[i] >= 0;
     }
@@ -12389,9 +12385,13 @@ static int bn__js_string(bn__js *js, const bn_json *s, bn__buf *body) {
 static int bn__js_typed(bn__js *js, const bn_json *s, const char *type, int idx, bn__buf *body) {
     static const char *const prims[] = {"number", "integer", "boolean", "null"};
     static const unsigned flags[] = {BN__JS_NUMBER, BN__JS_INTEGER, BN__JS_BOOLEAN, BN__JS_NULL};
-    int i;
-    if (!strcmp(type, "object")) return bn__js_object(js, s, idx, body);
-    if (!strcmp(type, "array")) return bn__js_array(js, s, idx, body);
+    int i, r, object = !strcmp(type, "object");
+    if (object || !strcmp(type, "array")) { /* what they hold comes after a "{" or "[" */
+        js->inside++;
+        r = object ? bn__js_object(js, s, idx, body) : bn__js_array(js, s, idx, body);
+        js->inside--;
+        return r;
+    }
     if (!strcmp(type, "string")) return bn__js_string(js, s, body);
     for (i = 0; i < 4; i++)
         if (!strcmp(type, prims[i])) {
