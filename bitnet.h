@@ -1498,7 +1498,6 @@ struct bn_tmat {
     uint8_t *data;     /* packed weights (64-byte aligned inside `owned`) */
     size_t nbytes;     /* bytes of packed weights: rows * row bytes */
     void *owned;       /* the allocation, freed by bn_tmat_free */
-    int interleave;    /* 0: one row after another; g: rows in groups of g, block by block (see below) */
 };
 
 /* A float matrix's elements are row-major, or tiled: rows in groups of
@@ -3332,19 +3331,7 @@ BN_API bn_status bn_safetensors_write(const char *path, const bn_safetensors_ten
                    compares, no division (the trick of llama.cpp's TQ1_0);
                    and v = (q * 243) >> 8.
    Columns past `cols` in the last block hold code 1 (weight 0); rows are
-   cols_padded / block_weights * 64 bytes apart.
-
-   Interleaved rows (bn_tmat.interleave = g, I2 only): the rows of each
-   whole group of g are stored block by block, block b of the group's rows
-   one after another ([r0 b0][r1 b0] ... [r7 b0][r0 b1] ...), so that one
-   sequential stream from memory feeds g rows and each activation load
-   serves all of them; the rows after the last whole group follow one after
-   another. A matrix takes the same bytes either way, and a group starts
-   where its first row would. In a loop of matmuls alone, one Zen 5 core,
-   eight rows from one stream ran 1.4-1.7x the one-row GEMV (see
-   bn__tgroup_i2_avx512); inside decode the gain was within the noise
-   (docs/performance.md). The loader packs I2 weights so where the detected
-   kernel has a group kernel and the layout asked for is the default. */
+   cols_padded / block_weights * 64 bytes apart. */
 
 #define BN__TBLOCK_BYTES 64
 
@@ -3359,18 +3346,6 @@ static size_t bn__packed_row_bytes(int cols, bn_tlayout layout) {
     return (size_t)((cols + bw - 1) / bw) * BN__TBLOCK_BYTES;
 }
 static size_t bn__tmat_row_bytes(const bn_tmat *m) { return bn__packed_row_bytes(m->cols, m->layout); }
-
-/* Rows of m that lie in whole interleaved groups. */
-static int bn__tmat_grouped_rows(const bn_tmat *m) { return m->interleave ? m->rows / m->interleave * m->interleave : 0; }
-
-/* Where block b of row r lies. */
-static uint8_t *bn__tmat_block(const bn_tmat *m, int r, int b) {
-    size_t rb = bn__tmat_row_bytes(m);
-    int g = m->interleave;
-    if (r < bn__tmat_grouped_rows(m))
-        return m->data + (size_t)(r - r % g) * rb + ((size_t)b * g + (size_t)(r % g)) * BN__TBLOCK_BYTES;
-    return m->data + (size_t)r * rb + (size_t)b * BN__TBLOCK_BYTES;
-}
 
 /* The code (value + 1) of weight `i` of a block. */
 static int bn__tblock_code(bn_tlayout layout, const uint8_t *block, int i) {
@@ -3476,21 +3451,9 @@ static bn_status bn__tarena_init(bn__tarena *a, size_t size, bn_error *err) {
     return BN_OK;
 }
 
-/* Defined in ternary_simd.h: how many rows the group kernel of (kernel,
-   layout) takes from an interleaved matrix (0: it has none). */
-static int bn__tgroup_rows(bn_kernel kernel, bn_tlayout layout);
-
-/* The interleave that a matrix packed in `layout` gets: groups where the
-   layout is left to the library and this CPU's kernel has a group kernel. */
-static int bn__tmat_auto_interleave(bn_tlayout layout) {
-    return layout == BN_TLAYOUT_DEFAULT ? bn__tgroup_rows(bn_kernel_detect(), BN_TLAYOUT_I2) : 0;
-}
-
-/* bn_tmat_pack into the next bytes of `arena` (not owned by m), or into
-   memory of its own (arena NULL), its rows interleaved in groups of
-   `interleave` (0: none; I2 only). */
+/* bn_tmat_pack into the next bytes of `arena` (not owned by m), or into memory of its own (arena NULL). */
 static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
-                                  bn_tlayout layout, int interleave, bn__tarena *arena, bn_error *err) {
+                                  bn_tlayout layout, bn__tarena *arena, bn_error *err) {
     int8_t last[320]; /* the last, partial block of a row, padded with zeros */
     size_t rb;
     int r, b, c, nfull, bw;
@@ -3499,9 +3462,6 @@ static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, in
     if (layout == BN_TLAYOUT_DEFAULT) layout = BN_TLAYOUT_I2;
     if (layout != BN_TLAYOUT_I2 && layout != BN_TLAYOUT_TQ1)
         return bn_errorf(err, BN_ERR_UNSUPPORTED, "bn_tmat_pack: layout %d not available", (int)layout);
-    if (interleave < 0 || (interleave && layout != BN_TLAYOUT_I2))
-        return bn_errorf(err, BN_ERR_UNSUPPORTED, "bn_tmat_pack: interleave %d for layout %d", interleave, (int)layout);
-    m->interleave = interleave;
     m->rows = rows;
     m->cols = cols;
     m->layout = layout;
@@ -3522,6 +3482,7 @@ static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, in
     }
     for (r = 0; r < rows; r++) {
         const int8_t *row = values + (size_t)r * cols;
+        uint8_t *dst = m->data + (size_t)r * rb;
         int bad = 0;
         for (c = 0; c < cols; c++) bad |= (uint8_t)(row[c] + 1) > 2;
         if (bad) {
@@ -3531,11 +3492,11 @@ static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, in
             bn_tmat_free(m);
             return BN_ERR_ARG;
         }
-        for (b = 0; b < nfull; b++) bn__tblock_encode(layout, bn__tmat_block(m, r, b), row + (size_t)b * bw);
+        for (b = 0; b < nfull; b++) bn__tblock_encode(layout, dst + (size_t)b * BN__TBLOCK_BYTES, row + (size_t)b * bw);
         if (nfull * bw < cols) {
             memset(last, 0, sizeof last);
             memcpy(last, row + (size_t)nfull * bw, (size_t)(cols - nfull * bw));
-            bn__tblock_encode(layout, bn__tmat_block(m, r, nfull), last);
+            bn__tblock_encode(layout, dst + (size_t)nfull * BN__TBLOCK_BYTES, last);
         }
     }
     return BN_OK;
@@ -3543,7 +3504,7 @@ static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, in
 
 BN_API bn_status bn_tmat_pack(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
                               bn_tlayout layout, bn_error *err) {
-    return bn__tmat_pack_in(m, values, rows, cols, scale, layout, bn__tmat_auto_interleave(layout), NULL, err);
+    return bn__tmat_pack_in(m, values, rows, cols, scale, layout, NULL, err);
 }
 
 BN_API void bn_tmat_free(bn_tmat *m) {
@@ -3554,7 +3515,8 @@ BN_API void bn_tmat_free(bn_tmat *m) {
 
 BN_API int bn_tmat_get(const bn_tmat *m, int r, int c) {
     int bw = bn__tlayout_block_weights(m->layout);
-    return bn__tblock_code(m->layout, bn__tmat_block(m, r, c / bw), c % bw) - 1;
+    const uint8_t *block = m->data + (size_t)r * bn__tmat_row_bytes(m) + (size_t)(c / bw) * BN__TBLOCK_BYTES;
+    return bn__tblock_code(m->layout, block, c % bw) - 1;
 }
 
 BN_API float bn_quantize_act(const float *x, int n, int8_t *q) {
@@ -3620,37 +3582,6 @@ static void bn__tdot_tq1_scalar(const uint8_t *w, size_t row_bytes, int nr, int 
 /* Defined in ternary_simd.h: the SIMD kernel for (kernel, layout), or NULL. */
 static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout);
 
-/* A group kernel computes the BN__TGROUP rows of one interleaved group
-   (starting at w; block b of row r at w + (b * BN__TGROUP + r) * 64) against
-   nt <= BN__TTILE tokens: out[r * nt + t]. Defined in ternary_simd.h, the
-   one of (kernel, layout), or NULL. */
-#define BN__TGROUP 8
-typedef void (*bn__tgroup_fn)(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out);
-static bn__tgroup_fn bn__tgroup_simd(bn_kernel kernel, bn_tlayout layout);
-
-static int bn__tgroup_rows(bn_kernel kernel, bn_tlayout layout) {
-    if (kernel == BN_KERNEL_AUTO) kernel = bn_kernel_detect();
-    return bn__tgroup_simd(kernel, layout) ? BN__TGROUP : 0;
-}
-
-/* An interleaved group of g rows for a kernel without a group kernel (the
-   scalar reference, AVX2, NEON, ...): block by block, 4 rows at a time, each
-   a one-block matrix whose rows lie 64 bytes apart. Slower, but exact. */
-static void bn__tgroup_by_block(bn__tdot_fn dot, int g, int bw, const uint8_t *w, int nblocks, const int8_t *const *x,
-                                int nt, int32_t *out) {
-    const int8_t *xb[BN__TTILE];
-    int32_t part[BN__RTILE * BN__TTILE];
-    int b, h, t, i;
-    memset(out, 0, sizeof(int32_t) * (size_t)g * (size_t)nt);
-    for (b = 0; b < nblocks; b++) {
-        for (t = 0; t < nt; t++) xb[t] = x[t] + (size_t)b * bw;
-        for (h = 0; h < g; h += BN__RTILE) {
-            dot(w + ((size_t)b * g + (size_t)h) * BN__TBLOCK_BYTES, BN__TBLOCK_BYTES, BN__RTILE, 1, xb, nt, part);
-            for (i = 0; i < BN__RTILE * nt; i++) out[h * nt + i] += part[i];
-        }
-    }
-}
-
 static bn__tdot_fn bn__tdot_select(bn_kernel kernel, bn_tlayout layout) {
     bn__tdot_fn f;
     if (kernel == BN_KERNEL_AUTO) kernel = bn_kernel_detect();
@@ -3668,7 +3599,6 @@ typedef struct bn__tmatmul_job {
     const int8_t *xq;
     int n_tokens;
     bn__tdot_fn dot;
-    bn__tgroup_fn group;              /* the kernel's group kernel, or NULL */
     int32_t *out_i32;                 /* either this (one matrix) ... */
     float *out_f32[BN__MAX_FUSED];    /* ... or these, with act_scale */
     const float *act_scale;
@@ -3749,59 +3679,36 @@ static void bn__scale4(const int32_t *d, int stride, int32_t sumx, float scale, 
 }
 #endif
 
-/* The work is cut into units of rows: an interleaved group, or BN__RTILE rows. */
-static int bn__tmat_unit_rows(const bn_tmat *m) { return m->interleave ? m->interleave : BN__RTILE; }
-static int bn__tmat_row_groups(const bn_tmat *m) { return (m->rows + bn__tmat_unit_rows(m) - 1) / bn__tmat_unit_rows(m); }
-
-/* The dots of the interleaved group at w against a tile of tokens. */
-static void bn__tmatmul_group(const bn__tmatmul_job *job, const bn_tmat *m, const uint8_t *w, int nblocks,
-                              const int8_t *const *x, int nt, int32_t *out) {
-    if (job->group && m->interleave == BN__TGROUP) job->group(w, nblocks, x, nt, out);
-    else bn__tgroup_by_block(job->dot, m->interleave, bn__tlayout_block_weights(m->layout), w, nblocks, x, nt, out);
-}
-
-/* The outputs of rows r..r+nr-1 (dots[i * nt + t]) for a tile of tokens. */
-static void bn__tmatmul_store(const bn__tmatmul_job *job, int mi, const bn__ttile *tile, int t0, int r, int nr,
-                              const int32_t *dots) {
-    const bn_tmat *m = job->m[mi];
-    int nt = tile->nt, t, i;
-    for (t = 0; t < nt; t++) {
-        size_t o = (size_t)(t0 + t) * m->rows + r;
-        if (job->out_i32) {
-            for (i = 0; i < nr; i++) job->out_i32[o + i] = dots[i * nt + t] - tile->sumx[t];
-            continue;
-        }
-        for (i = 0; i + 4 <= nr; i += 4)
-            bn__scale4(dots + i * nt + t, nt, tile->sumx[t], m->scale, job->act_scale[t0 + t], job->out_f32[mi] + o + i);
-        for (; i < nr; i++)
-            job->out_f32[mi][o + i] = (float)(dots[i * nt + t] - tile->sumx[t]) * m->scale / job->act_scale[t0 + t];
-    }
-}
+static int bn__tmat_row_groups(const bn_tmat *m) { return (m->rows + BN__RTILE - 1) / BN__RTILE; }
 
 /* Rows [lo, hi) of matrix `mi` of the job against one tile of tokens (t0 is
-   the tile's first token; lo starts a unit). */
+   the tile's first token). */
 static void bn__tmatmul_rows(const bn__tmatmul_job *job, int mi, const bn__ttile *tile, int t0, int lo, int hi) {
     const bn_tmat *m = job->m[mi];
-    int bw = bn__tlayout_block_weights(m->layout), nblocks = bn__tmat_blocks(m), grouped = bn__tmat_grouped_rows(m);
-    int nfull = m->cols / bw, has_tail = nfull < nblocks, nt = tile->nt, r, nr, i;
+    int bw = bn__tlayout_block_weights(m->layout), nblocks = bn__tmat_blocks(m);
+    int nfull = m->cols / bw, has_tail = nfull < nblocks, nt = tile->nt, t, r, nr, i;
     size_t rb = bn__tmat_row_bytes(m);
-    int32_t dots[BN__TGROUP * BN__TTILE], tdots[BN__TGROUP * BN__TTILE];
+    int32_t dots[BN__RTILE * BN__TTILE], tdots[BN__RTILE * BN__TTILE];
     for (r = lo; r < hi; r += nr) {
         const uint8_t *w = m->data + (size_t)r * rb;
-        if (r < grouped) { /* a whole interleaved group: its last block is the group's last */
-            nr = m->interleave;
-            if (nfull) bn__tmatmul_group(job, m, w, nfull, tile->x, nt, dots);
-            else memset(dots, 0, sizeof dots);
-            if (has_tail) bn__tmatmul_group(job, m, w + (size_t)nfull * nr * BN__TBLOCK_BYTES, 1, tile->tail, nt, tdots);
-        } else {
-            nr = BN_MIN(hi - r, BN__RTILE);
-            if (nfull) job->dot(w, rb, nr, nfull, tile->x, nt, dots);
-            else memset(dots, 0, sizeof dots);
-            if (has_tail) job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, rb, nr, 1, tile->tail, nt, tdots);
-        }
-        if (has_tail)
+        nr = BN_MIN(hi - r, BN__RTILE);
+        if (nfull) job->dot(w, rb, nr, nfull, tile->x, nt, dots);
+        else memset(dots, 0, sizeof dots);
+        if (has_tail) {
+            job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, rb, nr, 1, tile->tail, nt, tdots);
             for (i = 0; i < nr * nt; i++) dots[i] += tdots[i];
-        bn__tmatmul_store(job, mi, tile, t0, r, nr, dots);
+        }
+        for (t = 0; t < nt; t++) {
+            size_t o = (size_t)(t0 + t) * m->rows + r;
+            if (job->out_i32) {
+                for (i = 0; i < nr; i++) job->out_i32[o + i] = dots[i * nt + t] - tile->sumx[t];
+            } else if (nr == 4) {
+                bn__scale4(dots + t, nt, tile->sumx[t], m->scale, job->act_scale[t0 + t], job->out_f32[mi] + o);
+            } else {
+                for (i = 0; i < nr; i++)
+                    job->out_f32[mi][o + i] = (float)(dots[i * nt + t] - tile->sumx[t]) * m->scale / job->act_scale[t0 + t];
+            }
+        }
     }
 }
 
@@ -3809,8 +3716,7 @@ static void bn__tmatmul_rows(const bn__tmatmul_job *job, int mi, const bn__ttile
 static void bn__tmatmul_groups(const bn__tmatmul_job *job, const bn__ttile *tile, int t0, int glo, int ghi) {
     int mi, g;
     for (mi = 0, g = 0; mi < job->n_mats; g += bn__tmat_row_groups(job->m[mi]), mi++) {
-        int unit = bn__tmat_unit_rows(job->m[mi]);
-        int lo = BN_MAX(glo - g, 0) * unit, hi = BN_MIN(ghi - g, bn__tmat_row_groups(job->m[mi])) * unit;
+        int lo = BN_MAX(glo - g, 0) * BN__RTILE, hi = BN_MIN(ghi - g, bn__tmat_row_groups(job->m[mi])) * BN__RTILE;
         if (lo < hi) bn__tmatmul_rows(job, mi, tile, t0, lo, BN_MIN(hi, job->m[mi]->rows));
     }
 }
@@ -3852,7 +3758,6 @@ static void bn__tmatmul_run(const bn_tmat *const *ms, int n_mats, const int8_t *
     job.xq = xq;
     job.n_tokens = n_tokens;
     job.dot = bn__tdot_select(kernel, ms[0]->layout);
-    job.group = bn__tgroup_simd(kernel == BN_KERNEL_AUTO ? bn_kernel_detect() : kernel, ms[0]->layout);
     job.out_i32 = out_i32;
     job.act_scale = act_scale;
     if (n_tokens <= 0) return;
@@ -4413,34 +4318,23 @@ BN__TARGET_AVX512 static void bn__i2_gemv512(const uint8_t *w, size_t row_bytes,
         BN__I2_4X4_TOKEN(3, a03, a13, a23, a33);                                         \
     } while (0)
 
-/* Four rows (row r at w0..w3, block b at + b * block_bytes) against a tile
-   of 4 tokens, with the prefetch of the rows (pf 1), of the rows and the
-   four lines after each (pf 2: all eight rows of an interleaved group), or
-   none (pf 0). Inlined into each caller with constant arguments. */
-BN__TARGET_AVX512 BN__INLINE void bn__i2_tile4x4_at512(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2,
-                                                       const uint8_t *w3, size_t block_bytes, int pf, int nr,
-                                                       int nblocks, const int8_t *const *x, int32_t *out, int stride) {
+BN__TARGET_AVX512 BN__NOINLINE void bn__i2_tile4x4_512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                                                 const int8_t *const *x, int32_t *out, int stride) {
     const __m512i m3 = _mm512_set1_epi8(3);
+    const uint8_t *w0 = w, *w1 = nr > 1 ? w + row_bytes : w, *w2 = nr > 2 ? w + 2 * row_bytes : w,
+                  *w3 = nr > 3 ? w + 3 * row_bytes : w;
     __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
     __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
     int32_t sums[4][4];
     int b, r;
     for (b = 0; b < nblocks; b++) {
-        size_t wo = (size_t)b * block_bytes;
+        size_t wo = (size_t)b * 64;
         __m512i v0 = _mm512_load_si512((const void *)(w0 + wo)), v1 = _mm512_load_si512((const void *)(w1 + wo));
         __m512i v2 = _mm512_load_si512((const void *)(w2 + wo)), v3 = _mm512_load_si512((const void *)(w3 + wo));
-        if (pf) {
-            BN__PREFETCH_WEIGHTS(w0 + wo + BN__PREFETCH_AHEAD);
-            BN__PREFETCH_WEIGHTS(w1 + wo + BN__PREFETCH_AHEAD);
-            BN__PREFETCH_WEIGHTS(w2 + wo + BN__PREFETCH_AHEAD);
-            BN__PREFETCH_WEIGHTS(w3 + wo + BN__PREFETCH_AHEAD);
-        }
-        if (pf == 2) {
-            BN__PREFETCH_WEIGHTS(w0 + wo + BN__PREFETCH_AHEAD + 256);
-            BN__PREFETCH_WEIGHTS(w1 + wo + BN__PREFETCH_AHEAD + 256);
-            BN__PREFETCH_WEIGHTS(w2 + wo + BN__PREFETCH_AHEAD + 256);
-            BN__PREFETCH_WEIGHTS(w3 + wo + BN__PREFETCH_AHEAD + 256);
-        }
+        BN__PREFETCH_WEIGHTS(w0 + wo + BN__PREFETCH_AHEAD);
+        BN__PREFETCH_WEIGHTS(w1 + wo + BN__PREFETCH_AHEAD);
+        BN__PREFETCH_WEIGHTS(w2 + wo + BN__PREFETCH_AHEAD);
+        BN__PREFETCH_WEIGHTS(w3 + wo + BN__PREFETCH_AHEAD);
         /* the four digits written out: as a loop, g++ 12 copies every
            accumulator around each vpdpbusd and spills some (40 % slower) */
         BN__I2_4X4_DIGIT(0);
@@ -4453,81 +4347,6 @@ BN__TARGET_AVX512 BN__INLINE void bn__i2_tile4x4_at512(const uint8_t *w0, const 
     _mm_storeu_si128((__m128i *)sums[2], bn__hsum4_512(a20, a21, a22, a23));
     _mm_storeu_si128((__m128i *)sums[3], bn__hsum4_512(a30, a31, a32, a33));
     for (r = 0; r < nr; r++) memcpy(out + r * stride, sums[r], sizeof sums[r]);
-}
-
-/* nr <= 4 rows row_bytes apart. */
-BN__TARGET_AVX512 BN__NOINLINE void bn__i2_tile4x4_512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
-                                                 const int8_t *const *x, int32_t *out, int stride) {
-    const uint8_t *w1 = nr > 1 ? w + row_bytes : w, *w2 = nr > 2 ? w + 2 * row_bytes : w,
-                  *w3 = nr > 3 ? w + 3 * row_bytes : w;
-    bn__i2_tile4x4_at512(w, w1, w2, w3, BN__TBLOCK_BYTES, 1, nr, nblocks, x, out, stride);
-}
-
-/* Four rows of an interleaved group (64 bytes apart, blocks BN__TGROUP * 64
-   apart), prefetching the whole group's stream or nothing. */
-BN__TARGET_AVX512 BN__NOINLINE void bn__i2_group_tile512(const uint8_t *w, int pf, int nblocks, const int8_t *const *x,
-                                                   int32_t *out, int stride) {
-    const size_t bb = BN__TGROUP * BN__TBLOCK_BYTES;
-    if (pf) bn__i2_tile4x4_at512(w, w + 64, w + 128, w + 192, bb, 2, 4, nblocks, x, out, stride);
-    else bn__i2_tile4x4_at512(w, w + 64, w + 128, w + 192, bb, 0, 4, nblocks, x, out, stride);
-}
-
-/* The eight rows of an interleaved group against one token, shift-and-mask
-   form, one accumulator per row: one stream from memory feeds eight rows,
-   each activation load serves all eight, and eight independent vpdpbusd
-   chains. (The mask-only form would want 32 accumulators; with four rows
-   and 16 of them g++ 12 copies and spills accumulators, and four rows with
-   four accumulators wait on the chains: 14.6 GB/s streamed, one Zen 5 core,
-   against 29 for this kernel and 17 for bn__i2_gemv512.) */
-#define BN__I2_GEMV8_DIGIT(k)                                                                       \
-    do {                                                                                            \
-        __m512i xv = _mm512_loadu_si512((const void *)(xb + 64 * (k)));                            \
-        a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(_mm512_srli_epi16(v0, 2 * (k)), m3), xv);     \
-        a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(_mm512_srli_epi16(v1, 2 * (k)), m3), xv);     \
-        a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(_mm512_srli_epi16(v2, 2 * (k)), m3), xv);     \
-        a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(_mm512_srli_epi16(v3, 2 * (k)), m3), xv);     \
-        a4 = _mm512_dpbusd_epi32(a4, _mm512_and_si512(_mm512_srli_epi16(v4, 2 * (k)), m3), xv);     \
-        a5 = _mm512_dpbusd_epi32(a5, _mm512_and_si512(_mm512_srli_epi16(v5, 2 * (k)), m3), xv);     \
-        a6 = _mm512_dpbusd_epi32(a6, _mm512_and_si512(_mm512_srli_epi16(v6, 2 * (k)), m3), xv);     \
-        a7 = _mm512_dpbusd_epi32(a7, _mm512_and_si512(_mm512_srli_epi16(v7, 2 * (k)), m3), xv);     \
-    } while (0)
-BN__TARGET_AVX512 BN__NOINLINE void bn__i2_gemv8_512(const uint8_t *w, int nblocks, const int8_t *x, int32_t *out) {
-    const __m512i m3 = _mm512_set1_epi8(3);
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    int b, i;
-    for (b = 0; b < nblocks; b++) {
-        const int8_t *xb = x + (size_t)b * 256;
-        const uint8_t *wb = w + (size_t)b * BN__TGROUP * BN__TBLOCK_BYTES;
-        __m512i v0 = _mm512_load_si512((const void *)wb), v1 = _mm512_load_si512((const void *)(wb + 64));
-        __m512i v2 = _mm512_load_si512((const void *)(wb + 128)), v3 = _mm512_load_si512((const void *)(wb + 192));
-        __m512i v4 = _mm512_load_si512((const void *)(wb + 256)), v5 = _mm512_load_si512((const void *)(wb + 320));
-        __m512i v6 = _mm512_load_si512((const void *)(wb + 384)), v7 = _mm512_load_si512((const void *)(wb + 448));
-        for (i = 0; i < BN__TGROUP * BN__TBLOCK_BYTES; i += 64) BN__PREFETCH_WEIGHTS(wb + BN__PREFETCH_AHEAD + i);
-        BN__I2_GEMV8_DIGIT(0);
-        BN__I2_GEMV8_DIGIT(1);
-        BN__I2_GEMV8_DIGIT(2);
-        BN__I2_GEMV8_DIGIT(3);
-    }
-    _mm_storeu_si128((__m128i *)out, bn__hsum4_512(a0, a1, a2, a3));
-    _mm_storeu_si128((__m128i *)(out + 4), bn__hsum4_512(a4, a5, a6, a7));
-}
-
-/* The bn__tgroup_fn: each half of the group against the tiles of 4 tokens
-   (the first call prefetches the group's stream; the others find it in
-   cache), then the rest of the tokens one at a time. Streamed from memory,
-   one Zen 5 core, 2B4T shapes: one token 29 GB/s against 17 for
-   bn__tdot_i2_avx512 on rows one after another; 8 tokens 6.4 against 6.1. */
-BN__TARGET_AVX512 static void bn__tgroup_i2_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
-                                                   int32_t *out) {
-    int32_t sums[BN__TGROUP];
-    int h, t, r, tiles = nt / 4 * 4;
-    for (h = 0; h < BN__TGROUP; h += 4)
-        for (t = 0; t < tiles; t += 4)
-            bn__i2_group_tile512(w + (size_t)h * BN__TBLOCK_BYTES, h == 0 && t == 0, nblocks, x + t, out + h * nt + t, nt);
-    for (t = tiles; t < nt; t++) {
-        bn__i2_gemv8_512(w, nblocks, x[t], sums);
-        for (r = 0; r < BN__TGROUP; r++) out[r * nt + t] = sums[r];
-    }
 }
 
 /* The bn__tdot_fn: tiles of 4 tokens, then the rest one token at a time. */
@@ -4772,9 +4591,6 @@ static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     if (kernel == BN_KERNEL_AVX2) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avx2;
     if (kernel == BN_KERNEL_AVX_VNNI) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avxvnni;
     return NULL;
-}
-static bn__tgroup_fn bn__tgroup_simd(bn_kernel kernel, bn_tlayout layout) {
-    return kernel == BN_KERNEL_AVX512 && layout == BN_TLAYOUT_I2 ? bn__tgroup_i2_avx512 : NULL;
 }
 
 /* ---- x86 float kernels (lm_head, untied embeddings as a matrix) ---- */
@@ -5301,11 +5117,6 @@ static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     if (kernel == BN_KERNEL_NEON) return tq1 ? bn__tdot_tq1_neon : bn__tdot_i2_neon;
     return NULL;
 }
-static bn__tgroup_fn bn__tgroup_simd(bn_kernel kernel, bn_tlayout layout) {
-    BN_UNUSED(kernel);
-    BN_UNUSED(layout);
-    return NULL;
-}
 
 /* ---- NEON float kernel: 8 columns per step ---- */
 /* Columns c .. c + 7 of a row's block (c is 0 or 8) as two vectors; a tiled
@@ -5407,11 +5218,6 @@ static bn__fdot12_fn bn__fdot12_simd(bn_kernel kernel, bn_ftype type) {
 #else /* no SIMD in this build */
 
 static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
-    BN_UNUSED(kernel);
-    BN_UNUSED(layout);
-    return NULL;
-}
-static bn__tgroup_fn bn__tgroup_simd(bn_kernel kernel, bn_tlayout layout) {
     BN_UNUSED(kernel);
     BN_UNUSED(layout);
     return NULL;
@@ -6586,7 +6392,7 @@ static bn_status bn__quantize_master(const bn_safetensors_tensor *t, int rows, i
     if (!st) st = bn_safetensors_read_f32(t, w, err);
     if (!st) {
         s = bn_ternarize(w, n, q);
-        st = bn__tmat_pack_in(out, q, rows, cols, 1.0f / s, layout, bn__tmat_auto_interleave(layout), arena, err);
+        st = bn__tmat_pack_in(out, q, rows, cols, 1.0f / s, layout, arena, err);
     }
     BN_FREE(w);
     BN_FREE(q);
@@ -6666,9 +6472,7 @@ static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int 
         q = BN_ALLOC(int8_t, (size_t)rows * cols);
         if (!q) return bn_errorf(err, BN_ERR_NOMEM, "out of memory unpacking '%s'", name);
         s = bn__unpack_codes(m->st, t, rows, cols, q, err);
-        if (!s)
-            s = bn__tmat_pack_in(out, q, rows, cols, scale, p->layout, bn__tmat_auto_interleave(p->layout), &m->weights,
-                                 err);
+        if (!s) s = bn__tmat_pack_in(out, q, rows, cols, scale, p->layout, &m->weights, err);
         if (!s) bn__release_pages(m, t, t->data, t->nbytes);
         BN_FREE(q);
     }

@@ -704,9 +704,6 @@ static bn_status bn__mtl_context_buffers(BNMetalContext *c, bn_error *err) {
         for (i = 0; i < 7; i++) {
             if (ml->m[i]->layout != BN_TLAYOUT_I2 && ml->m[i]->layout != BN_TLAYOUT_TQ1)
                 return bn_errorf(err, BN_ERR_UNSUPPORTED, "Metal: ternary layout %d", (int)ml->m[i]->layout);
-            if (ml->m[i]->interleave) /* groups of rows, chosen on AVX-512 CPUs: the shaders read rows one after another */
-                return bn_errorf(err, BN_ERR_UNSUPPORTED, "Metal: ternary rows interleaved in groups of %d (load with layout i2)",
-                                 ml->m[i]->interleave);
             ml->w[i] = bn__mtl_weight(c, ml->m[i]->data, ml->m[i]->nbytes);
             ok &= bn__mtl_ok(&ml->w[i]);
         }

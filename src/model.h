@@ -581,7 +581,7 @@ static bn_status bn__quantize_master(const bn_safetensors_tensor *t, int rows, i
     if (!st) st = bn_safetensors_read_f32(t, w, err);
     if (!st) {
         s = bn_ternarize(w, n, q);
-        st = bn__tmat_pack_in(out, q, rows, cols, 1.0f / s, layout, bn__tmat_auto_interleave(layout), arena, err);
+        st = bn__tmat_pack_in(out, q, rows, cols, 1.0f / s, layout, arena, err);
     }
     BN_FREE(w);
     BN_FREE(q);
@@ -661,9 +661,7 @@ static bn_status bn__load_linear(bn_model *m, const char *prefix, int rows, int 
         q = BN_ALLOC(int8_t, (size_t)rows * cols);
         if (!q) return bn_errorf(err, BN_ERR_NOMEM, "out of memory unpacking '%s'", name);
         s = bn__unpack_codes(m->st, t, rows, cols, q, err);
-        if (!s)
-            s = bn__tmat_pack_in(out, q, rows, cols, scale, p->layout, bn__tmat_auto_interleave(p->layout), &m->weights,
-                                 err);
+        if (!s) s = bn__tmat_pack_in(out, q, rows, cols, scale, p->layout, &m->weights, err);
         if (!s) bn__release_pages(m, t, t->data, t->nbytes);
         BN_FREE(q);
     }

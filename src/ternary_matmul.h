@@ -26,7 +26,6 @@ struct bn_tmat {
     uint8_t *data;     /* packed weights (64-byte aligned inside `owned`) */
     size_t nbytes;     /* bytes of packed weights: rows * row bytes */
     void *owned;       /* the allocation, freed by bn_tmat_free */
-    int interleave;    /* 0: one row after another; g: rows in groups of g, block by block (see below) */
 };
 
 /* A float matrix's elements are row-major, or tiled: rows in groups of
@@ -119,19 +118,7 @@ BN_EXTERN_C_END
                    compares, no division (the trick of llama.cpp's TQ1_0);
                    and v = (q * 243) >> 8.
    Columns past `cols` in the last block hold code 1 (weight 0); rows are
-   cols_padded / block_weights * 64 bytes apart.
-
-   Interleaved rows (bn_tmat.interleave = g, I2 only): the rows of each
-   whole group of g are stored block by block, block b of the group's rows
-   one after another ([r0 b0][r1 b0] ... [r7 b0][r0 b1] ...), so that one
-   sequential stream from memory feeds g rows and each activation load
-   serves all of them; the rows after the last whole group follow one after
-   another. A matrix takes the same bytes either way, and a group starts
-   where its first row would. In a loop of matmuls alone, one Zen 5 core,
-   eight rows from one stream ran 1.4-1.7x the one-row GEMV (see
-   bn__tgroup_i2_avx512); inside decode the gain was within the noise
-   (docs/performance.md). The loader packs I2 weights so where the detected
-   kernel has a group kernel and the layout asked for is the default. */
+   cols_padded / block_weights * 64 bytes apart. */
 
 #define BN__TBLOCK_BYTES 64
 
@@ -146,18 +133,6 @@ static size_t bn__packed_row_bytes(int cols, bn_tlayout layout) {
     return (size_t)((cols + bw - 1) / bw) * BN__TBLOCK_BYTES;
 }
 static size_t bn__tmat_row_bytes(const bn_tmat *m) { return bn__packed_row_bytes(m->cols, m->layout); }
-
-/* Rows of m that lie in whole interleaved groups. */
-static int bn__tmat_grouped_rows(const bn_tmat *m) { return m->interleave ? m->rows / m->interleave * m->interleave : 0; }
-
-/* Where block b of row r lies. */
-static uint8_t *bn__tmat_block(const bn_tmat *m, int r, int b) {
-    size_t rb = bn__tmat_row_bytes(m);
-    int g = m->interleave;
-    if (r < bn__tmat_grouped_rows(m))
-        return m->data + (size_t)(r - r % g) * rb + ((size_t)b * g + (size_t)(r % g)) * BN__TBLOCK_BYTES;
-    return m->data + (size_t)r * rb + (size_t)b * BN__TBLOCK_BYTES;
-}
 
 /* The code (value + 1) of weight `i` of a block. */
 static int bn__tblock_code(bn_tlayout layout, const uint8_t *block, int i) {
@@ -263,21 +238,9 @@ static bn_status bn__tarena_init(bn__tarena *a, size_t size, bn_error *err) {
     return BN_OK;
 }
 
-/* Defined in ternary_simd.h: how many rows the group kernel of (kernel,
-   layout) takes from an interleaved matrix (0: it has none). */
-static int bn__tgroup_rows(bn_kernel kernel, bn_tlayout layout);
-
-/* The interleave that a matrix packed in `layout` gets: groups where the
-   layout is left to the library and this CPU's kernel has a group kernel. */
-static int bn__tmat_auto_interleave(bn_tlayout layout) {
-    return layout == BN_TLAYOUT_DEFAULT ? bn__tgroup_rows(bn_kernel_detect(), BN_TLAYOUT_I2) : 0;
-}
-
-/* bn_tmat_pack into the next bytes of `arena` (not owned by m), or into
-   memory of its own (arena NULL), its rows interleaved in groups of
-   `interleave` (0: none; I2 only). */
+/* bn_tmat_pack into the next bytes of `arena` (not owned by m), or into memory of its own (arena NULL). */
 static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
-                                  bn_tlayout layout, int interleave, bn__tarena *arena, bn_error *err) {
+                                  bn_tlayout layout, bn__tarena *arena, bn_error *err) {
     int8_t last[320]; /* the last, partial block of a row, padded with zeros */
     size_t rb;
     int r, b, c, nfull, bw;
@@ -286,9 +249,6 @@ static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, in
     if (layout == BN_TLAYOUT_DEFAULT) layout = BN_TLAYOUT_I2;
     if (layout != BN_TLAYOUT_I2 && layout != BN_TLAYOUT_TQ1)
         return bn_errorf(err, BN_ERR_UNSUPPORTED, "bn_tmat_pack: layout %d not available", (int)layout);
-    if (interleave < 0 || (interleave && layout != BN_TLAYOUT_I2))
-        return bn_errorf(err, BN_ERR_UNSUPPORTED, "bn_tmat_pack: interleave %d for layout %d", interleave, (int)layout);
-    m->interleave = interleave;
     m->rows = rows;
     m->cols = cols;
     m->layout = layout;
@@ -309,6 +269,7 @@ static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, in
     }
     for (r = 0; r < rows; r++) {
         const int8_t *row = values + (size_t)r * cols;
+        uint8_t *dst = m->data + (size_t)r * rb;
         int bad = 0;
         for (c = 0; c < cols; c++) bad |= (uint8_t)(row[c] + 1) > 2;
         if (bad) {
@@ -318,11 +279,11 @@ static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, in
             bn_tmat_free(m);
             return BN_ERR_ARG;
         }
-        for (b = 0; b < nfull; b++) bn__tblock_encode(layout, bn__tmat_block(m, r, b), row + (size_t)b * bw);
+        for (b = 0; b < nfull; b++) bn__tblock_encode(layout, dst + (size_t)b * BN__TBLOCK_BYTES, row + (size_t)b * bw);
         if (nfull * bw < cols) {
             memset(last, 0, sizeof last);
             memcpy(last, row + (size_t)nfull * bw, (size_t)(cols - nfull * bw));
-            bn__tblock_encode(layout, bn__tmat_block(m, r, nfull), last);
+            bn__tblock_encode(layout, dst + (size_t)nfull * BN__TBLOCK_BYTES, last);
         }
     }
     return BN_OK;
@@ -330,7 +291,7 @@ static bn_status bn__tmat_pack_in(bn_tmat *m, const int8_t *values, int rows, in
 
 BN_API bn_status bn_tmat_pack(bn_tmat *m, const int8_t *values, int rows, int cols, float scale,
                               bn_tlayout layout, bn_error *err) {
-    return bn__tmat_pack_in(m, values, rows, cols, scale, layout, bn__tmat_auto_interleave(layout), NULL, err);
+    return bn__tmat_pack_in(m, values, rows, cols, scale, layout, NULL, err);
 }
 
 BN_API void bn_tmat_free(bn_tmat *m) {
@@ -341,7 +302,8 @@ BN_API void bn_tmat_free(bn_tmat *m) {
 
 BN_API int bn_tmat_get(const bn_tmat *m, int r, int c) {
     int bw = bn__tlayout_block_weights(m->layout);
-    return bn__tblock_code(m->layout, bn__tmat_block(m, r, c / bw), c % bw) - 1;
+    const uint8_t *block = m->data + (size_t)r * bn__tmat_row_bytes(m) + (size_t)(c / bw) * BN__TBLOCK_BYTES;
+    return bn__tblock_code(m->layout, block, c % bw) - 1;
 }
 
 BN_API float bn_quantize_act(const float *x, int n, int8_t *q) {
@@ -407,37 +369,6 @@ static void bn__tdot_tq1_scalar(const uint8_t *w, size_t row_bytes, int nr, int 
 /* Defined in ternary_simd.h: the SIMD kernel for (kernel, layout), or NULL. */
 static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout);
 
-/* A group kernel computes the BN__TGROUP rows of one interleaved group
-   (starting at w; block b of row r at w + (b * BN__TGROUP + r) * 64) against
-   nt <= BN__TTILE tokens: out[r * nt + t]. Defined in ternary_simd.h, the
-   one of (kernel, layout), or NULL. */
-#define BN__TGROUP 8
-typedef void (*bn__tgroup_fn)(const uint8_t *w, int nblocks, const int8_t *const *x, int nt, int32_t *out);
-static bn__tgroup_fn bn__tgroup_simd(bn_kernel kernel, bn_tlayout layout);
-
-static int bn__tgroup_rows(bn_kernel kernel, bn_tlayout layout) {
-    if (kernel == BN_KERNEL_AUTO) kernel = bn_kernel_detect();
-    return bn__tgroup_simd(kernel, layout) ? BN__TGROUP : 0;
-}
-
-/* An interleaved group of g rows for a kernel without a group kernel (the
-   scalar reference, AVX2, NEON, ...): block by block, 4 rows at a time, each
-   a one-block matrix whose rows lie 64 bytes apart. Slower, but exact. */
-static void bn__tgroup_by_block(bn__tdot_fn dot, int g, int bw, const uint8_t *w, int nblocks, const int8_t *const *x,
-                                int nt, int32_t *out) {
-    const int8_t *xb[BN__TTILE];
-    int32_t part[BN__RTILE * BN__TTILE];
-    int b, h, t, i;
-    memset(out, 0, sizeof(int32_t) * (size_t)g * (size_t)nt);
-    for (b = 0; b < nblocks; b++) {
-        for (t = 0; t < nt; t++) xb[t] = x[t] + (size_t)b * bw;
-        for (h = 0; h < g; h += BN__RTILE) {
-            dot(w + ((size_t)b * g + (size_t)h) * BN__TBLOCK_BYTES, BN__TBLOCK_BYTES, BN__RTILE, 1, xb, nt, part);
-            for (i = 0; i < BN__RTILE * nt; i++) out[h * nt + i] += part[i];
-        }
-    }
-}
-
 static bn__tdot_fn bn__tdot_select(bn_kernel kernel, bn_tlayout layout) {
     bn__tdot_fn f;
     if (kernel == BN_KERNEL_AUTO) kernel = bn_kernel_detect();
@@ -455,7 +386,6 @@ typedef struct bn__tmatmul_job {
     const int8_t *xq;
     int n_tokens;
     bn__tdot_fn dot;
-    bn__tgroup_fn group;              /* the kernel's group kernel, or NULL */
     int32_t *out_i32;                 /* either this (one matrix) ... */
     float *out_f32[BN__MAX_FUSED];    /* ... or these, with act_scale */
     const float *act_scale;
@@ -536,59 +466,36 @@ static void bn__scale4(const int32_t *d, int stride, int32_t sumx, float scale, 
 }
 #endif
 
-/* The work is cut into units of rows: an interleaved group, or BN__RTILE rows. */
-static int bn__tmat_unit_rows(const bn_tmat *m) { return m->interleave ? m->interleave : BN__RTILE; }
-static int bn__tmat_row_groups(const bn_tmat *m) { return (m->rows + bn__tmat_unit_rows(m) - 1) / bn__tmat_unit_rows(m); }
-
-/* The dots of the interleaved group at w against a tile of tokens. */
-static void bn__tmatmul_group(const bn__tmatmul_job *job, const bn_tmat *m, const uint8_t *w, int nblocks,
-                              const int8_t *const *x, int nt, int32_t *out) {
-    if (job->group && m->interleave == BN__TGROUP) job->group(w, nblocks, x, nt, out);
-    else bn__tgroup_by_block(job->dot, m->interleave, bn__tlayout_block_weights(m->layout), w, nblocks, x, nt, out);
-}
-
-/* The outputs of rows r..r+nr-1 (dots[i * nt + t]) for a tile of tokens. */
-static void bn__tmatmul_store(const bn__tmatmul_job *job, int mi, const bn__ttile *tile, int t0, int r, int nr,
-                              const int32_t *dots) {
-    const bn_tmat *m = job->m[mi];
-    int nt = tile->nt, t, i;
-    for (t = 0; t < nt; t++) {
-        size_t o = (size_t)(t0 + t) * m->rows + r;
-        if (job->out_i32) {
-            for (i = 0; i < nr; i++) job->out_i32[o + i] = dots[i * nt + t] - tile->sumx[t];
-            continue;
-        }
-        for (i = 0; i + 4 <= nr; i += 4)
-            bn__scale4(dots + i * nt + t, nt, tile->sumx[t], m->scale, job->act_scale[t0 + t], job->out_f32[mi] + o + i);
-        for (; i < nr; i++)
-            job->out_f32[mi][o + i] = (float)(dots[i * nt + t] - tile->sumx[t]) * m->scale / job->act_scale[t0 + t];
-    }
-}
+static int bn__tmat_row_groups(const bn_tmat *m) { return (m->rows + BN__RTILE - 1) / BN__RTILE; }
 
 /* Rows [lo, hi) of matrix `mi` of the job against one tile of tokens (t0 is
-   the tile's first token; lo starts a unit). */
+   the tile's first token). */
 static void bn__tmatmul_rows(const bn__tmatmul_job *job, int mi, const bn__ttile *tile, int t0, int lo, int hi) {
     const bn_tmat *m = job->m[mi];
-    int bw = bn__tlayout_block_weights(m->layout), nblocks = bn__tmat_blocks(m), grouped = bn__tmat_grouped_rows(m);
-    int nfull = m->cols / bw, has_tail = nfull < nblocks, nt = tile->nt, r, nr, i;
+    int bw = bn__tlayout_block_weights(m->layout), nblocks = bn__tmat_blocks(m);
+    int nfull = m->cols / bw, has_tail = nfull < nblocks, nt = tile->nt, t, r, nr, i;
     size_t rb = bn__tmat_row_bytes(m);
-    int32_t dots[BN__TGROUP * BN__TTILE], tdots[BN__TGROUP * BN__TTILE];
+    int32_t dots[BN__RTILE * BN__TTILE], tdots[BN__RTILE * BN__TTILE];
     for (r = lo; r < hi; r += nr) {
         const uint8_t *w = m->data + (size_t)r * rb;
-        if (r < grouped) { /* a whole interleaved group: its last block is the group's last */
-            nr = m->interleave;
-            if (nfull) bn__tmatmul_group(job, m, w, nfull, tile->x, nt, dots);
-            else memset(dots, 0, sizeof dots);
-            if (has_tail) bn__tmatmul_group(job, m, w + (size_t)nfull * nr * BN__TBLOCK_BYTES, 1, tile->tail, nt, tdots);
-        } else {
-            nr = BN_MIN(hi - r, BN__RTILE);
-            if (nfull) job->dot(w, rb, nr, nfull, tile->x, nt, dots);
-            else memset(dots, 0, sizeof dots);
-            if (has_tail) job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, rb, nr, 1, tile->tail, nt, tdots);
-        }
-        if (has_tail)
+        nr = BN_MIN(hi - r, BN__RTILE);
+        if (nfull) job->dot(w, rb, nr, nfull, tile->x, nt, dots);
+        else memset(dots, 0, sizeof dots);
+        if (has_tail) {
+            job->dot(w + (size_t)nfull * BN__TBLOCK_BYTES, rb, nr, 1, tile->tail, nt, tdots);
             for (i = 0; i < nr * nt; i++) dots[i] += tdots[i];
-        bn__tmatmul_store(job, mi, tile, t0, r, nr, dots);
+        }
+        for (t = 0; t < nt; t++) {
+            size_t o = (size_t)(t0 + t) * m->rows + r;
+            if (job->out_i32) {
+                for (i = 0; i < nr; i++) job->out_i32[o + i] = dots[i * nt + t] - tile->sumx[t];
+            } else if (nr == 4) {
+                bn__scale4(dots + t, nt, tile->sumx[t], m->scale, job->act_scale[t0 + t], job->out_f32[mi] + o);
+            } else {
+                for (i = 0; i < nr; i++)
+                    job->out_f32[mi][o + i] = (float)(dots[i * nt + t] - tile->sumx[t]) * m->scale / job->act_scale[t0 + t];
+            }
+        }
     }
 }
 
@@ -596,8 +503,7 @@ static void bn__tmatmul_rows(const bn__tmatmul_job *job, int mi, const bn__ttile
 static void bn__tmatmul_groups(const bn__tmatmul_job *job, const bn__ttile *tile, int t0, int glo, int ghi) {
     int mi, g;
     for (mi = 0, g = 0; mi < job->n_mats; g += bn__tmat_row_groups(job->m[mi]), mi++) {
-        int unit = bn__tmat_unit_rows(job->m[mi]);
-        int lo = BN_MAX(glo - g, 0) * unit, hi = BN_MIN(ghi - g, bn__tmat_row_groups(job->m[mi])) * unit;
+        int lo = BN_MAX(glo - g, 0) * BN__RTILE, hi = BN_MIN(ghi - g, bn__tmat_row_groups(job->m[mi])) * BN__RTILE;
         if (lo < hi) bn__tmatmul_rows(job, mi, tile, t0, lo, BN_MIN(hi, job->m[mi]->rows));
     }
 }
@@ -639,7 +545,6 @@ static void bn__tmatmul_run(const bn_tmat *const *ms, int n_mats, const int8_t *
     job.xq = xq;
     job.n_tokens = n_tokens;
     job.dot = bn__tdot_select(kernel, ms[0]->layout);
-    job.group = bn__tgroup_simd(kernel == BN_KERNEL_AUTO ? bn_kernel_detect() : kernel, ms[0]->layout);
     job.out_i32 = out_i32;
     job.act_scale = act_scale;
     if (n_tokens <= 0) return;

@@ -297,34 +297,23 @@ BN__TARGET_AVX512 static void bn__i2_gemv512(const uint8_t *w, size_t row_bytes,
         BN__I2_4X4_TOKEN(3, a03, a13, a23, a33);                                         \
     } while (0)
 
-/* Four rows (row r at w0..w3, block b at + b * block_bytes) against a tile
-   of 4 tokens, with the prefetch of the rows (pf 1), of the rows and the
-   four lines after each (pf 2: all eight rows of an interleaved group), or
-   none (pf 0). Inlined into each caller with constant arguments. */
-BN__TARGET_AVX512 BN__INLINE void bn__i2_tile4x4_at512(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2,
-                                                       const uint8_t *w3, size_t block_bytes, int pf, int nr,
-                                                       int nblocks, const int8_t *const *x, int32_t *out, int stride) {
+BN__TARGET_AVX512 BN__NOINLINE void bn__i2_tile4x4_512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                                                 const int8_t *const *x, int32_t *out, int stride) {
     const __m512i m3 = _mm512_set1_epi8(3);
+    const uint8_t *w0 = w, *w1 = nr > 1 ? w + row_bytes : w, *w2 = nr > 2 ? w + 2 * row_bytes : w,
+                  *w3 = nr > 3 ? w + 3 * row_bytes : w;
     __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
     __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
     int32_t sums[4][4];
     int b, r;
     for (b = 0; b < nblocks; b++) {
-        size_t wo = (size_t)b * block_bytes;
+        size_t wo = (size_t)b * 64;
         __m512i v0 = _mm512_load_si512((const void *)(w0 + wo)), v1 = _mm512_load_si512((const void *)(w1 + wo));
         __m512i v2 = _mm512_load_si512((const void *)(w2 + wo)), v3 = _mm512_load_si512((const void *)(w3 + wo));
-        if (pf) {
-            BN__PREFETCH_WEIGHTS(w0 + wo + BN__PREFETCH_AHEAD);
-            BN__PREFETCH_WEIGHTS(w1 + wo + BN__PREFETCH_AHEAD);
-            BN__PREFETCH_WEIGHTS(w2 + wo + BN__PREFETCH_AHEAD);
-            BN__PREFETCH_WEIGHTS(w3 + wo + BN__PREFETCH_AHEAD);
-        }
-        if (pf == 2) {
-            BN__PREFETCH_WEIGHTS(w0 + wo + BN__PREFETCH_AHEAD + 256);
-            BN__PREFETCH_WEIGHTS(w1 + wo + BN__PREFETCH_AHEAD + 256);
-            BN__PREFETCH_WEIGHTS(w2 + wo + BN__PREFETCH_AHEAD + 256);
-            BN__PREFETCH_WEIGHTS(w3 + wo + BN__PREFETCH_AHEAD + 256);
-        }
+        BN__PREFETCH_WEIGHTS(w0 + wo + BN__PREFETCH_AHEAD);
+        BN__PREFETCH_WEIGHTS(w1 + wo + BN__PREFETCH_AHEAD);
+        BN__PREFETCH_WEIGHTS(w2 + wo + BN__PREFETCH_AHEAD);
+        BN__PREFETCH_WEIGHTS(w3 + wo + BN__PREFETCH_AHEAD);
         /* the four digits written out: as a loop, g++ 12 copies every
            accumulator around each vpdpbusd and spills some (40 % slower) */
         BN__I2_4X4_DIGIT(0);
@@ -337,81 +326,6 @@ BN__TARGET_AVX512 BN__INLINE void bn__i2_tile4x4_at512(const uint8_t *w0, const 
     _mm_storeu_si128((__m128i *)sums[2], bn__hsum4_512(a20, a21, a22, a23));
     _mm_storeu_si128((__m128i *)sums[3], bn__hsum4_512(a30, a31, a32, a33));
     for (r = 0; r < nr; r++) memcpy(out + r * stride, sums[r], sizeof sums[r]);
-}
-
-/* nr <= 4 rows row_bytes apart. */
-BN__TARGET_AVX512 BN__NOINLINE void bn__i2_tile4x4_512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
-                                                 const int8_t *const *x, int32_t *out, int stride) {
-    const uint8_t *w1 = nr > 1 ? w + row_bytes : w, *w2 = nr > 2 ? w + 2 * row_bytes : w,
-                  *w3 = nr > 3 ? w + 3 * row_bytes : w;
-    bn__i2_tile4x4_at512(w, w1, w2, w3, BN__TBLOCK_BYTES, 1, nr, nblocks, x, out, stride);
-}
-
-/* Four rows of an interleaved group (64 bytes apart, blocks BN__TGROUP * 64
-   apart), prefetching the whole group's stream or nothing. */
-BN__TARGET_AVX512 BN__NOINLINE void bn__i2_group_tile512(const uint8_t *w, int pf, int nblocks, const int8_t *const *x,
-                                                   int32_t *out, int stride) {
-    const size_t bb = BN__TGROUP * BN__TBLOCK_BYTES;
-    if (pf) bn__i2_tile4x4_at512(w, w + 64, w + 128, w + 192, bb, 2, 4, nblocks, x, out, stride);
-    else bn__i2_tile4x4_at512(w, w + 64, w + 128, w + 192, bb, 0, 4, nblocks, x, out, stride);
-}
-
-/* The eight rows of an interleaved group against one token, shift-and-mask
-   form, one accumulator per row: one stream from memory feeds eight rows,
-   each activation load serves all eight, and eight independent vpdpbusd
-   chains. (The mask-only form would want 32 accumulators; with four rows
-   and 16 of them g++ 12 copies and spills accumulators, and four rows with
-   four accumulators wait on the chains: 14.6 GB/s streamed, one Zen 5 core,
-   against 29 for this kernel and 17 for bn__i2_gemv512.) */
-#define BN__I2_GEMV8_DIGIT(k)                                                                       \
-    do {                                                                                            \
-        __m512i xv = _mm512_loadu_si512((const void *)(xb + 64 * (k)));                            \
-        a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(_mm512_srli_epi16(v0, 2 * (k)), m3), xv);     \
-        a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(_mm512_srli_epi16(v1, 2 * (k)), m3), xv);     \
-        a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(_mm512_srli_epi16(v2, 2 * (k)), m3), xv);     \
-        a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(_mm512_srli_epi16(v3, 2 * (k)), m3), xv);     \
-        a4 = _mm512_dpbusd_epi32(a4, _mm512_and_si512(_mm512_srli_epi16(v4, 2 * (k)), m3), xv);     \
-        a5 = _mm512_dpbusd_epi32(a5, _mm512_and_si512(_mm512_srli_epi16(v5, 2 * (k)), m3), xv);     \
-        a6 = _mm512_dpbusd_epi32(a6, _mm512_and_si512(_mm512_srli_epi16(v6, 2 * (k)), m3), xv);     \
-        a7 = _mm512_dpbusd_epi32(a7, _mm512_and_si512(_mm512_srli_epi16(v7, 2 * (k)), m3), xv);     \
-    } while (0)
-BN__TARGET_AVX512 BN__NOINLINE void bn__i2_gemv8_512(const uint8_t *w, int nblocks, const int8_t *x, int32_t *out) {
-    const __m512i m3 = _mm512_set1_epi8(3);
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    int b, i;
-    for (b = 0; b < nblocks; b++) {
-        const int8_t *xb = x + (size_t)b * 256;
-        const uint8_t *wb = w + (size_t)b * BN__TGROUP * BN__TBLOCK_BYTES;
-        __m512i v0 = _mm512_load_si512((const void *)wb), v1 = _mm512_load_si512((const void *)(wb + 64));
-        __m512i v2 = _mm512_load_si512((const void *)(wb + 128)), v3 = _mm512_load_si512((const void *)(wb + 192));
-        __m512i v4 = _mm512_load_si512((const void *)(wb + 256)), v5 = _mm512_load_si512((const void *)(wb + 320));
-        __m512i v6 = _mm512_load_si512((const void *)(wb + 384)), v7 = _mm512_load_si512((const void *)(wb + 448));
-        for (i = 0; i < BN__TGROUP * BN__TBLOCK_BYTES; i += 64) BN__PREFETCH_WEIGHTS(wb + BN__PREFETCH_AHEAD + i);
-        BN__I2_GEMV8_DIGIT(0);
-        BN__I2_GEMV8_DIGIT(1);
-        BN__I2_GEMV8_DIGIT(2);
-        BN__I2_GEMV8_DIGIT(3);
-    }
-    _mm_storeu_si128((__m128i *)out, bn__hsum4_512(a0, a1, a2, a3));
-    _mm_storeu_si128((__m128i *)(out + 4), bn__hsum4_512(a4, a5, a6, a7));
-}
-
-/* The bn__tgroup_fn: each half of the group against the tiles of 4 tokens
-   (the first call prefetches the group's stream; the others find it in
-   cache), then the rest of the tokens one at a time. Streamed from memory,
-   one Zen 5 core, 2B4T shapes: one token 29 GB/s against 17 for
-   bn__tdot_i2_avx512 on rows one after another; 8 tokens 6.4 against 6.1. */
-BN__TARGET_AVX512 static void bn__tgroup_i2_avx512(const uint8_t *w, int nblocks, const int8_t *const *x, int nt,
-                                                   int32_t *out) {
-    int32_t sums[BN__TGROUP];
-    int h, t, r, tiles = nt / 4 * 4;
-    for (h = 0; h < BN__TGROUP; h += 4)
-        for (t = 0; t < tiles; t += 4)
-            bn__i2_group_tile512(w + (size_t)h * BN__TBLOCK_BYTES, h == 0 && t == 0, nblocks, x + t, out + h * nt + t, nt);
-    for (t = tiles; t < nt; t++) {
-        bn__i2_gemv8_512(w, nblocks, x[t], sums);
-        for (r = 0; r < BN__TGROUP; r++) out[r * nt + t] = sums[r];
-    }
 }
 
 /* The bn__tdot_fn: tiles of 4 tokens, then the rest one token at a time. */
@@ -656,9 +570,6 @@ static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     if (kernel == BN_KERNEL_AVX2) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avx2;
     if (kernel == BN_KERNEL_AVX_VNNI) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avxvnni;
     return NULL;
-}
-static bn__tgroup_fn bn__tgroup_simd(bn_kernel kernel, bn_tlayout layout) {
-    return kernel == BN_KERNEL_AVX512 && layout == BN_TLAYOUT_I2 ? bn__tgroup_i2_avx512 : NULL;
 }
 
 /* ---- x86 float kernels (lm_head, untied embeddings as a matrix) ---- */
@@ -1185,11 +1096,6 @@ static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     if (kernel == BN_KERNEL_NEON) return tq1 ? bn__tdot_tq1_neon : bn__tdot_i2_neon;
     return NULL;
 }
-static bn__tgroup_fn bn__tgroup_simd(bn_kernel kernel, bn_tlayout layout) {
-    BN_UNUSED(kernel);
-    BN_UNUSED(layout);
-    return NULL;
-}
 
 /* ---- NEON float kernel: 8 columns per step ---- */
 /* Columns c .. c + 7 of a row's block (c is 0 or 8) as two vectors; a tiled
@@ -1291,11 +1197,6 @@ static bn__fdot12_fn bn__fdot12_simd(bn_kernel kernel, bn_ftype type) {
 #else /* no SIMD in this build */
 
 static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
-    BN_UNUSED(kernel);
-    BN_UNUSED(layout);
-    return NULL;
-}
-static bn__tgroup_fn bn__tgroup_simd(bn_kernel kernel, bn_tlayout layout) {
     BN_UNUSED(kernel);
     BN_UNUSED(layout);
     return NULL;

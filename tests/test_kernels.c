@@ -95,12 +95,10 @@ static void test_pack_rejects_bad_input(void) {
     bn_tmat_free(&m);
 }
 
-/* One shape, one layout (I2 rows interleaved in groups of `interleave`, or
-   not: 0): scalar vs brute force, then every supported kernel vs scalar, bit
-   for bit, with and without a thread pool. Modes: 0 random, else extreme
-   constant weights/activations (int16 saturation would show). */
-static int check_shape_in(bn_tlayout layout, int interleave, int rows, int cols, int ntok, int wmode, int xmode,
-                          bn_pool *pool) {
+/* One shape, one layout: scalar vs brute force, then every supported kernel
+   vs scalar, bit for bit, with and without a thread pool. Modes: 0 random,
+   else extreme constant weights/activations (int16 saturation would show). */
+static int check_shape(bn_tlayout layout, int rows, int cols, int ntok, int wmode, int xmode, bn_pool *pool) {
     int8_t *w = (int8_t *)malloc((size_t)rows * cols);
     int8_t *x = (int8_t *)malloc((size_t)ntok * cols);
     int32_t *ref = (int32_t *)malloc(sizeof(int32_t) * (size_t)rows * ntok);
@@ -111,23 +109,15 @@ static int check_shape_in(bn_tlayout layout, int interleave, int rows, int cols,
     fill_ternary(w, (size_t)rows * cols, wmode);
     fill_act(x, (size_t)ntok * cols, xmode);
     brute_force(w, x, rows, cols, ntok, ref);
-    if (bn__tmat_pack_in(&m, w, rows, cols, 1.0f, layout, interleave, NULL, NULL) != BN_OK) ok = 0;
-    if (ok && (m.interleave != interleave || m.nbytes != bn__tmat_packed_bytes(rows, cols, layout))) ok = 0;
-    for (i = 0; ok && i < (size_t)rows * cols; i++)
-        if (bn_tmat_get(&m, (int)(i / cols), (int)(i % cols)) != w[i]) {
-            printf("  %s interleave %d %dx%d: weight %d unpacks wrong\n", layout_name(layout), interleave, rows, cols,
-                   (int)i);
-            ok = 0;
-        }
+    if (bn_tmat_pack(&m, w, rows, cols, 1.0f, layout, NULL) != BN_OK) ok = 0;
     for (k = BN_KERNEL_SCALAR; ok && k <= BN_KERNEL_AVX_VNNI; k++) {
         if (!bn_kernel_supported((bn_kernel)k)) continue;
         memset(got, 0x55, sizeof(int32_t) * n);
         bn_tmat_matmul_i32(&m, x, ntok, got, pool, (bn_kernel)k);
         for (i = 0; i < n; i++)
             if (got[i] != ref[i]) {
-                printf("  %s %s interleave %d %dx%d ntok %d modes %d/%d: out[%d] = %d, want %d\n",
-                       bn_kernel_name((bn_kernel)k), layout_name(layout), interleave, rows, cols, ntok, wmode, xmode,
-                       (int)i, (int)got[i], (int)ref[i]);
+                printf("  %s %s %dx%d ntok %d modes %d/%d: out[%d] = %d, want %d\n", bn_kernel_name((bn_kernel)k),
+                       layout_name(layout), rows, cols, ntok, wmode, xmode, (int)i, (int)got[i], (int)ref[i]);
                 ok = 0;
                 break;
             }
@@ -138,9 +128,6 @@ static int check_shape_in(bn_tlayout layout, int interleave, int rows, int cols,
     free(ref);
     free(got);
     return ok;
-}
-static int check_shape(bn_tlayout layout, int rows, int cols, int ntok, int wmode, int xmode, bn_pool *pool) {
-    return check_shape_in(layout, 0, rows, cols, ntok, wmode, xmode, pool);
 }
 
 static void test_kernels_match_reference(void) {
@@ -171,34 +158,6 @@ static void test_kernels_extreme_values(void) {
             if (!check_shape(layouts[li], 2, 7000, 1, modes[i][0], modes[i][1], NULL)) ok = 0;
         }
     BNT_CHECK(ok);
-}
-
-/* I2 rows interleaved in groups of 8 (the AVX-512 group kernel's layout;
-   every other kernel reads it block by block): rows that are not a multiple
-   of the group (the rest follow one after another), partial last blocks, 1 to
-   9 tokens and more, split between threads on group boundaries. */
-static void test_interleaved_match_reference(void) {
-    static const int cols_list[] = {100, 256, 257, 640, 1333, 2560};
-    static const int rows_list[] = {1, 7, 8, 9, 13, 16, 21, 40};
-    static const int modes[][2] = {{1, -128}, {-1, -128}, {1, 127}, {-1, 127}};
-    bn_pool *pool = bn_pool_new(2);
-    size_t ci, ri, i;
-    int ntok, ok = 1;
-    for (ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++)
-        for (ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
-            for (ntok = 1; ntok <= 17; ntok += (ntok < 9 ? 1 : 4))
-                if (!check_shape_in(BN_TLAYOUT_I2, BN__TGROUP, rows_list[ri], cols_list[ci], ntok, 0, 0,
-                                    (ri + ntok) % 2 ? pool : NULL))
-                    ok = 0;
-    for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
-        if (!check_shape_in(BN_TLAYOUT_I2, BN__TGROUP, 17, 2600, 5, modes[i][0], modes[i][1], NULL)) ok = 0;
-        if (!check_shape_in(BN_TLAYOUT_I2, BN__TGROUP, 16, 7000, 1, modes[i][0], modes[i][1], pool)) ok = 0;
-    }
-    BNT_CHECK(ok);
-    /* the loader's choice: groups exactly where this CPU's kernel has a group kernel, only for the default layout */
-    BNT_CHECK(bn__tmat_auto_interleave(BN_TLAYOUT_DEFAULT) == (bn_kernel_detect() == BN_KERNEL_AVX512 ? BN__TGROUP : 0));
-    BNT_CHECK(bn__tmat_auto_interleave(BN_TLAYOUT_I2) == 0 && bn__tmat_auto_interleave(BN_TLAYOUT_TQ1) == 0);
-    bn_pool_free(pool);
 }
 
 static void test_kernel_names_and_detect(void) {
@@ -455,7 +414,6 @@ int main(void) {
     BNT_RUN(test_kernel_names_and_detect);
     BNT_RUN(test_kernels_match_reference);
     BNT_RUN(test_kernels_extreme_values);
-    BNT_RUN(test_interleaved_match_reference);
     BNT_RUN(test_matmul_float_scales);
     BNT_RUN(test_matmul_n_matches_separate);
     BNT_RUN(test_quantize_act_hf_formula);
