@@ -181,6 +181,16 @@ BN__TARGET_AVX512 static int32_t bn__hsum_512(__m512i v) {
                                          _mm256_loadu_si256((const __m256i *)(lanes + 8))));
 }
 
+/* A loaded vector kept in its register: an empty asm that the compiler must
+   assume changes it, so that it cannot fold the load into each instruction
+   that reads it. Tuned for Zen (g++ 12 -march=native on a Zen 5 takes
+   -mtune=znver3), g++ folds the block's load into each of the four ANDs of
+   the GEMV: four loads of one line still on its way from memory, and the 2B4T
+   matrices streamed at 17-19 GB/s instead of 24-28 (one core; the default
+   -O2 build loads once either way). Not in the AVX-VNNI row kernel: there
+   the same barrier cost a third (15 against 21-23 GB/s). */
+#define BN__IN_REGISTER(v) __asm__("" : "+v"(v))
+
 /* The x86 kernels keep every accumulator in a named variable (no arrays
    indexed by loops): compilers at -O2 do not always unroll such loops, and
    an accumulator array left in memory costs a store and a load per
@@ -248,6 +258,7 @@ BN__TARGET_AVX512 BN__NOINLINE __m512i bn__i2_gemv_row512(const uint8_t *w, int 
     for (b = 0; b < nblocks; b++) {
         const int8_t *xb = x + (size_t)b * 256;
         __m512i v = _mm512_load_si512((const void *)(w + (size_t)b * 64));
+        BN__IN_REGISTER(v);
         BN__PREFETCH_WEIGHTS(w + (size_t)b * 64 + BN__PREFETCH_AHEAD);
         a0 = bn__dp512(a0, _mm512_and_si512(v, m0), xb);
         a1 = bn__dp512(a1, _mm512_and_si512(v, m1), xb + 64);
