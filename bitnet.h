@@ -3948,6 +3948,31 @@ typedef struct bn__fmatmul_job {
    tokens there are; the kernel takes a group of rows at a time, so that
    each activation vector it loads serves the group's rows. */
 #define BN__FCHUNK (8 * BN__FROWS)
+
+/* One token, two groups at a time: group glo + i with group glo + half + i,
+   so that the kernel reads two streams that each run on without a break
+   through half of the part [glo, ghi). Taking two neighbouring groups
+   instead restarts both streams every 30 KB of the 2B4T head, and the
+   hardware prefetcher with them: on one Zen 5 core a loop of loads alone
+   read 27 GB/s in that order and 36 GB/s in this one. Returns the first
+   group left (the last one when the part has an odd count). */
+static int bn__fmatmul_far_pairs(const bn__fmatmul_job *job, int glo, int ghi, size_t group_bytes, size_t block_step) {
+    const bn_fmat *m = job->m;
+    int half = (BN_MIN(ghi * BN__FROWS, m->rows) / BN__FROWS - glo) / 2, i, r;
+    float dots[2 * BN__FROWS];
+    for (i = 0; i < half; i++) {
+        int g0 = glo + i, g1 = glo + half + i;
+        job->dot12((const uint8_t *)m->data + (size_t)g0 * group_bytes, (size_t)half * group_bytes, block_step, m->cols,
+                   job->x, dots);
+        for (r = 0; r < BN__FROWS; r++) {
+            size_t r0 = (size_t)g0 * BN__FROWS + r, r1 = (size_t)g1 * BN__FROWS + r;
+            job->y[r0] = dots[r] * (m->type == BN_FTYPE_I8 ? m->row_scale[r0] : 1.0f);
+            job->y[r1] = dots[BN__FROWS + r] * (m->type == BN_FTYPE_I8 ? m->row_scale[r1] : 1.0f);
+        }
+    }
+    return glo + 2 * half;
+}
+
 static void bn__fmatmul_worker(void *arg, int ith, int nth) {
     bn__fmatmul_job *job = (bn__fmatmul_job *)arg;
     const bn_fmat *m = job->m;
@@ -3965,6 +3990,7 @@ static void bn__fmatmul_worker(void *arg, int ith, int nth) {
         group_bytes = BN__FROWS * row_step;
     }
     while (bn__split_next(&job->split, ith, nth, &glo, &ghi)) {
+        if (job->dot12 && job->n_tokens == 1) glo = bn__fmatmul_far_pairs(job, glo, ghi, group_bytes, block_step);
         lo = glo * BN__FROWS;
         hi = BN_MIN(ghi * BN__FROWS, m->rows);
         for (c0 = lo; c0 < hi; c0 = c1) {

@@ -344,7 +344,7 @@ static void test_fmat_matmul_all_types(void) {
    bit for bit); partial pairs of groups at the end of a thread's range and
    of a chunk fall back to the six-row kernel. */
 static void test_fmat_matmul_two_groups(void) {
-    static const int rows_list[] = {12, 13, 18, 29, 50, 64}, cols_list[] = {16, 48, 2560};
+    static const int rows_list[] = {12, 13, 18, 29, 50, 64, 97}, cols_list[] = {16, 48, 2560};
     static const bn_ftype types[] = {BN_FTYPE_BF16, BN_FTYPE_F32};
     bn_pool *pool = bn_pool_new(3);
     size_t ri, ci, ti;
