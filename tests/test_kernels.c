@@ -218,8 +218,8 @@ static void test_quantize_act_hf_formula(void) {
 static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool) {
     size_t n = (size_t)rows * cols, i;
     float *wf = (float *)malloc(sizeof(float) * n), *x = (float *)malloc(sizeof(float) * (size_t)ntok * cols);
-    float *y = (float *)malloc(sizeof(float) * (size_t)rows * ntok), scales[64];
-    float *y_rm = (float *)malloc(sizeof(float) * (size_t)rows * ntok);
+    float *y = (float *)malloc(sizeof(float) * (size_t)rows * ntok), *scales = (float *)malloc(sizeof(float) * (size_t)rows);
+    float *y_rm = (float *)malloc(sizeof(float) * (size_t)rows * ntok), *y1_buf = (float *)malloc(sizeof(float) * (size_t)rows);
     void *data = malloc(n * 4);
     bn_fmat m, tiled;
     const bn_fmat *cur;
@@ -278,7 +278,7 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
             }
         }
         for (t = 0; t < ntok && ok; t++) { /* a token's result must not depend on its batch */
-            float y1[64];
+            float *y1 = y1_buf;
             bn_fmat_matmul_kernel(cur, x + (size_t)t * cols, 1, y1, NULL, (bn_kernel)k);
             for (r = 0; r < rows; r++)
                 if (memcmp(&y1[r], &y[(size_t)t * rows + r], sizeof(float)) != 0) {
@@ -312,6 +312,8 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
         free(row);
     }
     bn_fmat_free(&tiled);
+    free(scales);
+    free(y1_buf);
     free(y_rm);
     free(wf);
     free(x);
