@@ -3949,6 +3949,9 @@ typedef struct bn__fmatmul_job {
    each activation vector it loads serves the group's rows. */
 #define BN__FCHUNK (8 * BN__FROWS)
 
+/* What a kernel's dot for row r is multiplied by: the row's scale for I8, else 1. */
+static float bn__fmat_out_scale(const bn_fmat *m, size_t r) { return m->type == BN_FTYPE_I8 ? m->row_scale[r] : 1.0f; }
+
 /* One token, two groups at a time: group glo + i with group glo + half + i,
    so that the kernel reads two streams that each run on without a break
    through half of the part [glo, ghi). Taking two neighbouring groups
@@ -3966,8 +3969,8 @@ static int bn__fmatmul_far_pairs(const bn__fmatmul_job *job, int glo, int ghi, s
                    job->x, dots);
         for (r = 0; r < BN__FROWS; r++) {
             size_t r0 = (size_t)g0 * BN__FROWS + r, r1 = (size_t)g1 * BN__FROWS + r;
-            job->y[r0] = dots[r] * (m->type == BN_FTYPE_I8 ? m->row_scale[r0] : 1.0f);
-            job->y[r1] = dots[BN__FROWS + r] * (m->type == BN_FTYPE_I8 ? m->row_scale[r1] : 1.0f);
+            job->y[r0] = dots[r] * bn__fmat_out_scale(m, r0);
+            job->y[r1] = dots[BN__FROWS + r] * bn__fmat_out_scale(m, r1);
         }
     }
     return glo + 2 * half;
@@ -4008,7 +4011,7 @@ static void bn__fmatmul_worker(void *arg, int ith, int nth) {
                         job->dot(w, row_step, block_step, m->tiled, nr, m->type, m->cols, xs, nt, dots);
                     }
                     for (i = 0; i < nr; i++) {
-                        float s = m->type == BN_FTYPE_I8 ? m->row_scale[r + i] : 1.0f;
+                        float s = bn__fmat_out_scale(m, (size_t)(r + i));
                         for (t = 0; t < nt; t++) job->y[(size_t)(t0 + t) * m->rows + r + i] = dots[i * nt + t] * s;
                     }
                 }

@@ -219,7 +219,7 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
     size_t n = (size_t)rows * cols, i;
     float *wf = (float *)malloc(sizeof(float) * n), *x = (float *)malloc(sizeof(float) * (size_t)ntok * cols);
     float *y = (float *)malloc(sizeof(float) * (size_t)rows * ntok), *scales = (float *)malloc(sizeof(float) * (size_t)rows);
-    float *y_rm = (float *)malloc(sizeof(float) * (size_t)rows * ntok), *y1_buf = (float *)malloc(sizeof(float) * (size_t)rows);
+    float *y_rm = (float *)malloc(sizeof(float) * (size_t)rows * ntok), *y1 = (float *)malloc(sizeof(float) * (size_t)rows);
     void *data = malloc(n * 4);
     bn_fmat m, tiled;
     const bn_fmat *cur;
@@ -278,7 +278,6 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
             }
         }
         for (t = 0; t < ntok && ok; t++) { /* a token's result must not depend on its batch */
-            float *y1 = y1_buf;
             bn_fmat_matmul_kernel(cur, x + (size_t)t * cols, 1, y1, NULL, (bn_kernel)k);
             for (r = 0; r < rows; r++)
                 if (memcmp(&y1[r], &y[(size_t)t * rows + r], sizeof(float)) != 0) {
@@ -313,7 +312,7 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
     }
     bn_fmat_free(&tiled);
     free(scales);
-    free(y1_buf);
+    free(y1);
     free(y_rm);
     free(wf);
     free(x);
@@ -343,19 +342,22 @@ static void test_fmat_matmul_all_types(void) {
    time where the kernel has a form for it (BF16 with AVX-512, columns a
    multiple of 16), and must form every sum as the six-row kernel does for
    the row-major matrix and for a batch of tokens (check_fmat compares both
-   bit for bit); partial pairs of groups at the end of a thread's range and
-   of a chunk fall back to the six-row kernel. */
+   bit for bit). One token pairs group i of a thread's part with group
+   i + half of it; a part's odd group and a partial last group fall back to
+   the six-row kernel, as do partial pairs of a chunk for the last token of a
+   batch of 9, 17, ... */
 static void test_fmat_matmul_two_groups(void) {
     static const int rows_list[] = {12, 13, 18, 29, 50, 64, 97}, cols_list[] = {16, 48, 2560};
+    static const int ntoks[] = {1, 3, 9}; /* 9: eight tokens, then one */
     static const bn_ftype types[] = {BN_FTYPE_BF16, BN_FTYPE_F32};
     bn_pool *pool = bn_pool_new(3);
-    size_t ri, ci, ti;
-    int ntok, ok = 1;
+    size_t ri, ci, ti, ni;
+    int ok = 1;
     for (ti = 0; ti < 2; ti++)
         for (ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
             for (ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++)
-                for (ntok = 1; ntok <= 3; ntok += 2)
-                    if (!check_fmat(types[ti], rows_list[ri], cols_list[ci], ntok, (ri + ci) % 2 ? pool : NULL)) ok = 0;
+                for (ni = 0; ni < sizeof ntoks / sizeof ntoks[0]; ni++)
+                    if (!check_fmat(types[ti], rows_list[ri], cols_list[ci], ntoks[ni], (ri + ci) % 2 ? pool : NULL)) ok = 0;
     BNT_CHECK(ok);
     bn_pool_free(pool);
 }
