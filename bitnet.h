@@ -4295,12 +4295,17 @@ BN__TARGET_AVX512 static __m128i bn__hsum4_512(__m512i v0, __m512i v1, __m512i v
    prefetch holds one of L1's few miss buffers until its line arrives, which
    caps the lines in flight; L2 has more. Zen 4, the 30 layers' ternary
    matrices of 2B4T, 2 threads, alternating runs: one token 29-39 ms with T0,
-   19-23 ms with T1 (8 KB to 32 KB ahead alike); 8 tokens about the same. */
+   19-23 ms with T1 (8 KB to 32 KB ahead alike); 8 tokens about the same.
+   Only a call's first pass over its rows asks: a second pass (the next
+   tokens of a tile) would ask again for lines already on their way, and
+   those requests cost more than they save (the 4x4 tile at 8 tokens, one
+   Zen 5 core, 2560-column rows streamed from memory: 9.7 GB/s with both
+   passes asking, 12.1 with the first alone; 14.5 with the rows in L2). */
 #define BN__PREFETCH_AHEAD 16384
 #define BN__PREFETCH_WEIGHTS(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)
 
 /* One row against one token, mask-only form: a vector whose lanes add up to the dot. */
-BN__TARGET_AVX512 BN__NOINLINE __m512i bn__i2_gemv_row512(const uint8_t *w, int nblocks, const int8_t *x) {
+BN__TARGET_AVX512 BN__NOINLINE __m512i bn__i2_gemv_row512(const uint8_t *w, int nblocks, const int8_t *x, int prefetch) {
     const __m512i m0 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(12), m2 = _mm512_set1_epi8(48),
                   m3 = _mm512_set1_epi8((char)192);
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
@@ -4309,7 +4314,7 @@ BN__TARGET_AVX512 BN__NOINLINE __m512i bn__i2_gemv_row512(const uint8_t *w, int 
         const int8_t *xb = x + (size_t)b * 256;
         __m512i v = _mm512_load_si512((const void *)(w + (size_t)b * 64));
         BN__IN_REGISTER(v);
-        BN__PREFETCH_WEIGHTS(w + (size_t)b * 64 + BN__PREFETCH_AHEAD);
+        if (prefetch) BN__PREFETCH_WEIGHTS(w + (size_t)b * 64 + BN__PREFETCH_AHEAD);
         a0 = bn__dp512(a0, _mm512_and_si512(v, m0), xb);
         a1 = bn__dp512(a1, _mm512_and_si512(v, m1), xb + 64);
         a2 = bn__dp512(a2, _mm512_and_si512(v, m2), xb + 128);
@@ -4320,12 +4325,12 @@ BN__TARGET_AVX512 BN__NOINLINE __m512i bn__i2_gemv_row512(const uint8_t *w, int 
 
 /* nr <= 4 rows against one token; out[r * stride]. */
 BN__TARGET_AVX512 static void bn__i2_gemv512(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *x,
-                                             int32_t *out, int stride) {
+                                             int32_t *out, int stride, int prefetch) {
     const __m512i zero = _mm512_setzero_si512();
-    __m512i v0 = bn__i2_gemv_row512(w, nblocks, x);
-    __m512i v1 = nr > 1 ? bn__i2_gemv_row512(w + row_bytes, nblocks, x) : zero;
-    __m512i v2 = nr > 2 ? bn__i2_gemv_row512(w + 2 * row_bytes, nblocks, x) : zero;
-    __m512i v3 = nr > 3 ? bn__i2_gemv_row512(w + 3 * row_bytes, nblocks, x) : zero;
+    __m512i v0 = bn__i2_gemv_row512(w, nblocks, x, prefetch);
+    __m512i v1 = nr > 1 ? bn__i2_gemv_row512(w + row_bytes, nblocks, x, prefetch) : zero;
+    __m512i v2 = nr > 2 ? bn__i2_gemv_row512(w + 2 * row_bytes, nblocks, x, prefetch) : zero;
+    __m512i v3 = nr > 3 ? bn__i2_gemv_row512(w + 3 * row_bytes, nblocks, x, prefetch) : zero;
     int32_t sums[4];
     int r;
     _mm_storeu_si128((__m128i *)sums, bn__hsum4_512(v0, v1, v2, v3));
@@ -4359,7 +4364,7 @@ BN__TARGET_AVX512 static void bn__i2_gemv512(const uint8_t *w, size_t row_bytes,
     } while (0)
 
 BN__TARGET_AVX512 BN__NOINLINE void bn__i2_tile4x4_512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
-                                                 const int8_t *const *x, int32_t *out, int stride) {
+                                                 const int8_t *const *x, int32_t *out, int stride, int prefetch) {
     const __m512i m3 = _mm512_set1_epi8(3);
     const uint8_t *w0 = w, *w1 = nr > 1 ? w + row_bytes : w, *w2 = nr > 2 ? w + 2 * row_bytes : w,
                   *w3 = nr > 3 ? w + 3 * row_bytes : w;
@@ -4371,10 +4376,12 @@ BN__TARGET_AVX512 BN__NOINLINE void bn__i2_tile4x4_512(const uint8_t *w, size_t 
         size_t wo = (size_t)b * 64;
         __m512i v0 = _mm512_load_si512((const void *)(w0 + wo)), v1 = _mm512_load_si512((const void *)(w1 + wo));
         __m512i v2 = _mm512_load_si512((const void *)(w2 + wo)), v3 = _mm512_load_si512((const void *)(w3 + wo));
-        BN__PREFETCH_WEIGHTS(w0 + wo + BN__PREFETCH_AHEAD);
-        BN__PREFETCH_WEIGHTS(w1 + wo + BN__PREFETCH_AHEAD);
-        BN__PREFETCH_WEIGHTS(w2 + wo + BN__PREFETCH_AHEAD);
-        BN__PREFETCH_WEIGHTS(w3 + wo + BN__PREFETCH_AHEAD);
+        if (prefetch) {
+            BN__PREFETCH_WEIGHTS(w0 + wo + BN__PREFETCH_AHEAD);
+            BN__PREFETCH_WEIGHTS(w1 + wo + BN__PREFETCH_AHEAD);
+            BN__PREFETCH_WEIGHTS(w2 + wo + BN__PREFETCH_AHEAD);
+            BN__PREFETCH_WEIGHTS(w3 + wo + BN__PREFETCH_AHEAD);
+        }
         /* the four digits written out: as a loop, g++ 12 copies every
            accumulator around each vpdpbusd and spills some (40 % slower) */
         BN__I2_4X4_DIGIT(0);
@@ -4389,12 +4396,12 @@ BN__TARGET_AVX512 BN__NOINLINE void bn__i2_tile4x4_512(const uint8_t *w, size_t 
     for (r = 0; r < nr; r++) memcpy(out + r * stride, sums[r], sizeof sums[r]);
 }
 
-/* The bn__tdot_fn: tiles of 4 tokens, then the rest one token at a time. */
+/* The bn__tdot_fn: tiles of 4 tokens, then the rest one token at a time; the first pass prefetches. */
 BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
                                                  const int8_t *const *x, int nt, int32_t *out) {
     int t = 0;
-    for (; t + 4 <= nt; t += 4) bn__i2_tile4x4_512(w, row_bytes, nr, nblocks, x + t, out + t, nt);
-    for (; t < nt; t++) bn__i2_gemv512(w, row_bytes, nr, nblocks, x[t], out + t, nt);
+    for (; t + 4 <= nt; t += 4) bn__i2_tile4x4_512(w, row_bytes, nr, nblocks, x + t, out + t, nt, t == 0);
+    for (; t < nt; t++) bn__i2_gemv512(w, row_bytes, nr, nblocks, x[t], out + t, nt, t == 0);
 }
 
 /* TQ1 with AVX-512: t = q * 3^k mod 256 (bytes wrap), digit = (t >= 86) + (t >= 171). */
@@ -4585,13 +4592,13 @@ BN__TARGET_AVX2 static void bn__trow_tq1_avx2(const uint8_t *w, int nblocks, con
    of each block, for every (row, token) of the call: client CPUs with
    AVX-VNNI have two cores' worth of bandwidth per core at most, and this
    keeps them on it with the least code. */
-BN__TARGET_AVXVNNI BN__NOINLINE __m256i bn__i2_row_avxvnni(const uint8_t *w, int nblocks, const int8_t *x) {
+BN__TARGET_AVXVNNI BN__NOINLINE __m256i bn__i2_row_avxvnni(const uint8_t *w, int nblocks, const int8_t *x, int prefetch) {
     const __m256i m0 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(12), m2 = _mm256_set1_epi8(48),
                   m3 = _mm256_set1_epi8((char)192);
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
     int b, h;
     for (b = 0; b < nblocks; b++) {
-        BN__PREFETCH_WEIGHTS(w + (size_t)b * 64 + BN__PREFETCH_AHEAD);
+        if (prefetch) BN__PREFETCH_WEIGHTS(w + (size_t)b * 64 + BN__PREFETCH_AHEAD);
         for (h = 0; h < 2; h++) {
             const int8_t *xh = x + (size_t)b * 256 + 32 * h;
             __m256i v = _mm256_load_si256((const __m256i *)(w + (size_t)b * 64 + 32 * h));
@@ -4609,7 +4616,8 @@ BN__TARGET_AVXVNNI static void bn__tdot_i2_avxvnni(const uint8_t *w, size_t row_
                                                    const int8_t *const *x, int nt, int32_t *out) {
     int r, t;
     for (r = 0; r < nr; r++)
-        for (t = 0; t < nt; t++) out[r * nt + t] = bn__hsum_256(bn__i2_row_avxvnni(w + (size_t)r * row_bytes, nblocks, x[t]));
+        for (t = 0; t < nt; t++)
+            out[r * nt + t] = bn__hsum_256(bn__i2_row_avxvnni(w + (size_t)r * row_bytes, nblocks, x[t], t == 0));
 }
 
 static void bn__tdot_tq1_avx512(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x,
@@ -4718,7 +4726,7 @@ BN__TARGET_AVX512 BN__INLINE void bn__fprefetch6(const uint8_t *w, size_t row_st
 
 BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_tile(const uint8_t *w, size_t row_step, size_t block_step, int tiled,
                                                         int nr, const bn_ftype T, int cols, const float *const *x,
-                                                        const int NT, float *out, int ldo) {
+                                                        const int NT, float *out, int ldo, int prefetch) {
     const uint8_t *r0 = w, *r1 = nr > 1 ? w + row_step : w, *r2 = nr > 2 ? w + 2 * row_step : w,
                   *r3 = nr > 3 ? w + 3 * row_step : w, *r4 = nr > 4 ? w + 4 * row_step : w,
                   *r5 = nr > 5 ? w + 5 * row_step : w;
@@ -4731,7 +4739,7 @@ BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_tile(const uint8_t *w, size_t 
     float sums[6][4];
     int c = 0, r, t;
     for (; c + 16 <= cols; c += 16, off += block_step) {
-        bn__fprefetch6(w, row_step, off, tiled, block_bytes);
+        if (prefetch) bn__fprefetch6(w, row_step, off, tiled, block_bytes);
         BN__FT_STEP(BN__ALL16)
     }
     if (c < cols) {
@@ -4752,14 +4760,15 @@ BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_tile(const uint8_t *w, size_t 
 BN__TARGET_AVX512 BN__INLINE void bn__fdot_avx512_type(const uint8_t *w, size_t row_step, size_t block_step, int tiled,
                                                         int nr, const bn_ftype T, int cols, const float *const *x,
                                                         int nt, float *out) {
-    int t0, n;
+    int t0, n, pf;
     for (t0 = 0; t0 < nt; t0 += n) {
         n = BN_MIN(nt - t0, 4);
+        pf = t0 == 0; /* the first pass over the rows asks for their lines (BN__PREFETCH_AHEAD) */
         switch (n) {
-        case 1: bn__fdot_avx512_tile(w, row_step, block_step, tiled, nr, T, cols, x + t0, 1, out + t0, nt); break;
-        case 2: bn__fdot_avx512_tile(w, row_step, block_step, tiled, nr, T, cols, x + t0, 2, out + t0, nt); break;
-        case 3: bn__fdot_avx512_tile(w, row_step, block_step, tiled, nr, T, cols, x + t0, 3, out + t0, nt); break;
-        default: bn__fdot_avx512_tile(w, row_step, block_step, tiled, nr, T, cols, x + t0, 4, out + t0, nt); break;
+        case 1: bn__fdot_avx512_tile(w, row_step, block_step, tiled, nr, T, cols, x + t0, 1, out + t0, nt, pf); break;
+        case 2: bn__fdot_avx512_tile(w, row_step, block_step, tiled, nr, T, cols, x + t0, 2, out + t0, nt, pf); break;
+        case 3: bn__fdot_avx512_tile(w, row_step, block_step, tiled, nr, T, cols, x + t0, 3, out + t0, nt, pf); break;
+        default: bn__fdot_avx512_tile(w, row_step, block_step, tiled, nr, T, cols, x + t0, 4, out + t0, nt, pf); break;
         }
     }
 }
