@@ -260,10 +260,16 @@ expect_rc "bench-batch" 0 $BIN bench-batch -m "$HF/tiny-mha-untied/packed" -b 1,
 grep -q "^   2 " "$TMP/out" && ok "bench-batch table" || bad "bench-batch table"
 # rounds: B = 1 listed last still gives every row its ratio, and B = 1's is 1
 expect_rc "bench-batch rounds" 0 $BIN bench-batch -m "$HF/tiny-mha-untied/packed" -b 2,1 -n 2 -t 1 -r 3
-[ "$(grep -c "x  *[0-9.]* ( *[0-9.]*x)$" "$TMP/out")" = 2 ] && grep -q "^   1 .* 1.00x .*)$" "$TMP/out" &&
-    ! grep -q " 0.00x" "$TMP/out" && ok "bench-batch rounds table" || bad "bench-batch rounds table"
-# the matmul ceiling: a positive rate for every B, and its ratio to B = 1's median
-grep -q "ceiling$" "$TMP/out" && ! grep -q " 0.0 (" "$TMP/out" && ok "bench-batch ceiling" || bad "bench-batch ceiling"
+[ "$(grep -c "x  *[0-9.]* ( *[0-9.]*x)  *[0-9.]* ( *[0-9]* %)$" "$TMP/out")" = 2 ] &&
+    grep -q "^   1 .* 1.00x .*)$" "$TMP/out" && ! grep -q " 0.00x" "$TMP/out" && ok "bench-batch rounds table" ||
+    bad "bench-batch rounds table"
+# the matmul ceiling and the roofline: a positive rate for every B, the ceiling's ratio to B = 1's
+# median, and a roofline that never promises more than the ceiling (it only adds memory's time)
+grep -q "ceiling  *roofline$" "$TMP/out" && ! grep -q " 0.0 (" "$TMP/out" && ok "bench-batch ceiling" ||
+    bad "bench-batch ceiling"
+awk '/^ +[0-9]+ .*%\)$/ { gsub(/\( *[0-9.]*x\)|\( *[0-9]* %\)/, ""); n++; if (!($8 > 0 && $8 <= $7)) bad++ }
+     END { exit !(n == 2 && !bad) }' "$TMP/out" && grep -q "^roofline: .* at [0-9.]* GB/s" "$TMP/out" &&
+    ok "bench-batch roofline" || bad "bench-batch roofline"
 expect_rc "bench-batch -r 0" 2 $BIN bench-batch -m "$HF/tiny-mha-untied/packed" -r 0
 
 # --- --metal in a build without the Metal backend (Linux): every command that takes it refuses it

@@ -764,11 +764,16 @@ static double best_slice_seconds(bn_pool *pool, slice_job *job, int reps) {
     return best;
 }
 
-/* Seconds a decode step of B tokens spends in matrix products at best: each family's
-   multiply-adds at the rate its kernel reaches over a slice of about 256 KB of the model's own
-   weights (in L2 after the first call) on every one of n_threads threads at once. An upper
-   bound on speed: it leaves out memory, attention and everything else. */
-static double matmul_floor_seconds(const bn_model *m, int B, int n_threads) {
+/* Seconds a decode step of B tokens spends in matrix products at best, the ternary linears'
+   and the head's: each family's multiply-adds at the rate its kernel reaches over a slice of
+   about 256 KB of the model's own weights (in L2 after the first call) on every one of
+   n_threads threads at once. An upper bound on speed: it leaves out memory, attention and
+   everything else. Zero when out of memory. */
+typedef struct matmul_floor {
+    double ternary_s, head_s;
+} matmul_floor;
+
+static matmul_floor matmul_floor_seconds(const bn_model *m, int B, int n_threads) {
     const bn_config *cfg = bn_model_config(m);
     const size_t slice_bytes = (size_t)256 << 10;
     bn_tmat t = *bn_model_linear(m, 0, 4); /* gate_proj */
@@ -781,7 +786,7 @@ static double matmul_floor_seconds(const bn_model *m, int B, int n_threads) {
     float *x = mem ? (float *)(xq + ((size_t)B * cols + 63) / 64 * 64) : NULL;
     float *scales = (float *)malloc(sizeof(float) * (size_t)B), *y;
     bn_pool *pool = bn_pool_new(n_threads);
-    double floor_s = 0.0;
+    matmul_floor floor_s = {0.0, 0.0};
     slice_job job;
     for (l = 0; l < cfg->n_layers; l++)
         for (i = 0; i < 7; i++) ternary_macs += (size_t)bn_model_linear(m, l, i)->rows * bn_model_linear(m, l, i)->cols;
@@ -810,9 +815,8 @@ static double matmul_floor_seconds(const bn_model *m, int B, int n_threads) {
         job.t = NULL;
         job.f = &f;
         fs = best_slice_seconds(pool, &job, 20);
-        floor_s =
-            ((double)ternary_macs / ((double)t.rows * t.cols) * ts + (double)bn_model_lm_head(m)->rows / f.rows * fs) /
-            bn_pool_size(pool);
+        floor_s.ternary_s = (double)ternary_macs / ((double)t.rows * t.cols) * ts / bn_pool_size(pool);
+        floor_s.head_s = (double)bn_model_lm_head(m)->rows / f.rows * fs / bn_pool_size(pool);
     }
     bn_pool_free(pool);
     free(mem);
@@ -845,10 +849,20 @@ static const cli_opt BENCH_BATCH_OPTIONS[] = {
     CLI_INCLUDE("engine options", bench_batch_args, model, CLI_ENGINE_OPTIONS),
     CLI_END};
 
+/* The least seconds a step can take by the roofline model: each family of matrices takes its
+   in-cache arithmetic time or the time to stream its bytes once, whichever is longer. */
+static double roofline_seconds(matmul_floor f, const bn_model *m, double bw_gbs) {
+    const bn_fmat *head = bn_model_lm_head(m);
+    double head_bytes = (double)head->rows * head->cols * ftype_bytes(head->type);
+    double ternary_bytes = (double)decode_weight_bytes(m) - head_bytes;
+    if (bw_gbs <= 0.0) return 0.0;
+    return MAX(f.ternary_s, ternary_bytes / (bw_gbs * 1e9)) + MAX(f.head_s, head_bytes / (bw_gbs * 1e9));
+}
+
 /* The table: each B's median, slowest and fastest total tok/s over the rounds (sorted here),
-   the median of its per-round ratio to B = 1, and the matmul ceiling. */
+   the median of its per-round ratio to B = 1, the matmul ceiling and the roofline. */
 static void bench_batch_table(const int32_t *sizes, int n_b, int rounds, double *rates, double *ratios,
-                              const double *floors) {
+                              const matmul_floor *floors, const bn_model *m, double bw_gbs) {
     double base_med = 0.0;
     int i;
     for (i = 0; i < n_b; i++) {
@@ -856,17 +870,22 @@ static void bench_batch_table(const int32_t *sizes, int n_b, int rounds, double 
         qsort(&ratios[(size_t)i * rounds], (size_t)rounds, sizeof(double), cmp_double);
         if (sizes[i] == 1 && base_med == 0.0) base_med = median_sorted(&rates[(size_t)i * rounds], rounds);
     }
-    printf("%4s %12s %9s %9s %12s %8s %18s\n", "B", "total tok/s", "slowest", "fastest", "tok/s/seq", "vs B=1",
-           "ceiling");
+    printf("%4s %12s %9s %9s %12s %8s %18s %18s\n", "B", "total tok/s", "slowest", "fastest", "tok/s/seq", "vs B=1",
+           "ceiling", "roofline");
     for (i = 0; i < n_b; i++) {
         const double *r = &rates[(size_t)i * rounds];
-        double med = median_sorted(r, rounds), ceiling = floors[i] > 0.0 ? sizes[i] / floors[i] : 0.0;
+        double med = median_sorted(r, rounds), floor_s = floors[i].ternary_s + floors[i].head_s;
+        double ceiling = floor_s > 0.0 ? sizes[i] / floor_s : 0.0, roof_s = roofline_seconds(floors[i], m, bw_gbs);
+        double roof = roof_s > 0.0 && floor_s > 0.0 ? sizes[i] / roof_s : 0.0;
         if (sizes[i] < 1) continue;
         printf("%4d %12.1f %9.1f %9.1f %12.1f %7.2fx %9.1f", (int)sizes[i], med, r[0], r[rounds - 1], med / sizes[i],
                median_sorted(&ratios[(size_t)i * rounds], rounds), ceiling);
         if (base_med > 0.0) printf(" (%5.2fx)", ceiling / base_med);
-        printf("\n");
+        else printf("%9s", "");
+        printf(" %9.1f (%3.0f %%)\n", roof, roof > 0.0 ? 100.0 * med / roof : 0.0);
     }
+    printf("roofline: each family of matrices at its in-cache rate or at %.2f GB/s, the streaming read\n"
+           "measured here, whichever is slower; (%%): the median's share of it\n", bw_gbs);
 }
 
 static int bench_batch_run(void *p, int argc, char **argv) {
@@ -878,7 +897,8 @@ static int bench_batch_run(void *p, int argc, char **argv) {
     int32_t *sizes = NULL;
     int i, k, n_b, rounds = a->rounds, rc = EXIT_OK;
     int n_threads = a->model.n_threads > 0 ? a->model.n_threads : bn_cpu_count();
-    double *rates, *ratios, *floors;
+    double *rates, *ratios, bw_gbs = 0.0;
+    matmul_floor *floors;
     (void)argc;
     (void)argv;
     n_b = cli_parse_ids(a->sizes, &sizes);
@@ -901,26 +921,29 @@ static int bench_batch_run(void *p, int argc, char **argv) {
         return EXIT_LOAD;
     }
     rates = (double *)calloc((size_t)n_b * (size_t)rounds, sizeof(double));
-    floors = (double *)calloc((size_t)n_b, sizeof(double));
+    floors = (matmul_floor *)calloc((size_t)n_b, sizeof(matmul_floor));
     ratios = (double *)calloc((size_t)n_b * (size_t)rounds, sizeof(double));
     if (!rates || !ratios || !floors) rc = EXIT_RUN;
     for (k = 0; !rc && k < rounds; k++) {
         double base = 0.0;
         if (rounds > 1) fprintf(stderr, "bitnet bench-batch: round %d of %d\n", k + 1, rounds);
         for (i = 0; !rc && i < n_b; i++) {
-            double f;
+            matmul_floor f;
             if (sizes[i] < 1) continue;
             rc = bench_one(&a->model, model, sizes[i], a->steps, a->prompt_len, &rates[(size_t)i * rounds + k]);
             /* the best of the rounds: a busy host slows the in-cache rate too */
             f = matmul_floor_seconds(model, (int)sizes[i], n_threads);
-            if (f > 0.0 && (floors[i] == 0.0 || f < floors[i])) floors[i] = f;
+            if (f.ternary_s > 0.0 && (floors[i].ternary_s == 0.0 || f.ternary_s < floors[i].ternary_s))
+                floors[i].ternary_s = f.ternary_s;
+            if (f.head_s > 0.0 && (floors[i].head_s == 0.0 || f.head_s < floors[i].head_s)) floors[i].head_s = f.head_s;
         }
         for (i = 0; i < n_b; i++)
             if (base == 0.0 && sizes[i] == 1) base = rates[(size_t)i * rounds + k];
         for (i = 0; i < n_b; i++)
             ratios[(size_t)i * rounds + k] = base > 0.0 ? rates[(size_t)i * rounds + k] / base : 0.0;
     }
-    if (!rc) bench_batch_table(sizes, n_b, rounds, rates, ratios, floors);
+    if (!rc) bw_gbs = measure_bandwidth(n_threads);
+    if (!rc) bench_batch_table(sizes, n_b, rounds, rates, ratios, floors, model, bw_gbs);
     bn_model_free(model);
     free(sizes);
     free(rates);
@@ -942,7 +965,10 @@ const cli_command cmd_bench_batch = {
     "'ceiling' is the most a step of B tokens could give if it did nothing but its matrix products\n"
     "(the ternary linears and the lm_head) at the rate the kernels reach on weights already in cache\n"
     "(every thread at once, best of the rounds), with its ratio to B = 1's median:\n"
-    "where memory is no longer the limit, the arithmetic is, and no batch size goes past it.\n",
+    "where memory is no longer the limit, the arithmetic is, and no batch size goes past it.\n"
+    "'roofline' is the same bound with memory counted: each family of matrices at its in-cache rate\n"
+    "or at the streaming read measured here (every thread), whichever is slower, and the median's\n"
+    "share of it.\n",
     BENCH_BATCH_OPTIONS,
     sizeof(bench_batch_args),
     bench_batch_defaults,
