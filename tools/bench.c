@@ -764,15 +764,15 @@ static double best_slice_seconds(bn_pool *pool, slice_job *job, int reps) {
     return best;
 }
 
-/* Seconds a decode step of B tokens spends in matrix products at best, the ternary linears'
-   and the head's: each family's multiply-adds at the rate its kernel reaches over a slice of
-   about 256 KB of the model's own weights (in L2 after the first call) on every one of
-   n_threads threads at once. An upper bound on speed: it leaves out memory, attention and
-   everything else. Zero when out of memory. */
+/* Seconds a decode step spends in the ternary linears' and in the head's products at best. */
 typedef struct matmul_floor {
     double ternary_s, head_s;
 } matmul_floor;
 
+/* The matmul_floor of a step of B tokens: each family's multiply-adds at the rate its kernel
+   reaches over a slice of about 256 KB of the model's own weights (in L2 after the first call)
+   on every one of n_threads threads at once. An upper bound on speed: it leaves out memory,
+   attention and everything else. Zeros when out of memory. */
 static matmul_floor matmul_floor_seconds(const bn_model *m, int B, int n_threads) {
     const bn_config *cfg = bn_model_config(m);
     const size_t slice_bytes = (size_t)256 << 10;
