@@ -41,14 +41,19 @@ static double median_sorted(const double *v, int n) { return n % 2 ? v[n / 2] : 
 /* Bytes of one element of a float matrix. */
 static size_t ftype_bytes(bn_ftype type) { return type == BN_FTYPE_F32 ? 4 : type == BN_FTYPE_I8 ? 1 : 2; }
 
+/* Bytes of lm_head's weights. */
+static size_t head_weight_bytes(const bn_model *m) {
+    const bn_fmat *head = bn_model_lm_head(m);
+    return (size_t)head->rows * head->cols * ftype_bytes(head->type);
+}
+
 /* Bytes of weights one decode step reads: the ternary linears and lm_head. */
 static size_t decode_weight_bytes(const bn_model *m) {
-    const bn_fmat *head = bn_model_lm_head(m);
     size_t total = 0;
     int l, k;
     for (l = 0; l < bn_model_config(m)->n_layers; l++)
         for (k = 0; k < 7; k++) total += bn_model_linear(m, l, k)->nbytes;
-    return total + (size_t)head->rows * head->cols * ftype_bytes(head->type);
+    return total + head_weight_bytes(m);
 }
 
 /* ------------------------------------------------------------------ bench */
@@ -288,10 +293,9 @@ static int bench_long_context(bn_model *model, bn_context_params cp, int n) {
 static size_t stage_weight_bytes(const bn_model *m, int stage) {
     static const int first[BN_STAGE_COUNT] = {-1, 0, -1, -1, -1, 3, -1, 4, -1, 6, -1, -1};
     static const int count[BN_STAGE_COUNT] = {0, 3, 0, 0, 0, 1, 0, 2, 0, 1, 0, 0};
-    const bn_fmat *head = bn_model_lm_head(m);
     size_t total = 0;
     int l, k;
-    if (stage == BN_STAGE_HEAD) return (size_t)head->rows * head->cols * ftype_bytes(head->type);
+    if (stage == BN_STAGE_HEAD) return head_weight_bytes(m);
     for (l = 0; l < bn_model_config(m)->n_layers; l++)
         for (k = 0; k < count[stage]; k++) total += bn_model_linear(m, l, first[stage] + k)->nbytes;
     return total;
@@ -852,9 +856,7 @@ static const cli_opt BENCH_BATCH_OPTIONS[] = {
 /* The least seconds a step can take by the roofline model: each family of matrices takes its
    in-cache arithmetic time or the time to stream its bytes once, whichever is longer. */
 static double roofline_seconds(matmul_floor f, const bn_model *m, double bw_gbs) {
-    const bn_fmat *head = bn_model_lm_head(m);
-    double head_bytes = (double)head->rows * head->cols * ftype_bytes(head->type);
-    double ternary_bytes = (double)decode_weight_bytes(m) - head_bytes;
+    double head_bytes = (double)head_weight_bytes(m), ternary_bytes = (double)decode_weight_bytes(m) - head_bytes;
     if (bw_gbs <= 0.0) return 0.0;
     return MAX(f.ternary_s, ternary_bytes / (bw_gbs * 1e9)) + MAX(f.head_s, head_bytes / (bw_gbs * 1e9));
 }
