@@ -2252,6 +2252,11 @@ BN_API void bn_split_range(int n, int ith, int nth, int *lo, int *hi) {
 }
 
 #define BN__POOL_MAX_THREADS 256
+#if defined(__GNUC__) || defined(__clang__)
+#define BN__PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
+#else
+#define BN__PREFETCH_L2(p) ((void)(p))
+#endif
 /* Polls of the shared counters before a waiting thread goes to sleep. */
 #define BN__POOL_SPIN 20000
 
@@ -2270,6 +2275,26 @@ static double bn__clock(void) {
 #else
 static double bn__clock(void) { return bn_time_s(); }
 #endif
+
+/* Memory the pool's workers read next, which they prefetch while they wait.
+   A decode step at many threads spends a tenth of its time in float work on
+   one thread (norms, rope, the activation between the feed-forward's
+   products) and in threads waiting for the slowest of a region; the memory
+   sits idle then. So before a matrix product the caller names the next
+   product's weights (bn__pool_ahead): `units` units of `unit_bytes` bytes
+   from each span's base, split over the threads as the product will split
+   them (bn_split_range over all the units), and each worker, once its part of
+   a region is done, prefetches the start of its own share into its cache
+   (at most BN__AHEAD_BYTES) until the next region comes. The hint stays until
+   the caller replaces or clears it. */
+#define BN__AHEAD_SPANS 4
+#define BN__AHEAD_BYTES (128 * 1024)
+typedef struct bn__ahead {
+    int n; /* spans; 0: no hint */
+    const unsigned char *base[BN__AHEAD_SPANS];
+    size_t unit_bytes[BN__AHEAD_SPANS];
+    int units[BN__AHEAD_SPANS];
+} bn__ahead;
 
 /* One 64-byte line per thread of a pool: its part's state in the current
    region, its share of a work split (bn__split), and profile times. */
@@ -2316,6 +2341,11 @@ BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
 }
 
 static bn__slot *bn__pool_slots(bn_pool *pool) { BN_UNUSED(pool); return NULL; }
+
+static void bn__pool_ahead(bn_pool *pool, const bn__ahead *ahead) {
+    BN_UNUSED(pool);
+    BN_UNUSED(ahead);
+}
 
 #else /* real threads */
 
@@ -2381,9 +2411,14 @@ static int bn__atomic_cas64(long long *p, long long expected, long long desired)
 #endif
 #endif
 
+/* A worker, and what it has left to prefetch of the pool's hint (bn__ahead):
+   byte runs [lo[i], hi[i]), i from `run` on. */
 typedef struct bn__worker {
     bn_pool *pool;
     int ith;
+    long long ahead_gen; /* the hint these runs come from */
+    int runs, run;
+    const unsigned char *lo[BN__AHEAD_SPANS], *hi[BN__AHEAD_SPANS];
 } bn__worker;
 
 /* Each part ith of a region belongs to thread ith: a worker claims its own
@@ -2404,6 +2439,8 @@ struct bn_pool {
     long caller_waits; /* the caller is asleep on `done`, or about to be */
     long stop;
     bn_pool_stats *stats;
+    bn__ahead ahead;      /* the next product's weights (bn__pool_ahead) ... */
+    long long ahead_gen;  /* ... counted, so that a worker keeps its place in an unchanged hint */
     bn__mutex mutex;
     bn__cond wake;  /* a region started, or stop */
     bn__cond done;  /* a part finished while the caller sleeps */
@@ -2428,6 +2465,55 @@ BN_API int bn_cpu_count(void) {
 
 static bn__slot *bn__pool_slots(bn_pool *pool) { return pool ? pool->slots : NULL; }
 
+/* Replace the pool's hint (NULL or n = 0: none). Only between regions. */
+static void bn__pool_ahead(bn_pool *pool, const bn__ahead *ahead) {
+    if (!pool || pool->n_threads == 1) return;
+    if (ahead && ahead->n > 0) {
+        pool->ahead = *ahead;
+        pool->ahead.n = BN_MIN(ahead->n, BN__AHEAD_SPANS);
+    } else {
+        pool->ahead.n = 0;
+    }
+    pool->ahead_gen++;
+}
+
+/* Worker w's share of the pool's hint, if the hint changed since it last
+   looked: the runs of bytes it will read first. Called with a part of the
+   current region claimed and not finished, so the caller, who changes the
+   hint only between regions, is waiting. */
+static void bn__worker_take_ahead(bn__worker *w, const bn_pool *p) {
+    const bn__ahead *a = &p->ahead;
+    size_t left = BN__AHEAD_BYTES;
+    int total = 0, lo, hi, g, i;
+    if (w->ahead_gen == p->ahead_gen) return;
+    w->ahead_gen = p->ahead_gen;
+    w->runs = w->run = 0;
+    for (i = 0; i < a->n; i++) total += a->units[i];
+    bn_split_range(total, w->ith, p->n_threads, &lo, &hi);
+    for (i = 0, g = 0; i < a->n && left > 0; g += a->units[i], i++) {
+        int u0 = BN_MAX(lo - g, 0), u1 = BN_MIN(hi - g, a->units[i]);
+        size_t bytes;
+        if (u0 >= u1) continue;
+        bytes = BN_MIN((size_t)(u1 - u0) * a->unit_bytes[i], left);
+        w->lo[w->runs] = a->base[i] + (size_t)u0 * a->unit_bytes[i];
+        w->hi[w->runs] = w->lo[w->runs] + bytes;
+        w->runs++;
+        left -= bytes;
+    }
+}
+
+/* Prefetch the next 1 KB of worker w's runs into its L2; 0 when none are left. */
+static int bn__worker_prefetch(bn__worker *w) {
+    const unsigned char *p, *end;
+    while (w->run < w->runs && w->lo[w->run] >= w->hi[w->run]) w->run++;
+    if (w->run >= w->runs) return 0;
+    p = w->lo[w->run];
+    end = BN_MIN(p + 1024, w->hi[w->run]);
+    for (; p < end; p += 64) BN__PREFETCH_L2(p);
+    w->lo[w->run] = end;
+    return 1;
+}
+
 /* Now and then let another thread run: with more threads than free cores,
    the one we wait for may be waiting for our core. */
 static void bn__spin_pause(int i) {
@@ -2437,11 +2523,13 @@ static void bn__spin_pause(int i) {
         bn__cpu_relax();
 }
 
-/* Claim part ith of region r and run it; 0 when another thread has it. */
-static int bn__pool_run_part(bn_pool *p, int ith, long long r) {
+/* Claim part ith of region r and run it; 0 when another thread has it. w:
+   the worker whose part it is, when it claims it itself. */
+static int bn__pool_run_part(bn_pool *p, int ith, long long r, bn__worker *w) {
     bn__slot *s = &p->slots[ith];
     long long v = bn__atomic_load64(&s->state);
     if (v >= r << 1 || !bn__atomic_cas64(&s->state, v, r << 1)) return 0;
+    if (w) bn__worker_take_ahead(w, p);
     /* fn and arg are region r's: r cannot end while part ith is unclaimed */
     if (p->stats) {
         s->t0 = bn__clock();
@@ -2484,15 +2572,16 @@ sleep:
     bn__mutex_unlock(&p->mutex);
 }
 
-/* A worker: wait for a region after `seen`; its number, or -1 to stop. */
-static long long bn__pool_wait_region(bn_pool *p, long long seen) {
+/* Worker w: wait for a region after `seen`, prefetching its share of the
+   hint meanwhile; the region's number, or -1 to stop. */
+static long long bn__pool_wait_region(bn_pool *p, long long seen, bn__worker *w) {
     long long r;
     int i;
     for (i = 0; i < BN__POOL_SPIN; i++) {
         r = bn__atomic_load64(&p->region);
         if (r != seen) return r;
         if (bn__atomic_load(&p->stop)) return -1;
-        bn__spin_pause(i);
+        if (!bn__worker_prefetch(w)) bn__spin_pause(i);
     }
     bn__mutex_lock(&p->mutex);
     bn__atomic_add_sc(&p->sleepers, 1);
@@ -2506,7 +2595,7 @@ static long long bn__pool_wait_region(bn_pool *p, long long seen) {
 static void bn__pool_worker_loop(bn__worker *w) {
     bn_pool *p = w->pool;
     long long r = 0;
-    while ((r = bn__pool_wait_region(p, r)) >= 0) bn__pool_run_part(p, w->ith, r);
+    while ((r = bn__pool_wait_region(p, r, w)) >= 0) bn__pool_run_part(p, w->ith, r, w);
 }
 
 #if defined(_WIN32)
@@ -2629,8 +2718,8 @@ BN_API void bn_pool_run(bn_pool *pool, bn_pool_fn fn, void *arg) {
         bn__cond_broadcast(&pool->wake);
         bn__mutex_unlock(&pool->mutex);
     }
-    bn__pool_run_part(pool, 0, r);
-    for (i = 1; i < pool->n_threads; i++) bn__pool_run_part(pool, i, r); /* workers not started yet */
+    bn__pool_run_part(pool, 0, r, NULL);
+    for (i = 1; i < pool->n_threads; i++) bn__pool_run_part(pool, i, r, NULL); /* workers not started yet */
     bn__pool_wait_parts(pool, r);
     if (pool->stats) bn__pool_account(pool, t_start);
 }
@@ -3764,6 +3853,24 @@ static void bn__tmatmul_run(const bn_tmat *const *ms, int n_mats, const int8_t *
     for (i = 0, total = 0; i < n_mats; i++) total += bn__tmat_row_groups(ms[i]);
     bn__split_init(&job.split, pool, (n_tokens + BN__TTILE - 1) / BN__TTILE * total, 4);
     bn_pool_run(pool, bn__tmatmul_worker, &job);
+}
+
+/* Name the weights of a product of n_tokens tokens with the matrices ms
+   (as bn_tmat_matmul_n fuses them) as the pool's next (bn__pool_ahead); its
+   workers prefetch their shares of them once idle. Products of more than one
+   tile of tokens split their work by tile too: no hint for them. */
+static void bn__tmat_ahead(bn_pool *pool, const bn_tmat *const *ms, int n_mats, int n_tokens) {
+    bn__ahead a;
+    int i;
+    memset(&a, 0, sizeof a);
+    if (n_tokens <= BN__TTILE)
+        for (i = 0; i < n_mats && i < BN__AHEAD_SPANS; i++) {
+            a.base[i] = ms[i]->data;
+            a.unit_bytes[i] = BN__RTILE * bn__tmat_row_bytes(ms[i]);
+            a.units[i] = bn__tmat_row_groups(ms[i]);
+            a.n = i + 1;
+        }
+    bn__pool_ahead(pool, &a);
 }
 
 BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
@@ -7277,6 +7384,34 @@ static void bn__capture(bn_context *ctx, int slot, const float *x, int n_tokens)
     if (ctx->capture) memcpy(ctx->capture + (size_t)slot * n, x, n * sizeof(float));
 }
 
+/* Before each matrix product, the pool learns the next one's weights, which
+   its workers prefetch while the caller does the float work between the two
+   (bn__pool_ahead). */
+static void bn__ahead_o(bn_context *ctx, const bn_layer *L, int n) {
+    const bn_tmat *m = &L->wo;
+    bn__tmat_ahead(ctx->pool, &m, 1, n);
+}
+static void bn__ahead_gate_up(bn_context *ctx, const bn_layer *L, int n) {
+    const bn_tmat *m[2];
+    m[0] = &L->w_gate, m[1] = &L->w_up;
+    bn__tmat_ahead(ctx->pool, m, 2, n);
+}
+static void bn__ahead_down(bn_context *ctx, const bn_layer *L, int n) {
+    const bn_tmat *m = &L->w_down;
+    bn__tmat_ahead(ctx->pool, &m, 1, n);
+}
+/* after layer l's down_proj: layer l + 1's q, k, v, or nothing after the last */
+static void bn__ahead_next_qkv(bn_context *ctx, int l, int n) {
+    const bn_layer *L = l + 1 < ctx->model->config.n_layers ? &ctx->model->layers[l + 1] : NULL;
+    const bn_tmat *m[3];
+    if (!L) {
+        bn__pool_ahead(ctx->pool, NULL);
+        return;
+    }
+    m[0] = &L->wq, m[1] = &L->wk, m[2] = &L->wv;
+    bn__tmat_ahead(ctx->pool, m, 3, n);
+}
+
 /* q, k, v = q_proj(hq), k_proj(hq), v_proj(hq); q, k = rope(q), rope(k); k and
    v go into the KV cache at their positions; a = attention(q, k, v) over each
    token's sequence so far; then o_proj's input (bn__row_attn_out) and
@@ -7291,6 +7426,7 @@ static void bn__attention(bn_context *ctx, int l, const bn_batch *b) {
     bn__stage(ctx, BN_STAGE_QKV);
     qkv[0] = &L->wq, qkv[1] = &L->wk, qkv[2] = &L->wv;
     out[0] = ctx->q, out[1] = ctx->k, out[2] = ctx->v;
+    bn__ahead_o(ctx, L, n);
     bn_tmat_matmul_n(qkv, 3, ctx->xq, ctx->act_scale, n, out, ctx->pool, ctx->params.kernel);
     bn__stage(ctx, BN_STAGE_ROPE_KV);
     if (n == 1) {
@@ -7313,21 +7449,25 @@ static void bn__attention(bn_context *ctx, int l, const bn_batch *b) {
     bn__stage(ctx, BN_STAGE_ATTN_OUT);
     bn__rows(ctx, L, n, bn__row_attn_out);
     bn__stage(ctx, BN_STAGE_O);
+    bn__ahead_gate_up(ctx, L, n);
     bn_tmat_matmul(&L->wo, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, ctx->params.kernel);
 }
 
 /* gate, up = gate_proj(hq), up_proj(hq); down_proj's input (bn__row_ffn_mid);
    proj = down_proj(...). */
-static void bn__feed_forward(bn_context *ctx, const bn_layer *L, int n) {
+static void bn__feed_forward(bn_context *ctx, int l, int n) {
+    const bn_layer *L = &ctx->model->layers[l];
     const bn_tmat *gate_up[2];
     float *out[2];
     bn__stage(ctx, BN_STAGE_GATE_UP);
     gate_up[0] = &L->w_gate, gate_up[1] = &L->w_up;
     out[0] = ctx->gate, out[1] = ctx->up;
+    bn__ahead_down(ctx, L, n);
     bn_tmat_matmul_n(gate_up, 2, ctx->xq, ctx->act_scale, n, out, ctx->pool, ctx->params.kernel);
     bn__stage(ctx, BN_STAGE_FFN_MID);
     bn__rows(ctx, L, n, bn__row_ffn_mid);
     bn__stage(ctx, BN_STAGE_DOWN);
+    bn__ahead_next_qkv(ctx, l, n);
     bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, ctx->params.kernel);
 }
 
@@ -7350,7 +7490,7 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     bn__attention(ctx, l, b);                   /* proj = o_proj(quant(attn_sub_norm(attention(...)))) */
     bn__stage(ctx, BN_STAGE_FFN_IN);
     bn__rows(ctx, L, n, bn__row_attn_residual); /* x = x + proj; h = post_norm(x); hq = quant(h) */
-    bn__feed_forward(ctx, L, n);                /* proj = down_proj(quant(ffn_sub_norm(relu2(gate) * up))) */
+    bn__feed_forward(ctx, l, n);                /* proj = down_proj(quant(ffn_sub_norm(relu2(gate) * up))) */
     bn__stage(ctx, BN_STAGE_RESIDUAL);
     bn__rows(ctx, L, n, bn__row_ffn_residual);  /* x = x + proj */
 }

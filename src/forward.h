@@ -680,6 +680,34 @@ static void bn__capture(bn_context *ctx, int slot, const float *x, int n_tokens)
     if (ctx->capture) memcpy(ctx->capture + (size_t)slot * n, x, n * sizeof(float));
 }
 
+/* Before each matrix product, the pool learns the next one's weights, which
+   its workers prefetch while the caller does the float work between the two
+   (bn__pool_ahead). */
+static void bn__ahead_o(bn_context *ctx, const bn_layer *L, int n) {
+    const bn_tmat *m = &L->wo;
+    bn__tmat_ahead(ctx->pool, &m, 1, n);
+}
+static void bn__ahead_gate_up(bn_context *ctx, const bn_layer *L, int n) {
+    const bn_tmat *m[2];
+    m[0] = &L->w_gate, m[1] = &L->w_up;
+    bn__tmat_ahead(ctx->pool, m, 2, n);
+}
+static void bn__ahead_down(bn_context *ctx, const bn_layer *L, int n) {
+    const bn_tmat *m = &L->w_down;
+    bn__tmat_ahead(ctx->pool, &m, 1, n);
+}
+/* after layer l's down_proj: layer l + 1's q, k, v, or nothing after the last */
+static void bn__ahead_next_qkv(bn_context *ctx, int l, int n) {
+    const bn_layer *L = l + 1 < ctx->model->config.n_layers ? &ctx->model->layers[l + 1] : NULL;
+    const bn_tmat *m[3];
+    if (!L) {
+        bn__pool_ahead(ctx->pool, NULL);
+        return;
+    }
+    m[0] = &L->wq, m[1] = &L->wk, m[2] = &L->wv;
+    bn__tmat_ahead(ctx->pool, m, 3, n);
+}
+
 /* q, k, v = q_proj(hq), k_proj(hq), v_proj(hq); q, k = rope(q), rope(k); k and
    v go into the KV cache at their positions; a = attention(q, k, v) over each
    token's sequence so far; then o_proj's input (bn__row_attn_out) and
@@ -694,6 +722,7 @@ static void bn__attention(bn_context *ctx, int l, const bn_batch *b) {
     bn__stage(ctx, BN_STAGE_QKV);
     qkv[0] = &L->wq, qkv[1] = &L->wk, qkv[2] = &L->wv;
     out[0] = ctx->q, out[1] = ctx->k, out[2] = ctx->v;
+    bn__ahead_o(ctx, L, n);
     bn_tmat_matmul_n(qkv, 3, ctx->xq, ctx->act_scale, n, out, ctx->pool, ctx->params.kernel);
     bn__stage(ctx, BN_STAGE_ROPE_KV);
     if (n == 1) {
@@ -716,21 +745,25 @@ static void bn__attention(bn_context *ctx, int l, const bn_batch *b) {
     bn__stage(ctx, BN_STAGE_ATTN_OUT);
     bn__rows(ctx, L, n, bn__row_attn_out);
     bn__stage(ctx, BN_STAGE_O);
+    bn__ahead_gate_up(ctx, L, n);
     bn_tmat_matmul(&L->wo, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, ctx->params.kernel);
 }
 
 /* gate, up = gate_proj(hq), up_proj(hq); down_proj's input (bn__row_ffn_mid);
    proj = down_proj(...). */
-static void bn__feed_forward(bn_context *ctx, const bn_layer *L, int n) {
+static void bn__feed_forward(bn_context *ctx, int l, int n) {
+    const bn_layer *L = &ctx->model->layers[l];
     const bn_tmat *gate_up[2];
     float *out[2];
     bn__stage(ctx, BN_STAGE_GATE_UP);
     gate_up[0] = &L->w_gate, gate_up[1] = &L->w_up;
     out[0] = ctx->gate, out[1] = ctx->up;
+    bn__ahead_down(ctx, L, n);
     bn_tmat_matmul_n(gate_up, 2, ctx->xq, ctx->act_scale, n, out, ctx->pool, ctx->params.kernel);
     bn__stage(ctx, BN_STAGE_FFN_MID);
     bn__rows(ctx, L, n, bn__row_ffn_mid);
     bn__stage(ctx, BN_STAGE_DOWN);
+    bn__ahead_next_qkv(ctx, l, n);
     bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, ctx->params.kernel);
 }
 
@@ -753,7 +786,7 @@ static void bn__block(bn_context *ctx, int l, const bn_batch *b) {
     bn__attention(ctx, l, b);                   /* proj = o_proj(quant(attn_sub_norm(attention(...)))) */
     bn__stage(ctx, BN_STAGE_FFN_IN);
     bn__rows(ctx, L, n, bn__row_attn_residual); /* x = x + proj; h = post_norm(x); hq = quant(h) */
-    bn__feed_forward(ctx, L, n);                /* proj = down_proj(quant(ffn_sub_norm(relu2(gate) * up))) */
+    bn__feed_forward(ctx, l, n);                /* proj = down_proj(quant(ffn_sub_norm(relu2(gate) * up))) */
     bn__stage(ctx, BN_STAGE_RESIDUAL);
     bn__rows(ctx, L, n, bn__row_ffn_residual);  /* x = x + proj */
 }

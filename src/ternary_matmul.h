@@ -553,6 +553,24 @@ static void bn__tmatmul_run(const bn_tmat *const *ms, int n_mats, const int8_t *
     bn_pool_run(pool, bn__tmatmul_worker, &job);
 }
 
+/* Name the weights of a product of n_tokens tokens with the matrices ms
+   (as bn_tmat_matmul_n fuses them) as the pool's next (bn__pool_ahead); its
+   workers prefetch their shares of them once idle. Products of more than one
+   tile of tokens split their work by tile too: no hint for them. */
+static void bn__tmat_ahead(bn_pool *pool, const bn_tmat *const *ms, int n_mats, int n_tokens) {
+    bn__ahead a;
+    int i;
+    memset(&a, 0, sizeof a);
+    if (n_tokens <= BN__TTILE)
+        for (i = 0; i < n_mats && i < BN__AHEAD_SPANS; i++) {
+            a.base[i] = ms[i]->data;
+            a.unit_bytes[i] = BN__RTILE * bn__tmat_row_bytes(ms[i]);
+            a.units[i] = bn__tmat_row_groups(ms[i]);
+            a.n = i + 1;
+        }
+    bn__pool_ahead(pool, &a);
+}
+
 BN_API void bn_tmat_matmul_i32(const bn_tmat *m, const int8_t *xq, int n_tokens, int32_t *out, bn_pool *pool,
                                bn_kernel kernel) {
     bn__tmatmul_run(&m, 1, xq, n_tokens, out, NULL, NULL, pool, kernel);

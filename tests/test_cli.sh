@@ -238,10 +238,10 @@ for k in pp128 tg32 "peak RSS" bandwidth roofline; do
     grep -q "^$k" "$TMP/out" && ok "bench line $k" || bad "bench line $k"
 done
 # --threads-sweep: one row per thread count (1 and 2 here), each with decode, its GB/s, the bandwidth,
-# the roofline and decode's share of it, and nothing of the full run
+# the roofline, decode's share of it and of the best read, and nothing of the full run
 expect_rc "bench --threads-sweep" 0 $BIN bench -m "$HF/tiny-mha-untied/packed" --threads-sweep -t 2
 num='[0-9][0-9.]*'
-[ "$(grep -cE "^ +[12] +$num +$num +$num +$num +$num %\$" "$TMP/out")" = 2 ] &&
+[ "$(grep -cE "^ +[12] +$num +$num +$num +$num +$num % +$num %\$" "$TMP/out")" = 2 ] &&
     [ "$(awk '/^threads /{getline; a=$1; getline; print a "," $1}' "$TMP/out")" = "1,2" ] &&
     grep -q "^threads-sweep" "$TMP/out" && ! grep -q "^pp128" "$TMP/out" && ok "bench --threads-sweep rows" ||
     { bad "bench --threads-sweep rows"; sed 's/^/    /' "$TMP/out"; }

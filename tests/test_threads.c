@@ -203,6 +203,97 @@ static void test_split_takes_each_unit_once(void) {
     BNT_CHECK(ok);
 }
 
+/* The weights a worker prefetches while it waits (bn__pool_ahead) are the
+   first it will read in the product they name: its own range of the
+   product's split (bn__split_init over the matrices' groups of rows), from
+   its start, in order, up to BN__AHEAD_BYTES. */
+static void test_ahead_is_each_workers_first_rows(void) {
+    static const int shapes[3][2] = {{40, 256}, {13, 512}, {2000, 1280}}; /* rows, cols */
+    int nthreads, n_mats, i, ok = 1;
+    for (nthreads = 2; nthreads <= 5; nthreads++) {
+        bn_pool *p = bn_pool_new(nthreads);
+        for (n_mats = 1; n_mats <= 3 && p; n_mats++) {
+            bn_tmat mats[3];
+            const bn_tmat *ms[3];
+            bn__split split;
+            int total = 0, ith;
+            memset(mats, 0, sizeof mats);
+            for (i = 0; i < n_mats; i++) {
+                mats[i].rows = shapes[i][0];
+                mats[i].cols = shapes[i][1];
+                mats[i].layout = BN_TLAYOUT_I2;
+                mats[i].data = (uint8_t *)(uintptr_t)((i + 1) * ((size_t)1 << 30)); /* never read */
+                ms[i] = &mats[i];
+                total += bn__tmat_row_groups(&mats[i]);
+            }
+            bn__tmat_ahead(p, ms, n_mats, 1);
+            bn__split_init(&split, p, total, 4); /* as bn__tmatmul_run splits one token's product */
+            for (ith = 1; ith < bn_pool_size(p); ith++) {
+                long long range = split.slots[ith].range;
+                int lo = (int)(range & 0xffffffff), hi = (int)(range >> 32), g = 0, run = 0, mi;
+                size_t want_total = 0, got_total = 0;
+                bn__worker w;
+                memset(&w, 0, sizeof w);
+                w.pool = p;
+                w.ith = ith;
+                w.ahead_gen = -1;
+                bn__worker_take_ahead(&w, p);
+                for (mi = 0; mi < n_mats; g += bn__tmat_row_groups(ms[mi]), mi++) { /* the runs, in order */
+                    int a = BN_MAX(lo - g, 0), b = BN_MIN(hi - g, bn__tmat_row_groups(ms[mi]));
+                    size_t group = BN__RTILE * bn__tmat_row_bytes(ms[mi]), bytes;
+                    if (a >= b || want_total >= BN__AHEAD_BYTES) continue;
+                    bytes = BN_MIN((size_t)(b - a) * group, BN__AHEAD_BYTES - want_total);
+                    if (run >= w.runs || w.lo[run] != ms[mi]->data + (size_t)a * group || w.hi[run] != w.lo[run] + bytes)
+                        ok = 0;
+                    want_total += bytes;
+                    run++;
+                }
+                for (i = 0; i < w.runs; i++) got_total += (size_t)(w.hi[i] - w.lo[i]);
+                if (run != w.runs || got_total != want_total || want_total == 0) ok = 0;
+            }
+            /* products of more than one tile of tokens have no hint; nor has a cleared pool */
+            bn__tmat_ahead(p, ms, n_mats, BN__TTILE + 1);
+            if (p->ahead.n != 0) ok = 0;
+            bn__tmat_ahead(p, ms, n_mats, 1);
+            bn__pool_ahead(p, NULL);
+            if (p->ahead.n != 0) ok = 0;
+        }
+        bn_pool_free(p);
+    }
+    BNT_CHECK(ok);
+}
+
+/* Products with the hint set give the same sums as without (the workers
+   only prefetch), and regions with a hint pointing at memory that is never
+   read run as before. */
+static void test_ahead_changes_no_result(void) {
+    enum { ROWS = 96, COLS = 512 };
+    bn_pool *p = bn_pool_new(4);
+    int8_t w[ROWS * COLS], x[COLS];
+    int32_t plain[ROWS], hinted[ROWS];
+    bn_tmat m, *mp = &m;
+    const bn_tmat *ms[1];
+    bn_error err;
+    int i, round, ok = p != NULL;
+    for (i = 0; i < ROWS * COLS; i++) w[i] = (int8_t)((i * 7 + i / 5) % 3 - 1);
+    for (i = 0; i < COLS; i++) x[i] = (int8_t)((i * 37) % 255 - 127);
+    if (ok && bn_tmat_pack(&m, w, ROWS, COLS, 1.0f, BN_TLAYOUT_I2, &err) != BN_OK) ok = 0;
+    if (ok) {
+        ms[0] = mp;
+        bn_tmat_matmul_i32(&m, x, 1, plain, p, bn_kernel_detect());
+        for (round = 0; round < 50; round++) {
+            bn__tmat_ahead(p, ms, 1, 1);
+            bn_tmat_matmul_i32(&m, x, 1, hinted, p, bn_kernel_detect());
+            if (memcmp(plain, hinted, sizeof plain) != 0) ok = 0;
+            BNT_CHECK(check_region(p, bn_pool_size(p)));
+        }
+        bn__pool_ahead(p, NULL);
+        bn_tmat_free(&m);
+    }
+    bn_pool_free(p);
+    BNT_CHECK(ok);
+}
+
 int main(void) {
     BNT_RUN(test_null_pool_is_serial);
     BNT_RUN(test_sizes);
@@ -213,5 +304,7 @@ int main(void) {
     BNT_RUN(test_split_range);
     BNT_RUN(test_parallel_work);
     BNT_RUN(test_split_takes_each_unit_once);
+    BNT_RUN(test_ahead_is_each_workers_first_rows);
+    BNT_RUN(test_ahead_changes_no_result);
     return bnt_finish("test_threads");
 }
