@@ -1,8 +1,8 @@
 /* bench.c: `bitnet bench` and `bitnet bench-batch`, the benchmarks.
 
    bench: one sequence's prompt and decode speed against this machine's memory bandwidth (a
-   streaming read measured here with AVX-512 loads where the CPU has them): the roofline of a
-   decoder whose every step reads all the weights once; per thread count with --threads-sweep,
+   streaming read measured here with AVX-512 loads where the CPU has them, in turn with decode
+   steps): the roofline of a decoder whose every step reads all the weights once; per thread count with --threads-sweep,
    and per stage of the forward pass with --profile.
    bench-batch: the total decode speed of B sequences at once through bn_batcher, beside the
    ceiling that the matrix kernels' in-cache rate sets.
@@ -331,7 +331,7 @@ static const cli_opt BENCH_OPTIONS[] = {
     CLI_FLAG("--quick", bench_args, quick, "a smaller cache, no pp512, tg32 instead of tg128"),
     CLI_INT("--ctx", "N", bench_args, long_ctx, 0, INT_MAX, "only the decode speed after N tokens of context; 0: off"),
     CLI_FLAG("--threads-sweep", bench_args, sweep,
-             "only decode (tg32) and the roofline at 1, 2, 4, ... threads and -t (default: every core), a row each"),
+             "only decode and the roofline at 1, 2, 4, ... threads and -t (default: every core), a row each"),
     CLI_FLAG("--profile", bench_args, profile, "then where a decode step's time goes, stage by stage (bn_context_profile)"),
     CLI_STRING("--grammar", "FILE", bench_args, grammar_file,
                "only the cost of sampling under this GBNF grammar, per token, beside the model step"),
@@ -780,11 +780,13 @@ const cli_command cmd_bench = {
     "[-m DIR] [options]",
     "Prompt and decode speed against this machine's memory bandwidth: pp128 and pp512 (one bn_eval of\n"
     "128 / 512 tokens), tg128 (128 one-token steps) with all threads and with one, the bytes of weights a\n"
-    "decode step reads, the streaming read bandwidth measured here, the roofline (bandwidth / bytes per\n"
-    "token) and the peak RSS. --threads-sweep: decode and its roofline at 1, 2, 4, ... threads instead,\n"
-    "each against the bandwidth measured with as many threads, to show how decoding scales with the\n"
-    "cores. --profile: where a decode step's time goes, stage by stage, with the parallel regions'\n"
-    "idle thread time. Without -m it measures " BENCH_MODEL ", which tools/gen_synthetic.py\n"
+    "decode step reads, the peak RSS, the streaming read bandwidth measured here and the roofline\n"
+    "(bandwidth / bytes per token) with all threads and with one: decode steps and read passes of 1 GiB\n"
+    "in turn, medians of 24 rounds, as a shared machine's bandwidth moves from one second to the next.\n"
+    "--threads-sweep: decode and its roofline at 1, 2, 4, ... threads instead, each against the\n"
+    "bandwidth measured with as many threads, to show how decoding scales with the cores. --profile:\n"
+    "where a decode step's time goes, stage by stage, with the parallel regions' idle thread time.\n"
+    "Without -m it measures " BENCH_MODEL ", which tools/gen_synthetic.py\n"
     "writes on first use (the 2B4T shape, random weights). A benchmark, not a test: the numbers\n"
     "depend on the machine and its load.\n",
     BENCH_OPTIONS,
