@@ -500,11 +500,11 @@ static int bench_roofline(bn_model *model, bn_context_params cp, size_t wbytes) 
     printf("bandwidth  %.2f GB/s streaming read (%d threads), %.2f GB/s (1 thread): medians of %d passes, each "
            "after a decode step\n",
            p[0].bw, nt[0], p[1].bw, PAIRED_ROUNDS);
-    printf("roofline   %.2f tok/s = %.2f GB/s / %.1f MB per token; decode steps in turn with the reads %.2f tok/s, "
-           "%.1f %% of it\n",
-           p[0].bw * 1e9 / (double)wbytes, p[0].bw, wbytes / 1e6, p[0].tg, 100.0 * p[0].share);
-    printf("roofline1  %.2f tok/s at 1 thread; decode steps %.2f tok/s, %.1f %%\n", p[1].bw * 1e9 / (double)wbytes,
-           p[1].tg, 100.0 * p[1].share);
+    printf("roofline   %.2f tok/s = %.2f GB/s / %.1f MB per token; decode reaches %.1f %% of it (its steps in turn "
+           "with the reads: %.2f tok/s)\n",
+           p[0].bw * 1e9 / (double)wbytes, p[0].bw, wbytes / 1e6, 100.0 * p[0].share, p[0].tg);
+    printf("roofline1  %.2f tok/s at 1 thread; decode reaches %.1f %% (%.2f tok/s)\n", p[1].bw * 1e9 / (double)wbytes,
+           100.0 * p[1].share, p[1].tg);
     return EXIT_OK;
 }
 
