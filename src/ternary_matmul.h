@@ -565,6 +565,7 @@ static void bn__tmat_ahead(bn_pool *pool, const bn_tmat *const *ms, int n_mats, 
         for (i = 0; i < n_mats && i < BN__AHEAD_SPANS; i++) {
             a.base[i] = ms[i]->data;
             a.unit_bytes[i] = BN__RTILE * bn__tmat_row_bytes(ms[i]);
+            a.bytes[i] = ms[i]->nbytes;
             a.units[i] = bn__tmat_row_groups(ms[i]);
             a.n = i + 1;
         }

@@ -78,7 +78,8 @@ static double bn__clock(void) { return bn_time_s(); }
    products) and in threads waiting for the slowest of a region; the memory
    sits idle then. So before a matrix product the caller names the next
    product's weights (bn__pool_ahead): `units` units of `unit_bytes` bytes
-   from each span's base, split over the threads as the product will split
+   from each span's base (the last unit may be cut short at `bytes`), split
+   over the threads as the product will split
    them (bn_split_range over all the units), and each worker, once its part of
    a region is done, prefetches the start of its own share into its cache
    (at most BN__AHEAD_BYTES) until the next region comes. The hint stays until
@@ -89,6 +90,7 @@ typedef struct bn__ahead {
     int n; /* spans; 0: no hint */
     const unsigned char *base[BN__AHEAD_SPANS];
     size_t unit_bytes[BN__AHEAD_SPANS];
+    size_t bytes[BN__AHEAD_SPANS];
     int units[BN__AHEAD_SPANS];
 } bn__ahead;
 
@@ -289,8 +291,8 @@ static void bn__worker_take_ahead(bn__worker *w, const bn_pool *p) {
     for (i = 0, g = 0; i < a->n && left > 0; g += a->units[i], i++) {
         int u0 = BN_MAX(lo - g, 0), u1 = BN_MIN(hi - g, a->units[i]);
         size_t bytes;
-        if (u0 >= u1) continue;
-        bytes = BN_MIN((size_t)(u1 - u0) * a->unit_bytes[i], left);
+        if (u0 >= u1 || (size_t)u0 * a->unit_bytes[i] >= a->bytes[i]) continue;
+        bytes = BN_MIN(BN_MIN((size_t)u1 * a->unit_bytes[i], a->bytes[i]) - (size_t)u0 * a->unit_bytes[i], left);
         w->lo[w->runs] = a->base[i] + (size_t)u0 * a->unit_bytes[i];
         w->hi[w->runs] = w->lo[w->runs] + bytes;
         w->runs++;

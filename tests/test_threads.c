@@ -223,6 +223,7 @@ static void test_ahead_is_each_workers_first_rows(void) {
                 mats[i].cols = shapes[i][1];
                 mats[i].layout = BN_TLAYOUT_I2;
                 mats[i].data = (uint8_t *)(uintptr_t)((i + 1) * ((size_t)1 << 30)); /* never read */
+                mats[i].nbytes = (size_t)mats[i].rows * bn__tmat_row_bytes(&mats[i]);
                 ms[i] = &mats[i];
                 total += bn__tmat_row_groups(&mats[i]);
             }
@@ -241,8 +242,9 @@ static void test_ahead_is_each_workers_first_rows(void) {
                 for (mi = 0; mi < n_mats; g += bn__tmat_row_groups(ms[mi]), mi++) { /* the runs, in order */
                     int a = BN_MAX(lo - g, 0), b = BN_MIN(hi - g, bn__tmat_row_groups(ms[mi]));
                     size_t group = BN__RTILE * bn__tmat_row_bytes(ms[mi]), bytes;
+                    size_t end = BN_MIN((size_t)b * group, (size_t)ms[mi]->rows * bn__tmat_row_bytes(ms[mi]));
                     if (a >= b || want_total >= BN__AHEAD_BYTES) continue;
-                    bytes = BN_MIN((size_t)(b - a) * group, BN__AHEAD_BYTES - want_total);
+                    bytes = BN_MIN(end - (size_t)a * group, BN__AHEAD_BYTES - want_total);
                     if (run >= w.runs || w.lo[run] != ms[mi]->data + (size_t)a * group || w.hi[run] != w.lo[run] + bytes)
                         ok = 0;
                     want_total += bytes;
