@@ -63,6 +63,60 @@ static void test_greedy_fast_path(void) {
     bn_sampler_free(s);
 }
 
+/* The greedy fast path (a blocked scan) against a plain scan, which is the
+   definition: the first index of the largest logit. Sizes below, at and
+   around the block of 16; the maximum in the first element, a middle block,
+   the tail; ties across blocks; -0 and +0; infinities; NaNs, which never win
+   unless the first logit is one (then 0, as the plain scan answers). */
+static int plain_argmax(const float *l, int n) {
+    int i, best = 0;
+    for (i = 1; i < n; i++)
+        if (l[i] > l[best]) best = i;
+    return best;
+}
+
+static void test_greedy_fast_path_matches_plain_scan(void) {
+    static const int sizes[] = {1, 2, 15, 16, 17, 31, 32, 33, 100, 4096};
+    static float l[NMAX];
+    uint64_t rng = 99;
+    int si, round, i, ok = 1;
+    bn_sampler_params p = bn_sampler_default_params();
+    p.temperature = 0.0f;
+    p.repeat_penalty = 1.0f;
+    p.frequency_penalty = 0.0f;
+    p.presence_penalty = 0.0f;
+    for (si = 0; si < (int)(sizeof sizes / sizeof sizes[0]); si++) {
+        int n = sizes[si];
+        bn_sampler *s;
+        if (bn_sampler_new(&s, &p, n, NULL) != BN_OK) {
+            ok = 0;
+            continue;
+        }
+        for (round = 0; round < 40; round++) {
+            int at = (int)(bn_rng_next(&rng) % (uint64_t)n), got, want;
+            for (i = 0; i < n; i++) l[i] = (float)(bn_rng_next(&rng) % 64) - 32.0f; /* many ties */
+            switch (round % 8) {
+            case 1: l[at] = 1e30f; break;
+            case 2: l[n - 1] = 100.0f; break;
+            case 3: for (i = 0; i < n; i++) l[i] = (i % 2) ? -0.0f : 0.0f; break;
+            case 4: l[at] = INFINITY; l[n - 1] = INFINITY; break;
+            case 5: for (i = 1; i < n; i += 3) l[i] = NAN; break;
+            case 6: l[0] = NAN; break;
+            case 7: for (i = 0; i < n; i++) l[i] = -INFINITY; l[at] = -1e30f; break;
+            default: break;
+            }
+            got = bn_sampler_sample(s, l);
+            want = plain_argmax(l, n);
+            if (got != want) {
+                ok = 0;
+                printf("  n %d round %d: %d, plain scan %d\n", n, round, got, want);
+            }
+        }
+        bn_sampler_free(s);
+    }
+    BNT_CHECK(ok);
+}
+
 static void test_top_k_small(void) {
     float l[6] = {1, 5, 3, 5, 2, -1};
     bn_candidates c = make(l, 6);
@@ -332,6 +386,7 @@ int main(void) {
     BNT_RUN(test_prng_reference_values);
     BNT_RUN(test_argmax_ties_lowest_id);
     BNT_RUN(test_greedy_fast_path);
+    BNT_RUN(test_greedy_fast_path_matches_plain_scan);
     BNT_RUN(test_top_k_small);
     BNT_RUN(test_top_k_matches_full_sort);
     BNT_RUN(test_softmax_known);
