@@ -978,6 +978,7 @@ struct bn_batcher {
     int8_t *b_want;
     int *b_owner;     /* slot of the request each batch token belongs to */
     int *b_rid;       /* and that request's id (a callback may end it and add another in its slot) */
+    int32_t *b_token; /* the greedy draws made over the pool (bn__batch_greedy), -1 where none */
     unsigned *kv_used; /* when each slot was last given a request (a free slot is reused least recent first) */
     unsigned uses;
 };
@@ -1028,8 +1029,10 @@ BN_API bn_status bn_batcher_new(bn_batcher **out, bn_context *ctx, const bn_batc
     b->b_want = BN_ALLOC(int8_t, nb);
     b->b_owner = BN_ALLOC(int, nb);
     b->b_rid = BN_ALLOC(int, nb);
+    b->b_token = BN_ALLOC(int32_t, nb);
     b->kv_used = BN_ZALLOC(unsigned, p.n_slots);
-    if (!b->req || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->b_owner || !b->b_rid || !b->kv_used) {
+    if (!b->req || !b->b_tok || !b->b_pos || !b->b_seq || !b->b_want || !b->b_owner || !b->b_rid || !b->b_token ||
+        !b->kv_used) {
         bn_batcher_free(b);
         return bn_errorf(err, BN_ERR_NOMEM, "batcher: out of memory");
     }
@@ -1097,6 +1100,7 @@ BN_API void bn_batcher_free(bn_batcher *b) {
     BN_FREE(b->b_want);
     BN_FREE(b->b_owner);
     BN_FREE(b->b_rid);
+    BN_FREE(b->b_token);
     BN_FREE(b->kv_used);
     BN_FREE(b);
 }
@@ -1291,9 +1295,51 @@ static void bn__request_token(bn_batcher *b, int slot, int32_t token, const floa
     if (reason) bn__request_finish(b, slot, reason);
 }
 
+/* The plain greedy draws of a step (bn__sampler_plain_greedy, no grammar),
+   over the context's pool: each is a scan of the whole vocabulary, and a
+   step of 8 sequences made eight of them one after the other on the calling
+   thread while the pool waited (0.53 ms of a 16 ms step at 16 threads).
+   token[i] = the argmax of row i's logits, or -1: sample it as usual. */
+typedef struct bn__greedy_job {
+    bn_batcher *b;
+    int n;
+    int32_t *token;
+} bn__greedy_job;
+
+static int bn__batch_row_plain_greedy(const bn_batcher *b, int i) {
+    const bn__request *r = &b->req[b->b_owner[i]];
+    if (!b->b_want[i] || !r->active || r->id != b->b_rid[i]) return 0;
+    return r->sampler->gm == NULL && bn__sampler_plain_greedy(r->sampler);
+}
+
+static void bn__greedy_worker(void *arg, int ith, int nth) {
+    bn__greedy_job *j = (bn__greedy_job *)arg;
+    int i;
+    for (i = ith; i < j->n; i += nth)
+        if (j->token[i] == -2) j->token[i] = bn__argmax_logits(bn_get_logits(j->b->ctx, i), j->b->n_vocab);
+}
+
+static void bn__batch_greedy(bn_batcher *b, int n) {
+    bn__greedy_job job;
+    int i, count = 0;
+    for (i = 0; i < n; i++) {
+        b->b_token[i] = bn__batch_row_plain_greedy(b, i) ? -2 : -1; /* -2: to draw here */
+        count += b->b_token[i] == -2;
+    }
+    if (count < 2) { /* one draw: no region to pay for */
+        for (i = 0; i < n; i++) b->b_token[i] = -1;
+        return;
+    }
+    job.b = b;
+    job.n = n;
+    job.token = b->b_token;
+    bn_pool_run(b->ctx->pool, bn__greedy_worker, &job);
+}
+
 /* After the forward: account for what went in, sample where logits came out. */
 static void bn__batch_collect(bn_batcher *b, int n) {
     int i;
+    bn__batch_greedy(b, n);
     for (i = 0; i < n; i++) { /* prompt tokens are now in the cache */
         bn__request *r = &b->req[b->b_owner[i]];
         if (r->active && r->n_fed < r->n_prompt) r->n_fed++;
@@ -1308,7 +1354,8 @@ static void bn__batch_collect(bn_batcher *b, int n) {
             continue;
         }
         logits = bn_get_logits(b->ctx, i);
-        token = bn_sampler_sample(r->sampler, logits);
+        token = b->b_token[i] >= 0 ? bn__sampler_greedy_taken(r->sampler, b->b_token[i])
+                                   : bn_sampler_sample(r->sampler, logits);
         if (token < 0) {
             bn__request_finish(b, b->b_owner[i], BN_STOP_GRAMMAR);
             continue;

@@ -534,11 +534,26 @@ static int32_t bn__argmax_logits(const float *logits, int n) {
     return 0; /* not reached: top is one of the logits */
 }
 
+/* Greedy with nothing that changes the logits: the token is the argmax of the
+   logits themselves (bn__argmax_logits). */
+static int bn__sampler_plain_greedy(const bn_sampler *s) {
+    const bn_sampler_params *p = &s->params;
+    return p->temperature <= 0.0f && p->n_logit_bias == 0 && !(bn__penalties_on(p) && s->window_len > 0);
+}
+
+/* A plain greedy draw made elsewhere (the batcher's, over its pool): leave
+   the sampler as bn_sampler_sample's own greedy draw does. */
+static int32_t bn__sampler_greedy_taken(bn_sampler *s, int32_t token) {
+    s->cands.n = 0;
+    s->cands.sorted = 0;
+    return token;
+}
+
 /* The chain on logits; with mask, only the tokens it allows. */
 static int32_t bn__sampler_chain(bn_sampler *s, const float *logits, const uint32_t *mask) {
     const bn_sampler_params *p = &s->params;
     bn_candidates *c = &s->cands;
-    if (!mask && p->temperature <= 0.0f && p->n_logit_bias == 0 && !(bn__penalties_on(p) && s->window_len > 0)) {
+    if (!mask && bn__sampler_plain_greedy(s)) {
         /* greedy and nothing changes the logits: no candidate list to build
            (128k of them for 2B4T, 1.5 MB written per token) */
         c->n = 0;
