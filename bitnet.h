@@ -13379,7 +13379,6 @@ static int bn__penalties_on(const bn_sampler_params *p) {
            (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
 }
 
-/* The highest logit, ties to the lowest id (as bn_sample_argmax). */
 /* The first index of the largest logit (NaNs never win, unless logits[0] is
    one: then 0), as a plain scan finds it. A plain scan is one compare and
    branch per logit, 90 us for 2B4T's 128k on a Zen 5 core: a B = 8 step
@@ -13417,8 +13416,9 @@ static int bn__sampler_plain_greedy(const bn_sampler *s) {
     return p->temperature <= 0.0f && p->n_logit_bias == 0 && !(bn__penalties_on(p) && s->window_len > 0);
 }
 
-/* A plain greedy draw made elsewhere (the batcher's, over its pool): leave
-   the sampler as bn_sampler_sample's own greedy draw does. */
+/* A plain greedy draw, made here (bn__sampler_chain) or elsewhere (the
+   batcher's, over its pool): no candidate list is built (128k of them for
+   2B4T, 1.5 MB written per token), so bn_sampler_candidates is empty. */
 static int32_t bn__sampler_greedy_taken(bn_sampler *s, int32_t token) {
     s->cands.n = 0;
     s->cands.sorted = 0;
@@ -13429,13 +13429,8 @@ static int32_t bn__sampler_greedy_taken(bn_sampler *s, int32_t token) {
 static int32_t bn__sampler_chain(bn_sampler *s, const float *logits, const uint32_t *mask) {
     const bn_sampler_params *p = &s->params;
     bn_candidates *c = &s->cands;
-    if (!mask && bn__sampler_plain_greedy(s)) {
-        /* greedy and nothing changes the logits: no candidate list to build
-           (128k of them for 2B4T, 1.5 MB written per token) */
-        c->n = 0;
-        c->sorted = 0;
-        return bn__argmax_logits(logits, s->n_vocab);
-    }
+    if (!mask && bn__sampler_plain_greedy(s)) /* the argmax of the logits themselves */
+        return bn__sampler_greedy_taken(s, bn__argmax_logits(logits, s->n_vocab));
     bn_candidates_init(c, logits, s->n_vocab);
     bn_sample_logit_bias(c, s->bias, p->n_logit_bias);
     if (bn__penalties_on(p) && s->window_len > 0) {
@@ -14539,10 +14534,15 @@ typedef struct bn__greedy_job {
     int32_t *token;
 } bn__greedy_job;
 
-static int bn__batch_row_plain_greedy(const bn_batcher *b, int i) {
+/* Batch row i wants logits for a request that is still the one it was made for. */
+static int bn__batch_row_live(const bn_batcher *b, int i) {
     const bn__request *r = &b->req[b->b_owner[i]];
-    if (!b->b_want[i] || !r->active || r->id != b->b_rid[i]) return 0;
-    return r->sampler->gm == NULL && bn__sampler_plain_greedy(r->sampler);
+    return b->b_want[i] && r->active && r->id == b->b_rid[i];
+}
+
+static int bn__batch_row_plain_greedy(const bn_batcher *b, int i) {
+    const bn_sampler *s = b->req[b->b_owner[i]].sampler;
+    return bn__batch_row_live(b, i) && s->gm == NULL && bn__sampler_plain_greedy(s);
 }
 
 static void bn__greedy_worker(void *arg, int ith, int nth) {
@@ -14581,7 +14581,7 @@ static void bn__batch_collect(bn_batcher *b, int n) {
         bn__request *r = &b->req[b->b_owner[i]];
         const float *logits;
         int32_t token;
-        if (!b->b_want[i] || !r->active || r->id != b->b_rid[i]) continue;
+        if (!bn__batch_row_live(b, i)) continue;
         if (r->p.max_new_tokens >= 0 && r->n_generated >= r->p.max_new_tokens) { /* max_new_tokens 0: none at all */
             bn__request_finish(b, b->b_owner[i], BN_STOP_MAX_TOKENS);
             continue;

@@ -1306,10 +1306,15 @@ typedef struct bn__greedy_job {
     int32_t *token;
 } bn__greedy_job;
 
-static int bn__batch_row_plain_greedy(const bn_batcher *b, int i) {
+/* Batch row i wants logits for a request that is still the one it was made for. */
+static int bn__batch_row_live(const bn_batcher *b, int i) {
     const bn__request *r = &b->req[b->b_owner[i]];
-    if (!b->b_want[i] || !r->active || r->id != b->b_rid[i]) return 0;
-    return r->sampler->gm == NULL && bn__sampler_plain_greedy(r->sampler);
+    return b->b_want[i] && r->active && r->id == b->b_rid[i];
+}
+
+static int bn__batch_row_plain_greedy(const bn_batcher *b, int i) {
+    const bn_sampler *s = b->req[b->b_owner[i]].sampler;
+    return bn__batch_row_live(b, i) && s->gm == NULL && bn__sampler_plain_greedy(s);
 }
 
 static void bn__greedy_worker(void *arg, int ith, int nth) {
@@ -1348,7 +1353,7 @@ static void bn__batch_collect(bn_batcher *b, int n) {
         bn__request *r = &b->req[b->b_owner[i]];
         const float *logits;
         int32_t token;
-        if (!b->b_want[i] || !r->active || r->id != b->b_rid[i]) continue;
+        if (!bn__batch_row_live(b, i)) continue;
         if (r->p.max_new_tokens >= 0 && r->n_generated >= r->p.max_new_tokens) { /* max_new_tokens 0: none at all */
             bn__request_finish(b, b->b_owner[i], BN_STOP_MAX_TOKENS);
             continue;

@@ -503,7 +503,6 @@ static int bn__penalties_on(const bn_sampler_params *p) {
            (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
 }
 
-/* The highest logit, ties to the lowest id (as bn_sample_argmax). */
 /* The first index of the largest logit (NaNs never win, unless logits[0] is
    one: then 0), as a plain scan finds it. A plain scan is one compare and
    branch per logit, 90 us for 2B4T's 128k on a Zen 5 core: a B = 8 step
@@ -541,8 +540,9 @@ static int bn__sampler_plain_greedy(const bn_sampler *s) {
     return p->temperature <= 0.0f && p->n_logit_bias == 0 && !(bn__penalties_on(p) && s->window_len > 0);
 }
 
-/* A plain greedy draw made elsewhere (the batcher's, over its pool): leave
-   the sampler as bn_sampler_sample's own greedy draw does. */
+/* A plain greedy draw, made here (bn__sampler_chain) or elsewhere (the
+   batcher's, over its pool): no candidate list is built (128k of them for
+   2B4T, 1.5 MB written per token), so bn_sampler_candidates is empty. */
 static int32_t bn__sampler_greedy_taken(bn_sampler *s, int32_t token) {
     s->cands.n = 0;
     s->cands.sorted = 0;
@@ -553,13 +553,8 @@ static int32_t bn__sampler_greedy_taken(bn_sampler *s, int32_t token) {
 static int32_t bn__sampler_chain(bn_sampler *s, const float *logits, const uint32_t *mask) {
     const bn_sampler_params *p = &s->params;
     bn_candidates *c = &s->cands;
-    if (!mask && bn__sampler_plain_greedy(s)) {
-        /* greedy and nothing changes the logits: no candidate list to build
-           (128k of them for 2B4T, 1.5 MB written per token) */
-        c->n = 0;
-        c->sorted = 0;
-        return bn__argmax_logits(logits, s->n_vocab);
-    }
+    if (!mask && bn__sampler_plain_greedy(s)) /* the argmax of the logits themselves */
+        return bn__sampler_greedy_taken(s, bn__argmax_logits(logits, s->n_vocab));
     bn_candidates_init(c, logits, s->n_vocab);
     bn_sample_logit_bias(c, s->bias, p->n_logit_bias);
     if (bn__penalties_on(p) && s->window_len > 0) {
