@@ -680,32 +680,27 @@ static void bn__capture(bn_context *ctx, int slot, const float *x, int n_tokens)
     if (ctx->capture) memcpy(ctx->capture + (size_t)slot * n, x, n * sizeof(float));
 }
 
-/* Before each matrix product, the pool learns the next one's weights, which
-   its workers prefetch while the caller does the float work between the two
-   (bn__pool_ahead). */
-static void bn__ahead_o(bn_context *ctx, const bn_layer *L, int n) {
-    const bn_tmat *m = &L->wo;
-    bn__tmat_ahead(ctx->pool, &m, 1, n);
-}
-static void bn__ahead_gate_up(bn_context *ctx, const bn_layer *L, int n) {
-    const bn_tmat *m[2];
-    m[0] = &L->w_gate, m[1] = &L->w_up;
-    bn__tmat_ahead(ctx->pool, m, 2, n);
-}
-static void bn__ahead_down(bn_context *ctx, const bn_layer *L, int n) {
-    const bn_tmat *m = &L->w_down;
-    bn__tmat_ahead(ctx->pool, &m, 1, n);
-}
-/* after layer l's down_proj: layer l + 1's q, k, v, or nothing after the last */
-static void bn__ahead_next_qkv(bn_context *ctx, int l, int n) {
-    const bn_layer *L = l + 1 < ctx->model->config.n_layers ? &ctx->model->layers[l + 1] : NULL;
-    const bn_tmat *m[3];
-    if (!L) {
-        bn__pool_ahead(ctx->pool, NULL);
-        return;
+/* The matrices of layer l's product at a matrix stage (QKV, O, GATE_UP or
+   DOWN) into m; their count, 0 past the last layer. */
+static int bn__stage_mats(const bn_context *ctx, int l, bn_stage stage, const bn_tmat **m) {
+    const bn_layer *L = l < ctx->model->config.n_layers ? &ctx->model->layers[l] : NULL;
+    if (!L) return 0;
+    switch (stage) {
+    case BN_STAGE_QKV: m[0] = &L->wq, m[1] = &L->wk, m[2] = &L->wv; return 3;
+    case BN_STAGE_O: m[0] = &L->wo; return 1;
+    case BN_STAGE_GATE_UP: m[0] = &L->w_gate, m[1] = &L->w_up; return 2;
+    case BN_STAGE_DOWN: m[0] = &L->w_down; return 1;
+    default: return 0;
     }
-    m[0] = &L->wq, m[1] = &L->wk, m[2] = &L->wv;
-    bn__tmat_ahead(ctx->pool, m, 3, n);
+}
+
+/* Before each matrix product, the pool learns the next one's weights (layer
+   l's product at `stage`; none past the last layer), which its workers
+   prefetch while the caller does the float work between the two
+   (bn__pool_ahead). */
+static void bn__ahead_stage(bn_context *ctx, int l, bn_stage stage, int n) {
+    const bn_tmat *m[3];
+    bn__tmat_ahead(ctx->pool, m, bn__stage_mats(ctx, l, stage, m), n);
 }
 
 /* q, k, v = q_proj(hq), k_proj(hq), v_proj(hq); q, k = rope(q), rope(k); k and
@@ -720,9 +715,9 @@ static void bn__attention(bn_context *ctx, int l, const bn_batch *b) {
     float *out[3];
     bn__attn_job job;
     bn__stage(ctx, BN_STAGE_QKV);
-    qkv[0] = &L->wq, qkv[1] = &L->wk, qkv[2] = &L->wv;
+    bn__stage_mats(ctx, l, BN_STAGE_QKV, qkv);
     out[0] = ctx->q, out[1] = ctx->k, out[2] = ctx->v;
-    bn__ahead_o(ctx, L, n);
+    bn__ahead_stage(ctx, l, BN_STAGE_O, n);
     bn_tmat_matmul_n(qkv, 3, ctx->xq, ctx->act_scale, n, out, ctx->pool, ctx->params.kernel);
     bn__stage(ctx, BN_STAGE_ROPE_KV);
     if (n == 1) {
@@ -745,7 +740,7 @@ static void bn__attention(bn_context *ctx, int l, const bn_batch *b) {
     bn__stage(ctx, BN_STAGE_ATTN_OUT);
     bn__rows(ctx, L, n, bn__row_attn_out);
     bn__stage(ctx, BN_STAGE_O);
-    bn__ahead_gate_up(ctx, L, n);
+    bn__ahead_stage(ctx, l, BN_STAGE_GATE_UP, n);
     bn_tmat_matmul(&L->wo, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, ctx->params.kernel);
 }
 
@@ -756,14 +751,14 @@ static void bn__feed_forward(bn_context *ctx, int l, int n) {
     const bn_tmat *gate_up[2];
     float *out[2];
     bn__stage(ctx, BN_STAGE_GATE_UP);
-    gate_up[0] = &L->w_gate, gate_up[1] = &L->w_up;
+    bn__stage_mats(ctx, l, BN_STAGE_GATE_UP, gate_up);
     out[0] = ctx->gate, out[1] = ctx->up;
-    bn__ahead_down(ctx, L, n);
+    bn__ahead_stage(ctx, l, BN_STAGE_DOWN, n);
     bn_tmat_matmul_n(gate_up, 2, ctx->xq, ctx->act_scale, n, out, ctx->pool, ctx->params.kernel);
     bn__stage(ctx, BN_STAGE_FFN_MID);
     bn__rows(ctx, L, n, bn__row_ffn_mid);
     bn__stage(ctx, BN_STAGE_DOWN);
-    bn__ahead_next_qkv(ctx, l, n);
+    bn__ahead_stage(ctx, l + 1, BN_STAGE_QKV, n); /* after the last layer: none */
     bn_tmat_matmul(&L->w_down, ctx->xq, ctx->act_scale, n, ctx->proj, ctx->pool, ctx->params.kernel);
 }
 
