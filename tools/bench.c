@@ -2,8 +2,8 @@
 
    bench: one sequence's prompt and decode speed against this machine's memory bandwidth (a
    streaming read measured here with AVX-512 loads where the CPU has them, in turn with decode
-   steps): the roofline of a decoder whose every step reads all the weights once; per thread count with --threads-sweep,
-   and per stage of the forward pass with --profile.
+   steps): the roofline of a decoder whose every step reads all the weights once; per thread
+   count with --threads-sweep, and per stage of the forward pass with --profile.
    bench-batch: the total decode speed of B sequences at once through bn_batcher, beside the
    ceiling that the matrix kernels' in-cache rate sets.
 
@@ -426,6 +426,23 @@ static void bench_profile(bn_context *ctx, const bn_model *m, int n_steps) {
     }
 }
 
+/* bench_paired with n_threads threads: a context of its own, warmed up first. */
+static int bench_paired_threads(bn_model *model, bn_context_params cp, int n_threads, const bw_buffer *buf,
+                                size_t wbytes, paired_result *out) {
+    bn_context *ctx = NULL;
+    bn_error err;
+    int ok;
+    cp.n_threads = n_threads;
+    if (bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
+        fprintf(stderr, "bitnet bench: %s\n", err.msg);
+        return 0;
+    }
+    bench_eval(ctx, 8, 4, bn_model_config(model)->vocab_size); /* warm-up */
+    ok = bench_paired(ctx, buf, wbytes, out);
+    bn_context_free(ctx);
+    return ok;
+}
+
 /* --threads-sweep: at 1, 2, 4, ... threads and max_threads, decode steps and
    read passes with as many threads in turn (bench_paired). */
 static int bench_threads_sweep(bn_model *model, bn_context_params cp, size_t wbytes, int max_threads) {
@@ -441,19 +458,11 @@ static int bench_threads_sweep(bn_model *model, bn_context_params cp, size_t wby
     printf("%7s %12s %12s %14s %14s %11s %12s\n", "threads", "decode tok/s", "weights GB/s", "bandwidth GB/s",
            "roofline tok/s", "of roofline", "of best read");
     for (;;) {
-        bn_context *ctx = NULL;
-        bn_error err;
         paired_result p;
-        cp.n_threads = t;
-        if (bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
-            fprintf(stderr, "bitnet bench: %s\n", err.msg);
+        if (!bench_paired_threads(model, cp, t, &buf, wbytes, &p)) {
             rc = EXIT_RUN;
             break;
         }
-        bench_eval(ctx, 8, 4, bn_model_config(model)->vocab_size); /* warm-up */
-        if (!bench_paired(ctx, &buf, wbytes, &p)) rc = EXIT_RUN;
-        bn_context_free(ctx);
-        if (rc) break;
         printf("%7d %12.2f %12.2f %14.2f %14.2f %9.1f %% %10.1f %%\n", t, p.tg, p.tg * wbytes / 1e9, p.bw,
                p.bw * 1e9 / (double)wbytes, 100.0 * p.share, 100.0 * p.tg * wbytes / 1e9 / p.best);
         fflush(stdout);
@@ -478,24 +487,11 @@ static int bench_roofline(bn_model *model, bn_context_params cp, size_t wbytes) 
     }
     cp.n_ctx = 64;
     cp.n_batch = 16;
-    for (i = 0; i < 2; i++) {
-        bn_context *ctx = NULL;
-        bn_error err;
-        int ok;
-        cp.n_threads = nt[i];
-        if (bn_context_new(&ctx, model, &cp, &err) != BN_OK) {
-            fprintf(stderr, "bitnet bench: %s\n", err.msg);
+    for (i = 0; i < 2; i++)
+        if (!bench_paired_threads(model, cp, nt[i], &buf, wbytes, &p[i])) {
             bw_buffer_close(&buf);
             return EXIT_RUN;
         }
-        bench_eval(ctx, 8, 4, bn_model_config(model)->vocab_size); /* warm-up */
-        ok = bench_paired(ctx, &buf, wbytes, &p[i]);
-        bn_context_free(ctx);
-        if (!ok) {
-            bw_buffer_close(&buf);
-            return EXIT_RUN;
-        }
-    }
     bw_buffer_close(&buf);
     printf("bandwidth  %.2f GB/s streaming read (%d threads), %.2f GB/s (1 thread): medians of %d passes, each "
            "after a decode step\n",
