@@ -5,7 +5,7 @@ set -u
 cd "$(dirname "$0")/.."
 RES=build/results.txt
 mkdir -p build/tests build/asan
-: > "$RES"
+: > "$RES"; rm -f "$RES.fail"
 WARN="-Wall -Wextra -Wpedantic -Werror"
 LIBS="-lm -lpthread"
 R() { tests/run.sh "$RES" "$@"; }

@@ -270,6 +270,14 @@ grep -q "ceiling  *roofline$" "$TMP/out" && ! grep -q " 0.0 (" "$TMP/out" && ok 
 awk '/^ +[0-9]+ .*%\)$/ { gsub(/\( *[0-9.]*x\)|\( *[0-9]* %\)/, ""); n++; if (!($8 > 0 && $8 <= $7)) bad++ }
      END { exit !(n == 2 && !bad) }' "$TMP/out" && grep -q "^roofline: .* at [0-9.]* GB/s" "$TMP/out" &&
     ok "bench-batch roofline" || bad "bench-batch roofline"
+# --profile: the largest B's steps once more, one forward each, a line per stage adding up to 100 %
+expect_rc "bench-batch --profile" 0 $BIN bench-batch -m "$HF/tiny-mha-untied/packed" -b 2,3,1 -n 4 -t 2 --profile
+stages=$(awk '/^stage /{on=1; next} on && /^[a-z_]+ +[0-9]/{printf "%s ", $1} on && !/^[a-z_]+ +[0-9]/{on=0}' "$TMP/out")
+[ "$stages" = "attn_in qkv rope_kv attention attn_out o_proj ffn_in gate_up ffn_mid down_proj residual head " ] &&
+    grep -q "^profile    B = 3, 4 steps, .* 2 threads: the forward pass [0-9.]* ms, the batcher [0-9.]* ms$" "$TMP/out" &&
+    awk '/^stage /{on=1; next} on && /^[a-z_]+ +[0-9]/{sub("%", "", $3); t += $3; next} {on=0}
+         END{exit !(t > 99 && t < 101)}' "$TMP/out" &&
+    ok "bench-batch --profile stages" || { bad "bench-batch --profile stages ($stages)"; sed 's/^/    /' "$TMP/out"; }
 expect_rc "bench-batch -r 0" 2 $BIN bench-batch -m "$HF/tiny-mha-untied/packed" -r 0
 
 # --- --metal in a build without the Metal backend (Linux): every command that takes it refuses it

@@ -399,31 +399,45 @@ static size_t stage_weight_bytes(const bn_model *m, int stage) {
     return total;
 }
 
-/* --profile: n_steps profiled decode steps, and a line per stage: its time per step, its share,
-   its parallel regions per step and their average length, the thread time idle in them (waiting
-   to start, for uneven parts, at the end) and, for the matrix products, the weights' GB/s. */
-static void bench_profile(bn_context *ctx, const bn_model *m, int n_steps) {
-    bn_profile prof;
+/* A line per stage of prof: its time per forward, its share, its parallel regions per forward and
+   their average length, the thread time idle in them (waiting to start, for uneven parts, at the
+   end) and, for the matrix products, the weights' GB/s. */
+static void print_profile(const bn_profile *prof, const bn_model *m, int nth) {
     double total = 0.0;
-    int s, nth = bn_context_get_params(ctx)->n_threads;
-    memset(&prof, 0, sizeof prof);
-    bn_context_profile(ctx, &prof); /* a prompt of one token and n_steps steps: all one-token forwards */
-    bench_eval(ctx, 1, n_steps, bn_model_config(m)->vocab_size);
-    bn_context_profile(ctx, NULL);
-    for (s = 0; s < BN_STAGE_COUNT; s++) total += prof.seconds[s];
-    if (prof.forwards <= 0 || total <= 0.0) return;
-    printf("profile    %ld one-token steps, %.3f ms a step with the profile on, %d threads\n", prof.forwards,
-           1e3 * total / prof.forwards, nth);
+    int s;
+    for (s = 0; s < BN_STAGE_COUNT; s++) total += prof->seconds[s];
+    if (prof->forwards <= 0 || total <= 0.0) return;
     printf("%-10s %9s %6s %8s %10s %7s %9s\n", "stage", "ms/step", "share", "regions", "us/region", "idle", "GB/s");
     for (s = 0; s < BN_STAGE_COUNT; s++) {
-        const bn_pool_stats *r = &prof.regions[s];
-        double per = prof.seconds[s] / prof.forwards, bytes = (double)stage_weight_bytes(m, s);
+        const bn_pool_stats *r = &prof->regions[s];
+        double per = prof->seconds[s] / prof->forwards, bytes = (double)stage_weight_bytes(m, s);
         printf("%-10s %9.3f %5.1f%% %8.1f %10.1f %6.1f%%", bn_stage_name((bn_stage)s), 1e3 * per,
-               100.0 * prof.seconds[s] / total, (double)r->regions / prof.forwards,
+               100.0 * prof->seconds[s] / total, (double)r->regions / prof->forwards,
                r->regions ? 1e6 * r->wall / r->regions : 0.0, r->wall > 0.0 ? 100.0 * r->idle / (r->wall * nth) : 0.0);
         if (bytes > 0.0 && per > 0.0) printf(" %9.1f", bytes / per / 1e9);
         printf("\n");
     }
+}
+
+static double profile_seconds(const bn_profile *prof) {
+    double total = 0.0;
+    int s;
+    for (s = 0; s < BN_STAGE_COUNT; s++) total += prof->seconds[s];
+    return total;
+}
+
+/* --profile: n_steps profiled decode steps, stage by stage (print_profile). */
+static void bench_profile(bn_context *ctx, const bn_model *m, int n_steps) {
+    bn_profile prof;
+    int nth = bn_context_get_params(ctx)->n_threads;
+    memset(&prof, 0, sizeof prof);
+    bn_context_profile(ctx, &prof); /* a prompt of one token and n_steps steps: all one-token forwards */
+    bench_eval(ctx, 1, n_steps, bn_model_config(m)->vocab_size);
+    bn_context_profile(ctx, NULL);
+    if (prof.forwards <= 0 || profile_seconds(&prof) <= 0.0) return;
+    printf("profile    %ld one-token steps, %.3f ms a step with the profile on, %d threads\n", prof.forwards,
+           1e3 * profile_seconds(&prof) / prof.forwards, nth);
+    print_profile(&prof, m, nth);
 }
 
 /* bench_paired with n_threads threads: a context of its own, warmed up first. */
@@ -804,7 +818,10 @@ static int bench_on_token(void *user, const bn_token_event *ev) {
 }
 
 /* Decode steps/sec with B sequences; *tok_s gets total tokens/s. */
-static int bench_one(const cli_model *m, bn_model *model, int B, int steps, int plen, double *tok_s) {
+/* B sequences through a batcher: tok_s gets the decode steps' total tok/s; with prof, they are
+   profiled (bn_context_profile) and *step_s gets their seconds a step, the batcher's included. */
+static int bench_one(const cli_model *m, bn_model *model, int B, int steps, int plen, double *tok_s, bn_profile *prof,
+                     double *step_s) {
     bn_context_params cp = cli_context_params(m);
     bn_context *ctx = NULL;
     bn_batcher *b = NULL;
@@ -841,10 +858,13 @@ static int bench_one(const cli_model *m, bn_model *model, int B, int steps, int 
     /* step 1 processes every prompt and samples each first token; then time */
     if (!rc && bn_batcher_step(b, &n_active, &err) != BN_OK) rc = EXIT_RUN;
     count.tokens = 0;
+    if (prof) bn_context_profile(ctx, prof);
     t0 = bn_time_s();
     for (i = 0; !rc && i < steps; i++)
         if (bn_batcher_step(b, &n_active, &err) != BN_OK) rc = EXIT_RUN;
     *tok_s = rc ? 0.0 : count.tokens / (bn_time_s() - t0);
+    if (step_s) *step_s = (bn_time_s() - t0) / steps;
+    if (prof) bn_context_profile(ctx, NULL);
     if (rc) fprintf(stderr, "bitnet bench-batch: %s\n", err.msg);
     bn_batcher_free(b);
     bn_context_free(ctx);
@@ -953,7 +973,7 @@ static matmul_floor matmul_floor_seconds(const bn_model *m, int B, int n_threads
 typedef struct bench_batch_args {
     cli_model model; /* -m and the engine options */
     const char *sizes;
-    int steps, prompt_len, rounds;
+    int steps, prompt_len, rounds, profile;
 } bench_batch_args;
 
 static void bench_batch_defaults(void *p) {
@@ -972,6 +992,8 @@ static const cli_opt BENCH_BATCH_OPTIONS[] = {
     CLI_INT("--prompt-len", "N", bench_batch_args, prompt_len, 1, INT_MAX, "prompt ids per sequence"),
     CLI_INT("-r, --rounds", "N", bench_batch_args, rounds, 1, 1000,
             "go through the list of B N times, so that the runs of different B alternate"),
+    CLI_FLAG("--profile", bench_batch_args, profile,
+             "then where a step of the largest B spends its time, stage by stage (bn_context_profile)"),
     CLI_INCLUDE("engine options", bench_batch_args, model, CLI_ENGINE_OPTIONS),
     CLI_END};
 
@@ -1010,6 +1032,25 @@ static void bench_batch_table(const int32_t *sizes, int n_b, int rounds, double 
     }
     printf("roofline: each family of matrices at its in-cache rate or at %.2f GB/s, the streaming read\n"
            "measured here, whichever is slower; (%%): the median's share of it\n", bw_gbs);
+}
+
+/* --profile: the decode steps of the largest B once more, profiled: the stages of the forward
+   pass, and what the step spends outside it (the batcher: sampling, bookkeeping). */
+static int bench_batch_profile(const cli_model *m, bn_model *model, const int32_t *sizes, int n_b, int steps, int plen,
+                               int n_threads) {
+    bn_profile prof;
+    double tok_s = 0.0, step_s = 0.0, fwd_s;
+    int i, B = 0, rc;
+    for (i = 0; i < n_b; i++) B = MAX(B, (int)sizes[i]);
+    memset(&prof, 0, sizeof prof);
+    rc = bench_one(m, model, B, steps, plen, &tok_s, &prof, &step_s);
+    if (rc || prof.forwards <= 0) return rc;
+    fwd_s = profile_seconds(&prof) / prof.forwards;
+    printf("profile    B = %d, %ld steps, %.3f ms a step with the profile on (%.1f tok/s), %d threads: the forward "
+           "pass %.3f ms, the batcher %.3f ms\n",
+           B, prof.forwards, 1e3 * step_s, tok_s, n_threads, 1e3 * fwd_s, 1e3 * (step_s - fwd_s));
+    print_profile(&prof, model, n_threads);
+    return EXIT_OK;
 }
 
 static int bench_batch_run(void *p, int argc, char **argv) {
@@ -1054,7 +1095,8 @@ static int bench_batch_run(void *p, int argc, char **argv) {
         for (i = 0; !rc && i < n_b; i++) {
             matmul_floor f;
             if (sizes[i] < 1) continue;
-            rc = bench_one(&a->model, model, sizes[i], a->steps, a->prompt_len, &rates[(size_t)i * rounds + k]);
+            rc = bench_one(&a->model, model, sizes[i], a->steps, a->prompt_len, &rates[(size_t)i * rounds + k], NULL,
+                           NULL);
             /* the best of the rounds: a busy host slows the in-cache rate too */
             f = matmul_floor_seconds(model, (int)sizes[i], n_threads);
             if (f.ternary_s > 0.0 && (floors[i].ternary_s == 0.0 || f.ternary_s < floors[i].ternary_s))
@@ -1068,6 +1110,7 @@ static int bench_batch_run(void *p, int argc, char **argv) {
     }
     if (!rc) bw_gbs = measure_bandwidth(n_threads);
     if (!rc) bench_batch_table(sizes, n_b, rounds, rates, ratios, floors, model, bw_gbs);
+    if (!rc && a->profile) rc = bench_batch_profile(&a->model, model, sizes, n_b, a->steps, a->prompt_len, n_threads);
     bn_model_free(model);
     free(sizes);
     free(rates);
@@ -1092,7 +1135,8 @@ const cli_command cmd_bench_batch = {
     "where memory is no longer the limit, the arithmetic is, and no batch size goes past it.\n"
     "'roofline' is the same bound with memory counted: each family of matrices at its in-cache rate\n"
     "or at the streaming read measured here (every thread), whichever is slower, and the median's\n"
-    "share of it.\n",
+    "share of it.\n"
+    "--profile then times the largest B's steps once more, stage by stage (bn_context_profile).\n",
     BENCH_BATCH_OPTIONS,
     sizeof(bench_batch_args),
     bench_batch_defaults,
