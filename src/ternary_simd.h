@@ -246,6 +246,9 @@ BN__TARGET_AVX512 static __m128i bn__hsum4_512(__m512i v0, __m512i v1, __m512i v
    caps the lines in flight; L2 has more. Zen 4, the 30 layers' ternary
    matrices of 2B4T, 2 threads, alternating runs: one token 29-39 ms with T0,
    19-23 ms with T1 (8 KB to 32 KB ahead alike); 8 tokens about the same.
+   Zen 5, 2B4T shapes, `bitnet bench --threads-sweep -t 2` with a T1 and a
+   T0 build in turn, three times: one thread 24.6-25.3 tok/s with T1,
+   20.2-22.0 with T0; two threads alike (35.9-44.0 and 37.9-43.7).
    Only a call's first pass over its rows asks: a second pass (the next
    tokens of a tile) would ask again for lines already on their way, and
    those requests cost more than they save (the 4x4 tile at 8 tokens, one
