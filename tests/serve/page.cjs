@@ -28,6 +28,17 @@ const SHOT = 'build/serve-chat.png';
     page.on('request', (r) => requests.push(r.url()));
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
+    // keep what the page's stream readers read, to compare the page with the events it was sent
+    await page.evaluateOnNewDocument(() => {
+      const read = ReadableStreamDefaultReader.prototype.read, decoder = new TextDecoder();
+      window.sseText = '';
+      ReadableStreamDefaultReader.prototype.read = function () {
+        return read.call(this).then((r) => {
+          if (r.value) window.sseText += decoder.decode(r.value, { stream: true });
+          return r;
+        });
+      };
+    });
     await page.goto(`http://127.0.0.1:${A}/`, { waitUntil: 'load', timeout: 30000 });
     check('the page loads', (await page.title()) === 'bitnet.h chat');
     await page.waitForFunction(() => document.getElementById('model').textContent === 'shakespeare', { timeout: 20000 });
@@ -56,8 +67,15 @@ const SHOT = 'build/serve-chat.png';
     const user = await page.$eval('.msg.user .text', (e) => e.textContent);
     const updates = await page.evaluate(() => window.updates);
     const status = await page.$eval('#status', (e) => e.textContent);
+    // The server sends in one event all the text made since its last send: on a loaded machine it may
+    // send a short reply of this small model in one. The page must show each event as it comes.
+    const deltas = await page.evaluate(() => window.sseText.split('\n\n')
+      .filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)))
+      .flatMap((chunk) => (chunk.choices || []).map((c) => (c.delta && c.delta.content) || '')).filter((t) => t));
     check('the prompt shows as the user message', user === 'O Romeo, Romeo!');
-    check('a reply streamed into the page', reply.length > 20 && updates >= 3, JSON.stringify({ reply, updates }));
+    check('the events carry the reply', deltas.join('') === reply, JSON.stringify({ reply, deltas }));
+    check('a reply streamed into the page, shown at each event', reply.length > 20 && deltas.length >= 1 &&
+      updates >= deltas.length, JSON.stringify({ reply, updates, events: deltas.length }));
     await page.emulateNetworkConditions(null);
     check('the status line reports the speed', /tokens, [\d.]+ tok\/s/.test(status), status);
     check('no script errors', errors.length === 0, errors.join('; '));
