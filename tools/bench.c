@@ -399,13 +399,20 @@ static size_t stage_weight_bytes(const bn_model *m, int stage) {
     return total;
 }
 
+/* All the stages' seconds of prof. */
+static double profile_seconds(const bn_profile *prof) {
+    double total = 0.0;
+    int s;
+    for (s = 0; s < BN_STAGE_COUNT; s++) total += prof->seconds[s];
+    return total;
+}
+
 /* A line per stage of prof: its time per forward, its share, its parallel regions per forward and
    their average length, the thread time idle in them (waiting to start, for uneven parts, at the
    end) and, for the matrix products, the weights' GB/s. */
 static void print_profile(const bn_profile *prof, const bn_model *m, int nth) {
-    double total = 0.0;
+    double total = profile_seconds(prof);
     int s;
-    for (s = 0; s < BN_STAGE_COUNT; s++) total += prof->seconds[s];
     if (prof->forwards <= 0 || total <= 0.0) return;
     printf("%-10s %9s %6s %8s %10s %7s %9s\n", "stage", "ms/step", "share", "regions", "us/region", "idle", "GB/s");
     for (s = 0; s < BN_STAGE_COUNT; s++) {
@@ -419,24 +426,19 @@ static void print_profile(const bn_profile *prof, const bn_model *m, int nth) {
     }
 }
 
-static double profile_seconds(const bn_profile *prof) {
-    double total = 0.0;
-    int s;
-    for (s = 0; s < BN_STAGE_COUNT; s++) total += prof->seconds[s];
-    return total;
-}
-
 /* --profile: n_steps profiled decode steps, stage by stage (print_profile). */
 static void bench_profile(bn_context *ctx, const bn_model *m, int n_steps) {
     bn_profile prof;
     int nth = bn_context_get_params(ctx)->n_threads;
+    double total;
     memset(&prof, 0, sizeof prof);
     bn_context_profile(ctx, &prof); /* a prompt of one token and n_steps steps: all one-token forwards */
     bench_eval(ctx, 1, n_steps, bn_model_config(m)->vocab_size);
     bn_context_profile(ctx, NULL);
-    if (prof.forwards <= 0 || profile_seconds(&prof) <= 0.0) return;
+    total = profile_seconds(&prof);
+    if (prof.forwards <= 0 || total <= 0.0) return;
     printf("profile    %ld one-token steps, %.3f ms a step with the profile on, %d threads\n", prof.forwards,
-           1e3 * profile_seconds(&prof) / prof.forwards, nth);
+           1e3 * total / prof.forwards, nth);
     print_profile(&prof, m, nth);
 }
 
@@ -817,7 +819,6 @@ static int bench_on_token(void *user, const bn_token_event *ev) {
     return 0;
 }
 
-/* Decode steps/sec with B sequences; *tok_s gets total tokens/s. */
 /* B sequences through a batcher: tok_s gets the decode steps' total tok/s; with prof, they are
    profiled (bn_context_profile) and *step_s gets their seconds a step, the batcher's included. */
 static int bench_one(const cli_model *m, bn_model *model, int B, int steps, int plen, double *tok_s, bn_profile *prof,
@@ -831,7 +832,7 @@ static int bench_one(const cli_model *m, bn_model *model, int B, int steps, int 
     bn_error err;
     int32_t *prompt = (int32_t *)malloc(sizeof(int32_t) * (size_t)plen);
     int i, n_active = 0, V = bn_model_config(model)->vocab_size, rc = EXIT_OK;
-    double t0;
+    double t0, elapsed;
     uint64_t rng = 1234;
     cp.n_seq = B;
     cp.n_ctx = plen + steps + 4;
@@ -862,8 +863,9 @@ static int bench_one(const cli_model *m, bn_model *model, int B, int steps, int 
     t0 = bn_time_s();
     for (i = 0; !rc && i < steps; i++)
         if (bn_batcher_step(b, &n_active, &err) != BN_OK) rc = EXIT_RUN;
-    *tok_s = rc ? 0.0 : count.tokens / (bn_time_s() - t0);
-    if (step_s) *step_s = (bn_time_s() - t0) / steps;
+    elapsed = bn_time_s() - t0;
+    *tok_s = rc ? 0.0 : count.tokens / elapsed;
+    if (step_s) *step_s = elapsed / steps;
     if (prof) bn_context_profile(ctx, NULL);
     if (rc) fprintf(stderr, "bitnet bench-batch: %s\n", err.msg);
     bn_batcher_free(b);
