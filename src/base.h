@@ -126,7 +126,8 @@ typedef enum bn_kernel {
     BN_KERNEL_AVX512, /* AVX-512 BW (+VNNI where present) */
     BN_KERNEL_NEON,
     BN_KERNEL_NEON_DOT,
-    BN_KERNEL_AVX_VNNI /* AVX2 + AVX-VNNI (256-bit vpdpbusd: client CPUs without AVX-512) */
+    BN_KERNEL_AVX_VNNI, /* AVX2 + AVX-VNNI (256-bit vpdpbusd: client CPUs without AVX-512) */
+    BN_KERNEL_AVX512_GFNI /* AVX512, its 2-bit digits taken apart by GFNI: Intel CPUs' choice (see bn_kernel_detect) */
 } bn_kernel;
 
 /* The thread pool (see the thread pool section): contexts own one; training

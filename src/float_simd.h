@@ -482,7 +482,7 @@ static void bn__fops_simd(bn__fops *f, bn_kernel kernel) {
         f->relu2_mul = bn__relu2_mul_avx2;
         f->dot_rows = bn__dot_rows_avx2;
         f->wsum_rows = bn__wsum_rows_avx2;
-    } else if (kernel == BN_KERNEL_AVX512) {
+    } else if (kernel == BN_KERNEL_AVX512 || kernel == BN_KERNEL_AVX512_GFNI) {
         f->dot = bn__dot_avx512;
         f->dot_f16 = bn__dot_f16_avx512;
         f->axpy = bn__axpy_avx512;

@@ -867,6 +867,7 @@ BN_API const char *bn_kernel_name(bn_kernel kernel) {
     case BN_KERNEL_NEON: return "neon";
     case BN_KERNEL_NEON_DOT: return "neon-dotprod";
     case BN_KERNEL_AVX_VNNI: return "avx-vnni";
+    case BN_KERNEL_AVX512_GFNI: return "avx512-gfni";
     }
     return "unknown";
 }

@@ -21,6 +21,7 @@ BN_EXTERN_C_END
 #include <immintrin.h>
 #define BN__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define BN__TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define BN__TARGET_AVX512_GFNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,gfni")))
 #define BN__TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define BN__INLINE static inline __attribute__((always_inline))
 /* A kernel loop in a function of its own: inlined into a caller with more
@@ -106,6 +107,20 @@ static int bn__has_avx_vnni(void) {
     bn__cpuid(7, 1, r);
     return (r[0] >> 4) & 1;
 }
+/* GFNI (CPUID 7.0 ECX bit 8). */
+static int bn__has_gfni(void) {
+    unsigned r[4];
+    bn__cpuid(0, 0, r);
+    if (r[0] < 7) return 0;
+    bn__cpuid(7, 0, r);
+    return (r[2] >> 8) & 1;
+}
+/* The vendor string's first four letters are "Genu" (GenuineIntel). */
+static int bn__is_intel(void) {
+    unsigned r[4];
+    bn__cpuid(0, 0, r);
+    return r[1] == 0x756e6547u;
+}
 
 BN_API bn_kernel bn_kernel_detect(void) {
     unsigned r[4], max_leaf, xcr0;
@@ -124,7 +139,12 @@ BN_API bn_kernel bn_kernel_detect(void) {
     /* AVX-512 F, BW, VL and VNNI, and the OS saves opmask + zmm state */
     avx512 = ((r[1] >> 16) & 1) && ((r[1] >> 30) & 1) && ((r[1] >> 31) & 1) && ((r[2] >> 11) & 1) &&
              (xcr0 & 0xe0u) == 0xe0u;
-    if (avx512 && avx2) return BN_KERNEL_AVX512;
+    /* GFNI's one-instruction digits win where the shift and mask take the
+       multiplies' time (Intel Xeon, family 6 model 207: the 4x4 tile in L2 at
+       8 tokens +13-17 %, B = 8 decoding at 4 and 8 threads +6 %) and lose a
+       little where they cost nothing (Zen 5: the tile 2-5 % slower), so only
+       Intel gets them by default (docs/kernels.md). */
+    if (avx512 && avx2) return bn__has_gfni() && bn__is_intel() ? BN_KERNEL_AVX512_GFNI : BN_KERNEL_AVX512;
     if (!avx2) return BN_KERNEL_SCALAR;
     return bn__has_avx_vnni() ? BN_KERNEL_AVX_VNNI : BN_KERNEL_AVX2;
 }
@@ -146,16 +166,21 @@ BN_API bn_kernel bn_kernel_detect(void) { return BN_KERNEL_SCALAR; }
 
 #if !defined(BN__SIMD_X86)
 static int bn__has_avx_vnni(void) { return 0; }
+static int bn__has_gfni(void) { return 0; }
 #endif
+
+/* The two AVX-512 kernels share everything but the ternary tile's digits. */
+static int bn__kernel_avx512(bn_kernel kernel) { return kernel == BN_KERNEL_AVX512 || kernel == BN_KERNEL_AVX512_GFNI; }
 
 BN_API int bn_kernel_supported(bn_kernel kernel) {
     bn_kernel best = bn_kernel_detect();
     switch (kernel) {
     case BN_KERNEL_AUTO:
     case BN_KERNEL_SCALAR: return 1;
-    case BN_KERNEL_AVX2: return best == BN_KERNEL_AVX2 || best == BN_KERNEL_AVX_VNNI || best == BN_KERNEL_AVX512;
-    case BN_KERNEL_AVX512: return best == BN_KERNEL_AVX512;
-    case BN_KERNEL_AVX_VNNI: return best == BN_KERNEL_AVX_VNNI || (best == BN_KERNEL_AVX512 && bn__has_avx_vnni());
+    case BN_KERNEL_AVX2: return best == BN_KERNEL_AVX2 || best == BN_KERNEL_AVX_VNNI || bn__kernel_avx512(best);
+    case BN_KERNEL_AVX512: return bn__kernel_avx512(best);
+    case BN_KERNEL_AVX512_GFNI: return bn__kernel_avx512(best) && bn__has_gfni();
+    case BN_KERNEL_AVX_VNNI: return best == BN_KERNEL_AVX_VNNI || (bn__kernel_avx512(best) && bn__has_avx_vnni());
     case BN_KERNEL_NEON: return best == BN_KERNEL_NEON || best == BN_KERNEL_NEON_DOT;
     case BN_KERNEL_NEON_DOT: return best == BN_KERNEL_NEON_DOT;
     }
@@ -290,12 +315,13 @@ BN__TARGET_AVX512 static void bn__i2_gemv512(const uint8_t *w, size_t row_bytes,
     for (r = 0; r < nr; r++) out[r * stride] = sums[r];
 }
 
-/* Four rows against a tile of 4 tokens, shift-and-mask form (16
-   accumulators): each activation vector loaded serves four rows and each
-   digit vector four tokens, and 16 independent vpdpbusd chains hide its
-   latency. (2B4T shapes, 8 tokens, 2 threads: 560 GMAC/s against 512 for 2
-   rows x 4 tokens, 609 against 536 when the weights are in L2.) Rows past
-   nr repeat row 0; their sums are dropped. */
+/* Four rows against a tile of 4 tokens (16 accumulators): each activation
+   vector loaded serves four rows and each digit vector four tokens, and 16
+   independent vpdpbusd chains hide its latency. (2B4T shapes, 8 tokens, 2
+   threads: 560 GMAC/s against 512 for 2 rows x 4 tokens, 609 against 536
+   when the weights are in L2.) Rows past nr repeat row 0; their sums are
+   dropped. DIGIT(v, k) is digit k (0-3) of each byte of v: a shift and a
+   mask, or one GFNI instruction (below). */
 #define BN__I2_4X4_TOKEN(t, A0, A1, A2, A3)                 \
     xv = _mm512_loadu_si512((const void *)(x[t] + o));      \
     A0 = _mm512_dpbusd_epi32(A0, d0, xv);                   \
@@ -303,50 +329,69 @@ BN__TARGET_AVX512 static void bn__i2_gemv512(const uint8_t *w, size_t row_bytes,
     A2 = _mm512_dpbusd_epi32(A2, d2, xv);                   \
     A3 = _mm512_dpbusd_epi32(A3, d3, xv)
 /* digit k of the block's four rows against the 4 tokens */
-#define BN__I2_4X4_DIGIT(k)                                                              \
+#define BN__I2_4X4_DIGIT(k, DIGIT)                                                       \
     do {                                                                                 \
         size_t o = (size_t)b * 256 + 64 * (k);                                           \
-        __m512i d0 = _mm512_and_si512(_mm512_srli_epi16(v0, 2 * (k)), m3),               \
-                d1 = _mm512_and_si512(_mm512_srli_epi16(v1, 2 * (k)), m3),               \
-                d2 = _mm512_and_si512(_mm512_srli_epi16(v2, 2 * (k)), m3),               \
-                d3 = _mm512_and_si512(_mm512_srli_epi16(v3, 2 * (k)), m3), xv;           \
+        __m512i d0 = DIGIT(v0, k), d1 = DIGIT(v1, k), d2 = DIGIT(v2, k), d3 = DIGIT(v3, k), xv; \
         BN__I2_4X4_TOKEN(0, a00, a10, a20, a30);                                         \
         BN__I2_4X4_TOKEN(1, a01, a11, a21, a31);                                         \
         BN__I2_4X4_TOKEN(2, a02, a12, a22, a32);                                         \
         BN__I2_4X4_TOKEN(3, a03, a13, a23, a33);                                         \
     } while (0)
+/* The tile's body, for either DIGIT. */
+#define BN__I2_4X4_TILE(DIGIT)                                                                                      \
+    const uint8_t *w0 = w, *w1 = nr > 1 ? w + row_bytes : w, *w2 = nr > 2 ? w + 2 * row_bytes : w,                 \
+                  *w3 = nr > 3 ? w + 3 * row_bytes : w;                                                             \
+    __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00; \
+    __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;                 \
+    int32_t sums[4][4];                                                                                             \
+    int b, r;                                                                                                       \
+    for (b = 0; b < nblocks; b++) {                                                                                 \
+        size_t wo = (size_t)b * 64;                                                                                 \
+        __m512i v0 = _mm512_load_si512((const void *)(w0 + wo)), v1 = _mm512_load_si512((const void *)(w1 + wo)); \
+        __m512i v2 = _mm512_load_si512((const void *)(w2 + wo)), v3 = _mm512_load_si512((const void *)(w3 + wo)); \
+        if (prefetch) {                                                                                             \
+            BN__PREFETCH_WEIGHTS(w0 + wo + BN__PREFETCH_AHEAD);                                                     \
+            BN__PREFETCH_WEIGHTS(w1 + wo + BN__PREFETCH_AHEAD);                                                     \
+            BN__PREFETCH_WEIGHTS(w2 + wo + BN__PREFETCH_AHEAD);                                                     \
+            BN__PREFETCH_WEIGHTS(w3 + wo + BN__PREFETCH_AHEAD);                                                     \
+        }                                                                                                           \
+        /* the four digits written out: as a loop, g++ 12 copies every                                             \
+           accumulator around each vpdpbusd and spills some (40 % slower) */                                        \
+        BN__I2_4X4_DIGIT(0, DIGIT);                                                                                 \
+        BN__I2_4X4_DIGIT(1, DIGIT);                                                                                 \
+        BN__I2_4X4_DIGIT(2, DIGIT);                                                                                 \
+        BN__I2_4X4_DIGIT(3, DIGIT);                                                                                 \
+    }                                                                                                               \
+    _mm_storeu_si128((__m128i *)sums[0], bn__hsum4_512(a00, a01, a02, a03));                                        \
+    _mm_storeu_si128((__m128i *)sums[1], bn__hsum4_512(a10, a11, a12, a13));                                        \
+    _mm_storeu_si128((__m128i *)sums[2], bn__hsum4_512(a20, a21, a22, a23));                                        \
+    _mm_storeu_si128((__m128i *)sums[3], bn__hsum4_512(a30, a31, a32, a33));                                        \
+    for (r = 0; r < nr; r++) memcpy(out + r * stride, sums[r], sizeof sums[r])
 
+#define BN__I2_SHIFT_DIGIT(v, k) _mm512_and_si512(_mm512_srli_epi16(v, 2 * (k)), m3)
 BN__TARGET_AVX512 BN__NOINLINE void bn__i2_tile4x4_512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
                                                  const int8_t *const *x, int32_t *out, int stride, int prefetch) {
     const __m512i m3 = _mm512_set1_epi8(3);
-    const uint8_t *w0 = w, *w1 = nr > 1 ? w + row_bytes : w, *w2 = nr > 2 ? w + 2 * row_bytes : w,
-                  *w3 = nr > 3 ? w + 3 * row_bytes : w;
-    __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-    __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-    int32_t sums[4][4];
-    int b, r;
-    for (b = 0; b < nblocks; b++) {
-        size_t wo = (size_t)b * 64;
-        __m512i v0 = _mm512_load_si512((const void *)(w0 + wo)), v1 = _mm512_load_si512((const void *)(w1 + wo));
-        __m512i v2 = _mm512_load_si512((const void *)(w2 + wo)), v3 = _mm512_load_si512((const void *)(w3 + wo));
-        if (prefetch) {
-            BN__PREFETCH_WEIGHTS(w0 + wo + BN__PREFETCH_AHEAD);
-            BN__PREFETCH_WEIGHTS(w1 + wo + BN__PREFETCH_AHEAD);
-            BN__PREFETCH_WEIGHTS(w2 + wo + BN__PREFETCH_AHEAD);
-            BN__PREFETCH_WEIGHTS(w3 + wo + BN__PREFETCH_AHEAD);
-        }
-        /* the four digits written out: as a loop, g++ 12 copies every
-           accumulator around each vpdpbusd and spills some (40 % slower) */
-        BN__I2_4X4_DIGIT(0);
-        BN__I2_4X4_DIGIT(1);
-        BN__I2_4X4_DIGIT(2);
-        BN__I2_4X4_DIGIT(3);
+    BN__I2_4X4_TILE(BN__I2_SHIFT_DIGIT);
+}
+
+/* With GFNI a digit is one instruction where the shift and mask are two:
+   gf2p8affineqb multiplies each byte, as a vector of 8 bits, by an 8x8 bit
+   matrix, and the matrix g[k] takes bits 2k and 2k+1 to bits 0 and 1 and
+   clears the rest. (Byte 7 - i of the matrix is the mask of the bits that
+   go into result bit i.) */
+#define BN__I2_GFNI_DIGIT(v, k) _mm512_gf2p8affine_epi64_epi8(v, g[k], 0)
+BN__TARGET_AVX512_GFNI BN__NOINLINE void bn__i2_tile4x4_512_gfni(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                                                           const int8_t *const *x, int32_t *out, int stride,
+                                                           int prefetch) {
+    __m512i g[4];
+    int k;
+    for (k = 0; k < 4; k++)
+        g[k] = _mm512_set1_epi64((long long)((uint64_t)(1u << 2 * k) << 56 | (uint64_t)(2u << 2 * k) << 48));
+    {
+        BN__I2_4X4_TILE(BN__I2_GFNI_DIGIT);
     }
-    _mm_storeu_si128((__m128i *)sums[0], bn__hsum4_512(a00, a01, a02, a03));
-    _mm_storeu_si128((__m128i *)sums[1], bn__hsum4_512(a10, a11, a12, a13));
-    _mm_storeu_si128((__m128i *)sums[2], bn__hsum4_512(a20, a21, a22, a23));
-    _mm_storeu_si128((__m128i *)sums[3], bn__hsum4_512(a30, a31, a32, a33));
-    for (r = 0; r < nr; r++) memcpy(out + r * stride, sums[r], sizeof sums[r]);
 }
 
 /* The bn__tdot_fn: tiles of 4 tokens, then the rest one token at a time; the first pass prefetches. */
@@ -354,6 +399,14 @@ BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, size_t row_by
                                                  const int8_t *const *x, int nt, int32_t *out) {
     int t = 0;
     for (; t + 4 <= nt; t += 4) bn__i2_tile4x4_512(w, row_bytes, nr, nblocks, x + t, out + t, nt, t == 0);
+    for (; t < nt; t++) bn__i2_gemv512(w, row_bytes, nr, nblocks, x[t], out + t, nt, t == 0);
+}
+
+/* The same with the GFNI tile; one token at a time has no shifts to save. */
+BN__TARGET_AVX512_GFNI static void bn__tdot_i2_avx512_gfni(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                                                           const int8_t *const *x, int nt, int32_t *out) {
+    int t = 0;
+    for (; t + 4 <= nt; t += 4) bn__i2_tile4x4_512_gfni(w, row_bytes, nr, nblocks, x + t, out + t, nt, t == 0);
     for (; t < nt; t++) bn__i2_gemv512(w, row_bytes, nr, nblocks, x[t], out + t, nt, t == 0);
 }
 
@@ -589,6 +642,7 @@ static void bn__tdot_tq1_avx2(const uint8_t *w, size_t row_bytes, int nr, int nb
 static bn__tdot_fn bn__tdot_simd(bn_kernel kernel, bn_tlayout layout) {
     int tq1 = layout == BN_TLAYOUT_TQ1;
     if (kernel == BN_KERNEL_AVX512) return tq1 ? bn__tdot_tq1_avx512 : bn__tdot_i2_avx512;
+    if (kernel == BN_KERNEL_AVX512_GFNI) return tq1 ? bn__tdot_tq1_avx512 : bn__tdot_i2_avx512_gfni;
     if (kernel == BN_KERNEL_AVX2) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avx2;
     if (kernel == BN_KERNEL_AVX_VNNI) return tq1 ? bn__tdot_tq1_avx2 : bn__tdot_i2_avxvnni;
     return NULL;
@@ -972,13 +1026,13 @@ static void bn__fdot_avx2(const uint8_t *w, size_t row_step, size_t block_step, 
 }
 
 static bn__fdot_fn bn__fdot_simd(bn_kernel kernel) {
-    if (kernel == BN_KERNEL_AVX512) return bn__fdot_avx512;
+    if (bn__kernel_avx512(kernel)) return bn__fdot_avx512;
     if (kernel == BN_KERNEL_AVX2 || kernel == BN_KERNEL_AVX_VNNI) return bn__fdot_avx2;
     return NULL;
 }
 
 static bn__fdot12_fn bn__fdot12_simd(bn_kernel kernel, bn_ftype type) {
-    return kernel == BN_KERNEL_AVX512 && type == BN_FTYPE_BF16 ? bn__fdot_bf16_avx512_12x1 : NULL;
+    return bn__kernel_avx512(kernel) && type == BN_FTYPE_BF16 ? bn__fdot_bf16_avx512_12x1 : NULL;
 }
 
 /* ---- NEON kernels ---- */

@@ -20,7 +20,8 @@ static uint32_t rnd(void) {
 /* uniform in [lo, hi) */
 static float rndf(float lo, float hi) { return lo + (hi - lo) * (float)(rnd() >> 8) * (1.0f / 16777216.0f); }
 
-static const bn_kernel simd_kernels[] = {BN_KERNEL_AVX2, BN_KERNEL_AVX512, BN_KERNEL_NEON, BN_KERNEL_NEON_DOT, BN_KERNEL_AVX_VNNI};
+static const bn_kernel simd_kernels[] = {BN_KERNEL_AVX2, BN_KERNEL_AVX512, BN_KERNEL_NEON, BN_KERNEL_NEON_DOT, BN_KERNEL_AVX_VNNI,
+                                           BN_KERNEL_AVX512_GFNI};
 #define N_SIMD ((int)(sizeof simd_kernels / sizeof simd_kernels[0]))
 
 /* The SIMD helpers of kernel k, or 0 when this build or CPU lacks them. */

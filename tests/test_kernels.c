@@ -110,7 +110,7 @@ static int check_shape(bn_tlayout layout, int rows, int cols, int ntok, int wmod
     fill_act(x, (size_t)ntok * cols, xmode);
     brute_force(w, x, rows, cols, ntok, ref);
     if (bn_tmat_pack(&m, w, rows, cols, 1.0f, layout, NULL) != BN_OK) ok = 0;
-    for (k = BN_KERNEL_SCALAR; ok && k <= BN_KERNEL_AVX_VNNI; k++) {
+    for (k = BN_KERNEL_SCALAR; ok && k <= BN_KERNEL_AVX512_GFNI; k++) {
         if (!bn_kernel_supported((bn_kernel)k)) continue;
         memset(got, 0x55, sizeof(int32_t) * n);
         bn_tmat_matmul_i32(&m, x, ntok, got, pool, (bn_kernel)k);
@@ -167,6 +167,9 @@ static void test_kernel_names_and_detect(void) {
     BNT_CHECK(bn_kernel_supported(best));
     BNT_CHECK(bn_kernel_supported(BN_KERNEL_SCALAR));
     BNT_CHECK(strcmp(bn_kernel_name(BN_KERNEL_AVX512), "avx512") == 0);
+    BNT_CHECK(strcmp(bn_kernel_name(BN_KERNEL_AVX512_GFNI), "avx512-gfni") == 0);
+    /* the GFNI kernel runs wherever the AVX-512 one does and the CPU has GFNI */
+    BNT_CHECK(!bn_kernel_supported(BN_KERNEL_AVX512_GFNI) || bn_kernel_supported(BN_KERNEL_AVX512));
 #if defined(__aarch64__) && !defined(BITNET_NO_SIMD)
     BNT_CHECK(bn_kernel_supported(BN_KERNEL_NEON));
 #endif
@@ -265,7 +268,7 @@ static int check_fmat(bn_ftype type, int rows, int cols, int ntok, bn_pool *pool
             }
         }
     for (layout = 0; layout < 2 && ok; layout++)
-    for (k = BN_KERNEL_SCALAR; k <= BN_KERNEL_AVX_VNNI; k++) {
+    for (k = BN_KERNEL_SCALAR; k <= BN_KERNEL_AVX512_GFNI; k++) {
         cur = layout ? &tiled : &m;
         if (!bn_kernel_supported((bn_kernel)k)) continue;
         bn_fmat_matmul_kernel(cur, x, ntok, y, pool, (bn_kernel)k);
