@@ -99,22 +99,18 @@ static unsigned bn__xgetbv0(void) {
     __asm__ __volatile__("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
     return a;
 }
+/* Register reg (0-3: EAX, EBX, ECX, EDX) of CPUID leaf 7, subleaf sub; 0 where the CPU has no leaf 7. */
+static unsigned bn__cpuid7(unsigned sub, int reg) {
+    unsigned r[4];
+    bn__cpuid(0, 0, r);
+    if (r[0] < 7) return 0;
+    bn__cpuid(7, sub, r);
+    return r[reg];
+}
 /* AVX-VNNI (CPUID 7.1 EAX bit 4), which AVX-512 CPUs may have as well. */
-static int bn__has_avx_vnni(void) {
-    unsigned r[4];
-    bn__cpuid(0, 0, r);
-    if (r[0] < 7) return 0;
-    bn__cpuid(7, 1, r);
-    return (r[0] >> 4) & 1;
-}
+static int bn__has_avx_vnni(void) { return (bn__cpuid7(1, 0) >> 4) & 1; }
 /* GFNI (CPUID 7.0 ECX bit 8). */
-static int bn__has_gfni(void) {
-    unsigned r[4];
-    bn__cpuid(0, 0, r);
-    if (r[0] < 7) return 0;
-    bn__cpuid(7, 0, r);
-    return (r[2] >> 8) & 1;
-}
+static int bn__has_gfni(void) { return (bn__cpuid7(0, 2) >> 8) & 1; }
 /* The vendor string's first four letters are "Genu" (GenuineIntel). */
 static int bn__is_intel(void) {
     unsigned r[4];
