@@ -4552,20 +4552,24 @@ BN__TARGET_AVX512_GFNI BN__NOINLINE void bn__i2_tile4x4_512_gfni(const uint8_t *
     }
 }
 
-/* The bn__tdot_fn: tiles of 4 tokens, then the rest one token at a time; the first pass prefetches. */
-BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
-                                                 const int8_t *const *x, int nt, int32_t *out) {
+/* Tiles of 4 tokens by `tile`, then the rest one token at a time; the first pass prefetches. */
+typedef void (*bn__i2_tile_fn)(const uint8_t *w, size_t row_bytes, int nr, int nblocks, const int8_t *const *x,
+                               int32_t *out, int stride, int prefetch);
+BN__TARGET_AVX512 static void bn__tdot_i2_tiles512(bn__i2_tile_fn tile, const uint8_t *w, size_t row_bytes, int nr,
+                                                   int nblocks, const int8_t *const *x, int nt, int32_t *out) {
     int t = 0;
-    for (; t + 4 <= nt; t += 4) bn__i2_tile4x4_512(w, row_bytes, nr, nblocks, x + t, out + t, nt, t == 0);
+    for (; t + 4 <= nt; t += 4) tile(w, row_bytes, nr, nblocks, x + t, out + t, nt, t == 0);
     for (; t < nt; t++) bn__i2_gemv512(w, row_bytes, nr, nblocks, x[t], out + t, nt, t == 0);
 }
 
-/* The same with the GFNI tile; one token at a time has no shifts to save. */
-BN__TARGET_AVX512_GFNI static void bn__tdot_i2_avx512_gfni(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
-                                                           const int8_t *const *x, int nt, int32_t *out) {
-    int t = 0;
-    for (; t + 4 <= nt; t += 4) bn__i2_tile4x4_512_gfni(w, row_bytes, nr, nblocks, x + t, out + t, nt, t == 0);
-    for (; t < nt; t++) bn__i2_gemv512(w, row_bytes, nr, nblocks, x[t], out + t, nt, t == 0);
+/* The bn__tdot_fn of each tile; one token at a time has no shifts for GFNI to save. */
+BN__TARGET_AVX512 static void bn__tdot_i2_avx512(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                                                 const int8_t *const *x, int nt, int32_t *out) {
+    bn__tdot_i2_tiles512(bn__i2_tile4x4_512, w, row_bytes, nr, nblocks, x, nt, out);
+}
+BN__TARGET_AVX512 static void bn__tdot_i2_avx512_gfni(const uint8_t *w, size_t row_bytes, int nr, int nblocks,
+                                                      const int8_t *const *x, int nt, int32_t *out) {
+    bn__tdot_i2_tiles512(bn__i2_tile4x4_512_gfni, w, row_bytes, nr, nblocks, x, nt, out);
 }
 
 /* TQ1 with AVX-512: t = q * 3^k mod 256 (bytes wrap), digit = (t >= 86) + (t >= 171). */
