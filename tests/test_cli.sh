@@ -157,6 +157,18 @@ for case in tiny-gqa-tied tiny-mha-untied llama-bitnet; do
 done
 grep -q "^generate: 24 tokens" "$TMP/err" && ok "run speed summary on stderr" || bad "run speed summary on stderr"
 
+# --- --kernel: the scalar reference kernels give HF's greedy continuation too, the load line names
+# them; a kernel this CPU cannot run is refused (exit 1, saying so), an unknown name is a usage error
+for case in tiny-gqa-tied tiny-mha-untied llama-bitnet; do
+    expect_rc "run --kernel scalar $case" 0 $BIN run -m "$HF/$case/packed" --ids "$(cat "$TMP/$case.prompt")" -n 24 --temp 0 --ignore-eos -t 1 --kernel scalar
+    same "run --kernel scalar $case = HF" "$TMP/out" "$TMP/$case.packed.greedy"
+done
+grep -q "kernel scalar" "$TMP/err" && ok "the load line names --kernel" || bad "the load line names --kernel"
+case "$(uname -m)" in x86_64 | amd64) other=neon ;; *) other=avx2 ;; esac
+expect_rc "run --kernel $other refused on $(uname -m)" 1 $BIN run -m "$HF/tiny-mha-untied/packed" --ids 1,2,3 -n 2 --kernel $other
+grep -q "kernel $other: this CPU (or this build) cannot run it" "$TMP/err" && ok "--kernel $other: says why" || bad "--kernel $other: says why"
+expect_rc "unknown --kernel" 2 $BIN run -m "$HF/tiny-mha-untied/packed" --ids 1,2 --kernel sse9
+
 # --- the same seed gives the same sampled text; beams run
 $BIN run -m "$HF/tiny-mha-untied/packed" --ids 5,6,7 -n 16 --temp 1.2 --seed 7 > "$TMP/s1" 2>/dev/null
 $BIN run -m "$HF/tiny-mha-untied/packed" --ids 5,6,7 -n 16 --temp 1.2 --seed 7 -t 2 > "$TMP/s2" 2>/dev/null

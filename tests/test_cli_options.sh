@@ -57,7 +57,7 @@ usage "options after operands" 3 "" $B tokenize 'some text' -m "$NOMODEL"
 usage "16 --stop strings" 3 "" $B run -m "$NOMODEL" -p hi $(echo "$stops" | sed 's/ --stop s17//')
 usage "range ends are accepted" 3 "" $B run -m "$NOMODEL" -p hi --top-p 1 --min-p 0 --beams 256 -n -1
 usage "-- ends the options" 3 "" $B tokenize -m "$NOMODEL" -- --not-an-option
-usage "every enum value" 3 "" $B run -m "$NOMODEL" -p hi --layout tq1 --head i8 --kv f16
+usage "every enum value" 3 "" $B run -m "$NOMODEL" -p hi --layout tq1 --head i8 --kv f16 --kernel scalar
 
 # --- every option of every table appears in its command's --help. The tables are read from
 # the sources here (an independent reading of the CLI_* rows), the help from the binary.

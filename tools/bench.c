@@ -707,7 +707,7 @@ static int bench_run(void *p, int argc, char **argv) {
     bn_model_memory(model, &mapped, &allocated);
     wbytes = decode_weight_bytes(model);
     cp.n_threads = a->model.n_threads > 0 ? a->model.n_threads : bn_cpu_count();
-    cp.kernel = bn_kernel_detect();
+    if (cp.kernel == BN_KERNEL_AUTO) cp.kernel = bn_kernel_detect(); /* once, and named in the report */
     if (!cli_backend(&a->model, &cp)) {
         bn_model_free(model);
         return EXIT_RUN;
@@ -921,7 +921,7 @@ typedef struct matmul_floor {
    reaches over a slice of about 256 KB of the model's own weights (in L2 after the first call)
    on every one of n_threads threads at once. An upper bound on speed: it leaves out memory,
    attention and everything else. Zeros when out of memory. */
-static matmul_floor matmul_floor_seconds(const bn_model *m, int B, int n_threads) {
+static matmul_floor matmul_floor_seconds(const bn_model *m, int B, int n_threads, bn_kernel kernel) {
     const bn_config *cfg = bn_model_config(m);
     const size_t slice_bytes = (size_t)256 << 10;
     bn_tmat t = *bn_model_linear(m, 0, 4); /* gate_proj */
@@ -957,7 +957,7 @@ static matmul_floor matmul_floor_seconds(const bn_model *m, int B, int n_threads
         job.act_scale = scales;
         job.B = B;
         job.y = y;
-        job.kernel = bn_kernel_detect(); /* once: cpuid can cost more than a small matmul in a VM */
+        job.kernel = kernel;
         job.t = &t;
         ts = best_slice_seconds(pool, &job, 20);
         job.t = NULL;
@@ -1064,6 +1064,8 @@ static int bench_batch_run(void *p, int argc, char **argv) {
     int32_t *sizes = NULL;
     int i, k, n_b, rounds = a->rounds, rc = EXIT_OK;
     int n_threads = a->model.n_threads > 0 ? a->model.n_threads : bn_cpu_count();
+    /* asked once: cpuid can cost more than a small matmul in a VM */
+    bn_kernel kernel = a->model.kernel == BN_KERNEL_AUTO ? bn_kernel_detect() : (bn_kernel)a->model.kernel;
     double *rates, *ratios, bw_gbs = 0.0;
     matmul_floor *floors;
     (void)argc;
@@ -1100,7 +1102,7 @@ static int bench_batch_run(void *p, int argc, char **argv) {
             rc = bench_one(&a->model, model, sizes[i], a->steps, a->prompt_len, &rates[(size_t)i * rounds + k], NULL,
                            NULL);
             /* the best of the rounds: a busy host slows the in-cache rate too */
-            f = matmul_floor_seconds(model, (int)sizes[i], n_threads);
+            f = matmul_floor_seconds(model, (int)sizes[i], n_threads, kernel);
             if (f.ternary_s > 0.0 && (floors[i].ternary_s == 0.0 || f.ternary_s < floors[i].ternary_s))
                 floors[i].ternary_s = f.ternary_s;
             if (f.head_s > 0.0 && (floors[i].head_s == 0.0 || f.head_s < floors[i].head_s)) floors[i].head_s = f.head_s;

@@ -270,6 +270,7 @@ static int child_args(const bench_opts *o, engine_argv *buf, const char **argv, 
     argv[n++] = "--layout", argv[n++] = m->layout == BN_TLAYOUT_I2 ? "i2" : m->layout == BN_TLAYOUT_TQ1 ? "tq1" : "auto";
     argv[n++] = "--head", argv[n++] = m->head < 0 ? "auto" : cli_ftype_name(m->head);
     argv[n++] = "--kv", argv[n++] = cli_ftype_name(m->kv);
+    argv[n++] = "--kernel", argv[n++] = bn_kernel_name((bn_kernel)m->kernel);
     if (m->metal) argv[n++] = "--metal";
     argv[n] = NULL;
     return n;

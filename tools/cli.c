@@ -26,6 +26,15 @@ static const cli_choice LAYOUTS[] = {
 static const cli_choice HEAD_TYPES[] = {{"auto", -1},          {"f32", BN_FTYPE_F32}, {"bf16", BN_FTYPE_BF16},
                                         {"f16", BN_FTYPE_F16}, {"i8", BN_FTYPE_I8},   {NULL, 0}};
 static const cli_choice KV_TYPES[] = {{"f32", BN_FTYPE_F32}, {"f16", BN_FTYPE_F16}, {NULL, 0}};
+static const cli_choice KERNELS[] = {{"auto", BN_KERNEL_AUTO},
+                                     {"scalar", BN_KERNEL_SCALAR},
+                                     {"avx2", BN_KERNEL_AVX2},
+                                     {"avx-vnni", BN_KERNEL_AVX_VNNI},
+                                     {"avx512", BN_KERNEL_AVX512},
+                                     {"avx512-gfni", BN_KERNEL_AVX512_GFNI},
+                                     {"neon", BN_KERNEL_NEON},
+                                     {"neon-dotprod", BN_KERNEL_NEON_DOT},
+                                     {NULL, 0}};
 
 const cli_opt CLI_ENGINE_OPTIONS[] = {
     CLI_INT("-t, --threads", "N", cli_model, n_threads, 0, 4096, "threads; 0: one per core"),
@@ -34,6 +43,8 @@ const cli_opt CLI_ENGINE_OPTIONS[] = {
     CLI_ENUM("--head", cli_model, head, HEAD_TYPES,
              "lm_head type; auto: the library's choice for the type on disk; i8 is faster (docs/kernels.md)"),
     CLI_ENUM("--kv", cli_model, kv, KV_TYPES, "KV cache type"),
+    CLI_ENUM("--kernel", cli_model, kernel, KERNELS,
+             "the CPU's matrix kernels; auto: the best this CPU runs (bn_kernel_detect; docs/kernels.md)"),
     CLI_FLAG("--metal", cli_model, metal, "run the model on the GPU through Metal (macOS builds; docs/metal.md)"),
     CLI_END};
 
@@ -70,6 +81,7 @@ bn_context_params cli_context_params(const cli_model *m) {
     p.n_ctx = m->n_ctx;
     p.n_threads = m->n_threads;
     p.kv_type = (bn_ftype)m->kv;
+    p.kernel = (bn_kernel)m->kernel;
     return p;
 }
 
@@ -79,6 +91,11 @@ static void free_metal_backend(void) { bn_metal_backend_free(metal_backend); }
 #endif
 
 int cli_backend(const cli_model *m, bn_context_params *cp) {
+    if (!bn_kernel_supported(cp->kernel)) {
+        fprintf(stderr, "bitnet: --kernel %s: this CPU (or this build) cannot run it; the best here is %s\n",
+                bn_kernel_name(cp->kernel), bn_kernel_name(bn_kernel_detect()));
+        return 0;
+    }
     if (!m->metal) return 1;
 #ifdef BITNET_METAL
     if (!metal_backend) {
@@ -740,7 +757,8 @@ int cli_session_open(cli_session *s, const cli_model *m, int n_seq, int need_tok
     if (cli_stderr_is_tty()) fprintf(stderr, "\r");
     fprintf(stderr, "load: %.2f s, %.1f MiB mapped, %.1f MiB allocated, threads %s%.0d, kernel %s, context %d\n",
             s->load_s, (double)mapped / 1048576.0, (double)alloc / 1048576.0, m->n_threads > 0 ? "" : "auto",
-            m->n_threads > 0 ? m->n_threads : 0, cp.backend ? cp.backend->name : bn_kernel_name(bn_kernel_detect()),
+            m->n_threads > 0 ? m->n_threads : 0,
+            cp.backend ? cp.backend->name : bn_kernel_name(bn_context_get_params(s->ctx)->kernel),
             bn_context_get_params(s->ctx)->n_ctx);
     return EXIT_OK;
 }

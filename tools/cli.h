@@ -176,6 +176,7 @@ typedef struct cli_model {
     int n_ctx, n_threads; /* 0: the model's max_position_embeddings / one per core */
     int layout, head, kv; /* bn_tlayout, bn_ftype (-1: as stored), bn_ftype */
     int metal;            /* --metal: the forward pass on the GPU (bitnet_metal.m) */
+    int kernel;           /* --kernel: a bn_kernel, BN_KERNEL_AUTO by default */
 } cli_model;
 extern const cli_opt CLI_MODEL_OPTIONS[], CLI_ENGINE_OPTIONS[];
 void cli_model_defaults(cli_model *m);
@@ -187,7 +188,8 @@ int cli_resolve_model(cli_model *m);
 bn_context_params cli_context_params(const cli_model *m);
 /* --metal: puts the process's Metal backend (made on first use, freed at exit) into cp->backend.
    Returns 0, having printed why, when it cannot: no GPU, or a build without BITNET_METAL (the
-   Makefile defines it on macOS and links bitnet_metal.m). */
+   Makefile defines it on macOS and links bitnet_metal.m); also when cp->kernel (--kernel) cannot
+   run on this CPU. */
 int cli_backend(const cli_model *m, bn_context_params *cp);
 
 /* Sampling and when to stop: what run, chat and serve share. */
