@@ -299,7 +299,15 @@ static void test_multi_sequence_batch(void) {
     cp.n_seq = 3;
     cp.n_batch = 32;
     BNT_CHECKF(bn_context_new(&ctx, model, &cp, &err) == BN_OK, "%s", err.msg);
-    out = (float *)malloc(sizeof(float) * (size_t)n * vocab);
+    out = (float *)calloc((size_t)n * vocab, sizeof(float));
+    BNT_CHECK(out && n > 0 && 2 * n <= 32);
+    if (!out || n <= 0 || 2 * n > 32) {
+        free(out);
+        bn_context_free(ctx);
+        bn_model_free(model);
+        bn_safetensors_free(ref);
+        return;
+    }
     /* seq 1 gets the prompt at even batch slots, seq 2 at odd ones */
     for (t = 0; t < 2 * n; t++) {
         tok[t] = (int32_t)ids_f[t / 2];
