@@ -57,6 +57,12 @@ static size_t head_weight_bytes(const bn_model *m) {
 }
 
 /* Bytes of weights one decode step reads: the ternary linears and lm_head. */
+/* The kernel that --kernel names, auto resolved to this CPU's best: asked once per
+   benchmark, since cpuid can cost more than a small matmul in a VM. */
+static bn_kernel bench_kernel(const cli_model *m) {
+    return m->kernel == BN_KERNEL_AUTO ? bn_kernel_detect() : (bn_kernel)m->kernel;
+}
+
 static size_t decode_weight_bytes(const bn_model *m) {
     size_t total = 0;
     int l, k;
@@ -707,7 +713,7 @@ static int bench_run(void *p, int argc, char **argv) {
     bn_model_memory(model, &mapped, &allocated);
     wbytes = decode_weight_bytes(model);
     cp.n_threads = a->model.n_threads > 0 ? a->model.n_threads : bn_cpu_count();
-    if (cp.kernel == BN_KERNEL_AUTO) cp.kernel = bn_kernel_detect(); /* once, and named in the report */
+    cp.kernel = bench_kernel(&a->model); /* named in the report */
     if (!cli_backend(&a->model, &cp)) {
         bn_model_free(model);
         return EXIT_RUN;
@@ -1064,8 +1070,7 @@ static int bench_batch_run(void *p, int argc, char **argv) {
     int32_t *sizes = NULL;
     int i, k, n_b, rounds = a->rounds, rc = EXIT_OK;
     int n_threads = a->model.n_threads > 0 ? a->model.n_threads : bn_cpu_count();
-    /* asked once: cpuid can cost more than a small matmul in a VM */
-    bn_kernel kernel = a->model.kernel == BN_KERNEL_AUTO ? bn_kernel_detect() : (bn_kernel)a->model.kernel;
+    bn_kernel kernel = bench_kernel(&a->model);
     double *rates, *ratios, bw_gbs = 0.0;
     matmul_floor *floors;
     (void)argc;
