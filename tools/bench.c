@@ -56,13 +56,13 @@ static size_t head_weight_bytes(const bn_model *m) {
     return (size_t)head->rows * head->cols * ftype_bytes(head->type);
 }
 
-/* Bytes of weights one decode step reads: the ternary linears and lm_head. */
 /* The kernel that --kernel names, auto resolved to this CPU's best: asked once per
    benchmark, since cpuid can cost more than a small matmul in a VM. */
 static bn_kernel bench_kernel(const cli_model *m) {
     return m->kernel == BN_KERNEL_AUTO ? bn_kernel_detect() : (bn_kernel)m->kernel;
 }
 
+/* Bytes of weights one decode step reads: the ternary linears and lm_head. */
 static size_t decode_weight_bytes(const bn_model *m) {
     size_t total = 0;
     int l, k;
